@@ -1,0 +1,76 @@
+//! Clocks: the system's, a fixed one for unit tests, and the local runner's dev clock (system
+//! time plus an offset that `POST /dev/clock` moves forward and that survives restarts).
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
+
+use time::{Duration, OffsetDateTime};
+
+use super::Db;
+use crate::ports::Clock;
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+/// Stands still until told to move.
+pub struct ManualClock(Mutex<OffsetDateTime>);
+
+impl ManualClock {
+    pub fn new(at: OffsetDateTime) -> ManualClock {
+        ManualClock(Mutex::new(at))
+    }
+    pub fn advance(&self, by: Duration) {
+        if let Ok(mut t) = self.0.lock() {
+            *t += by;
+        }
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        self.0
+            .lock()
+            .map(|t| *t)
+            .unwrap_or_else(|p| *p.into_inner())
+    }
+}
+
+const OFFSET_KEY: &str = "dev_clock_offset_secs";
+
+/// System time shifted forward by a persisted number of seconds.
+pub struct DevClock {
+    offset_secs: AtomicI64,
+    db: Db,
+}
+
+impl DevClock {
+    pub async fn load(db: Db) -> Result<DevClock, String> {
+        let offset = db
+            .setting(OFFSET_KEY)
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Ok(DevClock {
+            offset_secs: AtomicI64::new(offset),
+            db,
+        })
+    }
+
+    /// Moves the clock forward by `secs` and persists the new offset.
+    pub async fn advance(&self, secs: i64) -> Result<OffsetDateTime, String> {
+        let total = self.offset_secs.fetch_add(secs, Ordering::SeqCst) + secs;
+        self.db.set_setting(OFFSET_KEY, total.to_string()).await?;
+        Ok(self.now())
+    }
+}
+
+impl Clock for DevClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc() + Duration::seconds(self.offset_secs.load(Ordering::SeqCst))
+    }
+}

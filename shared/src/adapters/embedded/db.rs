@@ -1,0 +1,109 @@
+//! The SQLite connection shared by the embedded adapters, and its schema.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS items (
+    pk TEXT NOT NULL,
+    sk TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    expires_at INTEGER,
+    body TEXT NOT NULL,
+    PRIMARY KEY (pk, sk)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS items_expiry ON items (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS queue (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    group_key TEXT,
+    dedupe_id TEXT,
+    body TEXT NOT NULL,
+    visible_at INTEGER NOT NULL,
+    receives INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (queue, dedupe_id)
+);
+CREATE INDEX IF NOT EXISTS queue_group ON queue (queue, group_key, seq);
+CREATE INDEX IF NOT EXISTS queue_ready ON queue (queue, visible_at);
+CREATE TABLE IF NOT EXISTS timers (
+    name TEXT PRIMARY KEY,
+    due_at INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS timers_due ON timers (due_at);
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+";
+
+/// One connection, serialized by a mutex; every call runs on tokio's blocking pool.
+#[derive(Clone)]
+pub struct Db {
+    conn: Arc<Mutex<Connection>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("embedded database: {0}")]
+pub struct DbError(#[from] pub rusqlite::Error);
+
+impl Db {
+    /// Opens (creating if needed) `dir/connector.db` in WAL mode.
+    pub fn open(dir: &Path) -> Result<Db, DbError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| DbError(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        let conn = Connection::open(dir.join("connector.db"))?;
+        // WAL with synchronous=NORMAL keeps every committed transaction across a killed process
+        // (only an OS crash can lose the last ones); busy_timeout covers a second process.
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=OFF;",
+        )?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Db {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the connection off the async threads.
+    pub async fn call<T, F>(&self, f: F) -> Result<T, String>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, String> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| "database lock poisoned".to_string())?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| format!("database task failed: {e}"))?
+    }
+
+    pub async fn setting(&self, key: &'static str) -> Result<Option<String>, String> {
+        self.call(move |c| {
+            use rusqlite::OptionalExtension;
+            c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| e.to_string())
+        })
+        .await
+    }
+
+    pub async fn set_setting(&self, key: &'static str, value: String) -> Result<(), String> {
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                rusqlite::params![key, value],
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        })
+        .await
+    }
+}

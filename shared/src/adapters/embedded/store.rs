@@ -1,0 +1,195 @@
+//! `Store` on SQLite: items as JSON rows, conditions checked inside one IMMEDIATE transaction.
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+use time::OffsetDateTime;
+
+use super::Db;
+use crate::ports::{Cond, Item, Key, Store, StoreError, Versioned, Write};
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    db: Db,
+}
+
+impl SqliteStore {
+    pub fn new(db: Db) -> SqliteStore {
+        SqliteStore { db }
+    }
+
+    /// Deletes expired items (dedupe marks past their TTL); the local runner calls it hourly.
+    pub async fn sweep_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
+        let now = now.unix_timestamp();
+        self.db
+            .call(move |c| {
+                c.execute(
+                    "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+                    [now],
+                )
+                .map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(StoreError::Unavailable)
+    }
+}
+
+fn decode(body: &str, version: i64) -> Result<Versioned<Item>, StoreError> {
+    let item = serde_json::from_str(body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Versioned {
+        item,
+        version: version as u64,
+    })
+}
+
+fn now_secs() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// The live version under `key`, if any (an expired item is absent).
+fn current_version(tx: &Connection, key: &Key) -> rusqlite::Result<Option<i64>> {
+    tx.query_row(
+        "SELECT version FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
+        params![key.pk, key.sk, now_secs()],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+fn holds(cond: Cond, current: Option<i64>) -> bool {
+    match cond {
+        Cond::Always => true,
+        Cond::NotExists => current.is_none(),
+        Cond::Version(v) => current == Some(v as i64),
+    }
+}
+
+enum TxError {
+    Conflict(usize),
+    Other(String),
+}
+
+fn apply(conn: &mut Connection, writes: &[Write]) -> Result<(), TxError> {
+    let other = |e: rusqlite::Error| TxError::Other(e.to_string());
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(other)?;
+    for (index, w) in writes.iter().enumerate() {
+        match w {
+            Write::Put { item, cond } => {
+                let key = item.key();
+                let current = current_version(&tx, &key).map_err(other)?;
+                if !holds(*cond, current) {
+                    return Err(TxError::Conflict(index));
+                }
+                let body =
+                    serde_json::to_string(item).map_err(|e| TxError::Other(e.to_string()))?;
+                let expires = item.expires_at().map(|t| t.unix_timestamp());
+                tx.execute(
+                    "INSERT INTO items (pk, sk, version, expires_at, body) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(pk, sk) DO UPDATE SET version = excluded.version,
+                         expires_at = excluded.expires_at, body = excluded.body",
+                    params![key.pk, key.sk, current.unwrap_or(0) + 1, expires, body],
+                )
+                .map_err(other)?;
+            }
+            Write::Delete { key, cond } => {
+                let current = current_version(&tx, key).map_err(other)?;
+                if !holds(*cond, current) {
+                    return Err(TxError::Conflict(index));
+                }
+                tx.execute(
+                    "DELETE FROM items WHERE pk = ?1 AND sk = ?2",
+                    params![key.pk, key.sk],
+                )
+                .map_err(other)?;
+            }
+            Write::Check { key, cond } => {
+                let current = current_version(&tx, key).map_err(other)?;
+                if !holds(*cond, current) {
+                    return Err(TxError::Conflict(index));
+                }
+            }
+        }
+    }
+    tx.commit().map_err(other)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn get(&self, key: &Key) -> Result<Option<Versioned<Item>>, StoreError> {
+        let key = key.clone();
+        let row = self
+            .db
+            .call(move |c| {
+                c.prepare_cached(
+                    "SELECT body, version FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![key.pk, key.sk, now_secs()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                        .optional()
+                })
+                .map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(StoreError::Unavailable)?;
+        row.map(|(body, v)| decode(&body, v)).transpose()
+    }
+
+    async fn query(
+        &self,
+        pk: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        ascending: bool,
+    ) -> Result<Vec<Versioned<Item>>, StoreError> {
+        let (pk, prefix, after) = (
+            pk.to_string(),
+            prefix.to_string(),
+            after.map(str::to_string),
+        );
+        let rows = self
+            .db
+            .call(move |c| {
+                let (cmp, order) = if ascending {
+                    (">", "ASC")
+                } else {
+                    ("<", "DESC")
+                };
+                let sql = format!(
+                    "SELECT body, version FROM items WHERE pk = ?1 AND sk >= ?2 AND sk < ?3
+                     AND (?4 IS NULL OR sk {cmp} ?4) AND (expires_at IS NULL OR expires_at > ?5)
+                     ORDER BY sk {order} LIMIT ?6"
+                );
+                // Every key that starts with `prefix` sorts in [prefix, prefix + U+10FFFF).
+                let upper = format!("{prefix}\u{10FFFF}");
+                let mut stmt = c.prepare_cached(&sql).map_err(|e| e.to_string())?;
+                let rows = stmt
+                    .query_map(
+                        params![pk, prefix, upper, after, now_secs(), limit as i64],
+                        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+                    )
+                    .map_err(|e| e.to_string())?;
+                rows.collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(StoreError::Unavailable)?;
+        rows.iter().map(|(b, v)| decode(b, *v)).collect()
+    }
+
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let outcome = self
+            .db
+            .call(move |c| {
+                Ok(match apply(c, &writes) {
+                    Ok(()) => Ok(()),
+                    Err(TxError::Conflict(i)) => Err(StoreError::Conflict { index: i }),
+                    Err(TxError::Other(e)) => Err(StoreError::Unavailable(e)),
+                })
+            })
+            .await
+            .map_err(StoreError::Unavailable)?;
+        outcome
+    }
+}

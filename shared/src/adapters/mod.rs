@@ -1,0 +1,6 @@
+//! Implementations of the ports: `embedded` (SQLite, the local default), `graph` (Meta's
+//! Cloud API over reqwest) and `sandbox` (a local stand-in for WhatsApp).
+
+pub mod embedded;
+pub mod graph;
+pub mod sandbox;

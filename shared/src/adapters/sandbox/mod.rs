@@ -1,0 +1,213 @@
+//! A local stand-in for WhatsApp: accepts sends, answers with wamids, posts signed `sent` and
+//! `delivered` statuses back to the connector's webhook, and lets a person act as the contact.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::meta::graph::{request_json, GraphError, OutboundBody, OutboundRequest, Recipient};
+use crate::meta::signature;
+use crate::ports::{Clock, WhatsApp};
+
+/// What the contact received, as the sandbox shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Received {
+    pub wamid: String,
+    pub request: Value,
+    /// Quick-reply payloads the contact can tap.
+    pub buttons: Vec<String>,
+    pub text: Option<String>,
+}
+
+pub struct SandboxWhatsApp {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    app_secret: String,
+    phone_number_id: String,
+    webhook_url: OnceLock<String>,
+    clock: Arc<dyn Clock>,
+    inbox: Mutex<HashMap<String, Vec<Received>>>,
+}
+
+/// What a person can do as the contact.
+#[derive(Debug, Clone)]
+pub enum ContactAction {
+    Text(String),
+    /// Taps the first button whose payload starts with this action (`OPT_IN_YES`, `OPT_IN_NO`,
+    /// `RESUME`) on the latest template that has one.
+    Tap(String),
+    /// Reads everything received so far.
+    Read,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("the contact has no message with a {0} button")]
+    NoSuchButton(String),
+    #[error("the sandbox is not connected to a webhook yet")]
+    NotConnected,
+    #[error("posting the webhook failed: {0}")]
+    Post(String),
+}
+
+impl SandboxWhatsApp {
+    pub fn new(
+        app_secret: String,
+        phone_number_id: String,
+        clock: Arc<dyn Clock>,
+    ) -> SandboxWhatsApp {
+        SandboxWhatsApp {
+            inner: Arc::new(Inner {
+                http: reqwest::Client::new(),
+                app_secret,
+                phone_number_id,
+                webhook_url: OnceLock::new(),
+                clock,
+                inbox: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Where to post webhooks (the local runner's own `/webhook`), known once it listens.
+    pub fn connect(&self, webhook_url: String) {
+        let _ = self.inner.webhook_url.set(webhook_url);
+    }
+
+    /// Messages the contact with these digits received, oldest first.
+    pub fn inbox(&self, digits: &str) -> Vec<Received> {
+        self.inner
+            .inbox
+            .lock()
+            .map(|i| i.get(digits).cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Acts as the contact; returns the webhook body that was posted.
+    pub async fn act(
+        &self,
+        digits: &str,
+        name: &str,
+        action: ContactAction,
+    ) -> Result<Value, SandboxError> {
+        let inner = &self.inner;
+        let ts = inner.clock.now().unix_timestamp().to_string();
+        let wamid = format!("wamid.SANDBOX-IN-{}", ulid::Ulid::new());
+        let value = match action {
+            ContactAction::Text(body) => json!({
+                "contacts": [{"profile": {"name": name}, "wa_id": digits}],
+                "messages": [{"from": digits, "id": wamid, "timestamp": ts, "type": "text", "text": {"body": body}}],
+            }),
+            ContactAction::Tap(action) => {
+                let (ctx, payload) = self
+                    .inbox(digits)
+                    .iter()
+                    .rev()
+                    .find_map(|r| {
+                        r.buttons
+                            .iter()
+                            .find(|b| b.split(':').next() == Some(action.as_str()))
+                            .map(|b| (r.wamid.clone(), b.clone()))
+                    })
+                    .ok_or(SandboxError::NoSuchButton(action))?;
+                json!({
+                    "contacts": [{"profile": {"name": name}, "wa_id": digits}],
+                    "messages": [{"context": {"from": "15550783881", "id": ctx}, "from": digits, "id": wamid,
+                        "timestamp": ts, "type": "button", "button": {"payload": payload, "text": payload.split(':').next()}}],
+                })
+            }
+            ContactAction::Read => {
+                let statuses: Vec<Value> = self
+                    .inbox(digits)
+                    .iter()
+                    .map(|r| json!({"id": r.wamid, "status": "read", "timestamp": ts, "recipient_id": digits}))
+                    .collect();
+                json!({ "statuses": statuses })
+            }
+        };
+        let body = envelope(&inner.phone_number_id, value);
+        inner.post(&body).await?;
+        Ok(body)
+    }
+}
+
+fn envelope(phone_number_id: &str, mut value: Value) -> Value {
+    value["messaging_product"] = json!("whatsapp");
+    value["metadata"] =
+        json!({"display_phone_number": "15550783881", "phone_number_id": phone_number_id});
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "0", "changes": [{"field": "messages", "value": value}]}]})
+}
+
+impl Inner {
+    async fn post(&self, body: &Value) -> Result<(), SandboxError> {
+        let url = self.webhook_url.get().ok_or(SandboxError::NotConnected)?;
+        let bytes = serde_json::to_vec(body).map_err(|e| SandboxError::Post(e.to_string()))?;
+        let resp = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .header(
+                "x-hub-signature-256",
+                signature::sign(self.app_secret.as_bytes(), &bytes),
+            )
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| SandboxError::Post(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(SandboxError::Post(format!(
+                "webhook answered {}",
+                resp.status()
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl WhatsApp for SandboxWhatsApp {
+    async fn send(&self, req: &OutboundRequest) -> Result<String, GraphError> {
+        let digits = match &req.to {
+            Recipient::Phone(p) => p.trim_start_matches('+').to_string(),
+            Recipient::UserId(u) => u.clone(),
+        };
+        let wamid = format!("wamid.SANDBOX-{}", ulid::Ulid::new());
+        let (buttons, text) = match &req.body {
+            OutboundBody::Template(t) => (t.buttons.clone(), None),
+            OutboundBody::Text { body } => (vec![], Some(body.clone())),
+            OutboundBody::Image { caption, .. } => (vec![], caption.clone()),
+        };
+        let received = Received {
+            wamid: wamid.clone(),
+            request: request_json(req),
+            buttons,
+            text,
+        };
+        if let Ok(mut inbox) = self.inner.inbox.lock() {
+            inbox.entry(digits.clone()).or_default().push(received);
+        }
+        // The phone answers a moment later, as Meta's webhooks do.
+        let inner = self.inner.clone();
+        let w = wamid.clone();
+        tokio::spawn(async move {
+            for status in ["sent", "delivered"] {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let ts = inner.clock.now().unix_timestamp().to_string();
+                let body = envelope(
+                    &inner.phone_number_id,
+                    json!({"statuses": [{"id": w, "status": status, "timestamp": ts, "recipient_id": digits}]}),
+                );
+                if let Err(e) = inner.post(&body).await {
+                    tracing::warn!(error = %e, "sandbox could not post a status");
+                }
+            }
+        });
+        Ok(wamid)
+    }
+}

@@ -1,0 +1,113 @@
+//! Configuration from the environment, read once at start-up; names as in CONTRACT.md and
+//! template.yaml.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+#[derive(Clone)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    /// Graph API base with its version; `None` means the built-in sandbox.
+    pub whatsapp_api_base_url: Option<String>,
+    pub phone_number_id: String,
+    pub access_token: String,
+    pub app_secret: String,
+    pub verify_token: String,
+    pub jwt_secret: String,
+    pub dev_clock: bool,
+    pub settings: crate::usecases::Settings,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("whatsapp_api_base_url", &self.whatsapp_api_base_url)
+            .field("phone_number_id", &self.phone_number_id)
+            .field("dev_clock", &self.dev_clock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Reads the documented variables, with the local runner's defaults.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let or = |k: &str, d: &str| {
+            get(k)
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| d.to_string())
+        };
+        let number = |k: &str, d: u64| -> Result<u64, ConfigError> {
+            match get(k).filter(|v| !v.is_empty()) {
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| ConfigError(format!("{k} must be a whole number, not {v:?}"))),
+                None => Ok(d),
+            }
+        };
+        let mut settings = crate::usecases::Settings::default();
+        settings.max_held = number("CONNECTOR_MAX_HELD", settings.max_held as u64)? as u32;
+        settings.max_attempts =
+            number("CONNECTOR_MAX_ATTEMPTS", settings.max_attempts as u64)?.max(1) as u32;
+        settings.retry_base =
+            std::time::Duration::from_millis(number("CONNECTOR_RETRY_BASE_MS", 1000)?);
+        settings.business_name = or("CONNECTOR_BUSINESS_NAME", &settings.business_name);
+        settings.optin_template = or("WHATSAPP_OPTIN_TEMPLATE", &settings.optin_template);
+        settings.resume_template = or("WHATSAPP_RESUME_TEMPLATE", &settings.resume_template);
+        let base = get("WHATSAPP_API_BASE_URL").filter(|v| !v.is_empty());
+        let access_token = or("WHATSAPP_ACCESS_TOKEN", "");
+        if base.is_some() && access_token.is_empty() {
+            return Err(ConfigError(
+                "WHATSAPP_API_BASE_URL is set but WHATSAPP_ACCESS_TOKEN is not".into(),
+            ));
+        }
+        Ok(Config {
+            listen: or("CONNECTOR_LISTEN", "127.0.0.1:3000"),
+            data_dir: PathBuf::from(or("CONNECTOR_DATA_DIR", "./.connector")),
+            whatsapp_api_base_url: base,
+            phone_number_id: or("WHATSAPP_PHONE_NUMBER_ID", "106540352242922"),
+            access_token,
+            // An explicitly empty secret stays empty: every webhook POST is then refused.
+            app_secret: get("WHATSAPP_APP_SECRET").unwrap_or_else(|| "local-app-secret".into()),
+            verify_token: or("WHATSAPP_VERIFY_TOKEN", "local-verify-token"),
+            jwt_secret: or("AUTH_JWT_SECRET", "local-jwt-secret"),
+            dev_clock: get("CONNECTOR_DEV_CLOCK").as_deref() == Some("1"),
+            settings,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:3000");
+        assert_eq!(c.phone_number_id, "106540352242922");
+        assert_eq!(c.app_secret, "local-app-secret");
+        assert_eq!(c.settings.max_held, 50);
+        assert!(!c.dev_clock && c.whatsapp_api_base_url.is_none());
+    }
+
+    #[test]
+    fn bad_numbers_and_missing_token_are_refused() {
+        assert!(
+            Config::from_lookup(|k| (k == "CONNECTOR_MAX_HELD").then(|| "many".into())).is_err()
+        );
+        assert!(
+            Config::from_lookup(|k| (k == "WHATSAPP_API_BASE_URL").then(|| "http://x".into()))
+                .is_err()
+        );
+    }
+}

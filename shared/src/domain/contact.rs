@@ -1,0 +1,403 @@
+//! A WhatsApp contact: their consent and their 24-hour customer-service window. Both belong to
+//! the contact's number, so every thread with the contact shares them.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Time, WINDOW};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentState {
+    /// Never asked.
+    Unknown,
+    /// An opt-in request went out; no answer yet.
+    Requested,
+    OptedIn,
+    OptedOut,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    /// Digits of the number (Meta's `wa_id`), or the business-scoped user id when the number
+    /// is unknown.
+    pub key: String,
+    pub phone: Option<String>,
+    pub user_id: Option<String>,
+    pub name: Option<String>,
+    pub consent: ConsentState,
+    pub consent_at: Option<Time>,
+    /// Last inbound message + 24 h; `None` before the contact ever wrote.
+    pub window_open_until: Option<Time>,
+    /// The window's close has been acted on (timer fired or Meta answered 131047), and no
+    /// inbound message has re-opened it since.
+    pub paused: bool,
+    /// A resume-request template went out during the current pause (at most one per pause).
+    pub resume_requested: bool,
+}
+
+/// What an inbound message means for consent and the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboundIntent {
+    /// The accept button of the opt-in request, or a reply of "yes".
+    Accept,
+    /// The reject button, or "STOP".
+    Reject,
+    /// The resume button.
+    Resume,
+    /// Anything else the contact wrote (text, picture, other buttons).
+    Message,
+    /// A reaction or system notice: stored, but Meta does not say it re-opens the window.
+    Passive,
+}
+
+/// What changed when the contact's inbound message was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InboundOutcome {
+    pub consent_changed: Option<ConsentState>,
+    /// The window was closed (or paused) and this message opened it again.
+    pub reopened: bool,
+    /// Held messages may now go out: consent is given and the window is open.
+    pub release_held: bool,
+}
+
+/// What happens to a send, decided from the contact's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendGate {
+    /// Goes out now.
+    Deliver,
+    /// Held until consent is given.
+    HoldForConsent,
+    /// Held until the contact re-opens the window; `request_resume` says a resume-request
+    /// template must go out now (first held message of this pause).
+    HoldForWindow {
+        request_resume: bool,
+    },
+    Refuse(super::DomainError),
+}
+
+impl Contact {
+    pub fn new(key: String, phone: Option<String>, name: Option<String>) -> Contact {
+        Contact {
+            key,
+            phone,
+            user_id: None,
+            name,
+            consent: ConsentState::Unknown,
+            consent_at: None,
+            window_open_until: None,
+            paused: false,
+            resume_requested: false,
+        }
+    }
+
+    pub fn window_open(&self, now: Time) -> bool {
+        !self.paused && self.window_open_until.is_some_and(|until| now < until)
+    }
+
+    /// The opt-in request went out (or is about to).
+    pub fn optin_requested(&mut self, now: Time) {
+        if matches!(self.consent, ConsentState::Unknown) {
+            self.consent = ConsentState::Requested;
+            self.consent_at = Some(now);
+        }
+    }
+
+    /// Applies one inbound message sent at `sent_at` (Meta's timestamp).
+    pub fn inbound(&mut self, intent: InboundIntent, sent_at: Time, now: Time) -> InboundOutcome {
+        let mut out = InboundOutcome::default();
+        match intent {
+            InboundIntent::Accept if self.consent != ConsentState::OptedIn => {
+                self.consent = ConsentState::OptedIn;
+                self.consent_at = Some(now);
+                out.consent_changed = Some(ConsentState::OptedIn);
+            }
+            InboundIntent::Reject if self.consent != ConsentState::OptedOut => {
+                self.consent = ConsentState::OptedOut;
+                self.consent_at = Some(now);
+                out.consent_changed = Some(ConsentState::OptedOut);
+            }
+            _ => {}
+        }
+        if intent != InboundIntent::Passive {
+            let was_open = self.window_open(now);
+            let until = sent_at + WINDOW;
+            // Webhooks come out of order: an older message never shortens the window.
+            if self.window_open_until.is_none_or(|u| until > u) {
+                self.window_open_until = Some(until);
+            }
+            if self.window_open_until.is_some_and(|u| now < u) {
+                out.reopened = !was_open && (self.paused || self.resume_requested);
+                self.paused = false;
+                self.resume_requested = false;
+            }
+        }
+        out.release_held = self.consent == ConsentState::OptedIn
+            && self.window_open(now)
+            && (out.reopened || out.consent_changed == Some(ConsentState::OptedIn));
+        out
+    }
+
+    /// The window timer fired. Returns true when this closes the window now (a stale timer,
+    /// re-armed by a later message, changes nothing).
+    pub fn window_timer_fired(&mut self, now: Time) -> bool {
+        let expired = self.window_open_until.is_some_and(|until| now >= until);
+        if expired && !self.paused {
+            self.paused = true;
+            return true;
+        }
+        false
+    }
+
+    /// Meta refused a free-form message because the window is closed (131047), whatever our
+    /// clock said.
+    pub fn reengagement_required(&mut self, now: Time) -> bool {
+        let changed = !self.paused;
+        self.paused = true;
+        if self.window_open_until.is_none_or(|u| u > now) {
+            self.window_open_until = Some(now);
+        }
+        changed
+    }
+
+    /// Meta reported the contact stopped marketing messages (131050, `user_preferences`).
+    pub fn marketing_opt_out(&mut self, now: Time) -> bool {
+        if self.consent == ConsentState::OptedOut {
+            return false;
+        }
+        self.consent = ConsentState::OptedOut;
+        self.consent_at = Some(now);
+        true
+    }
+
+    /// Decides what a new employee message does. Templates may go out whenever consent is
+    /// given; free-form text needs the window too.
+    pub fn gate_send(&mut self, is_template: bool, now: Time) -> SendGate {
+        match self.consent {
+            ConsentState::OptedOut => SendGate::Refuse(super::DomainError::OptedOut),
+            ConsentState::Unknown | ConsentState::Requested => SendGate::HoldForConsent,
+            ConsentState::OptedIn if is_template || self.window_open(now) => SendGate::Deliver,
+            ConsentState::OptedIn => {
+                let request_resume = !self.resume_requested;
+                self.resume_requested = true;
+                if self.window_open_until.is_some_and(|u| now >= u) {
+                    self.paused = true;
+                }
+                SendGate::HoldForWindow { request_resume }
+            }
+        }
+    }
+
+    /// A held message that Meta sent back (131047) needs a resume request unless one went out
+    /// during this pause.
+    pub fn take_resume_request(&mut self) -> bool {
+        !std::mem::replace(&mut self.resume_requested, true)
+    }
+}
+
+/// How an inbound text reads for consent: "yes" accepts, "stop" rejects, in any case.
+pub fn text_intent(body: &str) -> InboundIntent {
+    let word = body.trim().trim_end_matches(['.', '!']).trim();
+    if word.eq_ignore_ascii_case("yes") {
+        InboundIntent::Accept
+    } else if word.eq_ignore_ascii_case("stop") {
+        InboundIntent::Reject
+    } else {
+        InboundIntent::Message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use time::macros::datetime;
+    use time::Duration;
+
+    const T0: Time = datetime!(2026-09-20 12:00 UTC);
+
+    fn opted_in_at(t: Time) -> Contact {
+        let mut c = Contact::new("447700900123".into(), Some("+447700900123".into()), None);
+        c.optin_requested(t);
+        c.inbound(InboundIntent::Accept, t, t);
+        c
+    }
+
+    #[test]
+    fn new_contact_holds_messages_until_consent() {
+        let mut c = Contact::new("1".into(), None, None);
+        c.optin_requested(T0);
+        assert_eq!(c.gate_send(false, T0), SendGate::HoldForConsent);
+        assert_eq!(c.gate_send(true, T0), SendGate::HoldForConsent);
+    }
+
+    #[test]
+    fn accepting_opens_window_and_releases_held() {
+        let mut c = Contact::new("1".into(), None, None);
+        c.optin_requested(T0);
+        let out = c.inbound(InboundIntent::Accept, T0, T0);
+        assert_eq!(out.consent_changed, Some(ConsentState::OptedIn));
+        assert!(out.release_held);
+        assert_eq!(c.gate_send(false, T0), SendGate::Deliver);
+    }
+
+    #[test]
+    fn yes_and_stop_in_any_case() {
+        assert_eq!(text_intent(" YeS "), InboundIntent::Accept);
+        assert_eq!(text_intent("yes!"), InboundIntent::Accept);
+        assert_eq!(text_intent("Stop"), InboundIntent::Reject);
+        assert_eq!(text_intent("yes please"), InboundIntent::Message);
+    }
+
+    #[test]
+    fn stop_refuses_sends_until_yes() {
+        let mut c = opted_in_at(T0);
+        c.inbound(InboundIntent::Reject, T0, T0);
+        assert_eq!(
+            c.gate_send(false, T0),
+            SendGate::Refuse(crate::domain::DomainError::OptedOut)
+        );
+        assert_eq!(
+            c.gate_send(true, T0),
+            SendGate::Refuse(crate::domain::DomainError::OptedOut)
+        );
+        let out = c.inbound(InboundIntent::Accept, T0, T0);
+        assert!(out.release_held);
+        assert_eq!(c.gate_send(false, T0), SendGate::Deliver);
+    }
+
+    #[test]
+    fn after_24_hours_text_is_held_and_resume_requested_once() {
+        let mut c = opted_in_at(T0);
+        let later = T0 + Duration::hours(24);
+        assert_eq!(
+            c.gate_send(false, later),
+            SendGate::HoldForWindow {
+                request_resume: true
+            }
+        );
+        assert_eq!(
+            c.gate_send(false, later),
+            SendGate::HoldForWindow {
+                request_resume: false
+            }
+        );
+        assert_eq!(
+            c.gate_send(true, later),
+            SendGate::Deliver,
+            "templates go any time"
+        );
+    }
+
+    #[test]
+    fn inbound_reopens_paused_window_and_releases() {
+        let mut c = opted_in_at(T0);
+        let later = T0 + Duration::hours(25);
+        assert!(c.window_timer_fired(later));
+        assert!(!c.window_timer_fired(later), "once per pause");
+        let out = c.inbound(InboundIntent::Message, later, later);
+        assert!(out.reopened && out.release_held);
+        assert!(c.window_open(later));
+    }
+
+    #[test]
+    fn stale_window_timer_changes_nothing() {
+        let mut c = opted_in_at(T0);
+        c.inbound(
+            InboundIntent::Message,
+            T0 + Duration::hours(20),
+            T0 + Duration::hours(20),
+        );
+        assert!(!c.window_timer_fired(T0 + Duration::hours(24)));
+        assert!(c.window_open(T0 + Duration::hours(24)));
+    }
+
+    #[test]
+    fn older_inbound_never_shortens_window() {
+        let mut c = opted_in_at(T0 + Duration::hours(5));
+        c.inbound(InboundIntent::Message, T0, T0 + Duration::hours(5));
+        assert_eq!(c.window_open_until, Some(T0 + Duration::hours(29)));
+    }
+
+    #[test]
+    fn reactions_do_not_reopen_the_window() {
+        let mut c = opted_in_at(T0);
+        let later = T0 + Duration::hours(30);
+        c.window_timer_fired(later);
+        let out = c.inbound(InboundIntent::Passive, later, later);
+        assert!(!out.reopened && !c.window_open(later));
+    }
+
+    #[test]
+    fn reengagement_pauses_an_open_window() {
+        let mut c = opted_in_at(T0);
+        assert!(c.reengagement_required(T0 + Duration::hours(1)));
+        assert!(!c.window_open(T0 + Duration::hours(1)));
+        assert!(c.take_resume_request());
+        assert!(!c.take_resume_request());
+    }
+
+    fn intent() -> impl Strategy<Value = InboundIntent> {
+        prop_oneof![
+            Just(InboundIntent::Accept),
+            Just(InboundIntent::Reject),
+            Just(InboundIntent::Resume),
+            Just(InboundIntent::Message),
+            Just(InboundIntent::Passive),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Inbound(InboundIntent, i64),
+        Timer,
+        Send(bool),
+        Reengage,
+        Advance(i64),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (intent(), -3600i64..3600).prop_map(|(i, skew)| Step::Inbound(i, skew)),
+            Just(Step::Timer),
+            any::<bool>().prop_map(Step::Send),
+            Just(Step::Reengage),
+            (0i64..200_000).prop_map(Step::Advance),
+        ]
+    }
+
+    proptest! {
+        /// Whatever happens, a message is delivered only with consent, free-form text only in an
+        /// open window, and at most one resume request goes out per pause.
+        #[test]
+        fn state_machine_invariants(steps in proptest::collection::vec(step(), 1..60)) {
+            let mut c = Contact::new("1".into(), None, None);
+            c.optin_requested(T0);
+            let mut now = T0;
+            let mut resumes_this_pause = 0;
+            for s in steps {
+                match s {
+                    Step::Advance(secs) => now += Duration::seconds(secs),
+                    Step::Inbound(i, skew) => {
+                        let out = c.inbound(i, now + Duration::seconds(skew.min(0)), now);
+                        if out.reopened || c.window_open(now) { resumes_this_pause = 0; }
+                        if out.release_held { prop_assert!(c.consent == ConsentState::OptedIn && c.window_open(now)); }
+                    }
+                    Step::Timer => { c.window_timer_fired(now); }
+                    Step::Reengage => { c.reengagement_required(now); }
+                    Step::Send(template) => match c.gate_send(template, now) {
+                        SendGate::Deliver => {
+                            prop_assert_eq!(c.consent, ConsentState::OptedIn);
+                            prop_assert!(template || c.window_open(now));
+                        }
+                        SendGate::HoldForWindow { request_resume } => {
+                            if request_resume { resumes_this_pause += 1; }
+                            prop_assert!(resumes_this_pause <= 1);
+                        }
+                        SendGate::HoldForConsent => prop_assert!(c.consent != ConsentState::OptedIn),
+                        SendGate::Refuse(_) => prop_assert_eq!(c.consent, ConsentState::OptedOut),
+                    },
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! A thread between employees and one contact: its participants, its opt-in attempts, its
+//! held-message count, and the status clients see (derived from the contact's consent and window).
+
+use serde::{Deserialize, Serialize};
+
+use super::contact::{ConsentState, Contact};
+use super::{DomainError, Time, OPTIN_RESEND_AFTER};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    pub user_id: String,
+    pub name: String,
+    pub locale: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub joined_at: Time,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationStatus {
+    AwaitingOptin,
+    Active,
+    Paused,
+    Closed,
+}
+
+/// The opt-in requests this thread sent and how they fared.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptinAttempts {
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub last_sent_at: Option<Time>,
+    /// Delivery failures in a row (a second one closes the thread).
+    pub failures: u8,
+    /// The current request's message id.
+    pub message_id: Option<String>,
+}
+
+/// What one failed opt-in request does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptinFailure {
+    /// Tell the participants and retry at this time.
+    RetryAt(Time),
+    /// The retry failed too: the thread is closed.
+    Close,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub id: String,
+    pub contact_key: String,
+    pub contact_phone: Option<String>,
+    pub contact_name: Option<String>,
+    pub participants: Vec<Participant>,
+    /// Language of the templates sent to the contact (the creator's locale).
+    pub language: String,
+    pub closed: bool,
+    pub optin: OptinAttempts,
+    pub pending_count: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: Time,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_activity_at: Time,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub last_outbound_at: Option<Time>,
+}
+
+impl Conversation {
+    pub fn is_participant(&self, user_id: &str) -> bool {
+        self.participants.iter().any(|p| p.user_id == user_id)
+    }
+
+    pub fn status(&self, contact: &Contact, now: Time) -> ConversationStatus {
+        if self.closed {
+            ConversationStatus::Closed
+        } else if contact.consent != ConsentState::OptedIn {
+            ConversationStatus::AwaitingOptin
+        } else if contact.window_open(now) {
+            ConversationStatus::Active
+        } else {
+            ConversationStatus::Paused
+        }
+    }
+
+    /// The consent clients see: the contact's, or `failed` while this thread's request is
+    /// undeliverable.
+    pub fn consent_view(&self, contact: &Contact) -> &'static str {
+        match contact.consent {
+            ConsentState::OptedIn => "opted_in",
+            ConsentState::OptedOut => "opted_out",
+            _ if self.optin.failures > 0 => "failed",
+            _ => "requested",
+        }
+    }
+
+    /// An employee asks to send the opt-in request again.
+    pub fn check_optin_resend(&self, contact: &Contact, now: Time) -> Result<(), DomainError> {
+        if self.closed {
+            return Err(DomainError::ConversationClosed);
+        }
+        match contact.consent {
+            ConsentState::OptedIn => return Err(DomainError::AlreadyOptedIn),
+            ConsentState::OptedOut => return Err(DomainError::OptedOut),
+            _ => {}
+        }
+        match self.optin.last_sent_at {
+            Some(at) if now < at + OPTIN_RESEND_AFTER => Err(DomainError::OptinTooSoon),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn optin_sent(&mut self, message_id: String, now: Time) {
+        self.optin.last_sent_at = Some(now);
+        self.optin.message_id = Some(message_id);
+        self.last_activity_at = now;
+    }
+
+    /// The opt-in request `message_id` failed to deliver.
+    pub fn optin_failed(&mut self, message_id: &str, now: Time) -> Option<OptinFailure> {
+        if self.optin.message_id.as_deref() != Some(message_id) || self.closed {
+            return None;
+        }
+        self.optin.failures += 1;
+        self.last_activity_at = now;
+        if self.optin.failures >= 2 {
+            self.closed = true;
+            Some(OptinFailure::Close)
+        } else {
+            // A second report of this same request must not count again.
+            self.optin.message_id = None;
+            Some(OptinFailure::RetryAt(now + OPTIN_RESEND_AFTER))
+        }
+    }
+
+    /// The retry timer fired: retry only if still failing, not answered and not closed.
+    pub fn optin_retry_due(&self, contact: &Contact) -> bool {
+        !self.closed && self.optin.failures == 1 && contact.consent == ConsentState::Requested
+    }
+
+    pub fn check_writable(&self) -> Result<(), DomainError> {
+        if self.closed {
+            Err(DomainError::ConversationClosed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::InboundIntent;
+    use time::macros::datetime;
+    use time::Duration;
+
+    const T0: Time = datetime!(2026-09-20 12:00 UTC);
+
+    fn conv() -> Conversation {
+        Conversation {
+            id: "c1".into(),
+            contact_key: "447700900123".into(),
+            contact_phone: Some("+447700900123".into()),
+            contact_name: None,
+            participants: vec![],
+            language: "en".into(),
+            closed: false,
+            optin: OptinAttempts::default(),
+            pending_count: 0,
+            created_at: T0,
+            last_activity_at: T0,
+            last_outbound_at: None,
+        }
+    }
+
+    fn contact() -> Contact {
+        let mut c = Contact::new("447700900123".into(), None, None);
+        c.optin_requested(T0);
+        c
+    }
+
+    #[test]
+    fn optin_resend_waits_24_hours() {
+        let mut c = conv();
+        c.optin_sent("m1".into(), T0);
+        assert_eq!(
+            c.check_optin_resend(&contact(), T0 + Duration::hours(23)),
+            Err(DomainError::OptinTooSoon)
+        );
+        assert_eq!(
+            c.check_optin_resend(&contact(), T0 + Duration::hours(24)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn second_optin_failure_closes_the_thread() {
+        let mut c = conv();
+        c.optin_sent("m1".into(), T0);
+        assert_eq!(
+            c.optin_failed("m1", T0),
+            Some(OptinFailure::RetryAt(T0 + Duration::hours(24)))
+        );
+        assert_eq!(
+            c.optin_failed("m1", T0),
+            None,
+            "the same failure reported twice counts once"
+        );
+        c.optin_sent("m2".into(), T0 + Duration::hours(24));
+        assert_eq!(c.optin_failed("m2", T0), Some(OptinFailure::Close));
+        assert!(c.closed);
+        assert_eq!(c.status(&contact(), T0), ConversationStatus::Closed);
+    }
+
+    #[test]
+    fn failure_of_an_older_request_is_ignored() {
+        let mut c = conv();
+        c.optin_sent("m2".into(), T0);
+        assert_eq!(c.optin_failed("m1", T0), None);
+    }
+
+    #[test]
+    fn status_follows_consent_and_window() {
+        let c = conv();
+        let mut k = contact();
+        assert_eq!(c.status(&k, T0), ConversationStatus::AwaitingOptin);
+        k.inbound(InboundIntent::Accept, T0, T0);
+        assert_eq!(c.status(&k, T0), ConversationStatus::Active);
+        assert_eq!(
+            c.status(&k, T0 + Duration::hours(24)),
+            ConversationStatus::Paused
+        );
+    }
+}

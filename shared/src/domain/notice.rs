@@ -1,0 +1,399 @@
+//! Notices: messages the connector writes into a thread for its employees, and the one
+//! catalog of every text an employee or a contact reads, in en, es, fr, de and pt.
+
+use serde::{Deserialize, Serialize};
+
+use super::meta_error::FailureReason;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeCode {
+    OptinRequested,
+    OptinAccepted,
+    OptinRejected,
+    OptinFailed,
+    OptinClosed,
+    WindowPaused,
+    ResumeRequested,
+    ResumeFailed,
+    Resumed,
+    ParticipantAdded,
+    ParticipantRemoved,
+    ParticipantLeft,
+    NotifyFailed,
+    MessageFailed,
+    DlpRedacted,
+}
+
+/// Who reads a notice: every participant, or one user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type", content = "user_id")]
+pub enum Audience {
+    Participants,
+    User(String),
+}
+
+impl Audience {
+    pub fn public(&self) -> &str {
+        match self {
+            Audience::Participants => "participants",
+            Audience::User(_) => "user",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub code: NoticeCode,
+    pub audience: Audience,
+    #[serde(default)]
+    pub sms_fallback: bool,
+    pub subject_user_id: Option<String>,
+    /// For `message_failed`: why, and which message.
+    pub reason: Option<FailureReason>,
+    pub message_id: Option<String>,
+}
+
+impl Notice {
+    pub fn to_all(code: NoticeCode) -> Notice {
+        Notice {
+            code,
+            audience: Audience::Participants,
+            sms_fallback: false,
+            subject_user_id: None,
+            reason: None,
+            message_id: None,
+        }
+    }
+
+    /// The notice in the reader's language.
+    pub fn render(&self, locale: &str) -> String {
+        let lang = Lang::of(locale);
+        let mut text = lang.pick(notice_text(self.code)).to_string();
+        if self.sms_fallback {
+            text.push(' ');
+            text.push_str(lang.pick(SMS_FALLBACK));
+        }
+        if let Some(reason) = self.reason {
+            text = text.replace("{reason}", failure_text(reason, lang));
+        }
+        text
+    }
+}
+
+/// The catalog's languages; anything else reads English.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    Es,
+    Fr,
+    De,
+    Pt,
+}
+
+impl Lang {
+    /// From a BCP 47 tag: `pt-BR` reads Portuguese, `xx` English.
+    pub fn of(locale: &str) -> Lang {
+        let primary = locale
+            .split(['-', '_'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        match primary.as_str() {
+            "es" => Lang::Es,
+            "fr" => Lang::Fr,
+            "de" => Lang::De,
+            "pt" => Lang::Pt,
+            _ => Lang::En,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Es => "es",
+            Lang::Fr => "fr",
+            Lang::De => "de",
+            Lang::Pt => "pt",
+        }
+    }
+
+    fn pick(self, t: &'static [&'static str; 5]) -> &'static str {
+        t[self as usize]
+    }
+}
+
+type Text = [&'static str; 5];
+
+fn notice_text(code: NoticeCode) -> &'static Text {
+    use NoticeCode::*;
+    match code {
+        OptinRequested => &[
+            "An opt-in request was sent to the contact. Your messages will be delivered once they accept.",
+            "Se envió una solicitud de consentimiento al contacto. Sus mensajes se entregarán cuando la acepte.",
+            "Une demande de consentement a été envoyée au contact. Vos messages seront remis dès qu'il l'acceptera.",
+            "Eine Einwilligungsanfrage wurde an den Kontakt gesendet. Ihre Nachrichten werden zugestellt, sobald er zustimmt.",
+            "Um pedido de consentimento foi enviado ao contacto. As suas mensagens serão entregues quando ele aceitar.",
+        ],
+        OptinAccepted => &[
+            "The contact accepted to receive messages. Held messages are being delivered.",
+            "El contacto aceptó recibir mensajes. Se están entregando los mensajes retenidos.",
+            "Le contact a accepté de recevoir des messages. Les messages en attente sont en cours d'envoi.",
+            "Der Kontakt hat dem Empfang von Nachrichten zugestimmt. Zurückgehaltene Nachrichten werden zugestellt.",
+            "O contacto aceitou receber mensagens. As mensagens retidas estão a ser entregues.",
+        ],
+        OptinRejected => &[
+            "The contact opted out of WhatsApp messages. They were told they can opt back in by replying YES.",
+            "El contacto se dio de baja de los mensajes de WhatsApp. Se le indicó que puede volver a suscribirse respondiendo YES.",
+            "Le contact s'est désinscrit des messages WhatsApp. Il a été informé qu'il peut se réinscrire en répondant YES.",
+            "Der Kontakt hat WhatsApp-Nachrichten abbestellt. Er wurde informiert, dass er mit der Antwort YES wieder zustimmen kann.",
+            "O contacto cancelou as mensagens do WhatsApp. Foi informado de que pode voltar a aceitar respondendo YES.",
+        ],
+        OptinFailed => &[
+            "The opt-in request could not be delivered. It will be sent again automatically in 24 hours.",
+            "No se pudo entregar la solicitud de consentimiento. Se volverá a enviar automáticamente en 24 horas.",
+            "La demande de consentement n'a pas pu être remise. Elle sera renvoyée automatiquement dans 24 heures.",
+            "Die Einwilligungsanfrage konnte nicht zugestellt werden. Sie wird in 24 Stunden automatisch erneut gesendet.",
+            "Não foi possível entregar o pedido de consentimento. Será reenviado automaticamente dentro de 24 horas.",
+        ],
+        OptinClosed => &[
+            "The opt-in request could not be delivered a second time. The conversation has been closed.",
+            "La solicitud de consentimiento no se pudo entregar por segunda vez. La conversación se ha cerrado.",
+            "La demande de consentement n'a pas pu être remise une seconde fois. La conversation a été fermée.",
+            "Die Einwilligungsanfrage konnte auch ein zweites Mal nicht zugestellt werden. Die Unterhaltung wurde geschlossen.",
+            "O pedido de consentimento não pôde ser entregue uma segunda vez. A conversa foi encerrada.",
+        ],
+        WindowPaused => &[
+            "The contact has not written for 24 hours. New messages will be held, and a request to resume the conversation will be sent.",
+            "El contacto no ha escrito en 24 horas. Los mensajes nuevos quedarán retenidos y se enviará una solicitud para reanudar la conversación.",
+            "Le contact n'a pas écrit depuis 24 heures. Les nouveaux messages seront retenus et une demande de reprise de la conversation sera envoyée.",
+            "Der Kontakt hat seit 24 Stunden nicht geschrieben. Neue Nachrichten werden zurückgehalten, und eine Anfrage zur Fortsetzung der Unterhaltung wird gesendet.",
+            "O contacto não escreve há 24 horas. As novas mensagens ficarão retidas e será enviado um pedido para retomar a conversa.",
+        ],
+        ResumeRequested => &[
+            "A request to resume the conversation was sent to the contact. Your messages will be delivered when they reply.",
+            "Se envió al contacto una solicitud para reanudar la conversación. Sus mensajes se entregarán cuando responda.",
+            "Une demande de reprise de la conversation a été envoyée au contact. Vos messages seront remis dès qu'il répondra.",
+            "Eine Anfrage zur Fortsetzung der Unterhaltung wurde an den Kontakt gesendet. Ihre Nachrichten werden zugestellt, sobald er antwortet.",
+            "Foi enviado ao contacto um pedido para retomar a conversa. As suas mensagens serão entregues quando ele responder.",
+        ],
+        ResumeFailed => &[
+            "Failed to deliver resume request.",
+            "No se pudo entregar la solicitud de reanudación.",
+            "Échec de la remise de la demande de reprise.",
+            "Die Anfrage zur Fortsetzung konnte nicht zugestellt werden.",
+            "Falha ao entregar o pedido de retoma.",
+        ],
+        Resumed => &[
+            "The contact has resumed the conversation. You can now continue messaging with them.",
+            "El contacto ha reanudado la conversación. Ya puede seguir enviándole mensajes.",
+            "Le contact a repris la conversation. Vous pouvez de nouveau lui écrire.",
+            "Der Kontakt hat die Unterhaltung fortgesetzt. Sie können ihm jetzt wieder schreiben.",
+            "O contacto retomou a conversa. Já pode continuar a enviar-lhe mensagens.",
+        ],
+        ParticipantAdded => &[
+            "A participant was added to the conversation.",
+            "Se añadió un participante a la conversación.",
+            "Un participant a été ajouté à la conversation.",
+            "Ein Teilnehmer wurde zur Unterhaltung hinzugefügt.",
+            "Foi adicionado um participante à conversa.",
+        ],
+        ParticipantRemoved => &[
+            "A participant was removed from the conversation.",
+            "Se eliminó a un participante de la conversación.",
+            "Un participant a été retiré de la conversation.",
+            "Ein Teilnehmer wurde aus der Unterhaltung entfernt.",
+            "Um participante foi removido da conversa.",
+        ],
+        ParticipantLeft => &[
+            "A participant left the conversation.",
+            "Un participante abandonó la conversación.",
+            "Un participant a quitté la conversation.",
+            "Ein Teilnehmer hat die Unterhaltung verlassen.",
+            "Um participante saiu da conversa.",
+        ],
+        NotifyFailed => &[
+            "We were unable to notify the contact of a change in the conversation.",
+            "No pudimos avisar al contacto de un cambio en la conversación.",
+            "Nous n'avons pas pu informer le contact d'un changement dans la conversation.",
+            "Wir konnten den Kontakt nicht über eine Änderung der Unterhaltung informieren.",
+            "Não foi possível avisar o contacto de uma alteração na conversa.",
+        ],
+        MessageFailed => &[
+            "A message could not be delivered: {reason}",
+            "No se pudo entregar un mensaje: {reason}",
+            "Un message n'a pas pu être remis : {reason}",
+            "Eine Nachricht konnte nicht zugestellt werden: {reason}",
+            "Não foi possível entregar uma mensagem: {reason}",
+        ],
+        DlpRedacted => &[
+            "Sensitive data was removed from your message before it was sent.",
+            "Se eliminaron datos sensibles de su mensaje antes de enviarlo.",
+            "Des données sensibles ont été retirées de votre message avant son envoi.",
+            "Vertrauliche Daten wurden vor dem Senden aus Ihrer Nachricht entfernt.",
+            "Foram removidos dados sensíveis da sua mensagem antes do envio.",
+        ],
+    }
+}
+
+const SMS_FALLBACK: &Text = &[
+    "The number may not be on WhatsApp: consider reaching the contact by SMS.",
+    "Es posible que el número no esté en WhatsApp: considere contactar por SMS.",
+    "Le numéro n'est peut-être pas sur WhatsApp : pensez à joindre le contact par SMS.",
+    "Die Nummer ist möglicherweise nicht bei WhatsApp: Erwägen Sie, den Kontakt per SMS zu erreichen.",
+    "O número pode não estar no WhatsApp: considere contactar por SMS.",
+];
+
+/// The employee-facing explanation of a failed message, with what to do about it.
+pub fn failure_text(reason: FailureReason, lang: Lang) -> &'static str {
+    use FailureReason::*;
+    let t: &'static Text = match reason {
+        Undeliverable => &[
+            "the number cannot receive WhatsApp messages (not on WhatsApp or an outdated app). Try another channel.",
+            "el número no puede recibir mensajes de WhatsApp (no usa WhatsApp o la aplicación está desactualizada). Pruebe otro canal.",
+            "le numéro ne peut pas recevoir de messages WhatsApp (absent de WhatsApp ou application obsolète). Essayez un autre canal.",
+            "die Nummer kann keine WhatsApp-Nachrichten empfangen (nicht bei WhatsApp oder veraltete App). Versuchen Sie einen anderen Kanal.",
+            "o número não pode receber mensagens do WhatsApp (não usa WhatsApp ou a aplicação está desatualizada). Tente outro canal.",
+        ],
+        MarketingLimit => &[
+            "WhatsApp limited marketing messages to this contact. Wait at least 24 hours before sending again.",
+            "WhatsApp limitó los mensajes de marketing a este contacto. Espere al menos 24 horas antes de volver a enviar.",
+            "WhatsApp a limité les messages marketing vers ce contact. Attendez au moins 24 heures avant de renvoyer.",
+            "WhatsApp hat Marketingnachrichten an diesen Kontakt begrenzt. Warten Sie mindestens 24 Stunden, bevor Sie erneut senden.",
+            "O WhatsApp limitou as mensagens de marketing a este contacto. Aguarde pelo menos 24 horas antes de reenviar.",
+        ],
+        MarketingOptOut => &[
+            "the contact has stopped marketing messages from the business. Do not resend.",
+            "el contacto dejó de recibir mensajes de marketing de la empresa. No lo reenvíe.",
+            "le contact a refusé les messages marketing de l'entreprise. Ne renvoyez pas.",
+            "der Kontakt hat Marketingnachrichten des Unternehmens abbestellt. Nicht erneut senden.",
+            "o contacto deixou de receber mensagens de marketing da empresa. Não reenvie.",
+        ],
+        InvalidMessage => &[
+            "WhatsApp refused the message as invalid. Check its content and send it again.",
+            "WhatsApp rechazó el mensaje por no ser válido. Revise su contenido y vuelva a enviarlo.",
+            "WhatsApp a refusé le message comme invalide. Vérifiez son contenu et renvoyez-le.",
+            "WhatsApp hat die Nachricht als ungültig abgelehnt. Prüfen Sie den Inhalt und senden Sie sie erneut.",
+            "O WhatsApp recusou a mensagem por ser inválida. Verifique o conteúdo e envie-a novamente.",
+        ],
+        Template => &[
+            "the template is missing, not approved or paused. Ask your administrator to check it.",
+            "la plantilla no existe, no está aprobada o está en pausa. Pida a su administrador que la revise.",
+            "le modèle est absent, non approuvé ou suspendu. Demandez à votre administrateur de le vérifier.",
+            "die Vorlage fehlt, ist nicht genehmigt oder pausiert. Bitten Sie Ihren Administrator, sie zu prüfen.",
+            "o modelo não existe, não está aprovado ou está em pausa. Peça ao seu administrador para o verificar.",
+        ],
+        Media => &[
+            "the picture could not be processed. Send a JPEG or PNG of at most 5 MB.",
+            "no se pudo procesar la imagen. Envíe un JPEG o PNG de 5 MB como máximo.",
+            "l'image n'a pas pu être traitée. Envoyez un JPEG ou PNG de 5 Mo au plus.",
+            "das Bild konnte nicht verarbeitet werden. Senden Sie ein JPEG oder PNG mit höchstens 5 MB.",
+            "não foi possível processar a imagem. Envie um JPEG ou PNG com 5 MB no máximo.",
+        ],
+        TokenExpired => &[
+            "the connector's WhatsApp access token has expired. Tell your administrator, then send it again.",
+            "el token de acceso de WhatsApp del conector caducó. Avise a su administrador y vuelva a enviarlo.",
+            "le jeton d'accès WhatsApp du connecteur a expiré. Prévenez votre administrateur, puis renvoyez-le.",
+            "das WhatsApp-Zugriffstoken des Connectors ist abgelaufen. Informieren Sie Ihren Administrator und senden Sie erneut.",
+            "o token de acesso do WhatsApp do conector expirou. Avise o seu administrador e envie novamente.",
+        ],
+        AccountRestricted => &[
+            "the business's WhatsApp account cannot send right now. Tell your administrator.",
+            "la cuenta de WhatsApp de la empresa no puede enviar en este momento. Avise a su administrador.",
+            "le compte WhatsApp de l'entreprise ne peut pas envoyer pour le moment. Prévenez votre administrateur.",
+            "das WhatsApp-Konto des Unternehmens kann derzeit nicht senden. Informieren Sie Ihren Administrator.",
+            "a conta WhatsApp da empresa não pode enviar neste momento. Avise o seu administrador.",
+        ],
+        SpamLimit => &[
+            "WhatsApp restricted sending from the business number after spam reports. Tell your administrator.",
+            "WhatsApp restringió los envíos del número de la empresa por denuncias de spam. Avise a su administrador.",
+            "WhatsApp a restreint les envois du numéro de l'entreprise après des signalements de spam. Prévenez votre administrateur.",
+            "WhatsApp hat das Senden von der Unternehmensnummer nach Spam-Meldungen eingeschränkt. Informieren Sie Ihren Administrator.",
+            "O WhatsApp restringiu os envios do número da empresa após denúncias de spam. Avise o seu administrador.",
+        ],
+        BlockedByBusiness => &[
+            "the business has blocked this contact. Ask your administrator to unblock them.",
+            "la empresa bloqueó a este contacto. Pida a su administrador que lo desbloquee.",
+            "l'entreprise a bloqué ce contact. Demandez à votre administrateur de le débloquer.",
+            "das Unternehmen hat diesen Kontakt blockiert. Bitten Sie Ihren Administrator, ihn freizugeben.",
+            "a empresa bloqueou este contacto. Peça ao seu administrador para o desbloquear.",
+        ],
+        Experiment => &[
+            "WhatsApp did not deliver it because the contact is part of a Meta experiment. Try another channel.",
+            "WhatsApp no lo entregó porque el contacto participa en un experimento de Meta. Pruebe otro canal.",
+            "WhatsApp ne l'a pas remis car le contact fait partie d'une expérience de Meta. Essayez un autre canal.",
+            "WhatsApp hat sie nicht zugestellt, weil der Kontakt Teil eines Meta-Experiments ist. Versuchen Sie einen anderen Kanal.",
+            "O WhatsApp não a entregou porque o contacto faz parte de uma experiência da Meta. Tente outro canal.",
+        ],
+        RecipientIdUnsupported => &[
+            "this kind of message needs the contact's phone number. Start a thread with their number.",
+            "este tipo de mensaje necesita el número del contacto. Inicie una conversación con su número.",
+            "ce type de message nécessite le numéro du contact. Démarrez une conversation avec son numéro.",
+            "diese Nachrichtenart benötigt die Telefonnummer des Kontakts. Starten Sie eine Unterhaltung mit seiner Nummer.",
+            "este tipo de mensagem precisa do número do contacto. Inicie uma conversa com o número.",
+        ],
+        RetriesExhausted => &[
+            "WhatsApp was unavailable and several attempts failed. Send it again later.",
+            "WhatsApp no estaba disponible y varios intentos fallaron. Vuelva a enviarlo más tarde.",
+            "WhatsApp était indisponible et plusieurs tentatives ont échoué. Renvoyez-le plus tard.",
+            "WhatsApp war nicht erreichbar, mehrere Versuche sind fehlgeschlagen. Senden Sie sie später erneut.",
+            "O WhatsApp estava indisponível e várias tentativas falharam. Envie novamente mais tarde.",
+        ],
+        Unknown => &[
+            "WhatsApp refused the message. Send it again, and tell your administrator if it keeps failing.",
+            "WhatsApp rechazó el mensaje. Vuelva a enviarlo y avise a su administrador si sigue fallando.",
+            "WhatsApp a refusé le message. Renvoyez-le et prévenez votre administrateur si l'échec persiste.",
+            "WhatsApp hat die Nachricht abgelehnt. Senden Sie sie erneut und informieren Sie Ihren Administrator, falls es weiter fehlschlägt.",
+            "O WhatsApp recusou a mensagem. Envie-a novamente e avise o seu administrador se continuar a falhar.",
+        ],
+    };
+    lang.pick(t)
+}
+
+/// Texts the connector sends to the contact itself, in the thread's template language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactText {
+    OptedOut,
+}
+
+pub fn contact_text(t: ContactText, lang: Lang) -> &'static str {
+    match t {
+        ContactText::OptedOut => lang.pick(&[
+            "You will no longer receive messages from us on WhatsApp. Reply YES at any time to opt back in.",
+            "Ya no recibirá nuestros mensajes por WhatsApp. Responda YES en cualquier momento para volver a suscribirse.",
+            "Vous ne recevrez plus nos messages sur WhatsApp. Répondez YES à tout moment pour vous réinscrire.",
+            "Sie erhalten keine WhatsApp-Nachrichten mehr von uns. Antworten Sie jederzeit mit YES, um wieder zuzustimmen.",
+            "Deixará de receber as nossas mensagens no WhatsApp. Responda YES a qualquer momento para voltar a aceitar.",
+        ]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_in_the_readers_language_with_english_fallback() {
+        let n = Notice::to_all(NoticeCode::Resumed);
+        assert_eq!(
+            n.render("en"),
+            "The contact has resumed the conversation. You can now continue messaging with them."
+        );
+        assert!(n.render("pt-BR").starts_with("O contacto retomou"));
+        assert_eq!(n.render("xx"), n.render("en"));
+        assert_eq!(
+            Notice::to_all(NoticeCode::ResumeFailed).render("en-GB"),
+            "Failed to deliver resume request."
+        );
+    }
+
+    #[test]
+    fn message_failed_names_the_reason_and_sms_fallback_is_appended() {
+        let mut n = Notice::to_all(NoticeCode::MessageFailed);
+        n.reason = Some(FailureReason::Template);
+        assert!(n.render("de").contains("Vorlage"));
+        let mut f = Notice::to_all(NoticeCode::OptinFailed);
+        f.sms_fallback = true;
+        assert!(f.render("fr").contains("SMS"));
+    }
+}

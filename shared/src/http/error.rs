@@ -1,0 +1,93 @@
+//! `ApiError`: every error a client can see, mapped to its status and JSON in one place.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::domain::DomainError;
+use crate::usecases::UseCaseError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("missing or invalid token")]
+    Unauthorized,
+    #[error("this needs the {0} role")]
+    Forbidden(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("the contact opted out of WhatsApp messages")]
+    OptedOut,
+    #[error("the conversation is closed")]
+    ConversationClosed,
+    #[error("the contact has already opted in")]
+    AlreadyOptedIn,
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("the opt-in request can be resent 24 hours after the last one")]
+    OptinTooSoon,
+    #[error("too many held messages in this conversation (limit {0})")]
+    QueueFull(u32),
+    #[error("the service is busy; try again")]
+    Busy,
+    /// Logged with its cause; the client reads a generic message.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::OptedOut => (StatusCode::CONFLICT, "opted_out"),
+            ApiError::ConversationClosed => (StatusCode::CONFLICT, "conversation_closed"),
+            ApiError::AlreadyOptedIn => (StatusCode::CONFLICT, "already_opted_in"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::InvalidRequest(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+            ApiError::OptinTooSoon => (StatusCode::TOO_MANY_REQUESTS, "optin_too_soon"),
+            ApiError::QueueFull(_) => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
+            ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(error.message = %cause, "request failed");
+        }
+        (
+            status,
+            axum::Json(json!({ "error": { "code": code, "message": self.to_string() } })),
+        )
+            .into_response()
+    }
+}
+
+impl From<UseCaseError> for ApiError {
+    fn from(e: UseCaseError) -> ApiError {
+        match e {
+            UseCaseError::Domain(d) => match d {
+                DomainError::OptedOut => ApiError::OptedOut,
+                DomainError::ConversationClosed => ApiError::ConversationClosed,
+                DomainError::OptinTooSoon => ApiError::OptinTooSoon,
+                DomainError::AlreadyOptedIn => ApiError::AlreadyOptedIn,
+                DomainError::QueueFull(n) => ApiError::QueueFull(n),
+                DomainError::Invalid(m) => ApiError::InvalidRequest(m),
+            },
+            UseCaseError::NotFound => ApiError::NotFound,
+            UseCaseError::Contention => ApiError::Busy,
+            other => {
+                ApiError::Internal(format!("{other}: {:?}", std::error::Error::source(&other)))
+            }
+        }
+    }
+}

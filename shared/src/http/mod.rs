@@ -1,0 +1,32 @@
+//! The HTTP edge shared by every function's router: the state, the one error type and its JSON,
+//! the caller's identity, and a JSON body extractor that answers in the contract's terms.
+
+mod auth;
+mod error;
+mod json;
+
+pub use auth::{issue_token, Claims, Identity, JwtVerifier};
+pub use error::ApiError;
+pub use json::AppJson;
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::usecases::Ports;
+
+/// Largest JSON body a client route takes.
+pub const MAX_JSON_BODY: usize = 1024 * 1024;
+/// Largest webhook delivery Meta sends.
+pub const MAX_WEBHOOK_BODY: usize = 3 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub ports: Ports,
+    pub config: Arc<Config>,
+    pub auth: Arc<JwtVerifier>,
+}
+
+/// `404` in the contract's JSON, for routes that do not exist.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound
+}

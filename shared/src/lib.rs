@@ -1,0 +1,13 @@
+//! The connector's core: the domain, the use cases over ports, the adapters, and the HTTP edge
+//! the functions share. Functions depend on this crate; it depends on no function.
+
+pub mod adapters;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod meta;
+pub mod ports;
+pub mod telemetry;
+pub mod usecases;
+
+pub use config::Config;

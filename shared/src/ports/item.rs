@@ -1,0 +1,163 @@
+//! The items of the one table and their keys (DESIGN.md "State"). Adapters persist an `Item`
+//! however suits them; the keys and the conditional semantics are the same everywhere.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::domain::{Contact, Conversation, Message};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl Key {
+    pub fn contact(contact_key: &str) -> Key {
+        Key {
+            pk: format!("CONTACT#{contact_key}"),
+            sk: "CONTACT".into(),
+        }
+    }
+    pub fn contact_alias(user_id: &str) -> Key {
+        Key {
+            pk: format!("BSUID#{user_id}"),
+            sk: "BSUID".into(),
+        }
+    }
+    pub fn conversation(id: &str) -> Key {
+        Key {
+            pk: format!("CONV#{id}"),
+            sk: "META".into(),
+        }
+    }
+    pub fn message(conv: &str, msg: &str) -> Key {
+        Key {
+            pk: format!("CONV#{conv}"),
+            sk: format!("MSG#{msg}"),
+        }
+    }
+    pub fn held(conv: &str, msg: &str) -> Key {
+        Key {
+            pk: format!("CONV#{conv}"),
+            sk: format!("HELD#{msg}"),
+        }
+    }
+    pub fn client_id(conv: &str, user: &str, client_id: &str) -> Key {
+        Key {
+            pk: format!("CONV#{conv}"),
+            sk: format!("CLIENT#{user}#{client_id}"),
+        }
+    }
+    pub fn wamid(wamid: &str) -> Key {
+        Key {
+            pk: format!("WAMID#{wamid}"),
+            sk: "WAMID".into(),
+        }
+    }
+    pub fn membership(user: &str, conv: &str) -> Key {
+        Key {
+            pk: format!("USER#{user}"),
+            sk: format!("CONV#{conv}"),
+        }
+    }
+    pub fn contact_thread(contact_key: &str, conv: &str) -> Key {
+        Key {
+            pk: format!("CONTACT#{contact_key}"),
+            sk: format!("CONV#{conv}"),
+        }
+    }
+    pub fn dedupe(id: &str) -> Key {
+        Key {
+            pk: format!("DEDUPE#{id}"),
+            sk: "DEDUPE".into(),
+        }
+    }
+}
+
+/// Every kind of item, tagged so the stored form names its kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Item {
+    Contact(Contact),
+    /// A business-scoped user id pointing at the contact it belongs to.
+    ContactAlias {
+        user_id: String,
+        contact_key: String,
+    },
+    Conversation(Conversation),
+    Message(Message),
+    /// A pending message of a conversation, in order (its id is a ULID).
+    Held {
+        conversation_id: String,
+        message_id: String,
+    },
+    /// A `client_id` already used by this user in this conversation.
+    ClientId {
+        conversation_id: String,
+        user_id: String,
+        client_id: String,
+        message_id: String,
+    },
+    /// Meta's id of one attempt of one of our messages, or of an inbound message.
+    Wamid {
+        wamid: String,
+        conversation_id: String,
+        message_id: String,
+    },
+    /// A user's membership of a conversation (their thread list).
+    Membership {
+        user_id: String,
+        conversation_id: String,
+    },
+    /// A conversation with this contact.
+    ContactThread {
+        contact_key: String,
+        conversation_id: String,
+    },
+    /// A webhook message or status already applied; forgotten after `expires_at`.
+    Dedupe {
+        id: String,
+        #[serde(with = "time::serde::rfc3339")]
+        expires_at: OffsetDateTime,
+    },
+}
+
+impl Item {
+    pub fn key(&self) -> Key {
+        match self {
+            Item::Contact(c) => Key::contact(&c.key),
+            Item::ContactAlias { user_id, .. } => Key::contact_alias(user_id),
+            Item::Conversation(c) => Key::conversation(&c.id),
+            Item::Message(m) => Key::message(&m.conversation_id, &m.id),
+            Item::Held {
+                conversation_id,
+                message_id,
+            } => Key::held(conversation_id, message_id),
+            Item::ClientId {
+                conversation_id,
+                user_id,
+                client_id,
+                ..
+            } => Key::client_id(conversation_id, user_id, client_id),
+            Item::Wamid { wamid, .. } => Key::wamid(wamid),
+            Item::Membership {
+                user_id,
+                conversation_id,
+            } => Key::membership(user_id, conversation_id),
+            Item::ContactThread {
+                contact_key,
+                conversation_id,
+            } => Key::contact_thread(contact_key, conversation_id),
+            Item::Dedupe { id, .. } => Key::dedupe(id),
+        }
+    }
+
+    /// When the item stops existing (the DynamoDB TTL attribute; the embedded store's sweep).
+    pub fn expires_at(&self) -> Option<OffsetDateTime> {
+        match self {
+            Item::Dedupe { expires_at, .. } => Some(*expires_at),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Inbound messages from the contact: consent answers, the window, routing to a thread, and
+//! releasing what was held.
+
+use crate::domain::contact::{text_intent, ConsentState, InboundIntent};
+use crate::domain::message::{Reaction, SystemPurpose};
+use crate::domain::notice::{Notice, NoticeCode};
+use crate::domain::{Contact, Conversation, Direction, Message, MessageKind, MessageStatus};
+use crate::meta::webhook::{InboundContent, InboundMessage};
+use crate::ports::{Item, Key, StoreError, Timer, Versioned};
+
+use super::receipts::dedupe_mark;
+use super::{
+    contact_threads, enqueue_all, load, new_id, notice_message, payload, put_new, put_versioned,
+    release, system_template, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboundResult {
+    Applied,
+    Duplicate,
+    /// From someone no thread is open with: the window is noted, nothing else.
+    NoThread,
+}
+
+/// What the message means, and the thread its button names, if any.
+fn intent_of(content: &InboundContent) -> (InboundIntent, Option<&str>) {
+    match content {
+        InboundContent::Text { body } => (text_intent(body), None),
+        InboundContent::Button { payload: p, text } => {
+            let (action, conv) = payload::split(p);
+            let intent = match action {
+                payload::OPT_IN_YES => InboundIntent::Accept,
+                payload::OPT_IN_NO | payload::STOP => InboundIntent::Reject,
+                payload::RESUME => InboundIntent::Resume,
+                _ => text_intent(text),
+            };
+            (intent, conv)
+        }
+        InboundContent::Reaction { .. } | InboundContent::System { .. } => {
+            (InboundIntent::Passive, None)
+        }
+        _ => (InboundIntent::Message, None),
+    }
+}
+
+async fn find_contact(ports: &Ports, m: &InboundMessage) -> Result<Option<Versioned<Contact>>> {
+    if let Some(wa_id) = &m.wa_id {
+        if let Some(c) = load::<Contact>(&*ports.store, &Key::contact(wa_id)).await? {
+            return Ok(Some(c));
+        }
+    }
+    if let Some(user_id) = &m.user_id {
+        if let Some(Item::ContactAlias { contact_key, .. }) = ports
+            .store
+            .get(&Key::contact_alias(user_id))
+            .await?
+            .map(|v| v.item)
+        {
+            return load::<Contact>(&*ports.store, &Key::contact(&contact_key)).await;
+        }
+        return load::<Contact>(&*ports.store, &Key::contact(user_id)).await;
+    }
+    Ok(None)
+}
+
+/// The thread a message goes to: the one its button names, the one holding the message it
+/// replies to, else the contact's open thread with the latest outbound activity.
+async fn route(
+    ports: &Ports,
+    threads: &[Versioned<Conversation>],
+    named: Option<&str>,
+    context_id: Option<&str>,
+) -> Result<Option<Versioned<Conversation>>> {
+    if let Some(id) = named {
+        if let Some(c) = threads.iter().find(|c| c.item.id == id) {
+            return Ok(Some(c.clone()));
+        }
+    }
+    if let Some(ctx) = context_id {
+        if let Some(Item::Wamid {
+            conversation_id, ..
+        }) = ports.store.get(&Key::wamid(ctx)).await?.map(|v| v.item)
+        {
+            if let Some(c) = threads.iter().find(|c| c.item.id == conversation_id) {
+                return Ok(Some(c.clone()));
+            }
+        }
+    }
+    Ok(threads.first().cloned())
+}
+
+fn stored_message(conv_id: &str, m: &InboundMessage, now: time::OffsetDateTime) -> Message {
+    let mut msg = Message::outbound(
+        new_id(),
+        conv_id.to_string(),
+        "contact".into(),
+        MessageKind::Text,
+        now,
+    );
+    msg.direction = Direction::Inbound;
+    msg.status = MessageStatus::Delivered;
+    msg.wamid = Some(m.wamid.clone());
+    msg.status_at.delivered = Some(m.timestamp);
+    match &m.content {
+        InboundContent::Text { body } => msg.text = Some(body.clone()),
+        InboundContent::Button { text, .. } => msg.text = Some(text.clone()),
+        InboundContent::Reply { title, .. } => msg.text = Some(title.clone()),
+        InboundContent::Image {
+            media_id, caption, ..
+        } => {
+            msg.kind = MessageKind::Image;
+            msg.media_id = Some(media_id.clone());
+            msg.text = caption.clone();
+        }
+        InboundContent::Reaction { message_id, emoji } => {
+            msg.kind = MessageKind::Reaction;
+            msg.text = emoji.clone();
+            msg.reaction = Some(Reaction {
+                message_id: message_id.clone(),
+                emoji: emoji.clone(),
+            });
+        }
+        InboundContent::Unsupported { kind, .. } => {
+            msg.text = Some(format!("[unsupported message: {kind}]"))
+        }
+        InboundContent::System { body, .. } => msg.text = Some(body.clone()),
+        InboundContent::Other { kind } => msg.text = Some(format!("[{kind}]")),
+    }
+    msg
+}
+
+pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundResult> {
+    let dedupe_id = format!("msg#{}", m.wamid);
+    let (intent, named) = intent_of(&m.content);
+    for _ in 0..MAX_CONFLICT_RETRIES {
+        let now = ports.clock.now();
+        if ports.store.get(&Key::dedupe(&dedupe_id)).await?.is_some() {
+            return Ok(InboundResult::Duplicate);
+        }
+        let Some(contact) = find_contact(ports, m).await? else {
+            tracing::info!(wamid = %m.wamid, "inbound message from a contact without a thread");
+            return Ok(InboundResult::NoThread);
+        };
+        let threads = contact_threads(&*ports.store, &contact.item.key).await?;
+        let routed = route(ports, &threads, named, m.context_id.as_deref()).await?;
+
+        let mut k = contact.item.clone();
+        if k.user_id.is_none() {
+            k.user_id = m.user_id.clone();
+        }
+        if k.name.is_none() {
+            k.name = m.profile_name.clone();
+        }
+        let outcome = k.inbound(intent, m.timestamp, now);
+
+        let mut writes = vec![
+            dedupe_mark(dedupe_id.clone(), now, ports),
+            put_versioned(Item::Contact(k.clone()), Some(contact.version)),
+        ];
+        let mut to_queue = Vec::new();
+        if let Some(conv) = &routed {
+            let mut c = conv.item.clone();
+            c.last_activity_at = now;
+            let msg = stored_message(&c.id, m, now);
+            writes.push(put_new(Item::Message(msg)));
+            if outcome.consent_changed == Some(ConsentState::OptedOut) {
+                let confirm =
+                    system_template(&c, SystemPurpose::OptOutConfirmation, &ports.settings, now);
+                writes.push(put_new(Item::Message(confirm.clone())));
+                to_queue.push(confirm);
+            }
+            writes.push(put_versioned(Item::Conversation(c), Some(conv.version)));
+        }
+        let notice = match outcome.consent_changed {
+            Some(ConsentState::OptedIn) => Some(NoticeCode::OptinAccepted),
+            Some(ConsentState::OptedOut) => Some(NoticeCode::OptinRejected),
+            _ if outcome.reopened && k.consent == ConsentState::OptedIn => {
+                Some(NoticeCode::Resumed)
+            }
+            _ => None,
+        };
+        if let Some(code) = notice {
+            for t in &threads {
+                writes.push(put_new(Item::Message(notice_message(
+                    &t.item.id,
+                    Notice::to_all(code),
+                    now,
+                ))));
+            }
+        }
+        match ports.store.transact(writes).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        enqueue_all(&*ports.queue, &to_queue.iter().collect::<Vec<_>>()).await?;
+        if k.window_open_until != contact.item.window_open_until {
+            if let Some(until) = k.window_open_until {
+                ports
+                    .scheduler
+                    .schedule(
+                        &Timer::WindowExpiry {
+                            contact_key: k.key.clone(),
+                        },
+                        until,
+                    )
+                    .await?;
+            }
+        }
+        if outcome.release_held {
+            for t in &threads {
+                release::release_held(ports, &t.item.id).await?;
+            }
+        }
+        tracing::info!(wamid = %m.wamid, conversation_id = ?routed.as_ref().map(|c| &c.item.id), ?intent, "inbound message applied");
+        return Ok(if routed.is_some() {
+            InboundResult::Applied
+        } else {
+            InboundResult::NoThread
+        });
+    }
+    Err(UseCaseError::Contention)
+}

@@ -1,0 +1,280 @@
+//! One async function per verb, written against the ports. The read → apply → conditional
+//! write → retry-on-conflict loop lives here, and only here.
+
+pub mod conversations;
+pub mod dispatch;
+pub mod inbound;
+pub mod outcomes;
+pub mod receipts;
+pub mod release;
+pub mod send;
+pub mod timers;
+pub mod views;
+
+use std::sync::Arc;
+
+use time::{Duration, OffsetDateTime};
+
+use crate::domain::message::{SystemPurpose, TemplateSpec};
+use crate::domain::notice::{Lang, Notice};
+use crate::domain::{Contact, Conversation, DomainError, Message, MessageKind, MessageStatus};
+use crate::ports::{
+    Clock, Cond, Item, ItemKind, Key, OutboundJob, Queue, QueueError, Scheduler, SchedulerError,
+    Store, StoreError, Versioned, WhatsApp, Write,
+};
+
+/// The settings use cases need (from `Config`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub business_name: String,
+    pub optin_template: String,
+    pub resume_template: String,
+    /// Held messages allowed per thread before `429 queue_full`.
+    pub max_held: u32,
+    /// Graph API attempts per message before it fails for good.
+    pub max_attempts: u32,
+    /// First retry delay; later ones grow exponentially, with jitter.
+    pub retry_base: std::time::Duration,
+    /// How long webhook ids are remembered for dedupe (Meta retries for up to 7 days).
+    pub dedupe_ttl: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            business_name: "Our business".into(),
+            optin_template: "connector_optin".into(),
+            resume_template: "connector_resume".into(),
+            max_held: 50,
+            max_attempts: 5,
+            retry_base: std::time::Duration::from_secs(1),
+            dedupe_ttl: Duration::days(9),
+        }
+    }
+}
+
+/// Everything a use case may touch.
+#[derive(Clone)]
+pub struct Ports {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub scheduler: Arc<dyn Scheduler>,
+    pub clock: Arc<dyn Clock>,
+    pub whatsapp: Arc<dyn WhatsApp>,
+    pub settings: Arc<Settings>,
+}
+
+/// The authenticated employee making a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: String,
+    pub name: String,
+    pub locale: String,
+    pub sub_org: String,
+    pub region: String,
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UseCaseError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("not found")]
+    NotFound,
+    #[error("too many concurrent changes; try again")]
+    Contention,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Scheduler(#[from] SchedulerError),
+}
+
+pub type Result<T, E = UseCaseError> = std::result::Result<T, E>;
+
+/// Attempts of a read-modify-write before giving up with `Contention`.
+pub(crate) const MAX_CONFLICT_RETRIES: usize = 16;
+
+pub(crate) async fn load<T: ItemKind>(
+    store: &dyn Store,
+    key: &Key,
+) -> Result<Option<Versioned<T>>> {
+    match store.get(key).await? {
+        Some(v) => Ok(Some(Versioned {
+            item: T::from_item(v.item)?,
+            version: v.version,
+        })),
+        None => Ok(None),
+    }
+}
+
+/// A put that replaces exactly the version read (or creates when none was read).
+pub(crate) fn put_versioned(item: Item, version: Option<u64>) -> Write {
+    Write::Put {
+        item,
+        cond: version.map_or(Cond::NotExists, Cond::Version),
+    }
+}
+
+pub(crate) fn put_new(item: Item) -> Write {
+    Write::Put {
+        item,
+        cond: Cond::NotExists,
+    }
+}
+
+pub(crate) fn new_id() -> String {
+    ulid::Ulid::new().to_string()
+}
+
+/// A conversation the caller takes part in, or `NotFound` (same answer for "not yours").
+pub(crate) async fn participant_conversation(
+    store: &dyn Store,
+    caller: &Caller,
+    conversation_id: &str,
+) -> Result<Versioned<Conversation>> {
+    match load::<Conversation>(store, &Key::conversation(conversation_id)).await? {
+        Some(c) if c.item.is_participant(&caller.user_id) => Ok(c),
+        _ => Err(UseCaseError::NotFound),
+    }
+}
+
+pub(crate) async fn load_contact(store: &dyn Store, key: &str) -> Result<Versioned<Contact>> {
+    load::<Contact>(store, &Key::contact(key))
+        .await?
+        .ok_or_else(|| {
+            UseCaseError::Store(StoreError::Corrupt(format!(
+                "conversation refers to missing contact {key}"
+            )))
+        })
+}
+
+/// A notice message for a thread.
+pub(crate) fn notice_message(
+    conversation_id: &str,
+    notice: Notice,
+    now: OffsetDateTime,
+) -> Message {
+    let mut m = Message::outbound(
+        new_id(),
+        conversation_id.to_string(),
+        "system".into(),
+        MessageKind::Notice,
+        now,
+    );
+    m.direction = crate::domain::Direction::Notice;
+    m.status = MessageStatus::Delivered;
+    m.notice = Some(notice);
+    m
+}
+
+/// A template the connector sends on its own (opt-in or resume request).
+pub(crate) fn system_template(
+    conv: &Conversation,
+    purpose: SystemPurpose,
+    settings: &Settings,
+    now: OffsetDateTime,
+) -> Message {
+    let (name, buttons) = match purpose {
+        SystemPurpose::OptinRequest => (
+            settings.optin_template.clone(),
+            vec![
+                format!("{}:{}", payload::OPT_IN_YES, conv.id),
+                format!("{}:{}", payload::OPT_IN_NO, conv.id),
+            ],
+        ),
+        SystemPurpose::ResumeRequest => (
+            settings.resume_template.clone(),
+            vec![format!("{}:{}", payload::RESUME, conv.id)],
+        ),
+        SystemPurpose::OptOutConfirmation => (String::new(), vec![]),
+    };
+    let mut m = Message::outbound(
+        new_id(),
+        conv.id.clone(),
+        "system".into(),
+        MessageKind::Template,
+        now,
+    );
+    m.system = Some(purpose);
+    if purpose == SystemPurpose::OptOutConfirmation {
+        m.kind = MessageKind::Text;
+        m.text = Some(
+            crate::domain::notice::contact_text(
+                crate::domain::notice::ContactText::OptedOut,
+                Lang::of(&conv.language),
+            )
+            .to_string(),
+        );
+    } else {
+        m.template = Some(TemplateSpec {
+            name,
+            language: Lang::of(&conv.language).code().to_string(),
+            params: vec![settings.business_name.clone()],
+            buttons,
+        });
+    }
+    m
+}
+
+/// Quick-reply payloads of the connector's templates: `<ACTION>:<conversation id>`.
+pub mod payload {
+    pub const OPT_IN_YES: &str = "OPT_IN_YES";
+    pub const OPT_IN_NO: &str = "OPT_IN_NO";
+    pub const RESUME: &str = "RESUME";
+    pub const STOP: &str = "STOP";
+
+    /// Splits `OPT_IN_YES:01J...` into the action and the conversation id it names.
+    pub fn split(payload: &str) -> (&str, Option<&str>) {
+        match payload.split_once(':') {
+            Some((action, conv)) if !conv.is_empty() => (action, Some(conv)),
+            _ => (payload, None),
+        }
+    }
+}
+
+/// Queues the given messages for dispatch, in order. Called after their commit: a failure here
+/// leaves them queued, and the client's retry with the same `client_id` queues them again.
+pub(crate) async fn enqueue_all(queue: &dyn Queue, messages: &[&Message]) -> Result<()> {
+    for m in messages {
+        queue
+            .send_outbound(OutboundJob {
+                conversation_id: m.conversation_id.clone(),
+                message_id: m.id.clone(),
+                generation: m.generation,
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// The open threads of a contact, newest outbound activity first.
+pub(crate) async fn contact_threads(
+    store: &dyn Store,
+    contact_key: &str,
+) -> Result<Vec<Versioned<Conversation>>> {
+    let links = store
+        .query(&format!("CONTACT#{contact_key}"), "CONV#", None, 1000, true)
+        .await?;
+    let mut convs = Vec::with_capacity(links.len());
+    for link in links {
+        if let Item::ContactThread {
+            conversation_id, ..
+        } = link.item
+        {
+            if let Some(c) =
+                load::<Conversation>(store, &Key::conversation(&conversation_id)).await?
+            {
+                if !c.item.closed {
+                    convs.push(c);
+                }
+            }
+        }
+    }
+    convs.sort_by(|a, b| {
+        (b.item.last_outbound_at, b.item.last_activity_at)
+            .cmp(&(a.item.last_outbound_at, a.item.last_activity_at))
+    });
+    Ok(convs)
+}

@@ -1,0 +1,269 @@
+//! What a failed send does, whether Meta refused it at once (dispatch) or later in a `failed`
+//! status (receipts): one place decides retries, holds, opt-in and resume failures and notices.
+
+use time::OffsetDateTime;
+
+use crate::domain::conversation::OptinFailure;
+use crate::domain::message::{MessageError, SystemPurpose};
+use crate::domain::meta_error::{classify, ErrorClass, FailureReason};
+use crate::domain::notice::{Audience, Notice, NoticeCode};
+use crate::domain::{Contact, Conversation, Message, MessageStatus};
+use crate::ports::{Item, Timer, Write};
+
+use super::{notice_message, put_new, system_template, Settings};
+
+/// A failure as reported: Meta's code when there is one, the HTTP status when there is one.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub code: Option<i64>,
+    pub http_status: Option<u16>,
+    pub detail: String,
+}
+
+/// The new state and effects of one failure. The caller writes `conv`, `contact` and `msg` under
+/// the versions it read, adds `writes`, then queues `to_queue` and arms `timers`.
+#[derive(Debug)]
+pub struct FailurePlan {
+    pub conv: Conversation,
+    pub contact: Contact,
+    pub msg: Message,
+    pub writes: Vec<Write>,
+    pub to_queue: Vec<Message>,
+    pub timers: Vec<(Timer, OffsetDateTime)>,
+    /// Transient: try the same message again after this long.
+    pub retry_after: Option<std::time::Duration>,
+}
+
+/// Backoff for attempt `attempts` (1-based): exponential from `base`, Meta's 4^X s for the pair
+/// rate limit, with ±25 % jitter, capped at 15 minutes.
+pub fn backoff(base: std::time::Duration, attempts: u32, pair_rate: bool) -> std::time::Duration {
+    let exp = attempts.saturating_sub(1).min(10);
+    let factor = if pair_rate {
+        4u64.saturating_pow(exp)
+    } else {
+        2u64.saturating_pow(exp)
+    };
+    let raw = base
+        .saturating_mul(factor as u32)
+        .min(std::time::Duration::from_secs(900));
+    let jitter = 0.75 + rand::random::<f64>() * 0.5;
+    raw.mul_f64(jitter)
+}
+
+pub fn plan_failure(
+    conv: &Conversation,
+    contact: &Contact,
+    msg: &Message,
+    failure: &Failure,
+    settings: &Settings,
+    now: OffsetDateTime,
+) -> FailurePlan {
+    let mut plan = FailurePlan {
+        conv: conv.clone(),
+        contact: contact.clone(),
+        msg: msg.clone(),
+        writes: Vec::new(),
+        to_queue: Vec::new(),
+        timers: Vec::new(),
+        retry_after: None,
+    };
+    let mut class = classify(failure.code, failure.http_status);
+    if let ErrorClass::Retry { pair_rate } = class {
+        if msg.attempts < settings.max_attempts {
+            plan.msg.status = MessageStatus::Queued;
+            plan.msg.lease_until = None;
+            plan.retry_after = Some(backoff(settings.retry_base, msg.attempts.max(1), pair_rate));
+            return plan;
+        }
+        class = ErrorClass::Permanent(FailureReason::RetriesExhausted);
+    }
+    if class == ErrorClass::Reengage && msg.system.is_none() {
+        hold_for_window(&mut plan, settings, now);
+        return plan;
+    }
+    let reason = match class {
+        ErrorClass::Permanent(r) => r,
+        _ => FailureReason::Unknown,
+    };
+    fail(&mut plan, failure, reason, now);
+    plan
+}
+
+/// 131047: the window is closed whatever our clock said. The message is held again, and a
+/// resume request goes out unless one already did during this pause.
+fn hold_for_window(plan: &mut FailurePlan, settings: &Settings, now: OffsetDateTime) {
+    plan.msg.status = MessageStatus::Pending;
+    plan.msg.lease_until = None;
+    plan.conv.pending_count += 1;
+    plan.writes.push(put_new(Item::Held {
+        conversation_id: plan.conv.id.clone(),
+        message_id: plan.msg.id.clone(),
+    }));
+    plan.contact.reengagement_required(now);
+    if plan.contact.take_resume_request() {
+        plan.to_queue.push(system_template(
+            &plan.conv,
+            SystemPurpose::ResumeRequest,
+            settings,
+            now,
+        ));
+        notice(plan, Notice::to_all(NoticeCode::ResumeRequested), now);
+    }
+}
+
+fn fail(plan: &mut FailurePlan, failure: &Failure, reason: FailureReason, now: OffsetDateTime) {
+    let code = failure.code.map_or_else(
+        || format!("http_{}", failure.http_status.unwrap_or(0)),
+        |c| c.to_string(),
+    );
+    plan.msg.status = MessageStatus::Failed;
+    plan.msg.lease_until = None;
+    plan.msg.status_at.failed.get_or_insert(now);
+    plan.msg.error = Some(MessageError {
+        code,
+        detail: failure.detail.clone(),
+        reason: Some(reason),
+    });
+    if reason == FailureReason::MarketingOptOut && plan.contact.marketing_opt_out(now) {
+        notice(plan, Notice::to_all(NoticeCode::OptinRejected), now);
+    }
+    match plan.msg.system {
+        Some(SystemPurpose::OptinRequest) => match plan.conv.optin_failed(&plan.msg.id, now) {
+            Some(OptinFailure::RetryAt(at)) => {
+                let mut n = Notice::to_all(NoticeCode::OptinFailed);
+                n.sms_fallback = failure.code == Some(131026);
+                notice(plan, n, now);
+                plan.timers.push((
+                    Timer::OptinRetry {
+                        conversation_id: plan.conv.id.clone(),
+                    },
+                    at,
+                ));
+            }
+            Some(OptinFailure::Close) => notice(plan, Notice::to_all(NoticeCode::OptinClosed), now),
+            None => {}
+        },
+        Some(SystemPurpose::ResumeRequest) => {
+            // The next held message may ask again.
+            plan.contact.resume_requested = false;
+            notice(plan, Notice::to_all(NoticeCode::ResumeFailed), now);
+        }
+        Some(SystemPurpose::OptOutConfirmation) => {}
+        None => {
+            let mut n = Notice::to_all(NoticeCode::MessageFailed);
+            n.audience = Audience::User(plan.msg.sender.clone());
+            n.reason = Some(reason);
+            n.message_id = Some(plan.msg.id.clone());
+            notice(plan, n, now);
+        }
+    }
+}
+
+fn notice(plan: &mut FailurePlan, n: Notice, now: OffsetDateTime) {
+    plan.writes.push(put_new(Item::Message(notice_message(
+        &plan.conv.id,
+        n,
+        now,
+    ))));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::contact::InboundIntent;
+    use crate::domain::MessageKind;
+    use time::macros::datetime;
+
+    const T0: OffsetDateTime = datetime!(2026-09-20 12:00 UTC);
+
+    fn fixture() -> (Conversation, Contact, Message) {
+        let conv = Conversation {
+            id: "c".into(),
+            contact_key: "1".into(),
+            contact_phone: None,
+            contact_name: None,
+            participants: vec![],
+            language: "en".into(),
+            closed: false,
+            optin: Default::default(),
+            pending_count: 0,
+            created_at: T0,
+            last_activity_at: T0,
+            last_outbound_at: None,
+        };
+        let mut contact = Contact::new("1".into(), None, None);
+        contact.inbound(InboundIntent::Accept, T0, T0);
+        let mut m = Message::outbound("m".into(), "c".into(), "u1".into(), MessageKind::Text, T0);
+        m.status = MessageStatus::Sending;
+        m.attempts = 1;
+        (conv, contact, m)
+    }
+
+    fn f(code: i64) -> Failure {
+        Failure {
+            code: Some(code),
+            http_status: Some(400),
+            detail: "x".into(),
+        }
+    }
+
+    #[test]
+    fn transient_errors_retry_until_the_cap() {
+        let (c, k, mut m) = fixture();
+        let s = Settings::default();
+        let p = plan_failure(&c, &k, &m, &f(130429), &s, T0);
+        assert_eq!(p.msg.status, MessageStatus::Queued);
+        assert!(p.retry_after.is_some());
+        m.attempts = s.max_attempts;
+        let p = plan_failure(&c, &k, &m, &f(130429), &s, T0);
+        assert_eq!(p.msg.status, MessageStatus::Failed);
+        assert_eq!(
+            p.msg.error.unwrap().reason,
+            Some(FailureReason::RetriesExhausted)
+        );
+    }
+
+    #[test]
+    fn reengagement_holds_and_requests_resume_once() {
+        let (c, k, m) = fixture();
+        let s = Settings::default();
+        let p = plan_failure(&c, &k, &m, &f(131047), &s, T0);
+        assert_eq!(p.msg.status, MessageStatus::Pending);
+        assert_eq!(p.conv.pending_count, 1);
+        assert_eq!(p.to_queue.len(), 1);
+        let again = plan_failure(&p.conv, &p.contact, &m, &f(131047), &s, T0);
+        assert!(again.to_queue.is_empty(), "one resume request per pause");
+    }
+
+    #[test]
+    fn permanent_error_fails_with_a_notice_to_the_sender() {
+        let (c, k, m) = fixture();
+        let p = plan_failure(&c, &k, &m, &f(132001), &Settings::default(), T0);
+        assert_eq!(p.msg.status, MessageStatus::Failed);
+        assert_eq!(p.writes.len(), 1);
+    }
+
+    #[test]
+    fn optin_failure_schedules_a_retry_then_closes() {
+        let (mut c, mut k, mut m) = fixture();
+        k.consent = crate::domain::ConsentState::Requested;
+        m.system = Some(SystemPurpose::OptinRequest);
+        c.optin_sent(m.id.clone(), T0);
+        let p = plan_failure(&c, &k, &m, &f(131026), &Settings::default(), T0);
+        assert_eq!(p.timers.len(), 1);
+        assert!(!p.conv.closed);
+        let mut c2 = p.conv.clone();
+        c2.optin_sent("m2".into(), T0);
+        m.id = "m2".into();
+        let p2 = plan_failure(&c2, &k, &m, &f(131026), &Settings::default(), T0);
+        assert!(p2.conv.closed);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let base = std::time::Duration::from_millis(1000);
+        assert!(backoff(base, 1, false) <= std::time::Duration::from_millis(1250));
+        assert!(backoff(base, 3, true) >= std::time::Duration::from_secs(12));
+        assert!(backoff(base, 40, true) <= std::time::Duration::from_secs(1125));
+    }
+}

@@ -1,0 +1,190 @@
+//! `POST /conversations/{id}/messages`: compose, then hold or queue by the contact's consent and
+//! window, asking once per pause for the conversation to resume.
+
+use crate::domain::contact::SendGate;
+use crate::domain::message::{SystemPurpose, TemplateSpec};
+use crate::domain::notice::{Notice, NoticeCode};
+use crate::domain::{DomainError, Message, MessageKind, MessageStatus};
+use crate::ports::{Item, Key, StoreError};
+
+use super::views::MessageView;
+use super::{
+    enqueue_all, load, load_contact, new_id, notice_message, participant_conversation, put_new,
+    put_versioned, release, system_template, Caller, Ports, Result, UseCaseError,
+    MAX_CONFLICT_RETRIES,
+};
+
+/// Longest text Meta accepts, counted in characters.
+pub const MAX_TEXT_CHARS: usize = 4096;
+
+#[derive(Debug, Clone)]
+pub enum Content {
+    Text(String),
+    Template(TemplateSpec),
+}
+
+#[derive(Debug, Clone)]
+pub struct SendCommand {
+    pub content: Content,
+    pub client_id: Option<String>,
+}
+
+pub async fn send(
+    ports: &Ports,
+    caller: &Caller,
+    conversation_id: &str,
+    cmd: SendCommand,
+) -> Result<MessageView> {
+    if let Content::Text(t) = &cmd.content {
+        if t.trim().is_empty() {
+            return Err(DomainError::Invalid("text must not be empty".into()).into());
+        }
+        if t.chars().count() > MAX_TEXT_CHARS {
+            return Err(DomainError::Invalid(format!(
+                "text is longer than {MAX_TEXT_CHARS} characters"
+            ))
+            .into());
+        }
+    }
+    let message_id = new_id();
+    for _ in 0..MAX_CONFLICT_RETRIES {
+        let now = ports.clock.now();
+        let conv = participant_conversation(&*ports.store, caller, conversation_id).await?;
+        if let Some(client_id) = &cmd.client_id {
+            if let Some(existing) = replay(ports, caller, conversation_id, client_id).await? {
+                return Ok(existing);
+            }
+        }
+        conv.item.check_writable()?;
+        let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
+        let (mut c, mut k) = (conv.item.clone(), contact.item.clone());
+
+        let mut msg = Message::outbound(
+            message_id.clone(),
+            c.id.clone(),
+            caller.user_id.clone(),
+            MessageKind::Text,
+            now,
+        );
+        msg.client_id = cmd.client_id.clone();
+        match &cmd.content {
+            Content::Text(t) => msg.text = Some(t.clone()),
+            Content::Template(t) => {
+                msg.kind = MessageKind::Template;
+                msg.template = Some(t.clone());
+            }
+        }
+
+        let mut extra = Vec::new();
+        let mut to_queue = Vec::new();
+        let gate = k.gate_send(msg.kind == MessageKind::Template, now);
+        let hold = match gate.clone() {
+            SendGate::Refuse(e) => return Err(e.into()),
+            // Held messages go first: a new one waits behind them.
+            SendGate::Deliver => c.pending_count > 0,
+            SendGate::HoldForConsent => true,
+            SendGate::HoldForWindow { request_resume } => {
+                if request_resume {
+                    let resume =
+                        system_template(&c, SystemPurpose::ResumeRequest, &ports.settings, now);
+                    extra.push(put_new(Item::Message(notice_message(
+                        &c.id,
+                        Notice::to_all(NoticeCode::ResumeRequested),
+                        now,
+                    ))));
+                    to_queue.push(resume);
+                }
+                true
+            }
+        };
+        if hold {
+            if c.pending_count >= ports.settings.max_held {
+                return Err(DomainError::QueueFull(ports.settings.max_held).into());
+            }
+            msg.status = MessageStatus::Pending;
+            c.pending_count += 1;
+            extra.push(put_new(Item::Held {
+                conversation_id: c.id.clone(),
+                message_id: msg.id.clone(),
+            }));
+        } else {
+            to_queue.insert(0, msg.clone());
+        }
+        c.last_activity_at = now;
+        c.last_outbound_at = Some(now);
+
+        let mut writes = vec![
+            put_versioned(Item::Conversation(c.clone()), Some(conv.version)),
+            put_new(Item::Message(msg.clone())),
+        ];
+        if k != contact.item {
+            writes.push(put_versioned(
+                Item::Contact(k.clone()),
+                Some(contact.version),
+            ));
+        }
+        if let Some(client_id) = &cmd.client_id {
+            writes.push(put_new(Item::ClientId {
+                conversation_id: c.id.clone(),
+                user_id: caller.user_id.clone(),
+                client_id: client_id.clone(),
+                message_id: msg.id.clone(),
+            }));
+        }
+        writes.extend(
+            to_queue
+                .iter()
+                .filter(|m| m.id != msg.id)
+                .map(|m| put_new(Item::Message(m.clone()))),
+        );
+        writes.extend(extra);
+        match ports.store.transact(writes).await {
+            Ok(()) => {
+                enqueue_all(&*ports.queue, &to_queue.iter().collect::<Vec<_>>()).await?;
+                if hold && gate == SendGate::Deliver {
+                    release::release_held(ports, &c.id).await?;
+                }
+                tracing::info!(conversation_id = %c.id, message_id = %msg.id, held = hold, "message accepted");
+                let current = load::<Message>(&*ports.store, &Key::message(&c.id, &msg.id)).await?;
+                return Ok(MessageView::new(
+                    &current.map_or(msg, |v| v.item),
+                    &caller.locale,
+                ));
+            }
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(UseCaseError::Contention)
+}
+
+/// The message an earlier call with this `client_id` created, queued again if it never left.
+async fn replay(
+    ports: &Ports,
+    caller: &Caller,
+    conversation_id: &str,
+    client_id: &str,
+) -> Result<Option<MessageView>> {
+    let Some(link) = ports
+        .store
+        .get(&Key::client_id(conversation_id, &caller.user_id, client_id))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Item::ClientId { message_id, .. } = link.item else {
+        return Err(StoreError::Corrupt("client id item of another kind".into()).into());
+    };
+    let Some(m) =
+        load::<Message>(&*ports.store, &Key::message(conversation_id, &message_id)).await?
+    else {
+        return Err(StoreError::Corrupt(format!(
+            "client id points at missing message {message_id}"
+        ))
+        .into());
+    };
+    if m.item.status == MessageStatus::Queued {
+        enqueue_all(&*ports.queue, &[&m.item]).await?;
+    }
+    Ok(Some(MessageView::new(&m.item, &caller.locale)))
+}

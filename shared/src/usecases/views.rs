@@ -1,0 +1,232 @@
+//! What clients read: conversations and messages as CONTRACT.md shapes them, notices rendered
+//! in the reader's language.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::domain::message::StatusTimes;
+use crate::domain::notice::{failure_text, Audience, Lang};
+use crate::domain::{Contact, Conversation, Message, Participant};
+use crate::ports::Item;
+
+use super::{participant_conversation, Caller, Ports, Result};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactView {
+    pub phone: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ParticipantView {
+    pub user_id: String,
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub joined_at: OffsetDateTime,
+}
+
+impl From<&Participant> for ParticipantView {
+    fn from(p: &Participant) -> Self {
+        ParticipantView {
+            user_id: p.user_id.clone(),
+            name: p.name.clone(),
+            joined_at: p.joined_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationView {
+    pub id: String,
+    pub contact: ContactView,
+    pub status: crate::domain::ConversationStatus,
+    pub consent: &'static str,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub window_open_until: Option<OffsetDateTime>,
+    pub pending_count: u32,
+    pub participants: Vec<ParticipantView>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_activity_at: OffsetDateTime,
+}
+
+impl ConversationView {
+    pub fn new(conv: &Conversation, contact: &Contact, now: OffsetDateTime) -> ConversationView {
+        ConversationView {
+            id: conv.id.clone(),
+            contact: ContactView {
+                phone: conv.contact_phone.clone(),
+                name: conv.contact_name.clone().or_else(|| contact.name.clone()),
+            },
+            status: conv.status(contact, now),
+            consent: conv.consent_view(contact),
+            window_open_until: if contact.paused {
+                None
+            } else {
+                contact.window_open_until.filter(|u| *u > now)
+            },
+            pending_count: conv.pending_count,
+            participants: conv
+                .participants
+                .iter()
+                .map(ParticipantView::from)
+                .collect(),
+            created_at: conv.created_at,
+            last_activity_at: conv.last_activity_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorView {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NoticeView {
+    pub code: crate::domain::NoticeCode,
+    pub audience: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sms_fallback: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TemplateView {
+    pub name: String,
+    pub language: String,
+    pub params: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReactionView {
+    pub message_id: String,
+    pub emoji: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageView {
+    pub id: String,
+    pub conversation_id: String,
+    pub direction: crate::domain::Direction,
+    pub sender: String,
+    pub kind: crate::domain::MessageKind,
+    pub text: Option<String>,
+    pub media_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reaction: Option<ReactionView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<crate::domain::message::SystemPurpose>,
+    pub status: &'static str,
+    pub status_at: StatusTimes,
+    pub error: Option<ErrorView>,
+    pub notice: Option<NoticeView>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub client_id: Option<String>,
+}
+
+impl MessageView {
+    /// `m` as `locale` reads it.
+    pub fn new(m: &Message, locale: &str) -> MessageView {
+        let lang = Lang::of(locale);
+        let text = match &m.notice {
+            Some(n) => Some(n.render(locale)),
+            None => m.text.clone(),
+        };
+        MessageView {
+            id: m.id.clone(),
+            conversation_id: m.conversation_id.clone(),
+            direction: m.direction,
+            sender: m.sender.clone(),
+            kind: m.kind,
+            text,
+            media_id: m.media_id.clone(),
+            template: m.template.as_ref().map(|t| TemplateView {
+                name: t.name.clone(),
+                language: t.language.clone(),
+                params: t.params.clone(),
+            }),
+            reaction: m.reaction.as_ref().map(|r| ReactionView {
+                message_id: r.message_id.clone(),
+                emoji: r.emoji.clone(),
+            }),
+            system: m.system,
+            status: m.status.public(),
+            status_at: m.status_at.clone(),
+            error: m.error.as_ref().map(|e| ErrorView {
+                code: e.code.clone(),
+                message: match e.reason {
+                    Some(r) => failure_text(r, lang).to_string(),
+                    None => e.detail.clone(),
+                },
+            }),
+            notice: m.notice.as_ref().map(|n| NoticeView {
+                code: n.code,
+                audience: n.audience.public().to_string(),
+                sms_fallback: n.sms_fallback.then_some(true),
+                subject_user_id: n.subject_user_id.clone(),
+                message_id: n.message_id.clone(),
+            }),
+            created_at: m.created_at,
+            client_id: m.client_id.clone(),
+        }
+    }
+}
+
+/// Whether `user_id` may see `m`: notices addressed to one user are theirs alone.
+pub fn visible_to(m: &Message, user_id: &str) -> bool {
+    match m.notice.as_ref().map(|n| &n.audience) {
+        Some(Audience::User(u)) => u == user_id,
+        _ => true,
+    }
+}
+
+pub const DEFAULT_PAGE: usize = 100;
+pub const MAX_PAGE: usize = 500;
+
+/// `GET /conversations/{id}/messages`: oldest first, strictly after `after`, at most `limit`.
+pub async fn history(
+    ports: &Ports,
+    caller: &Caller,
+    conversation_id: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<MessageView>> {
+    participant_conversation(&*ports.store, caller, conversation_id).await?;
+    let limit = limit.clamp(1, MAX_PAGE);
+    let mut out = Vec::new();
+    let mut cursor = after.map(|a| format!("MSG#{a}"));
+    // Pages skip notices meant for someone else, so read until `limit` visible ones are found.
+    loop {
+        let page = ports
+            .store
+            .query(
+                &format!("CONV#{conversation_id}"),
+                "MSG#",
+                cursor.as_deref(),
+                limit,
+                true,
+            )
+            .await?;
+        let full = page.len() == limit;
+        for v in page {
+            if let Item::Message(m) = v.item {
+                cursor = Some(format!("MSG#{}", m.id));
+                if visible_to(&m, &caller.user_id) && out.len() < limit {
+                    out.push(MessageView::new(&m, &caller.locale));
+                }
+            }
+        }
+        if !full || out.len() >= limit {
+            return Ok(out);
+        }
+    }
+}
