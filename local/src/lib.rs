@@ -1,1 +1,81 @@
-//! local
+//! The local runner: every function's router on one port, the queue consumers and the timer
+//! loop on the embedded SQLite backend, the WhatsApp sandbox, and the dev clock.
+
+mod dev;
+mod workers;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use tokio::task::JoinHandle;
+
+use shared::app::Embedded;
+use shared::http::{not_found, AppState};
+use shared::Config;
+
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub embedded: Embedded,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops the server and the loops (in-flight work is left for the next start to redo).
+    pub fn shutdown(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+
+    /// Waits until the server stops (it does not, short of an error).
+    pub async fn wait(mut self) {
+        if let Some(server) = self.tasks.pop() {
+            let _ = server.await;
+        }
+    }
+}
+
+pub fn router(state: AppState, embedded: &Embedded) -> Router {
+    let mut app = Router::new()
+        .merge(webhook::router(state.clone()))
+        .merge(optin::router(state.clone()))
+        .merge(send::router(state.clone()));
+    if let Some(clock) = &embedded.dev_clock {
+        app = app.merge(dev::clock_router(
+            state.clone(),
+            embedded.clone(),
+            clock.clone(),
+        ));
+    }
+    if let Some(sandbox) = &embedded.sandbox {
+        app = app.merge(dev::sandbox_router(sandbox.clone()));
+    }
+    app.fallback(not_found)
+        .method_not_allowed_fallback(dev::method_not_allowed)
+}
+
+/// Opens the data directory, binds `config.listen` (port 0 picks one) and starts everything.
+pub async fn start(config: Config) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
+    let listen = config.listen.clone();
+    let (state, embedded) = shared::app::embedded(config).await?;
+    let listener = tokio::net::TcpListener::bind(&listen).await?;
+    let addr = listener.local_addr()?;
+    if let Some(sandbox) = &embedded.sandbox {
+        sandbox.connect(format!("http://{addr}/webhook"));
+    }
+    let mut tasks = workers::spawn(state.clone(), embedded.clone());
+    let app = router(state.clone(), &embedded);
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error.message = %e, "server stopped");
+        }
+    }));
+    tracing::info!(%addr, sandbox = embedded.sandbox.is_some(), dev_clock = embedded.dev_clock.is_some(), "connector listening");
+    Ok(Running {
+        addr,
+        state,
+        embedded,
+        tasks,
+    })
+}

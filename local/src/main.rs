@@ -1,1 +1,119 @@
-fn main() {}
+//! `connector-local`: starts the connector (the default), mints a client token, or acts as the
+//! WhatsApp contact in the sandbox of a running connector.
+
+use std::process::ExitCode;
+
+use shared::http::{issue_token, Claims};
+use shared::Config;
+
+const USAGE: &str = "usage:
+  connector-local [serve]                      start every function on CONNECTOR_LISTEN
+  connector-local token [--sub ID] [--name NAME] [--locale LOCALE] [--sub-org ORG] [--region REGION] [--admin]
+                                               print a client JWT signed with AUTH_JWT_SECRET
+  connector-local contact PHONE say TEXT       act as the contact in the sandbox: send a text
+  connector-local contact PHONE tap BUTTON     tap accept | reject | resume
+  connector-local contact PHONE read           read everything received
+  connector-local contact PHONE inbox          show what the contact received";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match args.first().map(String::as_str) {
+        None | Some("serve") => serve(config).await,
+        Some("token") => token(&config, &args[1..]),
+        Some("contact") => contact(&config, &args[1..]).await,
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command {other:?}\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    shared::telemetry::init();
+    let running = connector_local::start(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    eprintln!("connector listening on http://{}", running.addr);
+    tokio::select! {
+        _ = running.wait() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    Ok(())
+}
+
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn token(config: &Config, args: &[String]) -> Result<(), String> {
+    let sub = flag(args, "--sub").unwrap_or_else(|| "alex".into());
+    let claims = Claims {
+        name: Some(flag(args, "--name").unwrap_or_else(|| "Alex Kim".into())),
+        sub_org: Some(flag(args, "--sub-org").unwrap_or_else(|| "retail".into())),
+        region: Some(flag(args, "--region").unwrap_or_else(|| "eu".into())),
+        locale: Some(flag(args, "--locale").unwrap_or_else(|| "en".into())),
+        roles: if args.iter().any(|a| a == "--admin") {
+            vec!["admin".into()]
+        } else {
+            vec![]
+        },
+        exp: time::OffsetDateTime::now_utc().unix_timestamp() + 30 * 24 * 3600,
+        sub,
+    };
+    println!("{}", issue_token(&config.jwt_secret, &claims));
+    Ok(())
+}
+
+async fn contact(config: &Config, args: &[String]) -> Result<(), String> {
+    let (Some(phone), Some(verb)) = (args.first(), args.get(1)) else {
+        return Err(USAGE.into());
+    };
+    let rest = args[2..].join(" ");
+    let url = format!(
+        "http://{}/sandbox/contacts/{}/messages",
+        config.listen,
+        phone.replace('+', "%2B")
+    );
+    let client = reqwest::Client::new();
+    let req = match verb.as_str() {
+        "inbox" => client.get(&url),
+        "say" if !rest.is_empty() => client.post(&url).json(&serde_json::json!({ "text": rest })),
+        "tap" if !rest.is_empty() => client.post(&url).json(&serde_json::json!({ "tap": rest })),
+        "read" => client.post(&url).json(&serde_json::json!({ "read": true })),
+        _ => return Err(USAGE.into()),
+    };
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| format!("is the connector running on {}? {e}", config.listen))?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&body).unwrap_or_default()
+    );
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("sandbox answered {status}"))
+    }
+}

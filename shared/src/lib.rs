@@ -2,6 +2,7 @@
 //! the functions share. Functions depend on this crate; it depends on no function.
 
 pub mod adapters;
+pub mod app;
 pub mod config;
 pub mod domain;
 pub mod http;

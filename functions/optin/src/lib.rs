@@ -1,1 +1,89 @@
-//! optin
+//! The conversation routes: start a thread (sending the opt-in request), list and read threads,
+//! resend the opt-in request; and the opt-in retry timer.
+
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use shared::domain::Phone;
+use shared::http::{ApiError, AppJson, AppState, Identity, MAX_JSON_BODY};
+use shared::usecases::conversations::{self, StartConversation};
+use shared::usecases::views::ConversationView;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/conversations", post(start).get(list))
+        .route("/conversations/{id}", get(get_one))
+        .route("/conversations/{id}/optin", post(resend))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .with_state(state)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    contact: ContactBody,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContactBody {
+    phone: String,
+    name: Option<String>,
+}
+
+async fn start(
+    State(state): State<AppState>,
+    Identity(caller): Identity,
+    AppJson(body): AppJson<StartBody>,
+) -> Result<(StatusCode, Json<ConversationView>), ApiError> {
+    let phone = Phone::parse(&body.contact.phone).map_err(ApiError::InvalidRequest)?;
+    let name = body
+        .contact
+        .name
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
+    if name.as_ref().is_some_and(|n| n.chars().count() > 256) {
+        return Err(ApiError::InvalidRequest(
+            "contact name is longer than 256 characters".into(),
+        ));
+    }
+    let view =
+        conversations::start(&state.ports, &caller, StartConversation { phone, name }).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[derive(serde::Serialize)]
+struct ConversationList {
+    conversations: Vec<ConversationView>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Identity(caller): Identity,
+) -> Result<Json<ConversationList>, ApiError> {
+    Ok(Json(ConversationList {
+        conversations: conversations::list(&state.ports, &caller).await?,
+    }))
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    Identity(caller): Identity,
+    Path(id): Path<String>,
+) -> Result<Json<ConversationView>, ApiError> {
+    Ok(Json(conversations::get(&state.ports, &caller, &id).await?))
+}
+
+async fn resend(
+    State(state): State<AppState>,
+    Identity(caller): Identity,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<ConversationView>), ApiError> {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(conversations::resend_optin(&state.ports, &caller, &id).await?),
+    ))
+}

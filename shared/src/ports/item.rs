@@ -77,7 +77,7 @@ impl Key {
 
 /// Every kind of item, tagged so the stored form names its kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "item", rename_all = "snake_case")]
 pub enum Item {
     Contact(Contact),
     /// A business-scoped user id pointing at the contact it belongs to.

@@ -119,7 +119,7 @@ impl SandboxWhatsApp {
                 json!({
                     "contacts": [{"profile": {"name": name}, "wa_id": digits}],
                     "messages": [{"context": {"from": "15550783881", "id": ctx}, "from": digits, "id": wamid,
-                        "timestamp": ts, "type": "button", "button": {"payload": payload, "text": payload.split(':').next()}}],
+                        "timestamp": ts, "type": "button", "button": {"payload": payload, "text": button_label(&payload)}}],
                 })
             }
             ContactAction::Read => {
@@ -134,6 +134,16 @@ impl SandboxWhatsApp {
         let body = envelope(&inner.phone_number_id, value);
         inner.post(&body).await?;
         Ok(body)
+    }
+}
+
+/// The label a person sees on the connector's quick-reply buttons.
+fn button_label(payload: &str) -> &'static str {
+    match payload.split(':').next() {
+        Some("OPT_IN_YES") => "Yes",
+        Some("OPT_IN_NO") => "No",
+        Some("RESUME") => "Resume conversation",
+        _ => "OK",
     }
 }
 

@@ -1,0 +1,120 @@
+//! Local-only routes: the dev clock and the WhatsApp sandbox's contact controls.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use shared::adapters::embedded::DevClock;
+use shared::adapters::sandbox::{ContactAction, SandboxWhatsApp};
+use shared::app::Embedded;
+use shared::domain::Phone;
+use shared::http::{ApiError, AppJson, AppState};
+
+pub async fn method_not_allowed() -> (axum::http::StatusCode, Json<Value>) {
+    (
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        Json(
+            json!({"error": {"code": "method_not_allowed", "message": "this route does not take that method"}}),
+        ),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Advance {
+    advance_secs: i64,
+}
+
+pub fn clock_router(state: AppState, embedded: Embedded, clock: Arc<DevClock>) -> Router {
+    Router::new().route(
+        "/dev/clock",
+        post(move |AppJson(a): AppJson<Advance>| {
+            let (state, embedded, clock) = (state.clone(), embedded.clone(), clock.clone());
+            async move {
+                if a.advance_secs < 0 {
+                    return Err(ApiError::InvalidRequest(
+                        "advance_secs must be 0 or more".into(),
+                    ));
+                }
+                let now = clock
+                    .advance(a.advance_secs)
+                    .await
+                    .map_err(ApiError::Internal)?;
+                crate::workers::run_due_timers(&state.ports, &embedded).await;
+                let now = now
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default();
+                Ok(Json(json!({ "now": now })))
+            }
+        }),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Act {
+    text: Option<String>,
+    /// `accept`, `reject`, `resume`, or a payload prefix such as `OPT_IN_YES`.
+    tap: Option<String>,
+    #[serde(default)]
+    read: bool,
+    name: Option<String>,
+}
+
+fn digits(phone: &str) -> Result<String, ApiError> {
+    let p = if phone.starts_with('+') {
+        Phone::parse(phone)
+    } else {
+        Phone::from_wa_id(phone)
+    };
+    p.map(|p| p.digits().to_string())
+        .map_err(ApiError::InvalidRequest)
+}
+
+pub fn sandbox_router(sandbox: Arc<SandboxWhatsApp>) -> Router {
+    Router::new()
+        .route("/sandbox/contacts/{phone}/messages", get(inbox).post(act))
+        .with_state(sandbox)
+}
+
+async fn inbox(
+    State(sandbox): State<Arc<SandboxWhatsApp>>,
+    Path(phone): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "messages": sandbox.inbox(&digits(&phone)?) })))
+}
+
+async fn act(
+    State(sandbox): State<Arc<SandboxWhatsApp>>,
+    Path(phone): Path<String>,
+    AppJson(a): AppJson<Act>,
+) -> Result<Json<Value>, ApiError> {
+    let action = match (a.text, a.tap, a.read) {
+        (Some(t), None, false) => ContactAction::Text(t),
+        (None, Some(tap), false) => ContactAction::Tap(
+            match tap.as_str() {
+                "accept" | "yes" => "OPT_IN_YES",
+                "reject" | "no" => "OPT_IN_NO",
+                "resume" => "RESUME",
+                other => other,
+            }
+            .to_string(),
+        ),
+        (None, None, true) => ContactAction::Read,
+        _ => {
+            return Err(ApiError::InvalidRequest(
+                "give one of text, tap or read".into(),
+            ))
+        }
+    };
+    let name = a.name.unwrap_or_else(|| "Sandbox contact".into());
+    let posted = sandbox
+        .act(&digits(&phone)?, &name, action)
+        .await
+        .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    Ok(Json(json!({ "posted": posted })))
+}

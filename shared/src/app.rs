@@ -1,0 +1,82 @@
+//! Builds the state every function shares from `Config`: on the embedded backend (the local
+//! runner's default), with Meta's Graph API or the built-in sandbox.
+
+use std::sync::Arc;
+
+use crate::adapters::embedded::{
+    Db, DevClock, SqliteQueue, SqliteScheduler, SqliteStore, SystemClock,
+};
+use crate::adapters::graph::GraphWhatsApp;
+use crate::adapters::sandbox::SandboxWhatsApp;
+use crate::config::{Config, ConfigError};
+use crate::http::{AppState, JwtVerifier};
+use crate::ports::{Clock, WhatsApp};
+use crate::usecases::Ports;
+
+/// The embedded backends behind an `AppState`, for the loops that drive them.
+#[derive(Clone)]
+pub struct Embedded {
+    pub db: Db,
+    pub store: SqliteStore,
+    pub queue: SqliteQueue,
+    pub scheduler: SqliteScheduler,
+    /// Present when `CONNECTOR_DEV_CLOCK=1`.
+    pub dev_clock: Option<Arc<DevClock>>,
+    /// Present when no `WHATSAPP_API_BASE_URL` is configured.
+    pub sandbox: Option<Arc<SandboxWhatsApp>>,
+}
+
+pub async fn embedded(config: Config) -> Result<(AppState, Embedded), ConfigError> {
+    let db = Db::open(&config.data_dir)
+        .map_err(|e| ConfigError(format!("{}: {e}", config.data_dir.display())))?;
+    let (clock, dev_clock): (Arc<dyn Clock>, _) = if config.dev_clock {
+        let dev = Arc::new(DevClock::load(db.clone()).await.map_err(ConfigError)?);
+        (dev.clone(), Some(dev))
+    } else {
+        (Arc::new(SystemClock), None)
+    };
+    let (whatsapp, sandbox): (Arc<dyn WhatsApp>, _) = match &config.whatsapp_api_base_url {
+        Some(base) => (
+            Arc::new(
+                GraphWhatsApp::new(base, &config.phone_number_id, config.access_token.clone())
+                    .map_err(|e| ConfigError(format!("HTTP client: {e}")))?,
+            ),
+            None,
+        ),
+        None => {
+            let sandbox = Arc::new(SandboxWhatsApp::new(
+                config.app_secret.clone(),
+                config.phone_number_id.clone(),
+                clock.clone(),
+            ));
+            (sandbox.clone(), Some(sandbox))
+        }
+    };
+    let store = SqliteStore::new(db.clone());
+    let queue = SqliteQueue::new(db.clone());
+    let scheduler = SqliteScheduler::new(db.clone());
+    let ports = Ports {
+        store: Arc::new(store.clone()),
+        queue: Arc::new(queue.clone()),
+        scheduler: Arc::new(scheduler.clone()),
+        clock,
+        whatsapp,
+        settings: Arc::new(config.settings.clone()),
+    };
+    let state = AppState {
+        ports,
+        auth: Arc::new(JwtVerifier::hs256(&config.jwt_secret)),
+        config: Arc::new(config),
+    };
+    Ok((
+        state,
+        Embedded {
+            db,
+            store,
+            queue,
+            scheduler,
+            dev_clock,
+            sandbox,
+        },
+    ))
+}
