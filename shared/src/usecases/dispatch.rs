@@ -16,12 +16,46 @@ use super::{
 /// How long a claim holds; a claim older than this (the process died mid-call) may be retaken.
 const LEASE: Duration = Duration::seconds(60);
 
+/// How far back dispatch looks for older messages of the thread still waiting: two requests
+/// committed in one order can reach the queue in the other, and the older goes first.
+const LOOK_BACK: usize = 8;
+
 pub async fn dispatch(ports: &Ports, job: &OutboundJob) -> Result<Disposition> {
-    let key = Key::message(&job.conversation_id, &job.message_id);
+    let earlier = ports
+        .store
+        .query(
+            &format!("CONV#{}", job.conversation_id),
+            "MSG#",
+            Some(&format!("MSG#{}", job.message_id)),
+            LOOK_BACK,
+            false,
+        )
+        .await?;
+    let now = ports.clock.now();
+    let mut waiting: Vec<String> = earlier
+        .into_iter()
+        .filter_map(|v| match v.item {
+            Item::Message(m) if m.status == MessageStatus::Queued && m.claimable(now) => Some(m.id),
+            _ => None,
+        })
+        .collect();
+    waiting.reverse();
+    for id in waiting {
+        let d = dispatch_one(ports, &Key::message(&job.conversation_id, &id)).await?;
+        if d != Disposition::Done {
+            // The older one must wait: so must this one, behind it.
+            return Ok(d);
+        }
+    }
+    dispatch_one(ports, &Key::message(&job.conversation_id, &job.message_id)).await
+}
+
+async fn dispatch_one(ports: &Ports, key: &Key) -> Result<Disposition> {
+    let key = key.clone();
     let Some((claimed, version)) = claim(ports, &key).await? else {
         return Ok(Disposition::Done);
     };
-    let conv = load::<Conversation>(&*ports.store, &Key::conversation(&job.conversation_id))
+    let conv = load::<Conversation>(&*ports.store, &Key::conversation(&claimed.conversation_id))
         .await?
         .ok_or(UseCaseError::NotFound)?;
     let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;

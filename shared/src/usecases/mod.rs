@@ -124,8 +124,16 @@ pub(crate) fn put_new(item: Item) -> Write {
     }
 }
 
+/// A ULID, strictly increasing within the process, so ids made after a conditional read sort
+/// in commit order.
 pub(crate) fn new_id() -> String {
-    ulid::Ulid::new().to_string()
+    static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
+    let mut guard = GENERATOR.lock().unwrap_or_else(|p| p.into_inner());
+    let generator = guard.get_or_insert_with(ulid::Generator::new);
+    generator
+        .generate()
+        .unwrap_or_else(|_| ulid::Ulid::new())
+        .to_string()
 }
 
 /// A conversation the caller takes part in, or `NotFound` (same answer for "not yours").

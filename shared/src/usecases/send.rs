@@ -46,7 +46,6 @@ pub async fn send(
             .into());
         }
     }
-    let message_id = new_id();
     for _ in 0..MAX_CONFLICT_RETRIES {
         let now = ports.clock.now();
         let conv = participant_conversation(&*ports.store, caller, conversation_id).await?;
@@ -59,8 +58,9 @@ pub async fn send(
         let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
         let (mut c, mut k) = (conv.item.clone(), contact.item.clone());
 
+        // Made after the versioned read: ids sort in commit order.
         let mut msg = Message::outbound(
-            message_id.clone(),
+            new_id(),
             c.id.clone(),
             caller.user_id.clone(),
             MessageKind::Text,
@@ -80,8 +80,8 @@ pub async fn send(
         let gate = k.gate_send(msg.kind == MessageKind::Template, now);
         let hold = match gate.clone() {
             SendGate::Refuse(e) => return Err(e.into()),
-            // Held messages go first: a new one waits behind them.
-            SendGate::Deliver => c.pending_count > 0,
+            // Held text goes first: new text waits behind it. A template need not wait.
+            SendGate::Deliver => msg.kind != MessageKind::Template && c.pending_count > 0,
             SendGate::HoldForConsent => true,
             SendGate::HoldForWindow { request_resume } => {
                 if request_resume {

@@ -1,0 +1,443 @@
+//! Test harness: a local runner on a temp data directory and a free port, a fake Graph API
+//! that records what it is sent and answers as scripted, and typed client helpers.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use shared::http::{issue_token, Claims};
+
+pub const SECRET: &str = "e2e-app-secret";
+pub const JWT: &str = "e2e-jwt-secret";
+pub const PHONE: &str = "+447700900123";
+pub const WA_ID: &str = "447700900123";
+
+/// A scripted Graph API: each send pops the next answer (default: accepted with a new wamid).
+#[derive(Clone, Default)]
+pub struct FakeGraph {
+    pub requests: Arc<Mutex<Vec<Value>>>,
+    script: Arc<Mutex<VecDeque<(u16, Value)>>>,
+    counter: Arc<Mutex<u64>>,
+}
+
+impl FakeGraph {
+    pub async fn start() -> (FakeGraph, String) {
+        let fake = FakeGraph::default();
+        let app = Router::new()
+            .route("/v25.0/{pnid}/messages", post(graph_send))
+            .with_state(fake.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (fake, format!("http://{addr}/v25.0"))
+    }
+
+    /// The next answers, in order, e.g. `(500, json!({}))`.
+    pub fn script(&self, answers: impl IntoIterator<Item = (u16, Value)>) {
+        self.script.lock().unwrap().extend(answers);
+    }
+
+    pub fn error(code: i64) -> (u16, Value) {
+        (
+            400,
+            json!({"error": {"message": format!("(#{code}) error"), "type": "OAuthException", "code": code, "fbtrace_id": "x"}}),
+        )
+    }
+
+    pub fn sent(&self) -> Vec<Value> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// Requests that got a wamid, with it.
+    pub fn accepted(&self) -> Vec<(String, Value)> {
+        self.sent()
+            .into_iter()
+            .filter_map(|r| {
+                r.get("_wamid")
+                    .and_then(|w| w.as_str())
+                    .map(|w| (w.to_string(), r.clone()))
+            })
+            .collect()
+    }
+}
+
+async fn graph_send(
+    State(fake): State<FakeGraph>,
+    headers: axum::http::HeaderMap,
+    Json(mut body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    assert_eq!(
+        headers.get("authorization").and_then(|v| v.to_str().ok()),
+        Some("Bearer e2e-token")
+    );
+    let answer = fake.script.lock().unwrap().pop_front();
+    let (status, reply) = match answer {
+        Some(a) => a,
+        None => {
+            let mut n = fake.counter.lock().unwrap();
+            *n += 1;
+            let wamid = format!("wamid.FAKE{n}");
+            (
+                200,
+                json!({"messaging_product": "whatsapp", "contacts": [{"input": body["to"], "wa_id": WA_ID}], "messages": [{"id": wamid}]}),
+            )
+        }
+    };
+    if let Some(w) = reply["messages"][0]["id"].as_str() {
+        body["_wamid"] = json!(w);
+    }
+    body["_status"] = json!(status);
+    fake.requests.lock().unwrap().push(body);
+    (StatusCode::from_u16(status).unwrap(), Json(reply))
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub graph: FakeGraph,
+    pub _dir: Arc<tempfile::TempDir>,
+    pub env: HashMap<String, String>,
+    running: Option<connector_local::Running>,
+}
+
+pub struct Options {
+    pub env: Vec<(&'static str, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { env: vec![] }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Options::default()).await
+}
+
+pub async fn spawn_with(opts: Options) -> TestApp {
+    let (graph, graph_url) = FakeGraph::start().await;
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut env: HashMap<String, String> = [
+        ("CONNECTOR_LISTEN", "127.0.0.1:0".to_string()),
+        ("CONNECTOR_DATA_DIR", dir.path().display().to_string()),
+        ("WHATSAPP_API_BASE_URL", graph_url),
+        ("WHATSAPP_ACCESS_TOKEN", "e2e-token".into()),
+        ("WHATSAPP_APP_SECRET", SECRET.into()),
+        ("WHATSAPP_VERIFY_TOKEN", "e2e-verify".into()),
+        ("AUTH_JWT_SECRET", JWT.into()),
+        ("CONNECTOR_DEV_CLOCK", "1".into()),
+        ("CONNECTOR_RETRY_BASE_MS", "20".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for (k, v) in opts.env {
+        env.insert(k.to_string(), v);
+    }
+    let mut app = TestApp {
+        base: String::new(),
+        client: reqwest::Client::new(),
+        graph,
+        _dir: dir,
+        env,
+        running: None,
+    };
+    app.start().await;
+    app
+}
+
+impl TestApp {
+    async fn start(&mut self) {
+        let env = self.env.clone();
+        let config = shared::Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+        let running = connector_local::start(config).await.unwrap();
+        self.base = format!("http://{}", running.addr);
+        self.running = Some(running);
+    }
+
+    /// Stops the runner and starts it again on the same data directory.
+    pub async fn restart(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.start().await;
+    }
+
+    /// Stops the in-process runner (another process may then use the data directory).
+    pub fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn token(&self, user: &str) -> String {
+        token_for(user, "en")
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        user: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.client.request(method.parse().unwrap(), self.url(path));
+        if let Some(u) = user {
+            req = req.bearer_auth(self.token(u));
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        user: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(method.parse().unwrap(), self.url(path))
+            .header("content-type", "application/json");
+        if let Some(u) = user {
+            req = req.bearer_auth(self.token(u));
+        }
+        let resp = req.body(body).send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn start_conversation(&self, user: &str, phone: &str) -> Value {
+        let (s, v) = self
+            .call(
+                "POST",
+                "/conversations",
+                Some(user),
+                Some(json!({"contact": {"phone": phone, "name": "Olivia"}})),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        v
+    }
+
+    pub async fn send_text(&self, user: &str, conv: &str, text: &str) -> Value {
+        let (s, v) = self
+            .call(
+                "POST",
+                &format!("/conversations/{conv}/messages"),
+                Some(user),
+                Some(json!({"text": text})),
+            )
+            .await;
+        assert_eq!(s, 202, "{v}");
+        v
+    }
+
+    pub async fn conversation(&self, user: &str, conv: &str) -> Value {
+        let (s, v) = self
+            .call("GET", &format!("/conversations/{conv}"), Some(user), None)
+            .await;
+        assert_eq!(s, 200, "{v}");
+        v
+    }
+
+    pub async fn messages(&self, user: &str, conv: &str) -> Vec<Value> {
+        let (s, v) = self
+            .call(
+                "GET",
+                &format!("/conversations/{conv}/messages"),
+                Some(user),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        v["messages"].as_array().unwrap().clone()
+    }
+
+    pub async fn notices(&self, user: &str, conv: &str) -> Vec<String> {
+        self.messages(user, conv)
+            .await
+            .iter()
+            .filter(|m| m["direction"] == "notice")
+            .map(|m| m["notice"]["code"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Posts a webhook delivery signed with the app secret.
+    pub async fn webhook(&self, body: &Value) -> u16 {
+        let bytes = serde_json::to_vec(body).unwrap();
+        self.webhook_bytes(
+            &bytes,
+            Some(&shared::meta::signature::sign(SECRET.as_bytes(), &bytes)),
+        )
+        .await
+    }
+
+    pub async fn webhook_bytes(&self, bytes: &[u8], sig: Option<&str>) -> u16 {
+        let mut req = self
+            .client
+            .post(self.url("/webhook"))
+            .header("content-type", "application/json")
+            .body(bytes.to_vec());
+        if let Some(s) = sig {
+            req = req.header("X-Hub-Signature-256", s);
+        }
+        req.send().await.unwrap().status().as_u16()
+    }
+
+    pub async fn advance(&self, secs: i64) {
+        let (s, v) = self
+            .call(
+                "POST",
+                "/dev/clock",
+                None,
+                Some(json!({"advance_secs": secs})),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+    }
+
+    pub async fn now_unix(&self) -> i64 {
+        let (_, v) = self
+            .call("POST", "/dev/clock", None, Some(json!({"advance_secs": 0})))
+            .await;
+        time::OffsetDateTime::parse(
+            v["now"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+        .unix_timestamp()
+    }
+
+    /// The contact writes `text`.
+    pub async fn contact_says(&self, text: &str) -> String {
+        let wamid = format!("wamid.IN-{}", next_id());
+        let ts = self.now_unix().await.to_string();
+        let body = envelope(json!({
+            "contacts": [{"profile": {"name": "Olivia"}, "wa_id": WA_ID}],
+            "messages": [{"from": WA_ID, "id": wamid, "timestamp": ts, "type": "text", "text": {"body": text}}]
+        }));
+        assert_eq!(self.webhook(&body).await, 200);
+        wamid
+    }
+
+    /// The contact taps a quick-reply button with this payload on our message `context`.
+    pub async fn contact_taps(&self, payload: &str, context: &str) {
+        let ts = self.now_unix().await.to_string();
+        let body = envelope(json!({
+            "contacts": [{"profile": {"name": "Olivia"}, "wa_id": WA_ID}],
+            "messages": [{"context": {"from": "15550783881", "id": context}, "from": WA_ID, "id": format!("wamid.TAP-{}", next_id()),
+                "timestamp": ts, "type": "button", "button": {"payload": payload, "text": "Yes"}}]
+        }));
+        assert_eq!(self.webhook(&body).await, 200);
+    }
+
+    pub async fn status(&self, wamid: &str, status: &str, ts: i64, error: Option<i64>) -> u16 {
+        let mut s = json!({"id": wamid, "status": status, "timestamp": ts.to_string(), "recipient_id": WA_ID});
+        if let Some(code) = error {
+            s["errors"] = json!([{"code": code, "title": "t", "message": "m", "error_data": {"details": "d"}}]);
+        }
+        self.webhook(&envelope(json!({"statuses": [s]}))).await
+    }
+
+    /// Accepts the opt-in request of the latest template the fake Graph API received.
+    pub async fn accept_optin(&self) {
+        let (wamid, req) = self.wait_for_request(|r| r["type"] == "template").await;
+        let payload = req["template"]["components"][1]["parameters"][0]["payload"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(payload.starts_with("OPT_IN_YES:"), "{payload}");
+        self.contact_taps(&payload, &wamid).await;
+    }
+
+    pub async fn wait_for_request(&self, pred: impl Fn(&Value) -> bool) -> (String, Value) {
+        for _ in 0..200 {
+            if let Some(found) = self
+                .graph
+                .accepted()
+                .into_iter()
+                .rev()
+                .find(|(_, r)| pred(r))
+            {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no such Graph API request; got {:?}", self.graph.sent());
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown();
+        }
+    }
+}
+
+fn next_id() -> u64 {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+}
+
+pub fn envelope(value: Value) -> Value {
+    let mut value = value;
+    value["messaging_product"] = json!("whatsapp");
+    value["metadata"] =
+        json!({"display_phone_number": "15550783881", "phone_number_id": "106540352242922"});
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": value}]}]})
+}
+
+pub fn token_for(user: &str, locale: &str) -> String {
+    issue_token(
+        JWT,
+        &Claims {
+            sub: user.into(),
+            name: Some(format!("User {user}")),
+            sub_org: Some("retail".into()),
+            region: Some("eu".into()),
+            locale: Some(locale.into()),
+            roles: vec![],
+            exp: time::OffsetDateTime::now_utc().unix_timestamp() + 3600,
+        },
+    )
+}
+
+/// Polls `f` until it returns `Some`, for up to 5 s.
+pub async fn eventually<T, F, Fut>(what: &str, f: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..250 {
+        if let Some(v) = f().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
+}

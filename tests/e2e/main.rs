@@ -1,0 +1,10 @@
+//! End-to-end tests: the local runner driven over HTTP as a client app and as Meta would.
+
+mod api;
+mod consent;
+mod dispatch;
+mod helpers;
+mod receipts;
+mod restart;
+mod webhook;
+mod window;
