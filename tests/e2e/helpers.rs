@@ -105,14 +105,9 @@ pub struct TestApp {
     running: Option<connector_local::Running>,
 }
 
+#[derive(Default)]
 pub struct Options {
     pub env: Vec<(&'static str, String)>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options { env: vec![] }
-    }
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -77,6 +77,8 @@ impl Key {
 
 /// Every kind of item, tagged so the stored form names its kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+// Items are moved one at a time, never held in bulk: boxing would only add allocations.
+#[allow(clippy::large_enum_variant)]
 #[serde(tag = "item", rename_all = "snake_case")]
 pub enum Item {
     Contact(Contact),

@@ -32,6 +32,7 @@ pub enum Cond {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 pub enum Write {
     Put {
         item: Item,

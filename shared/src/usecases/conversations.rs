@@ -185,6 +185,6 @@ pub async fn list(ports: &Ports, caller: &Caller) -> Result<Vec<ConversationView
         let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
         out.push(ConversationView::new(&conv.item, &contact.item, now));
     }
-    out.sort_by(|a, b| b.last_activity_at.cmp(&a.last_activity_at));
+    out.sort_by_key(|c| std::cmp::Reverse(c.last_activity_at));
     Ok(out)
 }
