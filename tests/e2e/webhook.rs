@@ -143,3 +143,30 @@ async fn one_delivery_with_several_entries_is_applied_whole() {
         .collect();
     assert_eq!(texts, vec![json!("one"), json!("two"), json!("three")]);
 }
+
+#[tokio::test]
+async fn a_contact_known_only_by_business_scoped_id_is_matched() {
+    let app = spawn_app().await;
+    let id = app.start_conversation("u1", PHONE).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first = envelope(json!({
+        "contacts": [{"profile": {"name": "Olivia"}, "wa_id": WA_ID, "user_id": "GB.13491208655302741918"}],
+        "messages": [{"from": WA_ID, "from_user_id": "GB.13491208655302741918", "id": "wamid.B1", "timestamp": "1789905605", "type": "text", "text": {"body": "with number"}}]
+    }));
+    assert_eq!(app.webhook(&first).await, 200);
+    let second = envelope(json!({
+        "contacts": [{"profile": {"name": "Olivia", "username": "@olivia"}, "user_id": "GB.13491208655302741918"}],
+        "messages": [{"from_user_id": "GB.13491208655302741918", "id": "wamid.B2", "timestamp": "1789905606", "type": "text", "text": {"body": "without number"}}]
+    }));
+    assert_eq!(app.webhook(&second).await, 200);
+    let texts: Vec<_> = app
+        .messages("u1", &id)
+        .await
+        .into_iter()
+        .filter(|m| m["direction"] == "inbound")
+        .map(|m| m["text"].clone())
+        .collect();
+    assert_eq!(texts, vec![json!("with number"), json!("without number")]);
+}

@@ -6,7 +6,7 @@ use crate::domain::message::{Reaction, SystemPurpose};
 use crate::domain::notice::{Notice, NoticeCode};
 use crate::domain::{Contact, Conversation, Direction, Message, MessageKind, MessageStatus};
 use crate::meta::webhook::{InboundContent, InboundMessage};
-use crate::ports::{Item, Key, StoreError, Timer, Versioned};
+use crate::ports::{Cond, Item, Key, StoreError, Timer, Versioned, Write};
 
 use super::receipts::dedupe_mark;
 use super::{
@@ -157,6 +157,16 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
             dedupe_mark(dedupe_id.clone(), now, ports),
             put_versioned(Item::Contact(k.clone()), Some(contact.version)),
         ];
+        if let (None, Some(user_id)) = (&contact.item.user_id, &k.user_id) {
+            // Learn the business-scoped id, so later messages without a number still find them.
+            writes.push(Write::Put {
+                item: Item::ContactAlias {
+                    user_id: user_id.clone(),
+                    contact_key: k.key.clone(),
+                },
+                cond: Cond::Always,
+            });
+        }
         let mut to_queue = Vec::new();
         if let Some(conv) = &routed {
             let mut c = conv.item.clone();

@@ -47,12 +47,9 @@ fn now_secs() -> i64 {
 
 /// The live version under `key`, if any (an expired item is absent).
 fn current_version(tx: &Connection, key: &Key) -> rusqlite::Result<Option<i64>> {
-    tx.query_row(
-        "SELECT version FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
-        params![key.pk, key.sk, now_secs()],
-        |r| r.get(0),
-    )
-    .optional()
+    tx.prepare_cached("SELECT version FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)")?
+        .query_row(params![key.pk, key.sk, now_secs()], |r| r.get(0))
+        .optional()
 }
 
 fn holds(cond: Cond, current: Option<i64>) -> bool {
@@ -84,12 +81,12 @@ fn apply(conn: &mut Connection, writes: &[Write]) -> Result<(), TxError> {
                 let body =
                     serde_json::to_string(item).map_err(|e| TxError::Other(e.to_string()))?;
                 let expires = item.expires_at().map(|t| t.unix_timestamp());
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO items (pk, sk, version, expires_at, body) VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT(pk, sk) DO UPDATE SET version = excluded.version,
                          expires_at = excluded.expires_at, body = excluded.body",
-                    params![key.pk, key.sk, current.unwrap_or(0) + 1, expires, body],
                 )
+                .and_then(|mut s| s.execute(params![key.pk, key.sk, current.unwrap_or(0) + 1, expires, body]))
                 .map_err(other)?;
             }
             Write::Delete { key, cond } => {
