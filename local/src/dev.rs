@@ -17,9 +17,7 @@ use shared::http::{ApiError, AppJson, AppState};
 pub async fn method_not_allowed() -> (axum::http::StatusCode, Json<Value>) {
     (
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        Json(
-            json!({"error": {"code": "method_not_allowed", "message": "this route does not take that method"}}),
-        ),
+        Json(json!({"error": {"code": "method_not_allowed", "message": "this route does not take that method"}})),
     )
 }
 
@@ -36,18 +34,11 @@ pub fn clock_router(state: AppState, embedded: Embedded, clock: Arc<DevClock>) -
             let (state, embedded, clock) = (state.clone(), embedded.clone(), clock.clone());
             async move {
                 if a.advance_secs < 0 {
-                    return Err(ApiError::InvalidRequest(
-                        "advance_secs must be 0 or more".into(),
-                    ));
+                    return Err(ApiError::InvalidRequest("advance_secs must be 0 or more".into()));
                 }
-                let now = clock
-                    .advance(a.advance_secs)
-                    .await
-                    .map_err(ApiError::Internal)?;
+                let now = clock.advance(a.advance_secs).await.map_err(ApiError::Internal)?;
                 crate::workers::run_due_timers(&state.ports, &embedded).await;
-                let now = now
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default();
+                let now = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
                 Ok(Json(json!({ "now": now })))
             }
         }),
@@ -66,19 +57,12 @@ struct Act {
 }
 
 fn digits(phone: &str) -> Result<String, ApiError> {
-    let p = if phone.starts_with('+') {
-        Phone::parse(phone)
-    } else {
-        Phone::from_wa_id(phone)
-    };
-    p.map(|p| p.digits().to_string())
-        .map_err(ApiError::InvalidRequest)
+    let p = if phone.starts_with('+') { Phone::parse(phone) } else { Phone::from_wa_id(phone) };
+    p.map(|p| p.digits().to_string()).map_err(ApiError::InvalidRequest)
 }
 
 pub fn sandbox_router(sandbox: Arc<SandboxWhatsApp>) -> Router {
-    Router::new()
-        .route("/sandbox/contacts/{phone}/messages", get(inbox).post(act))
-        .with_state(sandbox)
+    Router::new().route("/sandbox/contacts/{phone}/messages", get(inbox).post(act)).with_state(sandbox)
 }
 
 async fn inbox(
@@ -105,16 +89,10 @@ async fn act(
             .to_string(),
         ),
         (None, None, true) => ContactAction::Read,
-        _ => {
-            return Err(ApiError::InvalidRequest(
-                "give one of text, tap or read".into(),
-            ))
-        }
+        _ => return Err(ApiError::InvalidRequest("give one of text, tap or read".into())),
     };
     let name = a.name.unwrap_or_else(|| "Sandbox contact".into());
-    let posted = sandbox
-        .act(&digits(&phone)?, &name, action)
-        .await
-        .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    let posted =
+        sandbox.act(&digits(&phone)?, &name, action).await.map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
     Ok(Json(json!({ "posted": posted })))
 }

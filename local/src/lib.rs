@@ -40,19 +40,15 @@ pub fn router(state: AppState, embedded: &Embedded) -> Router {
     let mut app = Router::new()
         .merge(webhook::router(state.clone()))
         .merge(optin::router(state.clone()))
+        .merge(participants::router(state.clone()))
         .merge(send::router(state.clone()));
     if let Some(clock) = &embedded.dev_clock {
-        app = app.merge(dev::clock_router(
-            state.clone(),
-            embedded.clone(),
-            clock.clone(),
-        ));
+        app = app.merge(dev::clock_router(state.clone(), embedded.clone(), clock.clone()));
     }
     if let Some(sandbox) = &embedded.sandbox {
         app = app.merge(dev::sandbox_router(sandbox.clone()));
     }
-    app.fallback(not_found)
-        .method_not_allowed_fallback(dev::method_not_allowed)
+    app.fallback(not_found).method_not_allowed_fallback(dev::method_not_allowed)
 }
 
 /// Opens the data directory, binds `config.listen` (port 0 picks one) and starts everything.
@@ -72,10 +68,5 @@ pub async fn start(config: Config) -> Result<Running, Box<dyn std::error::Error 
         }
     }));
     tracing::info!(%addr, sandbox = embedded.sandbox.is_some(), dev_clock = embedded.dev_clock.is_some(), "connector listening");
-    Ok(Running {
-        addr,
-        state,
-        embedded,
-        tasks,
-    })
+    Ok(Running { addr, state, embedded, tasks })
 }

@@ -46,9 +46,7 @@ async fn main() -> ExitCode {
 
 async fn serve(config: Config) -> Result<(), String> {
     shared::telemetry::init();
-    let running = connector_local::start(config)
-        .await
-        .map_err(|e| e.to_string())?;
+    let running = connector_local::start(config).await.map_err(|e| e.to_string())?;
     eprintln!("connector listening on http://{}", running.addr);
     tokio::select! {
         _ = running.wait() => {},
@@ -58,10 +56,7 @@ async fn serve(config: Config) -> Result<(), String> {
 }
 
 fn flag(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
 }
 
 fn token(config: &Config, args: &[String]) -> Result<(), String> {
@@ -71,11 +66,7 @@ fn token(config: &Config, args: &[String]) -> Result<(), String> {
         sub_org: Some(flag(args, "--sub-org").unwrap_or_else(|| "retail".into())),
         region: Some(flag(args, "--region").unwrap_or_else(|| "eu".into())),
         locale: Some(flag(args, "--locale").unwrap_or_else(|| "en".into())),
-        roles: if args.iter().any(|a| a == "--admin") {
-            vec!["admin".into()]
-        } else {
-            vec![]
-        },
+        roles: if args.iter().any(|a| a == "--admin") { vec!["admin".into()] } else { vec![] },
         exp: time::OffsetDateTime::now_utc().unix_timestamp() + 30 * 24 * 3600,
         sub,
     };
@@ -88,11 +79,7 @@ async fn contact(config: &Config, args: &[String]) -> Result<(), String> {
         return Err(USAGE.into());
     };
     let rest = args[2..].join(" ");
-    let url = format!(
-        "http://{}/sandbox/contacts/{}/messages",
-        config.listen,
-        phone.replace('+', "%2B")
-    );
+    let url = format!("http://{}/sandbox/contacts/{}/messages", config.listen, phone.replace('+', "%2B"));
     let client = reqwest::Client::new();
     let req = match verb.as_str() {
         "inbox" => client.get(&url),
@@ -101,16 +88,10 @@ async fn contact(config: &Config, args: &[String]) -> Result<(), String> {
         "read" => client.post(&url).json(&serde_json::json!({ "read": true })),
         _ => return Err(USAGE.into()),
     };
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| format!("is the connector running on {}? {e}", config.listen))?;
+    let resp = req.send().await.map_err(|e| format!("is the connector running on {}? {e}", config.listen))?;
     let status = resp.status();
     let body: serde_json::Value = resp.json().await.unwrap_or_default();
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&body).unwrap_or_default()
-    );
+    println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
     if status.is_success() {
         Ok(())
     } else {

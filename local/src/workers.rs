@@ -18,26 +18,14 @@ const BATCH: usize = 32;
 pub fn spawn(state: AppState, embedded: Embedded) -> Vec<JoinHandle<()>> {
     let ports = state.ports.clone();
     vec![
-        tokio::spawn(consume(
-            ports.clone(),
-            embedded.clone(),
-            QueueName::Outbound,
-        )),
-        tokio::spawn(consume(
-            ports.clone(),
-            embedded.clone(),
-            QueueName::Receipts,
-        )),
+        tokio::spawn(consume(ports.clone(), embedded.clone(), QueueName::Outbound)),
+        tokio::spawn(consume(ports.clone(), embedded.clone(), QueueName::Receipts)),
         tokio::spawn(timer_loop(ports.clone(), embedded.clone())),
         tokio::spawn(sweep_loop(ports, embedded)),
     ]
 }
 
-async fn handle(
-    ports: &Ports,
-    q: QueueName,
-    job: &ReceivedJob,
-) -> Result<Disposition, UseCaseError> {
+async fn handle(ports: &Ports, q: QueueName, job: &ReceivedJob) -> Result<Disposition, UseCaseError> {
     match q {
         QueueName::Outbound => match serde_json::from_str::<OutboundJob>(&job.body) {
             Ok(j) => dispatch::handle(ports, &j).await,

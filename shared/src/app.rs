@@ -3,13 +3,11 @@
 
 use std::sync::Arc;
 
-use crate::adapters::embedded::{
-    Db, DevClock, SqliteQueue, SqliteScheduler, SqliteStore, SystemClock,
-};
+use crate::adapters::embedded::{Db, DevClock, SqliteQueue, SqliteScheduler, SqliteStore, SystemClock};
 use crate::adapters::graph::GraphWhatsApp;
 use crate::adapters::sandbox::SandboxWhatsApp;
 use crate::config::{Config, ConfigError};
-use crate::http::{AppState, JwtVerifier};
+use crate::http::AppState;
 use crate::ports::{Clock, WhatsApp};
 use crate::usecases::Ports;
 
@@ -27,8 +25,7 @@ pub struct Embedded {
 }
 
 pub async fn embedded(config: Config) -> Result<(AppState, Embedded), ConfigError> {
-    let db = Db::open(&config.data_dir)
-        .map_err(|e| ConfigError(format!("{}: {e}", config.data_dir.display())))?;
+    let db = Db::open(&config.data_dir).map_err(|e| ConfigError(format!("{}: {e}", config.data_dir.display())))?;
     let (clock, dev_clock): (Arc<dyn Clock>, _) = if config.dev_clock {
         let dev = Arc::new(DevClock::load(db.clone()).await.map_err(ConfigError)?);
         (dev.clone(), Some(dev))
@@ -63,20 +60,6 @@ pub async fn embedded(config: Config) -> Result<(AppState, Embedded), ConfigErro
         whatsapp,
         settings: Arc::new(config.settings.clone()),
     };
-    let state = AppState {
-        ports,
-        auth: Arc::new(JwtVerifier::hs256(&config.jwt_secret)),
-        config: Arc::new(config),
-    };
-    Ok((
-        state,
-        Embedded {
-            db,
-            store,
-            queue,
-            scheduler,
-            dev_clock,
-            sandbox,
-        },
-    ))
+    let state = AppState::new(ports, config);
+    Ok((state, Embedded { db, store, queue, scheduler, dev_clock, sandbox }))
 }

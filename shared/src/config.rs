@@ -41,34 +41,25 @@ impl Config {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let or = |k: &str, d: &str| {
-            get(k)
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| d.to_string())
-        };
+        let or = |k: &str, d: &str| get(k).filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_string());
         let number = |k: &str, d: u64| -> Result<u64, ConfigError> {
             match get(k).filter(|v| !v.is_empty()) {
-                Some(v) => v
-                    .parse()
-                    .map_err(|_| ConfigError(format!("{k} must be a whole number, not {v:?}"))),
+                Some(v) => v.parse().map_err(|_| ConfigError(format!("{k} must be a whole number, not {v:?}"))),
                 None => Ok(d),
             }
         };
         let mut settings = crate::usecases::Settings::default();
         settings.max_held = number("CONNECTOR_MAX_HELD", settings.max_held as u64)? as u32;
-        settings.max_attempts =
-            number("CONNECTOR_MAX_ATTEMPTS", settings.max_attempts as u64)?.max(1) as u32;
-        settings.retry_base =
-            std::time::Duration::from_millis(number("CONNECTOR_RETRY_BASE_MS", 1000)?);
+        settings.max_attempts = number("CONNECTOR_MAX_ATTEMPTS", settings.max_attempts as u64)?.max(1) as u32;
+        settings.retry_base = std::time::Duration::from_millis(number("CONNECTOR_RETRY_BASE_MS", 1000)?);
         settings.business_name = or("CONNECTOR_BUSINESS_NAME", &settings.business_name);
         settings.optin_template = or("WHATSAPP_OPTIN_TEMPLATE", &settings.optin_template);
         settings.resume_template = or("WHATSAPP_RESUME_TEMPLATE", &settings.resume_template);
+        settings.participant_template = or("WHATSAPP_PARTICIPANT_TEMPLATE", &settings.participant_template);
         let base = get("WHATSAPP_API_BASE_URL").filter(|v| !v.is_empty());
         let access_token = or("WHATSAPP_ACCESS_TOKEN", "");
         if base.is_some() && access_token.is_empty() {
-            return Err(ConfigError(
-                "WHATSAPP_API_BASE_URL is set but WHATSAPP_ACCESS_TOKEN is not".into(),
-            ));
+            return Err(ConfigError("WHATSAPP_API_BASE_URL is set but WHATSAPP_ACCESS_TOKEN is not".into()));
         }
         Ok(Config {
             listen: or("CONNECTOR_LISTEN", "127.0.0.1:3000"),
@@ -102,12 +93,7 @@ mod tests {
 
     #[test]
     fn bad_numbers_and_missing_token_are_refused() {
-        assert!(
-            Config::from_lookup(|k| (k == "CONNECTOR_MAX_HELD").then(|| "many".into())).is_err()
-        );
-        assert!(
-            Config::from_lookup(|k| (k == "WHATSAPP_API_BASE_URL").then(|| "http://x".into()))
-                .is_err()
-        );
+        assert!(Config::from_lookup(|k| (k == "CONNECTOR_MAX_HELD").then(|| "many".into())).is_err());
+        assert!(Config::from_lookup(|k| (k == "WHATSAPP_API_BASE_URL").then(|| "http://x".into())).is_err());
     }
 }

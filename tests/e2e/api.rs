@@ -5,19 +5,11 @@ use crate::helpers::*;
 /// Every client route, with a body where it takes one.
 fn routes(conv: &str) -> Vec<(&'static str, String, Option<Value>)> {
     vec![
-        (
-            "POST",
-            "/conversations".into(),
-            Some(json!({"contact": {"phone": PHONE}})),
-        ),
+        ("POST", "/conversations".into(), Some(json!({"contact": {"phone": PHONE}}))),
         ("GET", "/conversations".into(), None),
         ("GET", format!("/conversations/{conv}"), None),
         ("POST", format!("/conversations/{conv}/optin"), None),
-        (
-            "POST",
-            format!("/conversations/{conv}/messages"),
-            Some(json!({"text": "hi"})),
-        ),
+        ("POST", format!("/conversations/{conv}/messages"), Some(json!({"text": "hi"}))),
         ("GET", format!("/conversations/{conv}/messages"), None),
     ]
 }
@@ -25,10 +17,7 @@ fn routes(conv: &str) -> Vec<(&'static str, String, Option<Value>)> {
 #[tokio::test]
 async fn every_route_needs_a_valid_token() {
     let app = spawn_app().await;
-    let conv = app.start_conversation("u1", PHONE).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let conv = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
     let expired = shared::http::issue_token(
         JWT,
         &shared::http::Claims {
@@ -54,12 +43,7 @@ async fn every_route_needs_a_valid_token() {
         },
     );
     for (method, path, body) in routes(&conv) {
-        for auth in [
-            None,
-            Some("garbage".to_string()),
-            Some(expired.clone()),
-            Some(forged.clone()),
-        ] {
+        for auth in [None, Some("garbage".to_string()), Some(expired.clone()), Some(forged.clone())] {
             let mut req = app.client.request(method.parse().unwrap(), app.url(&path));
             if let Some(t) = &auth {
                 req = req.bearer_auth(t);
@@ -78,62 +62,26 @@ async fn every_route_needs_a_valid_token() {
 #[tokio::test]
 async fn a_non_participant_gets_404_on_every_route_of_the_thread() {
     let app = spawn_app().await;
-    let conv = app.start_conversation("u1", PHONE).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    for (method, path, body) in routes(&conv)
-        .into_iter()
-        .filter(|(_, p, _)| p.contains(&conv))
-    {
-        let (s, v) = app
-            .call(method, &path, Some("intruder"), body.clone())
-            .await;
-        assert_eq!(
-            (s, v["error"]["code"].as_str()),
-            (404, Some("not_found")),
-            "{method} {path}"
-        );
-        let (s, _) = app
-            .call(
-                method,
-                &path.replace(&conv, "01NOSUCHCONVERSATION000000"),
-                Some("u1"),
-                body,
-            )
-            .await;
+    let conv = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
+    for (method, path, body) in routes(&conv).into_iter().filter(|(_, p, _)| p.contains(&conv)) {
+        let (s, v) = app.call(method, &path, Some("intruder"), body.clone()).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (404, Some("not_found")), "{method} {path}");
+        let (s, _) = app.call(method, &path.replace(&conv, "01NOSUCHCONVERSATION000000"), Some("u1"), body).await;
         assert_eq!(s, 404, "{method} {path} unknown id");
     }
-    let (_, list) = app
-        .call("GET", "/conversations", Some("intruder"), None)
-        .await;
+    let (_, list) = app.call("GET", "/conversations", Some("intruder"), None).await;
     assert_eq!(list["conversations"], json!([]));
 }
 
 #[tokio::test]
 async fn bad_input_gets_a_4xx_json_error_never_a_5xx() {
     let app = spawn_app().await;
-    let conv = app.start_conversation("u1", PHONE).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let conv = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
     let msgs = format!("/conversations/{conv}/messages");
     let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
-        (
-            "POST",
-            "/conversations",
-            b"{not json".to_vec(),
-            400,
-            "invalid_json",
-        ),
+        ("POST", "/conversations", b"{not json".to_vec(), 400, "invalid_json"),
         ("POST", "/conversations", b"".to_vec(), 400, "invalid_json"),
-        (
-            "POST",
-            "/conversations",
-            br#"{"contact": {"phone": 447700900123}}"#.to_vec(),
-            422,
-            "invalid_request",
-        ),
+        ("POST", "/conversations", br#"{"contact": {"phone": 447700900123}}"#.to_vec(), 422, "invalid_request"),
         (
             "POST",
             "/conversations",
@@ -141,42 +89,12 @@ async fn bad_input_gets_a_4xx_json_error_never_a_5xx() {
             422,
             "invalid_request",
         ),
-        (
-            "POST",
-            "/conversations",
-            br#"{"contact": {"phone": "07700 900123"}}"#.to_vec(),
-            422,
-            "invalid_request",
-        ),
-        (
-            "POST",
-            "/conversations",
-            br#"{"contact": {"phone": "+12"}}"#.to_vec(),
-            422,
-            "invalid_request",
-        ),
-        (
-            "POST",
-            "/conversations",
-            br#"[]"#.to_vec(),
-            422,
-            "invalid_request",
-        ),
+        ("POST", "/conversations", br#"{"contact": {"phone": "07700 900123"}}"#.to_vec(), 422, "invalid_request"),
+        ("POST", "/conversations", br#"{"contact": {"phone": "+12"}}"#.to_vec(), 422, "invalid_request"),
+        ("POST", "/conversations", br#"[]"#.to_vec(), 422, "invalid_request"),
         ("POST", &msgs, b"{".to_vec(), 400, "invalid_json"),
-        (
-            "POST",
-            &msgs,
-            br#"{"text": 5}"#.to_vec(),
-            422,
-            "invalid_request",
-        ),
-        (
-            "POST",
-            &msgs,
-            br#"{"text": "hi", "colour": "red"}"#.to_vec(),
-            422,
-            "invalid_request",
-        ),
+        ("POST", &msgs, br#"{"text": 5}"#.to_vec(), 422, "invalid_request"),
+        ("POST", &msgs, br#"{"text": "hi", "colour": "red"}"#.to_vec(), 422, "invalid_request"),
         ("POST", &msgs, br#"{}"#.to_vec(), 422, "invalid_request"),
         (
             "POST",
@@ -185,55 +103,13 @@ async fn bad_input_gets_a_4xx_json_error_never_a_5xx() {
             422,
             "invalid_request",
         ),
-        (
-            "POST",
-            &msgs,
-            br#"{"text": "   "}"#.to_vec(),
-            422,
-            "invalid_request",
-        ),
-        (
-            "POST",
-            &msgs,
-            br#"{"template": {"name": "", "language": "en"}}"#.to_vec(),
-            422,
-            "invalid_request",
-        ),
-        (
-            "POST",
-            &msgs,
-            br#"{"text": "a", "client_id": ""}"#.to_vec(),
-            422,
-            "invalid_request",
-        ),
-        (
-            "POST",
-            &msgs,
-            format!(r#"{{"text": "{}"}}"#, "é".repeat(4097)).into_bytes(),
-            422,
-            "invalid_request",
-        ),
-        (
-            "POST",
-            &msgs,
-            format!(r#"{{"text": "{}"}}"#, "x".repeat(1024 * 1024 + 1)).into_bytes(),
-            413,
-            "too_large",
-        ),
-        (
-            "POST",
-            "/dev/clock",
-            br#"{"advance_secs": -5}"#.to_vec(),
-            422,
-            "invalid_request",
-        ),
-        (
-            "POST",
-            "/dev/clock",
-            br#"{"advance_secs": "soon"}"#.to_vec(),
-            422,
-            "invalid_request",
-        ),
+        ("POST", &msgs, br#"{"text": "   "}"#.to_vec(), 422, "invalid_request"),
+        ("POST", &msgs, br#"{"template": {"name": "", "language": "en"}}"#.to_vec(), 422, "invalid_request"),
+        ("POST", &msgs, br#"{"text": "a", "client_id": ""}"#.to_vec(), 422, "invalid_request"),
+        ("POST", &msgs, format!(r#"{{"text": "{}"}}"#, "é".repeat(4097)).into_bytes(), 422, "invalid_request"),
+        ("POST", &msgs, format!(r#"{{"text": "{}"}}"#, "x".repeat(1024 * 1024 + 1)).into_bytes(), 413, "too_large"),
+        ("POST", "/dev/clock", br#"{"advance_secs": -5}"#.to_vec(), 422, "invalid_request"),
+        ("POST", "/dev/clock", br#"{"advance_secs": "soon"}"#.to_vec(), 422, "invalid_request"),
     ];
     for (method, path, body, status, code) in cases {
         let (s, v) = app.raw(method, path, Some("u1"), body.clone()).await;
@@ -245,24 +121,11 @@ async fn bad_input_gets_a_4xx_json_error_never_a_5xx() {
         );
     }
     // 4096 characters (not bytes) is allowed.
-    let (s, _) = app
-        .call(
-            "POST",
-            &msgs,
-            Some("u1"),
-            Some(json!({"text": "é".repeat(4096)})),
-        )
-        .await;
+    let (s, _) = app.call("POST", &msgs, Some("u1"), Some(json!({"text": "é".repeat(4096)}))).await;
     assert_eq!(s, 202);
     for q in ["?limit=0", "?limit=501", "?limit=abc", "?bogus=1"] {
-        let (s, v) = app
-            .call("GET", &format!("{msgs}{q}"), Some("u1"), None)
-            .await;
-        assert_eq!(
-            (s, v["error"]["code"].as_str()),
-            (422, Some("invalid_request")),
-            "{q}"
-        );
+        let (s, v) = app.call("GET", &format!("{msgs}{q}"), Some("u1"), None).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (422, Some("invalid_request")), "{q}");
     }
     let (s, v) = app.call("GET", "/no/such/route", Some("u1"), None).await;
     assert_eq!((s, v["error"]["code"].as_str()), (404, Some("not_found")));
@@ -271,55 +134,27 @@ async fn bad_input_gets_a_4xx_json_error_never_a_5xx() {
 #[tokio::test]
 async fn history_pages_with_after_and_limit() {
     let app = spawn_app().await;
-    let conv = app.start_conversation("u1", PHONE).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let conv = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(
-            app.send_text("u1", &conv, &format!("m{i}")).await["id"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
+        ids.push(app.send_text("u1", &conv, &format!("m{i}")).await["id"].as_str().unwrap().to_string());
     }
-    let (_, page) = app
-        .call(
-            "GET",
-            &format!("/conversations/{conv}/messages?after={}&limit=2", ids[1]),
-            Some("u1"),
-            None,
-        )
-        .await;
-    let got: Vec<_> = page["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_string())
-        .collect();
+    let (_, page) =
+        app.call("GET", &format!("/conversations/{conv}/messages?after={}&limit=2", ids[1]), Some("u1"), None).await;
+    let got: Vec<_> =
+        page["messages"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_string()).collect();
     assert_eq!(got, ids[2..4].to_vec());
 }
 
 #[tokio::test]
 async fn threads_are_listed_newest_activity_first_and_notices_follow_the_readers_locale() {
     let app = spawn_app().await;
-    let a = app.start_conversation("u1", PHONE).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let b = app.start_conversation("u1", "+447700900456").await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let a = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
+    let b = app.start_conversation("u1", "+447700900456").await["id"].as_str().unwrap().to_string();
     app.send_text("u1", &a, "bump").await;
     let (_, list) = app.call("GET", "/conversations", Some("u1"), None).await;
-    let ids: Vec<_> = list["conversations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap().to_string())
-        .collect();
+    let ids: Vec<_> =
+        list["conversations"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
     assert_eq!(ids, vec![a.clone(), b]);
     for (locale, start) in [
         ("fr", "Une demande"),
@@ -343,10 +178,6 @@ async fn threads_are_listed_newest_activity_first_and_notices_follow_the_readers
             .find(|m| m["notice"]["code"] == "optin_requested")
             .unwrap()
             .clone();
-        assert!(
-            n["text"].as_str().unwrap().starts_with(start),
-            "{locale}: {}",
-            n["text"]
-        );
+        assert!(n["text"].as_str().unwrap().starts_with(start), "{locale}: {}", n["text"]);
     }
 }

@@ -27,10 +27,7 @@ async fn messages_wait_for_consent_and_go_out_in_order_on_accept() {
         .filter(|c| c["type"] == "button")
         .map(|c| c["parameters"][0]["payload"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(
-        payloads,
-        vec![format!("OPT_IN_YES:{id}"), format!("OPT_IN_NO:{id}")]
-    );
+    assert_eq!(payloads, vec![format!("OPT_IN_YES:{id}"), format!("OPT_IN_NO:{id}")]);
 
     for t in ["one", "two", "three"] {
         let m = app.send_text("u1", id, t).await;
@@ -38,68 +35,40 @@ async fn messages_wait_for_consent_and_go_out_in_order_on_accept() {
     }
     assert_eq!(app.conversation("u1", id).await["pending_count"], 3);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    assert!(
-        text_bodies(&app).is_empty(),
-        "nothing leaves before consent"
-    );
+    assert!(text_bodies(&app).is_empty(), "nothing leaves before consent");
 
     app.accept_optin().await;
-    eventually("held messages sent", || async {
-        (text_bodies(&app).len() == 3).then_some(())
-    })
-    .await;
+    eventually("held messages sent", || async { (text_bodies(&app).len() == 3).then_some(()) }).await;
     assert_eq!(text_bodies(&app), vec!["one", "two", "three"]);
     let c = app.conversation("u1", id).await;
     assert_eq!(
-        (
-            c["status"].as_str(),
-            c["consent"].as_str(),
-            c["pending_count"].as_u64()
-        ),
+        (c["status"].as_str(), c["consent"].as_str(), c["pending_count"].as_u64()),
         (Some("active"), Some("opted_in"), Some(0))
     );
     assert!(c["window_open_until"].is_string());
-    assert!(app
-        .notices("u1", id)
-        .await
-        .contains(&"optin_accepted".to_string()));
+    assert!(app.notices("u1", id).await.contains(&"optin_accepted".to_string()));
 }
 
 #[tokio::test]
 async fn a_reply_of_yes_in_any_case_accepts() {
     let app = spawn_app().await;
-    let id = app.start_conversation("u1", PHONE).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
     app.send_text("u1", &id, "held").await;
     app.contact_says("  YeS ").await;
-    eventually("held message sent", || async {
-        (text_bodies(&app) == vec!["held"]).then_some(())
-    })
-    .await;
+    eventually("held message sent", || async { (text_bodies(&app) == vec!["held"]).then_some(()) }).await;
     assert_eq!(app.conversation("u1", &id).await["consent"], "opted_in");
 }
 
 #[tokio::test]
 async fn stop_opts_out_tells_the_contact_and_yes_opts_back_in() {
     let app = spawn_app().await;
-    let id = app.start_conversation("u1", PHONE).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
     app.accept_optin().await;
     app.contact_says("STOP").await;
     let c = app.conversation("u1", &id).await;
     assert_eq!(c["consent"], "opted_out");
-    let (s, v) = app
-        .call(
-            "POST",
-            &format!("/conversations/{id}/messages"),
-            Some("u1"),
-            Some(json!({"text": "hi"})),
-        )
-        .await;
+    let (s, v) =
+        app.call("POST", &format!("/conversations/{id}/messages"), Some("u1"), Some(json!({"text": "hi"}))).await;
     assert_eq!((s, v["error"]["code"].as_str()), (409, Some("opted_out")));
     let (s, _) = app
         .call(
@@ -110,25 +79,15 @@ async fn stop_opts_out_tells_the_contact_and_yes_opts_back_in() {
         )
         .await;
     assert_eq!(s, 409, "templates need consent too");
-    eventually("opt-out confirmation", || async {
-        text_bodies(&app)
-            .iter()
-            .any(|t| t.contains("YES"))
-            .then_some(())
-    })
-    .await;
-    assert!(app
-        .notices("u1", &id)
-        .await
-        .contains(&"optin_rejected".to_string()));
+    eventually("opt-out confirmation", || async { text_bodies(&app).iter().any(|t| t.contains("YES")).then_some(()) })
+        .await;
+    assert!(app.notices("u1", &id).await.contains(&"optin_rejected".to_string()));
 
     app.contact_says("yes").await;
     assert_eq!(app.conversation("u1", &id).await["consent"], "opted_in");
     app.send_text("u1", &id, "welcome back").await;
     eventually("message after opt-in", || async {
-        text_bodies(&app)
-            .contains(&"welcome back".to_string())
-            .then_some(())
+        text_bodies(&app).contains(&"welcome back".to_string()).then_some(())
     })
     .await;
 }
@@ -136,10 +95,7 @@ async fn stop_opts_out_tells_the_contact_and_yes_opts_back_in() {
 #[tokio::test]
 async fn the_reject_button_opts_out() {
     let app = spawn_app().await;
-    let id = app.start_conversation("u1", PHONE).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
     let (wamid, _) = app.wait_for_request(|r| r["type"] == "template").await;
     app.contact_taps(&format!("OPT_IN_NO:{id}"), &wamid).await;
     assert_eq!(app.conversation("u1", &id).await["consent"], "opted_out");
@@ -148,124 +104,59 @@ async fn the_reject_button_opts_out() {
 #[tokio::test]
 async fn optin_resend_waits_24_hours() {
     let app = spawn_app().await;
-    let id = app.start_conversation("u1", PHONE).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (s, v) = app
-        .call(
-            "POST",
-            &format!("/conversations/{id}/optin"),
-            Some("u1"),
-            None,
-        )
-        .await;
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (429, Some("optin_too_soon"))
-    );
+    let id = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
+    let (s, v) = app.call("POST", &format!("/conversations/{id}/optin"), Some("u1"), None).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (429, Some("optin_too_soon")));
     app.advance(24 * 3600).await;
-    let (s, _) = app
-        .call(
-            "POST",
-            &format!("/conversations/{id}/optin"),
-            Some("u1"),
-            None,
-        )
-        .await;
+    let (s, _) = app.call("POST", &format!("/conversations/{id}/optin"), Some("u1"), None).await;
     assert_eq!(s, 202);
     eventually("second opt-in request", || async {
-        (app.graph
-            .accepted()
-            .iter()
-            .filter(|(_, r)| r["type"] == "template")
-            .count()
-            == 2)
-            .then_some(())
+        (app.graph.accepted().iter().filter(|(_, r)| r["type"] == "template").count() == 2).then_some(())
     })
     .await;
-    let (s, _) = app
-        .call(
-            "POST",
-            &format!("/conversations/{id}/optin"),
-            Some("u1"),
-            None,
-        )
-        .await;
+    let (s, _) = app.call("POST", &format!("/conversations/{id}/optin"), Some("u1"), None).await;
     assert_eq!(s, 429);
 }
 
 #[tokio::test]
 async fn failed_optin_is_retried_after_24_hours_then_the_thread_closes() {
     let app = spawn_app().await;
-    let id = app.start_conversation("u1", PHONE).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
     app.send_text("u1", &id, "held").await;
     let (wamid, _) = app.wait_for_request(|r| r["type"] == "template").await;
     let now = app.now_unix().await;
     assert_eq!(app.status(&wamid, "failed", now, Some(131026)).await, 200);
     let failed = eventually("optin_failed notice", || async {
-        app.messages("u1", &id)
-            .await
-            .into_iter()
-            .find(|m| m["notice"]["code"] == "optin_failed")
+        app.messages("u1", &id).await.into_iter().find(|m| m["notice"]["code"] == "optin_failed")
     })
     .await;
     assert_eq!(failed["notice"]["sms_fallback"], true);
     assert_eq!(app.conversation("u1", &id).await["consent"], "failed");
 
     app.advance(24 * 3600).await;
-    let (retry, _) = app
-        .wait_for_request(|r| r["type"] == "template" && r["_wamid"] != wamid.as_str())
+    let (retry, _) = app.wait_for_request(|r| r["type"] == "template" && r["_wamid"] != wamid.as_str()).await;
+    app.status(&retry, "failed", now + 86400, Some(131026)).await;
+    eventually("thread closed", || async { (app.conversation("u1", &id).await["status"] == "closed").then_some(()) })
         .await;
-    app.status(&retry, "failed", now + 86400, Some(131026))
-        .await;
-    eventually("thread closed", || async {
-        (app.conversation("u1", &id).await["status"] == "closed").then_some(())
-    })
-    .await;
-    assert!(app
-        .notices("u1", &id)
-        .await
-        .contains(&"optin_closed".to_string()));
-    let (s, v) = app
-        .call(
-            "POST",
-            &format!("/conversations/{id}/messages"),
-            Some("u1"),
-            Some(json!({"text": "x"})),
-        )
-        .await;
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (409, Some("conversation_closed"))
-    );
+    assert!(app.notices("u1", &id).await.contains(&"optin_closed".to_string()));
+    let (s, v) =
+        app.call("POST", &format!("/conversations/{id}/messages"), Some("u1"), Some(json!({"text": "x"}))).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("conversation_closed")));
 }
 
 #[tokio::test]
 async fn marketing_stop_131050_opts_the_contact_out() {
     let app = spawn_app().await;
-    let id = app.start_conversation("u1", PHONE).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
     app.accept_optin().await;
     let m = app.send_text("u1", &id, "offer").await;
     let (wamid, _) = app.wait_for_request(|r| r["type"] == "text").await;
-    app.status(&wamid, "failed", app.now_unix().await, Some(131050))
+    app.status(&wamid, "failed", app.now_unix().await, Some(131050)).await;
+    eventually("opted out", || async { (app.conversation("u1", &id).await["consent"] == "opted_out").then_some(()) })
         .await;
-    eventually("opted out", || async {
-        (app.conversation("u1", &id).await["consent"] == "opted_out").then_some(())
-    })
-    .await;
     let msgs = app.messages("u1", &id).await;
     let failed = msgs.iter().find(|x| x["id"] == m["id"]).unwrap();
-    assert_eq!(
-        (failed["status"].as_str(), failed["error"]["code"].as_str()),
-        (Some("failed"), Some("131050"))
-    );
+    assert_eq!((failed["status"].as_str(), failed["error"]["code"].as_str()), (Some("failed"), Some("131050")));
 }
 
 #[tokio::test]
@@ -277,12 +168,5 @@ async fn consent_belongs_to_the_number_so_a_second_thread_needs_no_optin() {
     assert_eq!(second["consent"], "opted_in");
     assert_eq!(second["status"], "active");
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    assert_eq!(
-        app.graph
-            .accepted()
-            .iter()
-            .filter(|(_, r)| r["type"] == "template")
-            .count(),
-        1
-    );
+    assert_eq!(app.graph.accepted().iter().filter(|(_, r)| r["type"] == "template").count(), 1);
 }

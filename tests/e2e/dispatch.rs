@@ -3,28 +3,17 @@ use serde_json::json;
 use crate::helpers::*;
 
 async fn opted_in(app: &TestApp) -> String {
-    let id = app.start_conversation("u1", PHONE).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
     app.accept_optin().await;
     id
 }
 
 fn texts(app: &TestApp) -> Vec<serde_json::Value> {
-    app.graph
-        .sent()
-        .into_iter()
-        .filter(|r| r["type"] == "text")
-        .collect()
+    app.graph.sent().into_iter().filter(|r| r["type"] == "text").collect()
 }
 
 async fn message(app: &TestApp, conv: &str, id: &serde_json::Value) -> serde_json::Value {
-    app.messages("u1", conv)
-        .await
-        .into_iter()
-        .find(|m| m["id"] == *id)
-        .unwrap()
+    app.messages("u1", conv).await.into_iter().find(|m| m["id"] == *id).unwrap()
 }
 
 #[tokio::test]
@@ -38,31 +27,20 @@ async fn server_errors_and_rate_limits_are_retried_and_sent_once() {
         FakeGraph::error(131056),
     ]);
     let m = app.send_text("u1", &id, "persist").await;
-    eventually("accepted after retries", || async {
-        texts(&app)
-            .iter()
-            .any(|r| r["_status"] == 200)
-            .then_some(())
-    })
-    .await;
+    eventually("accepted after retries", || async { texts(&app).iter().any(|r| r["_status"] == 200).then_some(()) })
+        .await;
     let attempts = texts(&app);
     assert_eq!(attempts.len(), 5);
     assert_eq!(attempts.iter().filter(|r| r["_status"] == 200).count(), 1);
     let (wamid, _) = app.wait_for_request(|r| r["type"] == "text").await;
-    app.status(&wamid, "delivered", app.now_unix().await, None)
+    app.status(&wamid, "delivered", app.now_unix().await, None).await;
+    eventually("delivered", || async { (message(&app, &id, &m["id"]).await["status"] == "delivered").then_some(()) })
         .await;
-    eventually("delivered", || async {
-        (message(&app, &id, &m["id"]).await["status"] == "delivered").then_some(())
-    })
-    .await;
 }
 
 #[tokio::test]
 async fn retries_are_bounded() {
-    let app = spawn_with(Options {
-        env: vec![("CONNECTOR_MAX_ATTEMPTS", "3".into())],
-    })
-    .await;
+    let app = spawn_with(Options { env: vec![("CONNECTOR_MAX_ATTEMPTS", "3".into())] }).await;
     let id = opted_in(&app).await;
     app.graph.script((0..10).map(|_| (500, json!({}))));
     let m = app.send_text("u1", &id, "doomed").await;
@@ -73,10 +51,7 @@ async fn retries_are_bounded() {
     .await;
     assert_eq!(texts(&app).len(), 3);
     assert_eq!(failed["error"]["code"], "http_500");
-    assert!(failed["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("later"));
+    assert!(failed["error"]["message"].as_str().unwrap().contains("later"));
 }
 
 #[tokio::test]
@@ -99,10 +74,7 @@ async fn a_permanent_error_fails_with_an_actionable_localized_message() {
     })
     .await;
     assert_eq!(failed["error"]["code"], "132001");
-    assert!(failed["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("administrator"));
+    assert!(failed["error"]["message"].as_str().unwrap().contains("administrator"));
     // The sender reads it in their language.
     let es = app
         .client
@@ -112,17 +84,9 @@ async fn a_permanent_error_fails_with_an_actionable_localized_message() {
         .await
         .unwrap();
     let es: serde_json::Value = es.json().await.unwrap();
-    let notice = es["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["notice"]["code"] == "message_failed")
-        .unwrap()
-        .clone();
-    assert!(notice["text"]
-        .as_str()
-        .unwrap()
-        .starts_with("No se pudo entregar"));
+    let notice =
+        es["messages"].as_array().unwrap().iter().find(|m| m["notice"]["code"] == "message_failed").unwrap().clone();
+    assert!(notice["text"].as_str().unwrap().starts_with("No se pudo entregar"));
     assert_eq!(notice["notice"]["audience"], "user");
 }
 
@@ -132,10 +96,8 @@ async fn reengagement_error_holds_the_message_and_asks_to_resume() {
     let id = opted_in(&app).await;
     app.graph.script([FakeGraph::error(131047)]);
     let m = app.send_text("u1", &id, "too late").await;
-    eventually("held again", || async {
-        (message(&app, &id, &m["id"]).await["status"] == "pending").then_some(())
-    })
-    .await;
+    eventually("held again", || async { (message(&app, &id, &m["id"]).await["status"] == "pending").then_some(()) })
+        .await;
     let (wamid, _) = app
         .wait_for_request(|r| {
             r["template"]["components"][1]["parameters"][0]["payload"]
@@ -157,18 +119,11 @@ async fn async_131047_failure_returns_the_message_to_pending() {
     let id = opted_in(&app).await;
     let m = app.send_text("u1", &id, "hello").await;
     let (wamid, _) = app.wait_for_request(|r| r["type"] == "text").await;
-    app.status(&wamid, "failed", app.now_unix().await, Some(131047))
-        .await;
-    eventually("pending", || async {
-        (message(&app, &id, &m["id"]).await["status"] == "pending").then_some(())
-    })
-    .await;
+    app.status(&wamid, "failed", app.now_unix().await, Some(131047)).await;
+    eventually("pending", || async { (message(&app, &id, &m["id"]).await["status"] == "pending").then_some(()) }).await;
     assert_eq!(app.conversation("u1", &id).await["pending_count"], 1);
     app.contact_says("here").await;
-    eventually("resent", || async {
-        (texts(&app).len() == 2).then_some(())
-    })
-    .await;
+    eventually("resent", || async { (texts(&app).len() == 2).then_some(()) }).await;
 }
 
 #[tokio::test]
@@ -176,22 +131,8 @@ async fn client_id_makes_a_send_idempotent() {
     let app = spawn_app().await;
     let id = opted_in(&app).await;
     let body = json!({"text": "once", "client_id": "abc-1"});
-    let (s1, a) = app
-        .call(
-            "POST",
-            &format!("/conversations/{id}/messages"),
-            Some("u1"),
-            Some(body.clone()),
-        )
-        .await;
-    let (s2, b) = app
-        .call(
-            "POST",
-            &format!("/conversations/{id}/messages"),
-            Some("u1"),
-            Some(body),
-        )
-        .await;
+    let (s1, a) = app.call("POST", &format!("/conversations/{id}/messages"), Some("u1"), Some(body.clone())).await;
+    let (s2, b) = app.call("POST", &format!("/conversations/{id}/messages"), Some("u1"), Some(body)).await;
     assert_eq!((s1, s2), (202, 202));
     assert_eq!(a["id"], b["id"]);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -204,29 +145,17 @@ async fn concurrent_sends_keep_their_order_and_lose_none() {
     let id = opted_in(&app).await;
     let mut handles = Vec::new();
     for i in 0..20 {
-        let (client, url, token) = (
-            app.client.clone(),
-            app.url(&format!("/conversations/{id}/messages")),
-            app.token("u1"),
-        );
+        let (client, url, token) =
+            (app.client.clone(), app.url(&format!("/conversations/{id}/messages")), app.token("u1"));
         handles.push(tokio::spawn(async move {
-            let r = client
-                .post(url)
-                .bearer_auth(token)
-                .json(&json!({"text": format!("m{i}")}))
-                .send()
-                .await
-                .unwrap();
+            let r = client.post(url).bearer_auth(token).json(&json!({"text": format!("m{i}")})).send().await.unwrap();
             assert_eq!(r.status(), 202);
         }));
     }
     for h in handles {
         h.await.unwrap();
     }
-    eventually("all sent", || async {
-        (texts(&app).len() == 20).then_some(())
-    })
-    .await;
+    eventually("all sent", || async { (texts(&app).len() == 20).then_some(()) }).await;
     // The order the API accepted them in is the order they left in.
     let history: Vec<_> = app
         .messages("u1", &id)
@@ -235,9 +164,6 @@ async fn concurrent_sends_keep_their_order_and_lose_none() {
         .filter(|m| m["direction"] == "outbound" && m["kind"] == "text")
         .map(|m| m["text"].clone())
         .collect();
-    let sent: Vec<_> = texts(&app)
-        .into_iter()
-        .map(|r| r["text"]["body"].clone())
-        .collect();
+    let sent: Vec<_> = texts(&app).into_iter().map(|r| r["text"]["body"].clone()).collect();
     assert_eq!(history, sent);
 }

@@ -28,9 +28,7 @@ pub struct FakeGraph {
 impl FakeGraph {
     pub async fn start() -> (FakeGraph, String) {
         let fake = FakeGraph::default();
-        let app = Router::new()
-            .route("/v25.0/{pnid}/messages", post(graph_send))
-            .with_state(fake.clone());
+        let app = Router::new().route("/v25.0/{pnid}/messages", post(graph_send)).with_state(fake.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -57,11 +55,7 @@ impl FakeGraph {
     pub fn accepted(&self) -> Vec<(String, Value)> {
         self.sent()
             .into_iter()
-            .filter_map(|r| {
-                r.get("_wamid")
-                    .and_then(|w| w.as_str())
-                    .map(|w| (w.to_string(), r.clone()))
-            })
+            .filter_map(|r| r.get("_wamid").and_then(|w| w.as_str()).map(|w| (w.to_string(), r.clone())))
             .collect()
     }
 }
@@ -71,10 +65,7 @@ async fn graph_send(
     headers: axum::http::HeaderMap,
     Json(mut body): Json<Value>,
 ) -> (StatusCode, Json<Value>) {
-    assert_eq!(
-        headers.get("authorization").and_then(|v| v.to_str().ok()),
-        Some("Bearer e2e-token")
-    );
+    assert_eq!(headers.get("authorization").and_then(|v| v.to_str().ok()), Some("Bearer e2e-token"));
     let answer = fake.script.lock().unwrap().pop_front();
     let (status, reply) = match answer {
         Some(a) => a,
@@ -134,14 +125,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     for (k, v) in opts.env {
         env.insert(k.to_string(), v);
     }
-    let mut app = TestApp {
-        base: String::new(),
-        client: reqwest::Client::new(),
-        graph,
-        _dir: dir,
-        env,
-        running: None,
-    };
+    let mut app = TestApp { base: String::new(), client: reqwest::Client::new(), graph, _dir: dir, env, running: None };
     app.start().await;
     app
 }
@@ -179,13 +163,7 @@ impl TestApp {
         token_for(user, "en")
     }
 
-    pub async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        user: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
+    pub async fn call(&self, method: &str, path: &str, user: Option<&str>, body: Option<Value>) -> (u16, Value) {
         let mut req = self.client.request(method.parse().unwrap(), self.url(path));
         if let Some(u) = user {
             req = req.bearer_auth(self.token(u));
@@ -196,43 +174,24 @@ impl TestApp {
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
-    pub async fn raw(
-        &self,
-        method: &str,
-        path: &str,
-        user: Option<&str>,
-        body: Vec<u8>,
-    ) -> (u16, Value) {
-        let mut req = self
-            .client
-            .request(method.parse().unwrap(), self.url(path))
-            .header("content-type", "application/json");
+    pub async fn raw(&self, method: &str, path: &str, user: Option<&str>, body: Vec<u8>) -> (u16, Value) {
+        let mut req =
+            self.client.request(method.parse().unwrap(), self.url(path)).header("content-type", "application/json");
         if let Some(u) = user {
             req = req.bearer_auth(self.token(u));
         }
         let resp = req.body(body).send().await.unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     pub async fn start_conversation(&self, user: &str, phone: &str) -> Value {
         let (s, v) = self
-            .call(
-                "POST",
-                "/conversations",
-                Some(user),
-                Some(json!({"contact": {"phone": phone, "name": "Olivia"}})),
-            )
+            .call("POST", "/conversations", Some(user), Some(json!({"contact": {"phone": phone, "name": "Olivia"}})))
             .await;
         assert_eq!(s, 201, "{v}");
         v
@@ -240,34 +199,20 @@ impl TestApp {
 
     pub async fn send_text(&self, user: &str, conv: &str, text: &str) -> Value {
         let (s, v) = self
-            .call(
-                "POST",
-                &format!("/conversations/{conv}/messages"),
-                Some(user),
-                Some(json!({"text": text})),
-            )
+            .call("POST", &format!("/conversations/{conv}/messages"), Some(user), Some(json!({"text": text})))
             .await;
         assert_eq!(s, 202, "{v}");
         v
     }
 
     pub async fn conversation(&self, user: &str, conv: &str) -> Value {
-        let (s, v) = self
-            .call("GET", &format!("/conversations/{conv}"), Some(user), None)
-            .await;
+        let (s, v) = self.call("GET", &format!("/conversations/{conv}"), Some(user), None).await;
         assert_eq!(s, 200, "{v}");
         v
     }
 
     pub async fn messages(&self, user: &str, conv: &str) -> Vec<Value> {
-        let (s, v) = self
-            .call(
-                "GET",
-                &format!("/conversations/{conv}/messages"),
-                Some(user),
-                None,
-            )
-            .await;
+        let (s, v) = self.call("GET", &format!("/conversations/{conv}/messages"), Some(user), None).await;
         assert_eq!(s, 200, "{v}");
         v["messages"].as_array().unwrap().clone()
     }
@@ -284,19 +229,12 @@ impl TestApp {
     /// Posts a webhook delivery signed with the app secret.
     pub async fn webhook(&self, body: &Value) -> u16 {
         let bytes = serde_json::to_vec(body).unwrap();
-        self.webhook_bytes(
-            &bytes,
-            Some(&shared::meta::signature::sign(SECRET.as_bytes(), &bytes)),
-        )
-        .await
+        self.webhook_bytes(&bytes, Some(&shared::meta::signature::sign(SECRET.as_bytes(), &bytes))).await
     }
 
     pub async fn webhook_bytes(&self, bytes: &[u8], sig: Option<&str>) -> u16 {
-        let mut req = self
-            .client
-            .post(self.url("/webhook"))
-            .header("content-type", "application/json")
-            .body(bytes.to_vec());
+        let mut req =
+            self.client.post(self.url("/webhook")).header("content-type", "application/json").body(bytes.to_vec());
         if let Some(s) = sig {
             req = req.header("X-Hub-Signature-256", s);
         }
@@ -304,27 +242,15 @@ impl TestApp {
     }
 
     pub async fn advance(&self, secs: i64) {
-        let (s, v) = self
-            .call(
-                "POST",
-                "/dev/clock",
-                None,
-                Some(json!({"advance_secs": secs})),
-            )
-            .await;
+        let (s, v) = self.call("POST", "/dev/clock", None, Some(json!({"advance_secs": secs}))).await;
         assert_eq!(s, 200, "{v}");
     }
 
     pub async fn now_unix(&self) -> i64 {
-        let (_, v) = self
-            .call("POST", "/dev/clock", None, Some(json!({"advance_secs": 0})))
-            .await;
-        time::OffsetDateTime::parse(
-            v["now"].as_str().unwrap(),
-            &time::format_description::well_known::Rfc3339,
-        )
-        .unwrap()
-        .unix_timestamp()
+        let (_, v) = self.call("POST", "/dev/clock", None, Some(json!({"advance_secs": 0}))).await;
+        time::OffsetDateTime::parse(v["now"].as_str().unwrap(), &time::format_description::well_known::Rfc3339)
+            .unwrap()
+            .unix_timestamp()
     }
 
     /// The contact writes `text`.
@@ -361,23 +287,14 @@ impl TestApp {
     /// Accepts the opt-in request of the latest template the fake Graph API received.
     pub async fn accept_optin(&self) {
         let (wamid, req) = self.wait_for_request(|r| r["type"] == "template").await;
-        let payload = req["template"]["components"][1]["parameters"][0]["payload"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let payload = req["template"]["components"][1]["parameters"][0]["payload"].as_str().unwrap().to_string();
         assert!(payload.starts_with("OPT_IN_YES:"), "{payload}");
         self.contact_taps(&payload, &wamid).await;
     }
 
     pub async fn wait_for_request(&self, pred: impl Fn(&Value) -> bool) -> (String, Value) {
         for _ in 0..200 {
-            if let Some(found) = self
-                .graph
-                .accepted()
-                .into_iter()
-                .rev()
-                .find(|(_, r)| pred(r))
-            {
+            if let Some(found) = self.graph.accepted().into_iter().rev().find(|(_, r)| pred(r)) {
                 return found;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -402,8 +319,7 @@ fn next_id() -> u64 {
 pub fn envelope(value: Value) -> Value {
     let mut value = value;
     value["messaging_product"] = json!("whatsapp");
-    value["metadata"] =
-        json!({"display_phone_number": "15550783881", "phone_number_id": "106540352242922"});
+    value["metadata"] = json!({"display_phone_number": "15550783881", "phone_number_id": "106540352242922"});
     json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": value}]}]})
 }
 

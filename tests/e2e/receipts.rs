@@ -1,10 +1,7 @@
 use crate::helpers::*;
 
 async fn sent_message(app: &TestApp) -> (String, serde_json::Value, String) {
-    let id = app.start_conversation("u1", PHONE).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
     app.accept_optin().await;
     let m = app.send_text("u1", &id, "tracked").await;
     let (wamid, _) = app.wait_for_request(|r| r["type"] == "text").await;
@@ -12,11 +9,7 @@ async fn sent_message(app: &TestApp) -> (String, serde_json::Value, String) {
 }
 
 async fn find(app: &TestApp, conv: &str, id: &serde_json::Value) -> serde_json::Value {
-    app.messages("u1", conv)
-        .await
-        .into_iter()
-        .find(|m| m["id"] == *id)
-        .unwrap()
+    app.messages("u1", conv).await.into_iter().find(|m| m["id"] == *id).unwrap()
 }
 
 #[tokio::test]
@@ -55,10 +48,7 @@ async fn redelivered_statuses_change_nothing() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let after = find(&app, &conv, &id).await;
     assert_eq!(after["status"], "delivered");
-    assert_eq!(
-        after["status_at"]["delivered"],
-        first["status_at"]["delivered"]
-    );
+    assert_eq!(after["status_at"]["delivered"], first["status_at"]["delivered"]);
 }
 
 #[tokio::test]
@@ -67,8 +57,7 @@ async fn a_skipped_delivered_is_fine_and_failed_after_read_does_not_undo_it() {
     let (conv, id, wamid) = sent_message(&app).await;
     app.status(&wamid, "sent", 1_789_905_610, None).await;
     app.status(&wamid, "read", 1_789_905_630, None).await;
-    app.status(&wamid, "failed", 1_789_905_640, Some(131000))
-        .await;
+    app.status(&wamid, "failed", 1_789_905_640, Some(131000)).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let m = find(&app, &conv, &id).await;
     assert_eq!(m["status"], "read");
@@ -77,10 +66,7 @@ async fn a_skipped_delivered_is_fine_and_failed_after_read_does_not_undo_it() {
 #[tokio::test]
 async fn system_messages_have_receipts_too() {
     let app = spawn_app().await;
-    let conv = app.start_conversation("u1", PHONE).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let conv = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
     let (wamid, _) = app.wait_for_request(|r| r["type"] == "template").await;
     app.status(&wamid, "delivered", 1_789_905_620, None).await;
     eventually("opt-in request delivered", || async {

@@ -19,18 +19,9 @@ fn launch(app_env: &std::collections::HashMap<String, String>) -> Process {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening ")
-        .unwrap_or_else(|| panic!("unexpected: {line:?}"))
-        .to_string();
-    Process {
-        child,
-        base: format!("http://{addr}"),
-    }
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("listening ").unwrap_or_else(|| panic!("unexpected: {line:?}")).to_string();
+    Process { child, base: format!("http://{addr}") }
 }
 
 /// kill -9 with held messages, then start again on the same data directory: nothing is lost,
@@ -41,10 +32,7 @@ async fn kill_9_and_restart_loses_nothing() {
     let env = app.env.clone();
     // Stop the in-process runner: from here the process under test owns the data directory.
     app.restart().await;
-    let conv = app.start_conversation("u1", PHONE).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let conv = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
     drop_runner(&mut app);
 
     let mut p = launch(&env);
@@ -60,14 +48,8 @@ async fn kill_9_and_restart_loses_nothing() {
     let mut p2 = launch(&env);
     app.base = p2.base.clone();
     let c = app.conversation("u1", &conv).await;
-    assert_eq!(
-        (c["pending_count"].as_u64(), c["status"].as_str()),
-        (Some(2), Some("awaiting_optin"))
-    );
-    assert!(
-        app.now_unix().await >= before,
-        "the dev clock survives the restart"
-    );
+    assert_eq!((c["pending_count"].as_u64(), c["status"].as_str()), (Some(2), Some("awaiting_optin")));
+    assert!(app.now_unix().await >= before, "the dev clock survives the restart");
     app.accept_optin().await;
     eventually("held messages sent after restart", || async {
         let t: Vec<_> = app

@@ -9,25 +9,14 @@ async fn verification_handshake() {
     let app = spawn_app().await;
     let ok = app
         .client
-        .get(app.url(
-            "/webhook?hub.mode=subscribe&hub.verify_token=e2e-verify&hub.challenge=1158201444",
-        ))
+        .get(app.url("/webhook?hub.mode=subscribe&hub.verify_token=e2e-verify&hub.challenge=1158201444"))
         .send()
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.text().await.unwrap(), "1158201444");
-    for bad in [
-        "hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1",
-        "hub.mode=subscribe&hub.challenge=1",
-        "",
-    ] {
-        let r = app
-            .client
-            .get(app.url(&format!("/webhook?{bad}")))
-            .send()
-            .await
-            .unwrap();
+    for bad in ["hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1", "hub.mode=subscribe&hub.challenge=1", ""] {
+        let r = app.client.get(app.url(&format!("/webhook?{bad}"))).send().await.unwrap();
         assert_eq!(r.status(), 403, "{bad}");
     }
 }
@@ -50,43 +39,24 @@ async fn unsigned_or_wrongly_signed_posts_are_refused_and_change_nothing() {
 
 #[tokio::test]
 async fn with_no_secret_configured_every_post_is_refused() {
-    let app = spawn_with(Options {
-        env: vec![("WHATSAPP_APP_SECRET", String::new())],
-    })
-    .await;
+    let app = spawn_with(Options { env: vec![("WHATSAPP_APP_SECRET", String::new())] }).await;
     let bytes = b"{\"object\":\"whatsapp_business_account\",\"entry\":[]}";
-    assert_eq!(
-        app.webhook_bytes(bytes, Some(&shared::meta::signature::sign(b"", bytes)))
-            .await,
-        401
-    );
+    assert_eq!(app.webhook_bytes(bytes, Some(&shared::meta::signature::sign(b"", bytes))).await, 401);
 }
 
 /// Every sample delivery, signed over its exact bytes, is acknowledged with 200.
 #[tokio::test]
 async fn every_fixture_is_acknowledged() {
-    let app = spawn_with(Options {
-        env: vec![("WHATSAPP_APP_SECRET", "test_app_secret_do_not_use".into())],
-    })
-    .await;
+    let app = spawn_with(Options { env: vec![("WHATSAPP_APP_SECRET", "test_app_secret_do_not_use".into())] }).await;
     app.start_conversation("u1", PHONE).await;
-    let sigs: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(format!("{FIXTURES}/signatures.json")).unwrap(),
-    )
-    .unwrap();
+    let sigs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{FIXTURES}/signatures.json")).unwrap()).unwrap();
     for (name, entry) in sigs["files"].as_object().unwrap() {
         let bytes = std::fs::read(format!("{FIXTURES}/{name}")).unwrap();
-        let status = app
-            .webhook_bytes(&bytes, entry["x_hub_signature_256"].as_str())
-            .await;
+        let status = app.webhook_bytes(&bytes, entry["x_hub_signature_256"].as_str()).await;
         assert_eq!(status, 200, "{name}");
         // A redelivery is acknowledged too, and changes nothing.
-        assert_eq!(
-            app.webhook_bytes(&bytes, entry["x_hub_signature_256"].as_str())
-                .await,
-            200,
-            "{name} again"
-        );
+        assert_eq!(app.webhook_bytes(&bytes, entry["x_hub_signature_256"].as_str()).await, 200, "{name} again");
     }
 }
 
@@ -113,12 +83,7 @@ async fn a_duplicate_inbound_message_is_stored_once() {
     for _ in 0..3 {
         assert_eq!(app.webhook(&body).await, 200);
     }
-    let inbound: Vec<_> = app
-        .messages("u1", id)
-        .await
-        .into_iter()
-        .filter(|m| m["direction"] == "inbound")
-        .collect();
+    let inbound: Vec<_> = app.messages("u1", id).await.into_iter().filter(|m| m["direction"] == "inbound").collect();
     assert_eq!(inbound.len(), 1);
     assert_eq!(inbound[0]["text"], "hello");
 }
@@ -147,10 +112,7 @@ async fn one_delivery_with_several_entries_is_applied_whole() {
 #[tokio::test]
 async fn a_contact_known_only_by_business_scoped_id_is_matched() {
     let app = spawn_app().await;
-    let id = app.start_conversation("u1", PHONE).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
     let first = envelope(json!({
         "contacts": [{"profile": {"name": "Olivia"}, "wa_id": WA_ID, "user_id": "GB.13491208655302741918"}],
         "messages": [{"from": WA_ID, "from_user_id": "GB.13491208655302741918", "id": "wamid.B1", "timestamp": "1789905605", "type": "text", "text": {"body": "with number"}}]

@@ -3,20 +3,13 @@ use serde_json::json;
 use crate::helpers::*;
 
 async fn opted_in(app: &TestApp) -> String {
-    let id = app.start_conversation("u1", PHONE).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
     app.accept_optin().await;
     id
 }
 
 fn count(app: &TestApp, kind: &str) -> usize {
-    app.graph
-        .accepted()
-        .iter()
-        .filter(|(_, r)| r["type"] == kind)
-        .count()
+    app.graph.accepted().iter().filter(|(_, r)| r["type"] == kind).count()
 }
 
 fn resume_requests(app: &TestApp) -> Vec<(String, serde_json::Value)> {
@@ -40,28 +33,16 @@ async fn after_24_hours_the_thread_pauses_holds_asks_once_and_flushes_on_reply()
     let c = app.conversation("u1", &id).await;
     assert_eq!(c["status"], "paused");
     assert!(c["window_open_until"].is_null());
-    assert!(app
-        .notices("u1", &id)
-        .await
-        .contains(&"window_paused".to_string()));
+    assert!(app.notices("u1", &id).await.contains(&"window_paused".to_string()));
 
     let a = app.send_text("u1", &id, "first").await;
     let b = app.send_text("u1", &id, "second").await;
-    assert_eq!(
-        (a["status"].as_str(), b["status"].as_str()),
-        (Some("pending"), Some("pending"))
-    );
-    eventually("resume request", || async {
-        (resume_requests(&app).len() == 1).then_some(())
-    })
-    .await;
+    assert_eq!((a["status"].as_str(), b["status"].as_str()), (Some("pending"), Some("pending")));
+    eventually("resume request", || async { (resume_requests(&app).len() == 1).then_some(()) }).await;
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert_eq!(resume_requests(&app).len(), 1, "once per pause");
     assert_eq!(count(&app, "text"), 0);
-    assert!(app
-        .notices("u1", &id)
-        .await
-        .contains(&"resume_requested".to_string()));
+    assert!(app.notices("u1", &id).await.contains(&"resume_requested".to_string()));
 
     // A template may go out while paused.
     let (s, t) = app
@@ -74,21 +55,14 @@ async fn after_24_hours_the_thread_pauses_holds_asks_once_and_flushes_on_reply()
         .await;
     assert_eq!(s, 202, "{t}");
     eventually("template sent", || async {
-        app.graph
-            .accepted()
-            .iter()
-            .any(|(_, r)| r["template"]["name"] == "order_ready")
-            .then_some(())
+        app.graph.accepted().iter().any(|(_, r)| r["template"]["name"] == "order_ready").then_some(())
     })
     .await;
 
     let (wamid, _) = resume_requests(&app)[0].clone();
     let payload = format!("RESUME:{id}");
     app.contact_taps(&payload, &wamid).await;
-    eventually("held flushed", || async {
-        (count(&app, "text") == 2).then_some(())
-    })
-    .await;
+    eventually("held flushed", || async { (count(&app, "text") == 2).then_some(()) }).await;
     let texts: Vec<_> = app
         .graph
         .accepted()
@@ -98,10 +72,7 @@ async fn after_24_hours_the_thread_pauses_holds_asks_once_and_flushes_on_reply()
         .collect();
     assert_eq!(texts, vec![json!("first"), json!("second")]);
     assert_eq!(app.conversation("u1", &id).await["status"], "active");
-    assert!(app
-        .notices("u1", &id)
-        .await
-        .contains(&"resumed".to_string()));
+    assert!(app.notices("u1", &id).await.contains(&"resumed".to_string()));
 }
 
 #[tokio::test]
@@ -112,16 +83,8 @@ async fn any_inbound_message_reopens_and_resumed_is_posted_with_nothing_held() {
     app.contact_says("I'm back").await;
     let c = app.conversation("u1", &id).await;
     assert_eq!(c["status"], "active");
-    let resumed = app
-        .messages("u1", &id)
-        .await
-        .into_iter()
-        .find(|m| m["notice"]["code"] == "resumed")
-        .unwrap();
-    assert_eq!(
-        resumed["text"],
-        "The contact has resumed the conversation. You can now continue messaging with them."
-    );
+    let resumed = app.messages("u1", &id).await.into_iter().find(|m| m["notice"]["code"] == "resumed").unwrap();
+    assert_eq!(resumed["text"], "The contact has resumed the conversation. You can now continue messaging with them.");
 }
 
 #[tokio::test]
@@ -132,34 +95,20 @@ async fn a_later_message_rearms_the_timer_so_a_stale_one_changes_nothing() {
     app.contact_says("still here").await;
     app.advance(5 * 3600).await;
     assert_eq!(app.conversation("u1", &id).await["status"], "active");
-    assert!(!app
-        .notices("u1", &id)
-        .await
-        .contains(&"window_paused".to_string()));
+    assert!(!app.notices("u1", &id).await.contains(&"window_paused".to_string()));
     app.advance(20 * 3600).await;
     assert_eq!(app.conversation("u1", &id).await["status"], "paused");
 }
 
 #[tokio::test]
 async fn held_messages_beyond_the_cap_are_refused() {
-    let app = spawn_with(Options {
-        env: vec![("CONNECTOR_MAX_HELD", "3".into())],
-    })
-    .await;
-    let id = app.start_conversation("u1", PHONE).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let app = spawn_with(Options { env: vec![("CONNECTOR_MAX_HELD", "3".into())] }).await;
+    let id = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
     for i in 0..3 {
         app.send_text("u1", &id, &format!("m{i}")).await;
     }
     let (s, v) = app
-        .call(
-            "POST",
-            &format!("/conversations/{id}/messages"),
-            Some("u1"),
-            Some(json!({"text": "one too many"})),
-        )
+        .call("POST", &format!("/conversations/{id}/messages"), Some("u1"), Some(json!({"text": "one too many"})))
         .await;
     assert_eq!((s, v["error"]["code"].as_str()), (429, Some("queue_full")));
 }
@@ -170,17 +119,10 @@ async fn resume_request_failure_is_told() {
     let id = opted_in(&app).await;
     app.advance(25 * 3600).await;
     app.send_text("u1", &id, "held").await;
-    let (wamid, _) = eventually("resume request", || async {
-        resume_requests(&app).into_iter().next()
-    })
-    .await;
-    app.status(&wamid, "failed", app.now_unix().await, Some(131026))
-        .await;
+    let (wamid, _) = eventually("resume request", || async { resume_requests(&app).into_iter().next() }).await;
+    app.status(&wamid, "failed", app.now_unix().await, Some(131026)).await;
     let n = eventually("resume_failed", || async {
-        app.messages("u1", &id)
-            .await
-            .into_iter()
-            .find(|m| m["notice"]["code"] == "resume_failed")
+        app.messages("u1", &id).await.into_iter().find(|m| m["notice"]["code"] == "resume_failed")
     })
     .await;
     assert_eq!(n["text"], "Failed to deliver resume request.");

@@ -16,20 +16,12 @@ pub async fn function_handler(ports: &Ports, event: SqsEvent) -> SqsBatchRespons
     let mut failures = Vec::new();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
-        let group = record
-            .attributes
-            .get("MessageGroupId")
-            .cloned()
-            .unwrap_or_default();
+        let group = record.attributes.get("MessageGroupId").cloned().unwrap_or_default();
         if failed_groups.contains(&group) {
             failures.push(item_failure(id));
             continue;
         }
-        let outcome = match record
-            .body
-            .as_deref()
-            .map(serde_json::from_str::<OutboundJob>)
-        {
+        let outcome = match record.body.as_deref().map(serde_json::from_str::<OutboundJob>) {
             Some(Ok(job)) => handle(ports, &job).await,
             _ => {
                 tracing::error!(message_id = %id, "outbound record is not a job; dropped");

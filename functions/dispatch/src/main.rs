@@ -5,10 +5,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let (state, _) = shared::app::embedded(shared::Config::from_env()?).await?;
     let ports = &state.ports;
-    lambda_runtime::run(service_fn(
-        |ev: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| async move {
-            Ok::<_, lambda_runtime::Error>(dispatch::function_handler(ports, ev.payload).await)
-        },
-    ))
+    lambda_runtime::run(service_fn(|ev: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| async move {
+        Ok::<_, lambda_runtime::Error>(dispatch::function_handler(ports, ev.payload).await)
+    }))
     .await
 }

@@ -40,18 +40,11 @@ async fn start(
     AppJson(body): AppJson<StartBody>,
 ) -> Result<(StatusCode, Json<ConversationView>), ApiError> {
     let phone = Phone::parse(&body.contact.phone).map_err(ApiError::InvalidRequest)?;
-    let name = body
-        .contact
-        .name
-        .map(|n| n.trim().to_string())
-        .filter(|n| !n.is_empty());
+    let name = body.contact.name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
     if name.as_ref().is_some_and(|n| n.chars().count() > 256) {
-        return Err(ApiError::InvalidRequest(
-            "contact name is longer than 256 characters".into(),
-        ));
+        return Err(ApiError::InvalidRequest("contact name is longer than 256 characters".into()));
     }
-    let view =
-        conversations::start(&state.ports, &caller, StartConversation { phone, name }).await?;
+    let view = conversations::start(&state.ports, &caller, StartConversation { phone, name }).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -60,13 +53,8 @@ struct ConversationList {
     conversations: Vec<ConversationView>,
 }
 
-async fn list(
-    State(state): State<AppState>,
-    Identity(caller): Identity,
-) -> Result<Json<ConversationList>, ApiError> {
-    Ok(Json(ConversationList {
-        conversations: conversations::list(&state.ports, &caller).await?,
-    }))
+async fn list(State(state): State<AppState>, Identity(caller): Identity) -> Result<Json<ConversationList>, ApiError> {
+    Ok(Json(ConversationList { conversations: conversations::list(&state.ports, &caller).await? }))
 }
 
 async fn get_one(
@@ -82,8 +70,5 @@ async fn resend(
     Identity(caller): Identity,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<ConversationView>), ApiError> {
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(conversations::resend_optin(&state.ports, &caller, &id).await?),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(conversations::resend_optin(&state.ports, &caller, &id).await?)))
 }

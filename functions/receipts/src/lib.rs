@@ -12,11 +12,7 @@ use shared::usecases::{Ports, UseCaseError};
 /// the send at first; after this long it belongs to no message of ours).
 const UNKNOWN_WAMID_RECEIVES: u32 = 5;
 
-pub async fn handle(
-    ports: &Ports,
-    status: &StatusEvent,
-    receives: u32,
-) -> Result<Disposition, UseCaseError> {
+pub async fn handle(ports: &Ports, status: &StatusEvent, receives: u32) -> Result<Disposition, UseCaseError> {
     Ok(match apply_status(ports, status).await? {
         ReceiptResult::UnknownWamid if receives < UNKNOWN_WAMID_RECEIVES => {
             Disposition::RetryAfter(Duration::from_millis(200 * u64::from(receives.max(1))))
@@ -34,16 +30,8 @@ pub async fn function_handler(ports: &Ports, event: SqsEvent) -> SqsBatchRespons
     let mut failures = Vec::new();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
-        let receives = record
-            .attributes
-            .get("ApproximateReceiveCount")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
-        let outcome = match record
-            .body
-            .as_deref()
-            .map(serde_json::from_str::<StatusEvent>)
-        {
+        let receives = record.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1);
+        let outcome = match record.body.as_deref().map(serde_json::from_str::<StatusEvent>) {
             Some(Ok(status)) => handle(ports, &status, receives).await,
             _ => {
                 tracing::error!(message_id = %id, "receipt record is not a status; dropped");

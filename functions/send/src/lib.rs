@@ -14,10 +14,7 @@ use shared::usecases::views::{self, MessageView};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route(
-            "/conversations/{id}/messages",
-            post(send_message).get(history),
-        )
+        .route("/conversations/{id}/messages", post(send_message).get(history))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .with_state(state)
 }
@@ -52,37 +49,21 @@ const MAX_CLIENT_ID: usize = 128;
 
 fn command(body: SendBody) -> Result<SendCommand, ApiError> {
     let invalid = |m: &str| ApiError::InvalidRequest(m.to_string());
-    if body
-        .client_id
-        .as_ref()
-        .is_some_and(|c| c.is_empty() || c.len() > MAX_CLIENT_ID)
-    {
+    if body.client_id.as_ref().is_some_and(|c| c.is_empty() || c.len() > MAX_CLIENT_ID) {
         return Err(invalid("client_id must be 1 to 128 characters"));
     }
     let content = match (body.text, body.image, body.template) {
         (Some(text), None, None) => Content::Text(text),
         (None, None, Some(t)) => {
-            if t.name.trim().is_empty()
-                || t.name.len() > 512
-                || t.language.trim().is_empty()
-                || t.language.len() > 15
-            {
+            if t.name.trim().is_empty() || t.name.len() > 512 || t.language.trim().is_empty() || t.language.len() > 15 {
                 return Err(invalid("template needs a name and a language code"));
             }
-            Content::Template(TemplateSpec {
-                name: t.name,
-                language: t.language,
-                params: t.params,
-                buttons: vec![],
-            })
+            Content::Template(TemplateSpec { name: t.name, language: t.language, params: t.params, buttons: vec![] })
         }
         (None, Some(_), None) => return Err(invalid("image messages are not available yet")),
         _ => return Err(invalid("give exactly one of text, image or template")),
     };
-    Ok(SendCommand {
-        content,
-        client_id: body.client_id,
-    })
+    Ok(SendCommand { content, client_id: body.client_id })
 }
 
 async fn send_message(
@@ -117,10 +98,7 @@ async fn history(
     let Query(q) = query.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
     let limit = q.limit.unwrap_or(views::DEFAULT_PAGE);
     if limit == 0 || limit > views::MAX_PAGE {
-        return Err(ApiError::InvalidRequest(format!(
-            "limit must be 1 to {}",
-            views::MAX_PAGE
-        )));
+        return Err(ApiError::InvalidRequest(format!("limit must be 1 to {}", views::MAX_PAGE)));
     }
     let messages = views::history(&state.ports, &caller, &id, q.after.as_deref(), limit).await?;
     Ok(Json(HistoryPage { messages }))

@@ -5,12 +5,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let (state, _) = shared::app::embedded(shared::Config::from_env()?).await?;
     let ports = &state.ports;
-    lambda_runtime::run(service_fn(
-        |ev: LambdaEvent<shared::ports::Timer>| async move {
-            timers::function_handler(ports, ev.payload)
-                .await
-                .map_err(lambda_runtime::Error::from)
-        },
-    ))
+    lambda_runtime::run(service_fn(|ev: LambdaEvent<shared::ports::Timer>| async move {
+        timers::function_handler(ports, ev.payload).await.map_err(lambda_runtime::Error::from)
+    }))
     .await
 }

@@ -43,11 +43,9 @@ async fn verify(
         .as_deref()
         .is_some_and(|t| !state.config.verify_token.is_empty() && t == state.config.verify_token);
     match (h.mode.as_deref(), token_ok, h.challenge) {
-        (Some("subscribe"), true, Some(challenge)) => (
-            [(axum::http::header::CONTENT_TYPE, "text/plain")],
-            challenge,
-        )
-            .into_response(),
+        (Some("subscribe"), true, Some(challenge)) => {
+            ([(axum::http::header::CONTENT_TYPE, "text/plain")], challenge).into_response()
+        }
         _ => StatusCode::FORBIDDEN.into_response(),
     }
 }
@@ -58,9 +56,7 @@ async fn receive(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
     let body = body.map_err(|_| ApiError::TooLarge(MAX_WEBHOOK_BODY))?;
-    let sig = headers
-        .get("x-hub-signature-256")
-        .and_then(|v| v.to_str().ok());
+    let sig = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
     if !signature::verify(state.config.app_secret.as_bytes(), &body, sig) {
         tracing::warn!("webhook refused: bad or missing signature");
         return Err(ApiError::Unauthorized);

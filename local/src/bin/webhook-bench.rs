@@ -44,22 +44,14 @@ async fn main() {
             .env("AUTH_JWT_SECRET", JWT)
             .env("RUST_LOG", "warn"),
     );
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .build()
-        .unwrap();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
     wait_ready(&client, "http://127.0.0.1:3917/webhook").await;
     wait_ready(&client, "http://127.0.0.1:3918/webhook").await;
     seed(&client, "http://127.0.0.1:3917").await;
 
     let seq = Arc::new(AtomicU64::new(0));
-    println!(
-        "webhook ingress, {secs} s per run, {CONTACTS} contacts with open threads, 2-core machine"
-    );
-    println!(
-        "{:<28} {:>14} {:>12} {:>12}",
-        "target", "saturation/s", "p50 @1000/s", "p99 @1000/s"
-    );
+    println!("webhook ingress, {secs} s per run, {CONTACTS} contacts with open threads, 2-core machine");
+    println!("{:<28} {:>14} {:>12} {:>12}", "target", "saturation/s", "p50 @1000/s", "p99 @1000/s");
     let mut results = Vec::new();
     for (name, url) in [
         ("baseline (signature only)", "http://127.0.0.1:3918/webhook"),
@@ -67,21 +59,11 @@ async fn main() {
     ] {
         let rate = saturate(&client, url, &seq, Duration::from_secs(secs)).await;
         let (p50, p99) = fixed_rate(&client, url, &seq, 1000, Duration::from_secs(secs)).await;
-        println!(
-            "{name:<28} {rate:>14.0} {:>10.2}ms {:>10.2}ms",
-            p50.as_secs_f64() * 1e3,
-            p99.as_secs_f64() * 1e3
-        );
+        println!("{name:<28} {rate:>14.0} {:>10.2}ms {:>10.2}ms", p50.as_secs_f64() * 1e3, p99.as_secs_f64() * 1e3);
         results.push(rate);
     }
-    println!(
-        "connector / baseline throughput: {:.2}",
-        results[1] / results[0]
-    );
-    println!(
-        "connector peak RSS: {} MB",
-        peak_rss_kb(connector.id()) / 1024
-    );
+    println!("connector / baseline throughput: {:.2}", results[1] / results[0]);
+    println!("connector peak RSS: {} MB", peak_rss_kb(connector.id()) / 1024);
     let stored = client
         .get("http://127.0.0.1:3917/conversations")
         .bearer_auth(token("bench"))
@@ -162,11 +144,7 @@ async fn seed(client: &reqwest::Client, base: &str) {
             .await
             .unwrap();
         assert_eq!(r.status(), 201);
-        let body = delivery(
-            &phone(i),
-            &format!("wamid.SEED{i}"),
-            json!({"type": "text", "text": {"body": "yes"}}),
-        );
+        let body = delivery(&phone(i), &format!("wamid.SEED{i}"), json!({"type": "text", "text": {"body": "yes"}}));
         assert!(post(client, &format!("{base}/webhook"), body).await);
     }
 }
@@ -235,9 +213,7 @@ fn peak_rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
 }
@@ -247,9 +223,7 @@ async fn baseline_server() {
     let app = axum::Router::new().route(
         "/webhook",
         axum::routing::post(|headers: HeaderMap, body: Bytes| async move {
-            let sig = headers
-                .get("x-hub-signature-256")
-                .and_then(|v| v.to_str().ok());
+            let sig = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
             if signature::verify(SECRET.as_bytes(), &body, sig) {
                 StatusCode::OK
             } else {
@@ -258,8 +232,6 @@ async fn baseline_server() {
         })
         .get(|| async { StatusCode::OK }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:3918")
-        .await
-        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:3918").await.unwrap();
     axum::serve(listener, app).await.unwrap();
 }

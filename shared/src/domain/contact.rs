@@ -252,14 +252,8 @@ mod tests {
     fn stop_refuses_sends_until_yes() {
         let mut c = opted_in_at(T0);
         c.inbound(InboundIntent::Reject, T0, T0);
-        assert_eq!(
-            c.gate_send(false, T0),
-            SendGate::Refuse(crate::domain::DomainError::OptedOut)
-        );
-        assert_eq!(
-            c.gate_send(true, T0),
-            SendGate::Refuse(crate::domain::DomainError::OptedOut)
-        );
+        assert_eq!(c.gate_send(false, T0), SendGate::Refuse(crate::domain::DomainError::OptedOut));
+        assert_eq!(c.gate_send(true, T0), SendGate::Refuse(crate::domain::DomainError::OptedOut));
         let out = c.inbound(InboundIntent::Accept, T0, T0);
         assert!(out.release_held);
         assert_eq!(c.gate_send(false, T0), SendGate::Deliver);
@@ -269,23 +263,9 @@ mod tests {
     fn after_24_hours_text_is_held_and_resume_requested_once() {
         let mut c = opted_in_at(T0);
         let later = T0 + Duration::hours(24);
-        assert_eq!(
-            c.gate_send(false, later),
-            SendGate::HoldForWindow {
-                request_resume: true
-            }
-        );
-        assert_eq!(
-            c.gate_send(false, later),
-            SendGate::HoldForWindow {
-                request_resume: false
-            }
-        );
-        assert_eq!(
-            c.gate_send(true, later),
-            SendGate::Deliver,
-            "templates go any time"
-        );
+        assert_eq!(c.gate_send(false, later), SendGate::HoldForWindow { request_resume: true });
+        assert_eq!(c.gate_send(false, later), SendGate::HoldForWindow { request_resume: false });
+        assert_eq!(c.gate_send(true, later), SendGate::Deliver, "templates go any time");
     }
 
     #[test]
@@ -302,11 +282,7 @@ mod tests {
     #[test]
     fn stale_window_timer_changes_nothing() {
         let mut c = opted_in_at(T0);
-        c.inbound(
-            InboundIntent::Message,
-            T0 + Duration::hours(20),
-            T0 + Duration::hours(20),
-        );
+        c.inbound(InboundIntent::Message, T0 + Duration::hours(20), T0 + Duration::hours(20));
         assert!(!c.window_timer_fired(T0 + Duration::hours(24)));
         assert!(c.window_open(T0 + Duration::hours(24)));
     }

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 use super::contact::{ConsentState, Contact};
 use super::{DomainError, Time, OPTIN_RESEND_AFTER};
 
+/// At most this many employees in one thread.
+pub const MAX_PARTICIPANTS: usize = 10;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Participant {
     pub user_id: String,
@@ -13,6 +16,23 @@ pub struct Participant {
     pub locale: String,
     #[serde(with = "time::serde::rfc3339")]
     pub joined_at: Time,
+    /// The first message id they may see (joined without the history); `None`: everything.
+    #[serde(default)]
+    pub history_from: Option<String>,
+}
+
+impl Participant {
+    pub fn may_see(&self, message_id: &str) -> bool {
+        self.history_from.as_deref().is_none_or(|from| message_id >= from)
+    }
+}
+
+/// What adding someone did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    Joined,
+    /// Already a participant: nothing changes.
+    AlreadyIn,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +156,40 @@ impl Conversation {
         !self.closed && self.optin.failures == 1 && contact.consent == ConsentState::Requested
     }
 
+    pub fn participant(&self, user_id: &str) -> Option<&Participant> {
+        self.participants.iter().find(|p| p.user_id == user_id)
+    }
+
+    /// Adds `p` unless already in; a thread holds at most `MAX_PARTICIPANTS`.
+    pub fn add_participant(&mut self, p: Participant, now: Time) -> Result<Added, DomainError> {
+        self.check_writable()?;
+        if self.is_participant(&p.user_id) {
+            return Ok(Added::AlreadyIn);
+        }
+        if self.participants.len() >= MAX_PARTICIPANTS {
+            return Err(DomainError::ThreadFull);
+        }
+        self.participants.push(p);
+        self.last_activity_at = now;
+        Ok(Added::Joined)
+    }
+
+    /// Takes `user_id` out; the thread closes when nobody is left. `None` if not a participant.
+    pub fn remove_participant(&mut self, user_id: &str, now: Time) -> Option<Participant> {
+        let i = self.participants.iter().position(|p| p.user_id == user_id)?;
+        let gone = self.participants.remove(i);
+        self.last_activity_at = now;
+        if self.participants.is_empty() {
+            self.closed = true;
+        }
+        Some(gone)
+    }
+
+    /// In a thread of two or more, texts to the contact start with the sender's name.
+    pub fn speaker_prefix(&self, sender_name: &str) -> Option<String> {
+        (self.participants.len() > 1).then(|| format!("*{sender_name}*: "))
+    }
+
     pub fn check_writable(&self) -> Result<(), DomainError> {
         if self.closed {
             Err(DomainError::ConversationClosed)
@@ -181,29 +235,16 @@ mod tests {
     fn optin_resend_waits_24_hours() {
         let mut c = conv();
         c.optin_sent("m1".into(), T0);
-        assert_eq!(
-            c.check_optin_resend(&contact(), T0 + Duration::hours(23)),
-            Err(DomainError::OptinTooSoon)
-        );
-        assert_eq!(
-            c.check_optin_resend(&contact(), T0 + Duration::hours(24)),
-            Ok(())
-        );
+        assert_eq!(c.check_optin_resend(&contact(), T0 + Duration::hours(23)), Err(DomainError::OptinTooSoon));
+        assert_eq!(c.check_optin_resend(&contact(), T0 + Duration::hours(24)), Ok(()));
     }
 
     #[test]
     fn second_optin_failure_closes_the_thread() {
         let mut c = conv();
         c.optin_sent("m1".into(), T0);
-        assert_eq!(
-            c.optin_failed("m1", T0),
-            Some(OptinFailure::RetryAt(T0 + Duration::hours(24)))
-        );
-        assert_eq!(
-            c.optin_failed("m1", T0),
-            None,
-            "the same failure reported twice counts once"
-        );
+        assert_eq!(c.optin_failed("m1", T0), Some(OptinFailure::RetryAt(T0 + Duration::hours(24))));
+        assert_eq!(c.optin_failed("m1", T0), None, "the same failure reported twice counts once");
         c.optin_sent("m2".into(), T0 + Duration::hours(24));
         assert_eq!(c.optin_failed("m2", T0), Some(OptinFailure::Close));
         assert!(c.closed);
@@ -217,6 +258,44 @@ mod tests {
         assert_eq!(c.optin_failed("m1", T0), None);
     }
 
+    fn person(id: &str) -> Participant {
+        Participant { user_id: id.into(), name: id.into(), locale: "en".into(), joined_at: T0, history_from: None }
+    }
+
+    #[test]
+    fn at_most_ten_participants_and_adding_twice_is_a_no_op() {
+        let mut c = conv();
+        for i in 0..10 {
+            assert_eq!(c.add_participant(person(&format!("u{i}")), T0), Ok(Added::Joined));
+        }
+        assert_eq!(c.add_participant(person("u3"), T0), Ok(Added::AlreadyIn));
+        assert_eq!(c.add_participant(person("u10"), T0), Err(DomainError::ThreadFull));
+    }
+
+    #[test]
+    fn the_last_one_leaving_closes_the_thread() {
+        let mut c = conv();
+        c.add_participant(person("a"), T0).unwrap();
+        c.add_participant(person("b"), T0).unwrap();
+        assert!(c.remove_participant("a", T0).is_some());
+        assert!(!c.closed);
+        assert!(c.remove_participant("a", T0).is_none());
+        c.remove_participant("b", T0);
+        assert!(c.closed);
+        assert_eq!(c.add_participant(person("c"), T0), Err(DomainError::ConversationClosed));
+    }
+
+    #[test]
+    fn only_groups_prefix_the_speaker_and_history_is_cut_at_the_join() {
+        let mut c = conv();
+        c.add_participant(person("a"), T0).unwrap();
+        assert_eq!(c.speaker_prefix("A"), None);
+        c.add_participant(person("b"), T0).unwrap();
+        assert_eq!(c.speaker_prefix("Alex Kim").as_deref(), Some("*Alex Kim*: "));
+        let late = Participant { history_from: Some("01B".into()), ..person("c") };
+        assert!(!late.may_see("01A") && late.may_see("01B") && late.may_see("01C"));
+    }
+
     #[test]
     fn status_follows_consent_and_window() {
         let c = conv();
@@ -224,9 +303,6 @@ mod tests {
         assert_eq!(c.status(&k, T0), ConversationStatus::AwaitingOptin);
         k.inbound(InboundIntent::Accept, T0, T0);
         assert_eq!(c.status(&k, T0), ConversationStatus::Active);
-        assert_eq!(
-            c.status(&k, T0 + Duration::hours(24)),
-            ConversationStatus::Paused
-        );
+        assert_eq!(c.status(&k, T0 + Duration::hours(24)), ConversationStatus::Paused);
     }
 }

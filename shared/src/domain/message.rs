@@ -137,6 +137,8 @@ pub enum SystemPurpose {
     OptinRequest,
     ResumeRequest,
     OptOutConfirmation,
+    /// Tells the contact that a participant joined, was removed or left.
+    ParticipantUpdate(super::notice::ParticipantChange),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,6 +168,9 @@ pub struct Message {
     /// User id of the employee, `contact`, or `system`.
     pub sender: String,
     pub text: Option<String>,
+    /// `*Name*: `, put before the text sent to the contact in a group thread.
+    #[serde(default)]
+    pub prefix: Option<String>,
     pub media_id: Option<String>,
     pub template: Option<TemplateSpec>,
     pub reaction: Option<Reaction>,
@@ -200,13 +205,7 @@ pub enum ReceiptOutcome {
 }
 
 impl Message {
-    pub fn outbound(
-        id: String,
-        conversation_id: String,
-        sender: String,
-        kind: MessageKind,
-        now: Time,
-    ) -> Message {
+    pub fn outbound(id: String, conversation_id: String, sender: String, kind: MessageKind, now: Time) -> Message {
         Message {
             id,
             conversation_id,
@@ -214,6 +213,7 @@ impl Message {
             kind,
             sender,
             text: None,
+            prefix: None,
             media_id: None,
             template: None,
             reaction: None,
@@ -232,12 +232,7 @@ impl Message {
     }
 
     /// Applies Meta's status for attempt `wamid` at Meta's time `at`.
-    pub fn apply_receipt(
-        &mut self,
-        wamid: &str,
-        status: ReceiptStatus,
-        at: Time,
-    ) -> ReceiptOutcome {
+    pub fn apply_receipt(&mut self, wamid: &str, status: ReceiptStatus, at: Time) -> ReceiptOutcome {
         if self.wamid.as_deref() != Some(wamid) || self.direction != Direction::Outbound {
             return ReceiptOutcome::Ignored;
         }
@@ -298,18 +293,12 @@ mod tests {
     #[test]
     fn receipts_in_reverse_order_end_at_read_with_every_time() {
         let mut m = accepted();
-        assert_eq!(
-            m.apply_receipt("w1", ReceiptStatus::Read, T0 + Duration::seconds(3)),
-            ReceiptOutcome::Advanced
-        );
+        assert_eq!(m.apply_receipt("w1", ReceiptStatus::Read, T0 + Duration::seconds(3)), ReceiptOutcome::Advanced);
         assert_eq!(
             m.apply_receipt("w1", ReceiptStatus::Delivered, T0 + Duration::seconds(2)),
             ReceiptOutcome::TimeRecorded
         );
-        assert_eq!(
-            m.apply_receipt("w1", ReceiptStatus::Sent, T0 + Duration::seconds(1)),
-            ReceiptOutcome::TimeRecorded
-        );
+        assert_eq!(m.apply_receipt("w1", ReceiptStatus::Sent, T0 + Duration::seconds(1)), ReceiptOutcome::TimeRecorded);
         assert_eq!(m.status, MessageStatus::Read);
         assert_eq!(m.status_at.sent, Some(T0 + Duration::seconds(1)));
         assert_eq!(m.status_at.delivered, Some(T0 + Duration::seconds(2)));
@@ -320,41 +309,26 @@ mod tests {
         let mut m = accepted();
         m.apply_receipt("w1", ReceiptStatus::Sent, T0);
         let before = m.clone();
-        assert_eq!(
-            m.apply_receipt("w1", ReceiptStatus::Sent, T0 + Duration::seconds(9)),
-            ReceiptOutcome::Ignored
-        );
+        assert_eq!(m.apply_receipt("w1", ReceiptStatus::Sent, T0 + Duration::seconds(9)), ReceiptOutcome::Ignored);
         assert_eq!(m, before);
     }
 
     #[test]
     fn receipt_for_an_old_attempt_is_ignored() {
         let mut m = accepted();
-        assert_eq!(
-            m.apply_receipt("w0", ReceiptStatus::Failed, T0),
-            ReceiptOutcome::Ignored
-        );
+        assert_eq!(m.apply_receipt("w0", ReceiptStatus::Failed, T0), ReceiptOutcome::Ignored);
         assert_eq!(m.status, MessageStatus::Accepted);
     }
 
     #[test]
     fn failed_stands_apart() {
         let mut m = accepted();
-        assert_eq!(
-            m.apply_receipt("w1", ReceiptStatus::Failed, T0),
-            ReceiptOutcome::Failed
-        );
-        assert_eq!(
-            m.apply_receipt("w1", ReceiptStatus::Sent, T0),
-            ReceiptOutcome::TimeRecorded
-        );
+        assert_eq!(m.apply_receipt("w1", ReceiptStatus::Failed, T0), ReceiptOutcome::Failed);
+        assert_eq!(m.apply_receipt("w1", ReceiptStatus::Sent, T0), ReceiptOutcome::TimeRecorded);
         assert_eq!(m.status, MessageStatus::Failed);
         let mut d = accepted();
         d.apply_receipt("w1", ReceiptStatus::Delivered, T0);
-        assert_eq!(
-            d.apply_receipt("w1", ReceiptStatus::Failed, T0),
-            ReceiptOutcome::TimeRecorded
-        );
+        assert_eq!(d.apply_receipt("w1", ReceiptStatus::Failed, T0), ReceiptOutcome::TimeRecorded);
         assert_eq!(d.status, MessageStatus::Delivered);
     }
 

@@ -40,24 +40,18 @@ pub fn classify(code: Option<i64>, http_status: Option<u16>) -> ErrorClass {
     use FailureReason::*;
     let Some(code) = code else {
         return match http_status {
-            None | Some(429) | Some(500..=599) | Some(408) => {
-                ErrorClass::Retry { pair_rate: false }
-            }
+            None | Some(429) | Some(500..=599) | Some(408) => ErrorClass::Retry { pair_rate: false },
             _ => ErrorClass::Permanent(Unknown),
         };
     };
     match code {
         131047 | 470 => ErrorClass::Reengage,
         131056 => ErrorClass::Retry { pair_rate: true },
-        130429 | 131000 | 131016 | 133004 | 2 | 131057 | 4 | 80007 | 1 => {
-            ErrorClass::Retry { pair_rate: false }
-        }
+        130429 | 131000 | 131016 | 133004 | 2 | 131057 | 4 | 80007 | 1 => ErrorClass::Retry { pair_rate: false },
         131026 => ErrorClass::Permanent(Undeliverable),
         131049 => ErrorClass::Permanent(MarketingLimit),
         131050 => ErrorClass::Permanent(MarketingOptOut),
-        100 | 131008 | 131009 | 131051 | 132000 | 132012 | 131021 => {
-            ErrorClass::Permanent(InvalidMessage)
-        }
+        100 | 131008 | 131009 | 131051 | 132000 | 132012 | 131021 => ErrorClass::Permanent(InvalidMessage),
         132001 | 132015 | 132016 | 132005 | 132007 => ErrorClass::Permanent(Template),
         131052 | 131053 => ErrorClass::Permanent(Media),
         190 => ErrorClass::Permanent(TokenExpired),
@@ -65,9 +59,7 @@ pub fn classify(code: Option<i64>, http_status: Option<u16>) -> ErrorClass {
         130403 => ErrorClass::Permanent(BlockedByBusiness),
         130472 => ErrorClass::Permanent(Experiment),
         131062 => ErrorClass::Permanent(RecipientIdUnsupported),
-        0 | 3 | 10 | 200..=299 | 368 | 131031 | 131042 | 131045 => {
-            ErrorClass::Permanent(AccountRestricted)
-        }
+        0 | 3 | 10 | 200..=299 | 368 | 131031 | 131042 | 131045 => ErrorClass::Permanent(AccountRestricted),
         _ => ErrorClass::Permanent(Unknown),
     }
 }
@@ -80,39 +72,22 @@ mod tests {
     #[test]
     fn every_documented_code_is_mapped() {
         let documented = [
-            131047, 131026, 131049, 131050, 131051, 131052, 131053, 130429, 131056, 131048, 131000,
-            131008, 131009, 132000, 132001, 132012, 132015, 132016, 368, 470, 190, 4, 80007, 100,
-            0, 3, 10, 200, 299, 131016, 133004, 2, 131057, 130472, 130403, 131031, 131042, 131045,
-            131062,
+            131047, 131026, 131049, 131050, 131051, 131052, 131053, 130429, 131056, 131048, 131000, 131008, 131009,
+            132000, 132001, 132012, 132015, 132016, 368, 470, 190, 4, 80007, 100, 0, 3, 10, 200, 299, 131016, 133004,
+            2, 131057, 130472, 130403, 131031, 131042, 131045, 131062,
         ];
         for code in documented {
-            assert_ne!(
-                classify(Some(code), None),
-                ErrorClass::Permanent(FailureReason::Unknown),
-                "{code}"
-            );
+            assert_ne!(classify(Some(code), None), ErrorClass::Permanent(FailureReason::Unknown), "{code}");
         }
     }
 
     #[test]
     fn transient_codes_retry_and_window_codes_reengage() {
-        assert_eq!(
-            classify(Some(130429), Some(400)),
-            ErrorClass::Retry { pair_rate: false }
-        );
-        assert_eq!(
-            classify(Some(131056), Some(400)),
-            ErrorClass::Retry { pair_rate: true }
-        );
-        assert_eq!(
-            classify(None, Some(503)),
-            ErrorClass::Retry { pair_rate: false }
-        );
+        assert_eq!(classify(Some(130429), Some(400)), ErrorClass::Retry { pair_rate: false });
+        assert_eq!(classify(Some(131056), Some(400)), ErrorClass::Retry { pair_rate: true });
+        assert_eq!(classify(None, Some(503)), ErrorClass::Retry { pair_rate: false });
         assert_eq!(classify(None, None), ErrorClass::Retry { pair_rate: false });
         assert_eq!(classify(Some(131047), Some(400)), ErrorClass::Reengage);
-        assert_eq!(
-            classify(None, Some(400)),
-            ErrorClass::Permanent(FailureReason::Unknown)
-        );
+        assert_eq!(classify(None, Some(400)), ErrorClass::Permanent(FailureReason::Unknown));
     }
 }

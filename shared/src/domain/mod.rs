@@ -37,6 +37,10 @@ pub enum DomainError {
     AlreadyOptedIn,
     #[error("too many held messages in this conversation (limit {0})")]
     QueueFull(u32),
+    #[error("the conversation already has the most participants allowed")]
+    ThreadFull,
+    #[error("{0}")]
+    NotAddable(String),
     #[error("{0}")]
     Invalid(String),
 }

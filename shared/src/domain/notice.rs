@@ -52,6 +52,25 @@ pub struct Notice {
     /// For `message_failed`: why, and which message.
     pub reason: Option<FailureReason>,
     pub message_id: Option<String>,
+    /// Participant changes: who acted, and on whom (display names, as at the time).
+    #[serde(default)]
+    pub actor_name: Option<String>,
+    #[serde(default)]
+    pub subject_name: Option<String>,
+    /// For `notify_failed`: which change the contact could not be told about.
+    #[serde(default)]
+    pub change: Option<ParticipantChange>,
+    /// The notice speaks to its subject ("... removed you", "You left ...").
+    #[serde(default)]
+    pub personal: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParticipantChange {
+    Added,
+    Removed,
+    Left,
 }
 
 impl Notice {
@@ -63,13 +82,28 @@ impl Notice {
             subject_user_id: None,
             reason: None,
             message_id: None,
+            actor_name: None,
+            subject_name: None,
+            change: None,
+            personal: false,
         }
     }
 
     /// The notice in the reader's language.
     pub fn render(&self, locale: &str) -> String {
         let lang = Lang::of(locale);
-        let mut text = lang.pick(notice_text(self.code)).to_string();
+        let template = match (self.code, self.personal, self.change) {
+            (NoticeCode::ParticipantRemoved, true, _) => REMOVED_YOU,
+            (NoticeCode::ParticipantLeft, true, _) => YOU_LEFT,
+            (NoticeCode::NotifyFailed, _, Some(ParticipantChange::Added)) => NOTIFY_FAILED_ADDED,
+            (NoticeCode::NotifyFailed, _, Some(ParticipantChange::Removed)) => NOTIFY_FAILED_REMOVED,
+            (NoticeCode::NotifyFailed, _, Some(ParticipantChange::Left)) => NOTIFY_FAILED_LEFT,
+            (code, _, _) => notice_text(code),
+        };
+        let mut text = lang
+            .pick(template)
+            .replace("{actor}", self.actor_name.as_deref().unwrap_or("?"))
+            .replace("{subject}", self.subject_name.as_deref().unwrap_or("?"));
         if self.sms_fallback {
             text.push(' ');
             text.push_str(lang.pick(SMS_FALLBACK));
@@ -94,11 +128,7 @@ pub enum Lang {
 impl Lang {
     /// From a BCP 47 tag: `pt-BR` reads Portuguese, `xx` English.
     pub fn of(locale: &str) -> Lang {
-        let primary = locale
-            .split(['-', '_'])
-            .next()
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let primary = locale.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase();
         match primary.as_str() {
             "es" => Lang::Es,
             "fr" => Lang::Fr,
@@ -192,25 +222,25 @@ fn notice_text(code: NoticeCode) -> &'static Text {
             "O contacto retomou a conversa. Já pode continuar a enviar-lhe mensagens.",
         ],
         ParticipantAdded => &[
-            "A participant was added to the conversation.",
-            "Se añadió un participante a la conversación.",
-            "Un participant a été ajouté à la conversation.",
-            "Ein Teilnehmer wurde zur Unterhaltung hinzugefügt.",
-            "Foi adicionado um participante à conversa.",
+            "Your colleague {actor} has added {subject} to the conversation.",
+            "Su colega {actor} ha añadido a {subject} a la conversación.",
+            "Votre collègue {actor} a ajouté {subject} à la conversation.",
+            "Ihr Kollege {actor} hat {subject} zur Unterhaltung hinzugefügt.",
+            "O seu colega {actor} adicionou {subject} à conversa.",
         ],
         ParticipantRemoved => &[
-            "A participant was removed from the conversation.",
-            "Se eliminó a un participante de la conversación.",
-            "Un participant a été retiré de la conversation.",
-            "Ein Teilnehmer wurde aus der Unterhaltung entfernt.",
-            "Um participante foi removido da conversa.",
+            "Your colleague {actor} has removed {subject} from the conversation.",
+            "Su colega {actor} ha eliminado a {subject} de la conversación.",
+            "Votre collègue {actor} a retiré {subject} de la conversation.",
+            "Ihr Kollege {actor} hat {subject} aus der Unterhaltung entfernt.",
+            "O seu colega {actor} removeu {subject} da conversa.",
         ],
         ParticipantLeft => &[
-            "A participant left the conversation.",
-            "Un participante abandonó la conversación.",
-            "Un participant a quitté la conversation.",
-            "Ein Teilnehmer hat die Unterhaltung verlassen.",
-            "Um participante saiu da conversa.",
+            "Your colleague {actor} has left the conversation.",
+            "Su colega {actor} ha abandonado la conversación.",
+            "Votre collègue {actor} a quitté la conversation.",
+            "Ihr Kollege {actor} hat die Unterhaltung verlassen.",
+            "O seu colega {actor} saiu da conversa.",
         ],
         NotifyFailed => &[
             "We were unable to notify the contact of a change in the conversation.",
@@ -235,6 +265,46 @@ fn notice_text(code: NoticeCode) -> &'static Text {
         ],
     }
 }
+
+const REMOVED_YOU: &Text = &[
+    "Your colleague {actor} has removed you from the conversation.",
+    "Su colega {actor} le ha eliminado de la conversación.",
+    "Votre collègue {actor} vous a retiré de la conversation.",
+    "Ihr Kollege {actor} hat Sie aus der Unterhaltung entfernt.",
+    "O seu colega {actor} removeu-o da conversa.",
+];
+
+const YOU_LEFT: &Text = &[
+    "You left the conversation.",
+    "Ha abandonado la conversación.",
+    "Vous avez quitté la conversation.",
+    "Sie haben die Unterhaltung verlassen.",
+    "Saiu da conversa.",
+];
+
+const NOTIFY_FAILED_ADDED: &Text = &[
+    "We were unable to notify the contact that a participant was added to the conversation.",
+    "No pudimos avisar al contacto de que se añadió un participante a la conversación.",
+    "Nous n'avons pas pu informer le contact qu'un participant a été ajouté à la conversation.",
+    "Wir konnten den Kontakt nicht darüber informieren, dass ein Teilnehmer zur Unterhaltung hinzugefügt wurde.",
+    "Não foi possível avisar o contacto de que foi adicionado um participante à conversa.",
+];
+
+const NOTIFY_FAILED_REMOVED: &Text = &[
+    "We were unable to notify the contact that a participant was removed from the conversation.",
+    "No pudimos avisar al contacto de que se eliminó a un participante de la conversación.",
+    "Nous n'avons pas pu informer le contact qu'un participant a été retiré de la conversation.",
+    "Wir konnten den Kontakt nicht darüber informieren, dass ein Teilnehmer aus der Unterhaltung entfernt wurde.",
+    "Não foi possível avisar o contacto de que um participante foi removido da conversa.",
+];
+
+const NOTIFY_FAILED_LEFT: &Text = &[
+    "We were unable to notify the contact that a participant has left the conversation.",
+    "No pudimos avisar al contacto de que un participante ha abandonado la conversación.",
+    "Nous n'avons pas pu informer le contact qu'un participant a quitté la conversation.",
+    "Wir konnten den Kontakt nicht darüber informieren, dass ein Teilnehmer die Unterhaltung verlassen hat.",
+    "Não foi possível avisar o contacto de que um participante saiu da conversa.",
+];
 
 const SMS_FALLBACK: &Text = &[
     "The number may not be on WhatsApp: consider reaching the contact by SMS.",
@@ -354,10 +424,26 @@ pub fn failure_text(reason: FailureReason, lang: Lang) -> &'static str {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContactText {
     OptedOut,
+    /// `{name}` joined, was removed, or left.
+    Participant(ParticipantChange),
 }
 
 pub fn contact_text(t: ContactText, lang: Lang) -> &'static str {
     match t {
+        ContactText::Participant(ParticipantChange::Added) => lang.pick(&[
+            "{name} has joined the conversation.",
+            "{name} se ha unido a la conversación.",
+            "{name} a rejoint la conversation.",
+            "{name} ist der Unterhaltung beigetreten.",
+            "{name} juntou-se à conversa.",
+        ]),
+        ContactText::Participant(ParticipantChange::Removed | ParticipantChange::Left) => lang.pick(&[
+            "{name} has left the conversation.",
+            "{name} ha dejado la conversación.",
+            "{name} a quitté la conversation.",
+            "{name} hat die Unterhaltung verlassen.",
+            "{name} saiu da conversa.",
+        ]),
         ContactText::OptedOut => lang.pick(&[
             "You will no longer receive messages from us on WhatsApp. Reply YES at any time to opt back in.",
             "Ya no recibirá nuestros mensajes por WhatsApp. Responda YES en cualquier momento para volver a suscribirse.",
@@ -381,9 +467,25 @@ mod tests {
         );
         assert!(n.render("pt-BR").starts_with("O contacto retomou"));
         assert_eq!(n.render("xx"), n.render("en"));
+        assert_eq!(Notice::to_all(NoticeCode::ResumeFailed).render("en-GB"), "Failed to deliver resume request.");
+    }
+
+    #[test]
+    fn participant_notices_name_who_did_what_and_speak_to_their_subject() {
+        let mut n = Notice::to_all(NoticeCode::ParticipantRemoved);
+        n.actor_name = Some("Alex".into());
+        n.subject_name = Some("Sam".into());
+        assert_eq!(n.render("en"), "Your colleague Alex has removed Sam from the conversation.");
+        n.personal = true;
+        assert_eq!(n.render("en"), "Your colleague Alex has removed you from the conversation.");
+        let mut left = Notice::to_all(NoticeCode::ParticipantLeft);
+        left.personal = true;
+        assert_eq!(left.render("en"), "You left the conversation.");
+        let mut nf = Notice::to_all(NoticeCode::NotifyFailed);
+        nf.change = Some(ParticipantChange::Left);
         assert_eq!(
-            Notice::to_all(NoticeCode::ResumeFailed).render("en-GB"),
-            "Failed to deliver resume request."
+            nf.render("en"),
+            "We were unable to notify the contact that a participant has left the conversation."
         );
     }
 

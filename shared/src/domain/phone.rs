@@ -14,14 +14,8 @@ impl Phone {
         let Some(rest) = trimmed.strip_prefix('+') else {
             return Err("phone must be in E.164 form, starting with +".into());
         };
-        let digits: String = rest
-            .chars()
-            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
-            .collect();
-        if !(8..=15).contains(&digits.len())
-            || !digits.bytes().all(|b| b.is_ascii_digit())
-            || digits.starts_with('0')
-        {
+        let digits: String = rest.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
+        if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.starts_with('0') {
             return Err("phone must be + and 8 to 15 digits, the first not 0".into());
         }
         Ok(Phone(format!("+{digits}")))
@@ -62,23 +56,12 @@ mod tests {
 
     #[test]
     fn accepts_e164_with_separators() {
-        assert_eq!(
-            Phone::parse("+44 7700-900(123)").unwrap().as_str(),
-            "+447700900123"
-        );
+        assert_eq!(Phone::parse("+44 7700-900(123)").unwrap().as_str(), "+447700900123");
     }
 
     #[test]
     fn refuses_missing_plus_letters_and_bad_lengths() {
-        for bad in [
-            "447700900123",
-            "+44abc",
-            "+1234567",
-            "+1234567890123456",
-            "+0447700900",
-            "",
-            "+",
-        ] {
+        for bad in ["447700900123", "+44abc", "+1234567", "+1234567890123456", "+0447700900", "", "+"] {
             assert!(Phone::parse(bad).is_err(), "{bad} accepted");
         }
     }

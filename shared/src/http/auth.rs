@@ -28,10 +28,7 @@ pub struct Claims {
 impl From<Claims> for Caller {
     fn from(c: Claims) -> Caller {
         Caller {
-            name: c
-                .name
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| c.sub.clone()),
+            name: c.name.filter(|n| !n.is_empty()).unwrap_or_else(|| c.sub.clone()),
             user_id: c.sub,
             locale: c.locale.unwrap_or_else(|| "en".into()),
             sub_org: c.sub_org.unwrap_or_default(),
@@ -52,15 +49,12 @@ impl JwtVerifier {
         validation.leeway = 30;
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        JwtVerifier {
-            key: DecodingKey::from_secret(secret.as_bytes()),
-            validation,
-        }
+        JwtVerifier { key: DecodingKey::from_secret(secret.as_bytes()), validation }
     }
 
     pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|_| ApiError::Unauthorized)?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|_| ApiError::Unauthorized)?;
         if data.claims.sub.is_empty() {
             return Err(ApiError::Unauthorized);
         }
@@ -70,12 +64,8 @@ impl JwtVerifier {
 
 /// A token for `claims` (tests, the README's quick start).
 pub fn issue_token(secret: &str, claims: &Claims) -> String {
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap_or_default()
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()))
+        .unwrap_or_default()
 }
 
 /// The authenticated caller of a client route.
@@ -84,23 +74,24 @@ pub struct Identity(pub Caller);
 impl FromRequestParts<AppState> for Identity {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        if let Some(caller) = parts.extensions.get::<Caller>() {
-            return Ok(Identity(caller.clone()));
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let caller = match parts.extensions.get::<Caller>() {
+            Some(caller) => caller.clone(),
+            None => {
+                let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                let token = header
+                    .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+                    .ok_or(ApiError::Unauthorized)?;
+                state.auth.verify(token.trim())?
+            }
+        };
+        let first_time = state.seen_users.lock().map(|s| !s.contains(&caller.user_id)).unwrap_or(true);
+        if first_time {
+            crate::usecases::directory::record(&state.ports, &caller).await?;
+            if let Ok(mut seen) = state.seen_users.lock() {
+                seen.insert(caller.user_id.clone());
+            }
         }
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let token = header
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .ok_or(ApiError::Unauthorized)?;
-        state.auth.verify(token.trim()).map(Identity)
+        Ok(Identity(caller))
     }
 }

@@ -23,6 +23,10 @@ pub enum ApiError {
     ConversationClosed,
     #[error("the contact has already opted in")]
     AlreadyOptedIn,
+    #[error("the conversation already has the most participants allowed (10)")]
+    ThreadFull,
+    #[error("{0}")]
+    NotAddable(String),
     #[error("the body is larger than {0} bytes")]
     TooLarge(usize),
     #[error("{0}")]
@@ -48,6 +52,8 @@ impl ApiError {
             ApiError::OptedOut => (StatusCode::CONFLICT, "opted_out"),
             ApiError::ConversationClosed => (StatusCode::CONFLICT, "conversation_closed"),
             ApiError::AlreadyOptedIn => (StatusCode::CONFLICT, "already_opted_in"),
+            ApiError::ThreadFull => (StatusCode::CONFLICT, "thread_full"),
+            ApiError::NotAddable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "not_addable"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::InvalidRequest(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
             ApiError::OptinTooSoon => (StatusCode::TOO_MANY_REQUESTS, "optin_too_soon"),
@@ -64,11 +70,7 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(cause) = &self {
             tracing::error!(error.message = %cause, "request failed");
         }
-        (
-            status,
-            axum::Json(json!({ "error": { "code": code, "message": self.to_string() } })),
-        )
-            .into_response()
+        (status, axum::Json(json!({ "error": { "code": code, "message": self.to_string() } }))).into_response()
     }
 }
 
@@ -81,13 +83,14 @@ impl From<UseCaseError> for ApiError {
                 DomainError::OptinTooSoon => ApiError::OptinTooSoon,
                 DomainError::AlreadyOptedIn => ApiError::AlreadyOptedIn,
                 DomainError::QueueFull(n) => ApiError::QueueFull(n),
+                DomainError::ThreadFull => ApiError::ThreadFull,
+                DomainError::NotAddable(m) => ApiError::NotAddable(m),
                 DomainError::Invalid(m) => ApiError::InvalidRequest(m),
             },
             UseCaseError::NotFound => ApiError::NotFound,
+            UseCaseError::Forbidden(role) => ApiError::Forbidden(role),
             UseCaseError::Contention => ApiError::Busy,
-            other => {
-                ApiError::Internal(format!("{other}: {:?}", std::error::Error::source(&other)))
-            }
+            other => ApiError::Internal(format!("{other}: {:?}", std::error::Error::source(&other))),
         }
     }
 }

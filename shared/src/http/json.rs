@@ -13,14 +13,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| match e.status() {
-                axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                    ApiError::TooLarge(super::MAX_JSON_BODY)
-                }
-                _ => ApiError::InvalidJson(e.body_text()),
-            })?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| match e.status() {
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(super::MAX_JSON_BODY),
+            _ => ApiError::InvalidJson(e.body_text()),
+        })?;
         parse(&bytes).map(AppJson)
     }
 }

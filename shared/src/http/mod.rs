@@ -24,6 +24,19 @@ pub struct AppState {
     pub ports: Ports,
     pub config: Arc<Config>,
     pub auth: Arc<JwtVerifier>,
+    /// Users already recorded in the directory by this process (saves a read per call).
+    pub seen_users: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+impl AppState {
+    pub fn new(ports: Ports, config: Config) -> AppState {
+        AppState {
+            ports,
+            auth: Arc::new(JwtVerifier::hs256(&config.jwt_secret)),
+            config: Arc::new(config),
+            seen_users: Default::default(),
+        }
+    }
 }
 
 /// `404` in the contract's JSON, for routes that do not exist.

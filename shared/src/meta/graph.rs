@@ -15,14 +15,9 @@ pub enum Recipient {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutboundBody {
-    Text {
-        body: String,
-    },
+    Text { body: String },
     Template(TemplateSpec),
-    Image {
-        media_id: String,
-        caption: Option<String>,
-    },
+    Image { media_id: String, caption: Option<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,11 +39,7 @@ pub struct GraphError {
 
 impl GraphError {
     pub fn transport(message: impl Into<String>) -> GraphError {
-        GraphError {
-            http_status: None,
-            code: None,
-            message: message.into(),
-        }
+        GraphError { http_status: None, code: None, message: message.into() }
     }
 }
 
@@ -78,11 +69,7 @@ pub fn request_json(req: &OutboundRequest) -> Value {
         OutboundBody::Template(t) => {
             let mut components = Vec::new();
             if !t.params.is_empty() {
-                let params: Vec<Value> = t
-                    .params
-                    .iter()
-                    .map(|p| json!({"type": "text", "text": p}))
-                    .collect();
+                let params: Vec<Value> = t.params.iter().map(|p| json!({"type": "text", "text": p})).collect();
                 components.push(json!({ "type": "body", "parameters": params }));
             }
             for (i, payload) in t.buttons.iter().enumerate() {
@@ -137,11 +124,7 @@ pub fn parse_send_response(http_status: u16, body: &[u8]) -> Result<String, Grap
 
 pub fn parse_error(http_status: u16, body: &[u8]) -> GraphError {
     match serde_json::from_slice::<ErrorEnvelope>(body) {
-        Ok(e) => GraphError {
-            http_status: Some(http_status),
-            code: e.error.code,
-            message: e.error.message,
-        },
+        Ok(e) => GraphError { http_status: Some(http_status), code: e.error.code, message: e.error.message },
         Err(_) => GraphError {
             http_status: Some(http_status),
             code: None,
@@ -155,20 +138,12 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/../tests/fixtures/meta/graph/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
+        std::fs::read(format!("{}/../tests/fixtures/meta/graph/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
     }
 
     #[test]
     fn reads_wamid_and_every_error_fixture() {
-        assert!(
-            parse_send_response(200, &fixture("send_text_response.json"))
-                .unwrap()
-                .starts_with("wamid.")
-        );
+        assert!(parse_send_response(200, &fixture("send_text_response.json")).unwrap().starts_with("wamid."));
         assert!(parse_send_response(200, &fixture("send_template_response.json")).is_ok());
         for (name, code) in [
             ("error_100_invalid_parameter.json", 100),
@@ -178,11 +153,7 @@ mod tests {
             ("error_132001_template_missing.json", 132001),
             ("error_190_token_expired.json", 190),
         ] {
-            assert_eq!(
-                parse_send_response(400, &fixture(name)).unwrap_err().code,
-                Some(code),
-                "{name}"
-            );
+            assert_eq!(parse_send_response(400, &fixture(name)).unwrap_err().code, Some(code), "{name}");
         }
         assert_eq!(parse_send_response(502, b"<html>").unwrap_err().code, None);
     }
@@ -200,22 +171,12 @@ mod tests {
             callback: "m1".into(),
         };
         let v = request_json(&req);
-        let want: Value =
-            serde_json::from_slice(&fixture("send_template_quick_reply_request.json")).unwrap();
+        let want: Value = serde_json::from_slice(&fixture("send_template_quick_reply_request.json")).unwrap();
         assert_eq!(v["type"], want["type"]);
         assert_eq!(v["template"]["components"][1]["sub_type"], "quick_reply");
         assert_eq!(v["template"]["components"][2]["index"], "1");
-        assert_eq!(
-            v["template"]["components"][2]["parameters"][0]["payload"],
-            "OPT_IN_NO:c1"
-        );
-        let keys = |v: &Value| {
-            v.as_object()
-                .unwrap()
-                .keys()
-                .cloned()
-                .collect::<std::collections::BTreeSet<_>>()
-        };
+        assert_eq!(v["template"]["components"][2]["parameters"][0]["payload"], "OPT_IN_NO:c1");
+        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<std::collections::BTreeSet<_>>();
         assert!(keys(&v).is_superset(&keys(&want).into_iter().filter(|k| k != "context").collect()));
     }
 }

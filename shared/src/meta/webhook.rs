@@ -286,9 +286,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<WebhookEvent>, ParseError> {
                     out.push(parse_preference(raw));
                 }
             }
-            other => out.push(WebhookEvent::Ignored {
-                what: format!("field {other}"),
-            }),
+            other => out.push(WebhookEvent::Ignored { what: format!("field {other}") }),
         }
     }
     Ok(out)
@@ -298,57 +296,33 @@ fn parse_messages_value(value: ChangeValue, out: &mut Vec<WebhookEvent>) {
     for raw in value.messages {
         out.push(match serde_json::from_value::<RawMessage>(raw) {
             Ok(m) => inbound(m, &value.contacts),
-            Err(e) => WebhookEvent::Ignored {
-                what: format!("malformed message: {e}"),
-            },
+            Err(e) => WebhookEvent::Ignored { what: format!("malformed message: {e}") },
         });
     }
     for raw in value.statuses {
         out.push(match serde_json::from_value::<RawStatus>(raw) {
             Ok(s) => status(s),
-            Err(e) => WebhookEvent::Ignored {
-                what: format!("malformed status: {e}"),
-            },
+            Err(e) => WebhookEvent::Ignored { what: format!("malformed status: {e}") },
         });
     }
     for raw in value.errors {
         out.push(match serde_json::from_value::<MetaError>(raw) {
-            Ok(e) => WebhookEvent::AccountError {
-                code: e.code,
-                title: e.title,
-            },
-            Err(e) => WebhookEvent::Ignored {
-                what: format!("malformed error: {e}"),
-            },
+            Ok(e) => WebhookEvent::AccountError { code: e.code, title: e.title },
+            Err(e) => WebhookEvent::Ignored { what: format!("malformed error: {e}") },
         });
     }
 }
 
 fn inbound(mut m: RawMessage, contacts: &[ContactBlock]) -> WebhookEvent {
     let Some(timestamp) = unix_time(&m.timestamp) else {
-        return WebhookEvent::Ignored {
-            what: format!("message {} without a timestamp", m.id),
-        };
+        return WebhookEvent::Ignored { what: format!("message {} without a timestamp", m.id) };
     };
     let contact = contacts
         .iter()
-        .find(|c| {
-            (m.from.is_some() && c.wa_id == m.from)
-                || (m.from_user_id.is_some() && c.user_id == m.from_user_id)
-        })
-        .or(if contacts.len() == 1 {
-            contacts.first()
-        } else {
-            None
-        });
-    let wa_id = m
-        .from
-        .clone()
-        .or_else(|| contact.and_then(|c| c.wa_id.clone()));
-    let user_id = m
-        .from_user_id
-        .clone()
-        .or_else(|| contact.and_then(|c| c.user_id.clone()));
+        .find(|c| (m.from.is_some() && c.wa_id == m.from) || (m.from_user_id.is_some() && c.user_id == m.from_user_id))
+        .or(if contacts.len() == 1 { contacts.first() } else { None });
+    let wa_id = m.from.clone().or_else(|| contact.and_then(|c| c.wa_id.clone()));
+    let user_id = m.from_user_id.clone().or_else(|| contact.and_then(|c| c.user_id.clone()));
     let wamid = m.id.clone();
     let context_id = m.context.as_ref().and_then(|c| c.id.clone());
     let kind = std::mem::take(&mut m.kind);
@@ -361,64 +335,22 @@ fn inbound(mut m: RawMessage, contacts: &[ContactBlock]) -> WebhookEvent {
             caption: i.caption,
             url: i.url,
         },
-        (
-            "button",
-            RawMessage {
-                button: Some(b), ..
-            },
-        ) => InboundContent::Button {
-            payload: b.payload,
-            text: b.text,
+        ("button", RawMessage { button: Some(b), .. }) => InboundContent::Button { payload: b.payload, text: b.text },
+        ("interactive", RawMessage { interactive: Some(i), .. }) => match i.button_reply.or(i.list_reply) {
+            Some(r) => InboundContent::Reply { id: r.id, title: r.title },
+            None => InboundContent::Other { kind: "interactive".into() },
         },
-        (
-            "interactive",
-            RawMessage {
-                interactive: Some(i),
-                ..
-            },
-        ) => match i.button_reply.or(i.list_reply) {
-            Some(r) => InboundContent::Reply {
-                id: r.id,
-                title: r.title,
-            },
-            None => InboundContent::Other {
-                kind: "interactive".into(),
-            },
-        },
-        (
-            "reaction",
-            RawMessage {
-                reaction: Some(r), ..
-            },
-        ) => InboundContent::Reaction {
-            message_id: r.message_id,
-            emoji: r.emoji.filter(|e| !e.is_empty()),
-        },
-        (
-            "unsupported",
-            RawMessage {
-                unsupported,
-                errors,
-                ..
-            },
-        ) => InboundContent::Unsupported {
+        ("reaction", RawMessage { reaction: Some(r), .. }) => {
+            InboundContent::Reaction { message_id: r.message_id, emoji: r.emoji.filter(|e| !e.is_empty()) }
+        }
+        ("unsupported", RawMessage { unsupported, errors, .. }) => InboundContent::Unsupported {
             kind: unsupported.map(|u| u.kind).unwrap_or_default(),
             code: errors.first().map(|e| e.code),
         },
-        (
-            "system",
-            RawMessage {
-                system: Some(s), ..
-            },
-        ) => InboundContent::System {
-            kind: s.kind,
-            body: s.body,
-            new_wa_id: s.wa_id,
-            new_user_id: s.user_id,
-        },
-        (kind, _) => InboundContent::Other {
-            kind: kind.to_string(),
-        },
+        ("system", RawMessage { system: Some(s), .. }) => {
+            InboundContent::System { kind: s.kind, body: s.body, new_wa_id: s.wa_id, new_user_id: s.user_id }
+        }
+        (kind, _) => InboundContent::Other { kind: kind.to_string() },
     };
     WebhookEvent::Inbound(InboundMessage {
         wamid,
@@ -437,16 +369,10 @@ fn status(s: RawStatus) -> WebhookEvent {
         "delivered" => ReceiptStatus::Delivered,
         "read" => ReceiptStatus::Read,
         "failed" => ReceiptStatus::Failed,
-        other => {
-            return WebhookEvent::Ignored {
-                what: format!("status {other}"),
-            }
-        }
+        other => return WebhookEvent::Ignored { what: format!("status {other}") },
     };
     let Some(timestamp) = unix_time(&s.timestamp) else {
-        return WebhookEvent::Ignored {
-            what: format!("status of {} without a timestamp", s.id),
-        };
+        return WebhookEvent::Ignored { what: format!("status of {} without a timestamp", s.id) };
     };
     WebhookEvent::Status(StatusEvent {
         wamid: s.id,
@@ -461,21 +387,11 @@ fn status(s: RawStatus) -> WebhookEvent {
 fn parse_preference(raw: Value) -> WebhookEvent {
     match serde_json::from_value::<RawPreference>(raw) {
         Ok(p) if p.category == "marketing_messages" => match unix_time(&p.timestamp) {
-            Some(at) => WebhookEvent::MarketingPreference {
-                wa_id: p.wa_id,
-                stop: p.value == "stop",
-                at,
-            },
-            None => WebhookEvent::Ignored {
-                what: "user preference without a timestamp".into(),
-            },
+            Some(at) => WebhookEvent::MarketingPreference { wa_id: p.wa_id, stop: p.value == "stop", at },
+            None => WebhookEvent::Ignored { what: "user preference without a timestamp".into() },
         },
-        Ok(p) => WebhookEvent::Ignored {
-            what: format!("user preference {}", p.category),
-        },
-        Err(e) => WebhookEvent::Ignored {
-            what: format!("malformed user preference: {e}"),
-        },
+        Ok(p) => WebhookEvent::Ignored { what: format!("user preference {}", p.category) },
+        Err(e) => WebhookEvent::Ignored { what: format!("malformed user preference: {e}") },
     }
 }
 
@@ -485,11 +401,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/../tests/fixtures/meta/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
+        std::fs::read(format!("{}/../tests/fixtures/meta/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
     }
 
     fn one(name: &str) -> WebhookEvent {
@@ -510,22 +422,14 @@ mod tests {
         let m = inbound_of("inbound_text.json");
         assert_eq!(m.wa_id.as_deref(), Some("447700900123"));
         assert_eq!(m.profile_name.as_deref(), Some("Olivia Bennett"));
-        assert_eq!(
-            m.content,
-            InboundContent::Text {
-                body: "Hi, is my order ready for collection?".into()
-            }
-        );
+        assert_eq!(m.content, InboundContent::Text { body: "Hi, is my order ready for collection?".into() });
         assert_eq!(m.timestamp.unix_timestamp(), 1789905605);
         assert!(m.wamid.starts_with("wamid."));
     }
 
     #[test]
     fn non_ascii_text_is_unescaped() {
-        let InboundContent::Text { body } = inbound_of("inbound_text_non_ascii.json").content
-        else {
-            panic!()
-        };
+        let InboundContent::Text { body } = inbound_of("inbound_text_non_ascii.json").content else { panic!() };
         assert!(!body.is_ascii());
         assert!(!body.contains("\\u"));
     }
@@ -534,46 +438,26 @@ mod tests {
     fn image_button_reply_reaction_unsupported_system() {
         assert!(matches!(
             inbound_of("inbound_image_caption.json").content,
-            InboundContent::Image {
-                sha256: Some(_),
-                ..
-            }
+            InboundContent::Image { sha256: Some(_), .. }
         ));
         let b = inbound_of("inbound_template_button_opt_in_yes.json");
-        assert_eq!(
-            b.content,
-            InboundContent::Button {
-                payload: "OPT_IN_YES".into(),
-                text: "Yes, opt me in".into()
-            }
-        );
+        assert_eq!(b.content, InboundContent::Button { payload: "OPT_IN_YES".into(), text: "Yes, opt me in".into() });
         assert!(b.context_id.is_some());
         assert!(
             matches!(inbound_of("inbound_template_button_resume.json").content, InboundContent::Button { ref payload, .. } if payload == "RESUME")
         );
-        assert!(matches!(
-            inbound_of("inbound_interactive_button_reply.json").content,
-            InboundContent::Reply { .. }
-        ));
-        assert!(matches!(
-            inbound_of("inbound_reaction.json").content,
-            InboundContent::Reaction { emoji: Some(_), .. }
-        ));
+        assert!(matches!(inbound_of("inbound_interactive_button_reply.json").content, InboundContent::Reply { .. }));
+        assert!(matches!(inbound_of("inbound_reaction.json").content, InboundContent::Reaction { emoji: Some(_), .. }));
         assert!(matches!(
             inbound_of("inbound_reaction_removed.json").content,
             InboundContent::Reaction { emoji: None, .. }
         ));
         assert!(matches!(
             inbound_of("inbound_unsupported.json").content,
-            InboundContent::Unsupported {
-                code: Some(131051),
-                ..
-            }
+            InboundContent::Unsupported { code: Some(131051), .. }
         ));
         let s = inbound_of("inbound_system_user_changed_number.json");
-        assert!(
-            matches!(s.content, InboundContent::System { ref kind, .. } if kind == "user_changed_number")
-        );
+        assert!(matches!(s.content, InboundContent::System { ref kind, .. } if kind == "user_changed_number"));
     }
 
     #[test]
@@ -592,9 +476,7 @@ mod tests {
             ("status_delivered_bsuid.json", ReceiptStatus::Delivered),
             ("status_read.json", ReceiptStatus::Read),
         ] {
-            let WebhookEvent::Status(s) = one(name) else {
-                panic!("{name}")
-            };
+            let WebhookEvent::Status(s) = one(name) else { panic!("{name}") };
             assert_eq!(s.status, want, "{name}");
         }
         for (name, code) in [
@@ -603,41 +485,23 @@ mod tests {
             ("status_failed_131049.json", 131049),
             ("status_failed_131050.json", 131050),
         ] {
-            let WebhookEvent::Status(s) = one(name) else {
-                panic!("{name}")
-            };
-            assert_eq!(
-                (s.status, s.errors[0].code),
-                (ReceiptStatus::Failed, code),
-                "{name}"
-            );
+            let WebhookEvent::Status(s) = one(name) else { panic!("{name}") };
+            assert_eq!((s.status, s.errors[0].code), (ReceiptStatus::Failed, code), "{name}");
         }
     }
 
     #[test]
     fn batch_walks_every_entry_and_change() {
         let events = parse(&fixture("batch_two_entries_3_messages_2_statuses.json")).unwrap();
-        let inbound = events
-            .iter()
-            .filter(|e| matches!(e, WebhookEvent::Inbound(_)))
-            .count();
-        let statuses = events
-            .iter()
-            .filter(|e| matches!(e, WebhookEvent::Status(_)))
-            .count();
+        let inbound = events.iter().filter(|e| matches!(e, WebhookEvent::Inbound(_))).count();
+        let statuses = events.iter().filter(|e| matches!(e, WebhookEvent::Status(_))).count();
         assert_eq!((inbound, statuses), (3, 2));
     }
 
     #[test]
     fn account_errors_and_preferences() {
-        assert!(matches!(
-            one("value_errors.json"),
-            WebhookEvent::AccountError { code: 130429, .. }
-        ));
-        assert!(matches!(
-            one("user_preferences_stop.json"),
-            WebhookEvent::MarketingPreference { stop: true, .. }
-        ));
+        assert!(matches!(one("value_errors.json"), WebhookEvent::AccountError { code: 130429, .. }));
+        assert!(matches!(one("user_preferences_stop.json"), WebhookEvent::MarketingPreference { stop: true, .. }));
     }
 
     #[test]

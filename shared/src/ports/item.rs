@@ -14,65 +14,57 @@ pub struct Key {
 
 impl Key {
     pub fn contact(contact_key: &str) -> Key {
-        Key {
-            pk: format!("CONTACT#{contact_key}"),
-            sk: "CONTACT".into(),
-        }
+        Key { pk: format!("CONTACT#{contact_key}"), sk: "CONTACT".into() }
     }
     pub fn contact_alias(user_id: &str) -> Key {
-        Key {
-            pk: format!("BSUID#{user_id}"),
-            sk: "BSUID".into(),
-        }
+        Key { pk: format!("BSUID#{user_id}"), sk: "BSUID".into() }
     }
     pub fn conversation(id: &str) -> Key {
-        Key {
-            pk: format!("CONV#{id}"),
-            sk: "META".into(),
-        }
+        Key { pk: format!("CONV#{id}"), sk: "META".into() }
     }
     pub fn message(conv: &str, msg: &str) -> Key {
-        Key {
-            pk: format!("CONV#{conv}"),
-            sk: format!("MSG#{msg}"),
-        }
+        Key { pk: format!("CONV#{conv}"), sk: format!("MSG#{msg}") }
     }
     pub fn held(conv: &str, msg: &str) -> Key {
-        Key {
-            pk: format!("CONV#{conv}"),
-            sk: format!("HELD#{msg}"),
-        }
+        Key { pk: format!("CONV#{conv}"), sk: format!("HELD#{msg}") }
     }
     pub fn client_id(conv: &str, user: &str, client_id: &str) -> Key {
-        Key {
-            pk: format!("CONV#{conv}"),
-            sk: format!("CLIENT#{user}#{client_id}"),
-        }
+        Key { pk: format!("CONV#{conv}"), sk: format!("CLIENT#{user}#{client_id}") }
     }
     pub fn wamid(wamid: &str) -> Key {
-        Key {
-            pk: format!("WAMID#{wamid}"),
-            sk: "WAMID".into(),
-        }
+        Key { pk: format!("WAMID#{wamid}"), sk: "WAMID".into() }
     }
     pub fn membership(user: &str, conv: &str) -> Key {
-        Key {
-            pk: format!("USER#{user}"),
-            sk: format!("CONV#{conv}"),
-        }
+        Key { pk: format!("USER#{user}"), sk: format!("CONV#{conv}") }
     }
     pub fn contact_thread(contact_key: &str, conv: &str) -> Key {
-        Key {
-            pk: format!("CONTACT#{contact_key}"),
-            sk: format!("CONV#{conv}"),
-        }
+        Key { pk: format!("CONTACT#{contact_key}"), sk: format!("CONV#{conv}") }
+    }
+    pub fn profile(user: &str) -> Key {
+        Key { pk: format!("USER#{user}"), sk: "PROFILE".into() }
+    }
+    pub fn directory_entry(sub_org: &str, region: &str, user: &str) -> Key {
+        Key { pk: directory_partition(sub_org, region), sk: format!("USER#{user}") }
     }
     pub fn dedupe(id: &str) -> Key {
-        Key {
-            pk: format!("DEDUPE#{id}"),
-            sk: "DEDUPE".into(),
-        }
+        Key { pk: format!("DEDUPE#{id}"), sk: "DEDUPE".into() }
     }
+}
+
+/// The partition listing the users of one sub-organization and region.
+pub fn directory_partition(sub_org: &str, region: &str) -> String {
+    format!("DIR#{sub_org}#{region}")
+}
+
+/// An employee as the directory knows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryUser {
+    pub user_id: String,
+    pub name: String,
+    pub sub_org: String,
+    pub region: String,
+    pub locale: String,
+    pub whatsapp_enabled: bool,
 }
 
 /// Every kind of item, tagged so the stored form names its kind.
@@ -117,6 +109,10 @@ pub enum Item {
         contact_key: String,
         conversation_id: String,
     },
+    /// A user's profile (`USER#<id>`), the source of truth for adds.
+    Profile(DirectoryUser),
+    /// The same user listed in their sub-organization and region, for directory searches.
+    DirectoryEntry(DirectoryUser),
     /// A webhook message or status already applied; forgotten after `expires_at`.
     Dedupe {
         id: String,
@@ -132,25 +128,15 @@ impl Item {
             Item::ContactAlias { user_id, .. } => Key::contact_alias(user_id),
             Item::Conversation(c) => Key::conversation(&c.id),
             Item::Message(m) => Key::message(&m.conversation_id, &m.id),
-            Item::Held {
-                conversation_id,
-                message_id,
-            } => Key::held(conversation_id, message_id),
-            Item::ClientId {
-                conversation_id,
-                user_id,
-                client_id,
-                ..
-            } => Key::client_id(conversation_id, user_id, client_id),
+            Item::Held { conversation_id, message_id } => Key::held(conversation_id, message_id),
+            Item::ClientId { conversation_id, user_id, client_id, .. } => {
+                Key::client_id(conversation_id, user_id, client_id)
+            }
             Item::Wamid { wamid, .. } => Key::wamid(wamid),
-            Item::Membership {
-                user_id,
-                conversation_id,
-            } => Key::membership(user_id, conversation_id),
-            Item::ContactThread {
-                contact_key,
-                conversation_id,
-            } => Key::contact_thread(contact_key, conversation_id),
+            Item::Membership { user_id, conversation_id } => Key::membership(user_id, conversation_id),
+            Item::ContactThread { contact_key, conversation_id } => Key::contact_thread(contact_key, conversation_id),
+            Item::Profile(u) => Key::profile(&u.user_id),
+            Item::DirectoryEntry(u) => Key::directory_entry(&u.sub_org, &u.region, &u.user_id),
             Item::Dedupe { id, .. } => Key::dedupe(id),
         }
     }

@@ -12,7 +12,7 @@ use crate::meta::graph::{GraphError, OutboundRequest};
 use crate::meta::webhook::StatusEvent;
 
 pub mod item;
-pub use item::{Item, Key};
+pub use item::{directory_partition, DirectoryUser, Item, Key};
 
 /// A stored item and the version a conditional write must name to replace it.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,15 +131,7 @@ impl Timer {
 
 /// Schedule names allow `[0-9a-zA-Z-_.]`; business-scoped ids may hold other characters.
 fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' { c } else { '_' }).collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,3 +178,4 @@ macro_rules! item_kind {
 item_kind!(Contact, Contact);
 item_kind!(Conversation, Conversation);
 item_kind!(Message, Message);
+item_kind!(DirectoryUser, Profile);

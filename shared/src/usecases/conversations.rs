@@ -8,8 +8,8 @@ use crate::ports::{Item, Key, StoreError};
 
 use super::views::ConversationView;
 use super::{
-    enqueue_all, load, load_contact, new_id, notice_message, participant_conversation, put_new,
-    put_versioned, system_template, Caller, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES,
+    enqueue_all, load, load_contact, new_id, notice_message, participant_conversation, put_new, put_versioned,
+    system_template, Caller, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES,
 };
 
 pub struct StartConversation {
@@ -19,22 +19,14 @@ pub struct StartConversation {
 
 /// `POST /conversations`: a new thread with the caller; the opt-in request goes out unless the
 /// contact already answered (opted in, or opted out: then sends get `opted_out`).
-pub async fn start(
-    ports: &Ports,
-    caller: &Caller,
-    cmd: StartConversation,
-) -> Result<ConversationView> {
+pub async fn start(ports: &Ports, caller: &Caller, cmd: StartConversation) -> Result<ConversationView> {
     let contact_key = cmd.phone.digits().to_string();
     for _ in 0..MAX_CONFLICT_RETRIES {
         let now = ports.clock.now();
         let existing = load::<Contact>(&*ports.store, &Key::contact(&contact_key)).await?;
         let version = existing.as_ref().map(|c| c.version);
         let mut contact = existing.map(|c| c.item).unwrap_or_else(|| {
-            Contact::new(
-                contact_key.clone(),
-                Some(cmd.phone.as_str().to_string()),
-                cmd.name.clone(),
-            )
+            Contact::new(contact_key.clone(), Some(cmd.phone.as_str().to_string()), cmd.name.clone())
         });
         if contact.name.is_none() {
             contact.name = cmd.name.clone();
@@ -49,6 +41,7 @@ pub async fn start(
                 name: caller.name.clone(),
                 locale: caller.locale.clone(),
                 joined_at: now,
+                history_from: None,
             }],
             language: caller.locale.clone(),
             closed: false,
@@ -60,10 +53,7 @@ pub async fn start(
         };
         let mut to_queue = Vec::new();
         let mut extra = Vec::new();
-        if matches!(
-            contact.consent,
-            ConsentState::Unknown | ConsentState::Requested
-        ) {
+        if matches!(contact.consent, ConsentState::Unknown | ConsentState::Requested) {
             let optin = system_template(&conv, SystemPurpose::OptinRequest, &ports.settings, now);
             contact.optin_requested(now);
             conv.optin_sent(optin.id.clone(), now);
@@ -77,14 +67,8 @@ pub async fn start(
         let mut writes = vec![
             put_versioned(Item::Contact(contact.clone()), version),
             put_new(Item::Conversation(conv.clone())),
-            put_new(Item::Membership {
-                user_id: caller.user_id.clone(),
-                conversation_id: conv.id.clone(),
-            }),
-            put_new(Item::ContactThread {
-                contact_key: contact_key.clone(),
-                conversation_id: conv.id.clone(),
-            }),
+            put_new(Item::Membership { user_id: caller.user_id.clone(), conversation_id: conv.id.clone() }),
+            put_new(Item::ContactThread { contact_key: contact_key.clone(), conversation_id: conv.id.clone() }),
         ];
         writes.extend(to_queue.iter().map(|m| put_new(Item::Message(m.clone()))));
         writes.extend(extra);
@@ -102,11 +86,7 @@ pub async fn start(
 }
 
 /// `POST /conversations/{id}/optin`: at most once per 24 hours, and only while unanswered.
-pub async fn resend_optin(
-    ports: &Ports,
-    caller: &Caller,
-    conversation_id: &str,
-) -> Result<ConversationView> {
+pub async fn resend_optin(ports: &Ports, caller: &Caller, conversation_id: &str) -> Result<ConversationView> {
     for _ in 0..MAX_CONFLICT_RETRIES {
         let now = ports.clock.now();
         let conv = participant_conversation(&*ports.store, caller, conversation_id).await?;
@@ -120,11 +100,7 @@ pub async fn resend_optin(
             put_versioned(Item::Conversation(c.clone()), Some(conv.version)),
             put_versioned(Item::Contact(k.clone()), Some(contact.version)),
             put_new(Item::Message(optin.clone())),
-            put_new(Item::Message(notice_message(
-                &c.id,
-                Notice::to_all(NoticeCode::OptinRequested),
-                now,
-            ))),
+            put_new(Item::Message(notice_message(&c.id, Notice::to_all(NoticeCode::OptinRequested), now))),
         ];
         match ports.store.transact(writes).await {
             Ok(()) => {
@@ -139,44 +115,22 @@ pub async fn resend_optin(
 }
 
 /// `GET /conversations/{id}`.
-pub async fn get(
-    ports: &Ports,
-    caller: &Caller,
-    conversation_id: &str,
-) -> Result<ConversationView> {
+pub async fn get(ports: &Ports, caller: &Caller, conversation_id: &str) -> Result<ConversationView> {
     let conv = participant_conversation(&*ports.store, caller, conversation_id).await?;
     let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
-    Ok(ConversationView::new(
-        &conv.item,
-        &contact.item,
-        ports.clock.now(),
-    ))
+    Ok(ConversationView::new(&conv.item, &contact.item, ports.clock.now()))
 }
 
 /// `GET /conversations`: the caller's threads, newest activity first.
 pub async fn list(ports: &Ports, caller: &Caller) -> Result<Vec<ConversationView>> {
     let now = ports.clock.now();
-    let links = ports
-        .store
-        .query(
-            &format!("USER#{}", caller.user_id),
-            "CONV#",
-            None,
-            1000,
-            true,
-        )
-        .await?;
+    let links = ports.store.query(&format!("USER#{}", caller.user_id), "CONV#", None, 1000, true).await?;
     let mut out = Vec::with_capacity(links.len());
     for link in links {
-        let Item::Membership {
-            conversation_id, ..
-        } = link.item
-        else {
+        let Item::Membership { conversation_id, .. } = link.item else {
             continue;
         };
-        let Some(conv) =
-            load::<Conversation>(&*ports.store, &Key::conversation(&conversation_id)).await?
-        else {
+        let Some(conv) = load::<Conversation>(&*ports.store, &Key::conversation(&conversation_id)).await? else {
             continue;
         };
         if !conv.item.is_participant(&caller.user_id) {

@@ -8,10 +8,7 @@ use crate::meta::graph::{OutboundBody, OutboundRequest, Recipient};
 use crate::ports::{Disposition, Item, Key, OutboundJob, StoreError, Versioned, Write};
 
 use super::outcomes::{plan_failure, Failure, FailurePlan};
-use super::{
-    enqueue_all, load, load_contact, put_versioned, Ports, Result, UseCaseError,
-    MAX_CONFLICT_RETRIES,
-};
+use super::{enqueue_all, load, load_contact, put_versioned, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES};
 
 /// How long a claim holds; a claim older than this (the process died mid-call) may be retaken.
 const LEASE: Duration = Duration::seconds(60);
@@ -70,11 +67,7 @@ async fn dispatch_one(ports: &Ports, key: &Key) -> Result<Disposition> {
         }
         Err(e) => {
             tracing::warn!(message_id = %claimed.id, code = ?e.code, http_status = ?e.http_status, error = %e.message, "Graph API refused a send");
-            let failure = Failure {
-                code: e.code,
-                http_status: e.http_status,
-                detail: e.message,
-            };
+            let failure = Failure { code: e.code, http_status: e.http_status, detail: e.message };
             apply_failure(ports, &key, &failure, true).await
         }
     }
@@ -96,14 +89,7 @@ async fn claim(ports: &Ports, key: &Key) -> Result<Option<(Message, u64)>> {
         next.status = MessageStatus::Sending;
         next.lease_until = Some(now + LEASE);
         next.attempts += 1;
-        match ports
-            .store
-            .transact(vec![put_versioned(
-                Item::Message(next.clone()),
-                Some(m.version),
-            )])
-            .await
-        {
+        match ports.store.transact(vec![put_versioned(Item::Message(next.clone()), Some(m.version))]).await {
             Ok(()) => return Ok(Some((next, m.version + 1))),
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(e.into()),
@@ -119,39 +105,23 @@ fn request_for(m: &Message, conv: &Conversation, contact: &Contact) -> Option<Ou
         (None, None) => Recipient::Phone(conv.contact_phone.clone()?),
     };
     let body = match m.kind {
-        MessageKind::Text => OutboundBody::Text {
-            body: m.text.clone()?,
-        },
+        MessageKind::Text => {
+            OutboundBody::Text { body: format!("{}{}", m.prefix.as_deref().unwrap_or(""), m.text.as_deref()?) }
+        }
         MessageKind::Template => OutboundBody::Template(m.template.clone()?),
-        MessageKind::Image => OutboundBody::Image {
-            media_id: m.media_id.clone()?,
-            caption: m.text.clone(),
-        },
+        MessageKind::Image => OutboundBody::Image { media_id: m.media_id.clone()?, caption: m.text.clone() },
         MessageKind::Reaction | MessageKind::Notice => return None,
     };
-    Some(OutboundRequest {
-        to,
-        body,
-        callback: m.id.clone(),
-    })
+    Some(OutboundRequest { to, body, callback: m.id.clone() })
 }
 
-async fn record_accepted(
-    ports: &Ports,
-    key: &Key,
-    claimed: Message,
-    version: u64,
-    wamid: String,
-) -> Result<()> {
+async fn record_accepted(ports: &Ports, key: &Key, claimed: Message, version: u64, wamid: String) -> Result<()> {
     let link = Item::Wamid {
         wamid: wamid.clone(),
         conversation_id: claimed.conversation_id.clone(),
         message_id: claimed.id.clone(),
     };
-    let mut current = Versioned {
-        item: claimed,
-        version,
-    };
+    let mut current = Versioned { item: claimed, version };
     for _ in 0..MAX_CONFLICT_RETRIES {
         let mut next = current.item.clone();
         if next.status == MessageStatus::Sending {
@@ -161,10 +131,7 @@ async fn record_accepted(
         next.lease_until = None;
         let writes = vec![
             put_versioned(Item::Message(next), Some(current.version)),
-            Write::Put {
-                item: link.clone(),
-                cond: crate::ports::Cond::Always,
-            },
+            Write::Put { item: link.clone(), cond: crate::ports::Cond::Always },
         ];
         match ports.store.transact(writes).await {
             Ok(()) => {
@@ -172,9 +139,7 @@ async fn record_accepted(
                 return Ok(());
             }
             Err(StoreError::Conflict { .. }) => {
-                current = load::<Message>(&*ports.store, key)
-                    .await?
-                    .ok_or(UseCaseError::NotFound)?;
+                current = load::<Message>(&*ports.store, key).await?.ok_or(UseCaseError::NotFound)?;
             }
             Err(e) => return Err(e.into()),
         }
@@ -185,30 +150,15 @@ async fn record_accepted(
 /// Applies a failure to the message under `key`: retry, hold again, or fail with notices.
 /// `in_queue` says the failing queue message is still ours to retry (dispatch); a `failed`
 /// status (receipts) queues a new attempt instead.
-pub(crate) async fn apply_failure(
-    ports: &Ports,
-    key: &Key,
-    failure: &Failure,
-    in_queue: bool,
-) -> Result<Disposition> {
+pub(crate) async fn apply_failure(ports: &Ports, key: &Key, failure: &Failure, in_queue: bool) -> Result<Disposition> {
     for _ in 0..MAX_CONFLICT_RETRIES {
         let now = ports.clock.now();
-        let msg = load::<Message>(&*ports.store, key)
+        let msg = load::<Message>(&*ports.store, key).await?.ok_or(UseCaseError::NotFound)?;
+        let conv = load::<Conversation>(&*ports.store, &Key::conversation(&msg.item.conversation_id))
             .await?
             .ok_or(UseCaseError::NotFound)?;
-        let conv =
-            load::<Conversation>(&*ports.store, &Key::conversation(&msg.item.conversation_id))
-                .await?
-                .ok_or(UseCaseError::NotFound)?;
         let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
-        let mut plan = plan_failure(
-            &conv.item,
-            &contact.item,
-            &msg.item,
-            failure,
-            &ports.settings,
-            now,
-        );
+        let mut plan = plan_failure(&conv.item, &contact.item, &msg.item, failure, &ports.settings, now);
         if plan.retry_after.is_some() && !in_queue {
             plan.msg.generation += 1;
             plan.to_queue.insert(0, plan.msg.clone());
@@ -235,29 +185,16 @@ pub(crate) async fn commit_plan(
     plan: &FailurePlan,
     extra: Vec<Write>,
 ) -> Result<bool> {
-    let mut writes = vec![put_versioned(
-        Item::Message(plan.msg.clone()),
-        Some(msg.version),
-    )];
+    let mut writes = vec![put_versioned(Item::Message(plan.msg.clone()), Some(msg.version))];
     if plan.conv != conv.item {
-        writes.push(put_versioned(
-            Item::Conversation(plan.conv.clone()),
-            Some(conv.version),
-        ));
+        writes.push(put_versioned(Item::Conversation(plan.conv.clone()), Some(conv.version)));
     }
     if plan.contact != contact.item {
-        writes.push(put_versioned(
-            Item::Contact(plan.contact.clone()),
-            Some(contact.version),
-        ));
+        writes.push(put_versioned(Item::Contact(plan.contact.clone()), Some(contact.version)));
     }
     writes.extend(plan.writes.iter().cloned());
-    writes.extend(
-        plan.to_queue
-            .iter()
-            .filter(|m| m.id != plan.msg.id)
-            .map(|m| super::put_new(Item::Message(m.clone()))),
-    );
+    writes
+        .extend(plan.to_queue.iter().filter(|m| m.id != plan.msg.id).map(|m| super::put_new(Item::Message(m.clone()))));
     writes.extend(extra);
     match ports.store.transact(writes).await {
         Ok(()) => {}

@@ -10,8 +10,8 @@ use crate::ports::{Cond, Item, Key, StoreError, Timer, Versioned, Write};
 
 use super::receipts::dedupe_mark;
 use super::{
-    contact_threads, enqueue_all, load, new_id, notice_message, payload, put_new, put_versioned,
-    release, system_template, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES,
+    contact_threads, enqueue_all, load, new_id, notice_message, payload, put_new, put_versioned, release,
+    system_template, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,9 +36,7 @@ fn intent_of(content: &InboundContent) -> (InboundIntent, Option<&str>) {
             };
             (intent, conv)
         }
-        InboundContent::Reaction { .. } | InboundContent::System { .. } => {
-            (InboundIntent::Passive, None)
-        }
+        InboundContent::Reaction { .. } | InboundContent::System { .. } => (InboundIntent::Passive, None),
         _ => (InboundIntent::Message, None),
     }
 }
@@ -50,11 +48,8 @@ async fn find_contact(ports: &Ports, m: &InboundMessage) -> Result<Option<Versio
         }
     }
     if let Some(user_id) = &m.user_id {
-        if let Some(Item::ContactAlias { contact_key, .. }) = ports
-            .store
-            .get(&Key::contact_alias(user_id))
-            .await?
-            .map(|v| v.item)
+        if let Some(Item::ContactAlias { contact_key, .. }) =
+            ports.store.get(&Key::contact_alias(user_id)).await?.map(|v| v.item)
         {
             return load::<Contact>(&*ports.store, &Key::contact(&contact_key)).await;
         }
@@ -77,10 +72,7 @@ async fn route(
         }
     }
     if let Some(ctx) = context_id {
-        if let Some(Item::Wamid {
-            conversation_id, ..
-        }) = ports.store.get(&Key::wamid(ctx)).await?.map(|v| v.item)
-        {
+        if let Some(Item::Wamid { conversation_id, .. }) = ports.store.get(&Key::wamid(ctx)).await?.map(|v| v.item) {
             if let Some(c) = threads.iter().find(|c| c.item.id == conversation_id) {
                 return Ok(Some(c.clone()));
             }
@@ -90,13 +82,7 @@ async fn route(
 }
 
 fn stored_message(conv_id: &str, m: &InboundMessage, now: time::OffsetDateTime) -> Message {
-    let mut msg = Message::outbound(
-        new_id(),
-        conv_id.to_string(),
-        "contact".into(),
-        MessageKind::Text,
-        now,
-    );
+    let mut msg = Message::outbound(new_id(), conv_id.to_string(), "contact".into(), MessageKind::Text, now);
     msg.direction = Direction::Inbound;
     msg.status = MessageStatus::Delivered;
     msg.wamid = Some(m.wamid.clone());
@@ -105,9 +91,7 @@ fn stored_message(conv_id: &str, m: &InboundMessage, now: time::OffsetDateTime) 
         InboundContent::Text { body } => msg.text = Some(body.clone()),
         InboundContent::Button { text, .. } => msg.text = Some(text.clone()),
         InboundContent::Reply { title, .. } => msg.text = Some(title.clone()),
-        InboundContent::Image {
-            media_id, caption, ..
-        } => {
+        InboundContent::Image { media_id, caption, .. } => {
             msg.kind = MessageKind::Image;
             msg.media_id = Some(media_id.clone());
             msg.text = caption.clone();
@@ -115,14 +99,9 @@ fn stored_message(conv_id: &str, m: &InboundMessage, now: time::OffsetDateTime) 
         InboundContent::Reaction { message_id, emoji } => {
             msg.kind = MessageKind::Reaction;
             msg.text = emoji.clone();
-            msg.reaction = Some(Reaction {
-                message_id: message_id.clone(),
-                emoji: emoji.clone(),
-            });
+            msg.reaction = Some(Reaction { message_id: message_id.clone(), emoji: emoji.clone() });
         }
-        InboundContent::Unsupported { kind, .. } => {
-            msg.text = Some(format!("[unsupported message: {kind}]"))
-        }
+        InboundContent::Unsupported { kind, .. } => msg.text = Some(format!("[unsupported message: {kind}]")),
         InboundContent::System { body, .. } => msg.text = Some(body.clone()),
         InboundContent::Other { kind } => msg.text = Some(format!("[{kind}]")),
     }
@@ -160,10 +139,7 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
         if let (None, Some(user_id)) = (&contact.item.user_id, &k.user_id) {
             // Learn the business-scoped id, so later messages without a number still find them.
             writes.push(Write::Put {
-                item: Item::ContactAlias {
-                    user_id: user_id.clone(),
-                    contact_key: k.key.clone(),
-                },
+                item: Item::ContactAlias { user_id: user_id.clone(), contact_key: k.key.clone() },
                 cond: Cond::Always,
             });
         }
@@ -174,8 +150,7 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
             let msg = stored_message(&c.id, m, now);
             writes.push(put_new(Item::Message(msg)));
             if outcome.consent_changed == Some(ConsentState::OptedOut) {
-                let confirm =
-                    system_template(&c, SystemPurpose::OptOutConfirmation, &ports.settings, now);
+                let confirm = system_template(&c, SystemPurpose::OptOutConfirmation, &ports.settings, now);
                 writes.push(put_new(Item::Message(confirm.clone())));
                 to_queue.push(confirm);
             }
@@ -184,18 +159,12 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
         let notice = match outcome.consent_changed {
             Some(ConsentState::OptedIn) => Some(NoticeCode::OptinAccepted),
             Some(ConsentState::OptedOut) => Some(NoticeCode::OptinRejected),
-            _ if outcome.reopened && k.consent == ConsentState::OptedIn => {
-                Some(NoticeCode::Resumed)
-            }
+            _ if outcome.reopened && k.consent == ConsentState::OptedIn => Some(NoticeCode::Resumed),
             _ => None,
         };
         if let Some(code) = notice {
             for t in &threads {
-                writes.push(put_new(Item::Message(notice_message(
-                    &t.item.id,
-                    Notice::to_all(code),
-                    now,
-                ))));
+                writes.push(put_new(Item::Message(notice_message(&t.item.id, Notice::to_all(code), now))));
             }
         }
         match ports.store.transact(writes).await {
@@ -206,15 +175,7 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
         enqueue_all(&*ports.queue, &to_queue.iter().collect::<Vec<_>>()).await?;
         if k.window_open_until != contact.item.window_open_until {
             if let Some(until) = k.window_open_until {
-                ports
-                    .scheduler
-                    .schedule(
-                        &Timer::WindowExpiry {
-                            contact_key: k.key.clone(),
-                        },
-                        until,
-                    )
-                    .await?;
+                ports.scheduler.schedule(&Timer::WindowExpiry { contact_key: k.key.clone() }, until).await?;
             }
         }
         if outcome.release_held {
@@ -223,11 +184,7 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
             }
         }
         tracing::info!(wamid = %m.wamid, conversation_id = ?routed.as_ref().map(|c| &c.item.id), ?intent, "inbound message applied");
-        return Ok(if routed.is_some() {
-            InboundResult::Applied
-        } else {
-            InboundResult::NoThread
-        });
+        return Ok(if routed.is_some() { InboundResult::Applied } else { InboundResult::NoThread });
     }
     Err(UseCaseError::Contention)
 }

@@ -2,9 +2,11 @@
 //! write → retry-on-conflict loop lives here, and only here.
 
 pub mod conversations;
+pub mod directory;
 pub mod dispatch;
 pub mod inbound;
 pub mod outcomes;
+pub mod participants;
 pub mod receipts;
 pub mod release;
 pub mod send;
@@ -16,11 +18,11 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 use crate::domain::message::{SystemPurpose, TemplateSpec};
-use crate::domain::notice::{Lang, Notice};
+use crate::domain::notice::{self, ContactText, Lang, Notice, ParticipantChange};
 use crate::domain::{Contact, Conversation, DomainError, Message, MessageKind, MessageStatus};
 use crate::ports::{
-    Clock, Cond, Item, ItemKind, Key, OutboundJob, Queue, QueueError, Scheduler, SchedulerError,
-    Store, StoreError, Versioned, WhatsApp, Write,
+    Clock, Cond, Item, ItemKind, Key, OutboundJob, Queue, QueueError, Scheduler, SchedulerError, Store, StoreError,
+    Versioned, WhatsApp, Write,
 };
 
 /// The settings use cases need (from `Config`).
@@ -29,6 +31,8 @@ pub struct Settings {
     pub business_name: String,
     pub optin_template: String,
     pub resume_template: String,
+    /// Template telling the contact, outside the window, that a participant joined or left.
+    pub participant_template: String,
     /// Held messages allowed per thread before `429 queue_full`.
     pub max_held: u32,
     /// Graph API attempts per message before it fails for good.
@@ -45,6 +49,7 @@ impl Default for Settings {
             business_name: "Our business".into(),
             optin_template: "connector_optin".into(),
             resume_template: "connector_resume".into(),
+            participant_template: "connector_participant_update".into(),
             max_held: 50,
             max_attempts: 5,
             retry_base: std::time::Duration::from_secs(1),
@@ -81,6 +86,8 @@ pub enum UseCaseError {
     Domain(#[from] DomainError),
     #[error("not found")]
     NotFound,
+    #[error("this needs the {0} role")]
+    Forbidden(&'static str),
     #[error("too many concurrent changes; try again")]
     Contention,
     #[error(transparent)]
@@ -96,32 +103,20 @@ pub type Result<T, E = UseCaseError> = std::result::Result<T, E>;
 /// Attempts of a read-modify-write before giving up with `Contention`.
 pub(crate) const MAX_CONFLICT_RETRIES: usize = 16;
 
-pub(crate) async fn load<T: ItemKind>(
-    store: &dyn Store,
-    key: &Key,
-) -> Result<Option<Versioned<T>>> {
+pub(crate) async fn load<T: ItemKind>(store: &dyn Store, key: &Key) -> Result<Option<Versioned<T>>> {
     match store.get(key).await? {
-        Some(v) => Ok(Some(Versioned {
-            item: T::from_item(v.item)?,
-            version: v.version,
-        })),
+        Some(v) => Ok(Some(Versioned { item: T::from_item(v.item)?, version: v.version })),
         None => Ok(None),
     }
 }
 
 /// A put that replaces exactly the version read (or creates when none was read).
 pub(crate) fn put_versioned(item: Item, version: Option<u64>) -> Write {
-    Write::Put {
-        item,
-        cond: version.map_or(Cond::NotExists, Cond::Version),
-    }
+    Write::Put { item, cond: version.map_or(Cond::NotExists, Cond::Version) }
 }
 
 pub(crate) fn put_new(item: Item) -> Write {
-    Write::Put {
-        item,
-        cond: Cond::NotExists,
-    }
+    Write::Put { item, cond: Cond::NotExists }
 }
 
 /// A ULID, strictly increasing within the process, so ids made after a conditional read sort
@@ -130,10 +125,7 @@ pub(crate) fn new_id() -> String {
     static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
     let mut guard = GENERATOR.lock().unwrap_or_else(|p| p.into_inner());
     let generator = guard.get_or_insert_with(ulid::Generator::new);
-    generator
-        .generate()
-        .unwrap_or_else(|_| ulid::Ulid::new())
-        .to_string()
+    generator.generate().unwrap_or_else(|_| ulid::Ulid::new()).to_string()
 }
 
 /// A conversation the caller takes part in, or `NotFound` (same answer for "not yours").
@@ -149,78 +141,84 @@ pub(crate) async fn participant_conversation(
 }
 
 pub(crate) async fn load_contact(store: &dyn Store, key: &str) -> Result<Versioned<Contact>> {
-    load::<Contact>(store, &Key::contact(key))
-        .await?
-        .ok_or_else(|| {
-            UseCaseError::Store(StoreError::Corrupt(format!(
-                "conversation refers to missing contact {key}"
-            )))
-        })
+    load::<Contact>(store, &Key::contact(key)).await?.ok_or_else(|| {
+        UseCaseError::Store(StoreError::Corrupt(format!("conversation refers to missing contact {key}")))
+    })
 }
 
 /// A notice message for a thread.
-pub(crate) fn notice_message(
-    conversation_id: &str,
-    notice: Notice,
-    now: OffsetDateTime,
-) -> Message {
-    let mut m = Message::outbound(
-        new_id(),
-        conversation_id.to_string(),
-        "system".into(),
-        MessageKind::Notice,
-        now,
-    );
+pub(crate) fn notice_message(conversation_id: &str, notice: Notice, now: OffsetDateTime) -> Message {
+    let mut m = Message::outbound(new_id(), conversation_id.to_string(), "system".into(), MessageKind::Notice, now);
     m.direction = crate::domain::Direction::Notice;
     m.status = MessageStatus::Delivered;
     m.notice = Some(notice);
     m
 }
 
-/// A template the connector sends on its own (opt-in or resume request).
+/// A message the connector sends to the contact on its own: the opt-in or resume request, the
+/// opt-out confirmation.
 pub(crate) fn system_template(
     conv: &Conversation,
     purpose: SystemPurpose,
     settings: &Settings,
     now: OffsetDateTime,
 ) -> Message {
-    let (name, buttons) = match purpose {
-        SystemPurpose::OptinRequest => (
-            settings.optin_template.clone(),
-            vec![
-                format!("{}:{}", payload::OPT_IN_YES, conv.id),
-                format!("{}:{}", payload::OPT_IN_NO, conv.id),
-            ],
-        ),
-        SystemPurpose::ResumeRequest => (
-            settings.resume_template.clone(),
-            vec![format!("{}:{}", payload::RESUME, conv.id)],
-        ),
-        SystemPurpose::OptOutConfirmation => (String::new(), vec![]),
+    let lang = Lang::of(&conv.language);
+    let template = |name: &str, buttons: Vec<String>, params: Vec<String>| TemplateSpec {
+        name: name.to_string(),
+        language: lang.code().to_string(),
+        params,
+        buttons,
     };
-    let mut m = Message::outbound(
-        new_id(),
-        conv.id.clone(),
-        "system".into(),
-        MessageKind::Template,
-        now,
-    );
+    let mut m = Message::outbound(new_id(), conv.id.clone(), "system".into(), MessageKind::Template, now);
     m.system = Some(purpose);
-    if purpose == SystemPurpose::OptOutConfirmation {
-        m.kind = MessageKind::Text;
-        m.text = Some(
-            crate::domain::notice::contact_text(
-                crate::domain::notice::ContactText::OptedOut,
-                Lang::of(&conv.language),
-            )
-            .to_string(),
-        );
+    match purpose {
+        SystemPurpose::OptinRequest => {
+            let buttons =
+                vec![format!("{}:{}", payload::OPT_IN_YES, conv.id), format!("{}:{}", payload::OPT_IN_NO, conv.id)];
+            m.template = Some(template(&settings.optin_template, buttons, vec![settings.business_name.clone()]));
+        }
+        SystemPurpose::ResumeRequest => {
+            let buttons = vec![format!("{}:{}", payload::RESUME, conv.id)];
+            m.template = Some(template(&settings.resume_template, buttons, vec![settings.business_name.clone()]));
+        }
+        SystemPurpose::OptOutConfirmation => {
+            m.kind = MessageKind::Text;
+            m.text = Some(notice::contact_text(ContactText::OptedOut, lang).to_string());
+        }
+        SystemPurpose::ParticipantUpdate(change) => {
+            // Named updates come from `participant_update`; this is the nameless form.
+            m.kind = MessageKind::Text;
+            m.text =
+                Some(notice::contact_text(ContactText::Participant(change), lang).replace("{name}", "A colleague"));
+        }
+    }
+    m
+}
+
+/// Tells the contact that `name` joined or left: a text inside the window, the participant
+/// template outside it.
+pub(crate) fn participant_update(
+    conv: &Conversation,
+    change: ParticipantChange,
+    name: &str,
+    window_open: bool,
+    settings: &Settings,
+    now: OffsetDateTime,
+) -> Message {
+    let lang = Lang::of(&conv.language);
+    let text = notice::contact_text(ContactText::Participant(change), lang).replace("{name}", name);
+    let mut m = Message::outbound(new_id(), conv.id.clone(), "system".into(), MessageKind::Text, now);
+    m.system = Some(SystemPurpose::ParticipantUpdate(change));
+    if window_open {
+        m.text = Some(text);
     } else {
+        m.kind = MessageKind::Template;
         m.template = Some(TemplateSpec {
-            name,
-            language: Lang::of(&conv.language).code().to_string(),
-            params: vec![settings.business_name.clone()],
-            buttons,
+            name: settings.participant_template.clone(),
+            language: lang.code().to_string(),
+            params: vec![text],
+            buttons: vec![],
         });
     }
     m
@@ -258,22 +256,12 @@ pub(crate) async fn enqueue_all(queue: &dyn Queue, messages: &[&Message]) -> Res
 }
 
 /// The open threads of a contact, newest outbound activity first.
-pub(crate) async fn contact_threads(
-    store: &dyn Store,
-    contact_key: &str,
-) -> Result<Vec<Versioned<Conversation>>> {
-    let links = store
-        .query(&format!("CONTACT#{contact_key}"), "CONV#", None, 1000, true)
-        .await?;
+pub(crate) async fn contact_threads(store: &dyn Store, contact_key: &str) -> Result<Vec<Versioned<Conversation>>> {
+    let links = store.query(&format!("CONTACT#{contact_key}"), "CONV#", None, 1000, true).await?;
     let mut convs = Vec::with_capacity(links.len());
     for link in links {
-        if let Item::ContactThread {
-            conversation_id, ..
-        } = link.item
-        {
-            if let Some(c) =
-                load::<Conversation>(store, &Key::conversation(&conversation_id)).await?
-            {
+        if let Item::ContactThread { conversation_id, .. } = link.item {
+            if let Some(c) = load::<Conversation>(store, &Key::conversation(&conversation_id)).await? {
                 if !c.item.closed {
                     convs.push(c);
                 }
@@ -281,8 +269,7 @@ pub(crate) async fn contact_threads(
         }
     }
     convs.sort_by(|a, b| {
-        (b.item.last_outbound_at, b.item.last_activity_at)
-            .cmp(&(a.item.last_outbound_at, a.item.last_activity_at))
+        (b.item.last_outbound_at, b.item.last_activity_at).cmp(&(a.item.last_outbound_at, a.item.last_activity_at))
     });
     Ok(convs)
 }

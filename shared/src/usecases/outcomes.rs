@@ -38,14 +38,8 @@ pub struct FailurePlan {
 /// rate limit, with ±25 % jitter, capped at 15 minutes.
 pub fn backoff(base: std::time::Duration, attempts: u32, pair_rate: bool) -> std::time::Duration {
     let exp = attempts.saturating_sub(1).min(10);
-    let factor = if pair_rate {
-        4u64.saturating_pow(exp)
-    } else {
-        2u64.saturating_pow(exp)
-    };
-    let raw = base
-        .saturating_mul(factor as u32)
-        .min(std::time::Duration::from_secs(900));
+    let factor = if pair_rate { 4u64.saturating_pow(exp) } else { 2u64.saturating_pow(exp) };
+    let raw = base.saturating_mul(factor as u32).min(std::time::Duration::from_secs(900));
     let jitter = 0.75 + rand::random::<f64>() * 0.5;
     raw.mul_f64(jitter)
 }
@@ -95,35 +89,20 @@ fn hold_for_window(plan: &mut FailurePlan, settings: &Settings, now: OffsetDateT
     plan.msg.status = MessageStatus::Pending;
     plan.msg.lease_until = None;
     plan.conv.pending_count += 1;
-    plan.writes.push(put_new(Item::Held {
-        conversation_id: plan.conv.id.clone(),
-        message_id: plan.msg.id.clone(),
-    }));
+    plan.writes.push(put_new(Item::Held { conversation_id: plan.conv.id.clone(), message_id: plan.msg.id.clone() }));
     plan.contact.reengagement_required(now);
     if plan.contact.take_resume_request() {
-        plan.to_queue.push(system_template(
-            &plan.conv,
-            SystemPurpose::ResumeRequest,
-            settings,
-            now,
-        ));
+        plan.to_queue.push(system_template(&plan.conv, SystemPurpose::ResumeRequest, settings, now));
         notice(plan, Notice::to_all(NoticeCode::ResumeRequested), now);
     }
 }
 
 fn fail(plan: &mut FailurePlan, failure: &Failure, reason: FailureReason, now: OffsetDateTime) {
-    let code = failure.code.map_or_else(
-        || format!("http_{}", failure.http_status.unwrap_or(0)),
-        |c| c.to_string(),
-    );
+    let code = failure.code.map_or_else(|| format!("http_{}", failure.http_status.unwrap_or(0)), |c| c.to_string());
     plan.msg.status = MessageStatus::Failed;
     plan.msg.lease_until = None;
     plan.msg.status_at.failed.get_or_insert(now);
-    plan.msg.error = Some(MessageError {
-        code,
-        detail: failure.detail.clone(),
-        reason: Some(reason),
-    });
+    plan.msg.error = Some(MessageError { code, detail: failure.detail.clone(), reason: Some(reason) });
     if reason == FailureReason::MarketingOptOut && plan.contact.marketing_opt_out(now) {
         notice(plan, Notice::to_all(NoticeCode::OptinRejected), now);
     }
@@ -133,12 +112,7 @@ fn fail(plan: &mut FailurePlan, failure: &Failure, reason: FailureReason, now: O
                 let mut n = Notice::to_all(NoticeCode::OptinFailed);
                 n.sms_fallback = failure.code == Some(131026);
                 notice(plan, n, now);
-                plan.timers.push((
-                    Timer::OptinRetry {
-                        conversation_id: plan.conv.id.clone(),
-                    },
-                    at,
-                ));
+                plan.timers.push((Timer::OptinRetry { conversation_id: plan.conv.id.clone() }, at));
             }
             Some(OptinFailure::Close) => notice(plan, Notice::to_all(NoticeCode::OptinClosed), now),
             None => {}
@@ -149,6 +123,11 @@ fn fail(plan: &mut FailurePlan, failure: &Failure, reason: FailureReason, now: O
             notice(plan, Notice::to_all(NoticeCode::ResumeFailed), now);
         }
         Some(SystemPurpose::OptOutConfirmation) => {}
+        Some(SystemPurpose::ParticipantUpdate(change)) => {
+            let mut n = Notice::to_all(NoticeCode::NotifyFailed);
+            n.change = Some(change);
+            notice(plan, n, now);
+        }
         None => {
             let mut n = Notice::to_all(NoticeCode::MessageFailed);
             n.audience = Audience::User(plan.msg.sender.clone());
@@ -160,11 +139,7 @@ fn fail(plan: &mut FailurePlan, failure: &Failure, reason: FailureReason, now: O
 }
 
 fn notice(plan: &mut FailurePlan, n: Notice, now: OffsetDateTime) {
-    plan.writes.push(put_new(Item::Message(notice_message(
-        &plan.conv.id,
-        n,
-        now,
-    ))));
+    plan.writes.push(put_new(Item::Message(notice_message(&plan.conv.id, n, now))));
 }
 
 #[cfg(test)]
@@ -200,11 +175,7 @@ mod tests {
     }
 
     fn f(code: i64) -> Failure {
-        Failure {
-            code: Some(code),
-            http_status: Some(400),
-            detail: "x".into(),
-        }
+        Failure { code: Some(code), http_status: Some(400), detail: "x".into() }
     }
 
     #[test]
@@ -217,10 +188,7 @@ mod tests {
         m.attempts = s.max_attempts;
         let p = plan_failure(&c, &k, &m, &f(130429), &s, T0);
         assert_eq!(p.msg.status, MessageStatus::Failed);
-        assert_eq!(
-            p.msg.error.unwrap().reason,
-            Some(FailureReason::RetriesExhausted)
-        );
+        assert_eq!(p.msg.error.unwrap().reason, Some(FailureReason::RetriesExhausted));
     }
 
     #[test]

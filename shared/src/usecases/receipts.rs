@@ -9,9 +9,7 @@ use crate::ports::{Item, Key, StoreError, Write};
 
 use super::dispatch::commit_plan;
 use super::outcomes::{plan_failure, Failure};
-use super::{
-    load, load_contact, put_new, put_versioned, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES,
-};
+use super::{load, load_contact, put_new, put_versioned, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReceiptResult {
@@ -23,10 +21,7 @@ pub enum ReceiptResult {
 }
 
 pub(crate) fn dedupe_mark(id: String, now: OffsetDateTime, ports: &Ports) -> Write {
-    put_new(Item::Dedupe {
-        id,
-        expires_at: now + ports.settings.dedupe_ttl,
-    })
+    put_new(Item::Dedupe { id, expires_at: now + ports.settings.dedupe_ttl })
 }
 
 pub async fn apply_status(ports: &Ports, ev: &StatusEvent) -> Result<ReceiptResult> {
@@ -39,18 +34,11 @@ pub async fn apply_status(ports: &Ports, ev: &StatusEvent) -> Result<ReceiptResu
         let Some(link) = ports.store.get(&Key::wamid(&ev.wamid)).await? else {
             return Ok(ReceiptResult::UnknownWamid);
         };
-        let Item::Wamid {
-            conversation_id,
-            message_id,
-            ..
-        } = link.item
-        else {
+        let Item::Wamid { conversation_id, message_id, .. } = link.item else {
             return Err(StoreError::Corrupt("wamid item of another kind".into()).into());
         };
         let key = Key::message(&conversation_id, &message_id);
-        let msg = load::<Message>(&*ports.store, &key)
-            .await?
-            .ok_or(UseCaseError::NotFound)?;
+        let msg = load::<Message>(&*ports.store, &key).await?.ok_or(UseCaseError::NotFound)?;
         let mut next = msg.item.clone();
         let outcome = next.apply_receipt(&ev.wamid, ev.status, ev.timestamp);
         let mark = dedupe_mark(dedupe_id.clone(), now, ports);
@@ -60,14 +48,7 @@ pub async fn apply_status(ports: &Ports, ev: &StatusEvent) -> Result<ReceiptResu
                 .ok_or(UseCaseError::NotFound)?;
             let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
             let failure = failure_of(ev);
-            let mut plan = plan_failure(
-                &conv.item,
-                &contact.item,
-                &next,
-                &failure,
-                &ports.settings,
-                now,
-            );
+            let mut plan = plan_failure(&conv.item, &contact.item, &next, &failure, &ports.settings, now);
             if plan.retry_after.is_some() {
                 plan.msg.generation += 1;
                 plan.to_queue.insert(0, plan.msg.clone());

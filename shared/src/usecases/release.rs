@@ -4,10 +4,7 @@ use crate::domain::contact::ConsentState;
 use crate::domain::{Message, MessageKind, MessageStatus};
 use crate::ports::{Cond, Item, Key, StoreError, Write};
 
-use super::{
-    enqueue_all, load, load_contact, put_versioned, Ports, Result, UseCaseError,
-    MAX_CONFLICT_RETRIES,
-};
+use super::{enqueue_all, load, load_contact, put_versioned, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES};
 use crate::domain::Conversation;
 
 /// Held messages moved per transaction (two writes each, plus the conversation: DynamoDB
@@ -21,9 +18,7 @@ pub async fn release_held(ports: &Ports, conversation_id: &str) -> Result<usize>
     let mut conflicts = 0;
     loop {
         let now = ports.clock.now();
-        let Some(conv) =
-            load::<Conversation>(&*ports.store, &Key::conversation(conversation_id)).await?
-        else {
+        let Some(conv) = load::<Conversation>(&*ports.store, &Key::conversation(conversation_id)).await? else {
             return Ok(released);
         };
         if conv.item.closed || conv.item.pending_count == 0 {
@@ -34,34 +29,18 @@ pub async fn release_held(ports: &Ports, conversation_id: &str) -> Result<usize>
             return Ok(released);
         }
         let window_open = contact.item.window_open(now);
-        let held = ports
-            .store
-            .query(
-                &format!("CONV#{conversation_id}"),
-                "HELD#",
-                None,
-                PAGE,
-                true,
-            )
-            .await?;
+        let held = ports.store.query(&format!("CONV#{conversation_id}"), "HELD#", None, PAGE, true).await?;
         let mut c = conv.item.clone();
-        let mut writes = vec![Write::Check {
-            key: Key::contact(&contact.item.key),
-            cond: Cond::Version(contact.version),
-        }];
+        let mut writes =
+            vec![Write::Check { key: Key::contact(&contact.item.key), cond: Cond::Version(contact.version) }];
         let mut batch: Vec<Message> = Vec::new();
         for h in &held {
             let Item::Held { message_id, .. } = &h.item else {
                 continue;
             };
-            let Some(m) =
-                load::<Message>(&*ports.store, &Key::message(conversation_id, message_id)).await?
-            else {
+            let Some(m) = load::<Message>(&*ports.store, &Key::message(conversation_id, message_id)).await? else {
                 // A dangling marker: drop it so it cannot block the thread.
-                writes.push(Write::Delete {
-                    key: h.item.key(),
-                    cond: Cond::Version(h.version),
-                });
+                writes.push(Write::Delete { key: h.item.key(), cond: Cond::Version(h.version) });
                 continue;
             };
             // Free-form text waits for the window; order is kept, so stop at the first that must wait.
@@ -72,10 +51,7 @@ pub async fn release_held(ports: &Ports, conversation_id: &str) -> Result<usize>
             next.status = MessageStatus::Queued;
             next.generation += 1;
             next.lease_until = None;
-            writes.push(Write::Delete {
-                key: h.item.key(),
-                cond: Cond::Version(h.version),
-            });
+            writes.push(Write::Delete { key: h.item.key(), cond: Cond::Version(h.version) });
             writes.push(put_versioned(Item::Message(next.clone()), Some(m.version)));
             c.pending_count = c.pending_count.saturating_sub(1);
             batch.push(next);

@@ -9,9 +9,8 @@ use crate::ports::{Item, Key, StoreError};
 
 use super::views::MessageView;
 use super::{
-    enqueue_all, load, load_contact, new_id, notice_message, participant_conversation, put_new,
-    put_versioned, release, system_template, Caller, Ports, Result, UseCaseError,
-    MAX_CONFLICT_RETRIES,
+    enqueue_all, load, load_contact, new_id, notice_message, participant_conversation, put_new, put_versioned, release,
+    system_template, Caller, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES,
 };
 
 /// Longest text Meta accepts, counted in characters.
@@ -29,21 +28,13 @@ pub struct SendCommand {
     pub client_id: Option<String>,
 }
 
-pub async fn send(
-    ports: &Ports,
-    caller: &Caller,
-    conversation_id: &str,
-    cmd: SendCommand,
-) -> Result<MessageView> {
+pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: SendCommand) -> Result<MessageView> {
     if let Content::Text(t) = &cmd.content {
         if t.trim().is_empty() {
             return Err(DomainError::Invalid("text must not be empty".into()).into());
         }
         if t.chars().count() > MAX_TEXT_CHARS {
-            return Err(DomainError::Invalid(format!(
-                "text is longer than {MAX_TEXT_CHARS} characters"
-            ))
-            .into());
+            return Err(DomainError::Invalid(format!("text is longer than {MAX_TEXT_CHARS} characters")).into());
         }
     }
     for _ in 0..MAX_CONFLICT_RETRIES {
@@ -59,16 +50,21 @@ pub async fn send(
         let (mut c, mut k) = (conv.item.clone(), contact.item.clone());
 
         // Made after the versioned read: ids sort in commit order.
-        let mut msg = Message::outbound(
-            new_id(),
-            c.id.clone(),
-            caller.user_id.clone(),
-            MessageKind::Text,
-            now,
-        );
+        let mut msg = Message::outbound(new_id(), c.id.clone(), caller.user_id.clone(), MessageKind::Text, now);
         msg.client_id = cmd.client_id.clone();
         match &cmd.content {
-            Content::Text(t) => msg.text = Some(t.clone()),
+            Content::Text(t) => {
+                let speaker = c.participant(&caller.user_id).map_or(caller.name.as_str(), |p| p.name.as_str());
+                msg.prefix = c.speaker_prefix(speaker);
+                let total = msg.prefix.as_ref().map_or(0, |p| p.chars().count()) + t.chars().count();
+                if total > MAX_TEXT_CHARS {
+                    return Err(DomainError::Invalid(format!(
+                        "text and the sender's name are longer than {MAX_TEXT_CHARS} characters"
+                    ))
+                    .into());
+                }
+                msg.text = Some(t.clone());
+            }
             Content::Template(t) => {
                 msg.kind = MessageKind::Template;
                 msg.template = Some(t.clone());
@@ -85,8 +81,7 @@ pub async fn send(
             SendGate::HoldForConsent => true,
             SendGate::HoldForWindow { request_resume } => {
                 if request_resume {
-                    let resume =
-                        system_template(&c, SystemPurpose::ResumeRequest, &ports.settings, now);
+                    let resume = system_template(&c, SystemPurpose::ResumeRequest, &ports.settings, now);
                     extra.push(put_new(Item::Message(notice_message(
                         &c.id,
                         Notice::to_all(NoticeCode::ResumeRequested),
@@ -103,25 +98,17 @@ pub async fn send(
             }
             msg.status = MessageStatus::Pending;
             c.pending_count += 1;
-            extra.push(put_new(Item::Held {
-                conversation_id: c.id.clone(),
-                message_id: msg.id.clone(),
-            }));
+            extra.push(put_new(Item::Held { conversation_id: c.id.clone(), message_id: msg.id.clone() }));
         } else {
             to_queue.insert(0, msg.clone());
         }
         c.last_activity_at = now;
         c.last_outbound_at = Some(now);
 
-        let mut writes = vec![
-            put_versioned(Item::Conversation(c.clone()), Some(conv.version)),
-            put_new(Item::Message(msg.clone())),
-        ];
+        let mut writes =
+            vec![put_versioned(Item::Conversation(c.clone()), Some(conv.version)), put_new(Item::Message(msg.clone()))];
         if k != contact.item {
-            writes.push(put_versioned(
-                Item::Contact(k.clone()),
-                Some(contact.version),
-            ));
+            writes.push(put_versioned(Item::Contact(k.clone()), Some(contact.version)));
         }
         if let Some(client_id) = &cmd.client_id {
             writes.push(put_new(Item::ClientId {
@@ -131,12 +118,7 @@ pub async fn send(
                 message_id: msg.id.clone(),
             }));
         }
-        writes.extend(
-            to_queue
-                .iter()
-                .filter(|m| m.id != msg.id)
-                .map(|m| put_new(Item::Message(m.clone()))),
-        );
+        writes.extend(to_queue.iter().filter(|m| m.id != msg.id).map(|m| put_new(Item::Message(m.clone()))));
         writes.extend(extra);
         match ports.store.transact(writes).await {
             Ok(()) => {
@@ -146,10 +128,7 @@ pub async fn send(
                 }
                 tracing::info!(conversation_id = %c.id, message_id = %msg.id, held = hold, "message accepted");
                 let current = load::<Message>(&*ports.store, &Key::message(&c.id, &msg.id)).await?;
-                return Ok(MessageView::new(
-                    &current.map_or(msg, |v| v.item),
-                    &caller.locale,
-                ));
+                return Ok(MessageView::new(&current.map_or(msg, |v| v.item), &caller.locale));
             }
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(e.into()),
@@ -159,29 +138,15 @@ pub async fn send(
 }
 
 /// The message an earlier call with this `client_id` created, queued again if it never left.
-async fn replay(
-    ports: &Ports,
-    caller: &Caller,
-    conversation_id: &str,
-    client_id: &str,
-) -> Result<Option<MessageView>> {
-    let Some(link) = ports
-        .store
-        .get(&Key::client_id(conversation_id, &caller.user_id, client_id))
-        .await?
-    else {
+async fn replay(ports: &Ports, caller: &Caller, conversation_id: &str, client_id: &str) -> Result<Option<MessageView>> {
+    let Some(link) = ports.store.get(&Key::client_id(conversation_id, &caller.user_id, client_id)).await? else {
         return Ok(None);
     };
     let Item::ClientId { message_id, .. } = link.item else {
         return Err(StoreError::Corrupt("client id item of another kind".into()).into());
     };
-    let Some(m) =
-        load::<Message>(&*ports.store, &Key::message(conversation_id, &message_id)).await?
-    else {
-        return Err(StoreError::Corrupt(format!(
-            "client id points at missing message {message_id}"
-        ))
-        .into());
+    let Some(m) = load::<Message>(&*ports.store, &Key::message(conversation_id, &message_id)).await? else {
+        return Err(StoreError::Corrupt(format!("client id points at missing message {message_id}")).into());
     };
     if m.item.status == MessageStatus::Queued {
         enqueue_all(&*ports.queue, &[&m.item]).await?;

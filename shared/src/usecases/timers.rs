@@ -7,8 +7,8 @@ use crate::domain::{ConsentState, Contact, Conversation};
 use crate::ports::{Item, Key, StoreError, Timer};
 
 use super::{
-    contact_threads, enqueue_all, load, load_contact, notice_message, put_new, put_versioned,
-    system_template, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES,
+    contact_threads, enqueue_all, load, load_contact, notice_message, put_new, put_versioned, system_template, Ports,
+    Result, UseCaseError, MAX_CONFLICT_RETRIES,
 };
 
 pub async fn fire(ports: &Ports, timer: &Timer) -> Result<()> {
@@ -22,18 +22,14 @@ pub async fn fire(ports: &Ports, timer: &Timer) -> Result<()> {
 async fn window_expired(ports: &Ports, contact_key: &str) -> Result<()> {
     for _ in 0..MAX_CONFLICT_RETRIES {
         let now = ports.clock.now();
-        let Some(contact) = load::<Contact>(&*ports.store, &Key::contact(contact_key)).await?
-        else {
+        let Some(contact) = load::<Contact>(&*ports.store, &Key::contact(contact_key)).await? else {
             return Ok(());
         };
         let mut k = contact.item.clone();
         if !k.window_timer_fired(now) {
             return Ok(());
         }
-        let mut writes = vec![put_versioned(
-            Item::Contact(k.clone()),
-            Some(contact.version),
-        )];
+        let mut writes = vec![put_versioned(Item::Contact(k.clone()), Some(contact.version))];
         if k.consent == ConsentState::OptedIn {
             for t in contact_threads(&*ports.store, contact_key).await? {
                 writes.push(put_new(Item::Message(notice_message(
@@ -59,9 +55,7 @@ async fn window_expired(ports: &Ports, contact_key: &str) -> Result<()> {
 async fn optin_retry(ports: &Ports, conversation_id: &str) -> Result<()> {
     for _ in 0..MAX_CONFLICT_RETRIES {
         let now = ports.clock.now();
-        let Some(conv) =
-            load::<Conversation>(&*ports.store, &Key::conversation(conversation_id)).await?
-        else {
+        let Some(conv) = load::<Conversation>(&*ports.store, &Key::conversation(conversation_id)).await? else {
             return Ok(());
         };
         let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
@@ -71,10 +65,8 @@ async fn optin_retry(ports: &Ports, conversation_id: &str) -> Result<()> {
         let mut c = conv.item.clone();
         let optin = system_template(&c, SystemPurpose::OptinRequest, &ports.settings, now);
         c.optin_sent(optin.id.clone(), now);
-        let writes = vec![
-            put_versioned(Item::Conversation(c), Some(conv.version)),
-            put_new(Item::Message(optin.clone())),
-        ];
+        let writes =
+            vec![put_versioned(Item::Conversation(c), Some(conv.version)), put_new(Item::Message(optin.clone()))];
         match ports.store.transact(writes).await {
             Ok(()) => {
                 enqueue_all(&*ports.queue, &[&optin]).await?;

@@ -27,11 +27,7 @@ pub struct ParticipantView {
 
 impl From<&Participant> for ParticipantView {
     fn from(p: &Participant) -> Self {
-        ParticipantView {
-            user_id: p.user_id.clone(),
-            name: p.name.clone(),
-            joined_at: p.joined_at,
-        }
+        ParticipantView { user_id: p.user_id.clone(), name: p.name.clone(), joined_at: p.joined_at }
     }
 }
 
@@ -61,17 +57,9 @@ impl ConversationView {
             },
             status: conv.status(contact, now),
             consent: conv.consent_view(contact),
-            window_open_until: if contact.paused {
-                None
-            } else {
-                contact.window_open_until.filter(|u| *u > now)
-            },
+            window_open_until: if contact.paused { None } else { contact.window_open_until.filter(|u| *u > now) },
             pending_count: conv.pending_count,
-            participants: conv
-                .participants
-                .iter()
-                .map(ParticipantView::from)
-                .collect(),
+            participants: conv.participants.iter().map(ParticipantView::from).collect(),
             created_at: conv.created_at,
             last_activity_at: conv.last_activity_at,
         }
@@ -154,10 +142,10 @@ impl MessageView {
                 language: t.language.clone(),
                 params: t.params.clone(),
             }),
-            reaction: m.reaction.as_ref().map(|r| ReactionView {
-                message_id: r.message_id.clone(),
-                emoji: r.emoji.clone(),
-            }),
+            reaction: m
+                .reaction
+                .as_ref()
+                .map(|r| ReactionView { message_id: r.message_id.clone(), emoji: r.emoji.clone() }),
             system: m.system,
             status: m.status.public(),
             status_at: m.status_at.clone(),
@@ -200,27 +188,20 @@ pub async fn history(
     after: Option<&str>,
     limit: usize,
 ) -> Result<Vec<MessageView>> {
-    participant_conversation(&*ports.store, caller, conversation_id).await?;
+    let conv = participant_conversation(&*ports.store, caller, conversation_id).await?.item;
+    let me = conv.participant(&caller.user_id).ok_or(super::UseCaseError::NotFound)?;
     let limit = limit.clamp(1, MAX_PAGE);
     let mut out = Vec::new();
     let mut cursor = after.map(|a| format!("MSG#{a}"));
     // Pages skip notices meant for someone else, so read until `limit` visible ones are found.
     loop {
-        let page = ports
-            .store
-            .query(
-                &format!("CONV#{conversation_id}"),
-                "MSG#",
-                cursor.as_deref(),
-                limit,
-                true,
-            )
-            .await?;
+        let page =
+            ports.store.query(&format!("CONV#{conversation_id}"), "MSG#", cursor.as_deref(), limit, true).await?;
         let full = page.len() == limit;
         for v in page {
             if let Item::Message(m) = v.item {
                 cursor = Some(format!("MSG#{}", m.id));
-                if visible_to(&m, &caller.user_id) && out.len() < limit {
+                if visible_to(&m, &caller.user_id) && me.may_see(&m.id) && out.len() < limit {
                     out.push(MessageView::new(&m, &caller.locale));
                 }
             }

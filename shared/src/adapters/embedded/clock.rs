@@ -33,10 +33,7 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> OffsetDateTime {
-        self.0
-            .lock()
-            .map(|t| *t)
-            .unwrap_or_else(|p| *p.into_inner())
+        self.0.lock().map(|t| *t).unwrap_or_else(|p| *p.into_inner())
     }
 }
 
@@ -50,15 +47,8 @@ pub struct DevClock {
 
 impl DevClock {
     pub async fn load(db: Db) -> Result<DevClock, String> {
-        let offset = db
-            .setting(OFFSET_KEY)
-            .await?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        Ok(DevClock {
-            offset_secs: AtomicI64::new(offset),
-            db,
-        })
+        let offset = db.setting(OFFSET_KEY).await?.and_then(|v| v.parse().ok()).unwrap_or(0);
+        Ok(DevClock { offset_secs: AtomicI64::new(offset), db })
     }
 
     /// Moves the clock forward by `secs` and persists the new offset.

@@ -52,8 +52,7 @@ pub struct DbError(#[from] pub rusqlite::Error);
 impl Db {
     /// Opens (creating if needed) `dir/connector.db` in WAL mode.
     pub fn open(dir: &Path) -> Result<Db, DbError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| DbError(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        std::fs::create_dir_all(dir).map_err(|e| DbError(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
         let conn = Connection::open(dir.join("connector.db"))?;
         // WAL with synchronous=NORMAL keeps every committed transaction across a killed process
         // (only an OS crash can lose the last ones); busy_timeout covers a second process.
@@ -61,9 +60,7 @@ impl Db {
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=OFF;",
         )?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Db {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        Ok(Db { conn: Arc::new(Mutex::new(conn)) })
     }
 
     /// Runs `f` on the connection off the async threads.
@@ -74,9 +71,7 @@ impl Db {
     {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| "database lock poisoned".to_string())?;
+            let mut guard = conn.lock().map_err(|_| "database lock poisoned".to_string())?;
             f(&mut guard)
         })
         .await
@@ -86,11 +81,9 @@ impl Db {
     pub async fn setting(&self, key: &'static str) -> Result<Option<String>, String> {
         self.call(move |c| {
             use rusqlite::OptionalExtension;
-            c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(|e| e.to_string())
+            c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
+                .optional()
+                .map_err(|e| e.to_string())
         })
         .await
     }

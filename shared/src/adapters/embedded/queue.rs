@@ -52,10 +52,7 @@ fn ms(t: OffsetDateTime) -> i64 {
 
 impl SqliteQueue {
     pub fn new(db: Db) -> SqliteQueue {
-        SqliteQueue {
-            db,
-            wake: Arc::new([Notify::new(), Notify::new()]),
-        }
+        SqliteQueue { db, wake: Arc::new([Notify::new(), Notify::new()]) }
     }
 
     fn notify(&self, q: QueueName) -> &Notify {
@@ -91,12 +88,7 @@ impl SqliteQueue {
     }
 
     /// Hands out up to `max` visible messages; on the outbound queue only the head of each group.
-    pub async fn receive(
-        &self,
-        q: QueueName,
-        now: OffsetDateTime,
-        max: usize,
-    ) -> Result<Vec<ReceivedJob>, QueueError> {
+    pub async fn receive(&self, q: QueueName, now: OffsetDateTime, max: usize) -> Result<Vec<ReceivedJob>, QueueError> {
         let now_ms = ms(now);
         let hidden_until = now_ms + VISIBILITY.as_millis() as i64;
         self.db
@@ -134,11 +126,7 @@ impl SqliteQueue {
 
     pub async fn ack(&self, seq: i64) -> Result<(), QueueError> {
         self.db
-            .call(move |c| {
-                c.execute("DELETE FROM queue WHERE seq = ?1", [seq])
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            })
+            .call(move |c| c.execute("DELETE FROM queue WHERE seq = ?1", [seq]).map(|_| ()).map_err(|e| e.to_string()))
             .await
             .map_err(QueueError)
     }
@@ -148,12 +136,9 @@ impl SqliteQueue {
         let at = ms(at);
         self.db
             .call(move |c| {
-                c.execute(
-                    "UPDATE queue SET visible_at = ?1 WHERE seq = ?2",
-                    params![at, seq],
-                )
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+                c.execute("UPDATE queue SET visible_at = ?1 WHERE seq = ?2", params![at, seq])
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
             })
             .await
             .map_err(QueueError)
@@ -163,13 +148,9 @@ impl SqliteQueue {
     pub async fn depth(&self, q: QueueName) -> Result<u64, QueueError> {
         self.db
             .call(move |c| {
-                c.query_row(
-                    "SELECT COUNT(*) FROM queue WHERE queue = ?1",
-                    [q.as_str()],
-                    |r| r.get::<_, i64>(0),
-                )
-                .map(|n| n as u64)
-                .map_err(|e| e.to_string())
+                c.query_row("SELECT COUNT(*) FROM queue WHERE queue = ?1", [q.as_str()], |r| r.get::<_, i64>(0))
+                    .map(|n| n as u64)
+                    .map_err(|e| e.to_string())
             })
             .await
             .map_err(QueueError)
@@ -180,13 +161,7 @@ impl SqliteQueue {
 impl Queue for SqliteQueue {
     async fn send_outbound(&self, job: OutboundJob) -> Result<(), QueueError> {
         let body = serde_json::to_string(&job).map_err(|e| QueueError(e.to_string()))?;
-        self.push(
-            QueueName::Outbound,
-            Some(job.conversation_id.clone()),
-            Some(job.dedupe_id()),
-            body,
-        )
-        .await
+        self.push(QueueName::Outbound, Some(job.conversation_id.clone()), Some(job.dedupe_id()), body).await
     }
 
     async fn send_receipt(&self, status: StatusEvent) -> Result<(), QueueError> {

@@ -29,23 +29,16 @@ impl SqliteScheduler {
                     let mut stmt = tx
                         .prepare("SELECT body FROM timers WHERE due_at <= ?1 ORDER BY due_at, name")
                         .map_err(|e| e.to_string())?;
-                    let rows = stmt
-                        .query_map([now], |r| r.get::<_, String>(0))
-                        .map_err(|e| e.to_string())?;
-                    rows.collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| e.to_string())?
+                    let rows = stmt.query_map([now], |r| r.get::<_, String>(0)).map_err(|e| e.to_string())?;
+                    rows.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?
                 };
-                tx.execute("DELETE FROM timers WHERE due_at <= ?1", [now])
-                    .map_err(|e| e.to_string())?;
+                tx.execute("DELETE FROM timers WHERE due_at <= ?1", [now]).map_err(|e| e.to_string())?;
                 tx.commit().map_err(|e| e.to_string())?;
                 Ok(bodies)
             })
             .await
             .map_err(SchedulerError)?;
-        Ok(bodies
-            .iter()
-            .filter_map(|b| serde_json::from_str(b).ok())
-            .collect())
+        Ok(bodies.iter().filter_map(|b| serde_json::from_str(b).ok()).collect())
     }
 }
 

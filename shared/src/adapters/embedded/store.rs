@@ -22,11 +22,8 @@ impl SqliteStore {
         let now = now.unix_timestamp();
         self.db
             .call(move |c| {
-                c.execute(
-                    "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?1",
-                    [now],
-                )
-                .map_err(|e| e.to_string())
+                c.execute("DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?1", [now])
+                    .map_err(|e| e.to_string())
             })
             .await
             .map_err(StoreError::Unavailable)
@@ -35,10 +32,7 @@ impl SqliteStore {
 
 fn decode(body: &str, version: i64) -> Result<Versioned<Item>, StoreError> {
     let item = serde_json::from_str(body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(Versioned {
-        item,
-        version: version as u64,
-    })
+    Ok(Versioned { item, version: version as u64 })
 }
 
 fn now_secs() -> i64 {
@@ -47,9 +41,11 @@ fn now_secs() -> i64 {
 
 /// The live version under `key`, if any (an expired item is absent).
 fn current_version(tx: &Connection, key: &Key) -> rusqlite::Result<Option<i64>> {
-    tx.prepare_cached("SELECT version FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)")?
-        .query_row(params![key.pk, key.sk, now_secs()], |r| r.get(0))
-        .optional()
+    tx.prepare_cached(
+        "SELECT version FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
+    )?
+    .query_row(params![key.pk, key.sk, now_secs()], |r| r.get(0))
+    .optional()
 }
 
 fn holds(cond: Cond, current: Option<i64>) -> bool {
@@ -67,9 +63,7 @@ enum TxError {
 
 fn apply(conn: &mut Connection, writes: &[Write]) -> Result<(), TxError> {
     let other = |e: rusqlite::Error| TxError::Other(e.to_string());
-    let tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(other)?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(other)?;
     for (index, w) in writes.iter().enumerate() {
         match w {
             Write::Put { item, cond } => {
@@ -78,8 +72,7 @@ fn apply(conn: &mut Connection, writes: &[Write]) -> Result<(), TxError> {
                 if !holds(*cond, current) {
                     return Err(TxError::Conflict(index));
                 }
-                let body =
-                    serde_json::to_string(item).map_err(|e| TxError::Other(e.to_string()))?;
+                let body = serde_json::to_string(item).map_err(|e| TxError::Other(e.to_string()))?;
                 let expires = item.expires_at().map(|t| t.unix_timestamp());
                 tx.prepare_cached(
                     "INSERT INTO items (pk, sk, version, expires_at, body) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -94,11 +87,7 @@ fn apply(conn: &mut Connection, writes: &[Write]) -> Result<(), TxError> {
                 if !holds(*cond, current) {
                     return Err(TxError::Conflict(index));
                 }
-                tx.execute(
-                    "DELETE FROM items WHERE pk = ?1 AND sk = ?2",
-                    params![key.pk, key.sk],
-                )
-                .map_err(other)?;
+                tx.execute("DELETE FROM items WHERE pk = ?1 AND sk = ?2", params![key.pk, key.sk]).map_err(other)?;
             }
             Write::Check { key, cond } => {
                 let current = current_version(&tx, key).map_err(other)?;
@@ -140,19 +129,11 @@ impl Store for SqliteStore {
         limit: usize,
         ascending: bool,
     ) -> Result<Vec<Versioned<Item>>, StoreError> {
-        let (pk, prefix, after) = (
-            pk.to_string(),
-            prefix.to_string(),
-            after.map(str::to_string),
-        );
+        let (pk, prefix, after) = (pk.to_string(), prefix.to_string(), after.map(str::to_string));
         let rows = self
             .db
             .call(move |c| {
-                let (cmp, order) = if ascending {
-                    (">", "ASC")
-                } else {
-                    ("<", "DESC")
-                };
+                let (cmp, order) = if ascending { (">", "ASC") } else { ("<", "DESC") };
                 let sql = format!(
                     "SELECT body, version FROM items WHERE pk = ?1 AND sk >= ?2 AND sk < ?3
                      AND (?4 IS NULL OR sk {cmp} ?4) AND (expires_at IS NULL OR expires_at > ?5)
@@ -162,13 +143,11 @@ impl Store for SqliteStore {
                 let upper = format!("{prefix}\u{10FFFF}");
                 let mut stmt = c.prepare_cached(&sql).map_err(|e| e.to_string())?;
                 let rows = stmt
-                    .query_map(
-                        params![pk, prefix, upper, after, now_secs(), limit as i64],
-                        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
-                    )
+                    .query_map(params![pk, prefix, upper, after, now_secs(), limit as i64], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                    })
                     .map_err(|e| e.to_string())?;
-                rows.collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| e.to_string())
+                rows.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
             })
             .await
             .map_err(StoreError::Unavailable)?;

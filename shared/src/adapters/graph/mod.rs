@@ -15,11 +15,7 @@ pub struct GraphWhatsApp {
 
 impl GraphWhatsApp {
     /// `base` includes the Graph version, e.g. `https://graph.facebook.com/v25.0`.
-    pub fn new(
-        base: &str,
-        phone_number_id: &str,
-        token: String,
-    ) -> Result<GraphWhatsApp, reqwest::Error> {
+    pub fn new(base: &str, phone_number_id: &str, token: String) -> Result<GraphWhatsApp, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .connect_timeout(Duration::from_secs(5))
@@ -27,11 +23,7 @@ impl GraphWhatsApp {
             .build()?;
         Ok(GraphWhatsApp {
             client,
-            messages_url: format!(
-                "{}/{}/messages",
-                base.trim_end_matches('/'),
-                phone_number_id
-            ),
+            messages_url: format!("{}/{}/messages", base.trim_end_matches('/'), phone_number_id),
             token,
         })
     }
@@ -49,10 +41,7 @@ impl WhatsApp for GraphWhatsApp {
             .await
             .map_err(|e| GraphError::transport(e.to_string()))?;
         let status = resp.status().as_u16();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| GraphError::transport(e.to_string()))?;
+        let body = resp.bytes().await.map_err(|e| GraphError::transport(e.to_string()))?;
         parse_send_response(status, &body)
     }
 }

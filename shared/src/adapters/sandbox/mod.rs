@@ -58,11 +58,7 @@ pub enum SandboxError {
 }
 
 impl SandboxWhatsApp {
-    pub fn new(
-        app_secret: String,
-        phone_number_id: String,
-        clock: Arc<dyn Clock>,
-    ) -> SandboxWhatsApp {
+    pub fn new(app_secret: String, phone_number_id: String, clock: Arc<dyn Clock>) -> SandboxWhatsApp {
         SandboxWhatsApp {
             inner: Arc::new(Inner {
                 http: reqwest::Client::new(),
@@ -82,20 +78,11 @@ impl SandboxWhatsApp {
 
     /// Messages the contact with these digits received, oldest first.
     pub fn inbox(&self, digits: &str) -> Vec<Received> {
-        self.inner
-            .inbox
-            .lock()
-            .map(|i| i.get(digits).cloned().unwrap_or_default())
-            .unwrap_or_default()
+        self.inner.inbox.lock().map(|i| i.get(digits).cloned().unwrap_or_default()).unwrap_or_default()
     }
 
     /// Acts as the contact; returns the webhook body that was posted.
-    pub async fn act(
-        &self,
-        digits: &str,
-        name: &str,
-        action: ContactAction,
-    ) -> Result<Value, SandboxError> {
+    pub async fn act(&self, digits: &str, name: &str, action: ContactAction) -> Result<Value, SandboxError> {
         let inner = &self.inner;
         let ts = inner.clock.now().unix_timestamp().to_string();
         let wamid = format!("wamid.SANDBOX-IN-{}", ulid::Ulid::new());
@@ -149,8 +136,7 @@ fn button_label(payload: &str) -> &'static str {
 
 fn envelope(phone_number_id: &str, mut value: Value) -> Value {
     value["messaging_product"] = json!("whatsapp");
-    value["metadata"] =
-        json!({"display_phone_number": "15550783881", "phone_number_id": phone_number_id});
+    value["metadata"] = json!({"display_phone_number": "15550783881", "phone_number_id": phone_number_id});
     json!({"object": "whatsapp_business_account", "entry": [{"id": "0", "changes": [{"field": "messages", "value": value}]}]})
 }
 
@@ -162,19 +148,13 @@ impl Inner {
             .http
             .post(url)
             .header("content-type", "application/json")
-            .header(
-                "x-hub-signature-256",
-                signature::sign(self.app_secret.as_bytes(), &bytes),
-            )
+            .header("x-hub-signature-256", signature::sign(self.app_secret.as_bytes(), &bytes))
             .body(bytes)
             .send()
             .await
             .map_err(|e| SandboxError::Post(e.to_string()))?;
         if !resp.status().is_success() {
-            return Err(SandboxError::Post(format!(
-                "webhook answered {}",
-                resp.status()
-            )));
+            return Err(SandboxError::Post(format!("webhook answered {}", resp.status())));
         }
         Ok(())
     }
@@ -193,12 +173,7 @@ impl WhatsApp for SandboxWhatsApp {
             OutboundBody::Text { body } => (vec![], Some(body.clone())),
             OutboundBody::Image { caption, .. } => (vec![], caption.clone()),
         };
-        let received = Received {
-            wamid: wamid.clone(),
-            request: request_json(req),
-            buttons,
-            text,
-        };
+        let received = Received { wamid: wamid.clone(), request: request_json(req), buttons, text };
         if let Ok(mut inbox) = self.inner.inbox.lock() {
             inbox.entry(digits.clone()).or_default().push(received);
         }

@@ -1,0 +1,125 @@
+//! The directory of employees: recorded from their tokens on first use, upserted by admins,
+//! searched by colleagues who want to add someone to a thread.
+
+use crate::ports::{directory_partition, Cond, DirectoryUser, Item, Key, StoreError, Write};
+
+use super::{load, participant_conversation, put_versioned, Caller, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES};
+
+fn from_caller(caller: &Caller) -> DirectoryUser {
+    DirectoryUser {
+        user_id: caller.user_id.clone(),
+        name: caller.name.clone(),
+        sub_org: caller.sub_org.clone(),
+        region: caller.region.clone(),
+        locale: caller.locale.clone(),
+        whatsapp_enabled: true,
+    }
+}
+
+/// Records the caller the first time they are seen (an existing profile, maybe an admin's, is
+/// left as it is).
+pub async fn record(ports: &Ports, caller: &Caller) -> Result<()> {
+    if load::<DirectoryUser>(&*ports.store, &Key::profile(&caller.user_id)).await?.is_some() {
+        return Ok(());
+    }
+    let user = from_caller(caller);
+    let writes = vec![
+        Write::Put { item: Item::Profile(user.clone()), cond: Cond::NotExists },
+        Write::Put { item: Item::DirectoryEntry(user), cond: Cond::Always },
+    ];
+    match ports.store.transact(writes).await {
+        Ok(()) | Err(StoreError::Conflict { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub struct Upsert {
+    pub name: String,
+    pub sub_org: String,
+    pub region: String,
+    pub locale: String,
+    pub whatsapp_enabled: bool,
+}
+
+/// `PUT /directory/users/{id}`, admins only.
+pub async fn upsert(ports: &Ports, caller: &Caller, user_id: &str, u: Upsert) -> Result<DirectoryUser> {
+    if !caller.roles.iter().any(|r| r == "admin") {
+        return Err(UseCaseError::Forbidden("admin"));
+    }
+    let user = DirectoryUser {
+        user_id: user_id.to_string(),
+        name: u.name,
+        sub_org: u.sub_org,
+        region: u.region,
+        locale: u.locale,
+        whatsapp_enabled: u.whatsapp_enabled,
+    };
+    for _ in 0..MAX_CONFLICT_RETRIES {
+        let existing = load::<DirectoryUser>(&*ports.store, &Key::profile(user_id)).await?;
+        let mut writes = vec![
+            put_versioned(Item::Profile(user.clone()), existing.as_ref().map(|e| e.version)),
+            Write::Put { item: Item::DirectoryEntry(user.clone()), cond: Cond::Always },
+        ];
+        if let Some(old) = &existing {
+            if (old.item.sub_org.as_str(), old.item.region.as_str()) != (user.sub_org.as_str(), user.region.as_str()) {
+                writes.push(Write::Delete {
+                    key: Key::directory_entry(&old.item.sub_org, &old.item.region, user_id),
+                    cond: Cond::Always,
+                });
+            }
+        }
+        match ports.store.transact(writes).await {
+            Ok(()) => return Ok(user),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(UseCaseError::Contention)
+}
+
+/// Whether `user` may be added by `caller`: enabled, same sub-organization and region.
+pub fn addable(caller: &Caller, user: &DirectoryUser) -> std::result::Result<(), String> {
+    if !user.whatsapp_enabled {
+        return Err(format!("{} is not enabled for WhatsApp", user.user_id));
+    }
+    if user.sub_org != caller.sub_org || user.region != caller.region {
+        return Err(format!("{} is not in your sub-organization and region", user.user_id));
+    }
+    Ok(())
+}
+
+/// Most users one search reads from a sub-organization and region.
+const MAX_SCAN: usize = 5000;
+
+/// `GET /directory/users?q=`: enabled users of the caller's sub-organization and region whose
+/// name starts with `q` (any case), without the participants of `conversation_id` if given.
+pub async fn search(
+    ports: &Ports,
+    caller: &Caller,
+    q: &str,
+    conversation_id: Option<&str>,
+) -> Result<Vec<DirectoryUser>> {
+    let exclude: Vec<String> = match conversation_id {
+        Some(id) => participant_conversation(&*ports.store, caller, id)
+            .await?
+            .item
+            .participants
+            .into_iter()
+            .map(|p| p.user_id)
+            .collect(),
+        None => vec![],
+    };
+    let q = q.trim().to_lowercase();
+    let entries =
+        ports.store.query(&directory_partition(&caller.sub_org, &caller.region), "USER#", None, MAX_SCAN, true).await?;
+    let mut users: Vec<DirectoryUser> = entries
+        .into_iter()
+        .filter_map(|v| match v.item {
+            Item::DirectoryEntry(u) => Some(u),
+            _ => None,
+        })
+        .filter(|u| u.whatsapp_enabled && u.name.to_lowercase().starts_with(&q) && !exclude.contains(&u.user_id))
+        .collect();
+    users.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()).then(a.user_id.cmp(&b.user_id)));
+    Ok(users)
+}
