@@ -177,6 +177,33 @@ impl TestApp {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
+    pub async fn call_with(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.client.request(method.parse().unwrap(), self.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// The user's first call records them in the directory.
+    pub async fn register(&self, user: &str) {
+        let (s, _) = self.call("GET", "/conversations", Some(user), None).await;
+        assert_eq!(s, 200);
+    }
+
+    pub async fn add(&self, by: &str, conv: &str, user: &str, share_history: bool) -> (u16, Value) {
+        self.call(
+            "POST",
+            &format!("/conversations/{conv}/participants"),
+            Some(by),
+            Some(json!({"user_id": user, "share_history": share_history})),
+        )
+        .await
+    }
+
     pub async fn raw(&self, method: &str, path: &str, user: Option<&str>, body: Vec<u8>) -> (u16, Value) {
         let mut req =
             self.client.request(method.parse().unwrap(), self.url(path)).header("content-type", "application/json");
@@ -324,15 +351,19 @@ pub fn envelope(value: Value) -> Value {
 }
 
 pub fn token_for(user: &str, locale: &str) -> String {
+    token_with(user, locale, "retail", "eu", &[])
+}
+
+pub fn token_with(user: &str, locale: &str, sub_org: &str, region: &str, roles: &[&str]) -> String {
     issue_token(
         JWT,
         &Claims {
             sub: user.into(),
             name: Some(format!("User {user}")),
-            sub_org: Some("retail".into()),
-            region: Some("eu".into()),
+            sub_org: Some(sub_org.into()),
+            region: Some(region.into()),
             locale: Some(locale.into()),
-            roles: vec![],
+            roles: roles.iter().map(|r| r.to_string()).collect(),
             exp: time::OffsetDateTime::now_utc().unix_timestamp() + 3600,
         },
     )

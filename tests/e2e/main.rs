@@ -3,6 +3,7 @@
 mod api;
 mod consent;
 mod dispatch;
+mod groups;
 mod helpers;
 mod receipts;
 mod restart;

@@ -1,0 +1,285 @@
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+async fn thread(app: &TestApp) -> String {
+    let id = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
+    app.accept_optin().await;
+    id
+}
+
+fn texts(app: &TestApp) -> Vec<String> {
+    app.graph
+        .accepted()
+        .into_iter()
+        .filter(|(_, r)| r["type"] == "text")
+        .map(|(_, r)| r["text"]["body"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn notice_texts(app: &TestApp, user: &str, conv: &str) -> Vec<String> {
+    app.messages(user, conv)
+        .await
+        .into_iter()
+        .filter(|m| m["direction"] == "notice")
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn directory_lists_enabled_colleagues_of_the_same_sub_org_and_region_by_name_prefix() {
+    let app = spawn_app().await;
+    let admin = token_with("boss", "en", "retail", "eu", &["admin"]);
+    for (id, name, sub_org, region, enabled) in [
+        ("alice", "Alice Smith", "retail", "eu", true),
+        ("alan", "alan Turing", "retail", "eu", true),
+        ("bob", "Bob Jones", "retail", "eu", true),
+        ("off", "Alfred Off", "retail", "eu", false),
+        ("far", "Alma Far", "retail", "us", true),
+        ("other", "Alba Other", "wholesale", "eu", true),
+    ] {
+        let (s, v) = app.call_with("PUT", &format!("/directory/users/{id}"), &admin, Some(json!({"name": name, "sub_org": sub_org, "region": region, "locale": "en", "whatsapp_enabled": enabled}))).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["user_id"], id);
+    }
+    let (s, v) = app.call("GET", "/directory/users?q=al", Some("u1"), None).await;
+    assert_eq!(s, 200);
+    let ids: Vec<_> = v["users"].as_array().unwrap().iter().map(|u| u["user_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec!["alan", "alice"]);
+    assert_eq!(v["users"][0]["sub_org"], "retail");
+    assert_eq!(v["users"][0]["whatsapp_enabled"], true);
+
+    let conv = thread(&app).await;
+    assert_eq!(app.add("u1", &conv, "alice", true).await.0, 200);
+    let (_, v) = app.call("GET", &format!("/directory/users?q=AL&conversation_id={conv}"), Some("u1"), None).await;
+    let ids: Vec<_> = v["users"].as_array().unwrap().iter().map(|u| u["user_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec!["alan"]);
+    let (s, _) = app.call("GET", &format!("/directory/users?conversation_id={conv}"), Some("intruder"), None).await;
+    assert_eq!(s, 404);
+
+    let (s, v) = app
+        .call(
+            "PUT",
+            "/directory/users/x",
+            Some("u1"),
+            Some(json!({"name": "X", "sub_org": "retail", "region": "eu", "locale": "en", "whatsapp_enabled": true})),
+        )
+        .await;
+    assert_eq!((s, v["error"]["code"].as_str()), (403, Some("forbidden")));
+    let (s, _) = app.call_with("PUT", "/directory/users/x", &admin, Some(json!({"name": "X"}))).await;
+    assert_eq!(s, 422);
+}
+
+#[tokio::test]
+async fn only_addable_colleagues_join_and_the_eleventh_is_refused() {
+    let app = spawn_app().await;
+    let conv = thread(&app).await;
+    // Another sub-organization, and a disabled user.
+    app.call_with("GET", "/conversations", &token_with("w1", "en", "wholesale", "eu", &[]), None).await;
+    let admin = token_with("boss", "en", "retail", "eu", &["admin"]);
+    app.call_with(
+        "PUT",
+        "/directory/users/off",
+        &admin,
+        Some(json!({"name": "Off", "sub_org": "retail", "region": "eu", "locale": "en", "whatsapp_enabled": false})),
+    )
+    .await;
+    for who in ["w1", "off", "nobody"] {
+        let (s, v) = app.add("u1", &conv, who, true).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (422, Some("not_addable")), "{who}");
+    }
+    app.register("u2").await;
+    let (s, _) = app.add("intruder", &conv, "u2", true).await;
+    assert_eq!(s, 404, "only a participant may add");
+
+    for i in 2..=10 {
+        app.register(&format!("u{i}")).await;
+        let (s, v) = app.add("u1", &conv, &format!("u{i}"), true).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    let (s, v) = app.add("u1", &conv, "u2", true).await;
+    assert_eq!((s, v["participants"].as_array().unwrap().len()), (200, 10), "adding someone already in is a no-op");
+    app.register("u11").await;
+    let (s, v) = app.add("u3", &conv, "u11", true).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("thread_full")));
+}
+
+#[tokio::test]
+async fn two_adds_racing_for_the_last_seat_one_wins() {
+    let app = spawn_app().await;
+    let conv = thread(&app).await;
+    for i in 2..=9 {
+        app.register(&format!("u{i}")).await;
+        assert_eq!(app.add("u1", &conv, &format!("u{i}"), false).await.0, 200);
+    }
+    app.register("x").await;
+    app.register("y").await;
+    let (a, b) = tokio::join!(app.add("u1", &conv, "x", false), app.add("u2", &conv, "y", false));
+    let mut statuses = vec![a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, vec![200, 409]);
+    assert_eq!(app.conversation("u1", &conv).await["participants"].as_array().unwrap().len(), 10);
+}
+
+#[tokio::test]
+async fn history_before_the_join_is_shared_only_when_asked() {
+    let app = spawn_app().await;
+    let conv = thread(&app).await;
+    app.send_text("u1", &conv, "before").await;
+    app.register("with").await;
+    app.register("without").await;
+    app.add("u1", &conv, "with", true).await;
+    app.add("u1", &conv, "without", false).await;
+    app.send_text("u1", &conv, "after").await;
+    let seen = |msgs: Vec<Value>| {
+        msgs.into_iter()
+            .filter(|m| m["kind"] == "text" && m["direction"] == "outbound" && m["sender"] != "system")
+            .map(|m| m["text"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(seen(app.messages("with", &conv).await), vec!["before", "after"]);
+    assert_eq!(seen(app.messages("without", &conv).await), vec!["after"]);
+}
+
+#[tokio::test]
+async fn remove_leave_and_transfer_with_their_notices() {
+    let app = spawn_app().await;
+    let conv = thread(&app).await;
+    for u in ["u2", "u3", "u4"] {
+        app.register(u).await;
+        app.add("u1", &conv, u, true).await;
+    }
+    assert!(notice_texts(&app, "u2", &conv)
+        .await
+        .contains(&"Your colleague User u1 has added User u3 to the conversation.".to_string()));
+    eventually("contact told of the join", || async {
+        texts(&app).contains(&"User u2 has joined the conversation.".to_string()).then_some(())
+    })
+    .await;
+
+    let (s, v) = app.call("DELETE", &format!("/conversations/{conv}/participants/u2"), Some("u1"), None).await;
+    assert_eq!(s, 200, "{v}");
+    for (method, path, body) in [
+        ("GET", format!("/conversations/{conv}"), None),
+        ("GET", format!("/conversations/{conv}/messages"), None),
+        ("POST", format!("/conversations/{conv}/messages"), Some(json!({"text": "x"}))),
+        ("POST", format!("/conversations/{conv}/participants"), Some(json!({"user_id": "u3", "share_history": true}))),
+        ("POST", format!("/conversations/{conv}/leave"), None),
+        ("POST", format!("/conversations/{conv}/optin"), None),
+    ] {
+        let (s, _) = app.call(method, &path, Some("u2"), body).await;
+        assert_eq!(s, 404, "removed user on {method} {path}");
+    }
+    let (_, list) = app.call("GET", "/conversations", Some("u2"), None).await;
+    assert_eq!(list["conversations"], json!([]));
+    assert!(notice_texts(&app, "u3", &conv)
+        .await
+        .contains(&"Your colleague User u1 has removed User u2 from the conversation.".to_string()));
+    eventually("contact told of the removal", || async {
+        texts(&app).contains(&"User u2 has left the conversation.".to_string()).then_some(())
+    })
+    .await;
+
+    let (s, v) = app.call("POST", &format!("/conversations/{conv}/leave"), Some("u3"), None).await;
+    assert_eq!((s, v["id"].as_str(), v["status"].as_str()), (200, Some(conv.as_str()), Some("active")));
+    assert!(notice_texts(&app, "u1", &conv)
+        .await
+        .contains(&"Your colleague User u3 has left the conversation.".to_string()));
+
+    app.register("u5").await;
+    let (s, v) = app
+        .call(
+            "POST",
+            &format!("/conversations/{conv}/transfer"),
+            Some("u4"),
+            Some(json!({"to_user_id": "u5", "share_history": false})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let ids: Vec<_> = app.conversation("u1", &conv).await["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["user_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, vec!["u1", "u5"]);
+    assert_eq!(app.call("GET", &format!("/conversations/{conv}"), Some("u4"), None).await.0, 404);
+
+    let (_, v) = app.call("POST", &format!("/conversations/{conv}/leave"), Some("u5"), None).await;
+    assert_eq!(v["status"], "active");
+    let (_, v) = app.call("POST", &format!("/conversations/{conv}/leave"), Some("u1"), None).await;
+    assert_eq!(v["status"], "closed", "the last one out closes the thread");
+}
+
+#[tokio::test]
+async fn a_failed_notification_to_the_contact_is_told() {
+    let app = spawn_app().await;
+    let conv = thread(&app).await;
+    app.register("u2").await;
+    app.add("u1", &conv, "u2", true).await;
+    let (wamid, _) = app
+        .wait_for_request(|r| r["type"] == "text" && r["text"]["body"].as_str().is_some_and(|b| b.contains("joined")))
+        .await;
+    app.status(&wamid, "failed", app.now_unix().await, Some(131026)).await;
+    let n = eventually("notify_failed", || async {
+        app.messages("u2", &conv).await.into_iter().find(|m| m["notice"]["code"] == "notify_failed")
+    })
+    .await;
+    assert_eq!(n["text"], "We were unable to notify the contact that a participant was added to the conversation.");
+}
+
+#[tokio::test]
+async fn outside_the_window_the_contact_is_told_by_template() {
+    let app = spawn_app().await;
+    let conv = thread(&app).await;
+    app.advance(25 * 3600).await;
+    app.register("u2").await;
+    app.add("u1", &conv, "u2", true).await;
+    let (_, req) = app
+        .wait_for_request(|r| r["type"] == "template" && r["template"]["name"] == "connector_participant_update")
+        .await;
+    assert_eq!(req["template"]["components"][0]["parameters"][0]["text"], "User u2 has joined the conversation.");
+}
+
+#[tokio::test]
+async fn in_a_group_the_sender_is_named_and_the_name_counts_toward_the_limit() {
+    let app = spawn_app().await;
+    let conv = thread(&app).await;
+    app.send_text("u1", &conv, "solo").await;
+    app.register("u2").await;
+    app.add("u1", &conv, "u2", true).await;
+    app.send_text("u2", &conv, "group").await;
+    eventually("both sent", || async { texts(&app).contains(&"*User u2*: group".to_string()).then_some(()) }).await;
+    assert!(texts(&app).contains(&"solo".to_string()));
+    let (s, v) = app
+        .call("POST", &format!("/conversations/{conv}/messages"), Some("u2"), Some(json!({"text": "x".repeat(4090)})))
+        .await;
+    assert_eq!((s, v["error"]["code"].as_str()), (422, Some("invalid_request")));
+}
+
+#[tokio::test]
+async fn replies_go_to_the_thread_they_answer_else_to_the_latest_outbound() {
+    let app = spawn_app().await;
+    let a = thread(&app).await;
+    let b = app.start_conversation("u2", PHONE).await["id"].as_str().unwrap().to_string();
+    app.send_text("u1", &a, "from a").await;
+    let (wamid_a, _) = app.wait_for_request(|r| r["text"]["body"] == "from a").await;
+    app.send_text("u2", &b, "from b").await;
+    app.wait_for_request(|r| r["text"]["body"] == "from b").await;
+
+    app.contact_says("no context").await;
+    let body = envelope(json!({
+        "contacts": [{"profile": {"name": "Olivia"}, "wa_id": WA_ID}],
+        "messages": [{"context": {"from": "15550783881", "id": wamid_a}, "from": WA_ID, "id": "wamid.CTX", "timestamp": app.now_unix().await.to_string(), "type": "text", "text": {"body": "answering a"}}]
+    }));
+    assert_eq!(app.webhook(&body).await, 200);
+    let inbound = |msgs: Vec<Value>| {
+        msgs.into_iter()
+            .filter(|m| m["direction"] == "inbound")
+            .map(|m| m["text"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert!(inbound(app.messages("u2", &b).await).contains(&"no context".to_string()));
+    assert!(inbound(app.messages("u1", &a).await).contains(&"answering a".to_string()));
+    assert!(!inbound(app.messages("u1", &a).await).contains(&"no context".to_string()));
+}
