@@ -33,6 +33,21 @@ pub struct Contact {
     pub paused: bool,
     /// A resume-request template went out during the current pause (at most one per pause).
     pub resume_requested: bool,
+    /// When the armed window timer fires. Later messages do not move it: when it fires early
+    /// it re-arms itself at the window's end, so a busy contact costs one timer, not one each.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub window_timer_at: Option<Time>,
+}
+
+/// What the window timer does when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowTimer {
+    /// The window closed just now: pause the contact's threads.
+    Paused,
+    /// The window was extended since the timer was armed: arm it again for then.
+    Rearm(Time),
+    /// Stale or already acted on.
+    Nothing,
 }
 
 /// What an inbound message means for consent and the window.
@@ -87,7 +102,18 @@ impl Contact {
             window_open_until: None,
             paused: false,
             resume_requested: false,
+            window_timer_at: None,
         }
+    }
+
+    /// The time to arm the window timer for, if it is not armed already.
+    pub fn arm_window_timer(&mut self, now: Time) -> Option<Time> {
+        let until = self.window_open_until.filter(|u| *u > now)?;
+        if self.window_timer_at.is_some_and(|t| t > now && t <= until) {
+            return None;
+        }
+        self.window_timer_at = Some(until);
+        Some(until)
     }
 
     pub fn window_open(&self, now: Time) -> bool {
@@ -137,15 +163,20 @@ impl Contact {
         out
     }
 
-    /// The window timer fired. Returns true when this closes the window now (a stale timer,
-    /// re-armed by a later message, changes nothing).
-    pub fn window_timer_fired(&mut self, now: Time) -> bool {
-        let expired = self.window_open_until.is_some_and(|until| now >= until);
-        if expired && !self.paused {
-            self.paused = true;
-            return true;
+    /// The window timer fired at `now`.
+    pub fn window_timer_fired(&mut self, now: Time) -> WindowTimer {
+        match self.window_open_until {
+            Some(until) if now < until => {
+                self.window_timer_at = Some(until);
+                WindowTimer::Rearm(until)
+            }
+            Some(_) if !self.paused => {
+                self.paused = true;
+                self.window_timer_at = None;
+                WindowTimer::Paused
+            }
+            _ => WindowTimer::Nothing,
         }
-        false
     }
 
     /// Meta refused a free-form message because the window is closed (131047), whatever our
@@ -272,19 +303,23 @@ mod tests {
     fn inbound_reopens_paused_window_and_releases() {
         let mut c = opted_in_at(T0);
         let later = T0 + Duration::hours(25);
-        assert!(c.window_timer_fired(later));
-        assert!(!c.window_timer_fired(later), "once per pause");
+        assert_eq!(c.window_timer_fired(later), WindowTimer::Paused);
+        assert_eq!(c.window_timer_fired(later), WindowTimer::Nothing, "once per pause");
         let out = c.inbound(InboundIntent::Message, later, later);
         assert!(out.reopened && out.release_held);
         assert!(c.window_open(later));
     }
 
     #[test]
-    fn stale_window_timer_changes_nothing() {
+    fn an_early_window_timer_rearms_for_the_new_end() {
         let mut c = opted_in_at(T0);
+        assert_eq!(c.arm_window_timer(T0), Some(T0 + Duration::hours(24)));
         c.inbound(InboundIntent::Message, T0 + Duration::hours(20), T0 + Duration::hours(20));
-        assert!(!c.window_timer_fired(T0 + Duration::hours(24)));
+        assert_eq!(c.arm_window_timer(T0 + Duration::hours(20)), None, "the armed timer stays");
+        assert_eq!(c.window_timer_fired(T0 + Duration::hours(24)), WindowTimer::Rearm(T0 + Duration::hours(44)));
         assert!(c.window_open(T0 + Duration::hours(24)));
+        assert_eq!(c.window_timer_fired(T0 + Duration::hours(44)), WindowTimer::Paused);
+        assert_eq!(c.arm_window_timer(T0 + Duration::hours(45)), None, "nothing to arm for a closed window");
     }
 
     #[test]

@@ -8,7 +8,7 @@ pub mod meta_error;
 pub mod notice;
 pub mod phone;
 
-pub use contact::{ConsentState, Contact, InboundIntent};
+pub use contact::{ConsentState, Contact, InboundIntent, WindowTimer};
 pub use conversation::{Conversation, ConversationStatus, Participant};
 pub use message::{Direction, Message, MessageKind, MessageStatus, ReceiptOutcome, ReceiptStatus};
 pub use notice::{Audience, Notice, NoticeCode};

@@ -75,6 +75,8 @@ pub trait Store: Send + Sync {
         limit: usize,
         ascending: bool,
     ) -> Result<Vec<Versioned<Item>>, StoreError>;
+    /// Several items at once (a batch read), in the order of `keys`.
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Versioned<Item>>>, StoreError>;
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError>;
 }
 

@@ -10,7 +10,7 @@ use crate::ports::{Cond, Item, Key, StoreError, Timer, Versioned, Write};
 
 use super::receipts::dedupe_mark;
 use super::{
-    contact_threads, enqueue_all, load, new_id, notice_message, payload, put_new, put_versioned, release,
+    contact_with_threads, enqueue_all, new_id, notice_message, payload, put_new, put_versioned, release,
     system_template, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES,
 };
 
@@ -41,19 +41,23 @@ fn intent_of(content: &InboundContent) -> (InboundIntent, Option<&str>) {
     }
 }
 
-async fn find_contact(ports: &Ports, m: &InboundMessage) -> Result<Option<Versioned<Contact>>> {
+/// The contact who wrote, by number or by business-scoped id, with their open threads.
+async fn find_contact(
+    ports: &Ports,
+    m: &InboundMessage,
+) -> Result<Option<(Versioned<Contact>, Vec<Versioned<Conversation>>)>> {
+    let store = &*ports.store;
     if let Some(wa_id) = &m.wa_id {
-        if let Some(c) = load::<Contact>(&*ports.store, &Key::contact(wa_id)).await? {
-            return Ok(Some(c));
+        if let Some(found) = contact_with_threads(store, wa_id).await? {
+            return Ok(Some(found));
         }
     }
     if let Some(user_id) = &m.user_id {
-        if let Some(Item::ContactAlias { contact_key, .. }) =
-            ports.store.get(&Key::contact_alias(user_id)).await?.map(|v| v.item)
-        {
-            return load::<Contact>(&*ports.store, &Key::contact(&contact_key)).await;
-        }
-        return load::<Contact>(&*ports.store, &Key::contact(user_id)).await;
+        let key = match store.get(&Key::contact_alias(user_id)).await?.map(|v| v.item) {
+            Some(Item::ContactAlias { contact_key, .. }) => contact_key,
+            _ => user_id.clone(),
+        };
+        return contact_with_threads(store, &key).await;
     }
     Ok(None)
 }
@@ -113,14 +117,10 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
     let (intent, named) = intent_of(&m.content);
     for _ in 0..MAX_CONFLICT_RETRIES {
         let now = ports.clock.now();
-        if ports.store.get(&Key::dedupe(&dedupe_id)).await?.is_some() {
-            return Ok(InboundResult::Duplicate);
-        }
-        let Some(contact) = find_contact(ports, m).await? else {
+        let Some((contact, threads)) = find_contact(ports, m).await? else {
             tracing::info!(wamid = %m.wamid, "inbound message from a contact without a thread");
             return Ok(InboundResult::NoThread);
         };
-        let threads = contact_threads(&*ports.store, &contact.item.key).await?;
         let routed = route(ports, &threads, named, m.context_id.as_deref()).await?;
 
         let mut k = contact.item.clone();
@@ -131,6 +131,10 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
             k.name = m.profile_name.clone();
         }
         let outcome = k.inbound(intent, m.timestamp, now);
+        if let Some(at) = k.arm_window_timer(now) {
+            // Armed before the write: a timer with no record is harmless, the reverse is not.
+            ports.scheduler.schedule(&Timer::WindowExpiry { contact_key: k.key.clone() }, at).await?;
+        }
 
         let mut writes = vec![
             dedupe_mark(dedupe_id.clone(), now, ports),
@@ -169,15 +173,12 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
         }
         match ports.store.transact(writes).await {
             Ok(()) => {}
+            // The dedupe mark is the first write: this message was applied before.
+            Err(StoreError::Conflict { index: 0 }) => return Ok(InboundResult::Duplicate),
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(e.into()),
         }
         enqueue_all(&*ports.queue, &to_queue.iter().collect::<Vec<_>>()).await?;
-        if k.window_open_until != contact.item.window_open_until {
-            if let Some(until) = k.window_open_until {
-                ports.scheduler.schedule(&Timer::WindowExpiry { contact_key: k.key.clone() }, until).await?;
-            }
-        }
         if outcome.release_held {
             for t in &threads {
                 release::release_held(ports, &t.item.id).await?;

@@ -257,19 +257,35 @@ pub(crate) async fn enqueue_all(queue: &dyn Queue, messages: &[&Message]) -> Res
 
 /// The open threads of a contact, newest outbound activity first.
 pub(crate) async fn contact_threads(store: &dyn Store, contact_key: &str) -> Result<Vec<Versioned<Conversation>>> {
-    let links = store.query(&format!("CONTACT#{contact_key}"), "CONV#", None, 1000, true).await?;
-    let mut convs = Vec::with_capacity(links.len());
-    for link in links {
-        if let Item::ContactThread { conversation_id, .. } = link.item {
-            if let Some(c) = load::<Conversation>(store, &Key::conversation(&conversation_id)).await? {
-                if !c.item.closed {
-                    convs.push(c);
-                }
-            }
+    Ok(contact_with_threads(store, contact_key).await?.map(|(_, t)| t).unwrap_or_default())
+}
+
+/// A contact and their open threads (newest outbound activity first), in two reads: the
+/// contact's partition holds the contact and a link to each of their threads.
+pub(crate) async fn contact_with_threads(
+    store: &dyn Store,
+    contact_key: &str,
+) -> Result<Option<(Versioned<Contact>, Vec<Versioned<Conversation>>)>> {
+    let items = store.query(&format!("CONTACT#{contact_key}"), "", None, 1001, true).await?;
+    let mut contact = None;
+    let mut keys = Vec::new();
+    for v in items {
+        match v.item {
+            Item::Contact(c) => contact = Some(Versioned { item: c, version: v.version }),
+            Item::ContactThread { conversation_id, .. } => keys.push(Key::conversation(&conversation_id)),
+            _ => {}
+        }
+    }
+    let Some(contact) = contact else { return Ok(None) };
+    let mut convs = Vec::with_capacity(keys.len());
+    for v in store.get_many(&keys).await?.into_iter().flatten() {
+        let c = Versioned { item: Conversation::from_item(v.item)?, version: v.version };
+        if !c.item.closed {
+            convs.push(c);
         }
     }
     convs.sort_by(|a, b| {
         (b.item.last_outbound_at, b.item.last_activity_at).cmp(&(a.item.last_outbound_at, a.item.last_activity_at))
     });
-    Ok(convs)
+    Ok(Some((contact, convs)))
 }

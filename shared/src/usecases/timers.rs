@@ -3,7 +3,7 @@
 
 use crate::domain::message::SystemPurpose;
 use crate::domain::notice::{Notice, NoticeCode};
-use crate::domain::{ConsentState, Contact, Conversation};
+use crate::domain::{ConsentState, Contact, Conversation, WindowTimer};
 use crate::ports::{Item, Key, StoreError, Timer};
 
 use super::{
@@ -26,8 +26,18 @@ async fn window_expired(ports: &Ports, contact_key: &str) -> Result<()> {
             return Ok(());
         };
         let mut k = contact.item.clone();
-        if !k.window_timer_fired(now) {
-            return Ok(());
+        match k.window_timer_fired(now) {
+            WindowTimer::Nothing => return Ok(()),
+            WindowTimer::Rearm(at) => {
+                // Armed before the write: a timer with no record is harmless, the reverse is not.
+                ports.scheduler.schedule(&Timer::WindowExpiry { contact_key: contact_key.to_string() }, at).await?;
+                match ports.store.transact(vec![put_versioned(Item::Contact(k), Some(contact.version))]).await {
+                    Ok(()) => return Ok(()),
+                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            WindowTimer::Paused => {}
         }
         let mut writes = vec![put_versioned(Item::Contact(k.clone()), Some(contact.version))];
         if k.consent == ConsentState::OptedIn {

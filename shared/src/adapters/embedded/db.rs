@@ -39,11 +39,16 @@ CREATE TABLE IF NOT EXISTS settings (
 );
 ";
 
-/// One connection, serialized by a mutex; every call runs on tokio's blocking pool.
+/// One writer connection, serialized by a mutex, and a few reader connections (WAL lets them
+/// read while the writer writes); every call runs on tokio's blocking pool.
 #[derive(Clone)]
 pub struct Db {
     conn: Arc<Mutex<Connection>>,
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next_reader: Arc<std::sync::atomic::AtomicUsize>,
 }
+
+const READERS: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 #[error("embedded database: {0}")]
@@ -53,14 +58,45 @@ impl Db {
     /// Opens (creating if needed) `dir/connector.db` in WAL mode.
     pub fn open(dir: &Path) -> Result<Db, DbError> {
         std::fs::create_dir_all(dir).map_err(|e| DbError(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
-        let conn = Connection::open(dir.join("connector.db"))?;
+        let path = dir.join("connector.db");
+        let conn = Connection::open(&path)?;
         // WAL with synchronous=NORMAL keeps every committed transaction across a killed process
         // (only an OS crash can lose the last ones); busy_timeout covers a second process.
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=OFF;",
         )?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Db { conn: Arc::new(Mutex::new(conn)) })
+        let readers = (0..READERS)
+            .map(|_| {
+                let r = Connection::open_with_flags(
+                    &path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                r.execute_batch("PRAGMA busy_timeout=5000;")?;
+                Ok(Mutex::new(r))
+            })
+            .collect::<Result<Vec<_>, rusqlite::Error>>()?;
+        Ok(Db {
+            conn: Arc::new(Mutex::new(conn)),
+            readers: Arc::new(readers),
+            next_reader: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        })
+    }
+
+    /// Runs a read-only `f` on a reader connection.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, String>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, String> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let i = self.next_reader.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % readers.len();
+        tokio::task::spawn_blocking(move || {
+            let guard = readers[i].lock().map_err(|_| "database lock poisoned".to_string())?;
+            f(&guard)
+        })
+        .await
+        .map_err(|e| format!("database task failed: {e}"))?
     }
 
     /// Runs `f` on the connection off the async threads.

@@ -106,7 +106,7 @@ impl Store for SqliteStore {
         let key = key.clone();
         let row = self
             .db
-            .call(move |c| {
+            .read(move |c| {
                 c.prepare_cached(
                     "SELECT body, version FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
                 )
@@ -132,7 +132,7 @@ impl Store for SqliteStore {
         let (pk, prefix, after) = (pk.to_string(), prefix.to_string(), after.map(str::to_string));
         let rows = self
             .db
-            .call(move |c| {
+            .read(move |c| {
                 let (cmp, order) = if ascending { (">", "ASC") } else { ("<", "DESC") };
                 let sql = format!(
                     "SELECT body, version FROM items WHERE pk = ?1 AND sk >= ?2 AND sk < ?3
@@ -152,6 +152,30 @@ impl Store for SqliteStore {
             .await
             .map_err(StoreError::Unavailable)?;
         rows.iter().map(|(b, v)| decode(b, *v)).collect()
+    }
+
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Versioned<Item>>>, StoreError> {
+        let keys = keys.to_vec();
+        let rows = self
+            .db
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT body, version FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
+                    )
+                    .map_err(|e| e.to_string())?;
+                let now = now_secs();
+                keys.iter()
+                    .map(|k| {
+                        stmt.query_row(params![k.pk, k.sk, now], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                            .optional()
+                            .map_err(|e| e.to_string())
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .map_err(StoreError::Unavailable)?;
+        rows.into_iter().map(|r| r.map(|(b, v)| decode(&b, v)).transpose()).collect()
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
