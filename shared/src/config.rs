@@ -56,6 +56,10 @@ impl Config {
         settings.optin_template = or("WHATSAPP_OPTIN_TEMPLATE", &settings.optin_template);
         settings.resume_template = or("WHATSAPP_RESUME_TEMPLATE", &settings.resume_template);
         settings.participant_template = or("WHATSAPP_PARTICIPANT_TEMPLATE", &settings.participant_template);
+        if let Some(path) = get("CONNECTOR_DLP_POLICY").filter(|v| !v.is_empty()) {
+            let policy = crate::dlp::Policy::load(&path).map_err(|e| ConfigError(e.to_string()))?;
+            settings.dlp = std::sync::Arc::new(policy);
+        }
         let base = get("WHATSAPP_API_BASE_URL").filter(|v| !v.is_empty());
         let access_token = or("WHATSAPP_ACCESS_TOKEN", "");
         if base.is_some() && access_token.is_empty() {
@@ -89,6 +93,12 @@ mod tests {
         assert_eq!(c.app_secret, "local-app-secret");
         assert_eq!(c.settings.max_held, 50);
         assert!(!c.dev_clock && c.whatsapp_api_base_url.is_none());
+    }
+
+    #[test]
+    fn a_policy_that_fails_to_load_stops_start_up_naming_the_file() {
+        let e = Config::from_lookup(|k| (k == "CONNECTOR_DLP_POLICY").then(|| "/nope/dlp.json".into())).unwrap_err();
+        assert!(e.to_string().contains("/nope/dlp.json"), "{e}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod adapters;
 pub mod app;
 pub mod config;
+pub mod dlp;
 pub mod domain;
 pub mod http;
 pub mod meta;

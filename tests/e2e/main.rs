@@ -3,6 +3,7 @@
 mod api;
 mod consent;
 mod dispatch;
+mod dlp;
 mod groups;
 mod helpers;
 mod receipts;

@@ -168,6 +168,9 @@ pub struct Message {
     /// User id of the employee, `contact`, or `system`.
     pub sender: String,
     pub text: Option<String>,
+    /// Data-loss prevention rules that redacted this message's text.
+    #[serde(default)]
+    pub dlp_rules: Vec<String>,
     /// `*Name*: `, put before the text sent to the contact in a group thread.
     #[serde(default)]
     pub prefix: Option<String>,
@@ -213,6 +216,7 @@ impl Message {
             kind,
             sender,
             text: None,
+            dlp_rules: Vec::new(),
             prefix: None,
             media_id: None,
             template: None,

@@ -41,6 +41,8 @@ pub enum DomainError {
     ThreadFull,
     #[error("{0}")]
     NotAddable(String),
+    #[error("blocked by data-loss prevention rules: {}", .0.join(", "))]
+    DlpBlocked(Vec<String>),
     #[error("{0}")]
     Invalid(String),
 }

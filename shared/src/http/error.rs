@@ -31,6 +31,10 @@ pub enum ApiError {
     TooLarge(usize),
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("blocked by data-loss prevention rules: {}", .0.join(", "))]
+    DlpBlocked(Vec<String>),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("the opt-in request can be resent 24 hours after the last one")]
     OptinTooSoon,
     #[error("too many held messages in this conversation (limit {0})")]
@@ -56,6 +60,8 @@ impl ApiError {
             ApiError::NotAddable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "not_addable"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::InvalidRequest(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+            ApiError::DlpBlocked(_) => (StatusCode::UNPROCESSABLE_ENTITY, "dlp_blocked"),
+            ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             ApiError::OptinTooSoon => (StatusCode::TOO_MANY_REQUESTS, "optin_too_soon"),
             ApiError::QueueFull(_) => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
             ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
@@ -85,6 +91,7 @@ impl From<UseCaseError> for ApiError {
                 DomainError::QueueFull(n) => ApiError::QueueFull(n),
                 DomainError::ThreadFull => ApiError::ThreadFull,
                 DomainError::NotAddable(m) => ApiError::NotAddable(m),
+                DomainError::DlpBlocked(rules) => ApiError::DlpBlocked(rules),
                 DomainError::Invalid(m) => ApiError::InvalidRequest(m),
             },
             UseCaseError::NotFound => ApiError::NotFound,

@@ -85,6 +85,25 @@ async fn route(
     Ok(threads.first().cloned())
 }
 
+/// Inbound text as employees see it: redacted when the policy covers inbound messages.
+fn screen_inbound(ports: &Ports, msg: &mut Message) {
+    if !ports.settings.dlp.inbound {
+        return;
+    }
+    let Some(text) = &msg.text else { return };
+    match ports.settings.dlp.apply(text) {
+        crate::dlp::Verdict::Clean => {}
+        crate::dlp::Verdict::Redacted { text, rules } => {
+            msg.text = Some(text);
+            msg.dlp_rules = rules;
+        }
+        crate::dlp::Verdict::Blocked { rules } => {
+            msg.text = Some(format!("[BLOCKED:{}]", rules.join(",")));
+            msg.dlp_rules = rules;
+        }
+    }
+}
+
 fn stored_message(conv_id: &str, m: &InboundMessage, now: time::OffsetDateTime) -> Message {
     let mut msg = Message::outbound(new_id(), conv_id.to_string(), "contact".into(), MessageKind::Text, now);
     msg.direction = Direction::Inbound;
@@ -151,7 +170,8 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
         if let Some(conv) = &routed {
             let mut c = conv.item.clone();
             c.last_activity_at = now;
-            let msg = stored_message(&c.id, m, now);
+            let mut msg = stored_message(&c.id, m, now);
+            screen_inbound(ports, &mut msg);
             writes.push(put_new(Item::Message(msg)));
             if outcome.consent_changed == Some(ConsentState::OptedOut) {
                 let confirm = system_template(&c, SystemPurpose::OptOutConfirmation, &ports.settings, now);

@@ -41,6 +41,8 @@ pub struct Settings {
     pub retry_base: std::time::Duration,
     /// How long webhook ids are remembered for dedupe (Meta retries for up to 7 days).
     pub dedupe_ttl: Duration,
+    /// Data-loss prevention rules for outbound (and optionally inbound) text.
+    pub dlp: Arc<crate::dlp::Policy>,
 }
 
 impl Default for Settings {
@@ -54,6 +56,7 @@ impl Default for Settings {
             max_attempts: 5,
             retry_base: std::time::Duration::from_secs(1),
             dedupe_ttl: Duration::days(9),
+            dlp: Arc::new(crate::dlp::Policy::default()),
         }
     }
 }

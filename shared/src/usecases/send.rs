@@ -1,6 +1,7 @@
 //! `POST /conversations/{id}/messages`: compose, then hold or queue by the contact's consent and
 //! window, asking once per pause for the conversation to resume.
 
+use crate::dlp::{Policy, Verdict};
 use crate::domain::contact::SendGate;
 use crate::domain::message::{SystemPurpose, TemplateSpec};
 use crate::domain::notice::{Notice, NoticeCode};
@@ -37,6 +38,7 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
             return Err(DomainError::Invalid(format!("text is longer than {MAX_TEXT_CHARS} characters")).into());
         }
     }
+    let (content, dlp_rules) = screen(&ports.settings.dlp, cmd.content)?;
     for _ in 0..MAX_CONFLICT_RETRIES {
         let now = ports.clock.now();
         let conv = participant_conversation(&*ports.store, caller, conversation_id).await?;
@@ -52,7 +54,7 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
         // Made after the versioned read: ids sort in commit order.
         let mut msg = Message::outbound(new_id(), c.id.clone(), caller.user_id.clone(), MessageKind::Text, now);
         msg.client_id = cmd.client_id.clone();
-        match &cmd.content {
+        match &content {
             Content::Text(t) => {
                 let speaker = c.participant(&caller.user_id).map_or(caller.name.as_str(), |p| p.name.as_str());
                 msg.prefix = c.speaker_prefix(speaker);
@@ -73,6 +75,7 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
 
         let mut extra = Vec::new();
         let mut to_queue = Vec::new();
+        msg.dlp_rules = dlp_rules.clone();
         let gate = k.gate_send(msg.kind == MessageKind::Template, now);
         let hold = match gate.clone() {
             SendGate::Refuse(e) => return Err(e.into()),
@@ -101,6 +104,12 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
             extra.push(put_new(Item::Held { conversation_id: c.id.clone(), message_id: msg.id.clone() }));
         } else {
             to_queue.insert(0, msg.clone());
+        }
+        if !dlp_rules.is_empty() {
+            let mut n = Notice::to_all(NoticeCode::DlpRedacted);
+            n.audience = crate::domain::Audience::User(caller.user_id.clone());
+            n.message_id = Some(msg.id.clone());
+            extra.push(put_new(Item::Message(notice_message(&c.id, n, now))));
         }
         c.last_activity_at = now;
         c.last_outbound_at = Some(now);
@@ -152,4 +161,29 @@ async fn replay(ports: &Ports, caller: &Caller, conversation_id: &str, client_id
         enqueue_all(&*ports.queue, &[&m.item]).await?;
     }
     Ok(Some(MessageView::new(&m.item, &caller.locale)))
+}
+
+/// Runs the data-loss prevention rules over what leaves: blocked, or redacted before storage.
+fn screen(policy: &Policy, content: Content) -> Result<(Content, Vec<String>)> {
+    let mut rules = Vec::new();
+    let mut check = |text: String| -> Result<String> {
+        match policy.apply(&text) {
+            Verdict::Clean => Ok(text),
+            Verdict::Blocked { rules } => Err(DomainError::DlpBlocked(rules).into()),
+            Verdict::Redacted { text, rules: r } => {
+                rules.extend(r);
+                Ok(text)
+            }
+        }
+    };
+    let content = match content {
+        Content::Text(t) => Content::Text(check(t)?),
+        Content::Template(mut t) => {
+            t.params = t.params.into_iter().map(&mut check).collect::<Result<_>>()?;
+            Content::Template(t)
+        }
+    };
+    rules.sort();
+    rules.dedup();
+    Ok((content, rules))
 }

@@ -114,6 +114,9 @@ pub struct MessageView {
     pub system: Option<crate::domain::message::SystemPurpose>,
     pub status: &'static str,
     pub status_at: StatusTimes,
+    /// Data-loss prevention rules that redacted the text.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dlp_rules: Vec<String>,
     pub error: Option<ErrorView>,
     pub notice: Option<NoticeView>,
     #[serde(with = "time::serde::rfc3339")]
@@ -149,6 +152,7 @@ impl MessageView {
             system: m.system,
             status: m.status.public(),
             status_at: m.status_at.clone(),
+            dlp_rules: m.dlp_rules.clone(),
             error: m.error.as_ref().map(|e| ErrorView {
                 code: e.code.clone(),
                 message: match e.reason {

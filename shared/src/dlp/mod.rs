@@ -1,0 +1,373 @@
+//! Data-loss prevention: detectors (payment cards with Luhn, IBANs with their checksum, US
+//! SSNs, email addresses, phone numbers, custom regular expressions) and a policy that redacts
+//! or blocks what they find. Pure: the policy file is read by `Policy::load`, once, at start-up.
+
+use std::collections::BTreeSet;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Redact,
+    Block,
+    /// The rule is off.
+    Allow,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Builtin {
+    Card,
+    Iban,
+    Ssn,
+    Email,
+    Phone,
+}
+
+impl Builtin {
+    pub fn name(self) -> &'static str {
+        match self {
+            Builtin::Card => "card",
+            Builtin::Iban => "iban",
+            Builtin::Ssn => "ssn",
+            Builtin::Email => "email",
+            Builtin::Phone => "phone",
+        }
+    }
+
+    /// ASCII word boundaries and digits: Unicode ones would slow every scan several times.
+    fn pattern(self) -> &'static str {
+        match self {
+            // 13 to 19 digits, single spaces or hyphens between them allowed.
+            Builtin::Card => r"(?-u:\b)[0-9](?:[ -]?[0-9]){12,18}(?-u:\b)",
+            Builtin::Iban => r"(?-u:\b)[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}(?-u:\b)",
+            Builtin::Ssn => r"(?-u:\b)[0-9]{3}-[0-9]{2}-[0-9]{4}(?-u:\b)",
+            Builtin::Email => r"(?-u:\b)[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?-u:\b)",
+            Builtin::Phone => r"\+[0-9](?:[ ().-]?[0-9]){7,14}(?-u:\b)",
+        }
+    }
+
+    /// The check a match must also pass (a checksum, a valid range).
+    fn valid(self, m: &str) -> bool {
+        match self {
+            Builtin::Card => luhn(m),
+            Builtin::Iban => iban_checksum(m),
+            Builtin::Ssn => ssn_valid(m),
+            Builtin::Email | Builtin::Phone => true,
+        }
+    }
+
+    /// On by default: cards, IBANs and SSNs are redacted with no policy configured.
+    fn default_action(self) -> Action {
+        match self {
+            Builtin::Card | Builtin::Iban | Builtin::Ssn => Action::Redact,
+            Builtin::Email | Builtin::Phone => Action::Allow,
+        }
+    }
+}
+
+fn digits(s: &str) -> Vec<u32> {
+    s.chars().filter_map(|c| c.to_digit(10)).collect()
+}
+
+/// The Luhn checksum of a card number (separators ignored).
+pub fn luhn(s: &str) -> bool {
+    let d = digits(s);
+    if !(13..=19).contains(&d.len()) {
+        return false;
+    }
+    let sum: u32 = d
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &x)| {
+            if i % 2 == 1 {
+                if x * 2 > 9 {
+                    x * 2 - 9
+                } else {
+                    x * 2
+                }
+            } else {
+                x
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+/// ISO 13616: move the first four characters to the end, letters to numbers, mod 97 = 1.
+pub fn iban_checksum(s: &str) -> bool {
+    let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    if !(15..=34).contains(&compact.len()) {
+        return false;
+    }
+    let rearranged = compact[4..].chars().chain(compact[..4].chars());
+    let mut rem: u32 = 0;
+    for c in rearranged {
+        let v = match c.to_digit(36) {
+            Some(v) => v,
+            None => return false,
+        };
+        rem = if v >= 10 { (rem * 100 + v) % 97 } else { (rem * 10 + v) % 97 };
+    }
+    rem == 1
+}
+
+/// Area 001-899 except 666, group 01-99, serial 0001-9999.
+fn ssn_valid(s: &str) -> bool {
+    let d = digits(s);
+    let area = d[0] * 100 + d[1] * 10 + d[2];
+    let group = d[3] * 10 + d[4];
+    let serial = d[5] * 1000 + d[6] * 100 + d[7] * 10 + d[8];
+    area != 0 && area != 666 && area < 900 && group != 0 && serial != 0
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    /// A built-in detector, or absent for a custom `pattern`.
+    detector: Option<Builtin>,
+    /// The custom rule's name (`[REDACTED:<name>]`).
+    name: Option<String>,
+    pattern: Option<String>,
+    action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    #[serde(default)]
+    rules: Vec<RuleFile>,
+    /// Also redact inbound text for what employees see (the archive keeps the original).
+    #[serde(default)]
+    inbound: bool,
+}
+
+#[derive(Debug)]
+struct Rule {
+    name: String,
+    builtin: Option<Builtin>,
+    regex: Regex,
+    action: Action,
+}
+
+/// The rules in force.
+#[derive(Debug)]
+pub struct Policy {
+    rules: Vec<Rule>,
+    /// Any rule's pattern: one pass finds whether a text needs a closer look.
+    any: Option<Regex>,
+    pub inbound: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("DLP policy {path}: {reason}")]
+pub struct PolicyError {
+    pub path: String,
+    pub reason: String,
+}
+
+/// What the policy did to a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Clean,
+    /// Matches were replaced with `[REDACTED:<rule>]`.
+    Redacted {
+        text: String,
+        rules: Vec<String>,
+    },
+    /// A blocking rule matched; nothing may be stored or sent.
+    Blocked {
+        rules: Vec<String>,
+    },
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy::build(vec![], false).expect("built-in patterns compile")
+    }
+}
+
+impl Policy {
+    /// Reads a JSON policy; any error is fatal at start-up, with the file and the reason.
+    pub fn load(path: &str) -> Result<Policy, PolicyError> {
+        let err = |reason: String| PolicyError { path: path.to_string(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        Policy::from_json(&text).map_err(err)
+    }
+
+    pub fn from_json(text: &str) -> Result<Policy, String> {
+        let file: PolicyFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        Policy::build(file.rules, file.inbound)
+    }
+
+    fn build(overrides: Vec<RuleFile>, inbound: bool) -> Result<Policy, String> {
+        let mut rules = Vec::new();
+        for b in [Builtin::Card, Builtin::Iban, Builtin::Ssn, Builtin::Email, Builtin::Phone] {
+            let action =
+                overrides.iter().rev().find(|r| r.detector == Some(b)).map_or(b.default_action(), |r| r.action);
+            rules.push(Rule {
+                name: b.name().into(),
+                builtin: Some(b),
+                regex: Regex::new(b.pattern()).map_err(|e| e.to_string())?,
+                action,
+            });
+        }
+        for r in overrides.into_iter().filter(|r| r.detector.is_none()) {
+            let (Some(name), Some(pattern)) = (r.name, r.pattern) else {
+                return Err("a custom rule needs a name and a pattern (or a built-in detector)".into());
+            };
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                return Err(format!("rule name {name:?} must be letters, digits, _ or -"));
+            }
+            let regex = Regex::new(&pattern).map_err(|e| format!("rule {name}: {e}"))?;
+            rules.push(Rule { name, builtin: None, regex, action: r.action });
+        }
+        rules.retain(|r| r.action != Action::Allow);
+        let any = if rules.is_empty() {
+            None
+        } else {
+            let joined = rules.iter().map(|r| format!("(?:{})", r.regex.as_str())).collect::<Vec<_>>().join("|");
+            Some(Regex::new(&joined).map_err(|e| e.to_string())?)
+        };
+        Ok(Policy { rules, any, inbound })
+    }
+
+    /// Applies every rule to `text`: block wins over redact.
+    pub fn apply(&self, text: &str) -> Verdict {
+        let Some(any) = &self.any else { return Verdict::Clean };
+        if !any.is_match(text) {
+            return Verdict::Clean;
+        }
+        // (start, end, rule index): valid matches of every rule.
+        let mut hits: Vec<(usize, usize, usize)> = Vec::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            for m in rule.regex.find_iter(text) {
+                if rule.builtin.is_none_or(|b| b.valid(m.as_str())) {
+                    hits.push((m.start(), m.end(), i));
+                }
+            }
+        }
+        if hits.is_empty() {
+            return Verdict::Clean;
+        }
+        let blocked: BTreeSet<&str> = hits
+            .iter()
+            .filter(|h| self.rules[h.2].action == Action::Block)
+            .map(|h| self.rules[h.2].name.as_str())
+            .collect();
+        if !blocked.is_empty() {
+            return Verdict::Blocked { rules: blocked.into_iter().map(String::from).collect() };
+        }
+        // Earlier, then longer, matches win; overlapping later ones are dropped.
+        hits.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        let mut out = String::with_capacity(text.len());
+        let mut names = BTreeSet::new();
+        let mut at = 0;
+        for (start, end, i) in hits {
+            if start < at {
+                continue;
+            }
+            out.push_str(&text[at..start]);
+            out.push_str(&format!("[REDACTED:{}]", self.rules[i].name));
+            names.insert(self.rules[i].name.clone());
+            at = end;
+        }
+        out.push_str(&text[at..]);
+        Verdict::Redacted { text: out, rules: names.into_iter().collect() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redacted(p: &Policy, t: &str) -> String {
+        match p.apply(t) {
+            Verdict::Redacted { text, .. } => text,
+            Verdict::Clean => t.to_string(),
+            Verdict::Blocked { rules } => panic!("blocked by {rules:?}"),
+        }
+    }
+
+    #[test]
+    fn cards_are_redacted_only_when_luhn_valid() {
+        let p = Policy::default();
+        assert_eq!(redacted(&p, "card 4111 1111 1111 1111 ok"), "card [REDACTED:card] ok");
+        assert_eq!(redacted(&p, "card 4111-1111-1111-1111"), "card [REDACTED:card]");
+        assert_eq!(redacted(&p, "order 4111111111111112 ref"), "order 4111111111111112 ref", "fails Luhn");
+        assert_eq!(redacted(&p, "id 1234567890123456"), "id 1234567890123456");
+        assert_eq!(redacted(&p, "tel 0123456789"), "tel 0123456789", "too short for a card");
+    }
+
+    #[test]
+    fn ibans_need_their_checksum() {
+        let p = Policy::default();
+        assert_eq!(redacted(&p, "pay GB82 WEST 1234 5698 7654 32 now"), "pay [REDACTED:iban] now");
+        assert_eq!(redacted(&p, "DE89370400440532013000"), "[REDACTED:iban]");
+        assert_eq!(redacted(&p, "GB82WEST12345698765433"), "GB82WEST12345698765433", "bad checksum");
+    }
+
+    #[test]
+    fn ssns_need_a_valid_range() {
+        let p = Policy::default();
+        assert_eq!(redacted(&p, "ssn 123-45-6789."), "ssn [REDACTED:ssn].");
+        for bad in ["000-12-3456", "666-12-3456", "912-12-3456", "123-00-4567", "123-45-0000"] {
+            assert_eq!(redacted(&p, bad), bad);
+        }
+    }
+
+    #[test]
+    fn email_and_phone_are_off_by_default_and_on_by_policy() {
+        assert_eq!(redacted(&Policy::default(), "a@b.co +44 7700 900123"), "a@b.co +44 7700 900123");
+        let p = Policy::from_json(
+            r#"{"rules":[{"detector":"email","action":"redact"},{"detector":"phone","action":"redact"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            redacted(&p, "mail olivia.b@example.co.uk or +44 7700 900123"),
+            "mail [REDACTED:email] or [REDACTED:phone]"
+        );
+        assert_eq!(redacted(&p, "not@an-email and 2024-01-01"), "not@an-email and 2024-01-01");
+    }
+
+    #[test]
+    fn block_wins_and_names_its_rules() {
+        let p = Policy::from_json(r#"{"rules":[{"detector":"card","action":"block"},{"name":"project","pattern":"PRJ-[0-9]{4}","action":"block"}]}"#).unwrap();
+        assert_eq!(
+            p.apply("4111111111111111 and PRJ-1234 and 123-45-6789"),
+            Verdict::Blocked { rules: vec!["card".into(), "project".into()] }
+        );
+        assert_eq!(p.apply("nothing here"), Verdict::Clean);
+        assert_eq!(redacted(&p, "only 123-45-6789"), "only [REDACTED:ssn]");
+    }
+
+    #[test]
+    fn custom_rules_redact_and_rules_can_be_turned_off() {
+        let p = Policy::from_json(r#"{"rules":[{"name":"ticket","pattern":"TCK-\\d+","action":"redact"},{"detector":"card","action":"allow"}]}"#).unwrap();
+        assert_eq!(redacted(&p, "see TCK-42 and 4111111111111111"), "see [REDACTED:ticket] and 4111111111111111");
+    }
+
+    #[test]
+    fn bad_policies_are_refused_with_a_reason() {
+        for bad in [
+            "not json",
+            r#"{"rules":[{"name":"x","pattern":"(","action":"redact"}]}"#,
+            r#"{"rules":[{"name":"x","action":"redact"}]}"#,
+            r#"{"rules":[{"detector":"card","action":"shred"}]}"#,
+            r#"{"rules":[], "extra": 1}"#,
+        ] {
+            assert!(Policy::from_json(bad).is_err(), "{bad}");
+        }
+        let e = Policy::load("/no/such/policy.json").unwrap_err();
+        assert!(e.to_string().contains("/no/such/policy.json"));
+    }
+
+    #[test]
+    fn non_ascii_text_around_matches_is_kept() {
+        let p = Policy::default();
+        assert_eq!(redacted(&p, "Zoë: 4111 1111 1111 1111 — merci"), "Zoë: [REDACTED:card] — merci");
+    }
+}
