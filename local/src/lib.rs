@@ -41,6 +41,7 @@ pub fn router(state: AppState, embedded: &Embedded) -> Router {
         .merge(webhook::router(state.clone()))
         .merge(optin::router(state.clone()))
         .merge(participants::router(state.clone()))
+        .merge(admin::router(state.clone()))
         .merge(send::router(state.clone()));
     if let Some(clock) = &embedded.dev_clock {
         app = app.merge(dev::clock_router(state.clone(), embedded.clone(), clock.clone()));

@@ -13,7 +13,9 @@ const USAGE: &str = "usage:
   connector-local contact PHONE say TEXT       act as the contact in the sandbox: send a text
   connector-local contact PHONE tap BUTTON     tap accept | reject | resume
   connector-local contact PHONE read           read everything received
-  connector-local contact PHONE inbox          show what the contact received";
+  connector-local contact PHONE inbox          show what the contact received
+  connector-local archive verify CONVERSATION  re-compute a thread's hash chain (reads CONNECTOR_DATA_DIR)
+  connector-local archive export CONVERSATION  print a thread's archive as JSON Lines";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -29,6 +31,7 @@ async fn main() -> ExitCode {
         None | Some("serve") => serve(config).await,
         Some("token") => token(&config, &args[1..]),
         Some("contact") => contact(&config, &args[1..]).await,
+        Some("archive") => archive(config, &args[1..]).await,
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -96,5 +99,33 @@ async fn contact(config: &Config, args: &[String]) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("sandbox answered {status}"))
+    }
+}
+
+/// Reads the archive straight from the data directory (the connector may be running).
+async fn archive(config: Config, args: &[String]) -> Result<(), String> {
+    use shared::ports::Archive;
+    let (Some(verb), Some(conv)) = (args.first(), args.get(1)) else {
+        return Err(USAGE.into());
+    };
+    let db = shared::adapters::embedded::Db::open(&config.data_dir).map_err(|e| e.to_string())?;
+    let records = shared::adapters::embedded::SqliteArchive::new(db).read(conv).await.map_err(|e| e.to_string())?;
+    match verb.as_str() {
+        "verify" => {
+            let v = shared::archive::verify(&records);
+            println!("{}", serde_json::to_string(&v).unwrap_or_default());
+            if v.valid {
+                Ok(())
+            } else {
+                Err(format!("the chain breaks at record {}", v.first_break.unwrap_or(0)))
+            }
+        }
+        "export" => {
+            for r in records {
+                println!("{}", serde_json::to_string(&r).unwrap_or_default());
+            }
+            Ok(())
+        }
+        _ => Err(USAGE.into()),
     }
 }

@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use crate::adapters::embedded::{Db, DevClock, SqliteQueue, SqliteScheduler, SqliteStore, SystemClock};
+use crate::adapters::embedded::{Db, DevClock, SqliteArchive, SqliteQueue, SqliteScheduler, SqliteStore, SystemClock};
 use crate::adapters::graph::GraphWhatsApp;
 use crate::adapters::sandbox::SandboxWhatsApp;
 use crate::config::{Config, ConfigError};
 use crate::http::AppState;
 use crate::ports::{Clock, WhatsApp};
+use crate::usecases::archive::ArchivingStore;
 use crate::usecases::Ports;
 
 /// The embedded backends behind an `AppState`, for the loops that drive them.
@@ -52,8 +53,10 @@ pub async fn embedded(config: Config) -> Result<(AppState, Embedded), ConfigErro
     let store = SqliteStore::new(db.clone());
     let queue = SqliteQueue::new(db.clone());
     let scheduler = SqliteScheduler::new(db.clone());
+    let archive: Arc<dyn crate::ports::Archive> = Arc::new(SqliteArchive::new(db.clone()));
     let ports = Ports {
-        store: Arc::new(store.clone()),
+        store: Arc::new(ArchivingStore::new(Arc::new(store.clone()), archive.clone())),
+        archive,
         queue: Arc::new(queue.clone()),
         scheduler: Arc::new(scheduler.clone()),
         clock,

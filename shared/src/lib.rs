@@ -3,6 +3,7 @@
 
 pub mod adapters;
 pub mod app;
+pub mod archive;
 pub mod config;
 pub mod dlp;
 pub mod domain;

@@ -91,7 +91,7 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub graph: FakeGraph,
-    pub _dir: Arc<tempfile::TempDir>,
+    pub dir: Arc<tempfile::TempDir>,
     pub env: HashMap<String, String>,
     running: Option<connector_local::Running>,
 }
@@ -125,7 +125,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     for (k, v) in opts.env {
         env.insert(k.to_string(), v);
     }
-    let mut app = TestApp { base: String::new(), client: reqwest::Client::new(), graph, _dir: dir, env, running: None };
+    let mut app = TestApp { base: String::new(), client: reqwest::Client::new(), graph, dir, env, running: None };
     app.start().await;
     app
 }

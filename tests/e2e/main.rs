@@ -1,6 +1,7 @@
 //! End-to-end tests: the local runner driven over HTTP as a client app and as Meta would.
 
 mod api;
+mod archive;
 mod consent;
 mod dispatch;
 mod dlp;

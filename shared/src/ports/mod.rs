@@ -157,6 +157,19 @@ pub trait WhatsApp: Send + Sync {
     async fn send(&self, req: &OutboundRequest) -> Result<String, GraphError>;
 }
 
+#[derive(Debug, thiserror::Error)]
+#[error("archive unavailable: {0}")]
+pub struct ArchiveError(pub String);
+
+/// The compliance archive: append-only, one hash chain per thread.
+#[async_trait]
+pub trait Archive: Send + Sync {
+    /// Appends the events, in order, each to its thread's chain.
+    async fn append(&self, events: Vec<crate::archive::ArchiveEvent>) -> Result<(), ArchiveError>;
+    /// A thread's records, oldest first.
+    async fn read(&self, conversation_id: &str) -> Result<Vec<crate::archive::ArchiveRecord>, ArchiveError>;
+}
+
 /// Typed views of the items, for use cases that read one kind.
 pub trait ItemKind: Sized {
     fn from_item(item: Item) -> Result<Self, StoreError>;

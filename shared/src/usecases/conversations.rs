@@ -6,6 +6,9 @@ use crate::domain::notice::{Notice, NoticeCode};
 use crate::domain::{Contact, Conversation, Participant, Phone};
 use crate::ports::{Item, Key, StoreError};
 
+use serde_json::json;
+
+use super::archive;
 use super::views::ConversationView;
 use super::{
     enqueue_all, load, load_contact, new_id, notice_message, participant_conversation, put_new, put_versioned,
@@ -74,6 +77,14 @@ pub async fn start(ports: &Ports, caller: &Caller, cmd: StartConversation) -> Re
         writes.extend(extra);
         match ports.store.transact(writes).await {
             Ok(()) => {
+                let e = archive::event(
+                    &conv.id,
+                    "conversation_started",
+                    &caller.user_id,
+                    now,
+                    json!({"contact": contact_key, "consent": contact.consent, "optin_requested": !to_queue.is_empty()}),
+                );
+                archive::record(ports, vec![e]).await;
                 enqueue_all(&*ports.queue, &to_queue.iter().collect::<Vec<_>>()).await?;
                 tracing::info!(conversation_id = %conv.id, optin = !to_queue.is_empty(), "conversation started");
                 return Ok(ConversationView::new(&conv, &contact, now));
@@ -104,6 +115,15 @@ pub async fn resend_optin(ports: &Ports, caller: &Caller, conversation_id: &str)
         ];
         match ports.store.transact(writes).await {
             Ok(()) => {
+                let mut e = archive::event(
+                    &c.id,
+                    "consent",
+                    &caller.user_id,
+                    now,
+                    json!({"consent": "requested", "resend": true}),
+                );
+                e.message_id = Some(optin.id.clone());
+                archive::record(ports, vec![e]).await;
                 enqueue_all(&*ports.queue, &[&optin]).await?;
                 return Ok(ConversationView::new(&c, &k, now));
             }

@@ -1,6 +1,8 @@
 //! Inbound messages from the contact: consent answers, the window, routing to a thread, and
 //! releasing what was held.
 
+use serde_json::json;
+
 use crate::domain::contact::{text_intent, ConsentState, InboundIntent};
 use crate::domain::message::{Reaction, SystemPurpose};
 use crate::domain::notice::{Notice, NoticeCode};
@@ -8,6 +10,7 @@ use crate::domain::{Contact, Conversation, Direction, Message, MessageKind, Mess
 use crate::meta::webhook::{InboundContent, InboundMessage};
 use crate::ports::{Cond, Item, Key, StoreError, Timer, Versioned, Write};
 
+use super::archive;
 use super::receipts::dedupe_mark;
 use super::{
     contact_with_threads, enqueue_all, new_id, notice_message, payload, put_new, put_versioned, release,
@@ -167,11 +170,36 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
             });
         }
         let mut to_queue = Vec::new();
+        let mut events = Vec::new();
+        if let Some(change) = outcome.consent_changed {
+            for t in &threads {
+                let mut e =
+                    archive::event(&t.item.id, "consent", "contact", now, json!({"consent": change, "contact": k.key}));
+                e.wamid = Some(m.wamid.clone());
+                events.push(e);
+            }
+        }
         if let Some(conv) = &routed {
             let mut c = conv.item.clone();
             c.last_activity_at = now;
             let mut msg = stored_message(&c.id, m, now);
+            let original = msg.text.clone();
             screen_inbound(ports, &mut msg);
+            if !msg.dlp_rules.is_empty() {
+                // Employees see the redacted text; the archive keeps the original, marked.
+                let mut e = archive::event(
+                    &c.id,
+                    "dlp",
+                    "contact",
+                    now,
+                    json!({"action": "redact_inbound", "rules": msg.dlp_rules}),
+                );
+                e.message_id = Some(msg.id.clone());
+                e.wamid = Some(m.wamid.clone());
+                e.text_as_written = original;
+                e.text_as_sent = msg.text.clone();
+                events.push(e);
+            }
             writes.push(put_new(Item::Message(msg)));
             if outcome.consent_changed == Some(ConsentState::OptedOut) {
                 let confirm = system_template(&c, SystemPurpose::OptOutConfirmation, &ports.settings, now);
@@ -198,6 +226,7 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(e.into()),
         }
+        archive::record(ports, events).await;
         enqueue_all(&*ports.queue, &to_queue.iter().collect::<Vec<_>>()).await?;
         if outcome.release_held {
             for t in &threads {

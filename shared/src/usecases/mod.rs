@@ -1,6 +1,7 @@
 //! One async function per verb, written against the ports. The read → apply → conditional
 //! write → retry-on-conflict loop lives here, and only here.
 
+pub mod archive;
 pub mod conversations;
 pub mod directory;
 pub mod dispatch;
@@ -69,6 +70,7 @@ pub struct Ports {
     pub scheduler: Arc<dyn Scheduler>,
     pub clock: Arc<dyn Clock>,
     pub whatsapp: Arc<dyn WhatsApp>,
+    pub archive: Arc<dyn crate::ports::Archive>,
     pub settings: Arc<Settings>,
 }
 

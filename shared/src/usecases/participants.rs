@@ -10,6 +10,9 @@ use crate::domain::notice::{Audience, Notice, NoticeCode, ParticipantChange};
 use crate::domain::{Contact, Conversation, DomainError, Message, Participant};
 use crate::ports::{Cond, DirectoryUser, Item, Key, StoreError, Versioned, Write};
 
+use serde_json::json;
+
+use super::archive;
 use super::directory::addable;
 use super::views::ConversationView;
 use super::{
@@ -112,6 +115,16 @@ where
         writes.append(&mut change.writes);
         match ports.store.transact(writes).await {
             Ok(()) => {
+                let before: Vec<&str> = conv.item.participants.iter().map(|p| p.user_id.as_str()).collect();
+                let after: Vec<&str> = change.conv.participants.iter().map(|p| p.user_id.as_str()).collect();
+                let e = archive::event(
+                    &change.conv.id,
+                    "participants",
+                    &caller.user_id,
+                    now,
+                    json!({"before": before, "after": after, "closed": change.conv.closed}),
+                );
+                archive::record(ports, vec![e]).await;
                 enqueue_all(&*ports.queue, &change.to_queue.iter().collect::<Vec<_>>()).await?;
                 return Ok(Changed {
                     view: ConversationView::new(&change.conv, &contact.item, now),

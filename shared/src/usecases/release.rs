@@ -65,6 +65,17 @@ pub async fn release_held(ports: &Ports, conversation_id: &str) -> Result<usize>
         writes.push(put_versioned(Item::Conversation(c), Some(conv.version)));
         match ports.store.transact(writes).await {
             Ok(()) => {
+                if !batch.is_empty() {
+                    let ids: Vec<&str> = batch.iter().map(|m| m.id.as_str()).collect();
+                    let e = super::archive::event(
+                        conversation_id,
+                        "queue_release",
+                        "system",
+                        now,
+                        serde_json::json!({"message_ids": ids}),
+                    );
+                    super::archive::record(ports, vec![e]).await;
+                }
                 enqueue_all(&*ports.queue, &batch.iter().collect::<Vec<_>>()).await?;
                 released += batch.len();
                 if batch.is_empty() {

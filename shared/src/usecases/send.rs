@@ -1,6 +1,8 @@
 //! `POST /conversations/{id}/messages`: compose, then hold or queue by the contact's consent and
 //! window, asking once per pause for the conversation to resume.
 
+use serde_json::json;
+
 use crate::dlp::{Policy, Verdict};
 use crate::domain::contact::SendGate;
 use crate::domain::message::{SystemPurpose, TemplateSpec};
@@ -8,6 +10,7 @@ use crate::domain::notice::{Notice, NoticeCode};
 use crate::domain::{DomainError, Message, MessageKind, MessageStatus};
 use crate::ports::{Item, Key, StoreError};
 
+use super::archive;
 use super::views::MessageView;
 use super::{
     enqueue_all, load, load_contact, new_id, notice_message, participant_conversation, put_new, put_versioned, release,
@@ -38,7 +41,24 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
             return Err(DomainError::Invalid(format!("text is longer than {MAX_TEXT_CHARS} characters")).into());
         }
     }
-    let (content, dlp_rules) = screen(&ports.settings.dlp, cmd.content)?;
+    // The participant check comes first: only a participant's attempt is archived.
+    participant_conversation(&*ports.store, caller, conversation_id).await?;
+    let written = written_text(&cmd.content);
+    let (content, dlp_rules) = match screen(&ports.settings.dlp, cmd.content) {
+        Err(UseCaseError::Domain(DomainError::DlpBlocked(rules))) => {
+            let mut e = archive::event(
+                conversation_id,
+                "dlp",
+                &caller.user_id,
+                ports.clock.now(),
+                json!({"action": "block", "rules": rules}),
+            );
+            e.text_as_written = Some(written);
+            archive::record(ports, vec![e]).await;
+            return Err(DomainError::DlpBlocked(rules).into());
+        }
+        other => other?,
+    };
     for _ in 0..MAX_CONFLICT_RETRIES {
         let now = ports.clock.now();
         let conv = participant_conversation(&*ports.store, caller, conversation_id).await?;
@@ -131,6 +151,19 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
         writes.extend(extra);
         match ports.store.transact(writes).await {
             Ok(()) => {
+                if !dlp_rules.is_empty() {
+                    let mut e = archive::event(
+                        &c.id,
+                        "dlp",
+                        &caller.user_id,
+                        now,
+                        json!({"action": "redact", "rules": dlp_rules}),
+                    );
+                    e.message_id = Some(msg.id.clone());
+                    e.text_as_written = Some(written.clone());
+                    e.text_as_sent = Some(written_text(&content));
+                    archive::record(ports, vec![e]).await;
+                }
                 enqueue_all(&*ports.queue, &to_queue.iter().collect::<Vec<_>>()).await?;
                 if hold && gate == SendGate::Deliver {
                     release::release_held(ports, &c.id).await?;
@@ -186,4 +219,12 @@ fn screen(policy: &Policy, content: Content) -> Result<(Content, Vec<String>)> {
     rules.sort();
     rules.dedup();
     Ok((content, rules))
+}
+
+/// The text of a message as its author wrote it, for the archive.
+fn written_text(content: &Content) -> String {
+    match content {
+        Content::Text(t) => t.clone(),
+        Content::Template(t) => format!("[template {} ({})] {}", t.name, t.language, t.params.join(" | ")),
+    }
 }

@@ -33,6 +33,17 @@ CREATE TABLE IF NOT EXISTS timers (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS timers_due ON timers (due_at);
+CREATE TABLE IF NOT EXISTS archive (
+    conversation_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (conversation_id, seq)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS archive_no_update BEFORE UPDATE ON archive
+    BEGIN SELECT RAISE(ABORT, 'the archive is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS archive_no_delete BEFORE DELETE ON archive
+    BEGIN SELECT RAISE(ABORT, 'the archive is append-only'); END;
 CREATE TABLE IF NOT EXISTS settings (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL

@@ -1,12 +1,14 @@
 //! The embedded backend: one SQLite file (WAL) holds the items, the queues, the due timers and
 //! the dev clock, so the local runner survives kill -9 with nothing acknowledged lost.
 
+mod archive;
 mod clock;
 mod db;
 mod queue;
 mod scheduler;
 mod store;
 
+pub use archive::SqliteArchive;
 pub use clock::{DevClock, ManualClock, SystemClock};
 pub use db::Db;
 pub use queue::{QueueName, ReceivedJob, SqliteQueue};

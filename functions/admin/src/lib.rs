@@ -1,0 +1,41 @@
+//! Admin routes: a thread's compliance archive as JSON Lines, and its hash-chain verification.
+
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use shared::http::{ApiError, AppState, Identity};
+use shared::usecases::archive;
+
+pub fn router(state: AppState) -> Router {
+    Router::new().route("/admin/conversations/{id}/archive", get(archive_route)).with_state(state)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArchiveQuery {
+    #[serde(default)]
+    verify: bool,
+}
+
+async fn archive_route(
+    State(state): State<AppState>,
+    Identity(caller): Identity,
+    Path(id): Path<String>,
+    query: Result<Query<ArchiveQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
+    if q.verify {
+        return Ok(Json(archive::verify_chain(&state.ports, &caller, &id).await?).into_response());
+    }
+    let records = archive::export(&state.ports, &caller, &id).await?;
+    let mut body = String::new();
+    for r in records {
+        body.push_str(&serde_json::to_string(&r).map_err(|e| ApiError::Internal(e.to_string()))?);
+        body.push('\n');
+    }
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
