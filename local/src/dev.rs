@@ -53,8 +53,18 @@ struct Act {
     tap: Option<String>,
     #[serde(default)]
     read: bool,
+    /// Sends a small built-in picture, with this caption (may be empty).
+    image: Option<String>,
     name: Option<String>,
 }
+
+/// A 1×1 PNG: what the sandbox contact sends as a picture.
+const SANDBOX_PNG: &[u8] = &[
+    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1F, 0x15, 0xC4, 0x89, 0x00, 0x00, 0x00, 0x0D, 0x49,
+    0x44, 0x41, 0x54, 0x78, 0x9C, 0x63, 0xF8, 0xCF, 0xC0, 0xF0, 0x1F, 0x00, 0x05, 0x00, 0x01, 0xFF, 0x89, 0x99, 0x3D,
+    0x1D, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82,
+];
 
 fn digits(phone: &str) -> Result<String, ApiError> {
     let p = if phone.starts_with('+') { Phone::parse(phone) } else { Phone::from_wa_id(phone) };
@@ -77,9 +87,12 @@ async fn act(
     Path(phone): Path<String>,
     AppJson(a): AppJson<Act>,
 ) -> Result<Json<Value>, ApiError> {
-    let action = match (a.text, a.tap, a.read) {
-        (Some(t), None, false) => ContactAction::Text(t),
-        (None, Some(tap), false) => ContactAction::Tap(
+    let action = match (a.text, a.tap, a.read, a.image) {
+        (None, None, false, Some(caption)) => {
+            ContactAction::Image { bytes: SANDBOX_PNG.to_vec(), caption: Some(caption).filter(|c| !c.is_empty()) }
+        }
+        (Some(t), None, false, None) => ContactAction::Text(t),
+        (None, Some(tap), false, None) => ContactAction::Tap(
             match tap.as_str() {
                 "accept" | "yes" => "OPT_IN_YES",
                 "reject" | "no" => "OPT_IN_NO",
@@ -88,8 +101,8 @@ async fn act(
             }
             .to_string(),
         ),
-        (None, None, true) => ContactAction::Read,
-        _ => return Err(ApiError::InvalidRequest("give one of text, tap or read".into())),
+        (None, None, true, None) => ContactAction::Read,
+        _ => return Err(ApiError::InvalidRequest("give one of text, tap, read or image".into())),
     };
     let name = a.name.unwrap_or_else(|| "Sandbox contact".into());
     let posted =

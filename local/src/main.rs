@@ -13,6 +13,7 @@ const USAGE: &str = "usage:
   connector-local contact PHONE say TEXT       act as the contact in the sandbox: send a text
   connector-local contact PHONE tap BUTTON     tap accept | reject | resume
   connector-local contact PHONE read           read everything received
+  connector-local contact PHONE image [CAPTION] send a picture
   connector-local contact PHONE inbox          show what the contact received
   connector-local archive verify CONVERSATION  re-compute a thread's hash chain (reads CONNECTOR_DATA_DIR)
   connector-local archive export CONVERSATION  print a thread's archive as JSON Lines";
@@ -89,6 +90,7 @@ async fn contact(config: &Config, args: &[String]) -> Result<(), String> {
         "say" if !rest.is_empty() => client.post(&url).json(&serde_json::json!({ "text": rest })),
         "tap" if !rest.is_empty() => client.post(&url).json(&serde_json::json!({ "tap": rest })),
         "read" => client.post(&url).json(&serde_json::json!({ "read": true })),
+        "image" => client.post(&url).json(&serde_json::json!({ "image": rest })),
         _ => return Err(USAGE.into()),
     };
     let resp = req.send().await.map_err(|e| format!("is the connector running on {}? {e}", config.listen))?;

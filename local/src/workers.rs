@@ -35,7 +35,7 @@ async fn handle(ports: &Ports, q: QueueName, job: &ReceivedJob) -> Result<Dispos
             }
         },
         QueueName::Receipts => match serde_json::from_str(&job.body) {
-            Ok(s) => receipts::handle(ports, &s, job.receives).await,
+            Ok(j) => receipts::handle(ports, &j, job.receives).await,
             Err(e) => {
                 tracing::error!(error.message = %e, "receipt unreadable; dropped");
                 Ok(Disposition::Done)

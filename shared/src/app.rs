@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use crate::adapters::embedded::{Db, DevClock, SqliteArchive, SqliteQueue, SqliteScheduler, SqliteStore, SystemClock};
+use crate::adapters::embedded::{
+    Db, DevClock, DiskMediaStore, SqliteArchive, SqliteQueue, SqliteScheduler, SqliteStore, SystemClock,
+};
 use crate::adapters::graph::GraphWhatsApp;
 use crate::adapters::sandbox::SandboxWhatsApp;
 use crate::config::{Config, ConfigError};
@@ -57,6 +59,7 @@ pub async fn embedded(config: Config) -> Result<(AppState, Embedded), ConfigErro
     let ports = Ports {
         store: Arc::new(ArchivingStore::new(Arc::new(store.clone()), archive.clone())),
         archive,
+        media: Arc::new(DiskMediaStore::new(&config.data_dir).map_err(|e| ConfigError(e.to_string()))?),
         queue: Arc::new(queue.clone()),
         scheduler: Arc::new(scheduler.clone()),
         clock,

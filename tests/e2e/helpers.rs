@@ -17,20 +17,34 @@ pub const JWT: &str = "e2e-jwt-secret";
 pub const PHONE: &str = "+447700900123";
 pub const WA_ID: &str = "447700900123";
 
+/// A picture's bytes and MIME type.
+pub type Picture = (Vec<u8>, String);
+
 /// A scripted Graph API: each send pops the next answer (default: accepted with a new wamid).
 #[derive(Clone, Default)]
 pub struct FakeGraph {
     pub requests: Arc<Mutex<Vec<Value>>>,
     script: Arc<Mutex<VecDeque<(u16, Value)>>>,
     counter: Arc<Mutex<u64>>,
+    /// Meta media id → bytes: what was uploaded, and what contacts "sent".
+    pub media: Arc<Mutex<HashMap<String, Picture>>>,
+    /// Answers for downloads, consumed before the stored bytes are served.
+    pub download_script: Arc<Mutex<VecDeque<u16>>>,
+    pub base: Arc<Mutex<String>>,
 }
 
 impl FakeGraph {
     pub async fn start() -> (FakeGraph, String) {
         let fake = FakeGraph::default();
-        let app = Router::new().route("/v25.0/{pnid}/messages", post(graph_send)).with_state(fake.clone());
+        let app = Router::new()
+            .route("/v25.0/{pnid}/messages", post(graph_send))
+            .route("/v25.0/{pnid}/media", post(graph_upload))
+            .route("/v25.0/{media_id}", axum::routing::get(graph_media_info))
+            .route("/download/{media_id}", axum::routing::get(graph_download))
+            .with_state(fake.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        *fake.base.lock().unwrap() = format!("http://{addr}");
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         (fake, format!("http://{addr}/v25.0"))
     }
@@ -57,6 +71,67 @@ impl FakeGraph {
             .into_iter()
             .filter_map(|r| r.get("_wamid").and_then(|w| w.as_str()).map(|w| (w.to_string(), r.clone())))
             .collect()
+    }
+}
+
+async fn graph_upload(
+    State(fake): State<FakeGraph>,
+    mut multipart: axum::extract::Multipart,
+) -> (StatusCode, Json<Value>) {
+    let mut fields = serde_json::Map::new();
+    let mut file = Vec::new();
+    let mut mime = String::new();
+    while let Ok(Some(field)) = multipart.next_field().await {
+        let name = field.name().unwrap_or("").to_string();
+        if name == "file" {
+            mime = field.content_type().unwrap_or("").to_string();
+            file = field.bytes().await.unwrap().to_vec();
+        } else {
+            fields.insert(name, json!(field.text().await.unwrap()));
+        }
+    }
+    let id = format!("meta-media-{}", next_id());
+    fields.insert("_upload".into(), json!(id));
+    fields.insert("_mime".into(), json!(mime));
+    fields.insert("_size".into(), json!(file.len()));
+    fake.requests.lock().unwrap().push(Value::Object(fields));
+    fake.media.lock().unwrap().insert(id.clone(), (file, mime));
+    (StatusCode::OK, Json(json!({"id": id})))
+}
+
+async fn graph_media_info(
+    State(fake): State<FakeGraph>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> (StatusCode, Json<Value>) {
+    let media = fake.media.lock().unwrap();
+    match media.get(&id) {
+        Some((bytes, mime)) => {
+            let base = fake.base.lock().unwrap().clone();
+            (
+                StatusCode::OK,
+                Json(
+                    json!({"messaging_product": "whatsapp", "url": format!("{base}/download/{id}"), "mime_type": mime, "file_size": bytes.len(), "id": id}),
+                ),
+            )
+        }
+        None => (StatusCode::NOT_FOUND, Json(json!({"error": {"message": "not found", "code": 100}}))),
+    }
+}
+
+async fn graph_download(
+    State(fake): State<FakeGraph>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> (StatusCode, Vec<u8>) {
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer e2e-token") {
+        return (StatusCode::UNAUTHORIZED, vec![]);
+    }
+    if let Some(status) = fake.download_script.lock().unwrap().pop_front() {
+        return (StatusCode::from_u16(status).unwrap(), vec![]);
+    }
+    match fake.media.lock().unwrap().get(&id) {
+        Some((bytes, _)) => (StatusCode::OK, bytes.clone()),
+        None => (StatusCode::NOT_FOUND, vec![]),
     }
 }
 

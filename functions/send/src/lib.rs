@@ -1,22 +1,54 @@
-//! `POST /conversations/{id}/messages` (compose, hold or queue) and
-//! `GET /conversations/{id}/messages` (history the caller may see).
+//! `POST /conversations/{id}/messages` (compose, hold or queue),
+//! `GET /conversations/{id}/messages` (history the caller may see), and pictures:
+//! `POST /media` and `GET /media/{id}`.
 
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::StatusCode;
-use axum::routing::post;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
+use serde_json::json;
 
+use shared::domain::media::MAX_IMAGE_BYTES;
 use shared::domain::message::TemplateSpec;
 use shared::http::{ApiError, AppJson, AppState, Identity, MAX_JSON_BODY};
+use shared::usecases::media;
 use shared::usecases::send::{self, Content, SendCommand};
 use shared::usecases::views::{self, MessageView};
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let messages = Router::new()
         .route("/conversations/{id}/messages", post(send_message).get(history))
-        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
+    let media = Router::new()
+        .route("/media", post(upload))
+        .route("/media/{id}", get(download))
+        // One byte over the limit is enough to tell "too large".
+        .layer(DefaultBodyLimit::max(MAX_IMAGE_BYTES + 1));
+    messages.merge(media).with_state(state)
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    Identity(caller): Identity,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let body = body.map_err(|_| ApiError::TooLarge(MAX_IMAGE_BYTES))?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let m = media::upload(&state.ports, &caller, body.to_vec(), content_type).await?;
+    Ok((StatusCode::CREATED, Json(json!({"media_id": m.id, "mime_type": m.mime_type, "size": m.size}))))
+}
+
+async fn download(
+    State(state): State<AppState>,
+    Identity(caller): Identity,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (bytes, mime) = media::get(&state.ports, &caller, &id).await?;
+    Ok(([(header::CONTENT_TYPE, mime)], bytes).into_response())
 }
 
 #[derive(Deserialize)]
@@ -30,7 +62,6 @@ struct SendBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
 struct ImageBody {
     media_id: String,
     caption: Option<String>,
@@ -60,7 +91,12 @@ fn command(body: SendBody) -> Result<SendCommand, ApiError> {
             }
             Content::Template(TemplateSpec { name: t.name, language: t.language, params: t.params, buttons: vec![] })
         }
-        (None, Some(_), None) => return Err(invalid("image messages are not available yet")),
+        (None, Some(i), None) => {
+            if i.media_id.is_empty() {
+                return Err(invalid("image.media_id must not be empty"));
+            }
+            Content::Image { media_id: i.media_id, caption: i.caption.filter(|c| !c.is_empty()) }
+        }
         _ => return Err(invalid("give exactly one of text, image or template")),
     };
     Ok(SendCommand { content, client_id: body.client_id })

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use shared::http::{ApiError, AppState, MAX_WEBHOOK_BODY};
 use shared::meta::signature;
 use shared::meta::webhook::{self, WebhookEvent};
+use shared::ports::ReceiptsJob;
 use shared::usecases::{inbound, receipts, UseCaseError};
 
 pub fn router(state: AppState) -> Router {
@@ -79,7 +80,7 @@ async fn apply(state: &AppState, event: WebhookEvent) -> Result<(), UseCaseError
         WebhookEvent::Inbound(m) => {
             inbound::apply_inbound(ports, &m).await?;
         }
-        WebhookEvent::Status(s) => ports.queue.send_receipt(s).await?,
+        WebhookEvent::Status(s) => ports.queue.send_receipt(ReceiptsJob::Status(s)).await?,
         WebhookEvent::MarketingPreference { wa_id, stop, .. } => {
             receipts::marketing_preference(ports, &wa_id, stop).await?
         }

@@ -19,6 +19,8 @@ pub enum FailureReason {
     Experiment,
     RecipientIdUnsupported,
     RetriesExhausted,
+    /// A contact's picture could not be downloaded for good.
+    MediaUnavailable,
     Unknown,
 }
 

@@ -3,6 +3,7 @@
 
 pub mod contact;
 pub mod conversation;
+pub mod media;
 pub mod message;
 pub mod meta_error;
 pub mod notice;
@@ -43,6 +44,10 @@ pub enum DomainError {
     NotAddable(String),
     #[error("blocked by data-loss prevention rules: {}", .0.join(", "))]
     DlpBlocked(Vec<String>),
+    #[error("larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("{0}")]
+    UnsupportedMedia(String),
     #[error("{0}")]
     Invalid(String),
 }

@@ -409,6 +409,13 @@ pub fn failure_text(reason: FailureReason, lang: Lang) -> &'static str {
             "WhatsApp war nicht erreichbar, mehrere Versuche sind fehlgeschlagen. Senden Sie sie später erneut.",
             "O WhatsApp estava indisponível e várias tentativas falharam. Envie novamente mais tarde.",
         ],
+        MediaUnavailable => &[
+            "the picture could not be downloaded from WhatsApp. Ask the contact to send it again.",
+            "no se pudo descargar la imagen de WhatsApp. Pida al contacto que la vuelva a enviar.",
+            "l'image n'a pas pu être téléchargée depuis WhatsApp. Demandez au contact de la renvoyer.",
+            "das Bild konnte nicht von WhatsApp geladen werden. Bitten Sie den Kontakt, es erneut zu senden.",
+            "não foi possível transferir a imagem do WhatsApp. Peça ao contacto para a enviar novamente.",
+        ],
         Unknown => &[
             "WhatsApp refused the message. Send it again, and tell your administrator if it keeps failing.",
             "WhatsApp rechazó el mensaje. Vuelva a enviarlo y avise a su administrador si sigue fallando.",

@@ -92,6 +92,8 @@ impl From<UseCaseError> for ApiError {
                 DomainError::ThreadFull => ApiError::ThreadFull,
                 DomainError::NotAddable(m) => ApiError::NotAddable(m),
                 DomainError::DlpBlocked(rules) => ApiError::DlpBlocked(rules),
+                DomainError::TooLarge(n) => ApiError::TooLarge(n),
+                DomainError::UnsupportedMedia(m) => ApiError::UnsupportedMediaType(m),
                 DomainError::Invalid(m) => ApiError::InvalidRequest(m),
             },
             UseCaseError::NotFound => ApiError::NotFound,

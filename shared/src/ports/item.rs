@@ -46,6 +46,9 @@ impl Key {
     pub fn directory_entry(sub_org: &str, region: &str, user: &str) -> Key {
         Key { pk: directory_partition(sub_org, region), sk: format!("USER#{user}") }
     }
+    pub fn media(id: &str) -> Key {
+        Key { pk: format!("MEDIA#{id}"), sk: "MEDIA".into() }
+    }
     pub fn dedupe(id: &str) -> Key {
         Key { pk: format!("DEDUPE#{id}"), sk: "DEDUPE".into() }
     }
@@ -65,6 +68,26 @@ pub struct DirectoryUser {
     pub region: String,
     pub locale: String,
     pub whatsapp_enabled: bool,
+}
+
+/// A picture: uploaded by an employee or received from a contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaRecord {
+    pub id: String,
+    /// The uploading user's id, or `contact`.
+    pub owner: String,
+    pub mime_type: String,
+    pub size: u64,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+    /// Meta's media id once uploaded, and when (uploaded ids live 30 days).
+    pub meta_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub meta_uploaded_at: Option<OffsetDateTime>,
+    /// Threads it was sent or received in: their participants may fetch it.
+    pub conversations: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
 }
 
 /// Every kind of item, tagged so the stored form names its kind.
@@ -113,6 +136,7 @@ pub enum Item {
     Profile(DirectoryUser),
     /// The same user listed in their sub-organization and region, for directory searches.
     DirectoryEntry(DirectoryUser),
+    Media(MediaRecord),
     /// A webhook message or status already applied; forgotten after `expires_at`.
     Dedupe {
         id: String,
@@ -137,6 +161,7 @@ impl Item {
             Item::ContactThread { contact_key, conversation_id } => Key::contact_thread(contact_key, conversation_id),
             Item::Profile(u) => Key::profile(&u.user_id),
             Item::DirectoryEntry(u) => Key::directory_entry(&u.sub_org, &u.region, &u.user_id),
+            Item::Media(m) => Key::media(&m.id),
             Item::Dedupe { id, .. } => Key::dedupe(id),
         }
     }

@@ -12,7 +12,7 @@ use crate::meta::graph::{GraphError, OutboundRequest};
 use crate::meta::webhook::StatusEvent;
 
 pub mod item;
-pub use item::{directory_partition, DirectoryUser, Item, Key};
+pub use item::{directory_partition, DirectoryUser, Item, Key, MediaRecord};
 
 /// A stored item and the version a conditional write must name to replace it.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,8 +110,8 @@ pub enum Disposition {
 pub trait Queue: Send + Sync {
     /// Onto the outbound FIFO queue: group = conversation, dedupe = message and generation.
     async fn send_outbound(&self, job: OutboundJob) -> Result<(), QueueError>;
-    /// Onto the receipts queue.
-    async fn send_receipt(&self, status: StatusEvent) -> Result<(), QueueError>;
+    /// Onto the receipts queue: a status, or a contact's picture to fetch.
+    async fn send_receipt(&self, job: ReceiptsJob) -> Result<(), QueueError>;
 }
 
 /// A one-time timer; its name is deterministic so arming it again replaces it.
@@ -150,11 +150,60 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> OffsetDateTime;
 }
 
+/// What `GET /{media-id}` tells about a contact's picture.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct MediaInfo {
+    pub url: String,
+    #[serde(default)]
+    pub mime_type: String,
+    /// As Meta gives it (hex or base64 of SHA-256; both are accepted when checking).
+    #[serde(default)]
+    pub sha256: Option<String>,
+    #[serde(default)]
+    pub file_size: Option<u64>,
+}
+
 /// Meta's Cloud API, or the sandbox standing in for it.
 #[async_trait]
 pub trait WhatsApp: Send + Sync {
     /// Sends one message; the wamid on acceptance.
     async fn send(&self, req: &OutboundRequest) -> Result<String, GraphError>;
+    /// `POST /{phone-number-id}/media` (multipart); Meta's media id.
+    async fn upload_media(&self, bytes: Vec<u8>, mime_type: &str) -> Result<String, GraphError>;
+    /// `GET /{media-id}`: where to download a contact's picture (valid 5 minutes).
+    async fn media_info(&self, meta_id: &str) -> Result<MediaInfo, GraphError>;
+    /// Downloads `url` with the bearer token, refusing more than `max` bytes.
+    async fn download(&self, url: &str, max: usize) -> Result<Vec<u8>, GraphError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("media store unavailable: {0}")]
+pub struct MediaStoreError(pub String);
+
+/// Where picture bytes live: the local disk, or S3.
+#[async_trait]
+pub trait MediaStore: Send + Sync {
+    async fn put(&self, id: &str, bytes: Vec<u8>, mime_type: &str) -> Result<(), MediaStoreError>;
+    async fn get(&self, id: &str) -> Result<Option<Vec<u8>>, MediaStoreError>;
+}
+
+/// A contact's picture to fetch from Meta, on the receipts queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaFetch {
+    pub conversation_id: String,
+    pub message_id: String,
+    /// Our id for it.
+    pub media_id: String,
+    pub meta_id: String,
+    pub sha256: Option<String>,
+}
+
+/// What the receipts queue carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptsJob {
+    Status(StatusEvent),
+    FetchMedia(MediaFetch),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -194,3 +243,4 @@ item_kind!(Contact, Contact);
 item_kind!(Conversation, Conversation);
 item_kind!(Message, Message);
 item_kind!(DirectoryUser, Profile);
+item_kind!(MediaRecord, Media);

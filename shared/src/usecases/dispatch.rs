@@ -56,7 +56,18 @@ async fn dispatch_one(ports: &Ports, key: &Key) -> Result<Disposition> {
         .await?
         .ok_or(UseCaseError::NotFound)?;
     let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
-    let Some(req) = request_for(&claimed, &conv.item, &contact.item) else {
+    let mut meta_media = None;
+    if let (MessageKind::Image, Some(id)) = (claimed.kind, &claimed.media_id) {
+        match super::media::meta_id(ports, id).await? {
+            Ok(meta) => meta_media = Some(meta),
+            Err(e) => {
+                tracing::warn!(message_id = %claimed.id, error = %e.message, "picture upload refused");
+                let failure = Failure { code: e.code, http_status: e.http_status, detail: e.message };
+                return apply_failure(ports, &key, &failure, true).await;
+            }
+        }
+    }
+    let Some(req) = request_for(&claimed, &conv.item, &contact.item, meta_media) else {
         tracing::error!(message_id = %claimed.id, "message has nothing to send");
         return Ok(Disposition::Done);
     };
@@ -98,7 +109,12 @@ async fn claim(ports: &Ports, key: &Key) -> Result<Option<(Message, u64)>> {
     Err(UseCaseError::Contention)
 }
 
-fn request_for(m: &Message, conv: &Conversation, contact: &Contact) -> Option<OutboundRequest> {
+fn request_for(
+    m: &Message,
+    conv: &Conversation,
+    contact: &Contact,
+    meta_media: Option<String>,
+) -> Option<OutboundRequest> {
     let to = match (&contact.phone, &contact.user_id) {
         (Some(p), _) => Recipient::Phone(p.clone()),
         (None, Some(u)) => Recipient::UserId(u.clone()),
@@ -109,7 +125,10 @@ fn request_for(m: &Message, conv: &Conversation, contact: &Contact) -> Option<Ou
             OutboundBody::Text { body: format!("{}{}", m.prefix.as_deref().unwrap_or(""), m.text.as_deref()?) }
         }
         MessageKind::Template => OutboundBody::Template(m.template.clone()?),
-        MessageKind::Image => OutboundBody::Image { media_id: m.media_id.clone()?, caption: m.text.clone() },
+        MessageKind::Image => OutboundBody::Image {
+            media_id: meta_media?,
+            caption: m.text.as_ref().map(|t| format!("{}{t}", m.prefix.as_deref().unwrap_or(""))),
+        },
         MessageKind::Reaction | MessageKind::Notice => return None,
     };
     Some(OutboundRequest { to, body, callback: m.id.clone() })

@@ -8,7 +8,7 @@ use crate::domain::message::{Reaction, SystemPurpose};
 use crate::domain::notice::{Notice, NoticeCode};
 use crate::domain::{Contact, Conversation, Direction, Message, MessageKind, MessageStatus};
 use crate::meta::webhook::{InboundContent, InboundMessage};
-use crate::ports::{Cond, Item, Key, StoreError, Timer, Versioned, Write};
+use crate::ports::{Cond, Item, Key, MediaFetch, ReceiptsJob, StoreError, Timer, Versioned, Write};
 
 use super::archive;
 use super::receipts::dedupe_mark;
@@ -117,9 +117,9 @@ fn stored_message(conv_id: &str, m: &InboundMessage, now: time::OffsetDateTime) 
         InboundContent::Text { body } => msg.text = Some(body.clone()),
         InboundContent::Button { text, .. } => msg.text = Some(text.clone()),
         InboundContent::Reply { title, .. } => msg.text = Some(title.clone()),
-        InboundContent::Image { media_id, caption, .. } => {
+        InboundContent::Image { caption, .. } => {
+            // The picture is fetched from Meta after the 200; `media_id` is set once it is stored.
             msg.kind = MessageKind::Image;
-            msg.media_id = Some(media_id.clone());
             msg.text = caption.clone();
         }
         InboundContent::Reaction { message_id, emoji } => {
@@ -171,6 +171,7 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
         }
         let mut to_queue = Vec::new();
         let mut events = Vec::new();
+        let mut fetches = Vec::new();
         if let Some(change) = outcome.consent_changed {
             for t in &threads {
                 let mut e =
@@ -200,6 +201,15 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
                 e.text_as_sent = msg.text.clone();
                 events.push(e);
             }
+            if let InboundContent::Image { media_id, sha256, .. } = &m.content {
+                fetches.push(MediaFetch {
+                    conversation_id: c.id.clone(),
+                    message_id: msg.id.clone(),
+                    media_id: new_id(),
+                    meta_id: media_id.clone(),
+                    sha256: sha256.clone(),
+                });
+            }
             writes.push(put_new(Item::Message(msg)));
             if outcome.consent_changed == Some(ConsentState::OptedOut) {
                 let confirm = system_template(&c, SystemPurpose::OptOutConfirmation, &ports.settings, now);
@@ -227,6 +237,9 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
             Err(e) => return Err(e.into()),
         }
         archive::record(ports, events).await;
+        for f in fetches {
+            ports.queue.send_receipt(ReceiptsJob::FetchMedia(f)).await?;
+        }
         enqueue_all(&*ports.queue, &to_queue.iter().collect::<Vec<_>>()).await?;
         if outcome.release_held {
             for t in &threads {

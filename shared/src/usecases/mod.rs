@@ -6,6 +6,7 @@ pub mod conversations;
 pub mod directory;
 pub mod dispatch;
 pub mod inbound;
+pub mod media;
 pub mod outcomes;
 pub mod participants;
 pub mod receipts;
@@ -71,6 +72,7 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
     pub whatsapp: Arc<dyn WhatsApp>,
     pub archive: Arc<dyn crate::ports::Archive>,
+    pub media: Arc<dyn crate::ports::MediaStore>,
     pub settings: Arc<Settings>,
 }
 

@@ -11,11 +11,14 @@ use crate::domain::{DomainError, Message, MessageKind, MessageStatus};
 use crate::ports::{Item, Key, StoreError};
 
 use super::archive;
+use super::media;
 use super::views::MessageView;
 use super::{
     enqueue_all, load, load_contact, new_id, notice_message, participant_conversation, put_new, put_versioned, release,
     system_template, Caller, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES,
 };
+use crate::domain::media::MAX_CAPTION_CHARS;
+use crate::ports::MediaRecord;
 
 /// Longest text Meta accepts, counted in characters.
 pub const MAX_TEXT_CHARS: usize = 4096;
@@ -24,6 +27,7 @@ pub const MAX_TEXT_CHARS: usize = 4096;
 pub enum Content {
     Text(String),
     Template(TemplateSpec),
+    Image { media_id: String, caption: Option<String> },
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +78,7 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
         // Made after the versioned read: ids sort in commit order.
         let mut msg = Message::outbound(new_id(), c.id.clone(), caller.user_id.clone(), MessageKind::Text, now);
         msg.client_id = cmd.client_id.clone();
+        let mut media_write = None;
         match &content {
             Content::Text(t) => {
                 let speaker = c.participant(&caller.user_id).map_or(caller.name.as_str(), |p| p.name.as_str());
@@ -90,6 +95,32 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
             Content::Template(t) => {
                 msg.kind = MessageKind::Template;
                 msg.template = Some(t.clone());
+            }
+            Content::Image { media_id, caption } => {
+                let media =
+                    load::<MediaRecord>(&*ports.store, &Key::media(media_id)).await?.ok_or(UseCaseError::NotFound)?;
+                media::sendable(&media.item, caller, &c.id)?;
+                let speaker = c.participant(&caller.user_id).map_or(caller.name.as_str(), |p| p.name.as_str());
+                msg.kind = MessageKind::Image;
+                msg.media_id = Some(media_id.clone());
+                msg.text = caption.clone();
+                if caption.is_some() {
+                    msg.prefix = c.speaker_prefix(speaker);
+                }
+                let total = msg.prefix.as_ref().map_or(0, |p| p.chars().count())
+                    + caption.as_ref().map_or(0, |t| t.chars().count());
+                if total > MAX_CAPTION_CHARS {
+                    return Err(DomainError::Invalid(format!(
+                        "caption and the sender's name are longer than {MAX_CAPTION_CHARS} characters"
+                    ))
+                    .into());
+                }
+                if !media.item.conversations.contains(&c.id) {
+                    // Once sent, the thread's participants may fetch it.
+                    let mut shared_with = media.item.clone();
+                    shared_with.conversations.push(c.id.clone());
+                    media_write = Some(put_versioned(Item::Media(shared_with), Some(media.version)));
+                }
             }
         }
 
@@ -149,6 +180,7 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
         }
         writes.extend(to_queue.iter().filter(|m| m.id != msg.id).map(|m| put_new(Item::Message(m.clone()))));
         writes.extend(extra);
+        writes.extend(media_write);
         match ports.store.transact(writes).await {
             Ok(()) => {
                 if !dlp_rules.is_empty() {
@@ -215,6 +247,9 @@ fn screen(policy: &Policy, content: Content) -> Result<(Content, Vec<String>)> {
             t.params = t.params.into_iter().map(&mut check).collect::<Result<_>>()?;
             Content::Template(t)
         }
+        Content::Image { media_id, caption } => {
+            Content::Image { media_id, caption: caption.map(&mut check).transpose()? }
+        }
     };
     rules.sort();
     rules.dedup();
@@ -226,5 +261,6 @@ fn written_text(content: &Content) -> String {
     match content {
         Content::Text(t) => t.clone(),
         Content::Template(t) => format!("[template {} ({})] {}", t.name, t.language, t.params.join(" | ")),
+        Content::Image { media_id, caption } => format!("[image {media_id}] {}", caption.as_deref().unwrap_or("")),
     }
 }

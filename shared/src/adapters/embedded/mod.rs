@@ -4,6 +4,7 @@
 mod archive;
 mod clock;
 mod db;
+mod media;
 mod queue;
 mod scheduler;
 mod store;
@@ -11,6 +12,7 @@ mod store;
 pub use archive::SqliteArchive;
 pub use clock::{DevClock, ManualClock, SystemClock};
 pub use db::Db;
+pub use media::DiskMediaStore;
 pub use queue::{QueueName, ReceivedJob, SqliteQueue};
 pub use scheduler::SqliteScheduler;
 pub use store::SqliteStore;

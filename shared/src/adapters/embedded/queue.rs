@@ -10,8 +10,7 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 use super::Db;
-use crate::meta::webhook::StatusEvent;
-use crate::ports::{OutboundJob, Queue, QueueError};
+use crate::ports::{OutboundJob, Queue, QueueError, ReceiptsJob};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueueName {
@@ -164,8 +163,8 @@ impl Queue for SqliteQueue {
         self.push(QueueName::Outbound, Some(job.conversation_id.clone()), Some(job.dedupe_id()), body).await
     }
 
-    async fn send_receipt(&self, status: StatusEvent) -> Result<(), QueueError> {
-        let body = serde_json::to_string(&status).map_err(|e| QueueError(e.to_string()))?;
+    async fn send_receipt(&self, job: ReceiptsJob) -> Result<(), QueueError> {
+        let body = serde_json::to_string(&job).map_err(|e| QueueError(e.to_string()))?;
         self.push(QueueName::Receipts, None, None, body).await
     }
 }

@@ -4,12 +4,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::meta::graph::{parse_send_response, request_json, GraphError, OutboundRequest};
-use crate::ports::WhatsApp;
+use crate::meta::graph::{parse_error, parse_send_response, request_json, GraphError, OutboundRequest};
+use crate::ports::{MediaInfo, WhatsApp};
 
 pub struct GraphWhatsApp {
     client: reqwest::Client,
-    messages_url: String,
+    base: String,
+    phone_number_id: String,
     token: String,
 }
 
@@ -17,31 +18,99 @@ impl GraphWhatsApp {
     /// `base` includes the Graph version, e.g. `https://graph.facebook.com/v25.0`.
     pub fn new(base: &str, phone_number_id: &str, token: String) -> Result<GraphWhatsApp, reqwest::Error> {
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
+            .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(90))
             .build()?;
         Ok(GraphWhatsApp {
             client,
-            messages_url: format!("{}/{}/messages", base.trim_end_matches('/'), phone_number_id),
+            base: base.trim_end_matches('/').to_string(),
+            phone_number_id: phone_number_id.to_string(),
             token,
         })
     }
+
+    async fn answer(resp: Result<reqwest::Response, reqwest::Error>) -> Result<(u16, Vec<u8>), GraphError> {
+        let resp = resp.map_err(|e| GraphError::transport(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(|e| GraphError::transport(e.to_string()))?;
+        Ok((status, body.to_vec()))
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Uploaded {
+    id: String,
 }
 
 #[async_trait]
 impl WhatsApp for GraphWhatsApp {
     async fn send(&self, req: &OutboundRequest) -> Result<String, GraphError> {
-        let resp = self
+        let url = format!("{}/{}/messages", self.base, self.phone_number_id);
+        let (status, body) =
+            Self::answer(self.client.post(url).bearer_auth(&self.token).json(&request_json(req)).send().await).await?;
+        parse_send_response(status, &body)
+    }
+
+    async fn upload_media(&self, bytes: Vec<u8>, mime_type: &str) -> Result<String, GraphError> {
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name("image")
+            .mime_str(mime_type)
+            .map_err(|e| GraphError::transport(e.to_string()))?;
+        let form = reqwest::multipart::Form::new()
+            .text("messaging_product", "whatsapp")
+            .text("type", mime_type.to_string())
+            .part("file", part);
+        let url = format!("{}/{}/media", self.base, self.phone_number_id);
+        let (status, body) =
+            Self::answer(self.client.post(url).bearer_auth(&self.token).multipart(form).send().await).await?;
+        if !(200..300).contains(&status) {
+            return Err(parse_error(status, &body));
+        }
+        serde_json::from_slice::<Uploaded>(&body).map(|u| u.id).map_err(|_| GraphError {
+            http_status: Some(status),
+            code: None,
+            message: "no media id in answer".into(),
+        })
+    }
+
+    async fn media_info(&self, meta_id: &str) -> Result<MediaInfo, GraphError> {
+        let url = format!("{}/{}?phone_number_id={}", self.base, meta_id, self.phone_number_id);
+        let (status, body) = Self::answer(self.client.get(url).bearer_auth(&self.token).send().await).await?;
+        if !(200..300).contains(&status) {
+            return Err(parse_error(status, &body));
+        }
+        serde_json::from_slice(&body).map_err(|e| GraphError {
+            http_status: Some(status),
+            code: None,
+            message: format!("media answer: {e}"),
+        })
+    }
+
+    async fn download(&self, url: &str, max: usize) -> Result<Vec<u8>, GraphError> {
+        let mut resp = self
             .client
-            .post(&self.messages_url)
+            .get(url)
             .bearer_auth(&self.token)
-            .json(&request_json(req))
             .send()
             .await
             .map_err(|e| GraphError::transport(e.to_string()))?;
         let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|e| GraphError::transport(e.to_string()))?;
-        parse_send_response(status, &body)
+        if !(200..300).contains(&status) {
+            let body = resp.bytes().await.unwrap_or_default();
+            return Err(parse_error(status, &body));
+        }
+        let mut out = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| GraphError::transport(e.to_string()))? {
+            out.extend_from_slice(&chunk);
+            if out.len() > max {
+                return Err(GraphError {
+                    http_status: Some(status),
+                    code: Some(131052),
+                    message: "media too large".into(),
+                });
+            }
+        }
+        Ok(out)
     }
 }

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::meta::graph::{request_json, GraphError, OutboundBody, OutboundRequest, Recipient};
 use crate::meta::signature;
-use crate::ports::{Clock, WhatsApp};
+use crate::ports::{Clock, MediaInfo, WhatsApp};
 
 /// What the contact received, as the sandbox shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -34,6 +34,8 @@ struct Inner {
     webhook_url: OnceLock<String>,
     clock: Arc<dyn Clock>,
     inbox: Mutex<HashMap<String, Vec<Received>>>,
+    /// Pictures uploaded by the connector or sent by a contact, by Meta-style id.
+    media: Mutex<HashMap<String, (Vec<u8>, String)>>,
 }
 
 /// What a person can do as the contact.
@@ -45,6 +47,11 @@ pub enum ContactAction {
     Tap(String),
     /// Reads everything received so far.
     Read,
+    /// Sends a picture (PNG or JPEG bytes) with an optional caption.
+    Image {
+        bytes: Vec<u8>,
+        caption: Option<String>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +74,7 @@ impl SandboxWhatsApp {
                 webhook_url: OnceLock::new(),
                 clock,
                 inbox: Mutex::new(HashMap::new()),
+                media: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -107,6 +115,22 @@ impl SandboxWhatsApp {
                     "contacts": [{"profile": {"name": name}, "wa_id": digits}],
                     "messages": [{"context": {"from": "15550783881", "id": ctx}, "from": digits, "id": wamid,
                         "timestamp": ts, "type": "button", "button": {"payload": payload, "text": button_label(&payload)}}],
+                })
+            }
+            ContactAction::Image { bytes, caption } => {
+                let mime = crate::domain::media::ImageType::sniff(&bytes).map_or("image/png", |t| t.mime()).to_string();
+                let meta_id = format!("sandbox-media-{}", ulid::Ulid::new());
+                let sha = base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes)),
+                );
+                if let Ok(mut m) = inner.media.lock() {
+                    m.insert(meta_id.clone(), (bytes, mime.clone()));
+                }
+                json!({
+                    "contacts": [{"profile": {"name": name}, "wa_id": digits}],
+                    "messages": [{"from": digits, "id": wamid, "timestamp": ts, "type": "image",
+                        "image": {"id": meta_id, "mime_type": mime, "sha256": sha, "caption": caption}}],
                 })
             }
             ContactAction::Read => {
@@ -162,6 +186,41 @@ impl Inner {
 
 #[async_trait]
 impl WhatsApp for SandboxWhatsApp {
+    async fn upload_media(&self, bytes: Vec<u8>, mime_type: &str) -> Result<String, GraphError> {
+        let id = format!("sandbox-media-{}", ulid::Ulid::new());
+        if let Ok(mut m) = self.inner.media.lock() {
+            m.insert(id.clone(), (bytes, mime_type.to_string()));
+        }
+        Ok(id)
+    }
+
+    async fn media_info(&self, meta_id: &str) -> Result<MediaInfo, GraphError> {
+        let media = self.inner.media.lock().map_err(|_| GraphError::transport("sandbox poisoned"))?;
+        let (bytes, mime) = media.get(meta_id).ok_or_else(|| GraphError {
+            http_status: Some(404),
+            code: Some(100),
+            message: "unknown media".into(),
+        })?;
+        Ok(MediaInfo {
+            url: format!("sandbox://{meta_id}"),
+            mime_type: mime.clone(),
+            sha256: None,
+            file_size: Some(bytes.len() as u64),
+        })
+    }
+
+    async fn download(&self, url: &str, max: usize) -> Result<Vec<u8>, GraphError> {
+        let id = url.strip_prefix("sandbox://").unwrap_or(url);
+        let media = self.inner.media.lock().map_err(|_| GraphError::transport("sandbox poisoned"))?;
+        match media.get(id) {
+            Some((bytes, _)) if bytes.len() <= max => Ok(bytes.clone()),
+            Some(_) => {
+                Err(GraphError { http_status: Some(200), code: Some(131052), message: "media too large".into() })
+            }
+            None => Err(GraphError { http_status: Some(404), code: None, message: "unknown media".into() }),
+        }
+    }
+
     async fn send(&self, req: &OutboundRequest) -> Result<String, GraphError> {
         let digits = match &req.to {
             Recipient::Phone(p) => p.trim_start_matches('+').to_string(),

@@ -1,0 +1,192 @@
+//! Pictures: uploads from employees (checked by their bytes), fetching contacts' pictures from
+//! Meta (checked by their SHA-256), serving them to the thread's participants only, and Meta's
+//! media id for sending.
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use time::Duration;
+
+use crate::domain::media::{ImageType, MAX_IMAGE_BYTES};
+use crate::domain::message::MessageError;
+use crate::domain::meta_error::FailureReason;
+use crate::domain::{DomainError, Message, MessageStatus};
+use crate::meta::graph::GraphError;
+use crate::ports::{Cond, Disposition, Item, Key, MediaFetch, MediaRecord, StoreError, Write};
+
+use super::{load, new_id, put_versioned, Caller, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES};
+
+/// Meta keeps uploaded media 30 days; re-upload a day before.
+const META_MEDIA_LIFETIME: Duration = Duration::days(29);
+/// Receives of a fetch job before a picture is given up on.
+const FETCH_ATTEMPTS: u32 = 5;
+
+fn media_error(e: crate::ports::MediaStoreError) -> UseCaseError {
+    UseCaseError::Store(StoreError::Unavailable(e.0))
+}
+
+/// `POST /media`: a JPEG or PNG of at most 5 MB, taken for what its bytes are.
+pub async fn upload(ports: &Ports, caller: &Caller, bytes: Vec<u8>, content_type: Option<&str>) -> Result<MediaRecord> {
+    if bytes.len() > MAX_IMAGE_BYTES {
+        return Err(DomainError::TooLarge(MAX_IMAGE_BYTES).into());
+    }
+    if content_type.and_then(ImageType::from_mime).is_none() {
+        return Err(DomainError::UnsupportedMedia("Content-Type must be image/jpeg or image/png".into()).into());
+    }
+    let real = ImageType::sniff(&bytes)
+        .ok_or_else(|| DomainError::UnsupportedMedia("the bytes are not a JPEG or a PNG".into()))?;
+    let record = MediaRecord {
+        id: new_id(),
+        owner: caller.user_id.clone(),
+        mime_type: real.mime().to_string(),
+        size: bytes.len() as u64,
+        sha256: hex::encode(Sha256::digest(&bytes)),
+        meta_id: None,
+        meta_uploaded_at: None,
+        conversations: vec![],
+        created_at: ports.clock.now(),
+    };
+    ports.media.put(&record.id, bytes, real.mime()).await.map_err(media_error)?;
+    ports.store.transact(vec![Write::Put { item: Item::Media(record.clone()), cond: Cond::NotExists }]).await?;
+    Ok(record)
+}
+
+/// Whether `caller` may see the picture: its uploader, or a participant of a thread it is in.
+async fn may_see(ports: &Ports, caller: &Caller, m: &MediaRecord) -> Result<bool> {
+    if m.owner == caller.user_id {
+        return Ok(true);
+    }
+    let keys: Vec<Key> = m.conversations.iter().map(|c| Key::conversation(c)).collect();
+    for v in ports.store.get_many(&keys).await?.into_iter().flatten() {
+        if let Item::Conversation(c) = v.item {
+            if c.is_participant(&caller.user_id) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// `GET /media/{id}`: the bytes and their type, or `NotFound` for anyone else.
+pub async fn get(ports: &Ports, caller: &Caller, id: &str) -> Result<(Vec<u8>, String)> {
+    let record = load::<MediaRecord>(&*ports.store, &Key::media(id)).await?.ok_or(UseCaseError::NotFound)?.item;
+    if !may_see(ports, caller, &record).await? {
+        return Err(UseCaseError::NotFound);
+    }
+    let bytes = ports.media.get(id).await.map_err(media_error)?.ok_or(UseCaseError::NotFound)?;
+    Ok((bytes, record.mime_type))
+}
+
+/// Whether the caller may send this picture in `conversation_id`: theirs, or already there.
+pub(crate) fn sendable(record: &MediaRecord, caller: &Caller, conversation_id: &str) -> Result<()> {
+    if record.owner != caller.user_id && !record.conversations.iter().any(|c| c == conversation_id) {
+        return Err(UseCaseError::NotFound);
+    }
+    Ok(())
+}
+
+/// Meta's id for our picture, uploading it first when it never was or has expired.
+pub(crate) async fn meta_id(ports: &Ports, id: &str) -> Result<std::result::Result<String, GraphError>> {
+    let now = ports.clock.now();
+    let v = load::<MediaRecord>(&*ports.store, &Key::media(id)).await?.ok_or(UseCaseError::NotFound)?;
+    if let (Some(meta), Some(at)) = (&v.item.meta_id, v.item.meta_uploaded_at) {
+        if now < at + META_MEDIA_LIFETIME {
+            return Ok(Ok(meta.clone()));
+        }
+    }
+    let bytes = ports.media.get(id).await.map_err(media_error)?.ok_or(UseCaseError::NotFound)?;
+    let meta = match ports.whatsapp.upload_media(bytes, &v.item.mime_type).await {
+        Ok(m) => m,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut next = v.item.clone();
+    next.meta_id = Some(meta.clone());
+    next.meta_uploaded_at = Some(now);
+    // A lost race only means another upload's id is kept; either is valid.
+    match ports.store.transact(vec![put_versioned(Item::Media(next), Some(v.version))]).await {
+        Ok(()) | Err(StoreError::Conflict { .. }) => Ok(Ok(meta)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether `bytes` match Meta's `sha256` (base64, or hex).
+fn sha_matches(bytes: &[u8], expected: &str) -> bool {
+    let digest = Sha256::digest(bytes);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(digest);
+    expected == b64 || expected.eq_ignore_ascii_case(&hex::encode(digest))
+}
+
+/// Fetches a contact's picture: `GET /{media-id}`, then the download with the bearer token,
+/// then the SHA-256 check. Transient failures retry; after the last attempt, or on a bad
+/// checksum, the message shows the picture as unavailable, with the reason.
+pub async fn fetch_inbound(ports: &Ports, job: &MediaFetch, receives: u32) -> Result<Disposition> {
+    let outcome = async {
+        let info = ports.whatsapp.media_info(&job.meta_id).await?;
+        let bytes = ports.whatsapp.download(&info.url, MAX_IMAGE_BYTES).await?;
+        Ok::<_, GraphError>((info, bytes))
+    }
+    .await;
+    let (info, bytes) = match outcome {
+        Ok(ok) => ok,
+        Err(e) if receives < FETCH_ATTEMPTS && e.code != Some(131052) => {
+            tracing::warn!(media_id = %job.media_id, error = %e, "picture download failed; will retry");
+            return Ok(Disposition::RetryAfter(std::time::Duration::from_secs(u64::from(receives.max(1)))));
+        }
+        Err(e) => return give_up(ports, job, &e.message).await,
+    };
+    let expected = job.sha256.as_deref().or(info.sha256.as_deref());
+    if let Some(sha) = expected {
+        if !sha_matches(&bytes, sha) {
+            return give_up(ports, job, "the downloaded picture does not match its SHA-256").await;
+        }
+    }
+    let mime = ImageType::sniff(&bytes).map_or(info.mime_type.clone(), |t| t.mime().to_string());
+    let record = MediaRecord {
+        id: job.media_id.clone(),
+        owner: "contact".into(),
+        mime_type: mime.clone(),
+        size: bytes.len() as u64,
+        sha256: hex::encode(Sha256::digest(&bytes)),
+        meta_id: None,
+        meta_uploaded_at: None,
+        conversations: vec![job.conversation_id.clone()],
+        created_at: ports.clock.now(),
+    };
+    ports.media.put(&job.media_id, bytes, &mime).await.map_err(media_error)?;
+    match ports.store.transact(vec![Write::Put { item: Item::Media(record), cond: Cond::NotExists }]).await {
+        Ok(()) | Err(StoreError::Conflict { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    set_message(ports, job, |m| m.media_id = Some(job.media_id.clone())).await?;
+    Ok(Disposition::Done)
+}
+
+async fn give_up(ports: &Ports, job: &MediaFetch, why: &str) -> Result<Disposition> {
+    tracing::warn!(media_id = %job.media_id, why, "picture unavailable");
+    let now = ports.clock.now();
+    set_message(ports, job, |m| {
+        m.status = MessageStatus::Failed;
+        m.status_at.failed.get_or_insert(now);
+        m.error = Some(MessageError {
+            code: "media_unavailable".into(),
+            detail: why.to_string(),
+            reason: Some(FailureReason::MediaUnavailable),
+        });
+    })
+    .await?;
+    Ok(Disposition::Done)
+}
+
+async fn set_message(ports: &Ports, job: &MediaFetch, f: impl Fn(&mut Message)) -> Result<()> {
+    let key = Key::message(&job.conversation_id, &job.message_id);
+    for _ in 0..MAX_CONFLICT_RETRIES {
+        let Some(v) = load::<Message>(&*ports.store, &key).await? else { return Ok(()) };
+        let mut next = v.item.clone();
+        f(&mut next);
+        match ports.store.transact(vec![put_versioned(Item::Message(next), Some(v.version))]).await {
+            Ok(()) => return Ok(()),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(UseCaseError::Contention)
+}

@@ -1,0 +1,154 @@
+use base64::Engine;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::*;
+
+const PNG: &[u8] = &[
+    0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R', 0, 0, 0, 1, 0, 0, 0, 1, 8, 2,
+    0, 0, 0,
+];
+const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0xFF, 0xD9];
+
+async fn upload(app: &TestApp, user: &str, bytes: Vec<u8>, content_type: &str) -> (u16, Value) {
+    let r = app
+        .client
+        .post(app.url("/media"))
+        .bearer_auth(app.token(user))
+        .header("content-type", content_type)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn fetch(app: &TestApp, user: &str, id: &str) -> (u16, Vec<u8>, String) {
+    let r = app.client.get(app.url(&format!("/media/{id}"))).bearer_auth(app.token(user)).send().await.unwrap();
+    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    (r.status().as_u16(), r.bytes().await.unwrap().to_vec(), ct)
+}
+
+#[tokio::test]
+async fn uploads_are_checked_by_their_bytes_and_size() {
+    let app = spawn_app().await;
+    let (s, v) = upload(&app, "u1", JPEG.to_vec(), "image/jpeg").await;
+    assert_eq!((s, v["mime_type"].as_str()), (201, Some("image/jpeg")));
+    let (s, v) = upload(&app, "u1", PNG.to_vec(), "image/jpeg").await;
+    assert_eq!((s, v["mime_type"].as_str()), (201, Some("image/png")), "a PNG labelled JPEG is taken as a PNG");
+    let (s, v) = upload(&app, "u1", b"GIF89a\x01\x00\x01\x00".to_vec(), "image/png").await;
+    assert_eq!((s, v["error"]["code"].as_str()), (415, Some("unsupported_media_type")));
+    let (s, _) = upload(&app, "u1", PNG.to_vec(), "image/gif").await;
+    assert_eq!(s, 415);
+    let mut big = JPEG.to_vec();
+    big.resize(6 * 1024 * 1024, 0);
+    let (s, v) = upload(&app, "u1", big, "image/jpeg").await;
+    assert_eq!((s, v["error"]["code"].as_str()), (413, Some("too_large")));
+    let r =
+        app.client.post(app.url("/media")).header("content-type", "image/png").body(PNG.to_vec()).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn a_picture_is_uploaded_to_meta_sent_by_id_and_shown_to_participants_only() {
+    let app = spawn_app().await;
+    let conv = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
+    app.accept_optin().await;
+    let (_, up) = upload(&app, "u1", PNG.to_vec(), "image/png").await;
+    let media_id = up["media_id"].as_str().unwrap().to_string();
+    assert_eq!(fetch(&app, "u2", &media_id).await.0, 404, "not yet in any thread of u2");
+
+    let (s, m) = app
+        .call(
+            "POST",
+            &format!("/conversations/{conv}/messages"),
+            Some("u1"),
+            Some(json!({"image": {"media_id": media_id, "caption": "card 4111 1111 1111 1111"}})),
+        )
+        .await;
+    assert_eq!(s, 202, "{m}");
+    assert_eq!((m["kind"].as_str(), m["text"].as_str()), (Some("image"), Some("card [REDACTED:card]")));
+    let (_, req) = app.wait_for_request(|r| r["type"] == "image").await;
+    let upload_req = app.graph.sent().into_iter().find(|r| r["_upload"].is_string()).unwrap();
+    assert_eq!(
+        (upload_req["messaging_product"].as_str(), upload_req["_mime"].as_str()),
+        (Some("whatsapp"), Some("image/png"))
+    );
+    assert_eq!(req["image"]["id"], upload_req["_upload"]);
+    assert_eq!(req["image"]["caption"], "card [REDACTED:card]");
+
+    let (s, bytes, ct) = fetch(&app, "u1", &media_id).await;
+    assert_eq!((s, bytes.as_slice(), ct.as_str()), (200, PNG, "image/png"));
+    app.register("u2").await;
+    app.add("u1", &conv, "u2", true).await;
+    assert_eq!(fetch(&app, "u2", &media_id).await.0, 200, "participants of the thread may see it");
+    assert_eq!(fetch(&app, "stranger", &media_id).await.0, 404);
+
+    let (s, _) = app
+        .call(
+            "POST",
+            &format!("/conversations/{conv}/messages"),
+            Some("u1"),
+            Some(json!({"image": {"media_id": "01NOSUCHMEDIA"}})),
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = app
+        .call(
+            "POST",
+            &format!("/conversations/{conv}/messages"),
+            Some("u1"),
+            Some(json!({"image": {"media_id": media_id, "caption": "x".repeat(1025)}})),
+        )
+        .await;
+    assert_eq!(s, 422);
+}
+
+fn inbound_image(meta_id: &str, sha: &str) -> Value {
+    envelope(json!({
+        "contacts": [{"profile": {"name": "Olivia"}, "wa_id": WA_ID}],
+        "messages": [{"from": WA_ID, "id": format!("wamid.IMG-{meta_id}"), "timestamp": "1789905605", "type": "image",
+            "image": {"caption": "the parcel", "mime_type": "image/jpeg", "sha256": sha, "id": meta_id}}]
+    }))
+}
+
+async fn image_message(app: &TestApp, conv: &str) -> Value {
+    app.messages("u1", conv).await.into_iter().find(|m| m["direction"] == "inbound" && m["kind"] == "image").unwrap()
+}
+
+#[tokio::test]
+async fn a_contacts_picture_is_fetched_checked_and_served_to_participants() {
+    let app = spawn_app().await;
+    let conv = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
+    app.graph.media.lock().unwrap().insert("in-1".into(), (JPEG.to_vec(), "image/jpeg".into()));
+    app.graph.download_script.lock().unwrap().push_back(500);
+    let sha = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(JPEG));
+    assert_eq!(app.webhook(&inbound_image("in-1", &sha)).await, 200);
+    let m = eventually("picture stored", || async {
+        let m = image_message(&app, &conv).await;
+        m["media_id"].is_string().then_some(m)
+    })
+    .await;
+    assert_eq!((m["text"].as_str(), m["status"].as_str()), (Some("the parcel"), Some("delivered")));
+    let (s, bytes, ct) = fetch(&app, "u1", m["media_id"].as_str().unwrap()).await;
+    assert_eq!((s, bytes.as_slice(), ct.as_str()), (200, JPEG, "image/jpeg"));
+    assert_eq!(fetch(&app, "stranger", m["media_id"].as_str().unwrap()).await.0, 404);
+}
+
+#[tokio::test]
+async fn a_picture_whose_sha256_does_not_match_is_shown_as_unavailable() {
+    let app = spawn_app().await;
+    let conv = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
+    app.graph.media.lock().unwrap().insert("in-2".into(), (JPEG.to_vec(), "image/jpeg".into()));
+    let wrong = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(b"something else"));
+    app.webhook(&inbound_image("in-2", &wrong)).await;
+    let m = eventually("placeholder", || async {
+        let m = image_message(&app, &conv).await;
+        (m["status"] == "failed").then_some(m)
+    })
+    .await;
+    assert_eq!(m["error"]["code"], "media_unavailable");
+    assert!(m["media_id"].is_null());
+    assert_eq!(m["text"], "the parcel", "the message itself is never lost");
+}
