@@ -69,3 +69,8 @@ pub async fn embedded(config: Config) -> Result<(AppState, Embedded), ConfigErro
     let state = AppState::new(ports, config);
     Ok((state, Embedded { db, store, queue, scheduler, dev_clock, sandbox }))
 }
+
+/// The state the functions run on: the embedded backend until the AWS adapters are configured.
+pub async fn from_env(config: Config) -> Result<(AppState, Embedded), ConfigError> {
+    embedded(config).await
+}

@@ -1,6 +1,4 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::telemetry::init();
-    let (state, _) = shared::app::embedded(shared::Config::from_env()?).await?;
-    lambda_http::run(optin::router(state)).await
+    lambda_entry::run_http(optin::router).await
 }

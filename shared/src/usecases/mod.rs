@@ -87,6 +87,33 @@ pub struct Caller {
     pub roles: Vec<String>,
 }
 
+impl Caller {
+    /// From an API Gateway JWT authorizer's claims (all strings; arrays arrive as `[a b]`).
+    pub fn from_claims(claims: &std::collections::HashMap<String, String>) -> Option<Caller> {
+        let sub = claims.get("sub").filter(|s| !s.is_empty())?.clone();
+        let get = |k: &str| claims.get(k).cloned().unwrap_or_default();
+        let roles = claims
+            .get("roles")
+            .or_else(|| claims.get("cognito:groups"))
+            .map(|r| {
+                r.trim_matches(|c| c == '[' || c == ']')
+                    .split([' ', ','])
+                    .map(|x| x.trim_matches('"').to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Caller {
+            name: claims.get("name").filter(|n| !n.is_empty()).cloned().unwrap_or_else(|| sub.clone()),
+            user_id: sub,
+            locale: claims.get("locale").filter(|l| !l.is_empty()).cloned().unwrap_or_else(|| "en".into()),
+            sub_org: get("sub_org"),
+            region: get("region"),
+            roles,
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum UseCaseError {
     #[error(transparent)]
@@ -106,6 +133,26 @@ pub enum UseCaseError {
 }
 
 pub type Result<T, E = UseCaseError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod caller_tests {
+    use super::Caller;
+
+    #[test]
+    fn claims_from_the_authorizer_become_the_caller() {
+        let claims =
+            [("sub", "u1"), ("name", "Alex"), ("sub_org", "retail"), ("region", "eu"), ("roles", "[admin ops]")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        let c = Caller::from_claims(&claims).unwrap();
+        assert_eq!(
+            (c.user_id.as_str(), c.locale.as_str(), c.roles.clone()),
+            ("u1", "en", vec!["admin".to_string(), "ops".to_string()])
+        );
+        assert!(Caller::from_claims(&Default::default()).is_none());
+    }
+}
 
 /// Attempts of a read-modify-write before giving up with `Contention`.
 pub(crate) const MAX_CONFLICT_RETRIES: usize = 16;
