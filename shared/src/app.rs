@@ -3,14 +3,15 @@
 
 use std::sync::Arc;
 
+use crate::adapters::aws::{AwsClients, DynamoStore, EventBridgeArchive, EventBridgeScheduler, S3MediaStore, SqsQueue};
 use crate::adapters::embedded::{
     Db, DevClock, DiskMediaStore, SqliteArchive, SqliteQueue, SqliteScheduler, SqliteStore, SystemClock,
 };
 use crate::adapters::graph::GraphWhatsApp;
 use crate::adapters::sandbox::SandboxWhatsApp;
-use crate::config::{Config, ConfigError};
+use crate::config::{AwsResources, Config, ConfigError};
 use crate::http::AppState;
-use crate::ports::{Clock, WhatsApp};
+use crate::ports::{Archive, Clock, Store, WhatsApp};
 use crate::usecases::archive::ArchivingStore;
 use crate::usecases::Ports;
 
@@ -70,7 +71,45 @@ pub async fn embedded(config: Config) -> Result<(AppState, Embedded), ConfigErro
     Ok((state, Embedded { db, store, queue, scheduler, dev_clock, sandbox }))
 }
 
-/// The state the functions run on: the embedded backend until the AWS adapters are configured.
-pub async fn from_env(config: Config) -> Result<(AppState, Embedded), ConfigError> {
-    embedded(config).await
+/// The state a Lambda function runs on: AWS when `template.yaml` configured it
+/// (`CONNECTOR_TABLE` ...), else the embedded backend (e.g. under `cargo lambda watch`).
+pub async fn from_env(config: Config) -> Result<AppState, ConfigError> {
+    match config.aws.clone() {
+        Some(resources) => aws(config, resources, AwsClients::from_env().await).await,
+        None => Ok(embedded(config).await?.0),
+    }
+}
+
+fn whatsapp(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn WhatsApp>, ConfigError> {
+    Ok(match &config.whatsapp_api_base_url {
+        Some(base) => Arc::new(
+            GraphWhatsApp::new(base, &config.phone_number_id, config.access_token.clone())
+                .map_err(|e| ConfigError(format!("HTTP client: {e}")))?,
+        ),
+        None => Arc::new(SandboxWhatsApp::new(config.app_secret.clone(), config.phone_number_id.clone(), clock)),
+    })
+}
+
+/// The AWS backends: DynamoDB, SQS, EventBridge Scheduler, EventBridge, S3.
+pub async fn aws(config: Config, r: AwsResources, clients: AwsClients) -> Result<AppState, ConfigError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let dynamo: Arc<dyn Store> = Arc::new(DynamoStore::new(clients.dynamodb.clone(), r.table.clone()));
+    let archive: Arc<dyn Archive> =
+        Arc::new(EventBridgeArchive::new(dynamo.clone(), clients.eventbridge.clone(), r.event_bus.clone()));
+    let ports = Ports {
+        store: Arc::new(ArchivingStore::new(dynamo, archive.clone())),
+        queue: Arc::new(SqsQueue::new(clients.sqs.clone(), r.outbound_queue_url.clone(), r.receipts_queue_url.clone())),
+        scheduler: Arc::new(EventBridgeScheduler::new(
+            clients.scheduler.clone(),
+            r.schedule_group.clone(),
+            r.timers_function_arn.clone(),
+            r.scheduler_role_arn.clone(),
+        )),
+        whatsapp: whatsapp(&config, clock.clone())?,
+        clock,
+        archive,
+        media: Arc::new(S3MediaStore::new(clients.s3.clone(), r.media_bucket.clone())),
+        settings: Arc::new(config.settings.clone()),
+    };
+    Ok(AppState::new(ports, config))
 }

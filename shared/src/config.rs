@@ -20,6 +20,21 @@ pub struct Config {
     pub jwt_secret: String,
     pub dev_clock: bool,
     pub settings: crate::usecases::Settings,
+    /// The AWS resources, when the functions run on AWS (set by template.yaml).
+    pub aws: Option<AwsResources>,
+}
+
+/// Names and addresses of the AWS resources `template.yaml` creates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsResources {
+    pub table: String,
+    pub outbound_queue_url: String,
+    pub receipts_queue_url: String,
+    pub schedule_group: String,
+    pub timers_function_arn: String,
+    pub scheduler_role_arn: String,
+    pub event_bus: String,
+    pub media_bucket: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -77,8 +92,29 @@ impl Config {
             jwt_secret: or("AUTH_JWT_SECRET", "local-jwt-secret"),
             dev_clock: get("CONNECTOR_DEV_CLOCK").as_deref() == Some("1"),
             settings,
+            aws: aws_resources(&get)?,
         })
     }
+}
+
+/// All of them when `CONNECTOR_TABLE` is set, none otherwise.
+fn aws_resources(get: &impl Fn(&str) -> Option<String>) -> Result<Option<AwsResources>, ConfigError> {
+    let Some(table) = get("CONNECTOR_TABLE").filter(|v| !v.is_empty()) else { return Ok(None) };
+    let need = |k: &str| {
+        get(k)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ConfigError(format!("CONNECTOR_TABLE is set, so {k} must be too")))
+    };
+    Ok(Some(AwsResources {
+        table,
+        outbound_queue_url: need("OUTBOUND_QUEUE_URL")?,
+        receipts_queue_url: need("RECEIPTS_QUEUE_URL")?,
+        schedule_group: need("SCHEDULE_GROUP")?,
+        timers_function_arn: need("TIMERS_FUNCTION_ARN")?,
+        scheduler_role_arn: need("SCHEDULER_ROLE_ARN")?,
+        event_bus: need("EVENT_BUS_NAME")?,
+        media_bucket: need("MEDIA_BUCKET")?,
+    }))
 }
 
 #[cfg(test)]

@@ -14,8 +14,7 @@ use shared::usecases::Caller;
 /// Logging, configuration and adapters, once per cold start.
 pub async fn state() -> Result<AppState, lambda_runtime::Error> {
     shared::telemetry::init();
-    let (state, _) = shared::app::from_env(shared::Config::from_env()?).await?;
-    Ok(state)
+    Ok(shared::app::from_env(shared::Config::from_env()?).await?)
 }
 
 /// Runs an HTTP function's router under API Gateway.

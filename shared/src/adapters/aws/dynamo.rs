@@ -1,0 +1,371 @@
+//! `Store` on one DynamoDB table: `pk`/`sk` keys, the item as JSON in `body`, its version in
+//! `v`, and `exp_at` (the table's TTL attribute) on dedupe marks. Conditions are DynamoDB
+//! condition expressions; several writes go in one `TransactWriteItems`, one write in a plain
+//! `UpdateItem`/`DeleteItem` (half the write units).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, KeySchemaElement, KeyType,
+    KeysAndAttributes, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+use time::OffsetDateTime;
+
+use crate::ports::{Cond, Item, Key, Store, StoreError, Versioned, Write};
+
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+type Attrs = HashMap<String, AttributeValue>;
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn key_attrs(key: &Key) -> Attrs {
+    HashMap::from([("pk".to_string(), s(&key.pk)), ("sk".to_string(), s(&key.sk))])
+}
+
+fn now_secs() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn unavailable<E: std::fmt::Debug>(e: E) -> StoreError {
+    StoreError::Unavailable(format!("{e:?}"))
+}
+
+/// A condition expression with the names and values it uses.
+struct Expr {
+    condition: Option<String>,
+    names: HashMap<String, String>,
+    values: Attrs,
+}
+
+fn condition(cond: Cond) -> Expr {
+    let mut e = Expr { condition: None, names: HashMap::new(), values: HashMap::new() };
+    match cond {
+        Cond::Always => {}
+        Cond::NotExists => {
+            // An expired item (TTL deletion is lazy) counts as absent.
+            e.condition = Some("attribute_not_exists(pk) OR #e <= :now".into());
+            e.names.insert("#e".into(), "exp_at".into());
+            e.values.insert(":now".into(), n(now_secs()));
+        }
+        Cond::Version(v) => {
+            e.condition = Some("#v = :ver".into());
+            e.names.insert("#v".into(), "v".into());
+            e.values.insert(":ver".into(), n(v));
+        }
+    }
+    e
+}
+
+/// The `SET` of a put: the body, the next version, and the expiry if any.
+fn put_update(item: &Item, cond: Cond) -> Result<(String, Expr), StoreError> {
+    let body = serde_json::to_string(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut e = condition(cond);
+    e.names.insert("#b".into(), "body".into());
+    e.names.insert("#v".into(), "v".into());
+    e.values.insert(":b".into(), s(body));
+    e.values.insert(":zero".into(), n(0));
+    e.values.insert(":one".into(), n(1));
+    let mut update = "SET #b = :b, #v = if_not_exists(#v, :zero) + :one".to_string();
+    e.names.insert("#e".into(), "exp_at".into());
+    match item.expires_at() {
+        Some(at) => {
+            update.push_str(", #e = :exp");
+            e.values.insert(":exp".into(), n(at.unix_timestamp()));
+        }
+        None => update.push_str(" REMOVE #e"),
+    }
+    Ok((update, e))
+}
+
+fn decode(attrs: &Attrs) -> Result<Option<Versioned<Item>>, StoreError> {
+    if let Some(AttributeValue::N(exp)) = attrs.get("exp_at") {
+        if exp.parse::<i64>().is_ok_and(|e| e <= now_secs()) {
+            return Ok(None);
+        }
+    }
+    let body = match attrs.get("body") {
+        Some(AttributeValue::S(b)) => b,
+        _ => return Err(StoreError::Corrupt("item without a body".into())),
+    };
+    let version = match attrs.get("v") {
+        Some(AttributeValue::N(v)) => v.parse().map_err(|_| StoreError::Corrupt("bad version".into()))?,
+        _ => return Err(StoreError::Corrupt("item without a version".into())),
+    };
+    let item = serde_json::from_str(body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Some(Versioned { item, version }))
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> DynamoStore {
+        DynamoStore { client, table: table.into() }
+    }
+
+    /// Creates the table as `template.yaml` does (for tests against an emulator).
+    pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+        let attr = |name: &str| {
+            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
+        };
+        let key = |name: &str, t: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(t).build();
+        client
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr("pk").map_err(unavailable)?)
+            .attribute_definitions(attr("sk").map_err(unavailable)?)
+            .key_schema(key("pk", KeyType::Hash).map_err(unavailable)?)
+            .key_schema(key("sk", KeyType::Range).map_err(unavailable)?)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let ttl =
+            TimeToLiveSpecification::builder().enabled(true).attribute_name("exp_at").build().map_err(unavailable)?;
+        client
+            .update_time_to_live()
+            .table_name(table)
+            .time_to_live_specification(ttl)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn single(&self, w: Write) -> Result<(), StoreError> {
+        let conflict = |svc_is_conditional: bool| {
+            if svc_is_conditional {
+                StoreError::Conflict { index: 0 }
+            } else {
+                StoreError::Unavailable("write failed".into())
+            }
+        };
+        match w {
+            Write::Put { item, cond } => {
+                let (update, e) = put_update(&item, cond)?;
+                let r = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key_attrs(&item.key())))
+                    .update_expression(update)
+                    .set_condition_expression(e.condition)
+                    .set_expression_attribute_names(Some(e.names))
+                    .set_expression_attribute_values(Some(e.values))
+                    .send()
+                    .await;
+                match r {
+                    Ok(_) => Ok(()),
+                    Err(SdkError::ServiceError(se)) => Err(if se.err().is_conditional_check_failed_exception() {
+                        conflict(true)
+                    } else {
+                        unavailable(se.err())
+                    }),
+                    Err(other) => Err(unavailable(other)),
+                }
+            }
+            Write::Delete { key, cond } => {
+                let e = condition(cond);
+                let r = self
+                    .client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key_attrs(&key)))
+                    .set_condition_expression(e.condition)
+                    .set_expression_attribute_names((!e.names.is_empty()).then_some(e.names))
+                    .set_expression_attribute_values((!e.values.is_empty()).then_some(e.values))
+                    .send()
+                    .await;
+                match r {
+                    Ok(_) => Ok(()),
+                    Err(SdkError::ServiceError(se)) => Err(if se.err().is_conditional_check_failed_exception() {
+                        conflict(true)
+                    } else {
+                        unavailable(se.err())
+                    }),
+                    Err(other) => Err(unavailable(other)),
+                }
+            }
+            check @ Write::Check { .. } => self.many(vec![check]).await,
+        }
+    }
+
+    async fn many(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let mut items = Vec::with_capacity(writes.len());
+        for w in &writes {
+            let item = match w {
+                Write::Put { item, cond } => {
+                    let (update, e) = put_update(item, *cond)?;
+                    let u = Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key_attrs(&item.key())))
+                        .update_expression(update)
+                        .set_condition_expression(e.condition)
+                        .set_expression_attribute_names(Some(e.names))
+                        .set_expression_attribute_values(Some(e.values))
+                        .build()
+                        .map_err(unavailable)?;
+                    TransactWriteItem::builder().update(u).build()
+                }
+                Write::Delete { key, cond } => {
+                    let e = condition(*cond);
+                    let d = Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key_attrs(key)))
+                        .set_condition_expression(e.condition)
+                        .set_expression_attribute_names((!e.names.is_empty()).then_some(e.names))
+                        .set_expression_attribute_values((!e.values.is_empty()).then_some(e.values))
+                        .build()
+                        .map_err(unavailable)?;
+                    TransactWriteItem::builder().delete(d).build()
+                }
+                Write::Check { key, cond } => {
+                    let mut e = condition(*cond);
+                    let expr =
+                        e.condition.take().unwrap_or_else(|| "attribute_exists(pk) OR attribute_not_exists(pk)".into());
+                    let c = ConditionCheck::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key_attrs(key)))
+                        .condition_expression(expr)
+                        .set_expression_attribute_names((!e.names.is_empty()).then_some(e.names))
+                        .set_expression_attribute_values((!e.values.is_empty()).then_some(e.values))
+                        .build()
+                        .map_err(unavailable)?;
+                    TransactWriteItem::builder().condition_check(c).build()
+                }
+            };
+            items.push(item);
+        }
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(se)) => match se.err() {
+                aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
+                    let index = c
+                        .cancellation_reasons()
+                        .iter()
+                        .position(|r| r.code() == Some("ConditionalCheckFailed"));
+                    match index {
+                        Some(index) => Err(StoreError::Conflict { index }),
+                        // Cancelled for another reason (a conflicting transaction): retry as a conflict.
+                        None if c.cancellation_reasons().iter().any(|r| r.code() == Some("TransactionConflict")) => {
+                            Err(StoreError::Conflict { index: 0 })
+                        }
+                        None => Err(unavailable(c)),
+                    }
+                }
+                other => Err(unavailable(other)),
+            },
+            Err(other) => Err(unavailable(other)),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn get(&self, key: &Key) -> Result<Option<Versioned<Item>>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_attrs(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        match out.item() {
+            Some(attrs) => decode(attrs),
+            None => Ok(None),
+        }
+    }
+
+    async fn query(
+        &self,
+        pk: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        ascending: bool,
+    ) -> Result<Vec<Versioned<Item>>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Attrs> =
+            after.map(|a| HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(a))]));
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .scan_index_forward(ascending)
+                .limit((limit - out.len()).min(1000) as i32)
+                .set_exclusive_start_key(start.take())
+                .expression_attribute_values(":pk", s(pk));
+            q = if prefix.is_empty() {
+                q.key_condition_expression("pk = :pk")
+            } else {
+                q.key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+                    .expression_attribute_values(":p", s(prefix))
+            };
+            let page = q.send().await.map_err(unavailable)?;
+            for attrs in page.items() {
+                if let Some(v) = decode(attrs)? {
+                    out.push(v);
+                }
+            }
+            match page.last_evaluated_key() {
+                Some(k) if out.len() < limit => start = Some(k.clone()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Versioned<Item>>>, StoreError> {
+        let mut found: HashMap<(String, String), Versioned<Item>> = HashMap::new();
+        for chunk in keys.chunks(100) {
+            let mut pending = KeysAndAttributes::builder()
+                .set_keys(Some(chunk.iter().map(key_attrs).collect()))
+                .consistent_read(true)
+                .build()
+                .map_err(unavailable)?;
+            loop {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                for attrs in out.responses().and_then(|r| r.get(&self.table)).into_iter().flatten() {
+                    if let (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) =
+                        (attrs.get("pk"), attrs.get("sk"))
+                    {
+                        if let Some(v) = decode(attrs)? {
+                            found.insert((pk.clone(), sk.clone()), v);
+                        }
+                    }
+                }
+                match out.unprocessed_keys().and_then(|u| u.get(&self.table)) {
+                    Some(rest) if !rest.keys().is_empty() => pending = rest.clone(),
+                    _ => break,
+                }
+            }
+        }
+        Ok(keys.iter().map(|k| found.remove(&(k.pk.clone(), k.sk.clone()))).collect())
+    }
+
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        match writes.len() {
+            0 => Ok(()),
+            1 => self.single(writes.into_iter().next().expect("one write")).await,
+            _ => self.many(writes).await,
+        }
+    }
+}

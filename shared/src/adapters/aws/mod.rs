@@ -1,0 +1,44 @@
+//! The AWS adapters: DynamoDB (`Store`, and the archive's records and chain heads), SQS
+//! (`Queue`), EventBridge Scheduler (`Scheduler`), EventBridge (archive and client-push events)
+//! and S3 (`MediaStore`). Clients are built once per cold start from the standard AWS
+//! configuration (`AWS_ENDPOINT_URL` points them at an emulator).
+
+mod archive;
+mod dynamo;
+mod s3;
+mod scheduler;
+mod sqs;
+
+pub use archive::EventBridgeArchive;
+pub use dynamo::DynamoStore;
+pub use s3::S3MediaStore;
+pub use scheduler::EventBridgeScheduler;
+pub use sqs::SqsQueue;
+
+/// One client per service, sharing the loaded configuration.
+#[derive(Clone)]
+pub struct AwsClients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub scheduler: aws_sdk_scheduler::Client,
+    pub eventbridge: aws_sdk_eventbridge::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+impl AwsClients {
+    pub async fn from_env() -> AwsClients {
+        AwsClients::from_conf(&aws_config::load_from_env().await)
+    }
+
+    pub fn from_conf(conf: &aws_config::SdkConfig) -> AwsClients {
+        let conf = conf.clone();
+        let s3_conf = aws_sdk_s3::config::Builder::from(&conf).force_path_style(true).build();
+        AwsClients {
+            dynamodb: aws_sdk_dynamodb::Client::new(&conf),
+            sqs: aws_sdk_sqs::Client::new(&conf),
+            scheduler: aws_sdk_scheduler::Client::new(&conf),
+            eventbridge: aws_sdk_eventbridge::Client::new(&conf),
+            s3: aws_sdk_s3::Client::from_conf(s3_conf),
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! `Scheduler` on EventBridge Scheduler: one-time `at(...)` schedules in a group, deleted after
+//! they fire, named after the timer so arming again replaces instead of adding.
+
+use async_trait::async_trait;
+use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindow, FlexibleTimeWindowMode, Target};
+use time::OffsetDateTime;
+
+use crate::ports::{Scheduler, SchedulerError, Timer};
+
+pub struct EventBridgeScheduler {
+    client: aws_sdk_scheduler::Client,
+    group: String,
+    /// The `timers` function, which handles every timer.
+    target_arn: String,
+    role_arn: String,
+}
+
+impl EventBridgeScheduler {
+    pub fn new(client: aws_sdk_scheduler::Client, group: String, target_arn: String, role_arn: String) -> Self {
+        EventBridgeScheduler { client, group, target_arn, role_arn }
+    }
+}
+
+fn err<E: std::fmt::Debug>(e: E) -> SchedulerError {
+    SchedulerError(format!("{e:?}"))
+}
+
+/// `at(yyyy-mm-ddThh:mm:ss)` in UTC, rounded up to the next second.
+pub fn at_expression(at: OffsetDateTime) -> String {
+    let at = if at.nanosecond() > 0 { at + time::Duration::seconds(1) } else { at };
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "at({:04}-{:02}-{:02}T{:02}:{:02}:{:02})",
+        at.year(),
+        at.month() as u8,
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}
+
+#[async_trait]
+impl Scheduler for EventBridgeScheduler {
+    async fn schedule(&self, timer: &Timer, at: OffsetDateTime) -> Result<(), SchedulerError> {
+        let input = serde_json::to_string(timer).map_err(err)?;
+        let window = FlexibleTimeWindow::builder().mode(FlexibleTimeWindowMode::Off).build().map_err(err)?;
+        let target =
+            Target::builder().arn(&self.target_arn).role_arn(&self.role_arn).input(input).build().map_err(err)?;
+        let name = timer.name();
+        let created = self
+            .client
+            .create_schedule()
+            .name(&name)
+            .group_name(&self.group)
+            .schedule_expression(at_expression(at))
+            .schedule_expression_timezone("UTC")
+            .flexible_time_window(window.clone())
+            .target(target.clone())
+            .action_after_completion(ActionAfterCompletion::Delete)
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conflict_exception()) => {
+                self.client
+                    .update_schedule()
+                    .name(&name)
+                    .group_name(&self.group)
+                    .schedule_expression(at_expression(at))
+                    .schedule_expression_timezone("UTC")
+                    .flexible_time_window(window)
+                    .target(target)
+                    .action_after_completion(ActionAfterCompletion::Delete)
+                    .send()
+                    .await
+                    .map_err(err)?;
+                Ok(())
+            }
+            Err(e) => Err(err(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn at_expressions_are_utc_and_rounded_up() {
+        assert_eq!(at_expression(datetime!(2026-09-20 12:00:00 UTC)), "at(2026-09-20T12:00:00)");
+        assert_eq!(at_expression(datetime!(2026-09-20 12:00:00.5 UTC)), "at(2026-09-20T12:00:01)");
+        assert_eq!(at_expression(datetime!(2026-09-20 14:00:00 +02:00)), "at(2026-09-20T12:00:00)");
+    }
+}

@@ -1,0 +1,45 @@
+//! `Queue` on SQS: the outbound FIFO queue (group = conversation, deduplication = message and
+//! generation) and the standard receipts queue.
+
+use async_trait::async_trait;
+
+use crate::ports::{OutboundJob, Queue, QueueError, ReceiptsJob};
+
+pub struct SqsQueue {
+    client: aws_sdk_sqs::Client,
+    outbound_url: String,
+    receipts_url: String,
+}
+
+impl SqsQueue {
+    pub fn new(client: aws_sdk_sqs::Client, outbound_url: String, receipts_url: String) -> SqsQueue {
+        SqsQueue { client, outbound_url, receipts_url }
+    }
+}
+
+fn err<E: std::fmt::Debug>(e: E) -> QueueError {
+    QueueError(format!("{e:?}"))
+}
+
+#[async_trait]
+impl Queue for SqsQueue {
+    async fn send_outbound(&self, job: OutboundJob) -> Result<(), QueueError> {
+        let body = serde_json::to_string(&job).map_err(err)?;
+        self.client
+            .send_message()
+            .queue_url(&self.outbound_url)
+            .message_body(body)
+            .message_group_id(&job.conversation_id)
+            .message_deduplication_id(job.dedupe_id())
+            .send()
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn send_receipt(&self, job: ReceiptsJob) -> Result<(), QueueError> {
+        let body = serde_json::to_string(&job).map_err(err)?;
+        self.client.send_message().queue_url(&self.receipts_url).message_body(body).send().await.map_err(err)?;
+        Ok(())
+    }
+}

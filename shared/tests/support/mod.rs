@@ -1,0 +1,29 @@
+//! Shared by the adapter tests: clients pointed at moto, and unique resource names.
+
+use shared::adapters::aws::AwsClients;
+
+/// Clients for the emulator `scripts/test` started, or `None` when it did not (then the AWS
+/// tests pass without running, unless `CONNECTOR_REQUIRE_AWS_TESTS=1`, as in CI, makes that an
+/// error).
+pub async fn aws_clients() -> Option<AwsClients> {
+    let Ok(endpoint) = std::env::var("MOTO_ENDPOINT") else {
+        assert!(
+            std::env::var("CONNECTOR_REQUIRE_AWS_TESTS").as_deref() != Ok("1"),
+            "MOTO_ENDPOINT is not set: run the tests with scripts/test"
+        );
+        eprintln!("MOTO_ENDPOINT not set: AWS adapter test not run (scripts/test runs them)");
+        return None;
+    };
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "static"))
+        .load()
+        .await;
+    Some(AwsClients::from_conf(&conf))
+}
+
+pub fn unique(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+}
