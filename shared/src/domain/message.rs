@@ -167,31 +167,40 @@ pub struct Message {
     pub kind: MessageKind,
     /// User id of the employee, `contact`, or `system`.
     pub sender: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     /// Data-loss prevention rules that redacted this message's text.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dlp_rules: Vec<String>,
     /// `*Name*: `, put before the text sent to the contact in a group thread.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<TemplateSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reaction: Option<Reaction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system: Option<SystemPurpose>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<Notice>,
     pub status: MessageStatus,
     pub status_at: StatusTimes,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<MessageError>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: Time,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     /// Meta's id of the current attempt (outbound) or of the message (inbound).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wamid: Option<String>,
     /// Graph API attempts so far (for bounded retries).
     pub attempts: u32,
     /// Bumped each time the message is queued again, so queue dedupe ids stay unique.
     pub generation: u32,
-    #[serde(with = "time::serde::rfc3339::option", default)]
+    #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
     pub lease_until: Option<Time>,
 }
 

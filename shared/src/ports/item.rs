@@ -49,9 +49,6 @@ impl Key {
     pub fn media(id: &str) -> Key {
         Key { pk: format!("MEDIA#{id}"), sk: "MEDIA".into() }
     }
-    pub fn archive_head(conv: &str) -> Key {
-        Key { pk: format!("ARCHIVE#{conv}"), sk: "HEAD".into() }
-    }
     /// Zero-padded so records sort by sequence.
     pub fn archive_entry(conv: &str, seq: u64) -> Key {
         Key { pk: format!("ARCHIVE#{conv}"), sk: format!("REC#{seq:012}") }
@@ -144,13 +141,7 @@ pub enum Item {
     /// The same user listed in their sub-organization and region, for directory searches.
     DirectoryEntry(DirectoryUser),
     Media(MediaRecord),
-    /// The last record of a thread's archive chain (AWS; locally the archive table holds it).
-    ArchiveHead {
-        conversation_id: String,
-        seq: u64,
-        hash: String,
-    },
-    /// One archived record (AWS).
+    /// One archived record (AWS; locally the archive has its own append-only table).
     ArchiveEntry(crate::archive::ArchiveRecord),
     /// A webhook message or status already applied; forgotten after `expires_at`.
     Dedupe {
@@ -177,7 +168,6 @@ impl Item {
             Item::Profile(u) => Key::profile(&u.user_id),
             Item::DirectoryEntry(u) => Key::directory_entry(&u.sub_org, &u.region, &u.user_id),
             Item::Media(m) => Key::media(&m.id),
-            Item::ArchiveHead { conversation_id, .. } => Key::archive_head(conversation_id),
             Item::ArchiveEntry(r) => Key::archive_entry(&r.event.conversation_id, r.seq),
             Item::Dedupe { id, .. } => Key::dedupe(id),
         }

@@ -182,7 +182,7 @@ pub(crate) async fn apply_failure(ports: &Ports, key: &Key, failure: &Failure, i
             plan.msg.generation += 1;
             plan.to_queue.insert(0, plan.msg.clone());
         }
-        match commit_plan(ports, &conv, &contact, &msg, &plan, vec![]).await? {
+        match commit_plan(ports, &conv, &contact, &msg, &plan).await? {
             true => {
                 return Ok(match plan.retry_after {
                     Some(after) if in_queue => Disposition::RetryAfter(after),
@@ -202,7 +202,6 @@ pub(crate) async fn commit_plan(
     contact: &Versioned<Contact>,
     msg: &Versioned<Message>,
     plan: &FailurePlan,
-    extra: Vec<Write>,
 ) -> Result<bool> {
     let mut writes = vec![put_versioned(Item::Message(plan.msg.clone()), Some(msg.version))];
     if plan.conv != conv.item {
@@ -214,7 +213,6 @@ pub(crate) async fn commit_plan(
     writes.extend(plan.writes.iter().cloned());
     writes
         .extend(plan.to_queue.iter().filter(|m| m.id != plan.msg.id).map(|m| super::put_new(Item::Message(m.clone()))));
-    writes.extend(extra);
     match ports.store.transact(writes).await {
         Ok(()) => {}
         Err(StoreError::Conflict { .. }) => return Ok(false),

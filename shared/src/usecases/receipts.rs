@@ -24,13 +24,12 @@ pub(crate) fn dedupe_mark(id: String, now: OffsetDateTime, ports: &Ports) -> Wri
     put_new(Item::Dedupe { id, expires_at: now + ports.settings.dedupe_ttl })
 }
 
+/// One status webhook. The message's own `status_at` says which (wamid, status) pairs were
+/// applied, for as long as the message exists, so a redelivery is found without a separate
+/// dedupe item, and a status costs one conditional write.
 pub async fn apply_status(ports: &Ports, ev: &StatusEvent) -> Result<ReceiptResult> {
-    let dedupe_id = format!("status#{}#{}", ev.wamid, ev.status.as_str());
     for _ in 0..MAX_CONFLICT_RETRIES {
         let now = ports.clock.now();
-        if ports.store.get(&Key::dedupe(&dedupe_id)).await?.is_some() {
-            return Ok(ReceiptResult::Duplicate);
-        }
         let Some(link) = ports.store.get(&Key::wamid(&ev.wamid)).await? else {
             return Ok(ReceiptResult::UnknownWamid);
         };
@@ -41,28 +40,27 @@ pub async fn apply_status(ports: &Ports, ev: &StatusEvent) -> Result<ReceiptResu
         let msg = load::<Message>(&*ports.store, &key).await?.ok_or(UseCaseError::NotFound)?;
         let mut next = msg.item.clone();
         let outcome = next.apply_receipt(&ev.wamid, ev.status, ev.timestamp);
-        let mark = dedupe_mark(dedupe_id.clone(), now, ports);
-        let committed = if outcome == ReceiptOutcome::Failed {
-            let conv = load::<Conversation>(&*ports.store, &Key::conversation(&conversation_id))
-                .await?
-                .ok_or(UseCaseError::NotFound)?;
-            let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
-            let failure = failure_of(ev);
-            let mut plan = plan_failure(&conv.item, &contact.item, &next, &failure, &ports.settings, now);
-            if plan.retry_after.is_some() {
-                plan.msg.generation += 1;
-                plan.to_queue.insert(0, plan.msg.clone());
+        let committed = match outcome {
+            ReceiptOutcome::Ignored => return Ok(ReceiptResult::Duplicate),
+            ReceiptOutcome::Failed => {
+                let conv = load::<Conversation>(&*ports.store, &Key::conversation(&conversation_id))
+                    .await?
+                    .ok_or(UseCaseError::NotFound)?;
+                let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
+                let failure = failure_of(ev);
+                let mut plan = plan_failure(&conv.item, &contact.item, &next, &failure, &ports.settings, now);
+                if plan.retry_after.is_some() {
+                    plan.msg.generation += 1;
+                    plan.to_queue.insert(0, plan.msg.clone());
+                }
+                commit_plan(ports, &conv, &contact, &msg, &plan).await?
             }
-            commit_plan(ports, &conv, &contact, &msg, &plan, vec![mark]).await?
-        } else {
-            let mut writes = vec![mark];
-            if outcome != ReceiptOutcome::Ignored {
-                writes.push(put_versioned(Item::Message(next), Some(msg.version)));
-            }
-            match ports.store.transact(writes).await {
-                Ok(()) => true,
-                Err(StoreError::Conflict { .. }) => false,
-                Err(e) => return Err(e.into()),
+            ReceiptOutcome::Advanced | ReceiptOutcome::TimeRecorded => {
+                match ports.store.transact(vec![put_versioned(Item::Message(next), Some(msg.version))]).await {
+                    Ok(()) => true,
+                    Err(StoreError::Conflict { .. }) => false,
+                    Err(e) => return Err(e.into()),
+                }
             }
         };
         if committed {

@@ -1,6 +1,6 @@
-//! `Archive` for AWS: each thread's chain head and records are items of the table (linked by
-//! one conditional transaction, so concurrent appends cannot fork the chain), and every record
-//! is put on the EventBridge bus for archive consumers.
+//! `Archive` for AWS: each thread's records are items of the table keyed by their sequence
+//! number (the last one is the chain head; a conditional put means concurrent appends cannot
+//! fork the chain), and every record is put on the EventBridge bus for archive consumers.
 
 use std::sync::Arc;
 
@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
 use crate::archive::{link, ArchiveEvent, ArchiveRecord};
-use crate::ports::{Archive, ArchiveError, Cond, Item, Key, Store, StoreError, Write};
+use crate::ports::{Archive, ArchiveError, Cond, Item, Store, StoreError, Write};
 
 pub struct EventBridgeArchive {
     store: Arc<dyn Store>,
@@ -33,27 +33,17 @@ impl Archive for EventBridgeArchive {
         for event in events {
             let conv = event.conversation_id.clone();
             let record = loop {
-                let head = self.store.get(&Key::archive_head(&conv)).await.map_err(err)?;
-                let (prev, cond) = match &head {
-                    Some(v) => match &v.item {
-                        Item::ArchiveHead { seq, hash, .. } => (Some((*seq, hash.clone())), Cond::Version(v.version)),
-                        _ => return Err(ArchiveError("archive head of another kind".into())),
-                    },
-                    None => (None, Cond::NotExists),
+                // The last record is the chain head; a record's key is its sequence number, so
+                // two appends racing for the same number cannot both land.
+                let last = self.store.query(&format!("ARCHIVE#{conv}"), "REC#", None, 1, false).await.map_err(err)?;
+                let prev = match last.into_iter().next().map(|v| v.item) {
+                    Some(Item::ArchiveEntry(r)) => Some((r.seq, r.hash)),
+                    Some(_) => return Err(ArchiveError("archive record of another kind".into())),
+                    None => None,
                 };
                 let record = link(prev.as_ref().map(|(s, h)| (*s, h.as_str())), event.clone());
-                let writes = vec![
-                    Write::Put {
-                        item: Item::ArchiveHead {
-                            conversation_id: conv.clone(),
-                            seq: record.seq,
-                            hash: record.hash.clone(),
-                        },
-                        cond,
-                    },
-                    Write::Put { item: Item::ArchiveEntry(record.clone()), cond: Cond::NotExists },
-                ];
-                match self.store.transact(writes).await {
+                let put = Write::Put { item: Item::ArchiveEntry(record.clone()), cond: Cond::NotExists };
+                match self.store.transact(vec![put]).await {
                     Ok(()) => break record,
                     Err(StoreError::Conflict { .. }) => continue,
                     Err(e) => return Err(err(e)),

@@ -1,0 +1,278 @@
+//! The use cases on the AWS adapters (moto): a thread from opt-in to receipts, with every AWS
+//! call counted by an SDK interceptor. Prints the calls per operation and what they cost at
+//! list prices; holds the goals of at most 1 DynamoDB write per status webhook and 5 per
+//! outbound message.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use shared::adapters::aws::AwsClients;
+use shared::config::AwsResources;
+use shared::domain::{Phone, ReceiptStatus};
+use shared::meta::webhook::{InboundContent, InboundMessage, StatusEvent};
+use shared::ports::OutboundJob;
+use shared::usecases::{conversations, dispatch, inbound, receipts, send, Caller, Ports};
+
+mod support;
+use support::{aws_clients, unique};
+
+/// One AWS call: the service, the operation, the DynamoDB items it writes and the write units
+/// it consumes.
+#[derive(Debug, Clone)]
+struct Call {
+    service: &'static str,
+    operation: String,
+    item_writes: u32,
+    write_units: u32,
+    /// An archive record (kept apart from the message's own writes).
+    archive: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Counter(Arc<Mutex<Vec<Call>>>);
+
+#[derive(Debug)]
+struct Tap {
+    service: &'static str,
+    calls: Counter,
+}
+
+impl Intercept for Tap {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let req = ctx.request();
+        let operation = req
+            .headers()
+            .get("x-amz-target")
+            .map(|t| t.rsplit('.').next().unwrap_or(t).to_string())
+            .unwrap_or_else(|| format!("{} {}", req.method(), req.uri().split('?').next().unwrap_or("")));
+        let body = req.body().bytes().unwrap_or_default();
+        let archive = String::from_utf8_lossy(body).contains("ARCHIVE#");
+        // On-demand pricing: a write unit per started KB per item, doubled inside a transaction.
+        let (item_writes, write_units) = match operation.as_str() {
+            "PutItem" | "UpdateItem" | "DeleteItem" => (1, (body.len() as u32).div_ceil(1024).max(1)),
+            "TransactWriteItems" => serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| {
+                    v["TransactItems"].as_array().map(|a| {
+                        let units: u32 = a.iter().map(|i| (i.to_string().len() as u32).div_ceil(1024).max(1) * 2).sum();
+                        (a.len() as u32, units)
+                    })
+                })
+                .unwrap_or((0, 0)),
+            _ => (0, 0),
+        };
+        self.calls.0.lock().unwrap().push(Call { service: self.service, operation, item_writes, write_units, archive });
+        Ok(())
+    }
+}
+
+impl Counter {
+    fn take(&self) -> Vec<Call> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+async fn counted_clients(counter: &Counter) -> Option<AwsClients> {
+    let base = aws_clients().await?;
+    let tap = |service| Tap { service, calls: counter.clone() };
+    Some(AwsClients {
+        dynamodb: aws_sdk_dynamodb::Client::from_conf(
+            base.dynamodb.config().to_builder().interceptor(tap("dynamodb")).build(),
+        ),
+        sqs: aws_sdk_sqs::Client::from_conf(base.sqs.config().to_builder().interceptor(tap("sqs")).build()),
+        scheduler: aws_sdk_scheduler::Client::from_conf(
+            base.scheduler.config().to_builder().interceptor(tap("scheduler")).build(),
+        ),
+        eventbridge: aws_sdk_eventbridge::Client::from_conf(
+            base.eventbridge.config().to_builder().interceptor(tap("eventbridge")).build(),
+        ),
+        s3: aws_sdk_s3::Client::from_conf(base.s3.config().to_builder().interceptor(tap("s3")).build()),
+    })
+}
+
+async fn resources(c: &AwsClients) -> AwsResources {
+    let table = unique("connector");
+    shared::adapters::aws::DynamoStore::create_table(&c.dynamodb, &table).await.unwrap();
+    let fifo = c
+        .sqs
+        .create_queue()
+        .queue_name(format!("{}.fifo", unique("outbound")))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap();
+    let receipts = c.sqs.create_queue().queue_name(unique("receipts")).send().await.unwrap();
+    let group = unique("timers");
+    c.scheduler.create_schedule_group().name(&group).send().await.unwrap();
+    let bus = unique("bus");
+    c.eventbridge.create_event_bus().name(&bus).send().await.unwrap();
+    let bucket = unique("media");
+    c.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    AwsResources {
+        table,
+        outbound_queue_url: fifo.queue_url().unwrap().to_string(),
+        receipts_queue_url: receipts.queue_url().unwrap().to_string(),
+        schedule_group: group,
+        timers_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:timers".into(),
+        scheduler_role_arn: "arn:aws:iam::123456789012:role/scheduler".into(),
+        event_bus: bus,
+        media_bucket: bucket,
+    }
+}
+
+/// The next outbound job, as the dispatch function would receive it from the FIFO queue.
+async fn next_job(c: &AwsClients, r: &AwsResources) -> OutboundJob {
+    for _ in 0..20 {
+        let out =
+            c.sqs.receive_message().queue_url(&r.outbound_queue_url).max_number_of_messages(1).send().await.unwrap();
+        if let Some(m) = out.messages().first() {
+            c.sqs
+                .delete_message()
+                .queue_url(&r.outbound_queue_url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+            return serde_json::from_str(m.body().unwrap()).unwrap();
+        }
+    }
+    panic!("no outbound job");
+}
+
+fn inbound_msg(wamid: &str, content: InboundContent) -> InboundMessage {
+    InboundMessage {
+        wamid: wamid.into(),
+        wa_id: Some("447700900123".into()),
+        user_id: None,
+        profile_name: Some("Olivia".into()),
+        timestamp: time::OffsetDateTime::now_utc(),
+        context_id: None,
+        content,
+    }
+}
+
+/// Item writes of the operation itself, of its archive records, write units, and the calls.
+fn summary(calls: &[Call]) -> (u32, u32, u32, String) {
+    let mut by: BTreeMap<String, usize> = BTreeMap::new();
+    for c in calls {
+        *by.entry(format!("{}:{}", c.service, c.operation)).or_default() += 1;
+    }
+    let own = calls.iter().filter(|c| !c.archive).map(|c| c.item_writes).sum();
+    let archive = calls.iter().filter(|c| c.archive).map(|c| c.item_writes).sum();
+    let wu = calls.iter().map(|c| c.write_units).sum();
+    (own, archive, wu, by.iter().map(|(k, v)| format!("{k}×{v}")).collect::<Vec<_>>().join(", "))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thread_on_aws_from_optin_to_receipts_within_its_call_budget() {
+    let counter = Counter::default();
+    let Some(clients) = counted_clients(&counter).await else { return };
+    let r = resources(&clients).await;
+    let config = shared::Config::from_lookup(|_| None).unwrap();
+    let state = shared::app::aws(config, r.clone(), clients.clone()).await.unwrap();
+    let ports: &Ports = &state.ports;
+    let caller = Caller {
+        user_id: "u1".into(),
+        name: "Alex".into(),
+        locale: "en".into(),
+        sub_org: "retail".into(),
+        region: "eu".into(),
+        roles: vec![],
+    };
+
+    let conv = conversations::start(
+        ports,
+        &caller,
+        conversations::StartConversation { phone: Phone::parse("+447700900123").unwrap(), name: None },
+    )
+    .await
+    .unwrap();
+    dispatch::dispatch(ports, &next_job(&clients, &r).await).await.unwrap();
+    let accept = InboundContent::Button { payload: format!("OPT_IN_YES:{}", conv.id), text: "Yes".into() };
+    assert_eq!(
+        inbound::apply_inbound(ports, &inbound_msg("wamid.A", accept.clone())).await.unwrap(),
+        inbound::InboundResult::Applied
+    );
+    assert_eq!(
+        inbound::apply_inbound(ports, &inbound_msg("wamid.A", accept)).await.unwrap(),
+        inbound::InboundResult::Duplicate
+    );
+    // The window timer is a one-time schedule named after the contact.
+    let schedule = clients
+        .scheduler
+        .get_schedule()
+        .group_name(&r.schedule_group)
+        .name("window-447700900123")
+        .send()
+        .await
+        .unwrap();
+    assert!(schedule.schedule_expression().unwrap().starts_with("at("));
+    counter.take();
+
+    inbound::apply_inbound(ports, &inbound_msg("wamid.B", InboundContent::Text { body: "Is my order ready?".into() }))
+        .await
+        .unwrap();
+    let inbound_calls = counter.take();
+
+    let cmd = send::SendCommand { content: send::Content::Text("Yes, since this morning".into()), client_id: None };
+    let m = send::send(ports, &caller, &conv.id, cmd).await.unwrap();
+    assert_eq!(m.status, "queued");
+    let job = next_job(&clients, &r).await;
+    assert_eq!(job.message_id, m.id);
+    dispatch::dispatch(ports, &job).await.unwrap();
+    let send_calls = counter.take();
+
+    let history = shared::usecases::views::history(ports, &caller, &conv.id, None, 100).await.unwrap();
+    let sent = history.iter().find(|x| x.id == m.id).unwrap();
+    assert_eq!(sent.status, "queued");
+    let wamid = {
+        let item = ports.store.get(&shared::ports::Key::message(&conv.id, &m.id)).await.unwrap().unwrap();
+        let shared::ports::Item::Message(msg) = item.item else { panic!() };
+        msg.wamid.unwrap()
+    };
+    counter.take();
+    let status = StatusEvent {
+        wamid: wamid.clone(),
+        status: ReceiptStatus::Delivered,
+        timestamp: time::OffsetDateTime::now_utc(),
+        recipient_id: None,
+        errors: vec![],
+        callback: None,
+    };
+    receipts::apply_status(ports, &status).await.unwrap();
+    let status_calls = counter.take();
+    assert_eq!(receipts::apply_status(ports, &status).await.unwrap(), receipts::ReceiptResult::Duplicate);
+
+    let records = ports.archive.read(&conv.id).await.unwrap();
+    assert!(records.len() >= 5);
+    assert!(shared::archive::verify(&records).valid);
+
+    println!("AWS calls per operation (moto, counted by an SDK interceptor):");
+    let mut table = Vec::new();
+    for (name, calls) in
+        [("inbound text", &inbound_calls), ("employee send + dispatch", &send_calls), ("status webhook", &status_calls)]
+    {
+        let (own, archive, wu, detail) = summary(calls);
+        println!(
+            "  {name:<26} {:>2} calls; DynamoDB item writes {own} (+{archive} archive), {wu} write units: {detail}",
+            calls.len()
+        );
+        table.push(own);
+    }
+    assert!(table[2] <= 1, "a status webhook writes {} items", table[2]);
+    assert!(table[1] <= 5, "an outbound message writes {} items", table[1]);
+}
