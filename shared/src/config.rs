@@ -74,6 +74,11 @@ impl Config {
         if let Some(path) = get("CONNECTOR_DLP_POLICY").filter(|v| !v.is_empty()) {
             let policy = crate::dlp::Policy::load(&path).map_err(|e| ConfigError(e.to_string()))?;
             settings.dlp = std::sync::Arc::new(policy);
+        } else if let Some(json) = get("CONNECTOR_DLP_POLICY_JSON").filter(|v| !v.trim().is_empty()) {
+            // On AWS the policy is a stack parameter, passed inline.
+            let policy = crate::dlp::Policy::from_json(&json)
+                .map_err(|e| ConfigError(format!("DLP policy CONNECTOR_DLP_POLICY_JSON: {e}")))?;
+            settings.dlp = std::sync::Arc::new(policy);
         }
         let base = get("WHATSAPP_API_BASE_URL").filter(|v| !v.is_empty());
         let access_token = or("WHATSAPP_ACCESS_TOKEN", "");

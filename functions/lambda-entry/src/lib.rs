@@ -19,8 +19,12 @@ pub async fn state() -> Result<AppState, lambda_runtime::Error> {
 
 /// Runs an HTTP function's router under API Gateway.
 pub async fn run_http(router: fn(AppState) -> Router) -> Result<(), lambda_http::Error> {
-    let app = router(state().await?).layer(axum::middleware::from_fn(authorizer_claims));
-    lambda_http::run(app).await
+    lambda_http::run(with_authorizer(router(state().await?))).await
+}
+
+/// The router as API Gateway drives it: the authorizer's claims become the caller.
+pub fn with_authorizer(router: Router) -> Router {
+    router.layer(axum::middleware::from_fn(authorizer_claims))
 }
 
 /// Puts the authorizer's claims on the request as the `Caller` the handlers' `Identity` reads.
