@@ -12,7 +12,7 @@ mod sqs;
 pub use archive::EventBridgeArchive;
 pub use dynamo::DynamoStore;
 pub use s3::S3MediaStore;
-pub use scheduler::EventBridgeScheduler;
+pub use scheduler::{at_expression, EventBridgeScheduler};
 pub use sqs::SqsQueue;
 
 /// One client per service, sharing the loaded configuration.

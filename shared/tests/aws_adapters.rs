@@ -1,0 +1,112 @@
+//! The other AWS adapters on moto: S3 media, the EventBridge archive (and its chain under
+//! concurrent appends), scheduler re-arming, and SQS FIFO deduplication.
+
+use std::sync::Arc;
+
+use shared::adapters::aws::{DynamoStore, EventBridgeArchive, EventBridgeScheduler, S3MediaStore, SqsQueue};
+use shared::archive::{verify, ArchiveEvent};
+use shared::ports::{Archive, MediaStore, OutboundJob, Queue, Scheduler, Store, Timer};
+use time::OffsetDateTime;
+
+mod support;
+use support::{aws_clients, unique};
+
+#[tokio::test]
+async fn s3_media_round_trips_and_a_missing_picture_is_none() {
+    let Some(c) = aws_clients().await else { return };
+    let bucket = unique("media");
+    c.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let media = S3MediaStore::new(c.s3.clone(), bucket);
+    media.put("01ABC", b"\x89PNG....".to_vec(), "image/png").await.unwrap();
+    assert_eq!(media.get("01ABC").await.unwrap().as_deref(), Some(&b"\x89PNG...."[..]));
+    assert_eq!(media.get("01NONE").await.unwrap(), None);
+}
+
+fn event(conv: &str, i: usize) -> ArchiveEvent {
+    ArchiveEvent {
+        conversation_id: conv.into(),
+        kind: "message".into(),
+        actor: "u1".into(),
+        at: OffsetDateTime::now_utc(),
+        message_id: Some(format!("m{i}")),
+        wamid: None,
+        text_as_sent: Some(format!("text {i}")),
+        text_as_written: Some(format!("text {i}")),
+        details: serde_json::Value::Null,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_archive_appends_keep_one_valid_chain() {
+    let Some(c) = aws_clients().await else { return };
+    let table = unique("archive");
+    DynamoStore::create_table(&c.dynamodb, &table).await.unwrap();
+    let bus = unique("bus");
+    c.eventbridge.create_event_bus().name(&bus).send().await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(DynamoStore::new(c.dynamodb.clone(), table));
+    let archive = Arc::new(EventBridgeArchive::new(store, c.eventbridge.clone(), bus));
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let archive = archive.clone();
+        tasks.push(tokio::spawn(async move { archive.append(vec![event("c1", i)]).await.unwrap() }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let records = archive.read("c1").await.unwrap();
+    assert_eq!(records.len(), 20);
+    assert!(verify(&records).valid);
+}
+
+#[tokio::test]
+async fn arming_a_timer_again_replaces_it() {
+    let Some(c) = aws_clients().await else { return };
+    let group = unique("timers");
+    c.scheduler.create_schedule_group().name(&group).send().await.unwrap();
+    let s = EventBridgeScheduler::new(
+        c.scheduler.clone(),
+        group.clone(),
+        "arn:aws:lambda:us-east-1:123456789012:function:timers".into(),
+        "arn:aws:iam::123456789012:role/s".into(),
+    );
+    let timer = Timer::WindowExpiry { contact_key: "447700900123".into() };
+    let first = OffsetDateTime::now_utc() + time::Duration::hours(24);
+    s.schedule(&timer, first).await.unwrap();
+    s.schedule(&timer, first + time::Duration::hours(3)).await.unwrap();
+    let list = c.scheduler.list_schedules().group_name(&group).send().await.unwrap();
+    assert_eq!(list.schedules().len(), 1, "one schedule per timer name");
+    let got = c.scheduler.get_schedule().group_name(&group).name(timer.name()).send().await.unwrap();
+    assert_eq!(
+        got.schedule_expression(),
+        Some(shared::adapters::aws::at_expression(first + time::Duration::hours(3)).as_str())
+    );
+    assert_eq!(got.action_after_completion(), Some(&aws_sdk_scheduler::types::ActionAfterCompletion::Delete));
+}
+
+#[tokio::test]
+async fn the_fifo_queue_drops_a_duplicate_job() {
+    let Some(c) = aws_clients().await else { return };
+    let fifo = c
+        .sqs
+        .create_queue()
+        .queue_name(format!("{}.fifo", unique("outbound")))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap();
+    let url = fifo.queue_url().unwrap().to_string();
+    let q = SqsQueue::new(c.sqs.clone(), url.clone(), url.clone());
+    let job = OutboundJob { conversation_id: "c1".into(), message_id: "m1".into(), generation: 0 };
+    q.send_outbound(job.clone()).await.unwrap();
+    q.send_outbound(job.clone()).await.unwrap();
+    q.send_outbound(OutboundJob { generation: 1, ..job }).await.unwrap();
+    let mut bodies = Vec::new();
+    for _ in 0..5 {
+        let out = c.sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
+        for m in out.messages() {
+            bodies.push(m.body().unwrap().to_string());
+            c.sqs.delete_message().queue_url(&url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+        }
+    }
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+}
