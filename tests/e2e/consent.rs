@@ -2,15 +2,6 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-fn text_bodies(app: &TestApp) -> Vec<String> {
-    app.graph
-        .accepted()
-        .into_iter()
-        .filter(|(_, r)| r["type"] == "text")
-        .map(|(_, r)| r["text"]["body"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[tokio::test]
 async fn messages_wait_for_consent_and_go_out_in_order_on_accept() {
     let app = spawn_app().await;
@@ -35,11 +26,11 @@ async fn messages_wait_for_consent_and_go_out_in_order_on_accept() {
     }
     assert_eq!(app.conversation("u1", id).await["pending_count"], 3);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    assert!(text_bodies(&app).is_empty(), "nothing leaves before consent");
+    assert!(app.sent_texts().is_empty(), "nothing leaves before consent");
 
     app.accept_optin().await;
-    eventually("held messages sent", || async { (text_bodies(&app).len() == 3).then_some(()) }).await;
-    assert_eq!(text_bodies(&app), vec!["one", "two", "three"]);
+    eventually("held messages sent", || async { (app.sent_texts().len() == 3).then_some(()) }).await;
+    assert_eq!(app.sent_texts(), vec!["one", "two", "three"]);
     let c = app.conversation("u1", id).await;
     assert_eq!(
         (c["status"].as_str(), c["consent"].as_str(), c["pending_count"].as_u64()),
@@ -55,7 +46,7 @@ async fn a_reply_of_yes_in_any_case_accepts() {
     let id = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
     app.send_text("u1", &id, "held").await;
     app.contact_says("  YeS ").await;
-    eventually("held message sent", || async { (text_bodies(&app) == vec!["held"]).then_some(()) }).await;
+    eventually("held message sent", || async { (app.sent_texts() == vec!["held"]).then_some(()) }).await;
     assert_eq!(app.conversation("u1", &id).await["consent"], "opted_in");
 }
 
@@ -79,7 +70,7 @@ async fn stop_opts_out_tells_the_contact_and_yes_opts_back_in() {
         )
         .await;
     assert_eq!(s, 409, "templates need consent too");
-    eventually("opt-out confirmation", || async { text_bodies(&app).iter().any(|t| t.contains("YES")).then_some(()) })
+    eventually("opt-out confirmation", || async { app.sent_texts().iter().any(|t| t.contains("YES")).then_some(()) })
         .await;
     assert!(app.notices("u1", &id).await.contains(&"optin_rejected".to_string()));
 
@@ -87,7 +78,7 @@ async fn stop_opts_out_tells_the_contact_and_yes_opts_back_in() {
     assert_eq!(app.conversation("u1", &id).await["consent"], "opted_in");
     app.send_text("u1", &id, "welcome back").await;
     eventually("message after opt-in", || async {
-        text_bodies(&app).contains(&"welcome back".to_string()).then_some(())
+        app.sent_texts().contains(&"welcome back".to_string()).then_some(())
     })
     .await;
 }

@@ -2,12 +2,6 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-async fn opted_in(app: &TestApp) -> String {
-    let id = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
-    app.accept_optin().await;
-    id
-}
-
 fn texts(app: &TestApp) -> Vec<serde_json::Value> {
     app.graph.sent().into_iter().filter(|r| r["type"] == "text").collect()
 }
@@ -19,7 +13,7 @@ async fn message(app: &TestApp, conv: &str, id: &serde_json::Value) -> serde_jso
 #[tokio::test]
 async fn server_errors_and_rate_limits_are_retried_and_sent_once() {
     let app = spawn_app().await;
-    let id = opted_in(&app).await;
+    let id = app.opted_in_thread("u1").await;
     app.graph.script([
         (500, json!({})),
         FakeGraph::error(130429),
@@ -41,7 +35,7 @@ async fn server_errors_and_rate_limits_are_retried_and_sent_once() {
 #[tokio::test]
 async fn retries_are_bounded() {
     let app = spawn_with(Options { env: vec![("CONNECTOR_MAX_ATTEMPTS", "3".into())] }).await;
-    let id = opted_in(&app).await;
+    let id = app.opted_in_thread("u1").await;
     app.graph.script((0..10).map(|_| (500, json!({}))));
     let m = app.send_text("u1", &id, "doomed").await;
     let failed = eventually("failed", || async {
@@ -57,7 +51,7 @@ async fn retries_are_bounded() {
 #[tokio::test]
 async fn a_permanent_error_fails_with_an_actionable_localized_message() {
     let app = spawn_app().await;
-    let id = opted_in(&app).await;
+    let id = app.opted_in_thread("u1").await;
     app.graph.script([FakeGraph::error(132001)]);
     let (s, m) = app
         .call(
@@ -93,7 +87,7 @@ async fn a_permanent_error_fails_with_an_actionable_localized_message() {
 #[tokio::test]
 async fn reengagement_error_holds_the_message_and_asks_to_resume() {
     let app = spawn_app().await;
-    let id = opted_in(&app).await;
+    let id = app.opted_in_thread("u1").await;
     app.graph.script([FakeGraph::error(131047)]);
     let m = app.send_text("u1", &id, "too late").await;
     eventually("held again", || async { (message(&app, &id, &m["id"]).await["status"] == "pending").then_some(()) })
@@ -116,7 +110,7 @@ async fn reengagement_error_holds_the_message_and_asks_to_resume() {
 #[tokio::test]
 async fn async_131047_failure_returns_the_message_to_pending() {
     let app = spawn_app().await;
-    let id = opted_in(&app).await;
+    let id = app.opted_in_thread("u1").await;
     let m = app.send_text("u1", &id, "hello").await;
     let (wamid, _) = app.wait_for_request(|r| r["type"] == "text").await;
     app.status(&wamid, "failed", app.now_unix().await, Some(131047)).await;
@@ -129,7 +123,7 @@ async fn async_131047_failure_returns_the_message_to_pending() {
 #[tokio::test]
 async fn client_id_makes_a_send_idempotent() {
     let app = spawn_app().await;
-    let id = opted_in(&app).await;
+    let id = app.opted_in_thread("u1").await;
     let body = json!({"text": "once", "client_id": "abc-1"});
     let (s1, a) = app.call("POST", &format!("/conversations/{id}/messages"), Some("u1"), Some(body.clone())).await;
     let (s2, b) = app.call("POST", &format!("/conversations/{id}/messages"), Some("u1"), Some(body)).await;
@@ -142,7 +136,7 @@ async fn client_id_makes_a_send_idempotent() {
 #[tokio::test]
 async fn concurrent_sends_keep_their_order_and_lose_none() {
     let app = spawn_app().await;
-    let id = opted_in(&app).await;
+    let id = app.opted_in_thread("u1").await;
     let mut handles = Vec::new();
     for i in 0..20 {
         let (client, url, token) =

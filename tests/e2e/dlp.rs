@@ -2,12 +2,6 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-async fn opted_in(app: &TestApp) -> String {
-    let id = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
-    app.accept_optin().await;
-    id
-}
-
 fn policy(json: &str) -> String {
     let path = std::env::temp_dir().join(format!("dlp-{}-{}.json", std::process::id(), json.len()));
     std::fs::write(&path, json).unwrap();
@@ -17,7 +11,7 @@ fn policy(json: &str) -> String {
 #[tokio::test]
 async fn with_no_policy_cards_ibans_and_ssns_are_redacted_before_storage_and_sending() {
     let app = spawn_app().await;
-    let conv = opted_in(&app).await;
+    let conv = app.opted_in_thread("u1").await;
     let m = app
         .send_text(
             "u1",
@@ -40,7 +34,7 @@ async fn a_policy_can_block_and_add_rules() {
         r#"{"rules": [{"detector": "card", "action": "block"}, {"name": "project", "pattern": "PRJ-[0-9]{4}", "action": "redact"}]}"#,
     );
     let app = spawn_with(Options { env: vec![("CONNECTOR_DLP_POLICY", path)] }).await;
-    let conv = opted_in(&app).await;
+    let conv = app.opted_in_thread("u1").await;
     let (s, v) = app
         .call("POST", &format!("/conversations/{conv}/messages"), Some("u1"), Some(json!({"text": "4111111111111111"})))
         .await;
@@ -56,7 +50,7 @@ async fn a_policy_can_block_and_add_rules() {
 async fn inbound_text_can_be_redacted_for_employees() {
     let path = policy(r#"{"rules": [], "inbound": true}"#);
     let app = spawn_with(Options { env: vec![("CONNECTOR_DLP_POLICY", path)] }).await;
-    let conv = opted_in(&app).await;
+    let conv = app.opted_in_thread("u1").await;
     app.contact_says("my card is 4111 1111 1111 1111").await;
     let inbound = app
         .messages("u1", &conv)

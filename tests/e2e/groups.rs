@@ -2,21 +2,6 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-async fn thread(app: &TestApp) -> String {
-    let id = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
-    app.accept_optin().await;
-    id
-}
-
-fn texts(app: &TestApp) -> Vec<String> {
-    app.graph
-        .accepted()
-        .into_iter()
-        .filter(|(_, r)| r["type"] == "text")
-        .map(|(_, r)| r["text"]["body"].as_str().unwrap().to_string())
-        .collect()
-}
-
 async fn notice_texts(app: &TestApp, user: &str, conv: &str) -> Vec<String> {
     app.messages(user, conv)
         .await
@@ -49,7 +34,7 @@ async fn directory_lists_enabled_colleagues_of_the_same_sub_org_and_region_by_na
     assert_eq!(v["users"][0]["sub_org"], "retail");
     assert_eq!(v["users"][0]["whatsapp_enabled"], true);
 
-    let conv = thread(&app).await;
+    let conv = app.opted_in_thread("u1").await;
     assert_eq!(app.add("u1", &conv, "alice", true).await.0, 200);
     let (_, v) = app.call("GET", &format!("/directory/users?q=AL&conversation_id={conv}"), Some("u1"), None).await;
     let ids: Vec<_> = v["users"].as_array().unwrap().iter().map(|u| u["user_id"].as_str().unwrap()).collect();
@@ -73,7 +58,7 @@ async fn directory_lists_enabled_colleagues_of_the_same_sub_org_and_region_by_na
 #[tokio::test]
 async fn only_addable_colleagues_join_and_the_eleventh_is_refused() {
     let app = spawn_app().await;
-    let conv = thread(&app).await;
+    let conv = app.opted_in_thread("u1").await;
     // Another sub-organization, and a disabled user.
     app.call_with("GET", "/conversations", &token_with("w1", "en", "wholesale", "eu", &[]), None).await;
     let admin = token_with("boss", "en", "retail", "eu", &["admin"]);
@@ -107,7 +92,7 @@ async fn only_addable_colleagues_join_and_the_eleventh_is_refused() {
 #[tokio::test]
 async fn two_adds_racing_for_the_last_seat_one_wins() {
     let app = spawn_app().await;
-    let conv = thread(&app).await;
+    let conv = app.opted_in_thread("u1").await;
     for i in 2..=9 {
         app.register(&format!("u{i}")).await;
         assert_eq!(app.add("u1", &conv, &format!("u{i}"), false).await.0, 200);
@@ -124,7 +109,7 @@ async fn two_adds_racing_for_the_last_seat_one_wins() {
 #[tokio::test]
 async fn history_before_the_join_is_shared_only_when_asked() {
     let app = spawn_app().await;
-    let conv = thread(&app).await;
+    let conv = app.opted_in_thread("u1").await;
     app.send_text("u1", &conv, "before").await;
     app.register("with").await;
     app.register("without").await;
@@ -144,7 +129,7 @@ async fn history_before_the_join_is_shared_only_when_asked() {
 #[tokio::test]
 async fn remove_leave_and_transfer_with_their_notices() {
     let app = spawn_app().await;
-    let conv = thread(&app).await;
+    let conv = app.opted_in_thread("u1").await;
     for u in ["u2", "u3", "u4"] {
         app.register(u).await;
         app.add("u1", &conv, u, true).await;
@@ -153,7 +138,7 @@ async fn remove_leave_and_transfer_with_their_notices() {
         .await
         .contains(&"Your colleague User u1 has added User u3 to the conversation.".to_string()));
     eventually("contact told of the join", || async {
-        texts(&app).contains(&"User u2 has joined the conversation.".to_string()).then_some(())
+        app.sent_texts().contains(&"User u2 has joined the conversation.".to_string()).then_some(())
     })
     .await;
 
@@ -176,7 +161,7 @@ async fn remove_leave_and_transfer_with_their_notices() {
         .await
         .contains(&"Your colleague User u1 has removed User u2 from the conversation.".to_string()));
     eventually("contact told of the removal", || async {
-        texts(&app).contains(&"User u2 has left the conversation.".to_string()).then_some(())
+        app.sent_texts().contains(&"User u2 has left the conversation.".to_string()).then_some(())
     })
     .await;
 
@@ -214,7 +199,7 @@ async fn remove_leave_and_transfer_with_their_notices() {
 #[tokio::test]
 async fn a_failed_notification_to_the_contact_is_told() {
     let app = spawn_app().await;
-    let conv = thread(&app).await;
+    let conv = app.opted_in_thread("u1").await;
     app.register("u2").await;
     app.add("u1", &conv, "u2", true).await;
     let (wamid, _) = app
@@ -231,7 +216,7 @@ async fn a_failed_notification_to_the_contact_is_told() {
 #[tokio::test]
 async fn outside_the_window_the_contact_is_told_by_template() {
     let app = spawn_app().await;
-    let conv = thread(&app).await;
+    let conv = app.opted_in_thread("u1").await;
     app.advance(25 * 3600).await;
     app.register("u2").await;
     app.add("u1", &conv, "u2", true).await;
@@ -244,13 +229,14 @@ async fn outside_the_window_the_contact_is_told_by_template() {
 #[tokio::test]
 async fn in_a_group_the_sender_is_named_and_the_name_counts_toward_the_limit() {
     let app = spawn_app().await;
-    let conv = thread(&app).await;
+    let conv = app.opted_in_thread("u1").await;
     app.send_text("u1", &conv, "solo").await;
     app.register("u2").await;
     app.add("u1", &conv, "u2", true).await;
     app.send_text("u2", &conv, "group").await;
-    eventually("both sent", || async { texts(&app).contains(&"*User u2*: group".to_string()).then_some(()) }).await;
-    assert!(texts(&app).contains(&"solo".to_string()));
+    eventually("both sent", || async { app.sent_texts().contains(&"*User u2*: group".to_string()).then_some(()) })
+        .await;
+    assert!(app.sent_texts().contains(&"solo".to_string()));
     let (s, v) = app
         .call("POST", &format!("/conversations/{conv}/messages"), Some("u2"), Some(json!({"text": "x".repeat(4090)})))
         .await;
@@ -260,7 +246,7 @@ async fn in_a_group_the_sender_is_named_and_the_name_counts_toward_the_limit() {
 #[tokio::test]
 async fn replies_go_to_the_thread_they_answer_else_to_the_latest_outbound() {
     let app = spawn_app().await;
-    let a = thread(&app).await;
+    let a = app.opted_in_thread("u1").await;
     let b = app.start_conversation("u2", PHONE).await["id"].as_str().unwrap().to_string();
     app.send_text("u1", &a, "from a").await;
     let (wamid_a, _) = app.wait_for_request(|r| r["text"]["body"] == "from a").await;

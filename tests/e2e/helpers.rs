@@ -394,6 +394,23 @@ impl TestApp {
         self.contact_taps(&payload, &wamid).await;
     }
 
+    /// A thread started by `user` whose contact has accepted the opt-in request.
+    pub async fn opted_in_thread(&self, user: &str) -> String {
+        let id = self.start_conversation(user, PHONE).await["id"].as_str().unwrap().to_string();
+        self.accept_optin().await;
+        id
+    }
+
+    /// Bodies of the texts the Graph API accepted, in order.
+    pub fn sent_texts(&self) -> Vec<String> {
+        self.graph
+            .accepted()
+            .into_iter()
+            .filter(|(_, r)| r["type"] == "text")
+            .map(|(_, r)| r["text"]["body"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
     pub async fn wait_for_request(&self, pred: impl Fn(&Value) -> bool) -> (String, Value) {
         for _ in 0..200 {
             if let Some(found) = self.graph.accepted().into_iter().rev().find(|(_, r)| pred(r)) {

@@ -2,12 +2,6 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-async fn opted_in(app: &TestApp) -> String {
-    let id = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
-    app.accept_optin().await;
-    id
-}
-
 fn count(app: &TestApp, kind: &str) -> usize {
     app.graph.accepted().iter().filter(|(_, r)| r["type"] == kind).count()
 }
@@ -28,7 +22,7 @@ fn resume_requests(app: &TestApp) -> Vec<(String, serde_json::Value)> {
 #[tokio::test]
 async fn after_24_hours_the_thread_pauses_holds_asks_once_and_flushes_on_reply() {
     let app = spawn_app().await;
-    let id = opted_in(&app).await;
+    let id = app.opted_in_thread("u1").await;
     app.advance(24 * 3600 + 1).await;
     let c = app.conversation("u1", &id).await;
     assert_eq!(c["status"], "paused");
@@ -78,7 +72,7 @@ async fn after_24_hours_the_thread_pauses_holds_asks_once_and_flushes_on_reply()
 #[tokio::test]
 async fn any_inbound_message_reopens_and_resumed_is_posted_with_nothing_held() {
     let app = spawn_app().await;
-    let id = opted_in(&app).await;
+    let id = app.opted_in_thread("u1").await;
     app.advance(25 * 3600).await;
     app.contact_says("I'm back").await;
     let c = app.conversation("u1", &id).await;
@@ -90,7 +84,7 @@ async fn any_inbound_message_reopens_and_resumed_is_posted_with_nothing_held() {
 #[tokio::test]
 async fn a_later_message_rearms_the_timer_so_a_stale_one_changes_nothing() {
     let app = spawn_app().await;
-    let id = opted_in(&app).await;
+    let id = app.opted_in_thread("u1").await;
     app.advance(20 * 3600).await;
     app.contact_says("still here").await;
     app.advance(5 * 3600).await;
@@ -116,7 +110,7 @@ async fn held_messages_beyond_the_cap_are_refused() {
 #[tokio::test]
 async fn resume_request_failure_is_told() {
     let app = spawn_app().await;
-    let id = opted_in(&app).await;
+    let id = app.opted_in_thread("u1").await;
     app.advance(25 * 3600).await;
     app.send_text("u1", &id, "held").await;
     let (wamid, _) = eventually("resume request", || async { resume_requests(&app).into_iter().next() }).await;

@@ -56,3 +56,60 @@ where
     ))
     .await
 }
+
+/// How a queue's records relate: FIFO records of one group must not run out of order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ordering {
+    Fifo,
+    Standard,
+}
+
+/// Runs every record of an SQS batch through `handle` and reports the ones to redeliver. On a
+/// FIFO queue, after the first failure of a group, that record and every later one of the same
+/// group are reported instead of run. A body that is not a job is logged and dropped.
+pub async fn process_sqs<J, F, Fut>(
+    event: aws_lambda_events::sqs::SqsEvent,
+    ordering: Ordering,
+    handle: F,
+) -> aws_lambda_events::sqs::SqsBatchResponse
+where
+    J: serde::de::DeserializeOwned,
+    F: Fn(J, u32) -> Fut,
+    Fut: std::future::Future<Output = Result<shared::ports::Disposition, shared::usecases::UseCaseError>>,
+{
+    use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
+    let mut failed_groups = std::collections::HashSet::new();
+    let mut failures = Vec::new();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let group = record.attributes.get("MessageGroupId").cloned().unwrap_or_default();
+        let receives = record.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1);
+        let ok = if ordering == Ordering::Fifo && failed_groups.contains(&group) {
+            false
+        } else {
+            match record.body.as_deref().map(serde_json::from_str::<J>) {
+                Some(Ok(job)) => match handle(job, receives).await {
+                    Ok(shared::ports::Disposition::Done) => true,
+                    Ok(shared::ports::Disposition::RetryAfter(_)) => false,
+                    Err(e) => {
+                        tracing::error!(message_id = %id, error.message = %e, "queue record failed");
+                        false
+                    }
+                },
+                _ => {
+                    tracing::error!(message_id = %id, "queue record is not a job; dropped");
+                    true
+                }
+            }
+        };
+        if !ok {
+            failed_groups.insert(group);
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            failures.push(f);
+        }
+    }
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failures;
+    response
+}

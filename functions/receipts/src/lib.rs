@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_entry::Ordering;
 use shared::meta::webhook::StatusEvent;
 use shared::ports::{Disposition, ReceiptsJob};
 use shared::usecases::receipts::{apply_status, ReceiptResult};
@@ -35,33 +36,8 @@ async fn handle_status(ports: &Ports, status: &StatusEvent, receives: u32) -> Re
 
 /// An SQS batch: every record is processed; failed ones are reported for redelivery.
 pub async fn function_handler(ports: &Ports, event: SqsEvent) -> SqsBatchResponse {
-    let mut failures = Vec::new();
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        let receives = record.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1);
-        let outcome = match record.body.as_deref().map(serde_json::from_str::<ReceiptsJob>) {
-            Some(Ok(job)) => handle(ports, &job, receives).await,
-            _ => {
-                tracing::error!(message_id = %id, "receipt record is not a status; dropped");
-                Ok(Disposition::Done)
-            }
-        };
-        match outcome {
-            Ok(Disposition::Done) => {}
-            Ok(Disposition::RetryAfter(_)) => failures.push(item_failure(id)),
-            Err(e) => {
-                tracing::error!(message_id = %id, error.message = %e, "receipt failed");
-                failures.push(item_failure(id));
-            }
-        }
-    }
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = failures;
-    response
-}
-
-fn item_failure(id: String) -> BatchItemFailure {
-    let mut f = BatchItemFailure::default();
-    f.item_identifier = id;
-    f
+    lambda_entry::process_sqs(event, Ordering::Standard, |job: ReceiptsJob, receives| async move {
+        handle(ports, &job, receives).await
+    })
+    .await
 }

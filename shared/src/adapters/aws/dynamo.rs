@@ -107,6 +107,21 @@ fn decode(attrs: &Attrs) -> Result<Option<Versioned<Item>>, StoreError> {
     Ok(Some(Versioned { item, version }))
 }
 
+/// A single write's answer: a failed condition is a conflict on write 0.
+fn single_outcome<E: std::fmt::Debug, R>(
+    r: Result<(), SdkError<E, R>>,
+    is_conditional: impl Fn(&E) -> bool,
+) -> Result<(), StoreError>
+where
+    R: std::fmt::Debug,
+{
+    match r {
+        Ok(()) => Ok(()),
+        Err(SdkError::ServiceError(se)) if is_conditional(se.err()) => Err(StoreError::Conflict { index: 0 }),
+        Err(other) => Err(unavailable(other)),
+    }
+}
+
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> DynamoStore {
         DynamoStore { client, table: table.into() }
@@ -142,13 +157,6 @@ impl DynamoStore {
     }
 
     async fn single(&self, w: Write) -> Result<(), StoreError> {
-        let conflict = |svc_is_conditional: bool| {
-            if svc_is_conditional {
-                StoreError::Conflict { index: 0 }
-            } else {
-                StoreError::Unavailable("write failed".into())
-            }
-        };
         match w {
             Write::Put { item, cond } => {
                 let (update, e) = put_update(&item, cond)?;
@@ -163,15 +171,7 @@ impl DynamoStore {
                     .set_expression_attribute_values(Some(e.values))
                     .send()
                     .await;
-                match r {
-                    Ok(_) => Ok(()),
-                    Err(SdkError::ServiceError(se)) => Err(if se.err().is_conditional_check_failed_exception() {
-                        conflict(true)
-                    } else {
-                        unavailable(se.err())
-                    }),
-                    Err(other) => Err(unavailable(other)),
-                }
+                single_outcome(r.map(drop), |e| e.is_conditional_check_failed_exception())
             }
             Write::Delete { key, cond } => {
                 let e = condition(cond);
@@ -185,15 +185,7 @@ impl DynamoStore {
                     .set_expression_attribute_values((!e.values.is_empty()).then_some(e.values))
                     .send()
                     .await;
-                match r {
-                    Ok(_) => Ok(()),
-                    Err(SdkError::ServiceError(se)) => Err(if se.err().is_conditional_check_failed_exception() {
-                        conflict(true)
-                    } else {
-                        unavailable(se.err())
-                    }),
-                    Err(other) => Err(unavailable(other)),
-                }
+                single_outcome(r.map(drop), |e| e.is_conditional_check_failed_exception())
             }
             check @ Write::Check { .. } => self.many(vec![check]).await,
         }
