@@ -1,0 +1,147 @@
+//! Cold start of each function: the time from process start to the first handled event, with
+//! its SDK clients built, on a small Lambda runtime API of our own (the next-invocation and
+//! response routes), against the AWS emulator at `MOTO_ENDPOINT`. Also each process's peak RSS.
+//!
+//! `cargo build --release --bins && MOTO_ENDPOINT=http://127.0.0.1:5055 target/release/cold-start`
+
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::sync::Notify;
+
+#[derive(Clone)]
+struct Runtime {
+    event: Arc<Mutex<Option<String>>>,
+    outcome: Arc<Mutex<Option<(Instant, String)>>>,
+    done: Arc<Notify>,
+}
+
+async fn next(State(rt): State<Runtime>) -> (HeaderMap, String) {
+    let event = rt.event.lock().unwrap().take();
+    let Some(event) = event else {
+        // One invocation per process: later polls wait until the process is stopped.
+        std::future::pending::<()>().await;
+        unreachable!()
+    };
+    let mut h = HeaderMap::new();
+    h.insert("lambda-runtime-aws-request-id", HeaderValue::from_static("cold-start-1"));
+    h.insert("lambda-runtime-deadline-ms", HeaderValue::from_str(&(now_ms() + 30_000).to_string()).unwrap());
+    h.insert("lambda-runtime-invoked-function-arn", HeaderValue::from_static("arn:aws:lambda:us-east-1:123456789012:function:f"));
+    h.insert("lambda-runtime-trace-id", HeaderValue::from_static("Root=1-5759e988-bd862e3fe1be46a994272793"));
+    (h, event)
+}
+
+fn now_ms() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+}
+
+async fn respond(State(rt): State<Runtime>, Path((_, kind)): Path<(String, String)>, body: String) -> &'static str {
+    *rt.outcome.lock().unwrap() = Some((Instant::now(), format!("{kind}: {}", &body[..body.len().min(120)])));
+    rt.done.notify_one();
+    "{}"
+}
+
+async fn init_error(State(rt): State<Runtime>, body: String) -> &'static str {
+    *rt.outcome.lock().unwrap() = Some((Instant::now(), format!("init error: {body}")));
+    rt.done.notify_one();
+    "{}"
+}
+
+fn peak_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+#[tokio::main]
+async fn main() {
+    let Ok(endpoint) = std::env::var("MOTO_ENDPOINT") else {
+        eprintln!("set MOTO_ENDPOINT to a running moto (scripts/test starts one; or: .venv/bin/moto_server -p 5055)");
+        std::process::exit(2);
+    };
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "static"))
+        .load()
+        .await;
+    let clients = shared::adapters::aws::AwsClients::from_conf(&conf);
+    let table = format!("cold-start-{}", std::process::id());
+    shared::adapters::aws::DynamoStore::create_table(&clients.dynamodb, &table).await.unwrap();
+
+    let rt = Runtime { event: Default::default(), outcome: Default::default(), done: Arc::new(Notify::new()) };
+    let app = Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next))
+        .route("/2018-06-01/runtime/invocation/{id}/{kind}", post(respond))
+        .route("/2018-06-01/runtime/init/error", post(init_error))
+        .with_state(rt.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let exe_dir = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+    let cases = [
+        ("webhook", "webhook-get-verify.json"),
+        ("send", "send-post-message-unknown-thread.json"),
+        ("optin", "optin-get-conversations.json"),
+        ("participants", "participants-get-directory.json"),
+        ("admin", "admin-get-archive-unknown.json"),
+        ("receipts", "receipts-sqs-unknown-wamid.json"),
+        ("dispatch", "dispatch-sqs-fifo-batch.json"),
+        ("timers", "timers-window-expiry.json"),
+    ];
+    println!("cold start: process start to first handled event, SDK clients built (moto), one run each");
+    println!("{:<14} {:>12} {:>12}  outcome", "function", "cold start", "peak RSS");
+    for (function, event) in cases {
+        *rt.event.lock().unwrap() = Some(std::fs::read_to_string(format!("{root}/events/{event}")).unwrap());
+        *rt.outcome.lock().unwrap() = None;
+        let start = Instant::now();
+        let mut child = Command::new(exe_dir.join(function))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", &api)
+            .env("AWS_LAMBDA_FUNCTION_NAME", function)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_LEVEL", "ERROR")
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("CONNECTOR_TABLE", &table)
+            .env("OUTBOUND_QUEUE_URL", format!("{endpoint}/123456789012/outbound.fifo"))
+            .env("RECEIPTS_QUEUE_URL", format!("{endpoint}/123456789012/receipts"))
+            .env("SCHEDULE_GROUP", "timers")
+            .env("TIMERS_FUNCTION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:timers")
+            .env("SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/scheduler")
+            .env("EVENT_BUS_NAME", "events")
+            .env("MEDIA_BUCKET", "media")
+            .env("WHATSAPP_APP_SECRET", "events-app-secret")
+            .env("WHATSAPP_VERIFY_TOKEN", "events-verify-token")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{function}: {e} (cargo build --release --bins first)"));
+        let _ = tokio::time::timeout(Duration::from_secs(20), rt.done.notified()).await;
+        let outcome = rt.outcome.lock().unwrap().clone();
+        let rss = peak_rss_kb(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        match outcome {
+            Some((at, what)) => println!(
+                "{function:<14} {:>10.1}ms {:>10.1}MB  {}",
+                (at - start).as_secs_f64() * 1e3,
+                rss as f64 / 1024.0,
+                what.lines().next().unwrap_or("")
+            ),
+            None => println!("{function:<14} {:>12} {:>12}  no answer in 20 s", "-", "-"),
+        }
+    }
+}
