@@ -11,10 +11,18 @@ use lambda_http::RequestExt;
 use shared::http::AppState;
 use shared::usecases::Caller;
 
-/// Logging, configuration and adapters, once per cold start.
+/// Logging, configuration and adapters, once per cold start. On AWS one cheap read opens the
+/// HTTPS connection to DynamoDB during init, so the first event does not pay for it.
 pub async fn state() -> Result<AppState, lambda_runtime::Error> {
     shared::telemetry::init();
-    Ok(shared::app::from_env(shared::Config::from_env()?).await?)
+    let state = shared::app::from_env(shared::Config::from_env()?).await?;
+    if state.config.aws.is_some() {
+        let warm = shared::ports::Key { pk: "WARM".into(), sk: "WARM".into() };
+        if let Err(e) = state.ports.store.get(&warm).await {
+            tracing::warn!(error.message = %e, "warming the DynamoDB connection failed");
+        }
+    }
+    Ok(state)
 }
 
 /// Runs an HTTP function's router under API Gateway.

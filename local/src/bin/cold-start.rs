@@ -31,7 +31,10 @@ async fn next(State(rt): State<Runtime>) -> (HeaderMap, String) {
     let mut h = HeaderMap::new();
     h.insert("lambda-runtime-aws-request-id", HeaderValue::from_static("cold-start-1"));
     h.insert("lambda-runtime-deadline-ms", HeaderValue::from_str(&(now_ms() + 30_000).to_string()).unwrap());
-    h.insert("lambda-runtime-invoked-function-arn", HeaderValue::from_static("arn:aws:lambda:us-east-1:123456789012:function:f"));
+    h.insert(
+        "lambda-runtime-invoked-function-arn",
+        HeaderValue::from_static("arn:aws:lambda:us-east-1:123456789012:function:f"),
+    );
     h.insert("lambda-runtime-trace-id", HeaderValue::from_static("Root=1-5759e988-bd862e3fe1be46a994272793"));
     (h, event)
 }
@@ -55,7 +58,9 @@ async fn init_error(State(rt): State<Runtime>, body: String) -> &'static str {
 fn peak_rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
