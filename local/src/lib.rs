@@ -52,16 +52,58 @@ pub fn router(state: AppState, embedded: &Embedded) -> Router {
     app.fallback(not_found).method_not_allowed_fallback(dev::method_not_allowed)
 }
 
-/// Opens the data directory, binds `config.listen` (port 0 picks one) and starts everything.
+/// Opens the data directory, binds `config.listen` (port 0 picks one) and starts everything:
+/// on the embedded backend, or on AWS when `CONNECTOR_TABLE` and the other resource names are
+/// set (then the SDK's standard configuration, e.g. `AWS_ENDPOINT_URL`, says where AWS is).
 pub async fn start(config: Config) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
+    let clients = match config.aws {
+        Some(_) => Some(shared::adapters::aws::AwsClients::from_env().await),
+        None => None,
+    };
+    start_with(config, clients).await
+}
+
+/// As `start`, with the AWS clients to use when the configuration names AWS resources.
+pub async fn start_with(
+    config: Config,
+    clients: Option<shared::adapters::aws::AwsClients>,
+) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
     let listen = config.listen.clone();
-    let (state, embedded) = shared::app::embedded(config).await?;
+    let (embedded_state, embedded) = shared::app::embedded(config.clone()).await?;
+    let (state, consumers) = match (config.aws.clone(), clients) {
+        (Some(r), Some(clients)) => {
+            let mut ports = shared::app::aws_ports(
+                &config,
+                &r,
+                &clients,
+                embedded_state.ports.clock.clone(),
+                embedded_state.ports.whatsapp.clone(),
+            );
+            // The local loop fires the timers (an emulator's scheduler may never fire them).
+            ports.scheduler = std::sync::Arc::new(workers::BothSchedulers(
+                ports.scheduler.clone(),
+                embedded_state.ports.scheduler.clone(),
+            ));
+            let mut state = shared::http::AppState::new(ports, config);
+            // No API Gateway in front of the local runner: it checks the tokens itself.
+            state.auth = std::sync::Arc::new(shared::http::JwtVerifier::hs256(&state.config.jwt_secret));
+            (
+                state,
+                workers::Consumers::Sqs {
+                    clients,
+                    outbound: r.outbound_queue_url.clone(),
+                    receipts: r.receipts_queue_url.clone(),
+                },
+            )
+        }
+        _ => (embedded_state, workers::Consumers::Embedded),
+    };
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     let addr = listener.local_addr()?;
     if let Some(sandbox) = &embedded.sandbox {
         sandbox.connect(format!("http://{addr}/webhook"));
     }
-    let mut tasks = workers::spawn(state.clone(), embedded.clone());
+    let mut tasks = workers::spawn(state.clone(), embedded.clone(), consumers);
     let app = router(state.clone(), &embedded);
     tasks.push(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

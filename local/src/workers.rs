@@ -8,21 +8,118 @@ use tokio::task::{JoinHandle, JoinSet};
 use shared::adapters::embedded::{QueueName, ReceivedJob};
 use shared::app::Embedded;
 use shared::http::AppState;
-use shared::ports::{Disposition, OutboundJob};
+use shared::ports::{Disposition, OutboundJob, Scheduler, SchedulerError, Timer};
 use shared::usecases::{Ports, UseCaseError};
 
 /// Receives after which a message that keeps failing is dropped, as an SQS redrive to the DLQ.
 const MAX_RECEIVES: u32 = 10;
 const BATCH: usize = 32;
 
-pub fn spawn(state: AppState, embedded: Embedded) -> Vec<JoinHandle<()>> {
+/// Where the queue consumers read: the SQLite queues, or SQS.
+pub enum Consumers {
+    Embedded,
+    Sqs { clients: shared::adapters::aws::AwsClients, outbound: String, receipts: String },
+}
+
+pub fn spawn(state: AppState, embedded: Embedded, consumers: Consumers) -> Vec<JoinHandle<()>> {
     let ports = state.ports.clone();
-    vec![
-        tokio::spawn(consume(ports.clone(), embedded.clone(), QueueName::Outbound)),
-        tokio::spawn(consume(ports.clone(), embedded.clone(), QueueName::Receipts)),
-        tokio::spawn(timer_loop(ports.clone(), embedded.clone())),
-        tokio::spawn(sweep_loop(ports, embedded)),
-    ]
+    let mut tasks = match consumers {
+        Consumers::Embedded => vec![
+            tokio::spawn(consume(ports.clone(), embedded.clone(), QueueName::Outbound)),
+            tokio::spawn(consume(ports.clone(), embedded.clone(), QueueName::Receipts)),
+        ],
+        Consumers::Sqs { clients, outbound, receipts } => vec![
+            tokio::spawn(consume_sqs(ports.clone(), clients.sqs.clone(), outbound, QueueName::Outbound)),
+            tokio::spawn(consume_sqs(ports.clone(), clients.sqs, receipts, QueueName::Receipts)),
+        ],
+    };
+    tasks.push(tokio::spawn(timer_loop(ports.clone(), embedded.clone())));
+    tasks.push(tokio::spawn(sweep_loop(ports, embedded)));
+    tasks
+}
+
+/// Arms a timer in both schedulers: the real one, and the local table the timer loop fires.
+pub struct BothSchedulers(pub Arc<dyn Scheduler>, pub Arc<dyn Scheduler>);
+
+#[async_trait::async_trait]
+impl Scheduler for BothSchedulers {
+    async fn schedule(&self, timer: &Timer, at: time::OffsetDateTime) -> Result<(), SchedulerError> {
+        self.0.schedule(timer, at).await?;
+        self.1.schedule(timer, at).await
+    }
+}
+
+/// What Lambda's SQS trigger does, locally: receive, handle in order, delete what is done, and
+/// hide what must wait (with the rest of its FIFO group behind it).
+async fn consume_sqs(ports: Ports, sqs: aws_sdk_sqs::Client, url: String, q: QueueName) {
+    use aws_sdk_sqs::types::MessageSystemAttributeName;
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await;
+        let messages = match received {
+            Ok(out) => out.messages.unwrap_or_default(),
+            Err(e) => {
+                tracing::error!(error.message = ?e, "SQS receive failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let mut held_groups: std::collections::HashMap<String, u64> = Default::default();
+        for m in messages {
+            let attrs = m.attributes.clone().unwrap_or_default();
+            let group = attrs.get(&MessageSystemAttributeName::MessageGroupId).cloned().unwrap_or_default();
+            let receives = attrs
+                .get(&MessageSystemAttributeName::ApproximateReceiveCount)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1);
+            let handle_ = m.receipt_handle.clone().unwrap_or_default();
+            let delay = match held_groups.get(&group) {
+                Some(d) if !group.is_empty() => Some(*d),
+                _ => {
+                    let job = ReceivedJob { seq: 0, body: m.body.clone().unwrap_or_default(), receives };
+                    match handle(&ports, q, &job).await {
+                        Ok(Disposition::Done) => None,
+                        Ok(Disposition::RetryAfter(d)) => Some(d.as_secs().max(1)),
+                        Err(_) if receives >= MAX_RECEIVES => None,
+                        Err(e) => {
+                            tracing::warn!(error.message = %e, "queue message failed; will retry");
+                            Some(1)
+                        }
+                    }
+                }
+            };
+            let settled = match delay {
+                None => sqs
+                    .delete_message()
+                    .queue_url(&url)
+                    .receipt_handle(handle_)
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| format!("{e:?}")),
+                Some(secs) => {
+                    held_groups.insert(group, secs);
+                    sqs.change_message_visibility()
+                        .queue_url(&url)
+                        .receipt_handle(handle_)
+                        .visibility_timeout(secs as i32)
+                        .send()
+                        .await
+                        .map(drop)
+                        .map_err(|e| format!("{e:?}"))
+                }
+            };
+            if let Err(e) = settled {
+                tracing::error!(error.message = %e, "could not settle an SQS message");
+            }
+        }
+    }
 }
 
 async fn handle(ports: &Ports, q: QueueName, job: &ReceivedJob) -> Result<Disposition, UseCaseError> {

@@ -93,10 +93,24 @@ fn whatsapp(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn WhatsApp>,
 /// The AWS backends: DynamoDB, SQS, EventBridge Scheduler, EventBridge, S3.
 pub async fn aws(config: Config, r: AwsResources, clients: AwsClients) -> Result<AppState, ConfigError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let dynamo: Arc<dyn Store> = Arc::new(DynamoStore::new(clients.dynamodb.clone(), r.table.clone()));
+    let whatsapp = whatsapp(&config, clock.clone())?;
+    let ports = aws_ports(&config, &r, &clients, clock, whatsapp);
+    Ok(AppState::new(ports, config))
+}
+
+/// The ports on AWS, with the given clock and WhatsApp (the local runner keeps its own).
+pub fn aws_ports(
+    config: &Config,
+    r: &AwsResources,
+    clients: &AwsClients,
+    clock: Arc<dyn Clock>,
+    whatsapp: Arc<dyn WhatsApp>,
+) -> Ports {
+    let dynamo: Arc<dyn Store> =
+        Arc::new(DynamoStore::new(clients.dynamodb.clone(), r.table.clone()).with_serial_writes(r.serial_writes));
     let archive: Arc<dyn Archive> =
         Arc::new(EventBridgeArchive::new(dynamo.clone(), clients.eventbridge.clone(), r.event_bus.clone()));
-    let ports = Ports {
+    Ports {
         store: Arc::new(ArchivingStore::new(dynamo, archive.clone())),
         queue: Arc::new(SqsQueue::new(clients.sqs.clone(), r.outbound_queue_url.clone(), r.receipts_queue_url.clone())),
         scheduler: Arc::new(EventBridgeScheduler::new(
@@ -105,11 +119,10 @@ pub async fn aws(config: Config, r: AwsResources, clients: AwsClients) -> Result
             r.timers_function_arn.clone(),
             r.scheduler_role_arn.clone(),
         )),
-        whatsapp: whatsapp(&config, clock.clone())?,
+        whatsapp,
         clock,
         archive,
         media: Arc::new(S3MediaStore::new(clients.s3.clone(), r.media_bucket.clone())),
         settings: Arc::new(config.settings.clone()),
-    };
-    Ok(AppState::new(ports, config))
+    }
 }

@@ -35,6 +35,8 @@ pub struct AwsResources {
     pub scheduler_role_arn: String,
     pub event_bus: String,
     pub media_bucket: String,
+    /// `CONNECTOR_DYNAMODB_SERIAL_WRITES=1`: one DynamoDB write at a time, for emulators only.
+    pub serial_writes: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -119,6 +121,7 @@ fn aws_resources(get: &impl Fn(&str) -> Option<String>) -> Result<Option<AwsReso
         scheduler_role_arn: need("SCHEDULER_ROLE_ARN")?,
         event_bus: need("EVENT_BUS_NAME")?,
         media_bucket: need("MEDIA_BUCKET")?,
+        serial_writes: get("CONNECTOR_DYNAMODB_SERIAL_WRITES").as_deref() == Some("1"),
     }))
 }
 

@@ -43,7 +43,7 @@ async fn concurrent_archive_appends_keep_one_valid_chain() {
     DynamoStore::create_table(&c.dynamodb, &table).await.unwrap();
     let bus = unique("bus");
     c.eventbridge.create_event_bus().name(&bus).send().await.unwrap();
-    let store: Arc<dyn Store> = Arc::new(DynamoStore::new(c.dynamodb.clone(), table));
+    let store: Arc<dyn Store> = Arc::new(DynamoStore::new(c.dynamodb.clone(), table).with_serial_writes(true));
     let archive = Arc::new(EventBridgeArchive::new(store, c.eventbridge.clone(), bus));
     let mut tasks = Vec::new();
     for i in 0..20 {

@@ -131,6 +131,7 @@ async fn resources(c: &AwsClients) -> AwsResources {
         scheduler_role_arn: "arn:aws:iam::123456789012:role/scheduler".into(),
         event_bus: bus,
         media_bucket: bucket,
+        serial_writes: true,
     }
 }
 
@@ -275,4 +276,49 @@ async fn a_thread_on_aws_from_optin_to_receipts_within_its_call_budget() {
     }
     assert!(table[2] <= 1, "a status webhook writes {} items", table[2]);
     assert!(table[1] <= 5, "an outbound message writes {} items", table[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_on_aws_are_all_stored() {
+    let counter = Counter::default();
+    let Some(clients) = counted_clients(&counter).await else { return };
+    let r = resources(&clients).await;
+    let config = shared::Config::from_lookup(|_| None).unwrap();
+    let state = shared::app::aws(config, r.clone(), clients.clone()).await.unwrap();
+    let ports = state.ports.clone();
+    let caller = Caller {
+        user_id: "u1".into(),
+        name: "A".into(),
+        locale: "en".into(),
+        sub_org: "s".into(),
+        region: "r".into(),
+        roles: vec![],
+    };
+    let conv = conversations::start(
+        &ports,
+        &caller,
+        conversations::StartConversation { phone: Phone::parse("+447700900123").unwrap(), name: None },
+    )
+    .await
+    .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (ports, caller, id) = (ports.clone(), caller.clone(), conv.id.clone());
+        tasks.push(tokio::spawn(async move {
+            let cmd = send::SendCommand { content: send::Content::Text(format!("m{i}")), client_id: None };
+            send::send(&ports, &caller, &id, cmd).await.unwrap().id
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    for id in &ids {
+        assert!(
+            ports.store.get(&shared::ports::Key::message(&conv.id, id)).await.unwrap().is_some(),
+            "message {id} was acknowledged but is not stored"
+        );
+    }
+    let c = conversations::get(&ports, &caller, &conv.id).await.unwrap();
+    assert_eq!(c.pending_count, 20);
 }

@@ -168,7 +168,57 @@ pub struct TestApp {
     pub graph: FakeGraph,
     pub dir: Arc<tempfile::TempDir>,
     pub env: HashMap<String, String>,
+    /// Set when the suite runs on the AWS adapters (`E2E_BACKEND=aws`, on moto).
+    pub aws: Option<shared::adapters::aws::AwsClients>,
     running: Option<connector_local::Running>,
+}
+
+/// Whether this run of the suite is wired to the AWS adapters on moto.
+pub fn on_aws() -> bool {
+    std::env::var("E2E_BACKEND").as_deref() == Ok("aws")
+}
+
+/// Fresh AWS resources on moto for one test, as template.yaml would create them.
+async fn aws_resources(env: &mut HashMap<String, String>) -> shared::adapters::aws::AwsClients {
+    let endpoint =
+        std::env::var("MOTO_ENDPOINT").expect("E2E_BACKEND=aws needs MOTO_ENDPOINT (scripts/test sets both)");
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "static"))
+        .load()
+        .await;
+    let c = shared::adapters::aws::AwsClients::from_conf(&conf);
+    let n = next_id();
+    let name = |p: &str| format!("e2e-{p}-{}-{n}", std::process::id());
+    shared::adapters::aws::DynamoStore::create_table(&c.dynamodb, &name("table")).await.unwrap();
+    let fifo = c
+        .sqs
+        .create_queue()
+        .queue_name(format!("{}.fifo", name("outbound")))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap();
+    let receipts = c.sqs.create_queue().queue_name(name("receipts")).send().await.unwrap();
+    c.scheduler.create_schedule_group().name(name("timers")).send().await.unwrap();
+    c.eventbridge.create_event_bus().name(name("bus")).send().await.unwrap();
+    c.s3.create_bucket().bucket(name("media")).send().await.unwrap();
+    for (k, v) in [
+        ("CONNECTOR_TABLE", name("table")),
+        ("OUTBOUND_QUEUE_URL", fifo.queue_url().unwrap().to_string()),
+        ("RECEIPTS_QUEUE_URL", receipts.queue_url().unwrap().to_string()),
+        ("SCHEDULE_GROUP", name("timers")),
+        ("TIMERS_FUNCTION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:timers".into()),
+        ("SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/scheduler".into()),
+        ("EVENT_BUS_NAME", name("bus")),
+        ("MEDIA_BUCKET", name("media")),
+        // moto's transactions are not isolated from each other: one write at a time there.
+        ("CONNECTOR_DYNAMODB_SERIAL_WRITES", "1".into()),
+    ] {
+        env.insert(k.into(), v);
+    }
+    c
 }
 
 #[derive(Default)]
@@ -181,6 +231,9 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(opts: Options) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        shared::telemetry::init();
+    }
     let (graph, graph_url) = FakeGraph::start().await;
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let mut env: HashMap<String, String> = [
@@ -200,7 +253,8 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     for (k, v) in opts.env {
         env.insert(k.to_string(), v);
     }
-    let mut app = TestApp { base: String::new(), client: reqwest::Client::new(), graph, dir, env, running: None };
+    let aws = if on_aws() { Some(aws_resources(&mut env).await) } else { None };
+    let mut app = TestApp { base: String::new(), client: reqwest::Client::new(), graph, dir, env, aws, running: None };
     app.start().await;
     app
 }
@@ -209,7 +263,7 @@ impl TestApp {
     async fn start(&mut self) {
         let env = self.env.clone();
         let config = shared::Config::from_lookup(|k| env.get(k).cloned()).unwrap();
-        let running = connector_local::start(config).await.unwrap();
+        let running = connector_local::start_with(config, self.aws.clone()).await.unwrap();
         self.base = format!("http://{}", running.addr);
         self.running = Some(running);
     }
@@ -412,7 +466,8 @@ impl TestApp {
     }
 
     pub async fn wait_for_request(&self, pred: impl Fn(&Value) -> bool) -> (String, Value) {
-        for _ in 0..200 {
+        let rounds = if on_aws() { 750 } else { 200 };
+        for _ in 0..rounds {
             if let Some(found) = self.graph.accepted().into_iter().rev().find(|(_, r)| pred(r)) {
                 return found;
             }
@@ -467,7 +522,9 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    for _ in 0..250 {
+    // The AWS run goes through moto and SQS long polls: give it longer.
+    let rounds = if on_aws() { 750 } else { 250 };
+    for _ in 0..rounds {
         if let Some(v) = f().await {
             return v;
         }

@@ -13,8 +13,8 @@ use crate::ports::{Cond, Item, Key, MediaFetch, ReceiptsJob, StoreError, Timer, 
 use super::archive;
 use super::receipts::dedupe_mark;
 use super::{
-    contact_with_threads, enqueue_all, new_id, notice_message, payload, put_new, put_versioned, release,
-    system_template, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES,
+    after_conflict, contact_with_threads, enqueue_all, new_id, notice_message, payload, put_new, put_versioned,
+    release, system_template, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +137,7 @@ fn stored_message(conv_id: &str, m: &InboundMessage, now: time::OffsetDateTime) 
 pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundResult> {
     let dedupe_id = format!("msg#{}", m.wamid);
     let (intent, named) = intent_of(&m.content);
-    for _ in 0..MAX_CONFLICT_RETRIES {
+    for attempt in 0..MAX_CONFLICT_RETRIES {
         let now = ports.clock.now();
         let Some((contact, threads)) = find_contact(ports, m).await? else {
             tracing::info!(wamid = %m.wamid, "inbound message from a contact without a thread");
@@ -233,7 +233,10 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
             Ok(()) => {}
             // The dedupe mark is the first write: this message was applied before.
             Err(StoreError::Conflict { index: 0 }) => return Ok(InboundResult::Duplicate),
-            Err(StoreError::Conflict { .. }) => continue,
+            Err(StoreError::Conflict { .. }) => {
+                after_conflict(attempt).await;
+                continue;
+            }
             Err(e) => return Err(e.into()),
         }
         archive::record(ports, events).await;

@@ -155,7 +155,15 @@ mod caller_tests {
 }
 
 /// Attempts of a read-modify-write before giving up with `Contention`.
-pub(crate) const MAX_CONFLICT_RETRIES: usize = 16;
+pub(crate) const MAX_CONFLICT_RETRIES: usize = 24;
+
+/// A short random pause after a lost conditional write, growing with the attempts, so that
+/// writers racing for one item spread out instead of colliding again in lockstep.
+pub(crate) async fn after_conflict(attempt: usize) {
+    let ceiling_ms = 1u64 << attempt.min(6);
+    let ms = rand::random::<u64>() % (ceiling_ms + 1);
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+}
 
 pub(crate) async fn load<T: ItemKind>(store: &dyn Store, key: &Key) -> Result<Option<Versioned<T>>> {
     match store.get(key).await? {

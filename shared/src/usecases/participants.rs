@@ -16,8 +16,8 @@ use super::archive;
 use super::directory::addable;
 use super::views::ConversationView;
 use super::{
-    enqueue_all, load, load_contact, new_id, notice_message, participant_conversation, participant_update, put_new,
-    put_versioned, Caller, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES,
+    after_conflict, enqueue_all, load, load_contact, new_id, notice_message, participant_conversation,
+    participant_update, put_new, put_versioned, Caller, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES,
 };
 
 /// The result of a change: the thread as the caller now sees it (if still in it).
@@ -99,7 +99,7 @@ async fn change_thread<F>(ports: &Ports, caller: &Caller, conversation_id: &str,
 where
     F: FnMut(&mut Change, &Contact, OffsetDateTime) -> Result<()>,
 {
-    for _ in 0..MAX_CONFLICT_RETRIES {
+    for attempt in 0..MAX_CONFLICT_RETRIES {
         let now = ports.clock.now();
         let conv: Versioned<Conversation> = participant_conversation(&*ports.store, caller, conversation_id).await?;
         let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
@@ -131,7 +131,10 @@ where
                     conversation: change.conv,
                 });
             }
-            Err(StoreError::Conflict { .. }) => continue,
+            Err(StoreError::Conflict { .. }) => {
+                after_conflict(attempt).await;
+                continue;
+            }
             Err(e) => return Err(e.into()),
         }
     }

@@ -14,8 +14,8 @@ use super::archive;
 use super::media;
 use super::views::MessageView;
 use super::{
-    enqueue_all, load, load_contact, new_id, notice_message, participant_conversation, put_new, put_versioned, release,
-    system_template, Caller, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES,
+    after_conflict, enqueue_all, load, load_contact, new_id, notice_message, participant_conversation, put_new,
+    put_versioned, release, system_template, Caller, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES,
 };
 use crate::domain::media::MAX_CAPTION_CHARS;
 use crate::ports::MediaRecord;
@@ -63,7 +63,7 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
         }
         other => other?,
     };
-    for _ in 0..MAX_CONFLICT_RETRIES {
+    for attempt in 0..MAX_CONFLICT_RETRIES {
         let now = ports.clock.now();
         let conv = participant_conversation(&*ports.store, caller, conversation_id).await?;
         if let Some(client_id) = &cmd.client_id {
@@ -204,7 +204,10 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
                 let current = load::<Message>(&*ports.store, &Key::message(&c.id, &msg.id)).await?;
                 return Ok(MessageView::new(&current.map_or(msg, |v| v.item), &caller.locale));
             }
-            Err(StoreError::Conflict { .. }) => continue,
+            Err(StoreError::Conflict { .. }) => {
+                after_conflict(attempt).await;
+                continue;
+            }
             Err(e) => return Err(e.into()),
         }
     }
