@@ -86,15 +86,7 @@ async fn arming_a_timer_again_replaces_it() {
 #[tokio::test]
 async fn the_fifo_queue_drops_a_duplicate_job() {
     let Some(c) = aws_clients().await else { return };
-    let fifo = c
-        .sqs
-        .create_queue()
-        .queue_name(format!("{}.fifo", unique("outbound")))
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .unwrap();
-    let url = fifo.queue_url().unwrap().to_string();
+    let url = support::fifo_queue(&c, "outbound").await;
     let q = SqsQueue::new(c.sqs.clone(), url.clone(), url.clone());
     let job = OutboundJob { conversation_id: "c1".into(), message_id: "m1".into(), generation: 0 };
     q.send_outbound(job.clone()).await.unwrap();

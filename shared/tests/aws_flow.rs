@@ -107,14 +107,7 @@ async fn counted_clients(counter: &Counter) -> Option<AwsClients> {
 async fn resources(c: &AwsClients) -> AwsResources {
     let table = unique("connector");
     shared::adapters::aws::DynamoStore::create_table(&c.dynamodb, &table).await.unwrap();
-    let fifo = c
-        .sqs
-        .create_queue()
-        .queue_name(format!("{}.fifo", unique("outbound")))
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .unwrap();
+    let fifo_url = support::fifo_queue(c, "outbound").await;
     let receipts = c.sqs.create_queue().queue_name(unique("receipts")).send().await.unwrap();
     let group = unique("timers");
     c.scheduler.create_schedule_group().name(&group).send().await.unwrap();
@@ -124,7 +117,7 @@ async fn resources(c: &AwsClients) -> AwsResources {
     c.s3.create_bucket().bucket(&bucket).send().await.unwrap();
     AwsResources {
         table,
-        outbound_queue_url: fifo.queue_url().unwrap().to_string(),
+        outbound_queue_url: fifo_url,
         receipts_queue_url: receipts.queue_url().unwrap().to_string(),
         schedule_group: group,
         timers_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:timers".into(),

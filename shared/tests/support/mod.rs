@@ -27,3 +27,17 @@ pub fn unique(prefix: &str) -> String {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
 }
+
+/// A new FIFO queue on the emulator; its URL.
+#[allow(dead_code)] // not every test binary that includes this module uses it
+pub async fn fifo_queue(c: &AwsClients, prefix: &str) -> String {
+    let out = c
+        .sqs
+        .create_queue()
+        .queue_name(format!("{}.fifo", unique(prefix)))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap();
+    out.queue_url().unwrap_or_default().to_string()
+}
