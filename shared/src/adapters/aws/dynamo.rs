@@ -53,6 +53,15 @@ struct Expr {
     values: Attrs,
 }
 
+impl Expr {
+    /// The names and values as the SDK takes them: absent when empty (DynamoDB refuses empty maps).
+    fn maps(&mut self) -> (Option<HashMap<String, String>>, Option<Attrs>) {
+        let names = std::mem::take(&mut self.names);
+        let values = std::mem::take(&mut self.values);
+        ((!names.is_empty()).then_some(names), (!values.is_empty()).then_some(values))
+    }
+}
+
 fn condition(cond: Cond) -> Expr {
     let mut e = Expr { condition: None, names: HashMap::new(), values: HashMap::new() };
     match cond {
@@ -188,15 +197,16 @@ impl DynamoStore {
                 single_outcome(r.map(drop), |e| e.is_conditional_check_failed_exception())
             }
             Write::Delete { key, cond } => {
-                let e = condition(cond);
+                let mut e = condition(cond);
+                let (names, values) = e.maps();
                 let r = self
                     .client
                     .delete_item()
                     .table_name(&self.table)
                     .set_key(Some(key_attrs(&key)))
                     .set_condition_expression(e.condition)
-                    .set_expression_attribute_names((!e.names.is_empty()).then_some(e.names))
-                    .set_expression_attribute_values((!e.values.is_empty()).then_some(e.values))
+                    .set_expression_attribute_names(names)
+                    .set_expression_attribute_values(values)
                     .send()
                     .await;
                 single_outcome(r.map(drop), |e| e.is_conditional_check_failed_exception())
@@ -223,13 +233,14 @@ impl DynamoStore {
                     TransactWriteItem::builder().update(u).build()
                 }
                 Write::Delete { key, cond } => {
-                    let e = condition(*cond);
+                    let mut e = condition(*cond);
+                    let (names, values) = e.maps();
                     let d = Delete::builder()
                         .table_name(&self.table)
                         .set_key(Some(key_attrs(key)))
                         .set_condition_expression(e.condition)
-                        .set_expression_attribute_names((!e.names.is_empty()).then_some(e.names))
-                        .set_expression_attribute_values((!e.values.is_empty()).then_some(e.values))
+                        .set_expression_attribute_names(names)
+                        .set_expression_attribute_values(values)
                         .build()
                         .map_err(unavailable)?;
                     TransactWriteItem::builder().delete(d).build()
@@ -238,12 +249,13 @@ impl DynamoStore {
                     let mut e = condition(*cond);
                     let expr =
                         e.condition.take().unwrap_or_else(|| "attribute_exists(pk) OR attribute_not_exists(pk)".into());
+                    let (names, values) = e.maps();
                     let c = ConditionCheck::builder()
                         .table_name(&self.table)
                         .set_key(Some(key_attrs(key)))
                         .condition_expression(expr)
-                        .set_expression_attribute_names((!e.names.is_empty()).then_some(e.names))
-                        .set_expression_attribute_values((!e.values.is_empty()).then_some(e.values))
+                        .set_expression_attribute_names(names)
+                        .set_expression_attribute_values(values)
                         .build()
                         .map_err(unavailable)?;
                     TransactWriteItem::builder().condition_check(c).build()
