@@ -111,10 +111,14 @@ async fn archive(config: Config, args: &[String]) -> Result<(), String> {
         return Err(USAGE.into());
     };
     let db = shared::adapters::embedded::Db::open(&config.data_dir).map_err(|e| e.to_string())?;
-    let records = shared::adapters::embedded::SqliteArchive::new(db).read(conv).await.map_err(|e| e.to_string())?;
+    let records =
+        shared::adapters::embedded::SqliteArchive::new(db.clone()).read(conv).await.map_err(|e| e.to_string())?;
     match verb.as_str() {
         "verify" => {
-            let v = shared::archive::verify(&records);
+            let store = shared::adapters::embedded::SqliteStore::new(db);
+            let v = shared::usecases::archive::verify_against_head(&store, conv, &records)
+                .await
+                .map_err(|e| e.to_string())?;
             println!("{}", serde_json::to_string(&v).unwrap_or_default());
             if v.valid {
                 Ok(())

@@ -34,6 +34,7 @@ pub fn spawn(state: AppState, embedded: Embedded, consumers: Consumers) -> Vec<J
         ],
     };
     tasks.push(tokio::spawn(timer_loop(ports.clone(), embedded.clone())));
+    tasks.push(tokio::spawn(relay_loop(ports.clone())));
     tasks.push(tokio::spawn(sweep_loop(ports, embedded)));
     tasks
 }
@@ -201,6 +202,16 @@ pub async fn run_due_timers(ports: &Ports, embedded: &Embedded) {
             }
         }
         Err(e) => tracing::error!(error.message = %e, "reading due timers failed"),
+    }
+}
+
+/// The relay's sweep: publishes outbox entries a crash or a failed publish left behind.
+async fn relay_loop(ports: Ports) {
+    loop {
+        if let Err(e) = shared::usecases::relay::sweep(&ports).await {
+            tracing::warn!(error.message = %e, "outbox sweep failed");
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::adapters::aws::{AwsClients, DynamoStore, EventBridgeArchive, EventBridgeScheduler, S3MediaStore, SqsQueue};
+use crate::adapters::aws::{AwsClients, DynamoArchive, DynamoStore, EventBridgeScheduler, S3MediaStore, SqsQueue};
 use crate::adapters::embedded::{
     Db, DevClock, DiskMediaStore, SqliteArchive, SqliteQueue, SqliteScheduler, SqliteStore, SystemClock,
 };
@@ -12,7 +12,6 @@ use crate::adapters::sandbox::SandboxWhatsApp;
 use crate::config::{AwsResources, Config, ConfigError};
 use crate::http::AppState;
 use crate::ports::{Archive, Clock, Store, WhatsApp};
-use crate::usecases::archive::ArchivingStore;
 use crate::usecases::Ports;
 
 /// The embedded backends behind an `AppState`, for the loops that drive them.
@@ -37,13 +36,7 @@ pub async fn embedded(config: Config) -> Result<(AppState, Embedded), ConfigErro
         (Arc::new(SystemClock), None)
     };
     let (whatsapp, sandbox): (Arc<dyn WhatsApp>, _) = match &config.whatsapp_api_base_url {
-        Some(base) => (
-            Arc::new(
-                GraphWhatsApp::new(base, &config.phone_number_id, config.access_token.clone())
-                    .map_err(|e| ConfigError(format!("HTTP client: {e}")))?,
-            ),
-            None,
-        ),
+        Some(_) => (whatsapp(&config, clock.clone())?, None),
         None => {
             let sandbox = Arc::new(SandboxWhatsApp::new(
                 config.app_secret.clone(),
@@ -58,7 +51,7 @@ pub async fn embedded(config: Config) -> Result<(AppState, Embedded), ConfigErro
     let scheduler = SqliteScheduler::new(db.clone());
     let archive: Arc<dyn crate::ports::Archive> = Arc::new(SqliteArchive::new(db.clone()));
     let ports = Ports {
-        store: Arc::new(ArchivingStore::new(Arc::new(store.clone()), archive.clone())),
+        store: Arc::new(store.clone()),
         archive,
         media: Arc::new(DiskMediaStore::new(&config.data_dir).map_err(|e| ConfigError(e.to_string()))?),
         queue: Arc::new(queue.clone()),
@@ -83,7 +76,7 @@ pub async fn from_env(config: Config) -> Result<AppState, ConfigError> {
 fn whatsapp(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn WhatsApp>, ConfigError> {
     Ok(match &config.whatsapp_api_base_url {
         Some(base) => Arc::new(
-            GraphWhatsApp::new(base, &config.phone_number_id, config.access_token.clone())
+            GraphWhatsApp::new(base, &config.phone_number_id, config.access_token.clone(), config.graph_timeout)
                 .map_err(|e| ConfigError(format!("HTTP client: {e}")))?,
         ),
         None => Arc::new(SandboxWhatsApp::new(config.app_secret.clone(), config.phone_number_id.clone(), clock)),
@@ -108,10 +101,9 @@ pub fn aws_ports(
 ) -> Ports {
     let dynamo: Arc<dyn Store> =
         Arc::new(DynamoStore::new(clients.dynamodb.clone(), r.table.clone()).with_serial_writes(r.serial_writes));
-    let archive: Arc<dyn Archive> =
-        Arc::new(EventBridgeArchive::new(dynamo.clone(), clients.eventbridge.clone(), r.event_bus.clone()));
+    let archive: Arc<dyn Archive> = Arc::new(DynamoArchive::new(dynamo.clone()));
     Ports {
-        store: Arc::new(ArchivingStore::new(dynamo, archive.clone())),
+        store: dynamo,
         queue: Arc::new(SqsQueue::new(clients.sqs.clone(), r.outbound_queue_url.clone(), r.receipts_queue_url.clone())),
         scheduler: Arc::new(EventBridgeScheduler::new(
             clients.scheduler.clone(),

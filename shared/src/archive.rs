@@ -81,6 +81,22 @@ pub fn verify(records: &[ArchiveRecord]) -> Verification {
     Verification { valid: true, records: records.len(), first_break: None }
 }
 
+/// `verify`, and the chain's end against the head its commits recorded: records removed from
+/// the end (or a head with no records) break the chain at the first missing sequence number.
+pub fn verify_with_head(records: &[ArchiveRecord], head: Option<(u64, &str)>) -> Verification {
+    let v = verify(records);
+    if !v.valid {
+        return v;
+    }
+    let last = records.last().map(|r| (r.seq, r.hash.as_str()));
+    match head {
+        Some(h) if last != Some(h) => {
+            Verification { valid: false, records: records.len(), first_break: Some(records.len() as u64 + 1) }
+        }
+        _ => v,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +148,16 @@ mod tests {
         d[1].event.text_as_sent = Some("forged".into());
         d[1].hash = hash(d[1].seq, &d[1].prev_hash, &d[1].event);
         assert_eq!(verify(&d).first_break, Some(3), "the forger must rewrite every later record");
+    }
+
+    #[test]
+    fn records_cut_from_the_end_are_found_by_the_head() {
+        let c = chain(5);
+        let head = (c[4].seq, c[4].hash.as_str());
+        assert!(verify_with_head(&c, Some(head)).valid);
+        assert!(verify(&c[..3]).valid, "the chain alone cannot see a cut end");
+        assert_eq!(verify_with_head(&c[..3], Some(head)).first_break, Some(4));
+        assert_eq!(verify_with_head(&[], Some(head)).first_break, Some(1));
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub struct Config {
     pub whatsapp_api_base_url: Option<String>,
     pub phone_number_id: String,
     pub access_token: String,
+    /// How long a Graph API call may take before its answer counts as lost.
+    pub graph_timeout: std::time::Duration,
     pub app_secret: String,
     pub verify_token: String,
     pub jwt_secret: String,
@@ -93,6 +95,7 @@ impl Config {
             whatsapp_api_base_url: base,
             phone_number_id: or("WHATSAPP_PHONE_NUMBER_ID", "106540352242922"),
             access_token,
+            graph_timeout: std::time::Duration::from_millis(number("WHATSAPP_API_TIMEOUT_MS", 30_000)?.max(1)),
             // An explicitly empty secret stays empty: every webhook POST is then refused.
             app_secret: get("WHATSAPP_APP_SECRET").unwrap_or_else(|| "local-app-secret".into()),
             verify_token: or("WHATSAPP_VERIFY_TOKEN", "local-verify-token"),

@@ -1,11 +1,8 @@
 //! The other AWS adapters on moto: S3 media, the EventBridge archive (and its chain under
 //! concurrent appends), scheduler re-arming, and SQS FIFO deduplication.
 
-use std::sync::Arc;
-
-use shared::adapters::aws::{DynamoStore, EventBridgeArchive, EventBridgeScheduler, S3MediaStore, SqsQueue};
-use shared::archive::{verify, ArchiveEvent};
-use shared::ports::{Archive, MediaStore, OutboundJob, Queue, Scheduler, Store, Timer};
+use shared::adapters::aws::{EventBridgeScheduler, S3MediaStore, SqsQueue};
+use shared::ports::{MediaStore, OutboundJob, Queue, Scheduler, Timer};
 use time::OffsetDateTime;
 
 mod support;
@@ -20,42 +17,6 @@ async fn s3_media_round_trips_and_a_missing_picture_is_none() {
     media.put("01ABC", b"\x89PNG....".to_vec(), "image/png").await.unwrap();
     assert_eq!(media.get("01ABC").await.unwrap().as_deref(), Some(&b"\x89PNG...."[..]));
     assert_eq!(media.get("01NONE").await.unwrap(), None);
-}
-
-fn event(conv: &str, i: usize) -> ArchiveEvent {
-    ArchiveEvent {
-        conversation_id: conv.into(),
-        kind: "message".into(),
-        actor: "u1".into(),
-        at: OffsetDateTime::now_utc(),
-        message_id: Some(format!("m{i}")),
-        wamid: None,
-        text_as_sent: Some(format!("text {i}")),
-        text_as_written: Some(format!("text {i}")),
-        details: serde_json::Value::Null,
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_archive_appends_keep_one_valid_chain() {
-    let Some(c) = aws_clients().await else { return };
-    let table = unique("archive");
-    DynamoStore::create_table(&c.dynamodb, &table).await.unwrap();
-    let bus = unique("bus");
-    c.eventbridge.create_event_bus().name(&bus).send().await.unwrap();
-    let store: Arc<dyn Store> = Arc::new(DynamoStore::new(c.dynamodb.clone(), table).with_serial_writes(true));
-    let archive = Arc::new(EventBridgeArchive::new(store, c.eventbridge.clone(), bus));
-    let mut tasks = Vec::new();
-    for i in 0..20 {
-        let archive = archive.clone();
-        tasks.push(tokio::spawn(async move { archive.append(vec![event("c1", i)]).await.unwrap() }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let records = archive.read("c1").await.unwrap();
-    assert_eq!(records.len(), 20);
-    assert!(verify(&records).valid);
 }
 
 #[tokio::test]

@@ -314,4 +314,11 @@ async fn concurrent_sends_on_aws_are_all_stored() {
     }
     let c = conversations::get(&ports, &caller, &conv.id).await.unwrap();
     assert_eq!(c.pending_count, 20);
+    // Every message was archived in its own commit, on one chain that ends at the head.
+    let records = ports.archive.read(&conv.id).await.unwrap();
+    let v = shared::usecases::archive::verify_against_head(&*ports.store, &conv.id, &records).await.unwrap();
+    assert!(v.valid, "{v:?}");
+    for id in &ids {
+        assert!(records.iter().any(|r| r.event.message_id.as_deref() == Some(id.as_str())), "{id} not archived");
+    }
 }

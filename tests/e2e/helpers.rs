@@ -20,6 +20,10 @@ pub const WA_ID: &str = "447700900123";
 /// A picture's bytes and MIME type.
 pub type Picture = (Vec<u8>, String);
 
+/// A scripted answer: Meta takes the message, and the answer is lost (slower than the client's
+/// time-out, `WHATSAPP_API_TIMEOUT_MS` in the test).
+pub const LOST: u16 = 0;
+
 /// A scripted Graph API: each send pops the next answer (default: accepted with a new wamid).
 #[derive(Clone, Default)]
 pub struct FakeGraph {
@@ -154,6 +158,19 @@ async fn graph_send(
             )
         }
     };
+    if status == LOST {
+        // Meta takes the message, but its answer never reaches the connector.
+        let wamid = {
+            let mut n = fake.counter.lock().unwrap();
+            *n += 1;
+            format!("wamid.FAKE{n}")
+        };
+        body["_wamid"] = json!(wamid);
+        body["_status"] = json!(200);
+        fake.requests.lock().unwrap().push(body);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        return (StatusCode::OK, Json(json!({})));
+    }
     if let Some(w) = reply["messages"][0]["id"].as_str() {
         body["_wamid"] = json!(w);
     }

@@ -9,6 +9,7 @@ mod groups;
 mod helpers;
 mod media;
 mod receipts;
+mod record;
 mod restart;
 mod webhook;
 mod window;

@@ -1,7 +1,7 @@
 //! The conversation routes: start a thread (sending the opt-in request), list and read threads,
-//! resend the opt-in request; and the opt-in retry timer.
+//! resend the opt-in request, claim a contact-started thread.
 
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use shared::domain::Phone;
 use shared::http::{ApiError, AppJson, AppState, Identity, MAX_JSON_BODY};
-use shared::usecases::conversations::{self, StartConversation};
+use shared::usecases::conversations::{self, ListFilter, StartConversation};
 use shared::usecases::views::ConversationView;
 
 pub fn router(state: AppState) -> Router {
@@ -17,6 +17,7 @@ pub fn router(state: AppState) -> Router {
         .route("/conversations", post(start).get(list))
         .route("/conversations/{id}", get(get_one))
         .route("/conversations/{id}/optin", post(resend))
+        .route("/conversations/{id}/claim", post(claim))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .with_state(state)
 }
@@ -53,8 +54,34 @@ struct ConversationList {
     conversations: Vec<ConversationView>,
 }
 
-async fn list(State(state): State<AppState>, Identity(caller): Identity) -> Result<Json<ConversationList>, ApiError> {
-    Ok(Json(ConversationList { conversations: conversations::list(&state.ports, &caller).await? }))
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Identity(caller): Identity,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ConversationList>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
+    let filter = match q.status.as_deref() {
+        None => ListFilter::default(),
+        Some("unassigned") => ListFilter { unassigned: true },
+        Some(other) => {
+            return Err(ApiError::InvalidRequest(format!("status {other:?} cannot be listed; try unassigned")))
+        }
+    };
+    Ok(Json(ConversationList { conversations: conversations::list(&state.ports, &caller, filter).await? }))
+}
+
+async fn claim(
+    State(state): State<AppState>,
+    Identity(caller): Identity,
+    Path(id): Path<String>,
+) -> Result<Json<ConversationView>, ApiError> {
+    Ok(Json(conversations::claim(&state.ports, &caller, &id).await?))
 }
 
 async fn get_one(

@@ -1,5 +1,6 @@
-//! One-time timers (EventBridge Scheduler's payload is the `Timer` itself): window expiry and
-//! opt-in retry. The handler re-checks state, so a stale timer is harmless.
+//! Timers (EventBridge Scheduler's payload is the `Timer` itself): window expiry, opt-in retry,
+//! delivery deadline, and the recurring outbox sweep. The handler re-checks state, so a stale
+//! timer is harmless.
 
 use shared::ports::Timer;
 use shared::usecases::{timers, Ports, UseCaseError};

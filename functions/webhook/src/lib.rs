@@ -62,7 +62,7 @@ async fn receive(
         tracing::warn!("webhook refused: bad or missing signature");
         return Err(ApiError::Unauthorized);
     }
-    let events = webhook::parse(&body).map_err(|e| {
+    let events = webhook::parse(&body, &state.config.phone_number_id).map_err(|e| {
         tracing::warn!(error.message = %e, "signed webhook is not a WhatsApp delivery");
         ApiError::InvalidJson(e.to_string())
     })?;

@@ -37,6 +37,10 @@ pub struct Contact {
     /// it re-arms itself at the window's end, so a busy contact costs one timer, not one each.
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub window_timer_at: Option<Time>,
+    /// When the last opt-in template went to this contact, from any thread: at most one a day,
+    /// so several employees starting threads cannot spam them.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub optin_sent_at: Option<Time>,
 }
 
 /// What the window timer does when it fires.
@@ -103,6 +107,7 @@ impl Contact {
             paused: false,
             resume_requested: false,
             window_timer_at: None,
+            optin_sent_at: None,
         }
     }
 
@@ -126,6 +131,14 @@ impl Contact {
             self.consent = ConsentState::Requested;
             self.consent_at = Some(now);
         }
+        self.optin_sent_at = Some(now);
+    }
+
+    /// Whether a new thread should send the opt-in template: the contact has not answered and
+    /// was not asked in the last 24 hours (from any thread).
+    pub fn optin_due(&self, now: Time) -> bool {
+        matches!(self.consent, ConsentState::Unknown | ConsentState::Requested)
+            && self.optin_sent_at.is_none_or(|at| now >= at + super::OPTIN_RESEND_AFTER)
     }
 
     /// Applies one inbound message sent at `sent_at` (Meta's timestamp).

@@ -38,6 +38,8 @@ pub enum Added {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversationStatus {
+    /// Started by the contact; nobody has claimed it yet.
+    Unassigned,
     AwaitingOptin,
     Active,
     Paused,
@@ -82,6 +84,10 @@ pub struct Conversation {
     pub last_activity_at: Time,
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub last_outbound_at: Option<Time>,
+    /// Opened by a contact's message that routed to no thread, and not claimed yet: no
+    /// participants, yet open.
+    #[serde(default)]
+    pub unassigned: bool,
 }
 
 impl Conversation {
@@ -92,6 +98,8 @@ impl Conversation {
     pub fn status(&self, contact: &Contact, now: Time) -> ConversationStatus {
         if self.closed {
             ConversationStatus::Closed
+        } else if self.unassigned {
+            ConversationStatus::Unassigned
         } else if contact.consent != ConsentState::OptedIn {
             ConversationStatus::AwaitingOptin
         } else if contact.window_open(now) {
@@ -122,7 +130,8 @@ impl Conversation {
             ConsentState::OptedOut => return Err(DomainError::OptedOut),
             _ => {}
         }
-        match self.optin.last_sent_at {
+        // Once a day per contact, whichever thread asked.
+        match self.optin.last_sent_at.max(contact.optin_sent_at) {
             Some(at) if now < at + OPTIN_RESEND_AFTER => Err(DomainError::OptinTooSoon),
             _ => Ok(()),
         }
@@ -190,6 +199,16 @@ impl Conversation {
         (self.participants.len() > 1).then(|| format!("*{sender_name}*: "))
     }
 
+    /// An agent takes a contact-started thread: the first participant, exactly once.
+    pub fn claim(&mut self, p: Participant) -> Result<(), DomainError> {
+        if !self.unassigned || self.closed {
+            return Err(DomainError::AlreadyClaimed);
+        }
+        self.unassigned = false;
+        self.participants = vec![p];
+        Ok(())
+    }
+
     pub fn check_writable(&self) -> Result<(), DomainError> {
         if self.closed {
             Err(DomainError::ConversationClosed)
@@ -222,6 +241,7 @@ mod tests {
             created_at: T0,
             last_activity_at: T0,
             last_outbound_at: None,
+            unassigned: false,
         }
     }
 

@@ -276,14 +276,10 @@ impl Message {
         }
     }
 
-    /// Dispatch may claim a queued message, or one whose claim lapsed before the Graph API
-    /// answered (the process died mid-call).
-    pub fn claimable(&self, now: Time) -> bool {
-        match self.status {
-            MessageStatus::Queued => true,
-            MessageStatus::Sending => self.lease_until.is_none_or(|l| now >= l),
-            _ => false,
-        }
+    /// A dispatch attempt claimed it and neither finished nor settled it before its lease ran
+    /// out (the process died mid-call): the attempt may have reached Meta.
+    pub fn claim_lapsed(&self, now: Time) -> bool {
+        self.status == MessageStatus::Sending && self.lease_until.is_some_and(|l| now >= l)
     }
 }
 
@@ -346,12 +342,14 @@ mod tests {
     }
 
     #[test]
-    fn lapsed_claim_can_be_taken_again() {
+    fn a_claim_lapses_when_its_lease_runs_out_and_only_then() {
         let mut m = accepted();
         m.status = MessageStatus::Sending;
         m.lease_until = Some(T0 + Duration::seconds(60));
-        assert!(!m.claimable(T0));
-        assert!(m.claimable(T0 + Duration::seconds(60)));
+        assert!(!m.claim_lapsed(T0));
+        assert!(m.claim_lapsed(T0 + Duration::seconds(60)));
+        m.lease_until = None;
+        assert!(!m.claim_lapsed(T0 + Duration::days(1)), "settled later: waits for a status or its deadline");
     }
 
     fn receipt() -> impl Strategy<Value = ReceiptStatus> {

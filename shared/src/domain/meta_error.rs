@@ -21,6 +21,8 @@ pub enum FailureReason {
     RetriesExhausted,
     /// A contact's picture could not be downloaded for good.
     MediaUnavailable,
+    /// The Graph API's answer was lost and no status came: it may or may not have arrived.
+    DeliveryUnknown,
     Unknown,
 }
 

@@ -38,6 +38,8 @@ pub enum DomainError {
     AlreadyOptedIn,
     #[error("too many held messages in this conversation (limit {0})")]
     QueueFull(u32),
+    #[error("someone else claimed this conversation")]
+    AlreadyClaimed,
     #[error("the conversation already has the most participants allowed")]
     ThreadFull,
     #[error("{0}")]

@@ -416,6 +416,13 @@ pub fn failure_text(reason: FailureReason, lang: Lang) -> &'static str {
             "das Bild konnte nicht von WhatsApp geladen werden. Bitten Sie den Kontakt, es erneut zu senden.",
             "não foi possível transferir a imagem do WhatsApp. Peça ao contacto para a enviar novamente.",
         ],
+        DeliveryUnknown => &[
+            "WhatsApp did not confirm this message, so it may or may not have arrived. Ask the contact before sending it again.",
+            "WhatsApp no confirmó este mensaje: puede que haya llegado o no. Pregunte al contacto antes de volver a enviarlo.",
+            "WhatsApp n'a pas confirmé ce message : il est peut-être arrivé, peut-être pas. Demandez au contact avant de le renvoyer.",
+            "WhatsApp hat diese Nachricht nicht bestätigt; sie ist vielleicht angekommen, vielleicht nicht. Fragen Sie den Kontakt, bevor Sie sie erneut senden.",
+            "O WhatsApp não confirmou esta mensagem: pode ter chegado ou não. Pergunte ao contacto antes de a enviar novamente.",
+        ],
         Unknown => &[
             "WhatsApp refused the message. Send it again, and tell your administrator if it keeps failing.",
             "WhatsApp rechazó el mensaje. Vuelva a enviarlo y avise a su administrador si sigue fallando.",

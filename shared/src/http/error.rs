@@ -25,6 +25,8 @@ pub enum ApiError {
     AlreadyOptedIn,
     #[error("the conversation already has the most participants allowed (10)")]
     ThreadFull,
+    #[error("someone else claimed this conversation")]
+    AlreadyClaimed,
     #[error("{0}")]
     NotAddable(String),
     #[error("the body is larger than {0} bytes")]
@@ -57,6 +59,7 @@ impl ApiError {
             ApiError::ConversationClosed => (StatusCode::CONFLICT, "conversation_closed"),
             ApiError::AlreadyOptedIn => (StatusCode::CONFLICT, "already_opted_in"),
             ApiError::ThreadFull => (StatusCode::CONFLICT, "thread_full"),
+            ApiError::AlreadyClaimed => (StatusCode::CONFLICT, "already_claimed"),
             ApiError::NotAddable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "not_addable"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::InvalidRequest(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
@@ -90,6 +93,7 @@ impl From<UseCaseError> for ApiError {
                 DomainError::AlreadyOptedIn => ApiError::AlreadyOptedIn,
                 DomainError::QueueFull(n) => ApiError::QueueFull(n),
                 DomainError::ThreadFull => ApiError::ThreadFull,
+                DomainError::AlreadyClaimed => ApiError::AlreadyClaimed,
                 DomainError::NotAddable(m) => ApiError::NotAddable(m),
                 DomainError::DlpBlocked(rules) => ApiError::DlpBlocked(rules),
                 DomainError::TooLarge(n) => ApiError::TooLarge(n),
@@ -98,7 +102,7 @@ impl From<UseCaseError> for ApiError {
             },
             UseCaseError::NotFound => ApiError::NotFound,
             UseCaseError::Forbidden(role) => ApiError::Forbidden(role),
-            UseCaseError::Contention => ApiError::Busy,
+            UseCaseError::Contention | UseCaseError::Store(crate::ports::StoreError::Busy) => ApiError::Busy,
             other => ApiError::Internal(format!("{other}: {:?}", std::error::Error::source(&other))),
         }
     }

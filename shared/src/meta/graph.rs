@@ -32,14 +32,23 @@ pub struct OutboundRequest {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("Graph API error {code:?} (HTTP {http_status:?}): {message}")]
 pub struct GraphError {
+    /// The request may have reached Meta, but its answer did not reach us (a time-out, a
+    /// dropped connection): sending again could send twice.
+    pub lost: bool,
     pub http_status: Option<u16>,
     pub code: Option<i64>,
     pub message: String,
 }
 
 impl GraphError {
+    /// No answer, and the request may have been taken.
     pub fn transport(message: impl Into<String>) -> GraphError {
-        GraphError { http_status: None, code: None, message: message.into() }
+        GraphError { lost: true, http_status: None, code: None, message: message.into() }
+    }
+
+    /// No answer, and the request never left (no connection): safe to try again.
+    pub fn unsent(message: impl Into<String>) -> GraphError {
+        GraphError { lost: false, http_status: None, code: None, message: message.into() }
     }
 }
 
@@ -114,6 +123,7 @@ pub fn parse_send_response(http_status: u16, body: &[u8]) -> Result<String, Grap
             .and_then(|r| r.messages.into_iter().next())
             .map(|m| m.id)
             .ok_or_else(|| GraphError {
+                lost: false,
                 http_status: Some(http_status),
                 code: None,
                 message: "no message id in answer".into(),
@@ -124,8 +134,11 @@ pub fn parse_send_response(http_status: u16, body: &[u8]) -> Result<String, Grap
 
 pub fn parse_error(http_status: u16, body: &[u8]) -> GraphError {
     match serde_json::from_slice::<ErrorEnvelope>(body) {
-        Ok(e) => GraphError { http_status: Some(http_status), code: e.error.code, message: e.error.message },
+        Ok(e) => {
+            GraphError { lost: false, http_status: Some(http_status), code: e.error.code, message: e.error.message }
+        }
         Err(_) => GraphError {
+            lost: false,
             http_status: Some(http_status),
             code: None,
             message: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),

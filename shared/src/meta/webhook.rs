@@ -141,6 +141,8 @@ struct Change {
 #[derive(Deserialize, Default)]
 struct ChangeValue {
     #[serde(default)]
+    metadata: Option<Metadata>,
+    #[serde(default)]
     contacts: Vec<ContactBlock>,
     #[serde(default)]
     messages: Vec<Value>,
@@ -150,6 +152,12 @@ struct ChangeValue {
     errors: Vec<Value>,
     #[serde(default)]
     user_preferences: Vec<Value>,
+}
+
+#[derive(Deserialize, Default)]
+struct Metadata {
+    #[serde(default)]
+    phone_number_id: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -272,13 +280,20 @@ fn unix_time(v: &Value) -> Option<OffsetDateTime> {
 
 /// Parses one delivery. Only a body that is not a JSON object of `whatsapp_business_account`
 /// is an error; anything inside that the connector cannot use becomes `Ignored`.
-pub fn parse(body: &[u8]) -> Result<Vec<WebhookEvent>, ParseError> {
+/// The events of a delivery for our business number `phone_number_id`: a change addressed to
+/// another number of the same app (its `metadata.phone_number_id`) is `Ignored` whole.
+pub fn parse(body: &[u8], phone_number_id: &str) -> Result<Vec<WebhookEvent>, ParseError> {
     let env: Envelope = serde_json::from_slice(body).map_err(|e| ParseError(e.to_string()))?;
     if env.object != "whatsapp_business_account" {
         return Err(ParseError(format!("object {:?}", env.object)));
     }
     let mut out = Vec::new();
     for change in env.entry.into_iter().flat_map(|e| e.changes) {
+        let to = change.value.metadata.as_ref().and_then(|m| m.phone_number_id.as_deref());
+        if let Some(other) = to.filter(|to| *to != phone_number_id) {
+            out.push(WebhookEvent::Ignored { what: format!("change for another phone number id {other}") });
+            continue;
+        }
         match change.field.as_str() {
             "messages" => parse_messages_value(change.value, &mut out),
             "user_preferences" => {
@@ -400,12 +415,14 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    const OURS: &str = "106540352242922";
+
     fn fixture(name: &str) -> Vec<u8> {
         std::fs::read(format!("{}/../tests/fixtures/meta/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
     }
 
     fn one(name: &str) -> WebhookEvent {
-        let mut events = parse(&fixture(name)).unwrap();
+        let mut events = parse(&fixture(name), OURS).unwrap();
         assert_eq!(events.len(), 1, "{name}: {events:?}");
         events.remove(0)
     }
@@ -492,7 +509,7 @@ mod tests {
 
     #[test]
     fn batch_walks_every_entry_and_change() {
-        let events = parse(&fixture("batch_two_entries_3_messages_2_statuses.json")).unwrap();
+        let events = parse(&fixture("batch_two_entries_3_messages_2_statuses.json"), OURS).unwrap();
         let inbound = events.iter().filter(|e| matches!(e, WebhookEvent::Inbound(_))).count();
         let statuses = events.iter().filter(|e| matches!(e, WebhookEvent::Status(_))).count();
         assert_eq!((inbound, statuses), (3, 2));
@@ -509,7 +526,7 @@ mod tests {
         let body = br#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{
             "messages":[{"id":"bad"},{"id":"w2","from":"1555","timestamp":"1","type":"text","text":{"body":"hi"}}],
             "statuses":[{"id":"w3","status":"played","timestamp":"1"}]}},{"field":"account_update","value":{}}]}]}"#;
-        let events = parse(body).unwrap();
+        let events = parse(body, OURS).unwrap();
         assert_eq!(events.len(), 4);
         assert!(matches!(&events[1], WebhookEvent::Inbound(m) if m.wamid == "w2"));
         assert!(matches!(&events[2], WebhookEvent::Ignored { .. }));
@@ -517,15 +534,22 @@ mod tests {
 
     #[test]
     fn not_a_delivery_is_an_error() {
-        assert!(parse(b"not json").is_err());
-        assert!(parse(br#"{"object":"page","entry":[]}"#).is_err());
-        assert!(parse(b"[]").is_err());
+        assert!(parse(b"not json", OURS).is_err());
+        assert!(parse(br#"{"object":"page","entry":[]}"#, OURS).is_err());
+        assert!(parse(b"[]", OURS).is_err());
+    }
+
+    #[test]
+    fn a_change_for_another_business_number_is_ignored_whole() {
+        let body = String::from_utf8(fixture("inbound_text_stop.json")).unwrap().replace(OURS, "999999999999999");
+        let events = parse(body.as_bytes(), OURS).unwrap();
+        assert!(matches!(events.as_slice(), [WebhookEvent::Ignored { what }] if what.contains("999999999999999")));
     }
 
     proptest! {
         #[test]
         fn parser_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = parse(&bytes);
+            let _ = parse(&bytes, OURS);
         }
 
         #[test]
@@ -536,7 +560,7 @@ mod tests {
                 "contacts":[{"wa_id":"1"}],
                 "messages":[{"id":"w","from":"1","timestamp":ts,"type":kind,"text":{"body":body}, kind.clone(): {"id": body}}],
                 "statuses":[{"id":"w","status":kind,"timestamp":ts}]}}]}]});
-            let events = parse(serde_json::to_vec(&v).unwrap().as_slice()).unwrap();
+            let events = parse(serde_json::to_vec(&v).unwrap().as_slice(), OURS).unwrap();
             prop_assert_eq!(events.len(), 2);
         }
     }

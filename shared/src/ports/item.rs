@@ -56,6 +56,34 @@ impl Key {
     pub fn dedupe(id: &str) -> Key {
         Key { pk: format!("DEDUPE#{id}"), sk: "DEDUPE".into() }
     }
+    /// The index of contact-started threads nobody has claimed.
+    pub fn unassigned(conv: &str) -> Key {
+        Key { pk: UNASSIGNED.into(), sk: format!("CONV#{conv}") }
+    }
+    /// A thread's archive chain head: sorts before its records, outside their `REC#` prefix.
+    pub fn archive_head(conv: &str) -> Key {
+        Key { pk: format!("ARCHIVE#{conv}"), sk: "HEAD".into() }
+    }
+    /// An outbox entry, spread over a few partitions so no one partition takes every commit.
+    pub fn outbox(id: &str) -> Key {
+        Key { pk: outbox_partition(outbox_shard(id)), sk: format!("OUT#{id}") }
+    }
+}
+
+/// The partition of the unassigned-threads index.
+pub const UNASSIGNED: &str = "UNASSIGNED";
+
+/// Partitions the outbox is spread over (the relay's sweep reads each).
+pub const OUTBOX_SHARDS: u32 = 8;
+
+pub fn outbox_partition(shard: u32) -> String {
+    format!("OUTBOX#{shard}")
+}
+
+fn outbox_shard(id: &str) -> u32 {
+    // FNV-1a: stable across processes and builds, unlike the std hasher.
+    let h = id.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193));
+    h % OUTBOX_SHARDS
 }
 
 /// The partition listing the users of one sub-organization and region.
@@ -131,6 +159,10 @@ pub enum Item {
         user_id: String,
         conversation_id: String,
     },
+    /// A contact-started thread waiting to be claimed.
+    Unassigned {
+        conversation_id: String,
+    },
     /// A conversation with this contact.
     ContactThread {
         contact_key: String,
@@ -143,6 +175,15 @@ pub enum Item {
     Media(MediaRecord),
     /// One archived record (AWS; locally the archive has its own append-only table).
     ArchiveEntry(crate::archive::ArchiveRecord),
+    /// The last record of a thread's archive chain, written in the same commit as the records,
+    /// so a record can be neither skipped, forked nor cut from the end unseen.
+    ArchiveHead {
+        conversation_id: String,
+        seq: u64,
+        hash: String,
+    },
+    /// An effect committed with the state, for the relay to publish (then delete).
+    Outbox(crate::ports::OutboxEntry),
     /// A webhook message or status already applied; forgotten after `expires_at`.
     Dedupe {
         id: String,
@@ -164,11 +205,14 @@ impl Item {
             }
             Item::Wamid { wamid, .. } => Key::wamid(wamid),
             Item::Membership { user_id, conversation_id } => Key::membership(user_id, conversation_id),
+            Item::Unassigned { conversation_id } => Key::unassigned(conversation_id),
             Item::ContactThread { contact_key, conversation_id } => Key::contact_thread(contact_key, conversation_id),
             Item::Profile(u) => Key::profile(&u.user_id),
             Item::DirectoryEntry(u) => Key::directory_entry(&u.sub_org, &u.region, &u.user_id),
             Item::Media(m) => Key::media(&m.id),
             Item::ArchiveEntry(r) => Key::archive_entry(&r.event.conversation_id, r.seq),
+            Item::ArchiveHead { conversation_id, .. } => Key::archive_head(conversation_id),
+            Item::Outbox(e) => Key::outbox(&e.id),
             Item::Dedupe { id, .. } => Key::dedupe(id),
         }
     }

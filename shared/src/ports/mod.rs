@@ -12,7 +12,7 @@ use crate::meta::graph::{GraphError, OutboundRequest};
 use crate::meta::webhook::StatusEvent;
 
 pub mod item;
-pub use item::{directory_partition, DirectoryUser, Item, Key, MediaRecord};
+pub use item::{directory_partition, outbox_partition, DirectoryUser, Item, Key, MediaRecord, OUTBOX_SHARDS};
 
 /// A stored item and the version a conditional write must name to replace it.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +54,10 @@ pub enum StoreError {
     /// Write number `index` of the transaction failed its condition; nothing was written.
     #[error("condition failed on write {index}")]
     Conflict { index: usize },
+    /// The transaction collided with another one in flight (DynamoDB's `TransactionConflict`)
+    /// and nothing was written: no condition failed, so the same plan may be tried again.
+    #[error("the transaction collided with another; nothing was written")]
+    Busy,
     #[error("stored item is corrupt: {0}")]
     Corrupt(String),
     #[error("store unavailable: {0}")]
@@ -78,6 +82,19 @@ pub trait Store: Send + Sync {
     /// Several items at once (a batch read), in the order of `keys`.
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Versioned<Item>>>, StoreError>;
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+
+    /// Ids of contact-started threads nobody has claimed, oldest first.
+    async fn query_unassigned(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .query(item::UNASSIGNED, "CONV#", None, limit, true)
+            .await?
+            .into_iter()
+            .filter_map(|v| match v.item {
+                Item::Unassigned { conversation_id } => Some(conversation_id),
+                _ => None,
+            })
+            .collect())
+    }
 }
 
 /// An outbound message to dispatch: FIFO per conversation.
@@ -118,8 +135,20 @@ pub trait Queue: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Timer {
-    WindowExpiry { contact_key: String },
-    OptinRetry { conversation_id: String },
+    WindowExpiry {
+        contact_key: String,
+    },
+    OptinRetry {
+        conversation_id: String,
+    },
+    /// 15 minutes after a send whose answer was lost: fail it as `delivery_unknown` unless a
+    /// status webhook settled it.
+    DeliveryDeadline {
+        conversation_id: String,
+        message_id: String,
+    },
+    /// Publish what the outbox still holds (a recurring schedule on AWS, never armed by code).
+    OutboxSweep,
 }
 
 impl Timer {
@@ -127,6 +156,8 @@ impl Timer {
         match self {
             Timer::WindowExpiry { contact_key } => format!("window-{}", sanitize(contact_key)),
             Timer::OptinRetry { conversation_id } => format!("optin-retry-{conversation_id}"),
+            Timer::DeliveryDeadline { message_id, .. } => format!("delivery-{message_id}"),
+            Timer::OutboxSweep => "outbox-sweep".into(),
         }
     }
 }
@@ -210,13 +241,53 @@ pub enum ReceiptsJob {
 #[error("archive unavailable: {0}")]
 pub struct ArchiveError(pub String);
 
-/// The compliance archive: append-only, one hash chain per thread.
+/// The compliance archive, read side: records are appended by the commit that makes the change
+/// they record (`Item::ArchiveEntry` and `Item::ArchiveHead` writes), so this port only reads.
 #[async_trait]
 pub trait Archive: Send + Sync {
-    /// Appends the events, in order, each to its thread's chain.
-    async fn append(&self, events: Vec<crate::archive::ArchiveEvent>) -> Result<(), ArchiveError>;
     /// A thread's records, oldest first.
     async fn read(&self, conversation_id: &str) -> Result<Vec<crate::archive::ArchiveRecord>, ArchiveError>;
+}
+
+/// What a commit asks to happen once it has committed: written in the same transaction as the
+/// state (the outbox), then published at least once by the relay. Every effect is idempotent
+/// downstream: queue messages carry dedupe ids, timers have deterministic names, notices and
+/// releases re-check the state they change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "effect", content = "job", rename_all = "snake_case")]
+// Entries are built and published one at a time, never held in bulk.
+#[allow(clippy::large_enum_variant)]
+pub enum Effect {
+    /// Onto the outbound FIFO queue.
+    Outbound(OutboundJob),
+    /// Onto the receipts queue (a contact's picture to fetch).
+    Receipt(ReceiptsJob),
+    /// Arm a one-time timer.
+    Timer {
+        timer: Timer,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    /// Queue these threads' held messages, in order, if the contact now allows it.
+    ReleaseHeld { conversation_ids: Vec<String> },
+    /// Post a notice (and archive why: `archive`, re-addressed to each thread) in threads other
+    /// than the one the commit changed, one commit each, so a commit's size does not grow with
+    /// the contact's number of threads.
+    Notice {
+        conversation_ids: Vec<String>,
+        notice: crate::domain::notice::Notice,
+        archive: Option<crate::archive::ArchiveEvent>,
+    },
+}
+
+/// One effect waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// A ULID: entries sort in commit order within a partition.
+    pub id: String,
+    pub effect: Effect,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
 }
 
 /// Typed views of the items, for use cases that read one kind.

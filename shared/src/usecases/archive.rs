@@ -1,30 +1,15 @@
 //! What goes into the compliance archive, and the admins' export and verification. Every
-//! message is archived where it is written, by `ArchivingStore`; use cases add the events that
-//! are not messages (consent, participant changes, queue releases, DLP actions).
+//! message is archived by the commit that writes it (`commit::commit`); use cases add the
+//! events that are not messages (consent, participant changes, queue releases, DLP actions).
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::archive::{verify, ArchiveEvent, ArchiveRecord, Verification};
+use crate::archive::{verify_with_head, ArchiveEvent, ArchiveRecord, Verification};
 use crate::domain::{Conversation, Message};
-use crate::ports::{Archive, Cond, Item, Key, Store, StoreError, Versioned, Write};
+use crate::ports::{Item, Key, Store, StoreError};
 
 use super::{load, Caller, Ports, Result, UseCaseError};
-
-/// A `Store` that archives every message it creates, once its transaction has committed.
-pub struct ArchivingStore {
-    inner: Arc<dyn Store>,
-    archive: Arc<dyn Archive>,
-}
-
-impl ArchivingStore {
-    pub fn new(inner: Arc<dyn Store>, archive: Arc<dyn Archive>) -> ArchivingStore {
-        ArchivingStore { inner, archive }
-    }
-}
 
 /// The archive record of a message as it was stored (the text as sent).
 pub fn message_event(m: &Message) -> ArchiveEvent {
@@ -74,58 +59,8 @@ pub fn event(
     }
 }
 
-/// Appends events after their change committed. A failure is logged loudly, never undoes the
-/// change already made.
-pub(crate) async fn record(ports: &Ports, events: Vec<ArchiveEvent>) {
-    if events.is_empty() {
-        return;
-    }
-    if let Err(e) = ports.archive.append(events).await {
-        tracing::error!(error.message = %e, "archive append failed");
-    }
-}
-
-#[async_trait]
-impl Store for ArchivingStore {
-    async fn get(&self, key: &Key) -> Result<Option<Versioned<Item>>, StoreError> {
-        self.inner.get(key).await
-    }
-
-    async fn query(
-        &self,
-        pk: &str,
-        prefix: &str,
-        after: Option<&str>,
-        limit: usize,
-        ascending: bool,
-    ) -> Result<Vec<Versioned<Item>>, StoreError> {
-        self.inner.query(pk, prefix, after, limit, ascending).await
-    }
-
-    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Versioned<Item>>>, StoreError> {
-        self.inner.get_many(keys).await
-    }
-
-    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let events: Vec<ArchiveEvent> = writes
-            .iter()
-            .filter_map(|w| match w {
-                Write::Put { item: Item::Message(m), cond: Cond::NotExists } => Some(message_event(m)),
-                _ => None,
-            })
-            .collect();
-        self.inner.transact(writes).await?;
-        if !events.is_empty() {
-            if let Err(e) = self.archive.append(events).await {
-                tracing::error!(error.message = %e, "archive append failed");
-            }
-        }
-        Ok(())
-    }
-}
-
 fn require_admin(caller: &Caller) -> Result<()> {
-    if caller.roles.iter().any(|r| r == "admin") {
+    if caller.has_role("admin") {
         Ok(())
     } else {
         Err(UseCaseError::Forbidden("admin"))
@@ -141,7 +76,22 @@ pub async fn export(ports: &Ports, caller: &Caller, conversation_id: &str) -> Re
     ports.archive.read(conversation_id).await.map_err(|e| UseCaseError::Store(StoreError::Unavailable(e.0)))
 }
 
-/// `GET /admin/conversations/{id}/archive?verify=true`.
+/// `GET /admin/conversations/{id}/archive?verify=true`: the chain, and its end against the head
+/// the commits moved (so records cut from the end are found too).
 pub async fn verify_chain(ports: &Ports, caller: &Caller, conversation_id: &str) -> Result<Verification> {
-    Ok(verify(&export(ports, caller, conversation_id).await?))
+    let records = export(ports, caller, conversation_id).await?;
+    Ok(verify_against_head(&*ports.store, conversation_id, &records).await?)
+}
+
+/// `verify`, then the last record against the thread's stored chain head.
+pub async fn verify_against_head(
+    store: &dyn Store,
+    conversation_id: &str,
+    records: &[ArchiveRecord],
+) -> Result<Verification, StoreError> {
+    let head = match store.get(&Key::archive_head(conversation_id)).await?.map(|v| v.item) {
+        Some(Item::ArchiveHead { seq, hash, .. }) => Some((seq, hash)),
+        _ => None,
+    };
+    Ok(verify_with_head(records, head.as_ref().map(|(s, h)| (*s, h.as_str()))))
 }

@@ -1,18 +1,19 @@
-//! Starting a thread (and asking for consent), resending the opt-in request, reading threads.
+//! Starting a thread (and asking for consent), resending the opt-in request, claiming a
+//! contact-started thread, reading threads.
 
-use crate::domain::contact::ConsentState;
 use crate::domain::message::SystemPurpose;
 use crate::domain::notice::{Notice, NoticeCode};
 use crate::domain::{Contact, Conversation, Participant, Phone};
-use crate::ports::{Item, Key, StoreError};
+use crate::ports::{Cond, Item, Key, StoreError, Write};
 
 use serde_json::json;
 
 use super::archive;
+use super::commit::{commit, retry, Attempt, Plan};
 use super::views::ConversationView;
 use super::{
-    enqueue_all, load, load_contact, new_id, notice_message, participant_conversation, put_new, put_versioned,
-    system_template, Caller, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES,
+    dispatch_effects, load, load_contact, new_id, notice_message, participant_conversation, put_new, put_versioned,
+    readable_conversation, system_template, Caller, Ports, Result, UseCaseError,
 };
 
 pub struct StartConversation {
@@ -20,13 +21,46 @@ pub struct StartConversation {
     pub name: Option<String>,
 }
 
+/// Asks the contact for consent from `conv` when it is due (not answered, not asked from any
+/// thread in the last 24 hours): the template, its notice and its effect join `plan`.
+fn ask_consent(
+    ports: &Ports,
+    conv: &mut Conversation,
+    contact: &mut Contact,
+    plan: &mut Plan,
+    now: time::OffsetDateTime,
+) -> bool {
+    if !contact.optin_due(now) {
+        return false;
+    }
+    let optin = system_template(conv, SystemPurpose::OptinRequest, &ports.settings, now);
+    contact.optin_requested(now);
+    conv.optin_sent(optin.id.clone(), now);
+    plan.effects.extend(dispatch_effects([&optin]));
+    plan.writes.push(put_new(Item::Message(optin)));
+    plan.writes.push(put_new(Item::Message(notice_message(&conv.id, Notice::to_all(NoticeCode::OptinRequested), now))));
+    true
+}
+
+fn participant(caller: &Caller, now: time::OffsetDateTime) -> Participant {
+    Participant {
+        user_id: caller.user_id.clone(),
+        name: caller.name.clone(),
+        locale: caller.locale.clone(),
+        joined_at: now,
+        history_from: None,
+    }
+}
+
 /// `POST /conversations`: a new thread with the caller; the opt-in request goes out unless the
-/// contact already answered (opted in, or opted out: then sends get `opted_out`).
+/// contact already answered (opted in, or opted out: then sends get `opted_out`) or was asked
+/// less than 24 hours ago from another thread.
 pub async fn start(ports: &Ports, caller: &Caller, cmd: StartConversation) -> Result<ConversationView> {
-    let contact_key = cmd.phone.digits().to_string();
-    for _ in 0..MAX_CONFLICT_RETRIES {
+    let contact_key = &cmd.phone.digits().to_string();
+    let cmd = &cmd;
+    retry(|| async move {
         let now = ports.clock.now();
-        let existing = load::<Contact>(&*ports.store, &Key::contact(&contact_key)).await?;
+        let existing = load::<Contact>(&*ports.store, &Key::contact(contact_key)).await?;
         let version = existing.as_ref().map(|c| c.version);
         let mut contact = existing.map(|c| c.item).unwrap_or_else(|| {
             Contact::new(contact_key.clone(), Some(cmd.phone.as_str().to_string()), cmd.name.clone())
@@ -39,13 +73,7 @@ pub async fn start(ports: &Ports, caller: &Caller, cmd: StartConversation) -> Re
             contact_key: contact_key.clone(),
             contact_phone: Some(cmd.phone.as_str().to_string()),
             contact_name: cmd.name.clone().or_else(|| contact.name.clone()),
-            participants: vec![Participant {
-                user_id: caller.user_id.clone(),
-                name: caller.name.clone(),
-                locale: caller.locale.clone(),
-                joined_at: now,
-                history_from: None,
-            }],
+            participants: vec![participant(caller, now)],
             language: caller.locale.clone(),
             closed: false,
             optin: Default::default(),
@@ -53,52 +81,41 @@ pub async fn start(ports: &Ports, caller: &Caller, cmd: StartConversation) -> Re
             created_at: now,
             last_activity_at: now,
             last_outbound_at: None,
+            unassigned: false,
         };
-        let mut to_queue = Vec::new();
-        let mut extra = Vec::new();
-        if matches!(contact.consent, ConsentState::Unknown | ConsentState::Requested) {
-            let optin = system_template(&conv, SystemPurpose::OptinRequest, &ports.settings, now);
-            contact.optin_requested(now);
-            conv.optin_sent(optin.id.clone(), now);
-            extra.push(put_new(Item::Message(notice_message(
-                &conv.id,
-                Notice::to_all(NoticeCode::OptinRequested),
-                now,
-            ))));
-            to_queue.push(optin);
-        }
-        let mut writes = vec![
-            put_versioned(Item::Contact(contact.clone()), version),
-            put_new(Item::Conversation(conv.clone())),
-            put_new(Item::Membership { user_id: caller.user_id.clone(), conversation_id: conv.id.clone() }),
-            put_new(Item::ContactThread { contact_key: contact_key.clone(), conversation_id: conv.id.clone() }),
-        ];
-        writes.extend(to_queue.iter().map(|m| put_new(Item::Message(m.clone()))));
-        writes.extend(extra);
-        match ports.store.transact(writes).await {
+        let mut plan = Plan::default();
+        let asked = ask_consent(ports, &mut conv, &mut contact, &mut plan, now);
+        plan.writes.splice(
+            0..0,
+            [
+                put_versioned(Item::Contact(contact.clone()), version),
+                put_new(Item::Conversation(conv.clone())),
+                put_new(Item::Membership { user_id: caller.user_id.clone(), conversation_id: conv.id.clone() }),
+                put_new(Item::ContactThread { contact_key: contact_key.clone(), conversation_id: conv.id.clone() }),
+            ],
+        );
+        plan.archive.push(archive::event(
+            &conv.id,
+            "conversation_started",
+            &caller.user_id,
+            now,
+            json!({"contact": contact_key, "consent": contact.consent, "optin_requested": asked}),
+        ));
+        match commit(ports, plan).await {
             Ok(()) => {
-                let e = archive::event(
-                    &conv.id,
-                    "conversation_started",
-                    &caller.user_id,
-                    now,
-                    json!({"contact": contact_key, "consent": contact.consent, "optin_requested": !to_queue.is_empty()}),
-                );
-                archive::record(ports, vec![e]).await;
-                enqueue_all(&*ports.queue, &to_queue.iter().collect::<Vec<_>>()).await?;
-                tracing::info!(conversation_id = %conv.id, optin = !to_queue.is_empty(), "conversation started");
-                return Ok(ConversationView::new(&conv, &contact, now));
+                tracing::info!(conversation_id = %conv.id, optin = asked, "conversation started");
+                Ok(Attempt::Done(ConversationView::new(&conv, &contact, now)))
             }
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
+            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
+            Err(e) => Err(e.into()),
         }
-    }
-    Err(UseCaseError::Contention)
+    })
+    .await
 }
 
 /// `POST /conversations/{id}/optin`: at most once per 24 hours, and only while unanswered.
 pub async fn resend_optin(ports: &Ports, caller: &Caller, conversation_id: &str) -> Result<ConversationView> {
-    for _ in 0..MAX_CONFLICT_RETRIES {
+    retry(|| async move {
         let now = ports.clock.now();
         let conv = participant_conversation(&*ports.store, caller, conversation_id).await?;
         let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
@@ -107,57 +124,115 @@ pub async fn resend_optin(ports: &Ports, caller: &Caller, conversation_id: &str)
         let optin = system_template(&c, SystemPurpose::OptinRequest, &ports.settings, now);
         c.optin_sent(optin.id.clone(), now);
         k.optin_requested(now);
-        let writes = vec![
-            put_versioned(Item::Conversation(c.clone()), Some(conv.version)),
-            put_versioned(Item::Contact(k.clone()), Some(contact.version)),
-            put_new(Item::Message(optin.clone())),
-            put_new(Item::Message(notice_message(&c.id, Notice::to_all(NoticeCode::OptinRequested), now))),
-        ];
-        match ports.store.transact(writes).await {
-            Ok(()) => {
-                let mut e = archive::event(
-                    &c.id,
-                    "consent",
-                    &caller.user_id,
-                    now,
-                    json!({"consent": "requested", "resend": true}),
-                );
-                e.message_id = Some(optin.id.clone());
-                archive::record(ports, vec![e]).await;
-                enqueue_all(&*ports.queue, &[&optin]).await?;
-                return Ok(ConversationView::new(&c, &k, now));
-            }
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
+        let mut e =
+            archive::event(&c.id, "consent", &caller.user_id, now, json!({"consent": "requested", "resend": true}));
+        e.message_id = Some(optin.id.clone());
+        let plan = Plan {
+            effects: dispatch_effects([&optin]),
+            writes: vec![
+                put_versioned(Item::Conversation(c.clone()), Some(conv.version)),
+                put_versioned(Item::Contact(k.clone()), Some(contact.version)),
+                put_new(Item::Message(optin)),
+                put_new(Item::Message(notice_message(&c.id, Notice::to_all(NoticeCode::OptinRequested), now))),
+            ],
+            archive: vec![e],
+        };
+        match commit(ports, plan).await {
+            Ok(()) => Ok(Attempt::Done(ConversationView::new(&c, &k, now))),
+            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
+            Err(e) => Err(e.into()),
         }
-    }
-    Err(UseCaseError::Contention)
+    })
+    .await
+}
+
+/// `POST /conversations/{id}/claim`: an agent becomes the first participant of a thread a
+/// contact started; of racing claims one wins (the conversation's version decides), the others
+/// get `already_claimed`. Consent is then asked as for a new thread.
+pub async fn claim(ports: &Ports, caller: &Caller, conversation_id: &str) -> Result<ConversationView> {
+    caller.require_agent()?;
+    retry(|| async move {
+        let now = ports.clock.now();
+        let conv = load::<Conversation>(&*ports.store, &Key::conversation(conversation_id))
+            .await?
+            .ok_or(UseCaseError::NotFound)?;
+        let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
+        let (mut c, mut k) = (conv.item.clone(), contact.item.clone());
+        c.claim(participant(caller, now))?;
+        c.language = caller.locale.clone();
+        c.last_activity_at = now;
+        let mut plan = Plan::default();
+        let asked = ask_consent(ports, &mut c, &mut k, &mut plan, now);
+        plan.writes.splice(
+            0..0,
+            [
+                put_versioned(Item::Conversation(c.clone()), Some(conv.version)),
+                put_versioned(Item::Contact(k.clone()), Some(contact.version)),
+                put_new(Item::Membership { user_id: caller.user_id.clone(), conversation_id: c.id.clone() }),
+                Write::Delete { key: Key::unassigned(&c.id), cond: Cond::Always },
+            ],
+        );
+        plan.archive.push(archive::event(
+            &c.id,
+            "claimed",
+            &caller.user_id,
+            now,
+            json!({"consent": k.consent, "optin_requested": asked}),
+        ));
+        match commit(ports, plan).await {
+            Ok(()) => {
+                tracing::info!(conversation_id = %c.id, user_id = %caller.user_id, "conversation claimed");
+                Ok(Attempt::Done(ConversationView::new(&c, &k, now)))
+            }
+            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
 }
 
 /// `GET /conversations/{id}`.
 pub async fn get(ports: &Ports, caller: &Caller, conversation_id: &str) -> Result<ConversationView> {
-    let conv = participant_conversation(&*ports.store, caller, conversation_id).await?;
+    let conv = readable_conversation(&*ports.store, caller, conversation_id).await?;
     let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
     Ok(ConversationView::new(&conv.item, &contact.item, ports.clock.now()))
 }
 
-/// `GET /conversations`: the caller's threads, newest activity first.
-pub async fn list(ports: &Ports, caller: &Caller) -> Result<Vec<ConversationView>> {
+/// Which threads `GET /conversations` lists.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// `?status=unassigned`: contact-started threads nobody claimed (agents and admins).
+    pub unassigned: bool,
+}
+
+/// `GET /conversations`: the caller's threads (or the unassigned ones), newest activity first.
+pub async fn list(ports: &Ports, caller: &Caller, filter: ListFilter) -> Result<Vec<ConversationView>> {
     let now = ports.clock.now();
-    let links = ports.store.query(&format!("USER#{}", caller.user_id), "CONV#", None, 1000, true).await?;
-    let mut out = Vec::with_capacity(links.len());
-    for link in links {
-        let Item::Membership { conversation_id, .. } = link.item else {
-            continue;
-        };
-        let Some(conv) = load::<Conversation>(&*ports.store, &Key::conversation(&conversation_id)).await? else {
-            continue;
-        };
-        if !conv.item.is_participant(&caller.user_id) {
+    let keys: Vec<Key> = if filter.unassigned {
+        caller.require_agent()?;
+        ports.store.query_unassigned(1000).await?.into_iter().map(|id| Key::conversation(&id)).collect()
+    } else {
+        ports
+            .store
+            .query(&format!("USER#{}", caller.user_id), "CONV#", None, 1000, true)
+            .await?
+            .into_iter()
+            .filter_map(|v| match v.item {
+                Item::Membership { conversation_id, .. } => Some(Key::conversation(&conversation_id)),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut out = Vec::with_capacity(keys.len());
+    for found in ports.store.get_many(&keys).await?.into_iter().flatten() {
+        let Item::Conversation(conv) = found.item else { continue };
+        let visible =
+            if filter.unassigned { conv.unassigned && !conv.closed } else { conv.is_participant(&caller.user_id) };
+        if !visible {
             continue;
         }
-        let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
-        out.push(ConversationView::new(&conv.item, &contact.item, now));
+        let contact = load_contact(&*ports.store, &conv.contact_key).await?;
+        out.push(ConversationView::new(&conv, &contact.item, now));
     }
     out.sort_by_key(|c| std::cmp::Reverse(c.last_activity_at));
     Ok(out)

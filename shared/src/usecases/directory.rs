@@ -3,7 +3,8 @@
 
 use crate::ports::{directory_partition, Cond, DirectoryUser, Item, Key, StoreError, Write};
 
-use super::{load, participant_conversation, put_versioned, Caller, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES};
+use super::commit::{commit, retry, Attempt, Plan};
+use super::{load, participant_conversation, put_versioned, Caller, Ports, Result, UseCaseError};
 
 fn from_caller(caller: &Caller) -> DirectoryUser {
     DirectoryUser {
@@ -27,7 +28,7 @@ pub async fn record(ports: &Ports, caller: &Caller) -> Result<()> {
         Write::Put { item: Item::Profile(user.clone()), cond: Cond::NotExists },
         Write::Put { item: Item::DirectoryEntry(user), cond: Cond::Always },
     ];
-    match ports.store.transact(writes).await {
+    match commit(ports, Plan::of(writes)).await {
         Ok(()) | Err(StoreError::Conflict { .. }) => Ok(()),
         Err(e) => Err(e.into()),
     }
@@ -43,7 +44,7 @@ pub struct Upsert {
 
 /// `PUT /directory/users/{id}`, admins only.
 pub async fn upsert(ports: &Ports, caller: &Caller, user_id: &str, u: Upsert) -> Result<DirectoryUser> {
-    if !caller.roles.iter().any(|r| r == "admin") {
+    if !caller.has_role("admin") {
         return Err(UseCaseError::Forbidden("admin"));
     }
     let user = DirectoryUser {
@@ -54,7 +55,8 @@ pub async fn upsert(ports: &Ports, caller: &Caller, user_id: &str, u: Upsert) ->
         locale: u.locale,
         whatsapp_enabled: u.whatsapp_enabled,
     };
-    for _ in 0..MAX_CONFLICT_RETRIES {
+    let user = &user;
+    retry(|| async move {
         let existing = load::<DirectoryUser>(&*ports.store, &Key::profile(user_id)).await?;
         let mut writes = vec![
             put_versioned(Item::Profile(user.clone()), existing.as_ref().map(|e| e.version)),
@@ -68,13 +70,13 @@ pub async fn upsert(ports: &Ports, caller: &Caller, user_id: &str, u: Upsert) ->
                 });
             }
         }
-        match ports.store.transact(writes).await {
-            Ok(()) => return Ok(user),
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
+        match commit(ports, Plan::of(writes)).await {
+            Ok(()) => Ok(Attempt::Done(user.clone())),
+            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
+            Err(e) => Err(e.into()),
         }
-    }
-    Err(UseCaseError::Contention)
+    })
+    .await
 }
 
 /// Whether `user` may be added by `caller`: enabled, same sub-organization and region.

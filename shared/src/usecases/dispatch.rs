@@ -5,13 +5,17 @@ use time::Duration;
 
 use crate::domain::{Contact, Conversation, Message, MessageKind, MessageStatus};
 use crate::meta::graph::{OutboundBody, OutboundRequest, Recipient};
-use crate::ports::{Disposition, Item, Key, OutboundJob, StoreError, Versioned, Write};
+use crate::ports::{Disposition, Effect, Item, Key, OutboundJob, StoreError, Timer, Versioned, Write};
 
-use super::outcomes::{plan_failure, Failure, FailurePlan};
-use super::{enqueue_all, load, load_contact, put_versioned, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES};
+use super::commit::{commit, retry, Attempt, Plan};
+use super::outcomes::{plan_delivery_unknown, plan_failure, Failure, FailurePlan};
+use super::{dispatch_effects, load, load_contact, put_versioned, Ports, Result, UseCaseError};
 
-/// How long a claim holds; a claim older than this (the process died mid-call) may be retaken.
+/// How long a claim holds; a claim older than this lapsed (the process died mid-call).
 const LEASE: Duration = Duration::seconds(60);
+
+/// How long a send whose answer was lost waits for a status webhook before it fails.
+pub const DELIVERY_DEADLINE: Duration = Duration::minutes(15);
 
 /// How far back dispatch looks for older messages of the thread still waiting: two requests
 /// committed in one order can reach the queue in the other, and the older goes first.
@@ -28,11 +32,10 @@ pub async fn dispatch(ports: &Ports, job: &OutboundJob) -> Result<Disposition> {
             false,
         )
         .await?;
-    let now = ports.clock.now();
     let mut waiting: Vec<String> = earlier
         .into_iter()
         .filter_map(|v| match v.item {
-            Item::Message(m) if m.status == MessageStatus::Queued && m.claimable(now) => Some(m.id),
+            Item::Message(m) if m.status == MessageStatus::Queued => Some(m.id),
             _ => None,
         })
         .collect();
@@ -49,9 +52,10 @@ pub async fn dispatch(ports: &Ports, job: &OutboundJob) -> Result<Disposition> {
 
 async fn dispatch_one(ports: &Ports, key: &Key) -> Result<Disposition> {
     let key = key.clone();
-    let Some((claimed, version)) = claim(ports, &key).await? else {
+    let Claim::Taken(claimed, version) = claim(ports, &key).await? else {
         return Ok(Disposition::Done);
     };
+    let claimed = *claimed;
     let conv = load::<Conversation>(&*ports.store, &Key::conversation(&claimed.conversation_id))
         .await?
         .ok_or(UseCaseError::NotFound)?;
@@ -63,7 +67,7 @@ async fn dispatch_one(ports: &Ports, key: &Key) -> Result<Disposition> {
             Err(e) => {
                 tracing::warn!(message_id = %claimed.id, error = %e.message, "picture upload refused");
                 let failure = Failure { code: e.code, http_status: e.http_status, detail: e.message };
-                return apply_failure(ports, &key, &failure, true).await;
+                return apply_outcome(ports, &key, &failure, Outcome::Refused { in_queue: true }).await;
             }
         }
     }
@@ -76,37 +80,107 @@ async fn dispatch_one(ports: &Ports, key: &Key) -> Result<Disposition> {
             record_accepted(ports, &key, claimed, version, wamid).await?;
             Ok(Disposition::Done)
         }
+        Err(e) if e.lost => {
+            let started = claimed.lease_until.map_or(ports.clock.now(), |l| l - LEASE);
+            settle_later(ports, &Versioned { item: claimed, version }, started).await?;
+            Ok(Disposition::Done)
+        }
         Err(e) => {
             tracing::warn!(message_id = %claimed.id, code = ?e.code, http_status = ?e.http_status, error = %e.message, "Graph API refused a send");
             let failure = Failure { code: e.code, http_status: e.http_status, detail: e.message };
-            apply_failure(ports, &key, &failure, true).await
+            apply_outcome(ports, &key, &failure, Outcome::Refused { in_queue: true }).await
         }
     }
 }
 
-/// Takes the message for this attempt, or `None` when it is not ours to send (already sent,
-/// held again, failed, gone, or claimed by a live attempt).
-async fn claim(ports: &Ports, key: &Key) -> Result<Option<(Message, u64)>> {
-    for _ in 0..MAX_CONFLICT_RETRIES {
+/// What dispatch finds when it goes to take a message.
+enum Claim {
+    /// Ours to send, at this version.
+    Taken(Box<Message>, u64),
+    /// Not ours to send (already sent, held again, failed, gone, or claimed by a live attempt).
+    NotOurs,
+}
+
+/// Takes the message for this attempt. A claim that lapsed (the process died, or the answer
+/// never came, mid-call) is never retaken: the earlier attempt may have reached Meta, so the
+/// message waits for a status webhook or its delivery deadline instead.
+async fn claim(ports: &Ports, key: &Key) -> Result<Claim> {
+    retry(|| async move {
         let now = ports.clock.now();
         let Some(m) = load::<Message>(&*ports.store, key).await? else {
             tracing::warn!(pk = %key.pk, sk = %key.sk, "queued message not found");
-            return Ok(None);
+            return Ok(Attempt::Done(Claim::NotOurs));
         };
-        if !m.item.claimable(now) {
-            return Ok(None);
+        if m.item.claim_lapsed(now) {
+            let started = m.item.lease_until.map_or(now, |l| l - LEASE);
+            settle_later(ports, &m, started).await?;
+            return Ok(Attempt::Done(Claim::NotOurs));
+        }
+        if m.item.status != MessageStatus::Queued {
+            return Ok(Attempt::Done(Claim::NotOurs));
         }
         let mut next = m.item.clone();
         next.status = MessageStatus::Sending;
         next.lease_until = Some(now + LEASE);
         next.attempts += 1;
-        match ports.store.transact(vec![put_versioned(Item::Message(next.clone()), Some(m.version))]).await {
-            Ok(()) => return Ok(Some((next, m.version + 1))),
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
+        match commit(ports, Plan::of(vec![put_versioned(Item::Message(next.clone()), Some(m.version))])).await {
+            Ok(()) => Ok(Attempt::Done(Claim::Taken(Box::new(next), m.version + 1))),
+            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
+            Err(e) => Err(e.into()),
         }
+    })
+    .await
+}
+
+/// The Graph API may have taken the message but we cannot know: it stays `sending` (no lease)
+/// until a status webhook settles it, or `DELIVERY_DEADLINE` after `started` fails it as
+/// `delivery_unknown`. At most once to the contact: it is never sent again blindly.
+async fn settle_later(ports: &Ports, seen: &Versioned<Message>, started: time::OffsetDateTime) -> Result<()> {
+    let key = &Key::message(&seen.item.conversation_id, &seen.item.id);
+    let mut first = Some(seen.clone());
+    retry(|| {
+        let known = first.take();
+        async move {
+            let current = match known {
+                Some(v) => v,
+                None => load::<Message>(&*ports.store, key).await?.ok_or(UseCaseError::NotFound)?,
+            };
+            if current.item.status != MessageStatus::Sending || current.item.lease_until.is_none() {
+                return Ok(Attempt::Done(()));
+            }
+            let mut next = current.item.clone();
+            next.lease_until = None;
+            let timer =
+                Timer::DeliveryDeadline { conversation_id: next.conversation_id.clone(), message_id: next.id.clone() };
+            let plan = Plan {
+                writes: vec![put_versioned(Item::Message(next.clone()), Some(current.version))],
+                archive: Vec::new(),
+                effects: vec![Effect::Timer { timer, at: started + DELIVERY_DEADLINE }],
+            };
+            match commit(ports, plan).await {
+                Ok(()) => {
+                    tracing::warn!(message_id = %next.id, "no answer from the Graph API: waiting for a status");
+                    Ok(Attempt::Done(()))
+                }
+                Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
+                Err(e) => Err(e.into()),
+            }
+        }
+    })
+    .await
+}
+
+/// The delivery deadline of a send whose answer was lost: still unsettled, it fails as
+/// `delivery_unknown` with a notice, so the employee decides whether to send it again.
+pub(crate) async fn delivery_deadline(ports: &Ports, conversation_id: &str, message_id: &str) -> Result<()> {
+    let key = Key::message(conversation_id, message_id);
+    let failure = Failure { code: None, http_status: None, detail: "no answer from WhatsApp".into() };
+    match load::<Message>(&*ports.store, &key).await? {
+        Some(m) if m.item.status == MessageStatus::Sending && m.item.lease_until.is_none() => {
+            apply_outcome(ports, &key, &failure, Outcome::Unknown).await.map(|_| ())
+        }
+        _ => Ok(()),
     }
-    Err(UseCaseError::Contention)
 }
 
 fn request_for(
@@ -131,68 +205,97 @@ fn request_for(
         },
         MessageKind::Reaction | MessageKind::Notice => return None,
     };
-    Some(OutboundRequest { to, body, callback: m.id.clone() })
+    Some(OutboundRequest { to, body, callback: format!("{}/{}", m.conversation_id, m.id) })
 }
 
-async fn record_accepted(ports: &Ports, key: &Key, claimed: Message, version: u64, wamid: String) -> Result<()> {
+pub(crate) async fn record_accepted(
+    ports: &Ports,
+    key: &Key,
+    claimed: Message,
+    version: u64,
+    wamid: String,
+) -> Result<()> {
     let link = Item::Wamid {
         wamid: wamid.clone(),
         conversation_id: claimed.conversation_id.clone(),
         message_id: claimed.id.clone(),
     };
-    let mut current = Versioned { item: claimed, version };
-    for _ in 0..MAX_CONFLICT_RETRIES {
-        let mut next = current.item.clone();
-        if next.status == MessageStatus::Sending {
-            next.status = MessageStatus::Accepted;
-        }
-        next.wamid = Some(wamid.clone());
-        next.lease_until = None;
-        let writes = vec![
-            put_versioned(Item::Message(next), Some(current.version)),
-            Write::Put { item: link.clone(), cond: crate::ports::Cond::Always },
-        ];
-        match ports.store.transact(writes).await {
-            Ok(()) => {
-                tracing::info!(message_id = %current.item.id, %wamid, "accepted by WhatsApp");
-                return Ok(());
+    let (link, wamid) = (&link, &wamid);
+    let mut first = Some(Versioned { item: claimed, version });
+    retry(|| {
+        let known = first.take();
+        async move {
+            let current = match known {
+                Some(v) => v,
+                None => load::<Message>(&*ports.store, key).await?.ok_or(UseCaseError::NotFound)?,
+            };
+            let mut next = current.item.clone();
+            if next.status == MessageStatus::Sending {
+                next.status = MessageStatus::Accepted;
             }
-            Err(StoreError::Conflict { .. }) => {
-                current = load::<Message>(&*ports.store, key).await?.ok_or(UseCaseError::NotFound)?;
+            next.wamid = Some(wamid.clone());
+            next.lease_until = None;
+            let writes = vec![
+                put_versioned(Item::Message(next), Some(current.version)),
+                Write::Put { item: link.clone(), cond: crate::ports::Cond::Always },
+            ];
+            match commit(ports, Plan::of(writes)).await {
+                Ok(()) => {
+                    tracing::info!(message_id = %current.item.id, %wamid, "accepted by WhatsApp");
+                    Ok(Attempt::Done(()))
+                }
+                Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
+                Err(e) => Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
         }
-    }
-    Err(UseCaseError::Contention)
+    })
+    .await
+}
+
+/// How a send ended badly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Meta refused it, at once (`in_queue`: the failing queue message is still ours to retry)
+    /// or later in a `failed` status (a retry is queued anew).
+    Refused { in_queue: bool },
+    /// No answer and no status within the deadline: failed as `delivery_unknown`, never retried.
+    Unknown,
 }
 
 /// Applies a failure to the message under `key`: retry, hold again, or fail with notices.
-/// `in_queue` says the failing queue message is still ours to retry (dispatch); a `failed`
-/// status (receipts) queues a new attempt instead.
-pub(crate) async fn apply_failure(ports: &Ports, key: &Key, failure: &Failure, in_queue: bool) -> Result<Disposition> {
-    for _ in 0..MAX_CONFLICT_RETRIES {
+pub(crate) async fn apply_outcome(
+    ports: &Ports,
+    key: &Key,
+    failure: &Failure,
+    outcome: Outcome,
+) -> Result<Disposition> {
+    retry(|| async move {
         let now = ports.clock.now();
         let msg = load::<Message>(&*ports.store, key).await?.ok_or(UseCaseError::NotFound)?;
         let conv = load::<Conversation>(&*ports.store, &Key::conversation(&msg.item.conversation_id))
             .await?
             .ok_or(UseCaseError::NotFound)?;
         let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
-        let mut plan = plan_failure(&conv.item, &contact.item, &msg.item, failure, &ports.settings, now);
+        let mut plan = match outcome {
+            Outcome::Unknown => plan_delivery_unknown(&conv.item, &contact.item, &msg.item, failure, now),
+            Outcome::Refused { .. } => {
+                plan_failure(&conv.item, &contact.item, &msg.item, failure, &ports.settings, now)
+            }
+        };
+        let in_queue = outcome == Outcome::Refused { in_queue: true };
         if plan.retry_after.is_some() && !in_queue {
             plan.msg.generation += 1;
             plan.to_queue.insert(0, plan.msg.clone());
         }
-        match commit_plan(ports, &conv, &contact, &msg, &plan).await? {
-            true => {
-                return Ok(match plan.retry_after {
-                    Some(after) if in_queue => Disposition::RetryAfter(after),
-                    _ => Disposition::Done,
-                })
-            }
-            false => continue,
+        if !commit_plan(ports, &conv, &contact, &msg, &plan).await? {
+            return Ok(Attempt::Retry);
         }
-    }
-    Err(UseCaseError::Contention)
+        Ok(Attempt::Done(match plan.retry_after {
+            Some(after) if in_queue => Disposition::RetryAfter(after),
+            _ => Disposition::Done,
+        }))
+    })
+    .await
 }
 
 /// Writes a failure plan under the versions read; `false` on a conflict (read again and retry).
@@ -213,14 +316,11 @@ pub(crate) async fn commit_plan(
     writes.extend(plan.writes.iter().cloned());
     writes
         .extend(plan.to_queue.iter().filter(|m| m.id != plan.msg.id).map(|m| super::put_new(Item::Message(m.clone()))));
-    match ports.store.transact(writes).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict { .. }) => return Ok(false),
-        Err(e) => return Err(e.into()),
+    let mut effects = dispatch_effects(&plan.to_queue);
+    effects.extend(plan.timers.iter().map(|(timer, at)| Effect::Timer { timer: timer.clone(), at: *at }));
+    match commit(ports, Plan { writes, archive: Vec::new(), effects }).await {
+        Ok(()) => Ok(true),
+        Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(false),
+        Err(e) => Err(e.into()),
     }
-    enqueue_all(&*ports.queue, &plan.to_queue.iter().collect::<Vec<_>>()).await?;
-    for (timer, at) in &plan.timers {
-        ports.scheduler.schedule(timer, *at).await?;
-    }
-    Ok(true)
 }

@@ -8,20 +8,23 @@ use crate::domain::message::{Reaction, SystemPurpose};
 use crate::domain::notice::{Notice, NoticeCode};
 use crate::domain::{Contact, Conversation, Direction, Message, MessageKind, MessageStatus};
 use crate::meta::webhook::{InboundContent, InboundMessage};
-use crate::ports::{Cond, Item, Key, MediaFetch, ReceiptsJob, StoreError, Timer, Versioned, Write};
+use crate::ports::{Cond, Effect, Item, Key, MediaFetch, ReceiptsJob, StoreError, Timer, Versioned, Write};
 
 use super::archive;
+use super::commit::{commit, retry, Attempt, Plan};
 use super::receipts::dedupe_mark;
 use super::{
-    after_conflict, contact_with_threads, enqueue_all, new_id, notice_message, payload, put_new, put_versioned,
-    release, system_template, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES,
+    contact_with_threads, dispatch_effects, new_id, notice_message, payload, put_new, put_versioned, system_template,
+    Ports, Result,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InboundResult {
     Applied,
     Duplicate,
-    /// From someone no thread is open with: the window is noted, nothing else.
+    /// From someone no thread is open with: a new unassigned thread holds it.
+    Unassigned,
+    /// Nobody to attach it to (neither a number nor a user id).
     NoThread,
 }
 
@@ -134,18 +137,50 @@ fn stored_message(conv_id: &str, m: &InboundMessage, now: time::OffsetDateTime) 
     msg
 }
 
+/// A contact-started thread for a message that routes to no open thread: open, unclaimed,
+/// in the language the contact's profile does not give (the business default, English).
+fn unassigned_thread(contact: &Contact, now: time::OffsetDateTime) -> Conversation {
+    Conversation {
+        id: new_id(),
+        contact_key: contact.key.clone(),
+        contact_phone: contact.phone.clone(),
+        contact_name: contact.name.clone(),
+        participants: Vec::new(),
+        language: "en".into(),
+        closed: false,
+        optin: Default::default(),
+        pending_count: 0,
+        created_at: now,
+        last_activity_at: now,
+        last_outbound_at: None,
+        unassigned: true,
+    }
+}
+
+/// A contact we never heard of, by number or else by business-scoped id.
+fn new_contact(m: &InboundMessage) -> Option<Contact> {
+    let key = m.wa_id.clone().or_else(|| m.user_id.clone())?;
+    Some(Contact::new(key, m.wa_id.as_ref().map(|d| format!("+{d}")), m.profile_name.clone()))
+}
+
 pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundResult> {
-    let dedupe_id = format!("msg#{}", m.wamid);
+    let dedupe_id = &format!("msg#{}", m.wamid);
     let (intent, named) = intent_of(&m.content);
-    for attempt in 0..MAX_CONFLICT_RETRIES {
+    retry(|| async move {
         let now = ports.clock.now();
-        let Some((contact, threads)) = find_contact(ports, m).await? else {
-            tracing::info!(wamid = %m.wamid, "inbound message from a contact without a thread");
-            return Ok(InboundResult::NoThread);
+        let (contact, contact_version, threads) = match find_contact(ports, m).await? {
+            Some((c, threads)) => (c.item, Some(c.version), threads),
+            None => match new_contact(m) {
+                Some(c) => (c, None, Vec::new()),
+                None => {
+                    tracing::warn!(wamid = %m.wamid, "inbound message with neither a number nor a user id");
+                    return Ok(Attempt::Done(InboundResult::NoThread));
+                }
+            },
         };
         let routed = route(ports, &threads, named, m.context_id.as_deref()).await?;
 
-        let mut k = contact.item.clone();
+        let mut k = contact.clone();
         if k.user_id.is_none() {
             k.user_id = m.user_id.clone();
         }
@@ -153,71 +188,72 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
             k.name = m.profile_name.clone();
         }
         let outcome = k.inbound(intent, m.timestamp, now);
+        let mut plan = Plan::default();
         if let Some(at) = k.arm_window_timer(now) {
-            // Armed before the write: a timer with no record is harmless, the reverse is not.
-            ports.scheduler.schedule(&Timer::WindowExpiry { contact_key: k.key.clone() }, at).await?;
+            plan.effects.push(Effect::Timer { timer: Timer::WindowExpiry { contact_key: k.key.clone() }, at });
         }
-
-        let mut writes = vec![
-            dedupe_mark(dedupe_id.clone(), now, ports),
-            put_versioned(Item::Contact(k.clone()), Some(contact.version)),
-        ];
-        if let (None, Some(user_id)) = (&contact.item.user_id, &k.user_id) {
+        // The dedupe mark is write 0: a conflict there means this message was applied before.
+        plan.writes.push(dedupe_mark(dedupe_id.clone(), now, ports));
+        plan.writes.push(put_versioned(Item::Contact(k.clone()), contact_version));
+        if let (None, Some(user_id)) = (&contact.user_id, &k.user_id) {
             // Learn the business-scoped id, so later messages without a number still find them.
-            writes.push(Write::Put {
+            plan.writes.push(Write::Put {
                 item: Item::ContactAlias { user_id: user_id.clone(), contact_key: k.key.clone() },
                 cond: Cond::Always,
             });
         }
-        let mut to_queue = Vec::new();
-        let mut events = Vec::new();
-        let mut fetches = Vec::new();
-        if let Some(change) = outcome.consent_changed {
-            for t in &threads {
-                let mut e =
-                    archive::event(&t.item.id, "consent", "contact", now, json!({"consent": change, "contact": k.key}));
-                e.wamid = Some(m.wamid.clone());
-                events.push(e);
+
+        // The thread it goes to; a message that routes nowhere opens an unassigned one.
+        let (mut c, conv_version) = match &routed {
+            Some(v) => (v.item.clone(), Some(v.version)),
+            None => {
+                let c = unassigned_thread(&k, now);
+                plan.writes.push(put_new(Item::ContactThread { contact_key: k.key.clone(), conversation_id: c.id.clone() }));
+                plan.writes.push(put_new(Item::Unassigned { conversation_id: c.id.clone() }));
+                plan.archive.push(archive::event(&c.id, "conversation_started", "contact", now, json!({"contact": k.key, "unassigned": true})));
+                (c, None)
             }
+        };
+        c.last_activity_at = now;
+        let mut msg = stored_message(&c.id, m, now);
+        let original = msg.text.clone();
+        screen_inbound(ports, &mut msg);
+        if !msg.dlp_rules.is_empty() {
+            // Employees see the redacted text; the archive keeps the original, marked.
+            let mut e =
+                archive::event(&c.id, "dlp", "contact", now, json!({"action": "redact_inbound", "rules": msg.dlp_rules}));
+            e.message_id = Some(msg.id.clone());
+            e.wamid = Some(m.wamid.clone());
+            e.text_as_written = original;
+            e.text_as_sent = msg.text.clone();
+            plan.archive.push(e);
         }
-        if let Some(conv) = &routed {
-            let mut c = conv.item.clone();
-            c.last_activity_at = now;
-            let mut msg = stored_message(&c.id, m, now);
-            let original = msg.text.clone();
-            screen_inbound(ports, &mut msg);
-            if !msg.dlp_rules.is_empty() {
-                // Employees see the redacted text; the archive keeps the original, marked.
-                let mut e = archive::event(
-                    &c.id,
-                    "dlp",
-                    "contact",
-                    now,
-                    json!({"action": "redact_inbound", "rules": msg.dlp_rules}),
-                );
-                e.message_id = Some(msg.id.clone());
-                e.wamid = Some(m.wamid.clone());
-                e.text_as_written = original;
-                e.text_as_sent = msg.text.clone();
-                events.push(e);
-            }
-            if let InboundContent::Image { media_id, sha256, .. } = &m.content {
-                fetches.push(MediaFetch {
-                    conversation_id: c.id.clone(),
-                    message_id: msg.id.clone(),
-                    media_id: new_id(),
-                    meta_id: media_id.clone(),
-                    sha256: sha256.clone(),
-                });
-            }
-            writes.push(put_new(Item::Message(msg)));
-            if outcome.consent_changed == Some(ConsentState::OptedOut) {
-                let confirm = system_template(&c, SystemPurpose::OptOutConfirmation, &ports.settings, now);
-                writes.push(put_new(Item::Message(confirm.clone())));
-                to_queue.push(confirm);
-            }
-            writes.push(put_versioned(Item::Conversation(c), Some(conv.version)));
+        if let InboundContent::Image { media_id, sha256, .. } = &m.content {
+            plan.effects.push(Effect::Receipt(ReceiptsJob::FetchMedia(MediaFetch {
+                conversation_id: c.id.clone(),
+                message_id: msg.id.clone(),
+                media_id: new_id(),
+                meta_id: media_id.clone(),
+                sha256: sha256.clone(),
+            })));
         }
+        plan.writes.push(put_new(Item::Message(msg)));
+        if outcome.consent_changed == Some(ConsentState::OptedOut) {
+            let confirm = system_template(&c, SystemPurpose::OptOutConfirmation, &ports.settings, now);
+            plan.effects.extend(dispatch_effects([&confirm]));
+            plan.writes.push(put_new(Item::Message(confirm)));
+        }
+        plan.writes.push(put_versioned(Item::Conversation(c.clone()), conv_version));
+
+        // Consent and the window belong to the contact: every thread of theirs is told. This
+        // thread in this commit; the others through the outbox, so the commit stays small.
+        let others: Vec<String> = threads.iter().map(|t| t.item.id.clone()).filter(|id| *id != c.id).collect();
+        let consent_event = outcome.consent_changed.map(|change| {
+            let mut e = archive::event(&c.id, "consent", "contact", now, json!({"consent": change, "contact": k.key}));
+            e.wamid = Some(m.wamid.clone());
+            e
+        });
+        plan.archive.extend(consent_event.clone());
         let notice = match outcome.consent_changed {
             Some(ConsentState::OptedIn) => Some(NoticeCode::OptinAccepted),
             Some(ConsentState::OptedOut) => Some(NoticeCode::OptinRejected),
@@ -225,32 +261,28 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
             _ => None,
         };
         if let Some(code) = notice {
-            for t in &threads {
-                writes.push(put_new(Item::Message(notice_message(&t.item.id, Notice::to_all(code), now))));
+            plan.writes.push(put_new(Item::Message(notice_message(&c.id, Notice::to_all(code), now))));
+            if !others.is_empty() {
+                plan.effects.push(Effect::Notice {
+                    conversation_ids: others.clone(),
+                    notice: Notice::to_all(code),
+                    archive: consent_event,
+                });
             }
         }
-        match ports.store.transact(writes).await {
+        if outcome.release_held {
+            let mut all = vec![c.id.clone()];
+            all.extend(others);
+            plan.effects.push(Effect::ReleaseHeld { conversation_ids: all });
+        }
+        match commit(ports, plan).await {
             Ok(()) => {}
-            // The dedupe mark is the first write: this message was applied before.
-            Err(StoreError::Conflict { index: 0 }) => return Ok(InboundResult::Duplicate),
-            Err(StoreError::Conflict { .. }) => {
-                after_conflict(attempt).await;
-                continue;
-            }
+            Err(StoreError::Conflict { index: 0 }) => return Ok(Attempt::Done(InboundResult::Duplicate)),
+            Err(StoreError::Conflict { .. } | StoreError::Busy) => return Ok(Attempt::Retry),
             Err(e) => return Err(e.into()),
         }
-        archive::record(ports, events).await;
-        for f in fetches {
-            ports.queue.send_receipt(ReceiptsJob::FetchMedia(f)).await?;
-        }
-        enqueue_all(&*ports.queue, &to_queue.iter().collect::<Vec<_>>()).await?;
-        if outcome.release_held {
-            for t in &threads {
-                release::release_held(ports, &t.item.id).await?;
-            }
-        }
-        tracing::info!(wamid = %m.wamid, conversation_id = ?routed.as_ref().map(|c| &c.item.id), ?intent, "inbound message applied");
-        return Ok(if routed.is_some() { InboundResult::Applied } else { InboundResult::NoThread });
-    }
-    Err(UseCaseError::Contention)
+        tracing::info!(wamid = %m.wamid, conversation_id = %c.id, unassigned = c.unassigned, ?intent, "inbound message applied");
+        Ok(Attempt::Done(if routed.is_some() { InboundResult::Applied } else { InboundResult::Unassigned }))
+    })
+    .await
 }

@@ -13,7 +13,8 @@ use crate::domain::{DomainError, Message, MessageStatus};
 use crate::meta::graph::GraphError;
 use crate::ports::{Cond, Disposition, Item, Key, MediaFetch, MediaRecord, StoreError, Write};
 
-use super::{load, new_id, put_versioned, Caller, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES};
+use super::commit::{commit, retry, Attempt, Plan};
+use super::{load, new_id, put_versioned, Caller, Ports, Result, UseCaseError};
 
 /// Meta keeps uploaded media 30 days; re-upload a day before.
 const META_MEDIA_LIFETIME: Duration = Duration::days(29);
@@ -46,7 +47,7 @@ pub async fn upload(ports: &Ports, caller: &Caller, bytes: Vec<u8>, content_type
         created_at: ports.clock.now(),
     };
     ports.media.put(&record.id, bytes, real.mime()).await.map_err(media_error)?;
-    ports.store.transact(vec![Write::Put { item: Item::Media(record.clone()), cond: Cond::NotExists }]).await?;
+    commit(ports, Plan::of(vec![Write::Put { item: Item::Media(record.clone()), cond: Cond::NotExists }])).await?;
     Ok(record)
 }
 
@@ -102,7 +103,7 @@ pub(crate) async fn meta_id(ports: &Ports, id: &str) -> Result<std::result::Resu
     next.meta_id = Some(meta.clone());
     next.meta_uploaded_at = Some(now);
     // A lost race only means another upload's id is kept; either is valid.
-    match ports.store.transact(vec![put_versioned(Item::Media(next), Some(v.version))]).await {
+    match commit(ports, Plan::of(vec![put_versioned(Item::Media(next), Some(v.version))])).await {
         Ok(()) | Err(StoreError::Conflict { .. }) => Ok(Ok(meta)),
         Err(e) => Err(e.into()),
     }
@@ -152,7 +153,7 @@ pub async fn fetch_inbound(ports: &Ports, job: &MediaFetch, receives: u32) -> Re
         created_at: ports.clock.now(),
     };
     ports.media.put(&job.media_id, bytes, &mime).await.map_err(media_error)?;
-    match ports.store.transact(vec![Write::Put { item: Item::Media(record), cond: Cond::NotExists }]).await {
+    match commit(ports, Plan::of(vec![Write::Put { item: Item::Media(record), cond: Cond::NotExists }])).await {
         Ok(()) | Err(StoreError::Conflict { .. }) => {}
         Err(e) => return Err(e.into()),
     }
@@ -177,16 +178,17 @@ async fn give_up(ports: &Ports, job: &MediaFetch, why: &str) -> Result<Dispositi
 }
 
 async fn set_message(ports: &Ports, job: &MediaFetch, f: impl Fn(&mut Message)) -> Result<()> {
-    let key = Key::message(&job.conversation_id, &job.message_id);
-    for _ in 0..MAX_CONFLICT_RETRIES {
-        let Some(v) = load::<Message>(&*ports.store, &key).await? else { return Ok(()) };
+    let key = &Key::message(&job.conversation_id, &job.message_id);
+    let f = &f;
+    retry(|| async move {
+        let Some(v) = load::<Message>(&*ports.store, key).await? else { return Ok(Attempt::Done(())) };
         let mut next = v.item.clone();
         f(&mut next);
-        match ports.store.transact(vec![put_versioned(Item::Message(next), Some(v.version))]).await {
-            Ok(()) => return Ok(()),
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
+        match commit(ports, Plan::of(vec![put_versioned(Item::Message(next), Some(v.version))])).await {
+            Ok(()) => Ok(Attempt::Done(())),
+            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
+            Err(e) => Err(e.into()),
         }
-    }
-    Err(UseCaseError::Contention)
+    })
+    .await
 }

@@ -2,6 +2,7 @@
 //! write → retry-on-conflict loop lives here, and only here.
 
 pub mod archive;
+pub mod commit;
 pub mod conversations;
 pub mod directory;
 pub mod dispatch;
@@ -10,6 +11,7 @@ pub mod media;
 pub mod outcomes;
 pub mod participants;
 pub mod receipts;
+pub mod relay;
 pub mod release;
 pub mod send;
 pub mod timers;
@@ -114,6 +116,21 @@ impl Caller {
     }
 }
 
+impl Caller {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// Agents and admins handle contact-started threads.
+    pub fn require_agent(&self) -> Result<()> {
+        if self.has_role("agent") || self.has_role("admin") {
+            Ok(())
+        } else {
+            Err(UseCaseError::Forbidden("agent"))
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum UseCaseError {
     #[error(transparent)]
@@ -157,14 +174,6 @@ mod caller_tests {
 /// Attempts of a read-modify-write before giving up with `Contention`.
 pub(crate) const MAX_CONFLICT_RETRIES: usize = 24;
 
-/// A short random pause after a lost conditional write, growing with the attempts, so that
-/// writers racing for one item spread out instead of colliding again in lockstep.
-pub(crate) async fn after_conflict(attempt: usize) {
-    let ceiling_ms = 1u64 << attempt.min(6);
-    let ms = rand::random::<u64>() % (ceiling_ms + 1);
-    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-}
-
 pub(crate) async fn load<T: ItemKind>(store: &dyn Store, key: &Key) -> Result<Option<Versioned<T>>> {
     match store.get(key).await? {
         Some(v) => Ok(Some(Versioned { item: T::from_item(v.item)?, version: v.version })),
@@ -198,6 +207,20 @@ pub(crate) async fn participant_conversation(
 ) -> Result<Versioned<Conversation>> {
     match load::<Conversation>(store, &Key::conversation(conversation_id)).await? {
         Some(c) if c.item.is_participant(&caller.user_id) => Ok(c),
+        _ => Err(UseCaseError::NotFound),
+    }
+}
+
+/// A conversation the caller may read: one they take part in, or (agents and admins) a
+/// contact-started thread nobody claimed yet. `NotFound` otherwise.
+pub(crate) async fn readable_conversation(
+    store: &dyn Store,
+    caller: &Caller,
+    conversation_id: &str,
+) -> Result<Versioned<Conversation>> {
+    match load::<Conversation>(store, &Key::conversation(conversation_id)).await? {
+        Some(c) if c.item.is_participant(&caller.user_id) => Ok(c),
+        Some(c) if c.item.unassigned && caller.require_agent().is_ok() => Ok(c),
         _ => Err(UseCaseError::NotFound),
     }
 }
@@ -302,19 +325,18 @@ pub mod payload {
     }
 }
 
-/// Queues the given messages for dispatch, in order. Called after their commit: a failure here
-/// leaves them queued, and the client's retry with the same `client_id` queues them again.
-pub(crate) async fn enqueue_all(queue: &dyn Queue, messages: &[&Message]) -> Result<()> {
-    for m in messages {
-        queue
-            .send_outbound(OutboundJob {
+/// The effects that queue the given messages for dispatch, in order.
+pub(crate) fn dispatch_effects<'a>(messages: impl IntoIterator<Item = &'a Message>) -> Vec<crate::ports::Effect> {
+    messages
+        .into_iter()
+        .map(|m| {
+            crate::ports::Effect::Outbound(OutboundJob {
                 conversation_id: m.conversation_id.clone(),
                 message_id: m.id.clone(),
                 generation: m.generation,
             })
-            .await?;
-    }
-    Ok(())
+        })
+        .collect()
 }
 
 /// The open threads of a contact, newest outbound activity first.

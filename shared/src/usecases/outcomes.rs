@@ -83,6 +83,34 @@ pub fn plan_failure(
     plan
 }
 
+/// A send whose answer was lost and that no status settled in time: failed as
+/// `delivery_unknown` with the sender's notice; never retried (it may have reached the contact).
+pub fn plan_delivery_unknown(
+    conv: &Conversation,
+    contact: &Contact,
+    msg: &Message,
+    failure: &Failure,
+    now: OffsetDateTime,
+) -> FailurePlan {
+    let mut plan = FailurePlan {
+        conv: conv.clone(),
+        contact: contact.clone(),
+        msg: msg.clone(),
+        writes: Vec::new(),
+        to_queue: Vec::new(),
+        timers: Vec::new(),
+        retry_after: None,
+    };
+    fail(&mut plan, failure, FailureReason::DeliveryUnknown, now);
+    if let Some(e) = plan.msg.error.as_mut() {
+        e.code = DELIVERY_UNKNOWN.into();
+    }
+    plan
+}
+
+/// `error.code` of a message whose outcome never came.
+pub const DELIVERY_UNKNOWN: &str = "delivery_unknown";
+
 /// 131047: the window is closed whatever our clock said. The message is held again, and a
 /// resume request goes out unless one already did during this pause.
 fn hold_for_window(plan: &mut FailurePlan, settings: &Settings, now: OffsetDateTime) {
@@ -165,6 +193,7 @@ mod tests {
             created_at: T0,
             last_activity_at: T0,
             last_outbound_at: None,
+            unassigned: false,
         };
         let mut contact = Contact::new("1".into(), None, None);
         contact.inbound(InboundIntent::Accept, T0, T0);

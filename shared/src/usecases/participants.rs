@@ -13,11 +13,12 @@ use crate::ports::{Cond, DirectoryUser, Item, Key, StoreError, Versioned, Write}
 use serde_json::json;
 
 use super::archive;
+use super::commit::{commit, retry, Attempt, Plan};
 use super::directory::addable;
 use super::views::ConversationView;
 use super::{
-    after_conflict, enqueue_all, load, load_contact, new_id, notice_message, participant_conversation,
-    participant_update, put_new, put_versioned, Caller, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES,
+    dispatch_effects, load, load_contact, new_id, notice_message, participant_conversation, participant_update,
+    put_new, put_versioned, Caller, Ports, Result, UseCaseError,
 };
 
 /// The result of a change: the thread as the caller now sees it (if still in it).
@@ -95,50 +96,45 @@ fn joiner(user: &DirectoryUser, share_history: bool, now: OffsetDateTime) -> Par
 }
 
 /// Reads, lets `f` change a copy, and writes it back under the version read; retried on conflict.
-async fn change_thread<F>(ports: &Ports, caller: &Caller, conversation_id: &str, mut f: F) -> Result<Changed>
+async fn change_thread<F>(ports: &Ports, caller: &Caller, conversation_id: &str, f: F) -> Result<Changed>
 where
-    F: FnMut(&mut Change, &Contact, OffsetDateTime) -> Result<()>,
+    F: Fn(&mut Change, &Contact, OffsetDateTime) -> Result<()>,
 {
-    for attempt in 0..MAX_CONFLICT_RETRIES {
+    let f = &f;
+    retry(|| async move {
         let now = ports.clock.now();
         let conv: Versioned<Conversation> = participant_conversation(&*ports.store, caller, conversation_id).await?;
         let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
         let mut change = Change::new(conv.item.clone());
         f(&mut change, &contact.item, now)?;
         if change.conv == conv.item {
-            return Ok(Changed {
+            return Ok(Attempt::Done(Changed {
                 view: ConversationView::new(&conv.item, &contact.item, now),
                 conversation: conv.item,
-            });
+            }));
         }
         let mut writes = vec![put_versioned(Item::Conversation(change.conv.clone()), Some(conv.version))];
         writes.append(&mut change.writes);
-        match ports.store.transact(writes).await {
-            Ok(()) => {
-                let before: Vec<&str> = conv.item.participants.iter().map(|p| p.user_id.as_str()).collect();
-                let after: Vec<&str> = change.conv.participants.iter().map(|p| p.user_id.as_str()).collect();
-                let e = archive::event(
-                    &change.conv.id,
-                    "participants",
-                    &caller.user_id,
-                    now,
-                    json!({"before": before, "after": after, "closed": change.conv.closed}),
-                );
-                archive::record(ports, vec![e]).await;
-                enqueue_all(&*ports.queue, &change.to_queue.iter().collect::<Vec<_>>()).await?;
-                return Ok(Changed {
-                    view: ConversationView::new(&change.conv, &contact.item, now),
-                    conversation: change.conv,
-                });
-            }
-            Err(StoreError::Conflict { .. }) => {
-                after_conflict(attempt).await;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
+        let before: Vec<&str> = conv.item.participants.iter().map(|p| p.user_id.as_str()).collect();
+        let after: Vec<&str> = change.conv.participants.iter().map(|p| p.user_id.as_str()).collect();
+        let e = archive::event(
+            &change.conv.id,
+            "participants",
+            &caller.user_id,
+            now,
+            json!({"before": before, "after": after, "closed": change.conv.closed}),
+        );
+        let plan = Plan { effects: dispatch_effects(&change.to_queue), writes, archive: vec![e] };
+        match commit(ports, plan).await {
+            Ok(()) => Ok(Attempt::Done(Changed {
+                view: ConversationView::new(&change.conv, &contact.item, now),
+                conversation: change.conv,
+            })),
+            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
+            Err(e) => Err(e.into()),
         }
-    }
-    Err(UseCaseError::Contention)
+    })
+    .await
 }
 
 /// `POST /conversations/{id}/participants`.

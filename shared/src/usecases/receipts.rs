@@ -3,13 +3,14 @@
 
 use time::OffsetDateTime;
 
-use crate::domain::{Contact, Conversation, Message, ReceiptOutcome};
+use crate::domain::{Contact, Conversation, Message, MessageStatus, ReceiptOutcome};
 use crate::meta::webhook::StatusEvent;
-use crate::ports::{Item, Key, StoreError, Write};
+use crate::ports::{Effect, Item, Key, StoreError, Write};
 
+use super::commit::{commit, retry, Attempt, Plan};
 use super::dispatch::commit_plan;
 use super::outcomes::{plan_failure, Failure};
-use super::{load, load_contact, put_new, put_versioned, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES};
+use super::{load, load_contact, put_new, put_versioned, Ports, Result, UseCaseError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReceiptResult {
@@ -28,20 +29,23 @@ pub(crate) fn dedupe_mark(id: String, now: OffsetDateTime, ports: &Ports) -> Wri
 /// applied, for as long as the message exists, so a redelivery is found without a separate
 /// dedupe item, and a status costs one conditional write.
 pub async fn apply_status(ports: &Ports, ev: &StatusEvent) -> Result<ReceiptResult> {
-    for _ in 0..MAX_CONFLICT_RETRIES {
+    retry(|| async move {
         let now = ports.clock.now();
-        let Some(link) = ports.store.get(&Key::wamid(&ev.wamid)).await? else {
-            return Ok(ReceiptResult::UnknownWamid);
-        };
-        let Item::Wamid { conversation_id, message_id, .. } = link.item else {
-            return Err(StoreError::Corrupt("wamid item of another kind".into()).into());
+        let Some((conversation_id, message_id, learned)) = find_message(ports, ev).await? else {
+            return Ok(Attempt::Done(ReceiptResult::UnknownWamid));
         };
         let key = Key::message(&conversation_id, &message_id);
         let msg = load::<Message>(&*ports.store, &key).await?.ok_or(UseCaseError::NotFound)?;
         let mut next = msg.item.clone();
+        if learned {
+            // The send's answer was lost; Meta's status (echoing our callback) settles it.
+            next.wamid = Some(ev.wamid.clone());
+            next.lease_until = None;
+            next.status = MessageStatus::Accepted;
+        }
         let outcome = next.apply_receipt(&ev.wamid, ev.status, ev.timestamp);
         let committed = match outcome {
-            ReceiptOutcome::Ignored => return Ok(ReceiptResult::Duplicate),
+            ReceiptOutcome::Ignored if !learned => return Ok(Attempt::Done(ReceiptResult::Duplicate)),
             ReceiptOutcome::Failed => {
                 let conv = load::<Conversation>(&*ports.store, &Key::conversation(&conversation_id))
                     .await?
@@ -53,22 +57,60 @@ pub async fn apply_status(ports: &Ports, ev: &StatusEvent) -> Result<ReceiptResu
                     plan.msg.generation += 1;
                     plan.to_queue.insert(0, plan.msg.clone());
                 }
+                if learned {
+                    plan.writes.push(wamid_link(ev, &conversation_id, &message_id));
+                }
                 commit_plan(ports, &conv, &contact, &msg, &plan).await?
             }
-            ReceiptOutcome::Advanced | ReceiptOutcome::TimeRecorded => {
-                match ports.store.transact(vec![put_versioned(Item::Message(next), Some(msg.version))]).await {
+            _ => {
+                let mut writes = vec![put_versioned(Item::Message(next), Some(msg.version))];
+                if learned {
+                    writes.push(wamid_link(ev, &conversation_id, &message_id));
+                }
+                match commit(ports, Plan::of(writes)).await {
                     Ok(()) => true,
-                    Err(StoreError::Conflict { .. }) => false,
+                    Err(StoreError::Conflict { .. } | StoreError::Busy) => false,
                     Err(e) => return Err(e.into()),
                 }
             }
         };
-        if committed {
-            tracing::info!(message_id = %message_id, status = ev.status.as_str(), ?outcome, "receipt applied");
-            return Ok(ReceiptResult::Applied);
+        if !committed {
+            return Ok(Attempt::Retry);
         }
+        tracing::info!(message_id = %message_id, status = ev.status.as_str(), ?outcome, learned, "receipt applied");
+        Ok(Attempt::Done(ReceiptResult::Applied))
+    })
+    .await
+}
+
+/// The message a status is about: by its wamid, or (when the send's answer was lost and the
+/// wamid never recorded) by the callback data we sent with it, `<conversation>/<message>`,
+/// while that message is still `sending`. `true` when found by the callback.
+async fn find_message(ports: &Ports, ev: &StatusEvent) -> Result<Option<(String, String, bool)>> {
+    if let Some(link) = ports.store.get(&Key::wamid(&ev.wamid)).await? {
+        let Item::Wamid { conversation_id, message_id, .. } = link.item else {
+            return Err(StoreError::Corrupt("wamid item of another kind".into()).into());
+        };
+        return Ok(Some((conversation_id, message_id, false)));
     }
-    Err(UseCaseError::Contention)
+    let Some((conv, msg)) = ev.callback.as_deref().and_then(|c| c.split_once('/')) else {
+        return Ok(None);
+    };
+    match load::<Message>(&*ports.store, &Key::message(conv, msg)).await? {
+        Some(m) if m.item.status == MessageStatus::Sending => Ok(Some((conv.to_string(), msg.to_string(), true))),
+        _ => Ok(None),
+    }
+}
+
+fn wamid_link(ev: &StatusEvent, conversation_id: &str, message_id: &str) -> Write {
+    Write::Put {
+        item: Item::Wamid {
+            wamid: ev.wamid.clone(),
+            conversation_id: conversation_id.to_string(),
+            message_id: message_id.to_string(),
+        },
+        cond: crate::ports::Cond::Always,
+    }
 }
 
 fn failure_of(ev: &StatusEvent) -> Failure {
@@ -91,28 +133,30 @@ pub async fn marketing_preference(ports: &Ports, wa_id: &str, stop: bool) -> Res
         // "resume" re-allows marketing from Meta's side; consent here still needs their "yes".
         return Ok(());
     }
-    for _ in 0..MAX_CONFLICT_RETRIES {
+    retry(|| async move {
         let now = ports.clock.now();
         let Some(contact) = load::<Contact>(&*ports.store, &Key::contact(wa_id)).await? else {
-            return Ok(());
+            return Ok(Attempt::Done(()));
         };
         let mut k = contact.item.clone();
         if !k.marketing_opt_out(now) {
-            return Ok(());
+            return Ok(Attempt::Done(()));
         }
-        let mut writes = vec![put_versioned(Item::Contact(k), Some(contact.version))];
-        for conv in super::contact_threads(&*ports.store, wa_id).await? {
-            writes.push(put_new(Item::Message(super::notice_message(
-                &conv.item.id,
-                crate::domain::Notice::to_all(crate::domain::NoticeCode::OptinRejected),
-                now,
-            ))));
+        let mut plan = Plan::of(vec![put_versioned(Item::Contact(k), Some(contact.version))]);
+        let threads: Vec<String> =
+            super::contact_threads(&*ports.store, wa_id).await?.into_iter().map(|t| t.item.id).collect();
+        if !threads.is_empty() {
+            plan.effects.push(Effect::Notice {
+                conversation_ids: threads,
+                notice: crate::domain::Notice::to_all(crate::domain::NoticeCode::OptinRejected),
+                archive: None,
+            });
         }
-        match ports.store.transact(writes).await {
-            Ok(()) => return Ok(()),
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
+        match commit(ports, plan).await {
+            Ok(()) => Ok(Attempt::Done(())),
+            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
+            Err(e) => Err(e.into()),
         }
-    }
-    Err(UseCaseError::Contention)
+    })
+    .await
 }

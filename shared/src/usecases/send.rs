@@ -8,14 +8,15 @@ use crate::domain::contact::SendGate;
 use crate::domain::message::{SystemPurpose, TemplateSpec};
 use crate::domain::notice::{Notice, NoticeCode};
 use crate::domain::{DomainError, Message, MessageKind, MessageStatus};
-use crate::ports::{Item, Key, StoreError};
+use crate::ports::{Effect, Item, Key, StoreError};
 
 use super::archive;
+use super::commit::{commit, retry, Attempt, Plan};
 use super::media;
 use super::views::MessageView;
 use super::{
-    after_conflict, enqueue_all, load, load_contact, new_id, notice_message, participant_conversation, put_new,
-    put_versioned, release, system_template, Caller, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES,
+    dispatch_effects, load, load_contact, new_id, notice_message, participant_conversation, put_new, put_versioned,
+    system_template, Caller, Ports, Result, UseCaseError,
 };
 use crate::domain::media::MAX_CAPTION_CHARS;
 use crate::ports::MediaRecord;
@@ -58,17 +59,18 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
                 json!({"action": "block", "rules": rules}),
             );
             e.text_as_written = Some(written);
-            archive::record(ports, vec![e]).await;
+            archive_only(ports, e).await?;
             return Err(DomainError::DlpBlocked(rules).into());
         }
         other => other?,
     };
-    for attempt in 0..MAX_CONFLICT_RETRIES {
+    let (content, dlp_rules, written, cmd_client_id) = (&content, &dlp_rules, &written, &cmd.client_id);
+    retry(|| async move {
         let now = ports.clock.now();
         let conv = participant_conversation(&*ports.store, caller, conversation_id).await?;
-        if let Some(client_id) = &cmd.client_id {
+        if let Some(client_id) = cmd_client_id {
             if let Some(existing) = replay(ports, caller, conversation_id, client_id).await? {
-                return Ok(existing);
+                return Ok(Attempt::Done(existing));
             }
         }
         conv.item.check_writable()?;
@@ -77,9 +79,9 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
 
         // Made after the versioned read: ids sort in commit order.
         let mut msg = Message::outbound(new_id(), c.id.clone(), caller.user_id.clone(), MessageKind::Text, now);
-        msg.client_id = cmd.client_id.clone();
+        msg.client_id = cmd_client_id.clone();
         let mut media_write = None;
-        match &content {
+        match content {
             Content::Text(t) => {
                 let speaker = c.participant(&caller.user_id).map_or(caller.name.as_str(), |p| p.name.as_str());
                 msg.prefix = c.speaker_prefix(speaker);
@@ -170,7 +172,7 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
         if k != contact.item {
             writes.push(put_versioned(Item::Contact(k.clone()), Some(contact.version)));
         }
-        if let Some(client_id) = &cmd.client_id {
+        if let Some(client_id) = cmd_client_id {
             writes.push(put_new(Item::ClientId {
                 conversation_id: c.id.clone(),
                 user_id: caller.user_id.clone(),
@@ -181,37 +183,43 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
         writes.extend(to_queue.iter().filter(|m| m.id != msg.id).map(|m| put_new(Item::Message(m.clone()))));
         writes.extend(extra);
         writes.extend(media_write);
-        match ports.store.transact(writes).await {
+        let mut plan = Plan { effects: dispatch_effects(&to_queue), writes, archive: Vec::new() };
+        if !dlp_rules.is_empty() {
+            let mut e =
+                archive::event(&c.id, "dlp", &caller.user_id, now, json!({"action": "redact", "rules": dlp_rules}));
+            e.message_id = Some(msg.id.clone());
+            e.text_as_written = Some(written.clone());
+            e.text_as_sent = Some(written_text(content));
+            plan.archive.push(e);
+        }
+        if hold && gate == SendGate::Deliver {
+            // Held behind earlier messages while the contact allows sending: release them all.
+            plan.effects.push(Effect::ReleaseHeld { conversation_ids: vec![c.id.clone()] });
+        }
+        match commit(ports, plan).await {
             Ok(()) => {
-                if !dlp_rules.is_empty() {
-                    let mut e = archive::event(
-                        &c.id,
-                        "dlp",
-                        &caller.user_id,
-                        now,
-                        json!({"action": "redact", "rules": dlp_rules}),
-                    );
-                    e.message_id = Some(msg.id.clone());
-                    e.text_as_written = Some(written.clone());
-                    e.text_as_sent = Some(written_text(&content));
-                    archive::record(ports, vec![e]).await;
-                }
-                enqueue_all(&*ports.queue, &to_queue.iter().collect::<Vec<_>>()).await?;
-                if hold && gate == SendGate::Deliver {
-                    release::release_held(ports, &c.id).await?;
-                }
                 tracing::info!(conversation_id = %c.id, message_id = %msg.id, held = hold, "message accepted");
                 let current = load::<Message>(&*ports.store, &Key::message(&c.id, &msg.id)).await?;
-                return Ok(MessageView::new(&current.map_or(msg, |v| v.item), &caller.locale));
+                Ok(Attempt::Done(MessageView::new(&current.map_or(msg, |v| v.item), &caller.locale)))
             }
-            Err(StoreError::Conflict { .. }) => {
-                after_conflict(attempt).await;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
+            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
+            Err(e) => Err(e.into()),
         }
-    }
-    Err(UseCaseError::Contention)
+    })
+    .await
+}
+
+/// Records an attempt that changed nothing else (a blocked send) in the thread's archive.
+async fn archive_only(ports: &Ports, event: crate::archive::ArchiveEvent) -> Result<()> {
+    let event = &event;
+    retry(|| async move {
+        match commit(ports, Plan { archive: vec![event.clone()], ..Plan::default() }).await {
+            Ok(()) => Ok(Attempt::Done(())),
+            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
 }
 
 /// The message an earlier call with this `client_id` created, queued again if it never left.
@@ -225,9 +233,6 @@ async fn replay(ports: &Ports, caller: &Caller, conversation_id: &str, client_id
     let Some(m) = load::<Message>(&*ports.store, &Key::message(conversation_id, &message_id)).await? else {
         return Err(StoreError::Corrupt(format!("client id points at missing message {message_id}")).into());
     };
-    if m.item.status == MessageStatus::Queued {
-        enqueue_all(&*ports.queue, &[&m.item]).await?;
-    }
     Ok(Some(MessageView::new(&m.item, &caller.locale)))
 }
 

@@ -1,90 +1,92 @@
-//! One-time timers: the window's expiry and the opt-in retry. Both re-check the state when
-//! they fire, so a stale or repeated timer is harmless.
+//! One-time timers: the window's expiry and the opt-in retry; and the outbox sweep, which a
+//! recurring schedule fires on AWS. All re-check the state when they fire, so a stale or
+//! repeated timer is harmless.
 
 use crate::domain::message::SystemPurpose;
 use crate::domain::notice::{Notice, NoticeCode};
 use crate::domain::{ConsentState, Contact, Conversation, WindowTimer};
-use crate::ports::{Item, Key, StoreError, Timer};
+use crate::ports::{Effect, Item, Key, StoreError, Timer};
 
+use super::commit::{commit, retry, Attempt, Plan};
 use super::{
-    contact_threads, enqueue_all, load, load_contact, notice_message, put_new, put_versioned, system_template, Ports,
-    Result, UseCaseError, MAX_CONFLICT_RETRIES,
+    contact_threads, dispatch_effects, load, load_contact, put_new, put_versioned, system_template, Ports, Result,
 };
 
 pub async fn fire(ports: &Ports, timer: &Timer) -> Result<()> {
     match timer {
         Timer::WindowExpiry { contact_key } => window_expired(ports, contact_key).await,
         Timer::OptinRetry { conversation_id } => optin_retry(ports, conversation_id).await,
+        Timer::DeliveryDeadline { conversation_id, message_id } => {
+            super::dispatch::delivery_deadline(ports, conversation_id, message_id).await
+        }
+        Timer::OutboxSweep => super::relay::sweep(ports).await.map(|_| ()),
     }
 }
 
-/// The window closed: the contact's threads are paused (once per pause) and told so.
+/// The window closed: the contact's threads are paused (once per pause) and told so, each by
+/// its own commit through the outbox.
 async fn window_expired(ports: &Ports, contact_key: &str) -> Result<()> {
-    for _ in 0..MAX_CONFLICT_RETRIES {
+    retry(|| async move {
         let now = ports.clock.now();
         let Some(contact) = load::<Contact>(&*ports.store, &Key::contact(contact_key)).await? else {
-            return Ok(());
+            return Ok(Attempt::Done(()));
         };
         let mut k = contact.item.clone();
+        let mut plan = Plan::of(vec![put_versioned(Item::Contact(k.clone()), Some(contact.version))]);
         match k.window_timer_fired(now) {
-            WindowTimer::Nothing => return Ok(()),
+            WindowTimer::Nothing => return Ok(Attempt::Done(())),
             WindowTimer::Rearm(at) => {
-                // Armed before the write: a timer with no record is harmless, the reverse is not.
-                ports.scheduler.schedule(&Timer::WindowExpiry { contact_key: contact_key.to_string() }, at).await?;
-                match ports.store.transact(vec![put_versioned(Item::Contact(k), Some(contact.version))]).await {
-                    Ok(()) => return Ok(()),
-                    Err(StoreError::Conflict { .. }) => continue,
-                    Err(e) => return Err(e.into()),
+                plan.effects
+                    .push(Effect::Timer { timer: Timer::WindowExpiry { contact_key: contact_key.to_string() }, at });
+            }
+            WindowTimer::Paused => {
+                if k.consent == ConsentState::OptedIn {
+                    let threads: Vec<String> =
+                        contact_threads(&*ports.store, contact_key).await?.into_iter().map(|t| t.item.id).collect();
+                    if !threads.is_empty() {
+                        plan.effects.push(Effect::Notice {
+                            conversation_ids: threads,
+                            notice: Notice::to_all(NoticeCode::WindowPaused),
+                            archive: None,
+                        });
+                    }
                 }
             }
-            WindowTimer::Paused => {}
         }
-        let mut writes = vec![put_versioned(Item::Contact(k.clone()), Some(contact.version))];
-        if k.consent == ConsentState::OptedIn {
-            for t in contact_threads(&*ports.store, contact_key).await? {
-                writes.push(put_new(Item::Message(notice_message(
-                    &t.item.id,
-                    Notice::to_all(NoticeCode::WindowPaused),
-                    now,
-                ))));
-            }
+        plan.writes[0] = put_versioned(Item::Contact(k), Some(contact.version));
+        match commit(ports, plan).await {
+            Ok(()) => Ok(Attempt::Done(())),
+            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
+            Err(e) => Err(e.into()),
         }
-        match ports.store.transact(writes).await {
-            Ok(()) => {
-                tracing::info!(contact_key, "window closed: threads paused");
-                return Ok(());
-            }
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(UseCaseError::Contention)
+    })
+    .await
 }
 
 /// 24 hours after a failed opt-in request: send it once more unless answered or closed.
 async fn optin_retry(ports: &Ports, conversation_id: &str) -> Result<()> {
-    for _ in 0..MAX_CONFLICT_RETRIES {
+    retry(|| async move {
         let now = ports.clock.now();
         let Some(conv) = load::<Conversation>(&*ports.store, &Key::conversation(conversation_id)).await? else {
-            return Ok(());
+            return Ok(Attempt::Done(()));
         };
         let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
         if !conv.item.optin_retry_due(&contact.item) {
-            return Ok(());
+            return Ok(Attempt::Done(()));
         }
         let mut c = conv.item.clone();
         let optin = system_template(&c, SystemPurpose::OptinRequest, &ports.settings, now);
         c.optin_sent(optin.id.clone(), now);
-        let writes =
-            vec![put_versioned(Item::Conversation(c), Some(conv.version)), put_new(Item::Message(optin.clone()))];
-        match ports.store.transact(writes).await {
-            Ok(()) => {
-                enqueue_all(&*ports.queue, &[&optin]).await?;
-                return Ok(());
-            }
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
+        let plan = Plan {
+            effects: dispatch_effects([&optin]),
+            writes: vec![put_versioned(Item::Conversation(c), Some(conv.version)), put_new(Item::Message(optin))],
+            archive: Vec::new(),
+        };
+        match commit(ports, plan).await {
+            Ok(()) => Ok(Attempt::Done(())),
+            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
+            Err(e) => Err(e.into()),
         }
-    }
-    Err(UseCaseError::Contention)
+    })
+    .await
 }

@@ -7,9 +7,10 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, KeySchemaElement, KeyType,
-    KeysAndAttributes, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, ConditionCheck, Delete, KeySchemaElement,
+    KeyType, KeysAndAttributes, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use time::OffsetDateTime;
@@ -263,28 +264,42 @@ impl DynamoStore {
             };
             items.push(item);
         }
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+        // The token makes the SDK's own retry of a transaction that did commit (its answer lost)
+        // succeed without writing twice; a new call (a re-plan) gets a new token.
+        let token = ulid::Ulid::new().to_string();
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(token)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(se)) => match se.err() {
-                aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
-                    let index = c
-                        .cancellation_reasons()
-                        .iter()
-                        .position(|r| r.code() == Some("ConditionalCheckFailed"));
-                    match index {
-                        Some(index) => Err(StoreError::Conflict { index }),
-                        // Cancelled for another reason (a conflicting transaction): retry as a conflict.
-                        None if c.cancellation_reasons().iter().any(|r| r.code() == Some("TransactionConflict")) => {
-                            Err(StoreError::Conflict { index: 0 })
-                        }
-                        None => Err(unavailable(c)),
-                    }
-                }
+                TransactWriteItemsError::TransactionCanceledException(c) => Err(cancelled(c.cancellation_reasons())),
+                TransactWriteItemsError::TransactionInProgressException(_) => Err(StoreError::Busy),
                 other => Err(unavailable(other)),
             },
             Err(other) => Err(unavailable(other)),
         }
     }
+}
+
+/// Most actions DynamoDB takes in one transaction.
+pub const MAX_TRANSACTION_ACTIONS: usize = 100;
+
+/// What a cancelled transaction means: a failed condition names its write; a collision with
+/// another transaction (or throttling) wrote nothing and may be retried as it was.
+fn cancelled(reasons: &[CancellationReason]) -> StoreError {
+    if let Some(index) = reasons.iter().position(|r| r.code() == Some("ConditionalCheckFailed")) {
+        return StoreError::Conflict { index };
+    }
+    let retryable = ["TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"];
+    if reasons.iter().any(|r| r.code().is_some_and(|c| retryable.contains(&c))) {
+        return StoreError::Busy;
+    }
+    unavailable(reasons)
 }
 
 #[async_trait]
@@ -380,6 +395,12 @@ impl Store for DynamoStore {
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        if writes.len() > MAX_TRANSACTION_ACTIONS {
+            return Err(StoreError::Unavailable(format!(
+                "a transaction of {} writes is over DynamoDB's {MAX_TRANSACTION_ACTIONS}",
+                writes.len()
+            )));
+        }
         let _serial = match &self.serial_writes {
             Some(lock) => Some(lock.lock().await),
             None => None,
@@ -389,5 +410,33 @@ impl Store for DynamoStore {
             1 => self.single(writes.into_iter().next().expect("one write")).await,
             _ => self.many(writes).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reasons(codes: &[&str]) -> Vec<CancellationReason> {
+        codes.iter().map(|c| CancellationReason::builder().code(*c).build()).collect()
+    }
+
+    #[test]
+    fn a_failed_condition_names_its_write() {
+        assert!(matches!(
+            cancelled(&reasons(&["None", "None", "ConditionalCheckFailed"])),
+            StoreError::Conflict { index: 2 }
+        ));
+    }
+
+    #[test]
+    fn a_collision_with_another_transaction_is_busy_never_write_zero() {
+        assert!(matches!(cancelled(&reasons(&["TransactionConflict", "None"])), StoreError::Busy));
+        assert!(matches!(cancelled(&reasons(&["None", "ThrottlingError"])), StoreError::Busy));
+    }
+
+    #[test]
+    fn other_cancellations_are_failures() {
+        assert!(matches!(cancelled(&reasons(&["ValidationError"])), StoreError::Unavailable(_)));
     }
 }

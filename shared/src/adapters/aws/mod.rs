@@ -1,6 +1,5 @@
 //! The AWS adapters: DynamoDB (`Store`, and the archive's records and chain heads), SQS
-//! (`Queue`), EventBridge Scheduler (`Scheduler`), EventBridge (archive and client-push events)
-//! and S3 (`MediaStore`). Clients are built once per cold start from the standard AWS
+//! (`Queue`), EventBridge Scheduler (`Scheduler`) and S3 (`MediaStore`). Clients are built once per cold start from the standard AWS
 //! configuration (`AWS_ENDPOINT_URL` points them at an emulator).
 
 mod archive;
@@ -9,7 +8,7 @@ mod s3;
 mod scheduler;
 mod sqs;
 
-pub use archive::EventBridgeArchive;
+pub use archive::DynamoArchive;
 pub use dynamo::DynamoStore;
 pub use s3::S3MediaStore;
 pub use scheduler::{at_expression, EventBridgeScheduler};

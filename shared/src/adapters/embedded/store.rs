@@ -66,6 +66,23 @@ fn apply(conn: &mut Connection, writes: &[Write]) -> Result<(), TxError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(other)?;
     for (index, w) in writes.iter().enumerate() {
         match w {
+            // Archive records go to their append-only table (triggers refuse edits), in the
+            // same transaction as the change they record; a taken sequence number is a conflict.
+            Write::Put { item: Item::ArchiveEntry(record), .. } => {
+                let body = serde_json::to_string(record).map_err(|e| TxError::Other(e.to_string()))?;
+                let inserted = tx
+                    .prepare_cached(
+                        "INSERT INTO archive (conversation_id, seq, hash, body) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![record.event.conversation_id, record.seq as i64, record.hash, body])
+                    })
+                    .map_err(other)?;
+                if inserted == 0 {
+                    return Err(TxError::Conflict(index));
+                }
+            }
             Write::Put { item, cond } => {
                 let key = item.key();
                 let current = current_version(&tx, &key).map_err(other)?;

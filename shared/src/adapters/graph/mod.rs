@@ -16,10 +16,16 @@ pub struct GraphWhatsApp {
 
 impl GraphWhatsApp {
     /// `base` includes the Graph version, e.g. `https://graph.facebook.com/v25.0`.
-    pub fn new(base: &str, phone_number_id: &str, token: String) -> Result<GraphWhatsApp, reqwest::Error> {
+    /// A call that takes longer than `timeout` is abandoned: its answer counts as lost.
+    pub fn new(
+        base: &str,
+        phone_number_id: &str,
+        token: String,
+        timeout: Duration,
+    ) -> Result<GraphWhatsApp, reqwest::Error> {
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(5))
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(5).min(timeout))
             .pool_idle_timeout(Duration::from_secs(90))
             .build()?;
         Ok(GraphWhatsApp {
@@ -31,7 +37,13 @@ impl GraphWhatsApp {
     }
 
     async fn answer(resp: Result<reqwest::Response, reqwest::Error>) -> Result<(u16, Vec<u8>), GraphError> {
-        let resp = resp.map_err(|e| GraphError::transport(e.to_string()))?;
+        let resp = resp.map_err(|e| {
+            if e.is_connect() || e.is_builder() {
+                GraphError::unsent(e.to_string())
+            } else {
+                GraphError::transport(e.to_string())
+            }
+        })?;
         let status = resp.status().as_u16();
         let body = resp.bytes().await.map_err(|e| GraphError::transport(e.to_string()))?;
         Ok((status, body.to_vec()))
@@ -68,6 +80,7 @@ impl WhatsApp for GraphWhatsApp {
             return Err(parse_error(status, &body));
         }
         serde_json::from_slice::<Uploaded>(&body).map(|u| u.id).map_err(|_| GraphError {
+            lost: false,
             http_status: Some(status),
             code: None,
             message: "no media id in answer".into(),
@@ -81,6 +94,7 @@ impl WhatsApp for GraphWhatsApp {
             return Err(parse_error(status, &body));
         }
         serde_json::from_slice(&body).map_err(|e| GraphError {
+            lost: false,
             http_status: Some(status),
             code: None,
             message: format!("media answer: {e}"),
@@ -105,6 +119,7 @@ impl WhatsApp for GraphWhatsApp {
             out.extend_from_slice(&chunk);
             if out.len() > max {
                 return Err(GraphError {
+                    lost: false,
                     http_status: Some(status),
                     code: Some(131052),
                     message: "media too large".into(),

@@ -197,6 +197,7 @@ impl WhatsApp for SandboxWhatsApp {
     async fn media_info(&self, meta_id: &str) -> Result<MediaInfo, GraphError> {
         let media = self.inner.media.lock().map_err(|_| GraphError::transport("sandbox poisoned"))?;
         let (bytes, mime) = media.get(meta_id).ok_or_else(|| GraphError {
+            lost: false,
             http_status: Some(404),
             code: Some(100),
             message: "unknown media".into(),
@@ -214,10 +215,15 @@ impl WhatsApp for SandboxWhatsApp {
         let media = self.inner.media.lock().map_err(|_| GraphError::transport("sandbox poisoned"))?;
         match media.get(id) {
             Some((bytes, _)) if bytes.len() <= max => Ok(bytes.clone()),
-            Some(_) => {
-                Err(GraphError { http_status: Some(200), code: Some(131052), message: "media too large".into() })
+            Some(_) => Err(GraphError {
+                lost: false,
+                http_status: Some(200),
+                code: Some(131052),
+                message: "media too large".into(),
+            }),
+            None => {
+                Err(GraphError { lost: false, http_status: Some(404), code: None, message: "unknown media".into() })
             }
-            None => Err(GraphError { http_status: Some(404), code: None, message: "unknown media".into() }),
         }
     }
 
@@ -239,13 +245,15 @@ impl WhatsApp for SandboxWhatsApp {
         // The phone answers a moment later, as Meta's webhooks do.
         let inner = self.inner.clone();
         let w = wamid.clone();
+        let callback = req.callback.clone();
         tokio::spawn(async move {
             for status in ["sent", "delivered"] {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 let ts = inner.clock.now().unix_timestamp().to_string();
                 let body = envelope(
                     &inner.phone_number_id,
-                    json!({"statuses": [{"id": w, "status": status, "timestamp": ts, "recipient_id": digits}]}),
+                    json!({"statuses": [{"id": w, "status": status, "timestamp": ts, "recipient_id": digits,
+                        "biz_opaque_callback_data": callback}]}),
                 );
                 if let Err(e) = inner.post(&body).await {
                     tracing::warn!(error = %e, "sandbox could not post a status");
