@@ -21,8 +21,9 @@ async fn statuses_in_reverse_order_end_at_read_with_every_time() {
         assert_eq!(app.status(&wamid, s, ts, None).await, 200);
     }
     let m = eventually("all three times", || async {
+        // Statuses are applied concurrently from the receipts queue: wait for every one.
         let m = find(&app, &conv, &id).await;
-        m["status_at"]["sent"].is_string().then_some(m)
+        ["sent", "delivered", "read"].iter().all(|s| m["status_at"][s].is_string()).then_some(m)
     })
     .await;
     assert_eq!(m["status"], "read");

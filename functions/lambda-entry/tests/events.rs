@@ -63,7 +63,12 @@ async fn queue_and_timer_events_are_handled_record_by_record() {
     let batch = serde_json::from_str(&event("dispatch-sqs-fifo-batch.json")).unwrap();
     assert!(dispatch::function_handler(&st.ports, batch).await.batch_item_failures.is_empty());
 
-    for name in ["timers-window-expiry.json", "timers-optin-retry.json"] {
+    for name in [
+        "timers-window-expiry.json",
+        "timers-optin-retry.json",
+        "timers-delivery-deadline.json",
+        "timers-outbox-sweep.json",
+    ] {
         let timer = serde_json::from_str(&event(name)).unwrap();
         timers::function_handler(&st.ports, timer).await.unwrap();
     }

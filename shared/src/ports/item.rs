@@ -64,9 +64,9 @@ impl Key {
     pub fn archive_head(conv: &str) -> Key {
         Key { pk: format!("ARCHIVE#{conv}"), sk: "HEAD".into() }
     }
-    /// An outbox entry, spread over a few partitions so no one partition takes every commit.
-    pub fn outbox(id: &str) -> Key {
-        Key { pk: outbox_partition(outbox_shard(id)), sk: format!("OUT#{id}") }
+    /// An outbox entry in its partition (see `OutboxEntry::shard`), sorted by its ULID.
+    pub fn outbox(shard: u32, id: &str) -> Key {
+        Key { pk: outbox_partition(shard), sk: format!("OUT#{id}") }
     }
 }
 
@@ -80,9 +80,10 @@ pub fn outbox_partition(shard: u32) -> String {
     format!("OUTBOX#{shard}")
 }
 
-fn outbox_shard(id: &str) -> u32 {
+/// The outbox partition for entries ordered by `key`: the same key, the same partition.
+pub fn outbox_shard(key: &str) -> u32 {
     // FNV-1a: stable across processes and builds, unlike the std hasher.
-    let h = id.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193));
+    let h = key.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193));
     h % OUTBOX_SHARDS
 }
 
@@ -212,7 +213,7 @@ impl Item {
             Item::Media(m) => Key::media(&m.id),
             Item::ArchiveEntry(r) => Key::archive_entry(&r.event.conversation_id, r.seq),
             Item::ArchiveHead { conversation_id, .. } => Key::archive_head(conversation_id),
-            Item::Outbox(e) => Key::outbox(&e.id),
+            Item::Outbox(e) => Key::outbox(e.shard, &e.id),
             Item::Dedupe { id, .. } => Key::dedupe(id),
         }
     }

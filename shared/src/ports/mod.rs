@@ -280,14 +280,38 @@ pub enum Effect {
     },
 }
 
+impl Effect {
+    /// What its order matters against: a thread's effects are published in commit order.
+    pub fn order_key(&self) -> Option<&str> {
+        match self {
+            Effect::Outbound(job) => Some(&job.conversation_id),
+            Effect::Receipt(ReceiptsJob::FetchMedia(f)) => Some(&f.conversation_id),
+            Effect::ReleaseHeld { conversation_ids } | Effect::Notice { conversation_ids, .. } => {
+                conversation_ids.first().map(String::as_str)
+            }
+            Effect::Receipt(ReceiptsJob::Status(_)) | Effect::Timer { .. } => None,
+        }
+    }
+}
+
 /// One effect waiting in the outbox.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxEntry {
     /// A ULID: entries sort in commit order within a partition.
     pub id: String,
+    /// Its partition: that of its `order_key` (or its own id), so one thread's entries share a
+    /// partition and the sweep publishes them in order.
+    pub shard: u32,
     pub effect: Effect,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+impl OutboxEntry {
+    pub fn new(id: String, effect: Effect, created_at: OffsetDateTime) -> OutboxEntry {
+        let shard = item::outbox_shard(effect.order_key().unwrap_or(&id));
+        OutboxEntry { id, shard, effect, created_at }
+    }
 }
 
 /// Typed views of the items, for use cases that read one kind.

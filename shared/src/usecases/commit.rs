@@ -43,8 +43,7 @@ pub async fn commit(ports: &Ports, plan: Plan) -> Result<(), StoreError> {
     events.extend(archive);
     writes.extend(archive_writes(ports, events).await?);
     let now = ports.clock.now();
-    let entries: Vec<OutboxEntry> =
-        effects.into_iter().map(|effect| OutboxEntry { id: new_id(), effect, created_at: now }).collect();
+    let entries: Vec<OutboxEntry> = effects.into_iter().map(|effect| OutboxEntry::new(new_id(), effect, now)).collect();
     writes.extend(entries.iter().map(|e| Write::Put { item: Item::Outbox(e.clone()), cond: Cond::NotExists }));
     ports.store.transact(writes).await?;
     relay::publish(ports, entries).await;

@@ -29,7 +29,7 @@ pub fn publish(ports: &Ports, entries: Vec<OutboxEntry>) -> BoxFuture<'_, ()> {
 }
 
 async fn publish_one(ports: &Ports, entry: OutboxEntry) -> Result<()> {
-    let key = Key::outbox(&entry.id);
+    let key = Key::outbox(entry.shard, &entry.id);
     run(ports, &entry).await?;
     ports.store.transact(vec![Write::Delete { key, cond: Cond::Always }]).await?;
     Ok(())

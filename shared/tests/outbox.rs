@@ -1,0 +1,157 @@
+//! The commit and the relay on the embedded backend: effects and archive records commit with
+//! the state or not at all, and what the relay could not publish is published by its sweep.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use shared::adapters::embedded::QueueName;
+use shared::app::Embedded;
+use shared::archive::ArchiveEvent;
+use shared::domain::{Message, MessageKind};
+use shared::ports::{Cond, Effect, Item, OutboundJob, Queue, QueueError, ReceiptsJob, StoreError, Write};
+use shared::usecases::commit::{commit, Plan};
+use shared::usecases::{archive, relay, Ports};
+
+/// A queue that refuses everything while `down` is set.
+struct FlakyQueue {
+    inner: Arc<dyn Queue>,
+    down: AtomicBool,
+}
+
+#[async_trait]
+impl Queue for FlakyQueue {
+    async fn send_outbound(&self, job: OutboundJob) -> Result<(), QueueError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(QueueError("down".into()));
+        }
+        self.inner.send_outbound(job).await
+    }
+    async fn send_receipt(&self, job: ReceiptsJob) -> Result<(), QueueError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(QueueError("down".into()));
+        }
+        self.inner.send_receipt(job).await
+    }
+}
+
+async fn setup(dir: &tempfile::TempDir) -> (Ports, Embedded, Arc<FlakyQueue>) {
+    let data = dir.path().display().to_string();
+    let config = shared::Config::from_lookup(|k| (k == "CONNECTOR_DATA_DIR").then(|| data.clone())).unwrap();
+    let (state, embedded) = shared::app::embedded(config).await.unwrap();
+    let mut ports = state.ports.clone();
+    let flaky = Arc::new(FlakyQueue { inner: ports.queue.clone(), down: AtomicBool::new(false) });
+    ports.queue = flaky.clone();
+    (ports, embedded, flaky)
+}
+
+fn message(conv: &str, id: &str) -> Message {
+    let mut m =
+        Message::outbound(id.into(), conv.into(), "u1".into(), MessageKind::Text, time::OffsetDateTime::now_utc());
+    m.text = Some(format!("text of {id}"));
+    m
+}
+
+fn job(conv: &str, id: &str) -> Effect {
+    Effect::Outbound(OutboundJob { conversation_id: conv.into(), message_id: id.into(), generation: 0 })
+}
+
+#[tokio::test]
+async fn a_commit_writes_state_archive_and_outbox_together_and_the_relay_publishes_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ports, embedded, _) = setup(&dir).await;
+    let plan = Plan {
+        writes: vec![Write::Put { item: Item::Message(message("c1", "01A")), cond: Cond::NotExists }],
+        archive: vec![archive::event("c1", "note", "u1", ports.clock.now(), serde_json::json!({}))],
+        effects: vec![job("c1", "01A")],
+    };
+    commit(&ports, plan).await.unwrap();
+    assert_eq!(embedded.queue.depth(QueueName::Outbound).await.unwrap(), 1);
+    assert_eq!(relay::pending(&ports).await.unwrap(), 0, "published and deleted");
+    let records = ports.archive.read("c1").await.unwrap();
+    assert_eq!(records.len(), 2, "the message and the note");
+    let v = archive::verify_against_head(&*ports.store, "c1", &records).await.unwrap();
+    assert!(v.valid, "{v:?}");
+}
+
+#[tokio::test]
+async fn a_failed_condition_writes_nothing_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ports, embedded, _) = setup(&dir).await;
+    commit(&ports, Plan::of(vec![Write::Put { item: Item::Message(message("c1", "01A")), cond: Cond::NotExists }]))
+        .await
+        .unwrap();
+    let again = Plan {
+        writes: vec![Write::Put { item: Item::Message(message("c1", "01A")), cond: Cond::NotExists }],
+        archive: vec![archive::event("c1", "note", "u1", ports.clock.now(), serde_json::json!({}))],
+        effects: vec![job("c1", "01A")],
+    };
+    assert!(matches!(commit(&ports, again).await, Err(StoreError::Conflict { index: 0 })));
+    assert_eq!(ports.archive.read("c1").await.unwrap().len(), 1, "no record of what did not happen");
+    assert_eq!(embedded.queue.depth(QueueName::Outbound).await.unwrap(), 0);
+    assert_eq!(relay::pending(&ports).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn what_the_relay_could_not_publish_waits_in_the_outbox_for_the_sweep_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ports, embedded, flaky) = setup(&dir).await;
+    flaky.down.store(true, Ordering::SeqCst);
+    commit(&ports, Plan { effects: vec![job("c1", "01A"), job("c1", "01B")], ..Plan::default() }).await.unwrap();
+    assert_eq!(relay::pending(&ports).await.unwrap(), 2, "committed, not lost");
+    assert_eq!(embedded.queue.depth(QueueName::Outbound).await.unwrap(), 0);
+
+    // Young entries are left to their own commit's relay; old ones are swept.
+    flaky.down.store(false, Ordering::SeqCst);
+    assert_eq!(relay::sweep(&ports).await.unwrap(), 0);
+    tokio::time::sleep(relay::SWEEP_GRACE.unsigned_abs() + std::time::Duration::from_millis(100)).await;
+    assert_eq!(relay::sweep(&ports).await.unwrap(), 2);
+    assert_eq!(relay::pending(&ports).await.unwrap(), 0);
+    let jobs = embedded.queue.receive(QueueName::Outbound, ports.clock.now(), 10).await.unwrap();
+    let ids: Vec<String> =
+        jobs.iter().map(|j| serde_json::from_str::<OutboundJob>(&j.body).unwrap().message_id).collect();
+    assert_eq!(ids, vec!["01A"], "one group head at a time, the older first");
+}
+
+#[tokio::test]
+async fn concurrent_commits_to_one_thread_keep_one_unbroken_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ports, _, _) = setup(&dir).await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let ports = ports.clone();
+        tasks.push(tokio::spawn(async move {
+            let event = |n: usize| ArchiveEvent {
+                conversation_id: "c1".into(),
+                kind: "note".into(),
+                actor: "u1".into(),
+                at: time::OffsetDateTime::now_utc(),
+                message_id: None,
+                wamid: None,
+                text_as_sent: Some(format!("note {n}")),
+                text_as_written: None,
+                details: serde_json::Value::Null,
+            };
+            shared::usecases::commit::retry(|| {
+                let plan = Plan { archive: vec![event(i)], ..Plan::default() };
+                let ports = ports.clone();
+                async move {
+                    use shared::usecases::commit::Attempt;
+                    match commit(&ports, plan).await {
+                        Ok(()) => Ok(Attempt::Done(())),
+                        Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
+                        Err(e) => Err(e.into()),
+                    }
+                }
+            })
+            .await
+            .unwrap()
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let records = ports.archive.read("c1").await.unwrap();
+    assert_eq!(records.len(), 20);
+    assert!(archive::verify_against_head(&*ports.store, "c1", &records).await.unwrap().valid);
+}
