@@ -1,6 +1,6 @@
-//! One contract for every `Store`: the embedded SQLite adapter and the DynamoDB adapter (on
-//! moto, started by `scripts/test`, whose address arrives in `MOTO_ENDPOINT`) pass the same
-//! tests.
+//! One contract for every `Store`: the embedded SQLite adapter, the in-memory one (the
+//! simulation's) and the DynamoDB adapter (on moto, started by `scripts/test`, whose address
+//! arrives in `MOTO_ENDPOINT`) pass the same tests.
 
 use std::sync::Arc;
 
@@ -193,6 +193,11 @@ macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod embedded {
             $(#[tokio::test] async fn $name() { let (s, _dir) = super::sqlite().await; super::$name(s).await; })*
+        }
+        mod memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+                super::$name(std::sync::Arc::new(shared::adapters::memory::MemoryStore::new())).await;
+            })*
         }
         mod dynamodb {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {

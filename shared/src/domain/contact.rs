@@ -157,8 +157,8 @@ impl Contact {
             }
             _ => {}
         }
+        let was_open = self.window_open(now);
         if intent != InboundIntent::Passive {
-            let was_open = self.window_open(now);
             let until = sent_at + WINDOW;
             // Webhooks come out of order: an older message never shortens the window.
             if self.window_open_until.is_none_or(|u| until > u) {
@@ -170,9 +170,12 @@ impl Contact {
                 self.resume_requested = false;
             }
         }
+        // Whatever was held (for consent or for the window) goes once both allow it: when this
+        // message opened the window, or gave consent inside it.
+        let opened = !was_open && self.window_open(now);
         out.release_held = self.consent == ConsentState::OptedIn
             && self.window_open(now)
-            && (out.reopened || out.consent_changed == Some(ConsentState::OptedIn));
+            && (opened || out.consent_changed == Some(ConsentState::OptedIn));
         out
     }
 
@@ -264,6 +267,19 @@ mod tests {
         c.optin_requested(t);
         c.inbound(InboundIntent::Accept, t, t);
         c
+    }
+
+    #[test]
+    fn a_message_that_opens_the_window_after_a_late_opt_in_releases_what_was_held() {
+        // "yes" arrives (redelivered) after its own 24 hours: consent, but no window.
+        let mut c = Contact::new("1".into(), None, None);
+        let t0 = datetime!(2026-09-20 12:00 UTC);
+        let out = c.inbound(InboundIntent::Accept, t0, t0 + Duration::hours(30));
+        assert!(out.consent_changed.is_some() && !out.release_held);
+        // The contact writes again: the window opens, and what waited for consent goes.
+        let out = c.inbound(InboundIntent::Message, t0 + Duration::hours(31), t0 + Duration::hours(31));
+        assert!(out.release_held);
+        assert!(!out.reopened, "no pause or resume request to announce");
     }
 
     #[test]

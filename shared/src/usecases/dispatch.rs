@@ -52,8 +52,10 @@ pub async fn dispatch(ports: &Ports, job: &OutboundJob) -> Result<Disposition> {
 
 async fn dispatch_one(ports: &Ports, key: &Key) -> Result<Disposition> {
     let key = key.clone();
-    let Claim::Taken(claimed, version) = claim(ports, &key).await? else {
-        return Ok(Disposition::Done);
+    let (claimed, version) = match claim(ports, &key).await? {
+        Claim::Taken(claimed, version) => (claimed, version),
+        Claim::Held(for_) => return Ok(Disposition::RetryAfter(for_)),
+        Claim::NotOurs => return Ok(Disposition::Done),
     };
     let claimed = *claimed;
     let conv = load::<Conversation>(&*ports.store, &Key::conversation(&claimed.conversation_id))
@@ -97,8 +99,10 @@ async fn dispatch_one(ports: &Ports, key: &Key) -> Result<Disposition> {
 enum Claim {
     /// Ours to send, at this version.
     Taken(Box<Message>, u64),
-    /// Not ours to send (already sent, held again, failed, gone, or claimed by a live attempt).
+    /// Not ours to send (already sent, held again, failed, gone, or settling).
     NotOurs,
+    /// Another attempt holds it for this long: look again then (its holder may die).
+    Held(std::time::Duration),
 }
 
 /// Takes the message for this attempt. A claim that lapsed (the process died, or the answer
@@ -115,6 +119,9 @@ async fn claim(ports: &Ports, key: &Key) -> Result<Claim> {
             let started = m.item.lease_until.map_or(now, |l| l - LEASE);
             settle_later(ports, &m, started).await?;
             return Ok(Attempt::Done(Claim::NotOurs));
+        }
+        if let (MessageStatus::Sending, Some(lease)) = (m.item.status, m.item.lease_until) {
+            return Ok(Attempt::Done(Claim::Held((lease - now).unsigned_abs())));
         }
         if m.item.status != MessageStatus::Queued {
             return Ok(Attempt::Done(Claim::NotOurs));

@@ -8,7 +8,7 @@ use crate::domain::contact::SendGate;
 use crate::domain::message::{SystemPurpose, TemplateSpec};
 use crate::domain::notice::{Notice, NoticeCode};
 use crate::domain::{DomainError, Message, MessageKind, MessageStatus};
-use crate::ports::{Effect, Item, Key, StoreError};
+use crate::ports::{Cond, Effect, Item, Key, StoreError, Write};
 
 use super::archive;
 use super::commit::{commit, retry, Attempt, Plan};
@@ -171,6 +171,10 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
             vec![put_versioned(Item::Conversation(c.clone()), Some(conv.version)), put_new(Item::Message(msg.clone()))];
         if k != contact.item {
             writes.push(put_versioned(Item::Contact(k.clone()), Some(contact.version)));
+        } else {
+            // Hold or send was decided on the contact's consent and window as read: a change
+            // to them in the meantime (an opt-in, a STOP, a closed window) means deciding again.
+            writes.push(Write::Check { key: Key::contact(&k.key), cond: Cond::Version(contact.version) });
         }
         if let Some(client_id) = cmd_client_id {
             writes.push(put_new(Item::ClientId {

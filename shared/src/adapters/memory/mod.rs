@@ -1,0 +1,110 @@
+//! `Store` in memory: the same conditional semantics as SQLite and DynamoDB, for the
+//! deterministic simulation and fast tests. Nothing survives the process; not for running the
+//! connector.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::ports::{Cond, Item, Key, Store, StoreError, Versioned, Write};
+
+#[derive(Default)]
+pub struct MemoryStore {
+    items: Mutex<BTreeMap<(String, String), Versioned<Item>>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+}
+
+fn live(v: &Versioned<Item>, now: OffsetDateTime) -> bool {
+    v.item.expires_at().is_none_or(|t| t > now)
+}
+
+fn holds(cond: Cond, current: Option<u64>) -> bool {
+    match cond {
+        Cond::Always => true,
+        Cond::NotExists => current.is_none(),
+        Cond::Version(v) => current == Some(v),
+    }
+}
+
+fn unavailable() -> StoreError {
+    StoreError::Unavailable("memory store lock poisoned".into())
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn get(&self, key: &Key) -> Result<Option<Versioned<Item>>, StoreError> {
+        let items = self.items.lock().map_err(|_| unavailable())?;
+        let now = OffsetDateTime::now_utc();
+        Ok(items.get(&(key.pk.clone(), key.sk.clone())).filter(|v| live(v, now)).cloned())
+    }
+
+    async fn query(
+        &self,
+        pk: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        ascending: bool,
+    ) -> Result<Vec<Versioned<Item>>, StoreError> {
+        let items = self.items.lock().map_err(|_| unavailable())?;
+        let now = OffsetDateTime::now_utc();
+        let range = items
+            .range((pk.to_string(), prefix.to_string())..)
+            .take_while(|((p, s), _)| p == pk && s.starts_with(prefix));
+        let matching = range.filter(|((_, s), v)| {
+            live(v, now) && after.is_none_or(|a| if ascending { s.as_str() > a } else { s.as_str() < a })
+        });
+        let mut out: Vec<Versioned<Item>> = matching.map(|(_, v)| v.clone()).collect();
+        if !ascending {
+            out.reverse();
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Versioned<Item>>>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            out.push(self.get(k).await?);
+        }
+        Ok(out)
+    }
+
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let mut items = self.items.lock().map_err(|_| unavailable())?;
+        let now = OffsetDateTime::now_utc();
+        let current = |items: &BTreeMap<(String, String), Versioned<Item>>, key: &Key| {
+            items.get(&(key.pk.clone(), key.sk.clone())).filter(|v| live(v, now)).map(|v| v.version)
+        };
+        for (index, w) in writes.iter().enumerate() {
+            let (key, cond) = match w {
+                Write::Put { item, cond } => (item.key(), *cond),
+                Write::Delete { key, cond } | Write::Check { key, cond } => (key.clone(), *cond),
+            };
+            if !holds(cond, current(&items, &key)) {
+                return Err(StoreError::Conflict { index });
+            }
+        }
+        for w in writes {
+            match w {
+                Write::Put { item, .. } => {
+                    let key = item.key();
+                    let version = current(&items, &key).unwrap_or(0) + 1;
+                    items.insert((key.pk, key.sk), Versioned { item, version });
+                }
+                Write::Delete { key, .. } => {
+                    items.remove(&(key.pk, key.sk));
+                }
+                Write::Check { .. } => {}
+            }
+        }
+        Ok(())
+    }
+}
