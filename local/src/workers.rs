@@ -50,8 +50,10 @@ impl Scheduler for BothSchedulers {
     }
 }
 
-/// What Lambda's SQS trigger does, locally: receive, handle in order, delete what is done, and
-/// hide what must wait (with the rest of its FIFO group behind it).
+/// What Lambda's SQS event source mapping does, locally: receive a batch, hand it to the
+/// function's own handler (the queue runner Lambda runs), and delete what it did not report.
+/// Reported records come back when the handler asked (`ChangeMessageVisibility`) or after the
+/// queue's visibility timeout.
 async fn consume_sqs(ports: Ports, sqs: aws_sdk_sqs::Client, url: String, q: QueueName) {
     use aws_sdk_sqs::types::MessageSystemAttributeName;
     loop {
@@ -71,53 +73,37 @@ async fn consume_sqs(ports: Ports, sqs: aws_sdk_sqs::Client, url: String, q: Que
                 continue;
             }
         };
-        let mut held_groups: std::collections::HashMap<String, u64> = Default::default();
+        if messages.is_empty() {
+            continue;
+        }
+        let mut event = aws_lambda_events::sqs::SqsEvent::default();
+        let mut handles = std::collections::HashMap::new();
         for m in messages {
-            let attrs = m.attributes.clone().unwrap_or_default();
-            let group = attrs.get(&MessageSystemAttributeName::MessageGroupId).cloned().unwrap_or_default();
-            let receives = attrs
-                .get(&MessageSystemAttributeName::ApproximateReceiveCount)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1);
-            let handle_ = m.receipt_handle.clone().unwrap_or_default();
-            let delay = match held_groups.get(&group) {
-                Some(d) if !group.is_empty() => Some(*d),
-                _ => {
-                    let job = ReceivedJob { seq: 0, body: m.body.clone().unwrap_or_default(), receives };
-                    match handle(&ports, q, &job).await {
-                        Ok(Disposition::Done) => None,
-                        Ok(Disposition::RetryAfter(d)) => Some(d.as_secs().max(1)),
-                        Err(_) if receives >= MAX_RECEIVES => None,
-                        Err(e) => {
-                            tracing::warn!(error.message = %e, "queue message failed; will retry");
-                            Some(1)
-                        }
-                    }
-                }
-            };
-            let settled = match delay {
-                None => sqs
-                    .delete_message()
-                    .queue_url(&url)
-                    .receipt_handle(handle_)
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| format!("{e:?}")),
-                Some(secs) => {
-                    held_groups.insert(group, secs);
-                    sqs.change_message_visibility()
-                        .queue_url(&url)
-                        .receipt_handle(handle_)
-                        .visibility_timeout(secs as i32)
-                        .send()
-                        .await
-                        .map(drop)
-                        .map_err(|e| format!("{e:?}"))
-                }
-            };
-            if let Err(e) = settled {
-                tracing::error!(error.message = %e, "could not settle an SQS message");
+            let mut record = aws_lambda_events::sqs::SqsMessage::default();
+            record.message_id = m.message_id.clone();
+            record.receipt_handle = m.receipt_handle.clone();
+            record.body = m.body.clone();
+            record.attributes = m
+                .attributes
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k.as_str().to_string(), v))
+                .collect();
+            handles.insert(m.message_id.clone().unwrap_or_default(), m.receipt_handle.clone().unwrap_or_default());
+            event.records.push(record);
+        }
+        let deadline = Some(std::time::Instant::now() + Duration::from_secs(120));
+        let response = match q {
+            QueueName::Outbound => dispatch::function_handler(&ports, event, deadline).await,
+            QueueName::Receipts => receipts::function_handler(&ports, event, deadline).await,
+        };
+        for failed in &response.batch_item_failures {
+            handles.remove(&failed.item_identifier);
+        }
+        for handle_ in handles.into_values() {
+            if let Err(e) = sqs.delete_message().queue_url(&url).receipt_handle(handle_).send().await {
+                tracing::error!(error.message = ?e, "could not delete an SQS message");
             }
         }
     }

@@ -1,4 +1,7 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_entry::run_sqs(|ports, batch| async move { dispatch::function_handler(&ports, batch).await }).await
+    lambda_entry::run_sqs(
+        |ports, batch, deadline| async move { dispatch::function_handler(&ports, batch, deadline).await },
+    )
+    .await
 }

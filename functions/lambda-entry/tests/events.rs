@@ -55,13 +55,13 @@ async fn queue_and_timer_events_are_handled_record_by_record() {
     let dir = tempfile::tempdir().unwrap();
     let st = state(&dir).await;
     let batch = serde_json::from_str(&event("receipts-sqs-unknown-wamid.json")).unwrap();
-    let resp = receipts::function_handler(&st.ports, batch).await;
+    let resp = receipts::function_handler(&st.ports, batch, None).await;
     // The unknown wamid may belong to a send not yet recorded: retried. The unreadable one is dropped.
     let failed: Vec<_> = resp.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed, vec!["m-0"]);
 
     let batch = serde_json::from_str(&event("dispatch-sqs-fifo-batch.json")).unwrap();
-    assert!(dispatch::function_handler(&st.ports, batch).await.batch_item_failures.is_empty());
+    assert!(dispatch::function_handler(&st.ports, batch, None).await.batch_item_failures.is_empty());
 
     for name in [
         "timers-window-expiry.json",

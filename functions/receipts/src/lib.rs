@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use lambda_entry::Ordering;
+use lambda_entry::{Ordering, QueueSpec};
 use shared::meta::webhook::StatusEvent;
-use shared::ports::{Disposition, ReceiptsJob};
+use shared::ports::{Disposition, QueueKind, ReceiptsJob};
 use shared::usecases::receipts::{apply_status, ReceiptResult};
 use shared::usecases::{media, Ports, UseCaseError};
 
@@ -34,9 +34,20 @@ async fn handle_status(ports: &Ports, status: &StatusEvent, receives: u32) -> Re
     })
 }
 
+/// The receipts queue: standard; a picture fetch makes two Graph API calls.
+pub const QUEUE: QueueSpec = QueueSpec {
+    kind: QueueKind::Receipts,
+    ordering: Ordering::Standard,
+    per_record: std::time::Duration::from_secs(65),
+};
+
 /// An SQS batch: every record is processed; failed ones are reported for redelivery.
-pub async fn function_handler(ports: &Ports, event: SqsEvent) -> SqsBatchResponse {
-    lambda_entry::process_sqs(event, Ordering::Standard, |job: ReceiptsJob, receives| async move {
+pub async fn function_handler(
+    ports: &Ports,
+    event: SqsEvent,
+    deadline: Option<std::time::Instant>,
+) -> SqsBatchResponse {
+    lambda_entry::process_sqs(event, QUEUE, &*ports.queue, deadline, |job: ReceiptsJob, receives| async move {
         handle(ports, &job, receives).await
     })
     .await

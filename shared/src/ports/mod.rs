@@ -123,12 +123,25 @@ pub enum Disposition {
     RetryAfter(Duration),
 }
 
+/// The two queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueKind {
+    Outbound,
+    Receipts,
+}
+
 #[async_trait]
 pub trait Queue: Send + Sync {
     /// Onto the outbound FIFO queue: group = conversation, dedupe = message and generation.
     async fn send_outbound(&self, job: OutboundJob) -> Result<(), QueueError>;
     /// Onto the receipts queue: a status, or a contact's picture to fetch.
     async fn send_receipt(&self, job: ReceiptsJob) -> Result<(), QueueError>;
+    /// Makes a received message (`receipt`: its receipt handle) visible again after `after`
+    /// (SQS `ChangeMessageVisibility`), so a retry waits as long as asked rather than the
+    /// queue's fixed visibility timeout. Queues that pace redelivery themselves ignore it.
+    async fn delay(&self, _queue: QueueKind, _receipt: &str, _after: Duration) -> Result<(), QueueError> {
+        Ok(())
+    }
 }
 
 /// A one-time timer; its name is deterministic so arming it again replaces it.

@@ -1,9 +1,11 @@
 //! `Queue` on SQS: the outbound FIFO queue (group = conversation, deduplication = message and
 //! generation) and the standard receipts queue.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
-use crate::ports::{OutboundJob, Queue, QueueError, ReceiptsJob};
+use crate::ports::{OutboundJob, Queue, QueueError, QueueKind, ReceiptsJob};
 
 pub struct SqsQueue {
     client: aws_sdk_sqs::Client,
@@ -40,6 +42,24 @@ impl Queue for SqsQueue {
     async fn send_receipt(&self, job: ReceiptsJob) -> Result<(), QueueError> {
         let body = serde_json::to_string(&job).map_err(err)?;
         self.client.send_message().queue_url(&self.receipts_url).message_body(body).send().await.map_err(err)?;
+        Ok(())
+    }
+
+    async fn delay(&self, queue: QueueKind, receipt: &str, after: Duration) -> Result<(), QueueError> {
+        let url = match queue {
+            QueueKind::Outbound => &self.outbound_url,
+            QueueKind::Receipts => &self.receipts_url,
+        };
+        // SQS takes whole seconds, at most 12 hours.
+        let secs = after.as_secs_f64().ceil().min(43_200.0) as i32;
+        self.client
+            .change_message_visibility()
+            .queue_url(url)
+            .receipt_handle(receipt)
+            .visibility_timeout(secs)
+            .send()
+            .await
+            .map_err(err)?;
         Ok(())
     }
 }
