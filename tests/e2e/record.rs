@@ -12,6 +12,12 @@ fn admin() -> String {
     token_with("boss", "en", "retail", "eu", &["admin"])
 }
 
+/// A thread's archive as an admin exports it (JSON Lines).
+async fn archive_text(app: &TestApp, id: &str) -> String {
+    let url = app.url(&format!("/admin/conversations/{id}/archive"));
+    app.client.get(url).bearer_auth(admin()).send().await.unwrap().text().await.unwrap()
+}
+
 async fn unassigned(app: &TestApp) -> Vec<Value> {
     let (s, v) = app.call_with("GET", "/conversations?status=unassigned", &agent("a1"), None).await;
     assert_eq!(s, 200, "{v}");
@@ -63,16 +69,7 @@ async fn a_contact_who_writes_first_lands_in_the_unassigned_inbox_and_one_claim_
     // Everything it showed is on the record, and the chain verifies.
     let (s, v) = app.call_with("GET", &format!("/admin/conversations/{id}/archive?verify=true"), &admin(), None).await;
     assert_eq!((s, v["valid"].as_bool()), (200, Some(true)), "{v}");
-    let archive = app
-        .client
-        .get(app.url(&format!("/admin/conversations/{id}/archive")))
-        .bearer_auth(admin())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let archive = archive_text(&app, &id).await;
     assert!(archive.contains("Hello, I want to open an account"));
     assert!(archive.contains("\"claimed\""));
 }
@@ -207,19 +204,7 @@ async fn every_message_a_thread_shows_is_archived_and_a_cut_end_is_found() {
     eventually("sent", || async { (app.sent_texts() == vec!["one"]).then_some(()) }).await;
     let shown: Vec<String> =
         app.messages("u1", &id).await.into_iter().map(|m| m["id"].as_str().unwrap().to_string()).collect();
-    let records: Vec<Value> = app
-        .client
-        .get(app.url(&format!("/admin/conversations/{id}/archive")))
-        .bearer_auth(admin())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records: Vec<Value> = archive_text(&app, &id).await.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     for m in &shown {
         assert!(records.iter().any(|r| r["message_id"] == m.as_str()), "message {m} is not archived");
     }

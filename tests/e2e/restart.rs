@@ -36,6 +36,9 @@ async fn kill_9_and_restart_loses_nothing() {
     // Stop the in-process runner: from here the process under test owns the data directory.
     app.restart().await;
     let conv = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
+    // Let the opt-in request reach Meta first: a send cut off mid-call is never sent again
+    // blindly (it waits for a status or fails as delivery_unknown), which is not this test.
+    app.wait_for_request(|r| r["type"] == "template").await;
     drop_runner(&mut app);
 
     let mut p = launch(&env);

@@ -91,6 +91,25 @@ pub struct Conversation {
 }
 
 impl Conversation {
+    /// A new open thread with `contact`, in `language`, nobody in it yet.
+    pub fn new(id: String, contact: &Contact, language: String, now: Time) -> Conversation {
+        Conversation {
+            id,
+            contact_key: contact.key.clone(),
+            contact_phone: contact.phone.clone(),
+            contact_name: contact.name.clone(),
+            participants: Vec::new(),
+            language,
+            closed: false,
+            optin: OptinAttempts::default(),
+            pending_count: 0,
+            created_at: now,
+            last_activity_at: now,
+            last_outbound_at: None,
+            unassigned: false,
+        }
+    }
+
     pub fn is_participant(&self, user_id: &str) -> bool {
         self.participants.iter().any(|p| p.user_id == user_id)
     }

@@ -68,21 +68,10 @@ pub async fn start(ports: &Ports, caller: &Caller, cmd: StartConversation) -> Re
         if contact.name.is_none() {
             contact.name = cmd.name.clone();
         }
-        let mut conv = Conversation {
-            id: new_id(),
-            contact_key: contact_key.clone(),
-            contact_phone: Some(cmd.phone.as_str().to_string()),
-            contact_name: cmd.name.clone().or_else(|| contact.name.clone()),
-            participants: vec![participant(caller, now)],
-            language: caller.locale.clone(),
-            closed: false,
-            optin: Default::default(),
-            pending_count: 0,
-            created_at: now,
-            last_activity_at: now,
-            last_outbound_at: None,
-            unassigned: false,
-        };
+        let mut conv = Conversation::new(new_id(), &contact, caller.locale.clone(), now);
+        conv.contact_phone = Some(cmd.phone.as_str().to_string());
+        conv.contact_name = cmd.name.clone().or_else(|| contact.name.clone());
+        conv.participants = vec![participant(caller, now)];
         let mut plan = Plan::default();
         let asked = ask_consent(ports, &mut conv, &mut contact, &mut plan, now);
         plan.writes.splice(

@@ -148,10 +148,7 @@ async fn settle_later(ports: &Ports, seen: &Versioned<Message>, started: time::O
     retry(|| {
         let known = first.take();
         async move {
-            let current = match known {
-                Some(v) => v,
-                None => load::<Message>(&*ports.store, key).await?.ok_or(UseCaseError::NotFound)?,
-            };
+            let current = known_or_load(ports, key, known).await?;
             if current.item.status != MessageStatus::Sending || current.item.lease_until.is_none() {
                 return Ok(Attempt::Done(()));
             }
@@ -175,6 +172,14 @@ async fn settle_later(ports: &Ports, seen: &Versioned<Message>, started: time::O
         }
     })
     .await
+}
+
+/// The message as this attempt already knows it (the first try), or as stored (a retry).
+async fn known_or_load(ports: &Ports, key: &Key, known: Option<Versioned<Message>>) -> Result<Versioned<Message>> {
+    match known {
+        Some(v) => Ok(v),
+        None => load::<Message>(&*ports.store, key).await?.ok_or(UseCaseError::NotFound),
+    }
 }
 
 /// The delivery deadline of a send whose answer was lost: still unsettled, it fails as
@@ -232,10 +237,7 @@ pub(crate) async fn record_accepted(
     retry(|| {
         let known = first.take();
         async move {
-            let current = match known {
-                Some(v) => v,
-                None => load::<Message>(&*ports.store, key).await?.ok_or(UseCaseError::NotFound)?,
-            };
+            let current = known_or_load(ports, key, known).await?;
             let mut next = current.item.clone();
             if next.status == MessageStatus::Sending {
                 next.status = MessageStatus::Accepted;

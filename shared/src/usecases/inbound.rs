@@ -140,21 +140,9 @@ fn stored_message(conv_id: &str, m: &InboundMessage, now: time::OffsetDateTime) 
 /// A contact-started thread for a message that routes to no open thread: open, unclaimed,
 /// in the language the contact's profile does not give (the business default, English).
 fn unassigned_thread(contact: &Contact, now: time::OffsetDateTime) -> Conversation {
-    Conversation {
-        id: new_id(),
-        contact_key: contact.key.clone(),
-        contact_phone: contact.phone.clone(),
-        contact_name: contact.name.clone(),
-        participants: Vec::new(),
-        language: "en".into(),
-        closed: false,
-        optin: Default::default(),
-        pending_count: 0,
-        created_at: now,
-        last_activity_at: now,
-        last_outbound_at: None,
-        unassigned: true,
-    }
+    let mut c = Conversation::new(new_id(), contact, "en".into(), now);
+    c.unassigned = true;
+    c
 }
 
 /// A contact we never heard of, by number or else by business-scoped id.

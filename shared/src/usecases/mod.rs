@@ -205,8 +205,17 @@ pub(crate) async fn participant_conversation(
     caller: &Caller,
     conversation_id: &str,
 ) -> Result<Versioned<Conversation>> {
+    conversation_where(store, conversation_id, |c| c.is_participant(&caller.user_id)).await
+}
+
+/// The conversation, if it passes `may`; `NotFound` otherwise (the same answer as for none).
+async fn conversation_where(
+    store: &dyn Store,
+    conversation_id: &str,
+    may: impl Fn(&Conversation) -> bool,
+) -> Result<Versioned<Conversation>> {
     match load::<Conversation>(store, &Key::conversation(conversation_id)).await? {
-        Some(c) if c.item.is_participant(&caller.user_id) => Ok(c),
+        Some(c) if may(&c.item) => Ok(c),
         _ => Err(UseCaseError::NotFound),
     }
 }
@@ -218,11 +227,10 @@ pub(crate) async fn readable_conversation(
     caller: &Caller,
     conversation_id: &str,
 ) -> Result<Versioned<Conversation>> {
-    match load::<Conversation>(store, &Key::conversation(conversation_id)).await? {
-        Some(c) if c.item.is_participant(&caller.user_id) => Ok(c),
-        Some(c) if c.item.unassigned && caller.require_agent().is_ok() => Ok(c),
-        _ => Err(UseCaseError::NotFound),
-    }
+    conversation_where(store, conversation_id, |c| {
+        c.is_participant(&caller.user_id) || (c.unassigned && caller.require_agent().is_ok())
+    })
+    .await
 }
 
 pub(crate) async fn load_contact(store: &dyn Store, key: &str) -> Result<Versioned<Contact>> {

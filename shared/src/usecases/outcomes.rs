@@ -34,6 +34,21 @@ pub struct FailurePlan {
     pub retry_after: Option<std::time::Duration>,
 }
 
+impl FailurePlan {
+    /// Nothing changed yet: the state as read.
+    fn unchanged(conv: &Conversation, contact: &Contact, msg: &Message) -> FailurePlan {
+        FailurePlan {
+            conv: conv.clone(),
+            contact: contact.clone(),
+            msg: msg.clone(),
+            writes: Vec::new(),
+            to_queue: Vec::new(),
+            timers: Vec::new(),
+            retry_after: None,
+        }
+    }
+}
+
 /// Backoff for attempt `attempts` (1-based): exponential from `base`, Meta's 4^X s for the pair
 /// rate limit, with ±25 % jitter, capped at 15 minutes.
 pub fn backoff(base: std::time::Duration, attempts: u32, pair_rate: bool) -> std::time::Duration {
@@ -52,15 +67,7 @@ pub fn plan_failure(
     settings: &Settings,
     now: OffsetDateTime,
 ) -> FailurePlan {
-    let mut plan = FailurePlan {
-        conv: conv.clone(),
-        contact: contact.clone(),
-        msg: msg.clone(),
-        writes: Vec::new(),
-        to_queue: Vec::new(),
-        timers: Vec::new(),
-        retry_after: None,
-    };
+    let mut plan = FailurePlan::unchanged(conv, contact, msg);
     let mut class = classify(failure.code, failure.http_status);
     if let ErrorClass::Retry { pair_rate } = class {
         if msg.attempts < settings.max_attempts {
@@ -92,15 +99,7 @@ pub fn plan_delivery_unknown(
     failure: &Failure,
     now: OffsetDateTime,
 ) -> FailurePlan {
-    let mut plan = FailurePlan {
-        conv: conv.clone(),
-        contact: contact.clone(),
-        msg: msg.clone(),
-        writes: Vec::new(),
-        to_queue: Vec::new(),
-        timers: Vec::new(),
-        retry_after: None,
-    };
+    let mut plan = FailurePlan::unchanged(conv, contact, msg);
     fail(&mut plan, failure, FailureReason::DeliveryUnknown, now);
     if let Some(e) = plan.msg.error.as_mut() {
         e.code = DELIVERY_UNKNOWN.into();
