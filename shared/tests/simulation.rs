@@ -1,7 +1,8 @@
 //! Deterministic simulation: the real use cases over the in-memory store and scripted stand-ins
 //! for the queues, the scheduler and Meta, driven by a seeded schedule that injects a failure
 //! before or after any port call (a crash after a commit, an answer lost after Meta took the
-//! message), duplicates and reorders webhooks and queue deliveries, moves the clock past
+//! message) and Meta's refusals and failed statuses, duplicates and reorders webhooks and
+//! queue deliveries, moves the clock past
 //! windows, leases and deadlines, and races claims. After each schedule the system is drained
 //! without faults and the promises are checked. A failing seed prints the command replaying it.
 //!
@@ -193,6 +194,19 @@ impl WhatsApp for SimMeta {
                     GraphError::unsent("connection refused")
                 } else {
                     GraphError { lost: false, http_status: Some(503), code: None, message: "unavailable".into() }
+                });
+            }
+            // Meta's own refusals (nothing taken): the window closed, undeliverable, limits.
+            _ if self.faults.on.load(std::sync::atomic::Ordering::SeqCst)
+                && self.faults.rng.lock().unwrap().random_bool(0.03) =>
+            {
+                let mut rng = self.faults.rng.lock().unwrap();
+                let code = [131047, 131026, 131049, 130429, 131056][rng.random_range(0..5)];
+                return Err(GraphError {
+                    lost: false,
+                    http_status: Some(400),
+                    code: Some(code),
+                    message: "refused".into(),
                 });
             }
             fault => {
@@ -454,12 +468,25 @@ impl World {
             let taken = self.meta.taken.lock().unwrap().clone();
             if let Some(t) = self.pick(&taken) {
                 let status = self.pick(&[ReceiptStatus::Sent, ReceiptStatus::Delivered, ReceiptStatus::Read]).unwrap();
+                // Now and then Meta could not deliver it after all (permanent: never sent again).
+                let failed = self.rng.random_bool(0.05);
+                let errors = if failed {
+                    let code = self.pick(&[131026, 131049]).unwrap();
+                    vec![shared::meta::webhook::MetaError {
+                        code,
+                        title: "t".into(),
+                        message: "m".into(),
+                        error_data: None,
+                    }]
+                } else {
+                    Vec::new()
+                };
                 self.statuses.push(StatusEvent {
                     wamid: t.wamid,
-                    status,
+                    status: if failed { ReceiptStatus::Failed } else { status },
                     timestamp: self.clock.now(),
                     recipient_id: None,
-                    errors: Vec::new(),
+                    errors,
                     callback: Some(t.callback),
                 });
             }

@@ -58,8 +58,14 @@ async fn a_skipped_delivered_is_fine_and_failed_after_read_does_not_undo_it() {
     let (conv, id, wamid) = sent_message(&app).await;
     app.status(&wamid, "sent", 1_789_905_610, None).await;
     app.status(&wamid, "read", 1_789_905_630, None).await;
+    // Statuses are applied concurrently from the receipts queue: "after read" means after it
+    // was applied, not after it was posted.
+    eventually("read", || async { (find(&app, &conv, &id).await["status"] == "read").then_some(()) }).await;
     app.status(&wamid, "failed", 1_789_905_640, Some(131000)).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    eventually("the failure's time recorded", || async {
+        find(&app, &conv, &id).await["status_at"]["failed"].is_string().then_some(())
+    })
+    .await;
     let m = find(&app, &conv, &id).await;
     assert_eq!(m["status"], "read");
 }
