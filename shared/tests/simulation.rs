@@ -551,7 +551,7 @@ impl World {
     async fn messages(&self) -> Vec<Message> {
         let mut out = Vec::new();
         for (conv, _) in self.all_threads().await {
-            for v in self.store.query(&format!("CONV#{conv}"), "MSG#", None, 100_000, true).await.unwrap() {
+            for v in self.store.messages(&conv, None, 100_000, true).await.unwrap() {
                 if let Item::Message(m) = v.item {
                     out.push(m);
                 }
@@ -563,7 +563,7 @@ impl World {
     async fn all_threads(&self) -> Vec<(String, Conversation)> {
         let mut out = Vec::new();
         for c in CONTACTS {
-            for v in self.store.query(&format!("CONTACT#{c}"), "CONV#", None, 10_000, true).await.unwrap() {
+            for v in self.store.contact_partition(c, 10_000).await.unwrap() {
                 if let Item::ContactThread { conversation_id, .. } = v.item {
                     if let Some(Item::Conversation(conv)) =
                         self.store.get(&Key::conversation(&conversation_id)).await.unwrap().map(|v| v.item)
@@ -700,7 +700,7 @@ impl World {
         }
         // Held markers match the counts.
         for (id, conv) in &threads {
-            let held = self.store.query(&format!("CONV#{id}"), "HELD#", None, 100_000, true).await.unwrap().len();
+            let held = self.store.held(id, 100_000).await.unwrap().len();
             assert_eq!(held as u32, conv.pending_count, "thread {id}: pending_count drifted from the held markers");
         }
         // 4. Every thread's chain verifies and holds every message the thread shows.

@@ -83,6 +83,68 @@ pub trait Store: Send + Sync {
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Versioned<Item>>>, StoreError>;
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError>;
 
+    /// A thread's messages in id (= creation) order, strictly after message `after`; newest
+    /// first when `!ascending`.
+    async fn messages(
+        &self,
+        conversation_id: &str,
+        after: Option<&str>,
+        limit: usize,
+        ascending: bool,
+    ) -> Result<Vec<Versioned<Item>>, StoreError> {
+        let after = after.map(|a| Key::message(conversation_id, a).sk);
+        self.query(&Key::conversation(conversation_id).pk, "MSG#", after.as_deref(), limit, ascending).await
+    }
+
+    /// A thread's held markers, oldest first.
+    async fn held(&self, conversation_id: &str, limit: usize) -> Result<Vec<Versioned<Item>>, StoreError> {
+        self.query(&Key::conversation(conversation_id).pk, "HELD#", None, limit, true).await
+    }
+
+    /// Ids of the threads a user belongs to.
+    async fn memberships(&self, user_id: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .query(&Key::profile(user_id).pk, "CONV#", None, limit, true)
+            .await?
+            .into_iter()
+            .filter_map(|v| match v.item {
+                Item::Membership { conversation_id, .. } => Some(conversation_id),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// A contact's partition: the contact, and a link to each of their threads.
+    async fn contact_partition(&self, contact_key: &str, limit: usize) -> Result<Vec<Versioned<Item>>, StoreError> {
+        self.query(&Key::contact(contact_key).pk, "", None, limit, true).await
+    }
+
+    /// A thread's archive records, oldest first.
+    async fn archive_records(&self, conversation_id: &str) -> Result<Vec<crate::archive::ArchiveRecord>, StoreError> {
+        Ok(self
+            .query(&Key::archive_head(conversation_id).pk, "REC#", None, usize::MAX / 2, true)
+            .await?
+            .into_iter()
+            .filter_map(|v| match v.item {
+                Item::ArchiveEntry(r) => Some(r),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Entries waiting in one outbox partition, oldest first.
+    async fn outbox(&self, shard: u32, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        Ok(self
+            .query(&outbox_partition(shard), "OUT#", None, limit, true)
+            .await?
+            .into_iter()
+            .filter_map(|v| match v.item {
+                Item::Outbox(e) => Some(e),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// Ids of contact-started threads nobody has claimed, oldest first.
     async fn query_unassigned(&self, limit: usize) -> Result<Vec<String>, StoreError> {
         Ok(self

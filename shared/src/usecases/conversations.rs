@@ -201,16 +201,7 @@ pub async fn list(ports: &Ports, caller: &Caller, filter: ListFilter) -> Result<
         caller.require_agent()?;
         ports.store.query_unassigned(1000).await?.into_iter().map(|id| Key::conversation(&id)).collect()
     } else {
-        ports
-            .store
-            .query(&format!("USER#{}", caller.user_id), "CONV#", None, 1000, true)
-            .await?
-            .into_iter()
-            .filter_map(|v| match v.item {
-                Item::Membership { conversation_id, .. } => Some(Key::conversation(&conversation_id)),
-                _ => None,
-            })
-            .collect()
+        ports.store.memberships(&caller.user_id, 1000).await?.into_iter().map(|id| Key::conversation(&id)).collect()
     };
     let mut out = Vec::with_capacity(keys.len());
     for found in ports.store.get_many(&keys).await?.into_iter().flatten() {

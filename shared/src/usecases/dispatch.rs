@@ -22,16 +22,7 @@ pub const DELIVERY_DEADLINE: Duration = Duration::minutes(15);
 const LOOK_BACK: usize = 8;
 
 pub async fn dispatch(ports: &Ports, job: &OutboundJob) -> Result<Disposition> {
-    let earlier = ports
-        .store
-        .query(
-            &format!("CONV#{}", job.conversation_id),
-            "MSG#",
-            Some(&format!("MSG#{}", job.message_id)),
-            LOOK_BACK,
-            false,
-        )
-        .await?;
+    let earlier = ports.store.messages(&job.conversation_id, Some(&job.message_id), LOOK_BACK, false).await?;
     let mut waiting: Vec<String> = earlier
         .into_iter()
         .filter_map(|v| match v.item {

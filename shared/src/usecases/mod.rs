@@ -358,7 +358,7 @@ pub(crate) async fn contact_with_threads(
     store: &dyn Store,
     contact_key: &str,
 ) -> Result<Option<(Versioned<Contact>, Vec<Versioned<Conversation>>)>> {
-    let items = store.query(&format!("CONTACT#{contact_key}"), "", None, 1001, true).await?;
+    let items = store.contact_partition(contact_key, 1001).await?;
     let mut contact = None;
     let mut keys = Vec::new();
     for v in items {

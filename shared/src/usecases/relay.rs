@@ -3,7 +3,7 @@
 //! failed publish left behind (locally a worker of the runner, on AWS a scheduled invocation
 //! of `timers`). Every effect is idempotent downstream, so publishing twice is harmless.
 
-use crate::ports::{outbox_partition, Cond, Effect, Item, Key, OutboxEntry, Write, OUTBOX_SHARDS};
+use crate::ports::{Cond, Effect, Item, Key, OutboxEntry, Write, OUTBOX_SHARDS};
 
 use super::{notice_message, Ports, Result};
 
@@ -89,9 +89,7 @@ pub async fn sweep(ports: &Ports) -> Result<usize> {
     let cutoff = ports.clock.now() - SWEEP_GRACE;
     let mut published = 0;
     for shard in 0..OUTBOX_SHARDS {
-        let found = ports.store.query(&outbox_partition(shard), "OUT#", None, 100, true).await?;
-        for v in found {
-            let Item::Outbox(entry) = v.item else { continue };
+        for entry in ports.store.outbox(shard, 100).await? {
             if entry.created_at > cutoff {
                 break;
             }
@@ -115,7 +113,7 @@ pub async fn sweep(ports: &Ports) -> Result<usize> {
 pub async fn pending(ports: &Ports) -> Result<usize> {
     let mut n = 0;
     for shard in 0..OUTBOX_SHARDS {
-        n += ports.store.query(&outbox_partition(shard), "OUT#", None, 10_000, true).await?.len();
+        n += ports.store.outbox(shard, 10_000).await?.len();
     }
     Ok(n)
 }

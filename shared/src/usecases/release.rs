@@ -38,7 +38,7 @@ async fn release_page(ports: &Ports, conversation_id: &str) -> Result<Attempt<us
         return Ok(Attempt::Done(0));
     }
     let window_open = contact.item.window_open(now);
-    let held = ports.store.query(&format!("CONV#{conversation_id}"), "HELD#", None, PAGE, true).await?;
+    let held = ports.store.held(conversation_id, PAGE).await?;
     let mut c = conv.item.clone();
     let mut writes = vec![Write::Check { key: Key::contact(&contact.item.key), cond: Cond::Version(contact.version) }];
     let mut batch: Vec<Message> = Vec::new();

@@ -197,15 +197,14 @@ pub async fn history(
     let me = conv.participant(&caller.user_id);
     let limit = limit.clamp(1, MAX_PAGE);
     let mut out = Vec::new();
-    let mut cursor = after.map(|a| format!("MSG#{a}"));
+    let mut cursor = after.map(str::to_string);
     // Pages skip notices meant for someone else, so read until `limit` visible ones are found.
     loop {
-        let page =
-            ports.store.query(&format!("CONV#{conversation_id}"), "MSG#", cursor.as_deref(), limit, true).await?;
+        let page = ports.store.messages(conversation_id, cursor.as_deref(), limit, true).await?;
         let full = page.len() == limit;
         for v in page {
             if let Item::Message(m) = v.item {
-                cursor = Some(format!("MSG#{}", m.id));
+                cursor = Some(m.id.clone());
                 if visible_to(&m, &caller.user_id) && me.is_none_or(|p| p.may_see(&m.id)) && out.len() < limit {
                     out.push(MessageView::new(&m, &caller.locale));
                 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::archive::ArchiveRecord;
-use crate::ports::{Archive, ArchiveError, Item, Store};
+use crate::ports::{Archive, ArchiveError, Store};
 
 pub struct DynamoArchive {
     store: Arc<dyn Store>,
@@ -22,17 +22,6 @@ impl DynamoArchive {
 #[async_trait]
 impl Archive for DynamoArchive {
     async fn read(&self, conversation_id: &str) -> Result<Vec<ArchiveRecord>, ArchiveError> {
-        let items = self
-            .store
-            .query(&format!("ARCHIVE#{conversation_id}"), "REC#", None, usize::MAX / 2, true)
-            .await
-            .map_err(|e| ArchiveError(e.to_string()))?;
-        Ok(items
-            .into_iter()
-            .filter_map(|v| match v.item {
-                Item::ArchiveEntry(r) => Some(r),
-                _ => None,
-            })
-            .collect())
+        self.store.archive_records(conversation_id).await.map_err(|e| ArchiveError(e.to_string()))
     }
 }
