@@ -5,6 +5,8 @@
 use std::collections::BTreeSet;
 
 use regex::Regex;
+
+mod scan;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +49,11 @@ impl Builtin {
             Builtin::Email => r"(?-u:\b)[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?-u:\b)",
             Builtin::Phone => r"\+[0-9](?:[ ().-]?[0-9]){7,14}(?-u:\b)",
         }
+    }
+
+    /// Found by the normalizing scanner (any digits, separators, grouping), not by a pattern.
+    fn scanned(self) -> bool {
+        matches!(self, Builtin::Card | Builtin::Iban | Builtin::Ssn)
     }
 
     /// The check a match must also pass (a checksum, a valid range).
@@ -116,7 +123,7 @@ pub fn iban_checksum(s: &str) -> bool {
 }
 
 /// Area 001-899 except 666, group 01-99, serial 0001-9999.
-fn ssn_valid(s: &str) -> bool {
+pub fn ssn_valid(s: &str) -> bool {
     let d = digits(s);
     let area = d[0] * 100 + d[1] * 10 + d[2];
     let group = d[3] * 10 + d[4];
@@ -157,8 +164,10 @@ struct Rule {
 #[derive(Debug)]
 pub struct Policy {
     rules: Vec<Rule>,
-    /// Any rule's pattern: one pass finds whether a text needs a closer look.
+    /// Any pattern rule's pattern: one pass finds whether a text needs a closer look.
     any: Option<Regex>,
+    /// Some scanned detector (cards, IBANs, SSNs) is on.
+    scanning: bool,
     pub inbound: bool,
 }
 
@@ -226,28 +235,40 @@ impl Policy {
             rules.push(Rule { name, builtin: None, regex, action: r.action });
         }
         rules.retain(|r| r.action != Action::Allow);
-        let any = if rules.is_empty() {
-            None
-        } else {
-            let joined = rules.iter().map(|r| format!("(?:{})", r.regex.as_str())).collect::<Vec<_>>().join("|");
-            Some(Regex::new(&joined).map_err(|e| e.to_string())?)
-        };
-        Ok(Policy { rules, any, inbound })
+        let patterns: Vec<String> = rules
+            .iter()
+            .filter(|r| r.builtin.is_none_or(|b| !b.scanned()))
+            .map(|r| format!("(?:{})", r.regex.as_str()))
+            .collect();
+        let any =
+            if patterns.is_empty() { None } else { Some(Regex::new(&patterns.join("|")).map_err(|e| e.to_string())?) };
+        let scanning = rules.iter().any(|r| r.builtin.is_some_and(Builtin::scanned));
+        Ok(Policy { rules, any, scanning, inbound })
     }
 
     /// Applies every rule to `text`: block wins over redact.
     pub fn apply(&self, text: &str) -> Verdict {
-        let Some(any) = &self.any else { return Verdict::Clean };
-        if !any.is_match(text) {
+        let patterns = self.any.as_ref().is_some_and(|any| any.is_match(text));
+        let numbers = self.scanning && scan::may_hold_numbers(text);
+        if !patterns && !numbers {
             return Verdict::Clean;
         }
-        // (start, end, rule index): valid matches of every rule.
+        // (start, end, rule index): valid findings of every rule.
         let mut hits: Vec<(usize, usize, usize)> = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
-            for m in rule.regex.find_iter(text) {
-                if rule.builtin.is_none_or(|b| b.valid(m.as_str())) {
-                    hits.push((m.start(), m.end(), i));
+            match rule.builtin {
+                Some(b) if b.scanned() && numbers => {
+                    hits.extend(scan::find(text, b).into_iter().map(|(s, e)| (s, e, i)));
                 }
+                Some(b) if b.scanned() => {}
+                _ if patterns => {
+                    for m in rule.regex.find_iter(text) {
+                        if rule.builtin.is_none_or(|b| b.valid(m.as_str())) {
+                            hits.push((m.start(), m.end(), i));
+                        }
+                    }
+                }
+                _ => {}
             }
         }
         if hits.is_empty() {
@@ -363,6 +384,75 @@ mod tests {
         }
         let e = Policy::load("/no/such/policy.json").unwrap_err();
         assert!(e.to_string().contains("/no/such/policy.json"));
+    }
+
+    #[test]
+    fn numbers_are_found_however_they_are_written() {
+        let p = Policy::default();
+        for (written, want) in [
+            ("card 4111 1111 1111 1111 12/27", "card [REDACTED:card] 12/27"),
+            ("5555 5555 5555 4444 09/28", "[REDACTED:card] 09/28"),
+            ("1 4111 1111 1111 1111", "1 [REDACTED:card]"),
+            ("EUR 500 4111 1111 1111 1111", "EUR 500 [REDACTED:card]"),
+            ("4111  1111  1111  1111", "[REDACTED:card]"),
+            ("4111.1111.1111.1111", "[REDACTED:card]"),
+            ("4111\u{a0}1111\u{a0}1111\u{a0}1111!", "[REDACTED:card]!"),
+            ("x 4111\u{200b}1111\u{200b}1111\u{200b}1111 y", "x [REDACTED:card] y"),
+            ("４１１１ １１１１ １１１１ １１１１", "[REDACTED:card]"),
+            ("4111–1111–1111–1111", "[REDACTED:card]"),
+            ("IBAN DE89 3704 0044 0532 0130 00 EUR 500", "IBAN [REDACTED:iban] EUR 500"),
+            ("iban de89 3704 0044 0532 0130 00.", "iban [REDACTED:iban]."),
+            ("ssn 123–45–6789 ok", "ssn [REDACTED:ssn] ok"),
+            ("ssn １２３-４５-６７８９", "ssn [REDACTED:ssn]"),
+        ] {
+            assert_eq!(redacted(&p, written), want, "{written:?}");
+        }
+        // A CVV right after the number goes with it or stays, the number never does.
+        let cvv = redacted(&p, "4111 1111 1111 1111 123");
+        assert!(cvv.starts_with("[REDACTED:card]") && !cvv.contains("4111"), "{cvv}");
+    }
+
+    #[test]
+    fn look_alikes_are_left_alone() {
+        let p = Policy::default();
+        for clean in [
+            "order 4111111111111111111111 shipped",
+            "tracking 1Z999AA10123456784",
+            "from 2024-01-01 to 2024-12-31, 10:30",
+            "total EUR 1.234.567,89 due 05.06.2026",
+            "call +44 7700 900123 or 020 7946 0958",
+            "invoice 2026 0001 0042 for 3 items",
+        ] {
+            assert_eq!(redacted(&p, clean), clean);
+        }
+    }
+
+    proptest::proptest! {
+        /// A Luhn-valid number, grouped 4-4-4-4 with any mix of separators, amid other digits:
+        /// always redacted, and none of its digits runs survive.
+        #[test]
+        fn disguised_cards_never_leak(
+            body in proptest::collection::vec(0u32..10, 15),
+            seps in proptest::collection::vec(proptest::sample::select(vec![" ", "-", ".", "\u{a0}", "\u{200b}", "  ", "\u{2013}"]), 3),
+            before in proptest::option::of(0u32..1000),
+            after in proptest::option::of(proptest::sample::select(vec![" 12/27", " 123", " EUR 500", "."])),
+        ) {
+            // The check digit that makes the 16 digits Luhn-valid.
+            let check = (0..10).find(|c| {
+                let s: String = body.iter().chain(std::iter::once(c)).map(|d| char::from(b'0' + *d as u8)).collect();
+                luhn(&s)
+            }).unwrap();
+            let digits: String = body.iter().chain(std::iter::once(&check)).map(|d| char::from(b'0' + *d as u8)).collect();
+            let grouped = format!("{}{}{}{}{}{}{}", &digits[0..4], seps[0], &digits[4..8], seps[1], &digits[8..12], seps[2], &digits[12..16]);
+            let text = format!("{}{}{}", before.map(|b| format!("{b} ")).unwrap_or_default(), grouped, after.unwrap_or(""));
+            let out = redacted(&p_default(), &text);
+            proptest::prop_assert!(out.contains("[REDACTED:card]"), "{text:?} -> {out:?}");
+            proptest::prop_assert!(!out.contains(&digits[4..8]) || text.matches(&digits[4..8]).count() > 1 || before.is_some_and(|b| b.to_string().contains(&digits[4..8])), "{text:?} -> {out:?}");
+        }
+    }
+
+    fn p_default() -> Policy {
+        Policy::default()
     }
 
     #[test]

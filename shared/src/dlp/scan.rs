@@ -1,0 +1,256 @@
+//! The numeric detectors (cards, IBANs, SSNs), however the number is written: the text is first
+//! normalized (non-ASCII decimal digits and full-width letters folded to ASCII; spaces of every
+//! kind, dashes and dots to one separator; zero-width characters dropped), then digit groups
+//! are tried at every group boundary, so a number next to other digits (an expiry date, a CVV,
+//! an amount) is still found, while an unbroken run of digits stays one candidate (a long order
+//! number is never cut into a "card"). Every finding maps back to the bytes as written.
+
+use super::{iban_checksum, luhn, ssn_valid, Builtin};
+
+/// A normalized character and the bytes of the original text it stands for.
+#[derive(Debug, Clone, Copy)]
+struct Unit {
+    c: u8,
+    start: usize,
+    end: usize,
+}
+
+const SEP: u8 = b' ';
+const OTHER: u8 = b'#';
+/// A zero-width character: invisible inside a group, and a sign the writer hid its grouping.
+const ZW: u8 = 0;
+
+/// First code points of Unicode's runs of ten decimal digits (the common scripts, full-width
+/// and mathematical digits included).
+const DIGIT_RUNS: &[u32] = &[
+    0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66, 0x0CE6, 0x0D66, 0x0DE6, 0x0E50,
+    0x0ED0, 0x0F20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90, 0x1B50, 0x1BB0, 0x1C40, 0x1C50,
+    0xA620, 0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0, 0xFF10, 0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6,
+];
+
+fn fold(c: char) -> Option<u8> {
+    if c.is_ascii() {
+        return Some(match c {
+            '0'..='9' | 'A'..='Z' => c as u8,
+            'a'..='z' => c.to_ascii_uppercase() as u8,
+            ' ' | '\t' | '\n' | '\r' | '-' | '.' => SEP,
+            _ => OTHER,
+        });
+    }
+    let u = c as u32;
+    if let Some(run) = DIGIT_RUNS.iter().find(|&&r| (r..r + 10).contains(&u)) {
+        return Some(b'0' + (u - run) as u8);
+    }
+    match u {
+        // Zero-width space, non-joiner, joiner, word joiner, BOM, soft hyphen.
+        0x200B..=0x200D | 0x2060 | 0xFEFF | 0x00AD => Some(ZW),
+        // Full-width letters.
+        0xFF21..=0xFF3A => Some(b'A' + (u - 0xFF21) as u8),
+        0xFF41..=0xFF5A => Some(b'A' + (u - 0xFF41) as u8),
+        // Hyphens and dashes, the minus sign, full-width hyphen and full stop.
+        0x2010..=0x2015 | 0x2212 | 0xFF0D | 0xFF0E | 0x2024 | 0x00B7 => Some(SEP),
+        _ if c.is_whitespace() => Some(SEP),
+        _ => Some(OTHER),
+    }
+}
+
+fn normalize(text: &str) -> Vec<Unit> {
+    text.char_indices().filter_map(|(i, c)| fold(c).map(|n| Unit { c: n, start: i, end: i + c.len_utf8() })).collect()
+}
+
+fn in_group(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == ZW
+}
+
+/// Whether `text` holds enough digits of any script for a number worth a closer look.
+pub(super) fn may_hold_numbers(text: &str) -> bool {
+    let mut n = 0;
+    for c in text.chars() {
+        if c.is_ascii_digit() || (!c.is_ascii() && c.is_numeric()) {
+            n += 1;
+            if n >= 9 {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// A maximal run of alphanumeric units, `[from, to)` in the normalized text.
+#[derive(Debug, Clone, Copy)]
+struct Group {
+    from: usize,
+    to: usize,
+    digits_only: bool,
+    /// Holds zero-width characters: its size says nothing of how the number is grouped.
+    hidden: bool,
+    /// Its letters and digits (zero-width characters not counted).
+    len: usize,
+}
+
+/// Groups of alphanumerics, split by one or two separators; anything else ends a chain.
+/// Returns chains of groups (each chain: groups separated by at most two separators).
+fn chains(units: &[Unit]) -> Vec<Vec<Group>> {
+    let mut out: Vec<Vec<Group>> = Vec::new();
+    let mut chain: Vec<Group> = Vec::new();
+    let mut i = 0;
+    while i < units.len() {
+        let c = units[i].c;
+        if in_group(c) {
+            let from = i;
+            while i < units.len() && in_group(units[i].c) {
+                i += 1;
+            }
+            let members = &units[from..i];
+            let len = members.iter().filter(|u| u.c != ZW).count();
+            if len == 0 {
+                // Zero-width characters alone join nothing.
+                if !chain.is_empty() {
+                    out.push(std::mem::take(&mut chain));
+                }
+                continue;
+            }
+            let digits_only = members.iter().all(|u| u.c.is_ascii_digit() || u.c == ZW);
+            let hidden = members.iter().any(|u| u.c == ZW);
+            chain.push(Group { from, to: i, digits_only, hidden, len });
+            // One or two separators continue the chain; anything else ends it.
+            let mut seps = 0;
+            while i < units.len() && units[i].c == SEP && seps < 3 {
+                seps += 1;
+                i += 1;
+            }
+            if seps == 0 || seps > 2 || i >= units.len() || !in_group(units[i].c) {
+                out.push(std::mem::take(&mut chain));
+            }
+        } else {
+            if !chain.is_empty() {
+                out.push(std::mem::take(&mut chain));
+            }
+            i += 1;
+        }
+    }
+    if !chain.is_empty() {
+        out.push(chain);
+    }
+    out
+}
+
+fn text_of(units: &[Unit], groups: &[Group]) -> String {
+    groups.iter().flat_map(|g| units[g.from..g.to].iter().filter(|u| u.c != ZW).map(|u| u.c as char)).collect()
+}
+
+/// Original byte range of groups `[a..=b]` of a chain.
+fn span(units: &[Unit], a: &Group, b: &Group) -> (usize, usize) {
+    (units[a.from].start, units[b.to - 1].end)
+}
+
+fn len(g: &Group) -> usize {
+    g.len
+}
+
+/// Whether a group's size fits its place in a grouped card number (any size when hidden).
+fn fits(g: &Group, sizes: std::ops::RangeInclusive<usize>) -> bool {
+    g.hidden || sizes.contains(&g.len)
+}
+
+/// Card numbers: an unbroken run of 13-19 digits, or groups (the first 4-8 digits, inner ones
+/// 3-8, the last 2-8) adding up to 13-19, Luhn-valid. For each start, the longest wins.
+fn cards(units: &[Unit], chain: &[Group], out: &mut Vec<(usize, usize)>) {
+    let mut i = 0;
+    while i < chain.len() {
+        let mut found = None;
+        if chain[i].digits_only {
+            let mut total = 0;
+            for j in i..chain.len() {
+                let g = &chain[j];
+                if !g.digits_only {
+                    break;
+                }
+                total += len(g);
+                if total > 19 {
+                    break;
+                }
+                let single = i == j;
+                // An unbroken run stands alone. Grouped: the first group 4-8 digits, inner ones
+                // 3-8, the last 2-8 (zero-width characters merge groups, so up to 8).
+                let shape_ok =
+                    if single { (13..=19).contains(&len(g)) } else { fits(&chain[i], 4..=8) && fits(g, 2..=8) };
+                if j > i + 1 && !fits(&chain[j - 1], 3..=8) {
+                    break;
+                }
+                if shape_ok && total >= 13 && luhn(&text_of(units, &chain[i..=j])) {
+                    found = Some(j);
+                }
+                if single && !fits(g, 4..=8) {
+                    break;
+                }
+            }
+        }
+        match found {
+            Some(j) => {
+                out.push(span(units, &chain[i], &chain[j]));
+                i = j + 1;
+            }
+            None => i += 1,
+        }
+    }
+}
+
+/// IBANs: two letters, two digits, then groups of letters and digits; the longest candidate
+/// ending at a group boundary (15-34 characters) that passes mod 97.
+fn ibans(units: &[Unit], chain: &[Group], out: &mut Vec<(usize, usize)>) {
+    let mut i = 0;
+    while i < chain.len() {
+        let head: Vec<Unit> = units[chain[i].from..chain[i].to].iter().filter(|u| u.c != ZW).copied().collect();
+        let starts = head.len() >= 4
+            && head[0].c.is_ascii_uppercase()
+            && head[1].c.is_ascii_uppercase()
+            && head[2].c.is_ascii_digit()
+            && head[3].c.is_ascii_digit();
+        let mut found = None;
+        if starts {
+            let mut total = 0;
+            for j in i..chain.len() {
+                total += len(&chain[j]);
+                if total > 34 {
+                    break;
+                }
+                if total >= 15 && iban_checksum(&text_of(units, &chain[i..=j])) {
+                    found = Some(j);
+                }
+            }
+        }
+        match found {
+            Some(j) => {
+                out.push(span(units, &chain[i], &chain[j]));
+                i = j + 1;
+            }
+            None => i += 1,
+        }
+    }
+}
+
+/// US SSNs: groups of 3, 2 and 4 digits, in a valid range.
+fn ssns(units: &[Unit], chain: &[Group], out: &mut Vec<(usize, usize)>) {
+    for w in chain.windows(3) {
+        let shape = [len(&w[0]), len(&w[1]), len(&w[2])] == [3, 2, 4];
+        if shape && w.iter().all(|g| g.digits_only) && ssn_valid(&text_of(units, w)) {
+            out.push(span(units, &w[0], &w[2]));
+        }
+    }
+}
+
+/// Where `detector` finds something in `text`: byte ranges of the text as written.
+pub(super) fn find(text: &str, detector: Builtin) -> Vec<(usize, usize)> {
+    let units = normalize(text);
+    let mut out = Vec::new();
+    for chain in chains(&units) {
+        match detector {
+            Builtin::Card => cards(&units, &chain, &mut out),
+            Builtin::Iban => ibans(&units, &chain, &mut out),
+            Builtin::Ssn => ssns(&units, &chain, &mut out),
+            Builtin::Email | Builtin::Phone => {}
+        }
+    }
+    out
+}
