@@ -119,7 +119,8 @@ pub trait Store: Send + Sync {
         self.query(&Key::contact(contact_key).pk, "", None, limit, true).await
     }
 
-    /// A thread's archive records, oldest first.
+    /// A thread's archive records, oldest first, where they are items (DynamoDB, memory); the
+    /// SQLite store keeps them in their append-only table, read by `SqliteArchive`.
     async fn archive_records(&self, conversation_id: &str) -> Result<Vec<crate::archive::ArchiveRecord>, StoreError> {
         Ok(self
             .query(&Key::archive_head(conversation_id).pk, "REC#", None, usize::MAX / 2, true)
