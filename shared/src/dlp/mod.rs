@@ -255,11 +255,17 @@ impl Policy {
         }
         // (start, end, rule index): valid findings of every rule.
         let mut hits: Vec<(usize, usize, usize)> = Vec::new();
+        if numbers {
+            let scanned: Vec<(Builtin, usize)> = self
+                .rules
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| r.builtin.filter(|b| b.scanned()).map(|b| (b, i)))
+                .collect();
+            hits.extend(scan::find(text, &scanned));
+        }
         for (i, rule) in self.rules.iter().enumerate() {
             match rule.builtin {
-                Some(b) if b.scanned() && numbers => {
-                    hits.extend(scan::find(text, b).into_iter().map(|(s, e)| (s, e, i)));
-                }
                 Some(b) if b.scanned() => {}
                 _ if patterns => {
                     for m in rule.regex.find_iter(text) {

@@ -62,14 +62,43 @@ fn in_group(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == ZW
 }
 
-/// Whether `text` holds enough digits of any script for a number worth a closer look.
+/// Whether `text` holds a chain of at least nine digits (of any script, separated by at most
+/// two separators, zero-width characters seen through): every card, SSN and IBAN does. One
+/// pass, no allocation: most messages stop here.
 pub(super) fn may_hold_numbers(text: &str) -> bool {
-    let mut n = 0;
+    let (mut digits, mut seps) = (0, 0);
     for c in text.chars() {
-        if c.is_ascii_digit() || (!c.is_ascii() && c.is_numeric()) {
-            n += 1;
-            if n >= 9 {
-                return true;
+        // Letters and punctuation end a chain; the common ASCII cases without a table lookup.
+        let class = if c.is_ascii_digit() {
+            b'0'
+        } else if c.is_ascii_alphabetic() {
+            OTHER
+        } else {
+            match fold(c) {
+                Some(d) if d.is_ascii_digit() => b'0',
+                Some(SEP) => SEP,
+                None | Some(ZW) => ZW,
+                Some(_) => OTHER,
+            }
+        };
+        match class {
+            b'0' => {
+                digits += 1;
+                seps = 0;
+                if digits >= 9 {
+                    return true;
+                }
+            }
+            SEP => {
+                seps += 1;
+                if seps > 2 {
+                    digits = 0;
+                }
+            }
+            ZW => {}
+            _ => {
+                digits = 0;
+                seps = 0;
             }
         }
     }
@@ -240,16 +269,21 @@ fn ssns(units: &[Unit], chain: &[Group], out: &mut Vec<(usize, usize)>) {
     }
 }
 
-/// Where `detector` finds something in `text`: byte ranges of the text as written.
-pub(super) fn find(text: &str, detector: Builtin) -> Vec<(usize, usize)> {
+/// What the `detectors` (each with its rule's index) find in `text`, normalized once: byte
+/// ranges of the text as written, with the rule index.
+pub(super) fn find(text: &str, detectors: &[(Builtin, usize)]) -> Vec<(usize, usize, usize)> {
     let units = normalize(text);
     let mut out = Vec::new();
+    let mut found = Vec::new();
     for chain in chains(&units) {
-        match detector {
-            Builtin::Card => cards(&units, &chain, &mut out),
-            Builtin::Iban => ibans(&units, &chain, &mut out),
-            Builtin::Ssn => ssns(&units, &chain, &mut out),
-            Builtin::Email | Builtin::Phone => {}
+        for &(detector, rule) in detectors {
+            match detector {
+                Builtin::Card => cards(&units, &chain, &mut found),
+                Builtin::Iban => ibans(&units, &chain, &mut found),
+                Builtin::Ssn => ssns(&units, &chain, &mut found),
+                Builtin::Email | Builtin::Phone => {}
+            }
+            out.extend(found.drain(..).map(|(s, e)| (s, e, rule)));
         }
     }
     out
