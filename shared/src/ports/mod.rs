@@ -31,6 +31,17 @@ pub enum Cond {
     Version(u64),
 }
 
+impl Cond {
+    /// Whether the condition holds for an item at `current` (its live version, or none).
+    pub fn holds(self, current: Option<u64>) -> bool {
+        match self {
+            Cond::Always => true,
+            Cond::NotExists => current.is_none(),
+            Cond::Version(v) => current == Some(v),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]
 pub enum Write {

@@ -49,11 +49,7 @@ fn current_version(tx: &Connection, key: &Key) -> rusqlite::Result<Option<i64>> 
 }
 
 fn holds(cond: Cond, current: Option<i64>) -> bool {
-    match cond {
-        Cond::Always => true,
-        Cond::NotExists => current.is_none(),
-        Cond::Version(v) => current == Some(v as i64),
-    }
+    cond.holds(current.map(|v| v as u64))
 }
 
 enum TxError {

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::ports::{Cond, Item, Key, Store, StoreError, Versioned, Write};
+use crate::ports::{Item, Key, Store, StoreError, Versioned, Write};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -23,14 +23,6 @@ impl MemoryStore {
 
 fn live(v: &Versioned<Item>, now: OffsetDateTime) -> bool {
     v.item.expires_at().is_none_or(|t| t > now)
-}
-
-fn holds(cond: Cond, current: Option<u64>) -> bool {
-    match cond {
-        Cond::Always => true,
-        Cond::NotExists => current.is_none(),
-        Cond::Version(v) => current == Some(v),
-    }
 }
 
 fn unavailable() -> StoreError {
@@ -88,7 +80,7 @@ impl Store for MemoryStore {
                 Write::Put { item, cond } => (item.key(), *cond),
                 Write::Delete { key, cond } | Write::Check { key, cond } => (key.clone(), *cond),
             };
-            if !holds(cond, current(&items, &key)) {
+            if !cond.holds(current(&items, &key)) {
                 return Err(StoreError::Conflict { index });
             }
         }
