@@ -2,15 +2,19 @@
 //! loop on the embedded SQLite backend, the WhatsApp sandbox, and the dev clock.
 
 mod dev;
+mod events;
 mod workers;
 
 use std::net::SocketAddr;
+
+use std::sync::Arc;
 
 use axum::Router;
 use tokio::task::JoinHandle;
 
 use shared::app::Embedded;
 use shared::http::{not_found, AppState};
+use shared::live::hub::Hub;
 use shared::Config;
 
 pub struct Running {
@@ -36,13 +40,16 @@ impl Running {
     }
 }
 
-pub fn router(state: AppState, embedded: &Embedded) -> Router {
+pub fn router(state: AppState, embedded: &Embedded, hub: Option<Arc<Hub>>) -> Router {
     let mut app = Router::new()
         .merge(webhook::router(state.clone()))
         .merge(optin::router(state.clone()))
         .merge(participants::router(state.clone()))
         .merge(admin::router(state.clone()))
         .merge(send::router(state.clone()));
+    if let Some(hub) = hub {
+        app = app.merge(events::router(state.clone(), hub));
+    }
     if let Some(clock) = &embedded.dev_clock {
         app = app.merge(dev::clock_router(state.clone(), embedded.clone(), clock.clone()));
     }
@@ -104,7 +111,12 @@ pub async fn start_with(
         sandbox.connect(format!("http://{addr}/webhook"));
     }
     let mut tasks = workers::spawn(state.clone(), embedded.clone(), consumers);
-    let app = router(state.clone(), &embedded);
+    // Live events need the embedded store's change feed (on AWS they go over WebSockets).
+    let hub = match state.ports.store.keeps_changes() {
+        true => Some(Hub::start(state.ports.clone(), Arc::new(embedded.store.clone())).await?),
+        false => None,
+    };
+    let app = router(state.clone(), &embedded, hub);
     tasks.push(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error.message = %e, "server stopped");

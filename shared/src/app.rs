@@ -42,6 +42,7 @@ pub async fn embedded(config: Config) -> Result<(AppState, Embedded), ConfigErro
                 config.app_secret.clone(),
                 config.phone_number_id.clone(),
                 clock.clone(),
+                crate::adapters::sandbox::catalog(&config.settings),
             ));
             (sandbox.clone(), Some(sandbox))
         }
@@ -76,10 +77,21 @@ pub async fn from_env(config: Config) -> Result<AppState, ConfigError> {
 fn whatsapp(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn WhatsApp>, ConfigError> {
     Ok(match &config.whatsapp_api_base_url {
         Some(base) => Arc::new(
-            GraphWhatsApp::new(base, &config.phone_number_id, config.access_token.clone(), config.graph_timeout)
+            GraphWhatsApp::new(
+                base,
+                &config.phone_number_id,
+                &config.business_account_id,
+                config.access_token.clone(),
+                config.graph_timeout,
+            )
                 .map_err(|e| ConfigError(format!("HTTP client: {e}")))?,
         ),
-        None => Arc::new(SandboxWhatsApp::new(config.app_secret.clone(), config.phone_number_id.clone(), clock)),
+        None => Arc::new(SandboxWhatsApp::new(
+            config.app_secret.clone(),
+            config.phone_number_id.clone(),
+            clock,
+            crate::adapters::sandbox::catalog(&config.settings),
+        )),
     })
 }
 

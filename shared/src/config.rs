@@ -14,6 +14,8 @@ pub struct Config {
     /// Graph API base with its version; `None` means the built-in sandbox.
     pub whatsapp_api_base_url: Option<String>,
     pub phone_number_id: String,
+    /// The WhatsApp Business Account whose approved templates `GET /templates` lists.
+    pub business_account_id: String,
     pub access_token: String,
     /// How long a Graph API call may take before its answer counts as lost.
     pub graph_timeout: std::time::Duration,
@@ -71,6 +73,9 @@ impl Config {
         settings.max_held = number("CONNECTOR_MAX_HELD", settings.max_held as u64)? as u32;
         settings.max_attempts = number("CONNECTOR_MAX_ATTEMPTS", settings.max_attempts as u64)?.max(1) as u32;
         settings.retry_base = std::time::Duration::from_millis(number("CONNECTOR_RETRY_BASE_MS", 1000)?);
+        settings.held_ttl = time::Duration::seconds(number("CONNECTOR_HELD_TTL", 604_800)?.max(1) as i64);
+        settings.window_reminder =
+            time::Duration::seconds(number("CONNECTOR_WINDOW_REMINDER_SECS", 3600)?.min(23 * 3600) as i64);
         settings.business_name = or("CONNECTOR_BUSINESS_NAME", &settings.business_name);
         settings.optin_template = or("WHATSAPP_OPTIN_TEMPLATE", &settings.optin_template);
         settings.resume_template = or("WHATSAPP_RESUME_TEMPLATE", &settings.resume_template);
@@ -94,6 +99,7 @@ impl Config {
             data_dir: PathBuf::from(or("CONNECTOR_DATA_DIR", "./.connector")),
             whatsapp_api_base_url: base,
             phone_number_id: or("WHATSAPP_PHONE_NUMBER_ID", "106540352242922"),
+            business_account_id: or("WHATSAPP_BUSINESS_ACCOUNT_ID", ""),
             access_token,
             graph_timeout: std::time::Duration::from_millis(number("WHATSAPP_API_TIMEOUT_MS", 30_000)?.max(1)),
             // An explicitly empty secret stays empty: every webhook POST is then refused.

@@ -8,6 +8,7 @@ pub mod config;
 pub mod dlp;
 pub mod domain;
 pub mod http;
+pub mod live;
 pub mod meta;
 pub mod ports;
 pub mod telemetry;

@@ -186,6 +186,10 @@ struct SimMeta {
 
 #[async_trait]
 impl WhatsApp for SimMeta {
+    async fn templates(&self) -> Result<Vec<shared::ports::TemplateInfo>, GraphError> {
+        Ok(Vec::new())
+    }
+
     async fn send(&self, req: &OutboundRequest) -> Result<String, GraphError> {
         match self.faults.roll() {
             Some(Fault::Before) => {
@@ -291,6 +295,7 @@ fn rank(s: MessageStatus) -> u8 {
         MessageStatus::Delivered => 5,
         MessageStatus::Read => 6,
         MessageStatus::Failed => 7,
+        MessageStatus::Recalled => 8,
     }
 }
 
@@ -359,7 +364,8 @@ impl World {
             87..=91 => {
                 let _ = relay::sweep(&self.ports).await;
             }
-            92..=95 => self.claim_race().await,
+            92..=93 => self.claim_race().await,
+            94..=95 => self.employee_recalls().await,
             _ => self.snapshot().await,
         }
     }
@@ -384,6 +390,21 @@ impl World {
                 return;
             }
         }
+    }
+
+    /// The sender takes back one of their recent messages, if it has not left.
+    async fn employee_recalls(&mut self) {
+        let Some((conv, user)) = self.pick(&self.threads.clone()) else { return };
+        let recent = self.store.messages(&conv, None, 5, false).await.unwrap_or_default();
+        let mine: Vec<String> = recent
+            .into_iter()
+            .filter_map(|v| match v.item {
+                Item::Message(m) if m.sender == user => Some(m.id),
+                _ => None,
+            })
+            .collect();
+        let Some(id) = self.pick(&mine) else { return };
+        let _ = send::recall(&self.ports, &caller(&user, &[]), &conv, &id).await;
     }
 
     async fn contact_writes(&mut self) {
@@ -684,6 +705,10 @@ impl World {
             };
             match m.status {
                 MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Read => {}
+                MessageStatus::Recalled => {
+                    let callback = format!("{}/{}", m.conversation_id, m.id);
+                    assert!(!per_message.contains_key(callback.as_str()), "recalled {} reached Meta", m.id);
+                }
                 MessageStatus::Failed => {
                     if m.system.is_none() {
                         assert!(failed_notices.contains(m.id.as_str()), "{} failed without a notice", m.id);

@@ -1,5 +1,5 @@
 //! The conversation routes: start a thread (sending the opt-in request), list and read threads,
-//! resend the opt-in request, claim a contact-started thread.
+//! resend the opt-in request, claim a contact-started thread, mark a thread read.
 
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
@@ -18,6 +18,7 @@ pub fn router(state: AppState) -> Router {
         .route("/conversations/{id}", get(get_one))
         .route("/conversations/{id}/optin", post(resend))
         .route("/conversations/{id}/claim", post(claim))
+        .route("/conversations/{id}/read", post(read))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .with_state(state)
 }
@@ -58,6 +59,7 @@ struct ConversationList {
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     status: Option<String>,
+    contact: Option<String>,
 }
 
 async fn list(
@@ -66,13 +68,16 @@ async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ConversationList>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
-    let filter = match q.status.as_deref() {
+    let mut filter = match q.status.as_deref() {
         None => ListFilter::default(),
-        Some("unassigned") => ListFilter { unassigned: true },
+        Some("unassigned") => ListFilter { unassigned: true, ..ListFilter::default() },
         Some(other) => {
             return Err(ApiError::InvalidRequest(format!("status {other:?} cannot be listed; try unassigned")))
         }
     };
+    if let Some(phone) = q.contact {
+        filter.contact = Some(Phone::parse(&phone).map_err(ApiError::InvalidRequest)?.digits().to_string());
+    }
     Ok(Json(ConversationList { conversations: conversations::list(&state.ports, &caller, filter).await? }))
 }
 
@@ -82,6 +87,22 @@ async fn claim(
     Path(id): Path<String>,
 ) -> Result<Json<ConversationView>, ApiError> {
     Ok(Json(conversations::claim(&state.ports, &caller, &id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadBody {
+    up_to: String,
+}
+
+async fn read(
+    State(state): State<AppState>,
+    Identity(caller): Identity,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<ReadBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let unread = shared::usecases::read_state::mark_read(&state.ports, &caller, &id, &body.up_to).await?;
+    Ok(Json(serde_json::json!({ "unread_count": unread })))
 }
 
 async fn get_one(

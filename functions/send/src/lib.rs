@@ -1,12 +1,13 @@
 //! `POST /conversations/{id}/messages` (compose, hold or queue),
-//! `GET /conversations/{id}/messages` (history the caller may see), and pictures:
+//! `GET /conversations/{id}/messages` (history the caller may see),
+//! `DELETE /conversations/{id}/messages/{message_id}` (recall), `GET /templates`, and pictures:
 //! `POST /media` and `GET /media/{id}`.
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -21,6 +22,8 @@ use shared::usecases::views::{self, MessageView};
 pub fn router(state: AppState) -> Router {
     let messages = Router::new()
         .route("/conversations/{id}/messages", post(send_message).get(history))
+        .route("/conversations/{id}/messages/{message_id}", delete(recall))
+        .route("/templates", get(templates))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
     let media = Router::new()
         .route("/media", post(upload))
@@ -28,6 +31,19 @@ pub fn router(state: AppState) -> Router {
         // One byte over the limit is enough to tell "too large".
         .layer(DefaultBodyLimit::max(MAX_IMAGE_BYTES + 1));
     messages.merge(media).with_state(state)
+}
+
+async fn recall(
+    State(state): State<AppState>,
+    Identity(caller): Identity,
+    Path((id, message_id)): Path<(String, String)>,
+) -> Result<Json<MessageView>, ApiError> {
+    Ok(Json(send::recall(&state.ports, &caller, &id, &message_id).await?))
+}
+
+async fn templates(State(state): State<AppState>, Identity(_): Identity) -> Result<Json<serde_json::Value>, ApiError> {
+    let list = shared::usecases::templates::list(&state.ports).await?;
+    Ok(Json(json!({ "templates": list })))
 }
 
 async fn upload(

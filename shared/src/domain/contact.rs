@@ -41,6 +41,20 @@ pub struct Contact {
     /// so several employees starting threads cannot spam them.
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub optin_sent_at: Option<Time>,
+    /// The window end the participants were last reminded of (`window_closing`, once a window).
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub reminded_until: Option<Time>,
+}
+
+/// What the reminder timer does when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reminder {
+    /// The window closes within the lead time: tell the participants now.
+    Remind,
+    /// The window was extended: look again then.
+    Rearm(Time),
+    /// Closed, paused, or already reminded of this window.
+    Nothing,
 }
 
 /// What the window timer does when it fires.
@@ -108,6 +122,7 @@ impl Contact {
             resume_requested: false,
             window_timer_at: None,
             optin_sent_at: None,
+            reminded_until: None,
         }
     }
 
@@ -177,6 +192,21 @@ impl Contact {
             && self.window_open(now)
             && (opened || out.consent_changed == Some(ConsentState::OptedIn));
         out
+    }
+
+    /// The reminder timer fired at `now`, `lead` before the end of the window it was armed for.
+    pub fn reminder_fired(&mut self, lead: time::Duration, now: Time) -> Reminder {
+        let Some(until) = self.window_open_until.filter(|u| now < *u && !self.paused) else {
+            return Reminder::Nothing;
+        };
+        if self.reminded_until == Some(until) {
+            return Reminder::Nothing;
+        }
+        if now < until - lead {
+            return Reminder::Rearm(until - lead);
+        }
+        self.reminded_until = Some(until);
+        Reminder::Remind
     }
 
     /// The window timer fired at `now`.
@@ -337,6 +367,19 @@ mod tests {
         let out = c.inbound(InboundIntent::Message, later, later);
         assert!(out.reopened && out.release_held);
         assert!(c.window_open(later));
+    }
+
+    #[test]
+    fn the_reminder_comes_once_per_window_and_follows_an_extended_one() {
+        let lead = Duration::hours(1);
+        let mut c = opted_in_at(T0);
+        c.inbound(InboundIntent::Message, T0 + Duration::hours(10), T0 + Duration::hours(10));
+        assert_eq!(c.reminder_fired(lead, T0 + Duration::hours(23)), Reminder::Rearm(T0 + Duration::hours(33)));
+        assert_eq!(c.reminder_fired(lead, T0 + Duration::hours(33)), Reminder::Remind);
+        assert_eq!(c.reminder_fired(lead, T0 + Duration::hours(33)), Reminder::Nothing, "once per window");
+        c.inbound(InboundIntent::Message, T0 + Duration::hours(33), T0 + Duration::hours(33));
+        assert_eq!(c.reminder_fired(lead, T0 + Duration::hours(56)), Reminder::Remind, "a new window, a new reminder");
+        assert_eq!(c.reminder_fired(lead, T0 + Duration::hours(58)), Reminder::Nothing, "closed");
     }
 
     #[test]

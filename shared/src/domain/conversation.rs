@@ -88,6 +88,9 @@ pub struct Conversation {
     /// participants, yet open.
     #[serde(default)]
     pub unassigned: bool,
+    /// Messages the contact has written here (read marks count against it).
+    #[serde(default)]
+    pub inbound_count: u64,
 }
 
 impl Conversation {
@@ -107,6 +110,7 @@ impl Conversation {
             last_activity_at: now,
             last_outbound_at: None,
             unassigned: false,
+            inbound_count: 0,
         }
     }
 
@@ -261,6 +265,7 @@ mod tests {
             last_activity_at: T0,
             last_outbound_at: None,
             unassigned: false,
+            inbound_count: 0,
         }
     }
 

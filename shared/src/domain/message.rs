@@ -40,6 +40,8 @@ pub enum MessageStatus {
     Delivered,
     Read,
     Failed,
+    /// Taken back by its sender before it was handed to Meta.
+    Recalled,
 }
 
 impl MessageStatus {
@@ -51,6 +53,7 @@ impl MessageStatus {
             MessageStatus::Delivered => "delivered",
             MessageStatus::Read => "read",
             MessageStatus::Failed => "failed",
+            MessageStatus::Recalled => "recalled",
         }
     }
 
@@ -64,7 +67,7 @@ impl MessageStatus {
             MessageStatus::Sent => Some(4),
             MessageStatus::Delivered => Some(5),
             MessageStatus::Read => Some(6),
-            MessageStatus::Failed => None,
+            MessageStatus::Failed | MessageStatus::Recalled => None,
         }
     }
 }
@@ -108,6 +111,9 @@ pub struct StatusTimes {
     pub read: Option<Time>,
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub failed: Option<Time>,
+    /// When its sender took it back (only then present).
+    #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
+    pub recalled: Option<Time>,
 }
 
 impl StatusTimes {
@@ -137,6 +143,8 @@ pub enum SystemPurpose {
     OptinRequest,
     ResumeRequest,
     OptOutConfirmation,
+    /// Tells the contact their opt-in was recorded.
+    OptinConfirmation,
     /// Tells the contact that a participant joined, was removed or left.
     ParticipantUpdate(super::notice::ParticipantChange),
 }

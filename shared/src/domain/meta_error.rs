@@ -23,6 +23,8 @@ pub enum FailureReason {
     MediaUnavailable,
     /// The Graph API's answer was lost and no status came: it may or may not have arrived.
     DeliveryUnknown,
+    /// Held longer than `CONNECTOR_HELD_TTL`: never sent.
+    HeldExpired,
     Unknown,
 }
 

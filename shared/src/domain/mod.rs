@@ -52,4 +52,8 @@ pub enum DomainError {
     UnsupportedMedia(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("the message may already have left for WhatsApp")]
+    AlreadySent,
+    #[error("{0}")]
+    InvalidTemplate(String),
 }

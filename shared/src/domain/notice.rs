@@ -23,6 +23,8 @@ pub enum NoticeCode {
     NotifyFailed,
     MessageFailed,
     DlpRedacted,
+    /// The contact's window closes soon: write now, or a template will be needed.
+    WindowClosing,
 }
 
 /// Who reads a notice: every participant, or one user.
@@ -263,6 +265,13 @@ fn notice_text(code: NoticeCode) -> &'static Text {
             "Vertrauliche Daten wurden vor dem Senden aus Ihrer Nachricht entfernt.",
             "Foram removidos dados sensíveis da sua mensagem antes do envio.",
         ],
+        WindowClosing => &[
+            "The contact's 24-hour window closes within the hour. Write now; after that, messages wait until they reply.",
+            "La ventana de 24 horas del contacto se cierra en menos de una hora. Escriba ahora; después, los mensajes esperarán su respuesta.",
+            "La fenêtre de 24 heures du contact se ferme dans l'heure. Écrivez maintenant ; ensuite, les messages attendront sa réponse.",
+            "Das 24-Stunden-Fenster des Kontakts schließt innerhalb der nächsten Stunde. Schreiben Sie jetzt; danach warten Nachrichten auf seine Antwort.",
+            "A janela de 24 horas do contacto fecha dentro de uma hora. Escreva agora; depois, as mensagens aguardarão a resposta dele.",
+        ],
     }
 }
 
@@ -423,6 +432,13 @@ pub fn failure_text(reason: FailureReason, lang: Lang) -> &'static str {
             "WhatsApp hat diese Nachricht nicht bestätigt; sie ist vielleicht angekommen, vielleicht nicht. Fragen Sie den Kontakt, bevor Sie sie erneut senden.",
             "O WhatsApp não confirmou esta mensagem: pode ter chegado ou não. Pergunte ao contacto antes de a enviar novamente.",
         ],
+        HeldExpired => &[
+            "it waited too long for the contact's consent or reply and was not sent. Send it again if it still matters.",
+            "esperó demasiado el consentimiento o la respuesta del contacto y no se envió. Vuelva a enviarlo si aún es necesario.",
+            "il a attendu trop longtemps le consentement ou la réponse du contact et n'a pas été envoyé. Renvoyez-le s'il est encore utile.",
+            "sie hat zu lange auf die Zustimmung oder Antwort des Kontakts gewartet und wurde nicht gesendet. Senden Sie sie erneut, falls sie noch wichtig ist.",
+            "esperou demasiado pelo consentimento ou resposta do contacto e não foi enviada. Envie-a novamente se ainda for relevante.",
+        ],
         Unknown => &[
             "WhatsApp refused the message. Send it again, and tell your administrator if it keeps failing.",
             "WhatsApp rechazó el mensaje. Vuelva a enviarlo y avise a su administrador si sigue fallando.",
@@ -438,6 +454,7 @@ pub fn failure_text(reason: FailureReason, lang: Lang) -> &'static str {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContactText {
     OptedOut,
+    OptedIn,
     /// `{name}` joined, was removed, or left.
     Participant(ParticipantChange),
 }
@@ -457,6 +474,13 @@ pub fn contact_text(t: ContactText, lang: Lang) -> &'static str {
             "{name} a quitté la conversation.",
             "{name} hat die Unterhaltung verlassen.",
             "{name} saiu da conversa.",
+        ]),
+        ContactText::OptedIn => lang.pick(&[
+            "Thank you. You will now receive our messages here. Reply STOP at any time to opt out.",
+            "Gracias. A partir de ahora recibirá nuestros mensajes aquí. Responda STOP en cualquier momento para darse de baja.",
+            "Merci. Vous recevrez désormais nos messages ici. Répondez STOP à tout moment pour vous désinscrire.",
+            "Danke. Sie erhalten unsere Nachrichten ab jetzt hier. Antworten Sie jederzeit mit STOP, um sich abzumelden.",
+            "Obrigado. A partir de agora receberá as nossas mensagens aqui. Responda STOP a qualquer momento para deixar de receber.",
         ]),
         ContactText::OptedOut => lang.pick(&[
             "You will no longer receive messages from us on WhatsApp. Reply YES at any time to opt back in.",

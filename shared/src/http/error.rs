@@ -13,7 +13,7 @@ pub enum ApiError {
     InvalidJson(String),
     #[error("missing or invalid token")]
     Unauthorized,
-    #[error("this needs the {0} role")]
+    #[error("{0}")]
     Forbidden(&'static str),
     #[error("not found")]
     NotFound,
@@ -41,8 +41,14 @@ pub enum ApiError {
     OptinTooSoon,
     #[error("too many held messages in this conversation (limit {0})")]
     QueueFull(u32),
+    #[error("the message may already have left for WhatsApp; it can no longer be recalled")]
+    AlreadySent,
+    #[error("{0}")]
+    InvalidTemplate(String),
     #[error("the service is busy; try again")]
     Busy,
+    #[error("{0}")]
+    Upstream(String),
     /// Logged with its cause; the client reads a generic message.
     #[error("internal error")]
     Internal(String),
@@ -67,7 +73,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             ApiError::OptinTooSoon => (StatusCode::TOO_MANY_REQUESTS, "optin_too_soon"),
             ApiError::QueueFull(_) => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
+            ApiError::AlreadySent => (StatusCode::CONFLICT, "already_sent"),
+            ApiError::InvalidTemplate(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_template"),
             ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            ApiError::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -99,8 +108,11 @@ impl From<UseCaseError> for ApiError {
                 DomainError::TooLarge(n) => ApiError::TooLarge(n),
                 DomainError::UnsupportedMedia(m) => ApiError::UnsupportedMediaType(m),
                 DomainError::Invalid(m) => ApiError::InvalidRequest(m),
+                DomainError::AlreadySent => ApiError::AlreadySent,
+                DomainError::InvalidTemplate(m) => ApiError::InvalidTemplate(m),
             },
             UseCaseError::NotFound => ApiError::NotFound,
+            UseCaseError::Upstream(m) => ApiError::Upstream(format!("WhatsApp is unavailable: {m}")),
             UseCaseError::Forbidden(role) => ApiError::Forbidden(role),
             UseCaseError::Contention | UseCaseError::Store(crate::ports::StoreError::Busy) => ApiError::Busy,
             other => ApiError::Internal(format!("{other}: {:?}", std::error::Error::source(&other))),

@@ -193,3 +193,100 @@ mod tests {
         assert!(keys(&v).is_superset(&keys(&want).into_iter().filter(|k| k != "context").collect()));
     }
 }
+
+#[derive(Deserialize)]
+struct TemplatePage {
+    #[serde(default)]
+    data: Vec<TemplateEntry>,
+    #[serde(default)]
+    paging: Option<Paging>,
+}
+
+#[derive(Deserialize)]
+struct TemplateEntry {
+    name: String,
+    language: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    components: Vec<TemplateComponent>,
+}
+
+#[derive(Deserialize)]
+struct TemplateComponent {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Paging {
+    next: Option<String>,
+}
+
+/// One page of `GET /{waba-id}/message_templates`: its approved templates, and the next page's
+/// URL. A template's parameters are the distinct `{{...}}` placeholders of its body.
+pub fn parse_templates(
+    http_status: u16,
+    body: &[u8],
+) -> Result<(Vec<crate::ports::TemplateInfo>, Option<String>), GraphError> {
+    if !(200..300).contains(&http_status) {
+        return Err(parse_error(http_status, body));
+    }
+    let page: TemplatePage = serde_json::from_slice(body).map_err(|e| GraphError {
+        lost: false,
+        http_status: Some(http_status),
+        code: None,
+        message: format!("templates answer: {e}"),
+    })?;
+    let templates = page
+        .data
+        .into_iter()
+        .filter(|t| t.status.eq_ignore_ascii_case("APPROVED"))
+        .map(|t| {
+            let body = t.components.iter().find(|c| c.kind.eq_ignore_ascii_case("BODY"));
+            let mut names: Vec<&str> = Vec::new();
+            let mut rest = body.and_then(|c| c.text.as_deref()).unwrap_or("");
+            while let Some(start) = rest.find("{{") {
+                let Some(len) = rest[start + 2..].find("}}") else { break };
+                let name = rest[start + 2..start + 2 + len].trim();
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+                rest = &rest[start + 2 + len + 2..];
+            }
+            crate::ports::TemplateInfo {
+                name: t.name,
+                language: t.language,
+                category: t.category.to_ascii_lowercase(),
+                params: names.len(),
+            }
+        })
+        .collect();
+    Ok((templates, page.paging.and_then(|p| p.next)))
+}
+
+#[cfg(test)]
+mod template_tests {
+    use super::*;
+
+    #[test]
+    fn approved_templates_count_their_distinct_body_parameters() {
+        let body = br#"{"data": [
+            {"name": "order_update", "language": "en_US", "status": "APPROVED", "category": "UTILITY",
+             "components": [{"type": "HEADER", "text": "{{9}}"}, {"type": "BODY", "text": "Order {{1}} ships {{2}}; order {{1}}."}]},
+            {"name": "promo", "language": "en", "status": "PAUSED", "category": "MARKETING", "components": []},
+            {"name": "hello", "language": "es", "status": "APPROVED", "category": "UTILITY",
+             "components": [{"type": "BODY", "text": "Hola {{name}}"}]}],
+            "paging": {"cursors": {"after": "x"}, "next": "https://graph/next"}}"#;
+        let (list, next) = parse_templates(200, body).unwrap();
+        let got: Vec<(&str, &str, &str, usize)> =
+            list.iter().map(|t| (t.name.as_str(), t.language.as_str(), t.category.as_str(), t.params)).collect();
+        assert_eq!(got, vec![("order_update", "en_US", "utility", 2), ("hello", "es", "utility", 1)]);
+        assert_eq!(next.as_deref(), Some("https://graph/next"));
+        assert!(parse_templates(400, br#"{"error": {"code": 100, "message": "bad"}}"#).is_err());
+    }
+}

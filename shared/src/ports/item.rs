@@ -64,6 +64,14 @@ impl Key {
     pub fn archive_head(conv: &str) -> Key {
         Key { pk: format!("ARCHIVE#{conv}"), sk: "HEAD".into() }
     }
+    /// A user's read mark in one thread (beside their memberships, outside the `CONV#` prefix).
+    pub fn read_mark(user: &str, conv: &str) -> Key {
+        Key { pk: format!("USER#{user}"), sk: format!("READ#{conv}") }
+    }
+    /// A committed change for the live feed, under its ULID.
+    pub fn change(id: &str) -> Key {
+        Key { pk: "LIVE".into(), sk: format!("CHG#{id}") }
+    }
     /// An outbox entry in its partition (see `OutboxEntry::shard`), sorted by its ULID.
     pub fn outbox(shard: u32, id: &str) -> Key {
         Key { pk: outbox_partition(shard), sk: format!("OUT#{id}") }
@@ -185,6 +193,19 @@ pub enum Item {
     },
     /// An effect committed with the state, for the relay to publish (then delete).
     Outbox(crate::ports::OutboxEntry),
+    /// How far one employee has read a thread: up to message `up_to`, which leaves
+    /// `inbound_seen` of the thread's inbound messages read.
+    ReadMark {
+        user_id: String,
+        conversation_id: String,
+        up_to: String,
+        inbound_seen: u64,
+    },
+    /// A committed change for client apps' live events (stores that keep a change feed).
+    Change {
+        id: String,
+        change: crate::live::Change,
+    },
     /// A webhook message or status already applied; forgotten after `expires_at`.
     Dedupe {
         id: String,
@@ -215,6 +236,8 @@ impl Item {
             Item::ArchiveHead { conversation_id, .. } => Key::archive_head(conversation_id),
             Item::Outbox(e) => Key::outbox(e.shard, &e.id),
             Item::Dedupe { id, .. } => Key::dedupe(id),
+            Item::ReadMark { user_id, conversation_id, .. } => Key::read_mark(user_id, conversation_id),
+            Item::Change { id, .. } => Key::change(id),
         }
     }
 

@@ -94,6 +94,12 @@ pub trait Store: Send + Sync {
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Versioned<Item>>>, StoreError>;
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError>;
 
+    /// Whether `Item::Change` puts feed a change log (`Feed`): then `commit` adds one for each
+    /// thing it changes. Elsewhere (DynamoDB) the table's own stream is the feed.
+    fn keeps_changes(&self) -> bool {
+        false
+    }
+
     /// A thread's messages in id (= creation) order, strictly after message `after`; newest
     /// first when `!ascending`.
     async fn messages(
@@ -236,6 +242,15 @@ pub enum Timer {
     },
     /// Publish what the outbox still holds (a recurring schedule on AWS, never armed by code).
     OutboxSweep,
+    /// `CONNECTOR_HELD_TTL` after a message was held: fail it as `held_expired` if still held.
+    HeldExpiry {
+        conversation_id: String,
+        message_id: String,
+    },
+    /// `CONNECTOR_WINDOW_REMINDER_SECS` before the contact's window closes: tell their threads.
+    WindowReminder {
+        contact_key: String,
+    },
 }
 
 impl Timer {
@@ -245,6 +260,8 @@ impl Timer {
             Timer::OptinRetry { conversation_id } => format!("optin-retry-{conversation_id}"),
             Timer::DeliveryDeadline { message_id, .. } => format!("delivery-{message_id}"),
             Timer::OutboxSweep => "outbox-sweep".into(),
+            Timer::HeldExpiry { message_id, .. } => format!("held-{message_id}"),
+            Timer::WindowReminder { contact_key } => format!("reminder-{}", sanitize(contact_key)),
         }
     }
 }
@@ -292,6 +309,18 @@ pub trait WhatsApp: Send + Sync {
     async fn media_info(&self, meta_id: &str) -> Result<MediaInfo, GraphError>;
     /// Downloads `url` with the bearer token, refusing more than `max` bytes.
     async fn download(&self, url: &str, max: usize) -> Result<Vec<u8>, GraphError>;
+    /// The approved message templates (an adapter may cache them for a few minutes).
+    async fn templates(&self) -> Result<Vec<TemplateInfo>, GraphError>;
+}
+
+/// An approved template as `GET /templates` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateInfo {
+    pub name: String,
+    pub language: String,
+    pub category: String,
+    /// How many body parameters it takes.
+    pub params: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -399,6 +428,18 @@ impl OutboxEntry {
         let shard = item::outbox_shard(effect.order_key().unwrap_or(&id));
         OutboxEntry { id, shard, effect, created_at }
     }
+}
+
+/// The committed changes in commit order, each at a position that only grows (the live events'
+/// cursor).
+#[async_trait]
+pub trait Feed: Send + Sync {
+    /// Up to `limit` changes after position `cursor`, oldest first.
+    async fn after(&self, cursor: u64, limit: usize) -> Result<Vec<(u64, crate::live::Change)>, StoreError>;
+    /// The position of the newest change (0 when none).
+    async fn head(&self) -> Result<u64, StoreError>;
+    /// Notified after a commit that added changes (in this process).
+    fn notify(&self) -> std::sync::Arc<tokio::sync::Notify>;
 }
 
 /// Typed views of the items, for use cases that read one kind.

@@ -63,7 +63,7 @@ fn require_admin(caller: &Caller) -> Result<()> {
     if caller.has_role("admin") {
         Ok(())
     } else {
-        Err(UseCaseError::Forbidden("admin"))
+        Err(UseCaseError::Forbidden("this needs the admin role"))
     }
 }
 

@@ -12,7 +12,7 @@ use crate::archive::{link, ArchiveEvent};
 use crate::ports::{Cond, Effect, Item, Key, OutboxEntry, StoreError, Write};
 
 use super::archive::message_event;
-use super::{new_id, relay, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES};
+use super::{new_id, put_new, relay, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES};
 
 /// What one commit writes. Writes keep their indices in the transaction (a use case may read
 /// meaning into `Conflict { index }`); archive and outbox writes come after them.
@@ -33,6 +33,10 @@ impl Plan {
 /// in the outbox for the relay's sweep). `Conflict` means nothing was written.
 pub async fn commit(ports: &Ports, plan: Plan) -> Result<(), StoreError> {
     let Plan { mut writes, archive, effects } = plan;
+    if ports.store.keeps_changes() {
+        let changes = crate::live::changes_of(&writes);
+        writes.extend(changes.into_iter().map(|change| put_new(Item::Change { id: new_id(), change })));
+    }
     let mut events: Vec<ArchiveEvent> = writes
         .iter()
         .filter_map(|w| match w {

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::archive;
 use super::commit::{commit, retry, Attempt, Plan};
+use super::read_state::unread_counts;
 use super::views::ConversationView;
 use super::{
     dispatch_effects, load, load_contact, new_id, notice_message, participant_conversation, put_new, put_versioned,
@@ -183,8 +184,7 @@ pub async fn claim(ports: &Ports, caller: &Caller, conversation_id: &str) -> Res
 /// `GET /conversations/{id}`.
 pub async fn get(ports: &Ports, caller: &Caller, conversation_id: &str) -> Result<ConversationView> {
     let conv = readable_conversation(&*ports.store, caller, conversation_id).await?;
-    let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
-    Ok(ConversationView::new(&conv.item, &contact.item, ports.clock.now()))
+    crate::live::render::view_for(ports, caller, &conv.item).await
 }
 
 /// Which threads `GET /conversations` lists.
@@ -192,6 +192,8 @@ pub async fn get(ports: &Ports, caller: &Caller, conversation_id: &str) -> Resul
 pub struct ListFilter {
     /// `?status=unassigned`: contact-started threads nobody claimed (agents and admins).
     pub unassigned: bool,
+    /// `?contact=+E164`: only the threads with this contact (its key: the number's digits).
+    pub contact: Option<String>,
 }
 
 /// `GET /conversations`: the caller's threads (or the unassigned ones), newest activity first.
@@ -203,16 +205,23 @@ pub async fn list(ports: &Ports, caller: &Caller, filter: ListFilter) -> Result<
     } else {
         ports.store.memberships(&caller.user_id, 1000).await?.into_iter().map(|id| Key::conversation(&id)).collect()
     };
-    let mut out = Vec::with_capacity(keys.len());
+    let mut convs = Vec::with_capacity(keys.len());
     for found in ports.store.get_many(&keys).await?.into_iter().flatten() {
         let Item::Conversation(conv) = found.item else { continue };
         let visible =
             if filter.unassigned { conv.unassigned && !conv.closed } else { conv.is_participant(&caller.user_id) };
-        if !visible {
-            continue;
+        if visible && filter.contact.as_ref().is_none_or(|k| *k == conv.contact_key) {
+            convs.push(conv);
         }
+    }
+    let refs: Vec<&Conversation> = convs.iter().collect();
+    let unread = unread_counts(ports, &caller.user_id, &refs).await?;
+    let mut out = Vec::with_capacity(convs.len());
+    for (conv, unread) in convs.iter().zip(unread) {
         let contact = load_contact(&*ports.store, &conv.contact_key).await?;
-        out.push(ConversationView::new(&conv, &contact.item, now));
+        let mut view = ConversationView::new(conv, &contact.item, now);
+        view.unread_count = if filter.unassigned { 0 } else { unread };
+        out.push(view);
     }
     out.sort_by_key(|c| std::cmp::Reverse(c.last_activity_at));
     Ok(out)

@@ -45,7 +45,7 @@ pub struct Upsert {
 /// `PUT /directory/users/{id}`, admins only.
 pub async fn upsert(ports: &Ports, caller: &Caller, user_id: &str, u: Upsert) -> Result<DirectoryUser> {
     if !caller.has_role("admin") {
-        return Err(UseCaseError::Forbidden("admin"));
+        return Err(UseCaseError::Forbidden("this needs the admin role"));
     }
     let user = DirectoryUser {
         user_id: user_id.to_string(),

@@ -8,7 +8,7 @@ use crate::meta::graph::{OutboundBody, OutboundRequest, Recipient};
 use crate::ports::{Disposition, Effect, Item, Key, OutboundJob, StoreError, Timer, Versioned, Write};
 
 use super::commit::{commit, retry, Attempt, Plan};
-use super::outcomes::{plan_delivery_unknown, plan_failure, Failure, FailurePlan};
+use super::outcomes::{plan_delivery_unknown, plan_failure, plan_held_expired, Failure, FailurePlan};
 use super::{dispatch_effects, load, load_contact, put_versioned, Ports, Result, UseCaseError};
 
 /// How long a claim holds; a claim older than this lapsed (the process died mid-call).
@@ -186,6 +186,18 @@ pub(crate) async fn delivery_deadline(ports: &Ports, conversation_id: &str, mess
     }
 }
 
+/// `CONNECTOR_HELD_TTL` after a message was held: if it still is, it fails as `held_expired`.
+pub(crate) async fn held_expired(ports: &Ports, conversation_id: &str, message_id: &str) -> Result<()> {
+    let key = Key::message(conversation_id, message_id);
+    let failure = Failure { code: None, http_status: None, detail: "held too long".into() };
+    match load::<Message>(&*ports.store, &key).await? {
+        Some(m) if m.item.status == MessageStatus::Pending => {
+            apply_outcome(ports, &key, &failure, Outcome::HeldExpired).await.map(|_| ())
+        }
+        _ => Ok(()),
+    }
+}
+
 fn request_for(
     m: &Message,
     conv: &Conversation,
@@ -260,6 +272,8 @@ pub(crate) enum Outcome {
     Refused { in_queue: bool },
     /// No answer and no status within the deadline: failed as `delivery_unknown`, never retried.
     Unknown,
+    /// Held past `CONNECTOR_HELD_TTL`: failed as `held_expired`, never sent.
+    HeldExpired,
 }
 
 /// Applies a failure to the message under `key`: retry, hold again, or fail with notices.
@@ -278,6 +292,8 @@ pub(crate) async fn apply_outcome(
         let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
         let mut plan = match outcome {
             Outcome::Unknown => plan_delivery_unknown(&conv.item, &contact.item, &msg.item, failure, now),
+            Outcome::HeldExpired if msg.item.status != MessageStatus::Pending => return Ok(Attempt::Done(Disposition::Done)),
+            Outcome::HeldExpired => plan_held_expired(&conv.item, &contact.item, &msg.item, failure, now),
             Outcome::Refused { .. } => {
                 plan_failure(&conv.item, &contact.item, &msg.item, failure, &ports.settings, now)
             }

@@ -8,7 +8,7 @@ use crate::domain::message::{Reaction, SystemPurpose};
 use crate::domain::notice::{Notice, NoticeCode};
 use crate::domain::{Contact, Conversation, Direction, Message, MessageKind, MessageStatus};
 use crate::meta::webhook::{InboundContent, InboundMessage};
-use crate::ports::{Cond, Effect, Item, Key, MediaFetch, ReceiptsJob, StoreError, Timer, Versioned, Write};
+use crate::ports::{Cond, Effect, Item, Key, MediaFetch, ReceiptsJob, StoreError, Versioned, Write};
 
 use super::archive;
 use super::commit::{commit, retry, Attempt, Plan};
@@ -178,7 +178,7 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
         let outcome = k.inbound(intent, m.timestamp, now);
         let mut plan = Plan::default();
         if let Some(at) = k.arm_window_timer(now) {
-            plan.effects.push(Effect::Timer { timer: Timer::WindowExpiry { contact_key: k.key.clone() }, at });
+            plan.effects.extend(super::timers::window_timers(&ports.settings, &k.key, at));
         }
         // The dedupe mark is write 0: a conflict there means this message was applied before.
         plan.writes.push(dedupe_mark(dedupe_id.clone(), now, ports));
@@ -203,6 +203,7 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
             }
         };
         c.last_activity_at = now;
+        c.inbound_count += 1;
         let mut msg = stored_message(&c.id, m, now);
         let original = msg.text.clone();
         screen_inbound(ports, &mut msg);
@@ -226,8 +227,13 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
             })));
         }
         plan.writes.push(put_new(Item::Message(msg)));
-        if outcome.consent_changed == Some(ConsentState::OptedOut) {
-            let confirm = system_template(&c, SystemPurpose::OptOutConfirmation, &ports.settings, now);
+        let confirmation = match outcome.consent_changed {
+            Some(ConsentState::OptedOut) => Some(SystemPurpose::OptOutConfirmation),
+            Some(ConsentState::OptedIn) => Some(SystemPurpose::OptinConfirmation),
+            _ => None,
+        };
+        if let Some(purpose) = confirmation {
+            let confirm = system_template(&c, purpose, &ports.settings, now);
             plan.effects.extend(dispatch_effects([&confirm]));
             plan.writes.push(put_new(Item::Message(confirm)));
         }

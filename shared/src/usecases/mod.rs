@@ -13,7 +13,9 @@ pub mod participants;
 pub mod receipts;
 pub mod relay;
 pub mod release;
+pub mod read_state;
 pub mod send;
+pub mod templates;
 pub mod timers;
 pub mod views;
 
@@ -47,6 +49,10 @@ pub struct Settings {
     pub dedupe_ttl: Duration,
     /// Data-loss prevention rules for outbound (and optionally inbound) text.
     pub dlp: Arc<crate::dlp::Policy>,
+    /// How long a message may stay held before it fails as `held_expired`.
+    pub held_ttl: Duration,
+    /// How long before the window closes its participants get `window_closing` (0: never).
+    pub window_reminder: Duration,
 }
 
 impl Default for Settings {
@@ -61,6 +67,8 @@ impl Default for Settings {
             retry_base: std::time::Duration::from_secs(1),
             dedupe_ttl: Duration::days(9),
             dlp: Arc::new(crate::dlp::Policy::default()),
+            held_ttl: Duration::days(7),
+            window_reminder: Duration::hours(1),
         }
     }
 }
@@ -126,7 +134,7 @@ impl Caller {
         if self.has_role("agent") || self.has_role("admin") {
             Ok(())
         } else {
-            Err(UseCaseError::Forbidden("agent"))
+            Err(UseCaseError::Forbidden("this needs the agent role"))
         }
     }
 }
@@ -137,7 +145,7 @@ pub enum UseCaseError {
     Domain(#[from] DomainError),
     #[error("not found")]
     NotFound,
-    #[error("this needs the {0} role")]
+    #[error("{0}")]
     Forbidden(&'static str),
     #[error("too many concurrent changes; try again")]
     Contention,
@@ -147,6 +155,9 @@ pub enum UseCaseError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
+    /// WhatsApp could not answer a question the caller asked of it.
+    #[error("WhatsApp is unavailable: {0}")]
+    Upstream(String),
 }
 
 pub type Result<T, E = UseCaseError> = std::result::Result<T, E>;
@@ -278,6 +289,10 @@ pub(crate) fn system_template(
         SystemPurpose::OptOutConfirmation => {
             m.kind = MessageKind::Text;
             m.text = Some(notice::contact_text(ContactText::OptedOut, lang).to_string());
+        }
+        SystemPurpose::OptinConfirmation => {
+            m.kind = MessageKind::Text;
+            m.text = Some(notice::contact_text(ContactText::OptedIn, lang).to_string());
         }
         SystemPurpose::ParticipantUpdate(change) => {
             // Named updates come from `participant_update`; this is the nameless form.

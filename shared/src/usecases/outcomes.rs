@@ -8,7 +8,7 @@ use crate::domain::message::{MessageError, SystemPurpose};
 use crate::domain::meta_error::{classify, ErrorClass, FailureReason};
 use crate::domain::notice::{Audience, Notice, NoticeCode};
 use crate::domain::{Contact, Conversation, Message, MessageStatus};
-use crate::ports::{Item, Timer, Write};
+use crate::ports::{Cond, Item, Key, Timer, Write};
 
 use super::{notice_message, put_new, system_template, Settings};
 
@@ -107,6 +107,28 @@ pub fn plan_delivery_unknown(
     plan
 }
 
+/// A message held past `CONNECTOR_HELD_TTL`: its marker goes, and it fails as `held_expired`
+/// with the sender's notice, instead of reaching the contact out of context.
+pub fn plan_held_expired(
+    conv: &Conversation,
+    contact: &Contact,
+    msg: &Message,
+    failure: &Failure,
+    now: OffsetDateTime,
+) -> FailurePlan {
+    let mut plan = FailurePlan::unchanged(conv, contact, msg);
+    plan.conv.pending_count = plan.conv.pending_count.saturating_sub(1);
+    plan.writes.push(Write::Delete { key: Key::held(&conv.id, &msg.id), cond: Cond::Always });
+    fail(&mut plan, failure, FailureReason::HeldExpired, now);
+    if let Some(e) = plan.msg.error.as_mut() {
+        e.code = HELD_EXPIRED.into();
+    }
+    plan
+}
+
+/// `error.code` of a message that was held too long.
+pub const HELD_EXPIRED: &str = "held_expired";
+
 /// `error.code` of a message whose outcome never came.
 pub const DELIVERY_UNKNOWN: &str = "delivery_unknown";
 
@@ -118,6 +140,8 @@ fn hold_for_window(plan: &mut FailurePlan, settings: &Settings, now: OffsetDateT
     plan.conv.pending_count += 1;
     plan.writes.push(put_new(Item::Held { conversation_id: plan.conv.id.clone(), message_id: plan.msg.id.clone() }));
     plan.contact.reengagement_required(now);
+    let expiry = Timer::HeldExpiry { conversation_id: plan.conv.id.clone(), message_id: plan.msg.id.clone() };
+    plan.timers.push((expiry, now + settings.held_ttl));
     if plan.contact.take_resume_request() {
         plan.to_queue.push(system_template(&plan.conv, SystemPurpose::ResumeRequest, settings, now));
         notice(plan, Notice::to_all(NoticeCode::ResumeRequested), now);
@@ -149,7 +173,7 @@ fn fail(plan: &mut FailurePlan, failure: &Failure, reason: FailureReason, now: O
             plan.contact.resume_requested = false;
             notice(plan, Notice::to_all(NoticeCode::ResumeFailed), now);
         }
-        Some(SystemPurpose::OptOutConfirmation) => {}
+        Some(SystemPurpose::OptOutConfirmation | SystemPurpose::OptinConfirmation) => {}
         Some(SystemPurpose::ParticipantUpdate(change)) => {
             let mut n = Notice::to_all(NoticeCode::NotifyFailed);
             n.change = Some(change);
@@ -193,6 +217,7 @@ mod tests {
             last_activity_at: T0,
             last_outbound_at: None,
             unassigned: false,
+            inbound_count: 0,
         };
         let mut contact = Contact::new("1".into(), None, None);
         contact.inbound(InboundIntent::Accept, T0, T0);

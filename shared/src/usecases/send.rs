@@ -8,7 +8,7 @@ use crate::domain::contact::SendGate;
 use crate::domain::message::{SystemPurpose, TemplateSpec};
 use crate::domain::notice::{Notice, NoticeCode};
 use crate::domain::{DomainError, Message, MessageKind, MessageStatus};
-use crate::ports::{Cond, Effect, Item, Key, StoreError, Write};
+use crate::ports::{Cond, Effect, Item, Key, StoreError, Timer, Write};
 
 use super::archive;
 use super::commit::{commit, retry, Attempt, Plan};
@@ -48,6 +48,9 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
     }
     // The participant check comes first: only a participant's attempt is archived.
     participant_conversation(&*ports.store, caller, conversation_id).await?;
+    if let Content::Template(t) = &cmd.content {
+        super::templates::check(ports, t).await?;
+    }
     let written = written_text(&cmd.content);
     let (content, dlp_rules) = match screen(&ports.settings.dlp, cmd.content) {
         Err(UseCaseError::Domain(DomainError::DlpBlocked(rules))) => {
@@ -188,6 +191,10 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
         writes.extend(extra);
         writes.extend(media_write);
         let mut plan = Plan { effects: dispatch_effects(&to_queue), writes, archive: Vec::new() };
+        if hold {
+            let timer = Timer::HeldExpiry { conversation_id: c.id.clone(), message_id: msg.id.clone() };
+            plan.effects.push(Effect::Timer { timer, at: now + ports.settings.held_ttl });
+        }
         if !dlp_rules.is_empty() {
             let mut e =
                 archive::event(&c.id, "dlp", &caller.user_id, now, json!({"action": "redact", "rules": dlp_rules}));
@@ -205,6 +212,47 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
                 tracing::info!(conversation_id = %c.id, message_id = %msg.id, held = hold, "message accepted");
                 let current = load::<Message>(&*ports.store, &Key::message(&c.id, &msg.id)).await?;
                 Ok(Attempt::Done(MessageView::new(&current.map_or(msg, |v| v.item), &caller.locale)))
+            }
+            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+}
+
+/// `DELETE /conversations/{id}/messages/{message_id}`: its sender takes back a message still
+/// held or queued (not yet claimed for the Graph API); it stays in the history as `recalled`.
+pub async fn recall(ports: &Ports, caller: &Caller, conversation_id: &str, message_id: &str) -> Result<MessageView> {
+    retry(|| async move {
+        let now = ports.clock.now();
+        let conv = participant_conversation(&*ports.store, caller, conversation_id).await?;
+        let key = Key::message(conversation_id, message_id);
+        let m = load::<Message>(&*ports.store, &key).await?.ok_or(UseCaseError::NotFound)?;
+        if m.item.sender != caller.user_id || m.item.direction != crate::domain::Direction::Outbound {
+            return Err(UseCaseError::Forbidden("only its sender can recall a message"));
+        }
+        let was = m.item.status;
+        match was {
+            MessageStatus::Recalled => return Ok(Attempt::Done(MessageView::new(&m.item, &caller.locale))),
+            MessageStatus::Pending | MessageStatus::Queued => {}
+            _ => return Err(DomainError::AlreadySent.into()),
+        }
+        let mut next = m.item.clone();
+        next.status = MessageStatus::Recalled;
+        next.status_at.recalled = Some(now);
+        let mut writes = vec![put_versioned(Item::Message(next.clone()), Some(m.version))];
+        if was == MessageStatus::Pending {
+            let mut c = conv.item.clone();
+            c.pending_count = c.pending_count.saturating_sub(1);
+            writes.push(put_versioned(Item::Conversation(c), Some(conv.version)));
+            writes.push(Write::Delete { key: Key::held(conversation_id, message_id), cond: Cond::Always });
+        }
+        let mut e = archive::event(conversation_id, "recalled", &caller.user_id, now, json!({"was": was.public()}));
+        e.message_id = Some(message_id.to_string());
+        match commit(ports, Plan { writes, archive: vec![e], effects: Vec::new() }).await {
+            Ok(()) => {
+                tracing::info!(conversation_id, message_id, "message recalled");
+                Ok(Attempt::Done(MessageView::new(&next, &caller.locale)))
             }
             Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
             Err(e) => Err(e.into()),

@@ -1,15 +1,20 @@
-//! One-time timers: the window's expiry and the opt-in retry; and the outbox sweep, which a
+//! One-time timers: the window's expiry and the reminder before it, the opt-in retry, a held
+//! message's expiry; and the outbox sweep, which a
 //! recurring schedule fires on AWS. All re-check the state when they fire, so a stale or
 //! repeated timer is harmless.
 
 use crate::domain::message::SystemPurpose;
 use crate::domain::notice::{Notice, NoticeCode};
+use time::OffsetDateTime;
+
+use crate::domain::contact::Reminder;
 use crate::domain::{ConsentState, Contact, Conversation, WindowTimer};
 use crate::ports::{Effect, Item, Key, StoreError, Timer};
 
 use super::commit::{commit, retry, Attempt, Plan};
 use super::{
     contact_threads, dispatch_effects, load, load_contact, put_new, put_versioned, system_template, Ports, Result,
+    Settings,
 };
 
 pub async fn fire(ports: &Ports, timer: &Timer) -> Result<()> {
@@ -20,7 +25,59 @@ pub async fn fire(ports: &Ports, timer: &Timer) -> Result<()> {
             super::dispatch::delivery_deadline(ports, conversation_id, message_id).await
         }
         Timer::OutboxSweep => super::relay::sweep(ports).await.map(|_| ()),
+        Timer::HeldExpiry { conversation_id, message_id } => {
+            super::dispatch::held_expired(ports, conversation_id, message_id).await
+        }
+        Timer::WindowReminder { contact_key } => window_reminder(ports, contact_key).await,
     }
+}
+
+/// The timers a window ending at `until` needs: its expiry, and the reminder before it.
+pub(crate) fn window_timers(settings: &Settings, contact_key: &str, until: OffsetDateTime) -> Vec<Effect> {
+    let mut out = vec![Effect::Timer { timer: Timer::WindowExpiry { contact_key: contact_key.to_string() }, at: until }];
+    if settings.window_reminder.is_positive() {
+        let timer = Timer::WindowReminder { contact_key: contact_key.to_string() };
+        out.push(Effect::Timer { timer, at: until - settings.window_reminder });
+    }
+    out
+}
+
+/// Shortly before the window closes: `window_closing` to each of the contact's open threads,
+/// once per window.
+async fn window_reminder(ports: &Ports, contact_key: &str) -> Result<()> {
+    retry(|| async move {
+        let now = ports.clock.now();
+        let Some(contact) = load::<Contact>(&*ports.store, &Key::contact(contact_key)).await? else {
+            return Ok(Attempt::Done(()));
+        };
+        let mut k = contact.item.clone();
+        let mut plan = Plan::default();
+        match k.reminder_fired(ports.settings.window_reminder, now) {
+            Reminder::Nothing => return Ok(Attempt::Done(())),
+            Reminder::Rearm(at) => {
+                let timer = Timer::WindowReminder { contact_key: contact_key.to_string() };
+                plan.effects.push(Effect::Timer { timer, at });
+            }
+            Reminder::Remind => {
+                let threads: Vec<String> =
+                    contact_threads(&*ports.store, contact_key).await?.into_iter().map(|t| t.item.id).collect();
+                if !threads.is_empty() {
+                    plan.effects.push(Effect::Notice {
+                        conversation_ids: threads,
+                        notice: Notice::to_all(NoticeCode::WindowClosing),
+                        archive: None,
+                    });
+                }
+            }
+        }
+        plan.writes.push(put_versioned(Item::Contact(k), Some(contact.version)));
+        match commit(ports, plan).await {
+            Ok(()) => Ok(Attempt::Done(())),
+            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
 }
 
 /// The window closed: the contact's threads are paused (once per pause) and told so, each by
@@ -35,10 +92,7 @@ async fn window_expired(ports: &Ports, contact_key: &str) -> Result<()> {
         let mut plan = Plan::of(vec![put_versioned(Item::Contact(k.clone()), Some(contact.version))]);
         match k.window_timer_fired(now) {
             WindowTimer::Nothing => return Ok(Attempt::Done(())),
-            WindowTimer::Rearm(at) => {
-                plan.effects
-                    .push(Effect::Timer { timer: Timer::WindowExpiry { contact_key: contact_key.to_string() }, at });
-            }
+            WindowTimer::Rearm(at) => plan.effects.extend(window_timers(&ports.settings, contact_key, at)),
             WindowTimer::Paused => {
                 if k.consent == ConsentState::OptedIn {
                     let threads: Vec<String> =

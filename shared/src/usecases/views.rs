@@ -40,6 +40,8 @@ pub struct ConversationView {
     #[serde(with = "time::serde::rfc3339::option")]
     pub window_open_until: Option<OffsetDateTime>,
     pub pending_count: u32,
+    /// The contact's messages after the reader's read mark.
+    pub unread_count: u64,
     pub participants: Vec<ParticipantView>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -59,6 +61,7 @@ impl ConversationView {
             consent: conv.consent_view(contact),
             window_open_until: if contact.paused { None } else { contact.window_open_until.filter(|u| *u > now) },
             pending_count: conv.pending_count,
+            unread_count: 0,
             participants: conv.participants.iter().map(ParticipantView::from).collect(),
             created_at: conv.created_at,
             last_activity_at: conv.last_activity_at,

@@ -44,6 +44,11 @@ CREATE TRIGGER IF NOT EXISTS archive_no_update BEFORE UPDATE ON archive
     BEGIN SELECT RAISE(ABORT, 'the archive is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS archive_no_delete BEFORE DELETE ON archive
     BEGIN SELECT RAISE(ABORT, 'the archive is append-only'); END;
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS settings (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL

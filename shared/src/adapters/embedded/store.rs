@@ -4,17 +4,26 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use time::OffsetDateTime;
 
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
 use super::Db;
-use crate::ports::{Cond, Item, Key, Store, StoreError, Versioned, Write};
+use crate::live::Change;
+use crate::ports::{Cond, Feed, Item, Key, Store, StoreError, Versioned, Write};
 
 #[derive(Clone)]
 pub struct SqliteStore {
     db: Db,
+    changed: Arc<Notify>,
 }
+
+/// Changes kept for live streams to resume from (the sweep drops older ones).
+const CHANGES_KEPT: i64 = 100_000;
 
 impl SqliteStore {
     pub fn new(db: Db) -> SqliteStore {
-        SqliteStore { db }
+        SqliteStore { db, changed: Arc::new(Notify::new()) }
     }
 
     /// Deletes expired items (dedupe marks past their TTL); the local runner calls it hourly.
@@ -22,7 +31,9 @@ impl SqliteStore {
         let now = now.unix_timestamp();
         self.db
             .call(move |c| {
-                c.execute("DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?1", [now])
+                let n = c.execute("DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?1", [now]);
+                c.execute("DELETE FROM changes WHERE seq <= (SELECT MAX(seq) FROM changes) - ?1", [CHANGES_KEPT])
+                    .and(n)
                     .map_err(|e| e.to_string())
             })
             .await
@@ -78,6 +89,13 @@ fn apply(conn: &mut Connection, writes: &[Write]) -> Result<(), TxError> {
                 if inserted == 0 {
                     return Err(TxError::Conflict(index));
                 }
+            }
+            // Changes go to the feed's log, numbered in commit order (one writer at a time).
+            Write::Put { item: Item::Change { change, .. }, .. } => {
+                let body = serde_json::to_string(change).map_err(|e| TxError::Other(e.to_string()))?;
+                tx.prepare_cached("INSERT INTO changes (at, body) VALUES (?1, ?2)")
+                    .and_then(|mut s| s.execute(params![now_secs(), body]))
+                    .map_err(other)?;
             }
             Write::Put { item, cond } => {
                 let key = item.key();
@@ -192,6 +210,7 @@ impl Store for SqliteStore {
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let changes = writes.iter().any(|w| matches!(w, Write::Put { item: Item::Change { .. }, .. }));
         let outcome = self
             .db
             .call(move |c| {
@@ -203,6 +222,53 @@ impl Store for SqliteStore {
             })
             .await
             .map_err(StoreError::Unavailable)?;
+        if changes && outcome.is_ok() {
+            self.changed.notify_one();
+        }
         outcome
+    }
+
+    fn keeps_changes(&self) -> bool {
+        true
+    }
+}
+
+#[async_trait]
+impl Feed for SqliteStore {
+    async fn after(&self, cursor: u64, limit: usize) -> Result<Vec<(u64, Change)>, StoreError> {
+        let rows = self
+            .db
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached("SELECT seq, body FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+                    .map_err(|e| e.to_string())?;
+                let rows = stmt
+                    .query_map(params![cursor as i64, limit as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+                    .map_err(|e| e.to_string())?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(StoreError::Unavailable)?;
+        rows.into_iter()
+            .map(|(seq, body)| {
+                let change = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok((seq as u64, change))
+            })
+            .collect()
+    }
+
+    async fn head(&self) -> Result<u64, StoreError> {
+        self.db
+            .read(|c| {
+                c.query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| r.get::<_, i64>(0))
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .map(|s| s as u64)
+            .map_err(StoreError::Unavailable)
+    }
+
+    fn notify(&self) -> Arc<Notify> {
+        self.changed.clone()
     }
 }

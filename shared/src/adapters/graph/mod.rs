@@ -4,15 +4,24 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::meta::graph::{parse_error, parse_send_response, request_json, GraphError, OutboundRequest};
-use crate::ports::{MediaInfo, WhatsApp};
+use crate::meta::graph::{
+    parse_error, parse_send_response, parse_templates, request_json, GraphError, OutboundRequest,
+};
+use crate::ports::{MediaInfo, TemplateInfo, WhatsApp};
 
 pub struct GraphWhatsApp {
     client: reqwest::Client,
     base: String,
     phone_number_id: String,
+    business_account_id: String,
     token: String,
+    templates: tokio::sync::Mutex<Option<(std::time::Instant, Vec<TemplateInfo>)>>,
 }
+
+/// How long the approved templates are kept before they are listed again.
+const TEMPLATES_TTL: Duration = Duration::from_secs(300);
+/// Pages read at most (100 templates each).
+const TEMPLATE_PAGES: usize = 50;
 
 impl GraphWhatsApp {
     /// `base` includes the Graph version, e.g. `https://graph.facebook.com/v25.0`.
@@ -20,6 +29,7 @@ impl GraphWhatsApp {
     pub fn new(
         base: &str,
         phone_number_id: &str,
+        business_account_id: &str,
         token: String,
         timeout: Duration,
     ) -> Result<GraphWhatsApp, reqwest::Error> {
@@ -32,7 +42,9 @@ impl GraphWhatsApp {
             client,
             base: base.trim_end_matches('/').to_string(),
             phone_number_id: phone_number_id.to_string(),
+            business_account_id: business_account_id.to_string(),
             token,
+            templates: Default::default(),
         })
     }
 
@@ -127,5 +139,31 @@ impl WhatsApp for GraphWhatsApp {
             }
         }
         Ok(out)
+    }
+
+    async fn templates(&self) -> Result<Vec<TemplateInfo>, GraphError> {
+        let mut cached = self.templates.lock().await;
+        if let Some((at, list)) = cached.as_ref() {
+            if at.elapsed() < TEMPLATES_TTL {
+                return Ok(list.clone());
+            }
+        }
+        if self.business_account_id.is_empty() {
+            return Err(GraphError::unsent("WHATSAPP_BUSINESS_ACCOUNT_ID is not set"));
+        }
+        let mut url = Some(format!(
+            "{}/{}/message_templates?fields=name,language,status,category,components&limit=100",
+            self.base, self.business_account_id
+        ));
+        let mut all = Vec::new();
+        for _ in 0..TEMPLATE_PAGES {
+            let Some(next) = url.take() else { break };
+            let (status, body) = Self::answer(self.client.get(next).bearer_auth(&self.token).send().await).await?;
+            let (page, more) = parse_templates(status, &body)?;
+            all.extend(page);
+            url = more;
+        }
+        *cached = Some((std::time::Instant::now(), all.clone()));
+        Ok(all)
     }
 }

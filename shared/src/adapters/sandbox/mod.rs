@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::meta::graph::{request_json, GraphError, OutboundBody, OutboundRequest, Recipient};
 use crate::meta::signature;
-use crate::ports::{Clock, MediaInfo, WhatsApp};
+use crate::ports::{Clock, MediaInfo, TemplateInfo, WhatsApp};
 
 /// What the contact received, as the sandbox shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -36,6 +36,25 @@ struct Inner {
     inbox: Mutex<HashMap<String, Vec<Received>>>,
     /// Pictures uploaded by the connector or sent by a contact, by Meta-style id.
     media: Mutex<HashMap<String, (Vec<u8>, String)>>,
+    templates: Vec<TemplateInfo>,
+}
+
+/// The sandbox's approved templates: the connector's own (opt-in, resume, participant update,
+/// named as configured) and a few a business might have, in the notices' five languages.
+pub fn catalog(settings: &crate::usecases::Settings) -> Vec<TemplateInfo> {
+    let own = [&settings.optin_template, &settings.resume_template, &settings.participant_template];
+    let samples = [("appointment_reminder", "utility", 2), ("order_update", "utility", 1), ("welcome", "marketing", 0)];
+    let mut out = Vec::new();
+    for language in ["en", "es", "fr", "de", "pt"] {
+        for name in own {
+            let t = TemplateInfo { name: name.clone(), language: language.into(), category: "utility".into(), params: 1 };
+            out.push(t);
+        }
+        for (name, category, params) in samples {
+            out.push(TemplateInfo { name: name.into(), language: language.into(), category: category.into(), params });
+        }
+    }
+    out
 }
 
 /// What a person can do as the contact.
@@ -65,7 +84,12 @@ pub enum SandboxError {
 }
 
 impl SandboxWhatsApp {
-    pub fn new(app_secret: String, phone_number_id: String, clock: Arc<dyn Clock>) -> SandboxWhatsApp {
+    pub fn new(
+        app_secret: String,
+        phone_number_id: String,
+        clock: Arc<dyn Clock>,
+        templates: Vec<TemplateInfo>,
+    ) -> SandboxWhatsApp {
         SandboxWhatsApp {
             inner: Arc::new(Inner {
                 http: reqwest::Client::new(),
@@ -75,6 +99,7 @@ impl SandboxWhatsApp {
                 clock,
                 inbox: Mutex::new(HashMap::new()),
                 media: Mutex::new(HashMap::new()),
+                templates,
             }),
         }
     }
@@ -227,11 +252,26 @@ impl WhatsApp for SandboxWhatsApp {
         }
     }
 
+    async fn templates(&self) -> Result<Vec<TemplateInfo>, GraphError> {
+        Ok(self.inner.templates.clone())
+    }
+
     async fn send(&self, req: &OutboundRequest) -> Result<String, GraphError> {
         let digits = match &req.to {
             Recipient::Phone(p) => p.trim_start_matches('+').to_string(),
             Recipient::UserId(u) => u.clone(),
         };
+        if let OutboundBody::Template(t) = &req.body {
+            if !self.inner.templates.iter().any(|x| x.name == t.name && x.language == t.language) {
+                // As Meta answers for a template it does not have in that language.
+                return Err(GraphError {
+                    lost: false,
+                    http_status: Some(404),
+                    code: Some(132001),
+                    message: format!("template {} ({}) does not exist", t.name, t.language),
+                });
+            }
+        }
         let wamid = format!("wamid.SANDBOX-{}", ulid::Ulid::new());
         let (buttons, text) = match &req.body {
             OutboundBody::Template(t) => (t.buttons.clone(), None),

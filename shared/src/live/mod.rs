@@ -1,0 +1,93 @@
+//! Live events for client apps (CONTRACT.md section 6): what changed, derived from the writes a
+//! commit makes (`changes_of`), who may hear of it (`hub`), and the events each caller gets,
+//! rendered at send time from the state as it is then (`render`).
+
+pub mod hub;
+pub mod render;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::notice::Audience;
+use crate::ports::{Item, Write};
+
+/// One committed change a client app may want to hear of. Only references: what a caller is
+/// shown is read, and checked against what they may see, when it is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    /// A message was created or changed; `only` names the one user a personal notice is for.
+    Message {
+        conversation_id: String,
+        message_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        only: Option<String>,
+    },
+    /// A thread's status, participants or activity changed.
+    Conversation { conversation_id: String },
+    /// A contact's consent or window changed: every thread with them shows it.
+    Contact { contact_key: String },
+    /// One employee's read mark moved.
+    Read { conversation_id: String, user_id: String },
+}
+
+/// The changes a set of writes makes, once each, in write order.
+pub fn changes_of(writes: &[Write]) -> Vec<Change> {
+    let mut out: Vec<Change> = Vec::new();
+    for w in writes {
+        let Write::Put { item, .. } = w else { continue };
+        let change = match item {
+            Item::Message(m) => Change::Message {
+                conversation_id: m.conversation_id.clone(),
+                message_id: m.id.clone(),
+                only: match m.notice.as_ref().map(|n| &n.audience) {
+                    Some(Audience::User(u)) => Some(u.clone()),
+                    _ => None,
+                },
+            },
+            Item::Conversation(c) => Change::Conversation { conversation_id: c.id.clone() },
+            Item::Contact(c) => Change::Contact { contact_key: c.key.clone() },
+            Item::ReadMark { user_id, conversation_id, .. } => {
+                Change::Read { conversation_id: conversation_id.clone(), user_id: user_id.clone() }
+            }
+            _ => continue,
+        };
+        if !out.contains(&change) {
+            out.push(change);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::notice::{Notice, NoticeCode};
+    use crate::domain::{Message, MessageKind};
+    use crate::ports::{Cond, Key};
+    use time::macros::datetime;
+
+    #[test]
+    fn a_commit_names_each_thing_it_changed_once_and_nothing_else() {
+        let now = datetime!(2026-12-01 10:00 UTC);
+        let m = Message::outbound("m1".into(), "c1".into(), "u1".into(), MessageKind::Text, now);
+        let mut personal = Message::outbound("m2".into(), "c1".into(), "system".into(), MessageKind::Notice, now);
+        let mut n = Notice::to_all(NoticeCode::ParticipantRemoved);
+        n.audience = Audience::User("u2".into());
+        personal.notice = Some(n);
+        let put = |item| Write::Put { item, cond: Cond::Always };
+        let writes = vec![
+            put(Item::Message(m.clone())),
+            put(Item::Message(m)),
+            put(Item::Message(personal)),
+            put(Item::Held { conversation_id: "c1".into(), message_id: "m1".into() }),
+            Write::Delete { key: Key::membership("u2", "c1"), cond: Cond::Always },
+        ];
+        assert_eq!(
+            changes_of(&writes),
+            vec![
+                Change::Message { conversation_id: "c1".into(), message_id: "m1".into(), only: None },
+                Change::Message { conversation_id: "c1".into(), message_id: "m2".into(), only: Some("u2".into()) },
+            ]
+        );
+    }
+}
