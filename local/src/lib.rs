@@ -113,7 +113,11 @@ pub async fn start_with(
     let mut tasks = workers::spawn(state.clone(), embedded.clone(), consumers);
     // Live events need the embedded store's change feed (on AWS they go over WebSockets).
     let hub = match state.ports.store.keeps_changes() {
-        true => Some(Hub::start(state.ports.clone(), Arc::new(embedded.store.clone())).await?),
+        true => {
+            let (hub, task) = Hub::start(state.ports.clone(), Arc::new(embedded.store.clone())).await?;
+            tasks.insert(0, task);
+            Some(hub)
+        }
         false => None,
     };
     let app = router(state.clone(), &embedded, hub);

@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -43,6 +43,7 @@ impl FakeGraph {
         let app = Router::new()
             .route("/v25.0/{pnid}/messages", post(graph_send))
             .route("/v25.0/{pnid}/media", post(graph_upload))
+            .route("/v25.0/{pnid}/message_templates", axum::routing::get(graph_templates))
             .route("/v25.0/{media_id}", axum::routing::get(graph_media_info))
             .route("/download/{media_id}", axum::routing::get(graph_download))
             .with_state(fake.clone());
@@ -76,6 +77,30 @@ impl FakeGraph {
             .filter_map(|r| r.get("_wamid").and_then(|w| w.as_str()).map(|w| (w.to_string(), r.clone())))
             .collect()
     }
+}
+
+/// The business account's templates as Meta lists them, over two pages. `missing` is listed
+/// though Meta refuses it when sent (approved a moment ago, paused since: the list is cached).
+async fn graph_templates(
+    State(fake): State<FakeGraph>,
+    Query(q): Query<HashMap<String, String>>,
+) -> (StatusCode, Json<Value>) {
+    let body = |name: &str, lang: &str, text: &str, status: &str| {
+        json!({"name": name, "language": lang, "status": status, "category": "UTILITY",
+               "components": [{"type": "BODY", "text": text}]})
+    };
+    if q.get("after").is_some() {
+        return (StatusCode::OK, Json(json!({"data": [body("missing", "en", "Hi", "APPROVED")]})));
+    }
+    let next = format!("{}/v25.0/e2e-waba/message_templates?after=page2", fake.base.lock().unwrap());
+    (
+        StatusCode::OK,
+        Json(json!({"data": [
+            body("promo", "en", "Our offer", "APPROVED"),
+            body("order_update", "en", "Order {{1}} ships on {{2}}.", "APPROVED"),
+            body("draft", "en", "Not yet", "PENDING")],
+            "paging": {"cursors": {"after": "page2"}, "next": next}})),
+    )
 }
 
 async fn graph_upload(
@@ -258,6 +283,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         ("CONNECTOR_DATA_DIR", dir.path().display().to_string()),
         ("WHATSAPP_API_BASE_URL", graph_url),
         ("WHATSAPP_ACCESS_TOKEN", "e2e-token".into()),
+        ("WHATSAPP_BUSINESS_ACCOUNT_ID", "e2e-waba".into()),
         ("WHATSAPP_APP_SECRET", SECRET.into()),
         ("WHATSAPP_VERIFY_TOKEN", "e2e-verify".into()),
         ("AUTH_JWT_SECRET", JWT.into()),
@@ -548,4 +574,77 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("timed out waiting for {what}");
+}
+
+/// A client's `GET /events` stream.
+pub struct Events {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+/// One event: its id, type and data.
+pub type LiveEvent = (String, String, Value);
+
+impl Events {
+    /// The next event within `wait`, skipping comment lines; `None` if none came.
+    pub async fn next(&mut self, wait: Duration) -> Option<LiveEvent> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            while let Some(end) = self.buf.find("\n\n") {
+                let frame: String = self.buf.drain(..end + 2).collect();
+                let (mut id, mut kind, mut data) = (String::new(), String::new(), String::new());
+                for line in frame.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        kind = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if !kind.is_empty() {
+                    return Some((id, kind, serde_json::from_str(&data).unwrap()));
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.resp.chunk()).await.ok()?.unwrap()?;
+            self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
+    /// Events until `pred` matches one (returned last), within `wait`.
+    pub async fn until(&mut self, wait: Duration, pred: impl Fn(&LiveEvent) -> bool) -> Vec<LiveEvent> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some(e) => {
+                    let done = pred(&e);
+                    seen.push(e);
+                    if done {
+                        return seen;
+                    }
+                }
+                None => panic!("no matching event within {wait:?}; got {seen:?}"),
+            }
+        }
+    }
+}
+
+impl TestApp {
+    /// Opens `GET /events` as `token`'s user, resuming after `last_id` when given.
+    pub async fn events_as(&self, token: &str, last_id: Option<&str>) -> Events {
+        let mut req = self.client.get(self.url("/events")).bearer_auth(token);
+        if let Some(id) = last_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        Events { resp, buf: String::new() }
+    }
+
+    pub async fn events(&self, user: &str, last_id: Option<&str>) -> Events {
+        self.events_as(&self.token(user), last_id).await
+    }
 }

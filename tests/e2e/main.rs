@@ -7,6 +7,7 @@ mod dispatch;
 mod dlp;
 mod groups;
 mod helpers;
+mod live;
 mod media;
 mod receipts;
 mod record;

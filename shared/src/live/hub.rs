@@ -84,13 +84,13 @@ pub struct Listener {
 }
 
 impl Hub {
-    /// Starts taking in changes committed from now on.
-    pub async fn start(ports: Ports, feed: Arc<dyn Feed>) -> Result<Arc<Hub>> {
+    /// Starts taking in changes committed from now on; the task doing it is returned too.
+    pub async fn start(ports: Ports, feed: Arc<dyn Feed>) -> Result<(Arc<Hub>, tokio::task::JoinHandle<()>)> {
         let head = feed.head().await?;
         let hub = Arc::new(Hub { ports, feed, state: Mutex::new(State { head, ..State::default() }) });
         let tail = hub.clone();
-        tokio::spawn(async move { tail.tail().await });
-        Ok(hub)
+        let task = tokio::spawn(async move { tail.tail().await });
+        Ok((hub, task))
     }
 
     /// The position of the newest change taken in: where a new stream starts.
