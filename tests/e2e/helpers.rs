@@ -16,6 +16,8 @@ pub const SECRET: &str = "e2e-app-secret";
 pub const JWT: &str = "e2e-jwt-secret";
 pub const PHONE: &str = "+447700900123";
 pub const WA_ID: &str = "447700900123";
+/// How the English opt-in confirmation to the contact begins.
+pub const OPTIN_CONFIRMED: &str = "Thank you. You will now receive our messages";
 
 /// A picture's bytes and MIME type.
 pub type Picture = (Vec<u8>, String);
@@ -66,7 +68,14 @@ impl FakeGraph {
         )
     }
 
+    /// The requests the connector made for the test's messages: all of them but its own
+    /// confirmation to a contact who opted in (`all` has it).
     pub fn sent(&self) -> Vec<Value> {
+        let confirmation = |r: &Value| r["text"]["body"].as_str().is_some_and(|b| b.starts_with(OPTIN_CONFIRMED));
+        self.all().into_iter().filter(|r| !confirmation(r)).collect()
+    }
+
+    pub fn all(&self) -> Vec<Value> {
         self.requests.lock().unwrap().clone()
     }
 
@@ -98,6 +107,7 @@ async fn graph_templates(
         Json(json!({"data": [
             body("promo", "en", "Our offer", "APPROVED"),
             body("order_update", "en", "Order {{1}} ships on {{2}}.", "APPROVED"),
+            body("order_ready", "en", "Your order {{1}} is ready.", "APPROVED"),
             body("draft", "en", "Not yet", "PENDING")],
             "paging": {"cursors": {"after": "page2"}, "next": next}})),
     )
@@ -489,6 +499,13 @@ impl TestApp {
         let payload = req["template"]["components"][1]["parameters"][0]["payload"].as_str().unwrap().to_string();
         assert!(payload.starts_with("OPT_IN_YES:"), "{payload}");
         self.contact_taps(&payload, &wamid).await;
+        // The contact is told their opt-in was recorded: that request comes first (a script the
+        // test sets next is for the test's own messages).
+        let confirmed = |r: &Value| r["text"]["body"].as_str().is_some_and(|b| b.starts_with(OPTIN_CONFIRMED));
+        eventually("the opt-in confirmation", || async {
+            self.graph.all().iter().any(|r| confirmed(r) && r.get("_wamid").is_some()).then_some(())
+        })
+        .await;
     }
 
     /// A thread started by `user` whose contact has accepted the opt-in request.
