@@ -226,6 +226,9 @@ async fn a_thread_on_aws_from_optin_to_receipts_within_its_call_budget() {
         .await
         .unwrap();
     assert!(schedule.schedule_expression().unwrap().starts_with("at("));
+    // The contact is told their opt-in was recorded.
+    let confirmation = next_job(&clients, &r).await;
+    dispatch::dispatch(ports, &confirmation).await.unwrap();
     counter.take();
 
     inbound::apply_inbound(ports, &inbound_msg("wamid.B", InboundContent::Text { body: "Is my order ready?".into() }))

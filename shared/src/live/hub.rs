@@ -9,12 +9,11 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::domain::Conversation;
-use crate::ports::{Feed, Item, Key};
-use crate::usecases::{contact_threads, Caller, Ports, Result};
+use crate::ports::Feed;
+use crate::usecases::{Caller, Ports, Result};
 
 use super::render::{events_for, Event};
-use super::Change;
+use super::{audience, Audience, Change};
 
 /// Recent changes kept in memory; a stream further behind reads the feed.
 const RING: usize = 8192;
@@ -23,23 +22,12 @@ const BATCH: usize = 256;
 /// How often the feed is read when no commit in this process said it changed.
 const POLL: Duration = Duration::from_secs(1);
 
-/// A change and who may hear of it.
+/// A change, its position in the feed, and who may hear of it.
 #[derive(Debug)]
 pub struct Entry {
     pub seq: u64,
     pub change: Change,
-    /// Users who may hear of it (participants, or the one a personal notice is for).
-    pub users: Vec<String>,
-    /// Agents and admins may hear of it too (an unclaimed thread).
-    pub agents: bool,
-    /// For a contact change: the contact's threads.
-    pub threads: Vec<String>,
-}
-
-impl Entry {
-    fn reaches(&self, caller: &Caller) -> bool {
-        self.users.iter().any(|u| *u == caller.user_id) || (self.agents && caller.require_agent().is_ok())
-    }
+    pub audience: Audience,
 }
 
 /// Where a stream is: every event of changes up to `done` was sent, and the first `skip` events
@@ -127,12 +115,12 @@ impl Hub {
             }
             let mut st = self.lock();
             for e in entries {
-                for u in &e.users {
+                for u in &e.audience.users {
                     if let Some(list) = st.users.get_mut(u) {
                         wake_all(list);
                     }
                 }
-                if e.agents {
+                if e.audience.agents {
                     wake_all(&mut st.agents);
                 }
                 st.ring.push_back(e);
@@ -145,34 +133,9 @@ impl Hub {
         }
     }
 
-    /// Who may hear of `change`, from the state now (render checks again when it sends).
     async fn resolve(&self, seq: u64, change: Change) -> Result<Entry> {
-        let mut entry = Entry { seq, change, users: Vec::new(), agents: false, threads: Vec::new() };
-        let store = &*self.ports.store;
-        let thread = |c: Conversation, e: &mut Entry| {
-            e.agents |= c.unassigned;
-            for p in c.participants {
-                if !e.users.contains(&p.user_id) {
-                    e.users.push(p.user_id);
-                }
-            }
-        };
-        match &entry.change {
-            Change::Message { only: Some(user), .. } => entry.users.push(user.clone()),
-            Change::Read { user_id, .. } => entry.users.push(user_id.clone()),
-            Change::Message { conversation_id, .. } | Change::Conversation { conversation_id } => {
-                if let Some(Item::Conversation(c)) = store.get(&Key::conversation(conversation_id)).await?.map(|v| v.item) {
-                    thread(c, &mut entry);
-                }
-            }
-            Change::Contact { contact_key } => {
-                for c in contact_threads(store, contact_key).await? {
-                    entry.threads.push(c.item.id.clone());
-                    thread(c.item, &mut entry);
-                }
-            }
-        }
-        Ok(entry)
+        let audience = audience(&self.ports, &change).await?;
+        Ok(Entry { seq, change, audience })
     }
 
     /// Registers a stream of `caller`'s, to be woken by the changes that may concern them.
@@ -199,7 +162,7 @@ impl Hub {
                 Some(oldest) if oldest.seq <= first => {
                     let start = st.ring.partition_point(|e| e.seq < first);
                     let picked: Vec<Arc<Entry>> =
-                        st.ring.iter().skip(start).take(BATCH).filter(|e| e.reaches(caller)).cloned().collect();
+                        st.ring.iter().skip(start).take(BATCH).filter(|e| e.audience.reaches(caller)).cloned().collect();
                     let end = st.ring.iter().skip(start).take(BATCH).last().map_or(st.head, |e| e.seq);
                     Some((picked, end))
                 }
@@ -215,7 +178,7 @@ impl Hub {
                 let mut picked = Vec::new();
                 for (seq, change) in batch {
                     let e = self.resolve(seq, change).await?;
-                    if e.reaches(caller) {
+                    if e.audience.reaches(caller) {
                         picked.push(Arc::new(e));
                     }
                 }
@@ -224,7 +187,7 @@ impl Hub {
         };
         let mut out = Vec::new();
         for e in entries {
-            let events = events_for(&self.ports, caller, &e.change, &e.threads).await?;
+            let events = events_for(&self.ports, caller, &e.change, &e.audience.threads).await?;
             let skip = match cursor.partial {
                 Some((seq, skip)) if seq == e.seq => skip,
                 _ => 0,

@@ -4,11 +4,14 @@
 
 pub mod hub;
 pub mod render;
+pub mod socket;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::notice::Audience;
-use crate::ports::{Item, Write};
+use crate::domain::notice;
+use crate::domain::Conversation;
+use crate::ports::{Item, Key, Write};
+use crate::usecases::{contact_threads, Caller, Ports, Result};
 
 /// One committed change a client app may want to hear of. Only references: what a caller is
 /// shown is read, and checked against what they may see, when it is sent.
@@ -40,7 +43,7 @@ pub fn changes_of(writes: &[Write]) -> Vec<Change> {
                 conversation_id: m.conversation_id.clone(),
                 message_id: m.id.clone(),
                 only: match m.notice.as_ref().map(|n| &n.audience) {
-                    Some(Audience::User(u)) => Some(u.clone()),
+                    Some(notice::Audience::User(u)) => Some(u.clone()),
                     _ => None,
                 },
             },
@@ -58,6 +61,54 @@ pub fn changes_of(writes: &[Write]) -> Vec<Change> {
     out
 }
 
+/// Who may hear of a change: worked out once per change, from the state when it is taken in
+/// (`render` checks again, per caller, when it sends).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Audience {
+    /// Participants, or the one user a personal notice is for.
+    pub users: Vec<String>,
+    /// Agents and admins too (a thread nobody claimed).
+    pub agents: bool,
+    /// For a contact change: the contact's open threads.
+    pub threads: Vec<String>,
+}
+
+impl Audience {
+    pub fn reaches(&self, caller: &Caller) -> bool {
+        self.users.iter().any(|u| *u == caller.user_id) || (self.agents && caller.require_agent().is_ok())
+    }
+
+    fn add_thread(&mut self, c: Conversation) {
+        self.agents |= c.unassigned;
+        for p in c.participants {
+            if !self.users.contains(&p.user_id) {
+                self.users.push(p.user_id);
+            }
+        }
+    }
+}
+
+pub async fn audience(ports: &Ports, change: &Change) -> Result<Audience> {
+    let mut a = Audience::default();
+    let store = &*ports.store;
+    match change {
+        Change::Message { only: Some(user), .. } => a.users.push(user.clone()),
+        Change::Read { user_id, .. } => a.users.push(user_id.clone()),
+        Change::Message { conversation_id, .. } | Change::Conversation { conversation_id } => {
+            if let Some(Item::Conversation(c)) = store.get(&Key::conversation(conversation_id)).await?.map(|v| v.item) {
+                a.add_thread(c);
+            }
+        }
+        Change::Contact { contact_key } => {
+            for c in contact_threads(store, contact_key).await? {
+                a.threads.push(c.item.id.clone());
+                a.add_thread(c.item);
+            }
+        }
+    }
+    Ok(a)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,7 +123,7 @@ mod tests {
         let m = Message::outbound("m1".into(), "c1".into(), "u1".into(), MessageKind::Text, now);
         let mut personal = Message::outbound("m2".into(), "c1".into(), "system".into(), MessageKind::Notice, now);
         let mut n = Notice::to_all(NoticeCode::ParticipantRemoved);
-        n.audience = Audience::User("u2".into());
+        n.audience = notice::Audience::User("u2".into());
         personal.notice = Some(n);
         let put = |item| Write::Put { item, cond: Cond::Always };
         let writes = vec![

@@ -68,6 +68,14 @@ impl Key {
     pub fn read_mark(user: &str, conv: &str) -> Key {
         Key { pk: format!("USER#{user}"), sk: format!("READ#{conv}") }
     }
+    /// One of a user's live WebSocket connections (AWS), beside their memberships.
+    pub fn connection(user: &str, connection_id: &str) -> Key {
+        Key { pk: format!("USER#{user}"), sk: format!("WS#{connection_id}") }
+    }
+    /// Whose a WebSocket connection is (`$disconnect` knows only its id).
+    pub fn connection_owner(connection_id: &str) -> Key {
+        Key { pk: format!("WS#{connection_id}"), sk: "OWNER".into() }
+    }
     /// A committed change for the live feed, under its ULID.
     pub fn change(id: &str) -> Key {
         Key { pk: "LIVE".into(), sk: format!("CHG#{id}") }
@@ -206,6 +214,21 @@ pub enum Item {
         id: String,
         change: crate::live::Change,
     },
+    /// A client app's live WebSocket connection, with the identity its `$connect` proved;
+    /// API Gateway closes a connection after 2 hours, the item goes soon after.
+    Connection {
+        connection_id: String,
+        caller: crate::usecases::Caller,
+        #[serde(with = "time::serde::rfc3339")]
+        expires_at: OffsetDateTime,
+    },
+    /// Whose connection `connection_id` is.
+    ConnectionOwner {
+        connection_id: String,
+        user_id: String,
+        #[serde(with = "time::serde::rfc3339")]
+        expires_at: OffsetDateTime,
+    },
     /// A webhook message or status already applied; forgotten after `expires_at`.
     Dedupe {
         id: String,
@@ -238,13 +261,17 @@ impl Item {
             Item::Dedupe { id, .. } => Key::dedupe(id),
             Item::ReadMark { user_id, conversation_id, .. } => Key::read_mark(user_id, conversation_id),
             Item::Change { id, .. } => Key::change(id),
+            Item::Connection { connection_id, caller, .. } => Key::connection(&caller.user_id, connection_id),
+            Item::ConnectionOwner { connection_id, .. } => Key::connection_owner(connection_id),
         }
     }
 
     /// When the item stops existing (the DynamoDB TTL attribute; the embedded store's sweep).
     pub fn expires_at(&self) -> Option<OffsetDateTime> {
         match self {
-            Item::Dedupe { expires_at, .. } => Some(*expires_at),
+            Item::Dedupe { expires_at, .. }
+            | Item::Connection { expires_at, .. }
+            | Item::ConnectionOwner { expires_at, .. } => Some(*expires_at),
             _ => None,
         }
     }

@@ -131,6 +131,12 @@ pub trait Store: Send + Sync {
             .collect())
     }
 
+    /// A user's open live connections (AWS WebSockets).
+    async fn connections(&self, user_id: &str) -> Result<Vec<Item>, StoreError> {
+        let found = self.query(&Key::profile(user_id).pk, "WS#", None, 1000, true).await?;
+        Ok(found.into_iter().map(|v| v.item).collect())
+    }
+
     /// A contact's partition: the contact, and a link to each of their threads.
     async fn contact_partition(&self, contact_key: &str, limit: usize) -> Result<Vec<Versioned<Item>>, StoreError> {
         self.query(&Key::contact(contact_key).pk, "", None, limit, true).await
@@ -311,6 +317,21 @@ pub trait WhatsApp: Send + Sync {
     async fn download(&self, url: &str, max: usize) -> Result<Vec<u8>, GraphError>;
     /// The approved message templates (an adapter may cache them for a few minutes).
     async fn templates(&self) -> Result<Vec<TemplateInfo>, GraphError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The client disconnected: forget the connection.
+    #[error("the connection is gone")]
+    Gone,
+    #[error("push failed: {0}")]
+    Failed(String),
+}
+
+/// Sends one message to a client's live connection (API Gateway's WebSocket management API).
+#[async_trait]
+pub trait Push: Send + Sync {
+    async fn post(&self, connection_id: &str, payload: &[u8]) -> Result<(), PushError>;
 }
 
 /// An approved template as `GET /templates` lists it.

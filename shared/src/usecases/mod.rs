@@ -87,7 +87,7 @@ pub struct Ports {
 }
 
 /// The authenticated employee making a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Caller {
     pub user_id: String,
     pub name: String,

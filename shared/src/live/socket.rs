@@ -1,0 +1,113 @@
+//! The live API on AWS: API Gateway WebSocket connections kept in the table, and the fan-out of
+//! the table's stream to them. Each change's audience is worked out once; each user's events
+//! are rendered once for all their connections; a connection API Gateway reports gone is
+//! forgotten.
+
+use serde_json::{json, Value};
+use time::{Duration, OffsetDateTime};
+
+use crate::ports::{Cond, Item, Key, Push, PushError, Write};
+use crate::usecases::{Caller, Ports, Result};
+
+use super::render::events_for;
+use super::{audience, changes_of, Change};
+
+/// API Gateway closes a WebSocket connection after 2 hours; its items outlive it a little.
+const CONNECTION_TTL: Duration = Duration::minutes(130);
+
+/// `$connect`, after the authorizer proved who `caller` is.
+pub async fn connect(ports: &Ports, caller: &Caller, connection_id: &str, now: OffsetDateTime) -> Result<()> {
+    let expires_at = now + CONNECTION_TTL;
+    let writes = vec![
+        Write::Put {
+            item: Item::Connection { connection_id: connection_id.to_string(), caller: caller.clone(), expires_at },
+            cond: Cond::Always,
+        },
+        Write::Put {
+            item: Item::ConnectionOwner {
+                connection_id: connection_id.to_string(),
+                user_id: caller.user_id.clone(),
+                expires_at,
+            },
+            cond: Cond::Always,
+        },
+    ];
+    ports.store.transact(writes).await?;
+    tracing::info!(connection_id, user_id = %caller.user_id, "live connection opened");
+    Ok(())
+}
+
+/// `$disconnect`, or a connection API Gateway says is gone.
+pub async fn disconnect(ports: &Ports, connection_id: &str) -> Result<()> {
+    let owner = ports.store.get(&Key::connection_owner(connection_id)).await?;
+    let mut writes = vec![Write::Delete { key: Key::connection_owner(connection_id), cond: Cond::Always }];
+    if let Some(Item::ConnectionOwner { user_id, .. }) = owner.map(|v| v.item) {
+        writes.push(Write::Delete { key: Key::connection(&user_id, connection_id), cond: Cond::Always });
+    }
+    ports.store.transact(writes).await?;
+    Ok(())
+}
+
+/// The changes one record of the table's stream stands for: its new image is one of our items.
+pub fn changes_of_record(record: &Value) -> Vec<Change> {
+    let body = record.pointer("/dynamodb/NewImage/body/S").and_then(Value::as_str);
+    match body.map(serde_json::from_str::<Item>) {
+        Some(Ok(item)) => changes_of(&[Write::Put { item, cond: Cond::Always }]),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "live: a stream record whose body is not an item");
+            Vec::new()
+        }
+        None => Vec::new(),
+    }
+}
+
+/// What one fan-out did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct FanOut {
+    pub posted: usize,
+    pub pruned: usize,
+}
+
+/// Sends each change's events to the connections of everyone who may see them. `id` names
+/// the change (the stream record's sequence number): events carry `id`, or `id.i` when one
+/// change makes several.
+pub async fn fan_out(ports: &Ports, push: &dyn Push, id: &str, change: &Change) -> Result<FanOut> {
+    let mut done = FanOut::default();
+    let who = audience(ports, change).await?;
+    for user in &who.users {
+        let connections = ports.store.connections(user).await?;
+        let Some(Item::Connection { caller, .. }) = connections.first() else { continue };
+        // One rendering per user, from the identity their newest connection proved.
+        let events = events_for(ports, caller, change, &who.threads).await?;
+        if events.is_empty() {
+            continue;
+        }
+        let n = events.len();
+        let payloads: Vec<Vec<u8>> = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let eid = if i + 1 == n { id.to_string() } else { format!("{id}.{i}") };
+                serde_json::to_vec(&json!({"id": eid, "event": e.kind(), "data": e})).unwrap_or_default()
+            })
+            .collect();
+        for c in &connections {
+            let Item::Connection { connection_id, .. } = c else { continue };
+            for p in &payloads {
+                match push.post(connection_id, p).await {
+                    Ok(()) => done.posted += 1,
+                    Err(PushError::Gone) => {
+                        disconnect(ports, connection_id).await?;
+                        done.pruned += 1;
+                        break;
+                    }
+                    Err(PushError::Failed(e)) => {
+                        tracing::warn!(connection_id = %connection_id, error = %e, "live: post failed");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    Ok(done)
+}
