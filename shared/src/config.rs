@@ -22,6 +22,10 @@ pub struct Config {
     pub app_secret: String,
     pub verify_token: String,
     pub jwt_secret: String,
+    /// Who issues client tokens on AWS (the WebSocket authorizer checks them against the
+    /// issuer's published keys), and the audiences accepted.
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Vec<String>,
     pub dev_clock: bool,
     pub settings: crate::usecases::Settings,
     /// The AWS resources, when the functions run on AWS (set by template.yaml).
@@ -106,6 +110,12 @@ impl Config {
             app_secret: get("WHATSAPP_APP_SECRET").unwrap_or_else(|| "local-app-secret".into()),
             verify_token: or("WHATSAPP_VERIFY_TOKEN", "local-verify-token"),
             jwt_secret: or("AUTH_JWT_SECRET", "local-jwt-secret"),
+            jwt_issuer: get("AUTH_JWT_ISSUER").filter(|v| !v.is_empty()),
+            jwt_audience: or("AUTH_JWT_AUDIENCE", "")
+                .split(',')
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty())
+                .collect(),
             dev_clock: get("CONNECTOR_DEV_CLOCK").as_deref() == Some("1"),
             settings,
             aws: aws_resources(&get)?,

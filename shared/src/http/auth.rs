@@ -101,3 +101,86 @@ impl FromRequestParts<AppState> for Identity {
         Ok(Identity(caller))
     }
 }
+
+/// Checks RS256 tokens against the keys their issuer publishes (`{issuer}/.well-known/jwks.json`,
+/// read once per cold start): what API Gateway's JWT authorizer does for the HTTP API, done by
+/// the WebSocket API's Lambda authorizer, which has no built-in JWT check.
+pub struct JwksVerifier {
+    issuer: String,
+    audiences: Vec<String>,
+    http: reqwest::Client,
+    keys: tokio::sync::OnceCell<jsonwebtoken::jwk::JwkSet>,
+}
+
+impl JwksVerifier {
+    pub fn new(issuer: &str, audiences: Vec<String>) -> JwksVerifier {
+        JwksVerifier {
+            issuer: issuer.trim_end_matches('/').to_string(),
+            audiences,
+            http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap_or_default(),
+            keys: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn keys(&self) -> Result<&jsonwebtoken::jwk::JwkSet, ApiError> {
+        self.keys
+            .get_or_try_init(|| async {
+                let url = format!("{}/.well-known/jwks.json", self.issuer);
+                let resp = self.http.get(&url).send().await.map_err(|e| ApiError::Internal(format!("{url}: {e}")))?;
+                resp.json().await.map_err(|e| ApiError::Internal(format!("{url}: {e}")))
+            })
+            .await
+    }
+
+    /// The caller a token names, if its issuer signed it, it is current, and (when audiences
+    /// are set) it is for one of them (`aud`, or Cognito access tokens' `client_id`).
+    pub async fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| ApiError::Unauthorized)?;
+        if header.alg != Algorithm::RS256 {
+            return Err(ApiError::Unauthorized);
+        }
+        let keys = self.keys().await?;
+        let jwk = match &header.kid {
+            Some(kid) => keys.find(kid),
+            None => keys.keys.first(),
+        }
+        .ok_or(ApiError::Unauthorized)?;
+        let key = DecodingKey::from_jwk(jwk).map_err(|_| ApiError::Unauthorized)?;
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.leeway = 30;
+        validation.validate_aud = false;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_required_spec_claims(&["exp", "sub", "iss"]);
+        let data = jsonwebtoken::decode::<std::collections::HashMap<String, serde_json::Value>>(token, &key, &validation)
+            .map_err(|_| ApiError::Unauthorized)?;
+        let claims = data.claims;
+        if !self.audiences.is_empty() {
+            let named = |k: &str| match claims.get(k) {
+                Some(serde_json::Value::String(s)) => vec![s.clone()],
+                Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+                _ => Vec::new(),
+            };
+            let mut theirs = named("aud");
+            theirs.extend(named("client_id"));
+            if !theirs.iter().any(|a| self.audiences.contains(a)) {
+                return Err(ApiError::Unauthorized);
+            }
+        }
+        // The same reading of the claims as for the HTTP API's authorizer.
+        let flat = claims
+            .into_iter()
+            .map(|(k, v)| {
+                let s = match v {
+                    serde_json::Value::String(s) => s,
+                    serde_json::Value::Array(a) => format!(
+                        "[{}]",
+                        a.iter().map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string)).collect::<Vec<_>>().join(" ")
+                    ),
+                    other => other.to_string(),
+                };
+                (k, s)
+            })
+            .collect();
+        Caller::from_claims(&flat).ok_or(ApiError::Unauthorized)
+    }
+}

@@ -1,0 +1,148 @@
+//! The live client API on AWS (CONTRACT.md section 6, docs/aws.md "WebSocket API"): one
+//! function is the WebSocket API's Lambda authorizer, its `$connect`, `$disconnect` and
+//! `$default` routes, and the consumer of the table's stream, which carries each committed
+//! change to the connections of those who may see it.
+
+pub mod push;
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use shared::http::{ApiError, JwksVerifier, JwtVerifier};
+use shared::live::socket;
+use shared::ports::Push;
+use shared::usecases::{Caller, Ports};
+
+/// How `$connect` tokens are checked.
+pub enum Auth {
+    /// Against the issuer's published keys (Cognito, or any OpenID provider): on AWS.
+    Jwks(JwksVerifier),
+    /// With `AUTH_JWT_SECRET` (HS256), as the local runner does: `cargo lambda watch`, tests.
+    Local(JwtVerifier),
+}
+
+impl Auth {
+    async fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+        match self {
+            Auth::Jwks(v) => v.verify(token).await,
+            Auth::Local(v) => v.verify(token),
+        }
+    }
+}
+
+pub struct Live {
+    pub ports: Ports,
+    pub push: Arc<dyn Push>,
+    pub auth: Auth,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum HandlerError {
+    /// The authorizer's answer for a missing or bad token: API Gateway turns it into 401.
+    Unauthorized,
+    /// Not an event this function handles.
+    Unknown,
+    Failed(String),
+}
+
+impl std::fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // The exact message API Gateway expects from a Lambda authorizer that refuses.
+            HandlerError::Unauthorized => f.write_str("Unauthorized"),
+            HandlerError::Unknown => f.write_str("not an event the live function handles"),
+            HandlerError::Failed(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for HandlerError {}
+
+/// Handles one invocation, whichever of the four kinds it is.
+pub async fn handle(live: &Live, event: Value) -> Result<Value, HandlerError> {
+    if event["type"] == "REQUEST" && event.get("methodArn").is_some() {
+        return authorize(live, &event).await;
+    }
+    if let Some(kind) = event.pointer("/requestContext/eventType").and_then(Value::as_str) {
+        return route(live, kind, &event).await;
+    }
+    if event.pointer("/Records/0/eventSource").and_then(Value::as_str) == Some("aws:dynamodb") {
+        return Ok(stream(live, &event).await);
+    }
+    Err(HandlerError::Unknown)
+}
+
+/// Browsers cannot set headers on a WebSocket: the token comes as `?token=`.
+fn token(event: &Value) -> Option<&str> {
+    event.pointer("/queryStringParameters/token").and_then(Value::as_str).filter(|t| !t.is_empty())
+}
+
+/// The Lambda authorizer of `$connect`: the caller travels to the route as the `caller` context.
+async fn authorize(live: &Live, event: &Value) -> Result<Value, HandlerError> {
+    let token = token(event).ok_or(HandlerError::Unauthorized)?;
+    let caller = live.auth.verify(token).await.map_err(|e| match e {
+        ApiError::Unauthorized => HandlerError::Unauthorized,
+        other => HandlerError::Failed(other.to_string()),
+    })?;
+    let context = serde_json::to_string(&caller).map_err(|e| HandlerError::Failed(e.to_string()))?;
+    Ok(json!({
+        "principalId": caller.user_id,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": event["methodArn"]}]
+        },
+        "context": {"caller": context}
+    }))
+}
+
+fn status(code: u16) -> Value {
+    json!({"statusCode": code})
+}
+
+async fn route(live: &Live, kind: &str, event: &Value) -> Result<Value, HandlerError> {
+    let Some(connection_id) = event.pointer("/requestContext/connectionId").and_then(Value::as_str) else {
+        return Ok(status(400));
+    };
+    let failed = |e: shared::usecases::UseCaseError| HandlerError::Failed(e.to_string());
+    match kind {
+        "CONNECT" => {
+            let proven = event.pointer("/requestContext/authorizer/caller").and_then(Value::as_str);
+            let caller = match proven.map(serde_json::from_str::<Caller>) {
+                Some(Ok(c)) => c,
+                // No authorizer in front (cargo lambda watch): check the token here.
+                _ => match token(event) {
+                    Some(t) => match live.auth.verify(t).await {
+                        Ok(c) => c,
+                        Err(_) => return Ok(status(401)),
+                    },
+                    None => return Ok(status(401)),
+                },
+            };
+            socket::connect(&live.ports, &caller, connection_id, live.ports.clock.now()).await.map_err(failed)?;
+            Ok(status(200))
+        }
+        "DISCONNECT" => {
+            socket::disconnect(&live.ports, connection_id).await.map_err(failed)?;
+            Ok(status(200))
+        }
+        // The API only speaks: anything a client sends is acknowledged and dropped.
+        _ => Ok(status(200)),
+    }
+}
+
+/// The table's stream: each record's changes go out in order; a record that cannot be
+/// handled is reported, so Lambda retries from it and nothing after it is skipped.
+async fn stream(live: &Live, event: &Value) -> Value {
+    let records = event["Records"].as_array().cloned().unwrap_or_default();
+    for record in &records {
+        let seq = record.pointer("/dynamodb/SequenceNumber").and_then(Value::as_str).unwrap_or("0");
+        for change in socket::changes_of_record(record) {
+            if let Err(e) = socket::fan_out(&live.ports, &*live.push, seq, &change).await {
+                tracing::warn!(error = %e, seq, "live: fan-out failed; the batch is retried from here");
+                return json!({"batchItemFailures": [{"itemIdentifier": seq}]});
+            }
+        }
+    }
+    json!({"batchItemFailures": []})
+}

@@ -1,0 +1,172 @@
+//! The live function's four kinds of event, from `events/` as API Gateway and DynamoDB Streams
+//! deliver them, on the embedded backend with a recording `Push`; and the management API's
+//! answers moto cannot give (a connection gone) from stubbed SDK responses.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use live::{Auth, HandlerError, Live};
+use shared::domain::Phone;
+use shared::ports::{Item, Key, Push, PushError};
+use shared::usecases::{conversations, Caller};
+
+fn event(name: &str) -> Value {
+    let text = std::fs::read_to_string(format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Remembers what was posted; connections named `gone-*` are gone.
+#[derive(Default)]
+struct Recorder {
+    posted: Mutex<Vec<(String, Value)>>,
+}
+
+#[async_trait]
+impl Push for Recorder {
+    async fn post(&self, connection_id: &str, payload: &[u8]) -> Result<(), PushError> {
+        if connection_id.starts_with("gone-") {
+            return Err(PushError::Gone);
+        }
+        self.posted.lock().unwrap().push((connection_id.to_string(), serde_json::from_slice(payload).unwrap()));
+        Ok(())
+    }
+}
+
+async fn live(dir: &tempfile::TempDir) -> (Live, Arc<Recorder>) {
+    let data = dir.path().display().to_string();
+    let config = shared::Config::from_lookup(|k| (k == "CONNECTOR_DATA_DIR").then(|| data.clone())).unwrap();
+    let state = shared::app::embedded(config).await.unwrap().0;
+    let push = Arc::new(Recorder::default());
+    let auth = Auth::Local(shared::http::JwtVerifier::hs256(&state.config.jwt_secret));
+    (Live { ports: state.ports.clone(), push: push.clone(), auth }, push)
+}
+
+fn alex() -> Caller {
+    Caller {
+        user_id: "alex".into(),
+        name: "Alex Kim".into(),
+        locale: "en".into(),
+        sub_org: "retail".into(),
+        region: "eu".into(),
+        roles: vec![],
+    }
+}
+
+#[tokio::test]
+async fn the_authorizer_lets_a_valid_token_connect_and_refuses_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (live, _) = live(&dir).await;
+    let ev = event("live-authorize.json");
+    let answer = live::handle(&live, ev.clone()).await.unwrap();
+    assert_eq!(answer["principalId"], "alex");
+    assert_eq!(answer["policyDocument"]["Statement"][0]["Effect"], "Allow");
+    assert_eq!(answer["policyDocument"]["Statement"][0]["Resource"], ev["methodArn"]);
+    let caller: Caller = serde_json::from_str(answer["context"]["caller"].as_str().unwrap()).unwrap();
+    assert_eq!(caller, alex());
+
+    for token in [json!("not-a-token"), Value::Null] {
+        let mut bad = ev.clone();
+        bad["queryStringParameters"]["token"] = token;
+        let refused = live::handle(&live, bad).await.unwrap_err();
+        assert_eq!((refused.to_string(), refused), ("Unauthorized".to_string(), HandlerError::Unauthorized));
+    }
+    assert_eq!(live::handle(&live, json!({"hello": 1})).await.unwrap_err(), HandlerError::Unknown);
+}
+
+#[tokio::test]
+async fn connections_are_kept_and_forgotten_on_disconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let (live, _) = live(&dir).await;
+    assert_eq!(live::handle(&live, event("live-connect.json")).await.unwrap(), json!({"statusCode": 200}));
+    let conns = live.ports.store.connections("alex").await.unwrap();
+    assert!(matches!(&conns[..], [Item::Connection { connection_id, caller, .. }] if connection_id == "Xa1bCd2eFg3=" && *caller == alex()));
+
+    let mut message = event("live-connect.json");
+    message["requestContext"]["eventType"] = json!("MESSAGE");
+    assert_eq!(live::handle(&live, message).await.unwrap(), json!({"statusCode": 200}));
+
+    assert_eq!(live::handle(&live, event("live-disconnect.json")).await.unwrap(), json!({"statusCode": 200}));
+    assert!(live.ports.store.connections("alex").await.unwrap().is_empty());
+    assert!(live.ports.store.get(&Key::connection_owner("Xa1bCd2eFg3=")).await.unwrap().is_none());
+
+    // Without an authorizer in front (cargo lambda watch), $connect checks the token itself.
+    let mut direct = event("live-connect.json");
+    direct["requestContext"].as_object_mut().unwrap().remove("authorizer");
+    assert_eq!(live::handle(&live, direct.clone()).await.unwrap(), json!({"statusCode": 200}));
+    direct["queryStringParameters"]["token"] = json!("forged");
+    assert_eq!(live::handle(&live, direct).await.unwrap(), json!({"statusCode": 401}));
+}
+
+/// The fixture's stream record, carrying `item` as its new image.
+fn stream_of(item: &Item) -> Value {
+    let mut ev = event("live-stream-message.json");
+    ev["Records"][0]["dynamodb"]["NewImage"]["body"]["S"] = json!(serde_json::to_string(item).unwrap());
+    ev
+}
+
+#[tokio::test]
+async fn the_stream_reaches_the_participants_connections_and_prunes_gone_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (live, push) = live(&dir).await;
+    // A record of a thread nobody may see reaches no one, and is not a failure.
+    let answer = live::handle(&live, event("live-stream-message.json")).await.unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    assert!(push.posted.lock().unwrap().is_empty());
+
+    let cmd = conversations::StartConversation { phone: Phone::parse("+447700900123").unwrap(), name: None };
+    let conv = conversations::start(&live.ports, &alex(), cmd).await.unwrap();
+    let now = live.ports.clock.now();
+    shared::live::socket::connect(&live.ports, &alex(), "phone-1", now).await.unwrap();
+    shared::live::socket::connect(&live.ports, &alex(), "gone-laptop", now).await.unwrap();
+    let mut bob = alex();
+    bob.user_id = "bob".into();
+    shared::live::socket::connect(&live.ports, &bob, "bob-1", now).await.unwrap();
+
+    let notice = live.ports.store.messages(&conv.id, None, 10, true).await.unwrap().pop().unwrap().item;
+    let answer = live::handle(&live, stream_of(&notice)).await.unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let posted = push.posted.lock().unwrap().clone();
+    assert_eq!(posted.len(), 1, "alex's live connection only: {posted:?}");
+    let (to, body) = &posted[0];
+    assert_eq!(to, "phone-1");
+    assert_eq!(body["event"], "message");
+    assert_eq!(body["id"], "4421584500000000017450439091");
+    assert_eq!(body["data"]["conversation_id"], conv.id.as_str());
+    let ids: Vec<String> = live
+        .ports
+        .store
+        .connections("alex")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|i| match i {
+            Item::Connection { connection_id, .. } => Some(connection_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, vec!["phone-1"], "the gone connection was pruned");
+}
+
+#[tokio::test]
+async fn a_gone_connection_and_other_failures_come_back_from_the_management_api() {
+    use aws_sdk_apigatewaymanagement::operation::post_to_connection::{PostToConnectionError, PostToConnectionOutput};
+    use aws_sdk_apigatewaymanagement::types::error::{ForbiddenException, GoneException};
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+    let ok = mock!(aws_sdk_apigatewaymanagement::Client::post_to_connection)
+        .match_requests(|r| r.connection_id() == Some("here"))
+        .then_output(|| PostToConnectionOutput::builder().build());
+    let gone = mock!(aws_sdk_apigatewaymanagement::Client::post_to_connection)
+        .match_requests(|r| r.connection_id() == Some("gone"))
+        .then_error(|| PostToConnectionError::GoneException(GoneException::builder().build()));
+    let forbidden = mock!(aws_sdk_apigatewaymanagement::Client::post_to_connection)
+        .match_requests(|r| r.connection_id() == Some("forbidden"))
+        .then_error(|| PostToConnectionError::ForbiddenException(ForbiddenException::builder().build()));
+    let client = mock_client!(aws_sdk_apigatewaymanagement, RuleMode::MatchAny, [&ok, &gone, &forbidden]);
+    let push = live::push::ApiGatewayPush::new(client);
+    assert!(push.post("here", b"{}").await.is_ok());
+    assert!(matches!(push.post("gone", b"{}").await, Err(PushError::Gone)));
+    assert!(matches!(push.post("forbidden", b"{}").await, Err(PushError::Failed(_))));
+}
