@@ -39,7 +39,8 @@ async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).filter(|v| !v.trim().is_empty());
     let cursor = match resume {
-        Some(id) => Cursor::parse(id).ok_or_else(|| ApiError::InvalidRequest(format!("Last-Event-ID {id:?} is not one of ours")))?,
+        Some(id) => Cursor::parse(id)
+            .ok_or_else(|| ApiError::InvalidRequest(format!("Last-Event-ID {id:?} is not one of ours")))?,
         None => Cursor { done: hub.head(), partial: None },
     };
     let listener = hub.listen(&caller);

@@ -84,7 +84,7 @@ fn whatsapp(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn WhatsApp>,
                 config.access_token.clone(),
                 config.graph_timeout,
             )
-                .map_err(|e| ConfigError(format!("HTTP client: {e}")))?,
+            .map_err(|e| ConfigError(format!("HTTP client: {e}")))?,
         ),
         None => Arc::new(SandboxWhatsApp::new(
             config.app_secret.clone(),

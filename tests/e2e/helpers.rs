@@ -98,7 +98,7 @@ async fn graph_templates(
         json!({"name": name, "language": lang, "status": status, "category": "UTILITY",
                "components": [{"type": "BODY", "text": text}]})
     };
-    if q.get("after").is_some() {
+    if q.contains_key("after") {
         return (StatusCode::OK, Json(json!({"data": [body("missing", "en", "Hi", "APPROVED")]})));
     }
     let next = format!("{}/v25.0/e2e-waba/message_templates?after=page2", fake.base.lock().unwrap());

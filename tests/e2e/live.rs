@@ -214,9 +214,7 @@ async fn participants_are_reminded_once_before_the_window_closes() {
     let app = spawn_app().await;
     let conv = app.opted_in_thread("u1").await;
     app.contact_says("hello").await;
-    let closing = || async {
-        app.notices("u1", &conv).await.iter().filter(|c| c.as_str() == "window_closing").count()
-    };
+    let closing = || async { app.notices("u1", &conv).await.iter().filter(|c| c.as_str() == "window_closing").count() };
     app.advance(22 * 3600).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(closing().await, 0, "not yet: more than an hour is left");

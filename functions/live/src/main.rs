@@ -20,5 +20,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(|ev: LambdaEvent<Value>| async move {
         live::handle(live, ev.payload).await.map_err(lambda_runtime::Error::from)
     }))
-        .await
+    .await
 }

@@ -81,7 +81,9 @@ async fn connections_are_kept_and_forgotten_on_disconnect() {
     let (live, _) = live(&dir).await;
     assert_eq!(live::handle(&live, event("live-connect.json")).await.unwrap(), json!({"statusCode": 200}));
     let conns = live.ports.store.connections("alex").await.unwrap();
-    assert!(matches!(&conns[..], [Item::Connection { connection_id, caller, .. }] if connection_id == "Xa1bCd2eFg3=" && *caller == alex()));
+    assert!(
+        matches!(&conns[..], [Item::Connection { connection_id, caller, .. }] if connection_id == "Xa1bCd2eFg3=" && *caller == alex())
+    );
 
     let mut message = event("live-connect.json");
     message["requestContext"]["eventType"] = json!("MESSAGE");

@@ -151,8 +151,9 @@ impl JwksVerifier {
         validation.validate_aud = false;
         validation.set_issuer(&[&self.issuer]);
         validation.set_required_spec_claims(&["exp", "sub", "iss"]);
-        let data = jsonwebtoken::decode::<std::collections::HashMap<String, serde_json::Value>>(token, &key, &validation)
-            .map_err(|_| ApiError::Unauthorized)?;
+        let data =
+            jsonwebtoken::decode::<std::collections::HashMap<String, serde_json::Value>>(token, &key, &validation)
+                .map_err(|_| ApiError::Unauthorized)?;
         let claims = data.claims;
         if !self.audiences.is_empty() {
             let named = |k: &str| match claims.get(k) {
@@ -174,7 +175,10 @@ impl JwksVerifier {
                     serde_json::Value::String(s) => s,
                     serde_json::Value::Array(a) => format!(
                         "[{}]",
-                        a.iter().map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string)).collect::<Vec<_>>().join(" ")
+                        a.iter()
+                            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+                            .collect::<Vec<_>>()
+                            .join(" ")
                     ),
                     other => other.to_string(),
                 };

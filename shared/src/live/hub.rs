@@ -161,9 +161,15 @@ impl Hub {
             match st.ring.front() {
                 Some(oldest) if oldest.seq <= first => {
                     let start = st.ring.partition_point(|e| e.seq < first);
-                    let picked: Vec<Arc<Entry>> =
-                        st.ring.iter().skip(start).take(BATCH).filter(|e| e.audience.reaches(caller)).cloned().collect();
-                    let end = st.ring.iter().skip(start).take(BATCH).last().map_or(st.head, |e| e.seq);
+                    let picked: Vec<Arc<Entry>> = st
+                        .ring
+                        .iter()
+                        .skip(start)
+                        .take(BATCH)
+                        .filter(|e| e.audience.reaches(caller))
+                        .cloned()
+                        .collect();
+                    let end = st.ring.get((start + BATCH).min(st.ring.len()) - 1).map_or(st.head, |e| e.seq);
                     Some((picked, end))
                 }
                 _ => None,

@@ -75,7 +75,7 @@ pub struct Audience {
 
 impl Audience {
     pub fn reaches(&self, caller: &Caller) -> bool {
-        self.users.iter().any(|u| *u == caller.user_id) || (self.agents && caller.require_agent().is_ok())
+        self.users.contains(&caller.user_id) || (self.agents && caller.require_agent().is_ok())
     }
 
     fn add_thread(&mut self, c: Conversation) {

@@ -58,7 +58,9 @@ pub async fn events_for(ports: &Ports, caller: &Caller, change: &Change, threads
                 None => Vec::new(),
             }
         }
-        Change::Conversation { conversation_id } => thread_events(ports, caller, std::slice::from_ref(conversation_id)).await?,
+        Change::Conversation { conversation_id } => {
+            thread_events(ports, caller, std::slice::from_ref(conversation_id)).await?
+        }
         Change::Read { conversation_id, user_id } if *user_id == caller.user_id => {
             thread_events(ports, caller, std::slice::from_ref(conversation_id)).await?
         }

@@ -292,7 +292,9 @@ pub(crate) async fn apply_outcome(
         let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
         let mut plan = match outcome {
             Outcome::Unknown => plan_delivery_unknown(&conv.item, &contact.item, &msg.item, failure, now),
-            Outcome::HeldExpired if msg.item.status != MessageStatus::Pending => return Ok(Attempt::Done(Disposition::Done)),
+            Outcome::HeldExpired if msg.item.status != MessageStatus::Pending => {
+                return Ok(Attempt::Done(Disposition::Done))
+            }
             Outcome::HeldExpired => plan_held_expired(&conv.item, &contact.item, &msg.item, failure, now),
             Outcome::Refused { .. } => {
                 plan_failure(&conv.item, &contact.item, &msg.item, failure, &ports.settings, now)

@@ -34,7 +34,8 @@ pub async fn fire(ports: &Ports, timer: &Timer) -> Result<()> {
 
 /// The timers a window ending at `until` needs: its expiry, and the reminder before it.
 pub(crate) fn window_timers(settings: &Settings, contact_key: &str, until: OffsetDateTime) -> Vec<Effect> {
-    let mut out = vec![Effect::Timer { timer: Timer::WindowExpiry { contact_key: contact_key.to_string() }, at: until }];
+    let mut out =
+        vec![Effect::Timer { timer: Timer::WindowExpiry { contact_key: contact_key.to_string() }, at: until }];
     if settings.window_reminder.is_positive() {
         let timer = Timer::WindowReminder { contact_key: contact_key.to_string() };
         out.push(Effect::Timer { timer, at: until - settings.window_reminder });

@@ -243,7 +243,9 @@ impl Feed for SqliteStore {
                     .prepare_cached("SELECT seq, body FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2")
                     .map_err(|e| e.to_string())?;
                 let rows = stmt
-                    .query_map(params![cursor as i64, limit as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+                    .query_map(params![cursor as i64, limit as i64], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                    })
                     .map_err(|e| e.to_string())?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
             })

@@ -47,7 +47,8 @@ pub fn catalog(settings: &crate::usecases::Settings) -> Vec<TemplateInfo> {
     let mut out = Vec::new();
     for language in ["en", "es", "fr", "de", "pt"] {
         for name in own {
-            let t = TemplateInfo { name: name.clone(), language: language.into(), category: "utility".into(), params: 1 };
+            let t =
+                TemplateInfo { name: name.clone(), language: language.into(), category: "utility".into(), params: 1 };
             out.push(t);
         }
         for (name, category, params) in samples {
