@@ -48,10 +48,15 @@ async fn events(
     let stream = stream::unfold(s, |mut s| async move {
         loop {
             if let Some((id, ev)) = s.ready.pop_front() {
+                if s.ready.is_empty() {
+                    // An idle stream keeps no room for events (a thousand of them add up).
+                    s.ready = VecDeque::new();
+                }
                 let data = serde_json::to_string(&ev).unwrap_or_else(|_| "null".into());
                 return Some((Ok(Event::default().id(id).event(ev.kind()).data(data)), s));
             }
-            match s.hub.next(&s.caller, s.cursor).await {
+            // Boxed: a stream waiting for news keeps only a pointer to this future's state.
+            match Box::pin(s.hub.next(&s.caller, s.cursor)).await {
                 Ok((batch, cursor)) => {
                     let moved = cursor != s.cursor;
                     s.cursor = cursor;

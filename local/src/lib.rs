@@ -1,6 +1,7 @@
 //! The local runner: every function's router on one port, the queue consumers and the timer
 //! loop on the embedded SQLite backend, the WhatsApp sandbox, and the dev clock.
 
+pub mod bench;
 mod dev;
 mod events;
 mod workers;

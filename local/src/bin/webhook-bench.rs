@@ -9,19 +9,16 @@
 //!
 //! `cargo run --release -p connector-local --bin webhook-bench [-- SECONDS]`
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
-use serde_json::json;
-use shared::http::{issue_token, Claims};
+use connector_local::bench::{self, post, seed, spawn, token, wait_ready, SECRET};
 use shared::meta::signature;
 
-const SECRET: &str = "bench-secret";
-const JWT: &str = "bench-jwt";
 const CONTACTS: u64 = 1000;
 
 #[tokio::main]
@@ -33,21 +30,13 @@ async fn main() {
     let secs: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5);
     let exe = std::env::current_exe().unwrap();
     let dir = std::env::temp_dir().join(format!("webhook-bench-{}", std::process::id()));
-    let connector_bin = exe.with_file_name("connector-local");
 
     let mut baseline = spawn(Command::new(&exe).arg("baseline-server"));
-    let mut connector = spawn(
-        Command::new(&connector_bin)
-            .env("CONNECTOR_LISTEN", "127.0.0.1:3917")
-            .env("CONNECTOR_DATA_DIR", &dir)
-            .env("WHATSAPP_APP_SECRET", SECRET)
-            .env("AUTH_JWT_SECRET", JWT)
-            .env("RUST_LOG", "warn"),
-    );
+    let mut connector = bench::connector(3917, &dir);
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
     wait_ready(&client, "http://127.0.0.1:3917/webhook").await;
     wait_ready(&client, "http://127.0.0.1:3918/webhook").await;
-    seed(&client, "http://127.0.0.1:3917").await;
+    seed(&client, "http://127.0.0.1:3917", CONTACTS, |_| "bench".into()).await;
 
     let seq = Arc::new(AtomicU64::new(0));
     println!("webhook ingress, {secs} s per run, {CONTACTS} contacts with open threads, 2-core machine");
@@ -63,7 +52,7 @@ async fn main() {
         results.push(rate);
     }
     println!("connector / baseline throughput: {:.2}", results[1] / results[0]);
-    println!("connector peak RSS: {} MB", peak_rss_kb(connector.id()) / 1024);
+    println!("connector peak RSS: {} MB", bench::peak_rss_kb(connector.id()) / 1024);
     let stored = client
         .get("http://127.0.0.1:3917/conversations")
         .bearer_auth(token("bench"))
@@ -79,83 +68,9 @@ async fn main() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn spawn(cmd: &mut Command) -> Child {
-    cmd.stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e} (build it with --release first)"))
-}
-
-async fn wait_ready(client: &reqwest::Client, url: &str) {
-    for _ in 0..200 {
-        if client.get(url).send().await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{url} did not come up");
-}
-
-fn token(sub: &str) -> String {
-    issue_token(
-        JWT,
-        &Claims {
-            sub: sub.into(),
-            name: None,
-            sub_org: None,
-            region: None,
-            locale: None,
-            roles: vec![],
-            exp: i64::MAX / 4,
-        },
-    )
-}
-
-fn phone(i: u64) -> String {
-    format!("44770{:07}", i)
-}
-
-fn delivery(wa_id: &str, wamid: &str, body: serde_json::Value) -> Vec<u8> {
-    let ts = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
-    let mut msg = body;
-    msg["from"] = json!(wa_id);
-    msg["id"] = json!(wamid);
-    msg["timestamp"] = json!(ts);
-    serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
-        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
-        "contacts": [{"profile": {"name": "Bench"}, "wa_id": wa_id}], "messages": [msg]}}]}]}))
-    .unwrap()
-}
-
-async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>) -> bool {
-    let sig = signature::sign(SECRET.as_bytes(), &body);
-    matches!(client.post(url).header("x-hub-signature-256", sig).body(body).send().await, Ok(r) if r.status() == 200)
-}
-
-/// 1,000 threads whose contacts accepted (so every later message opens the window).
-async fn seed(client: &reqwest::Client, base: &str) {
-    let tok = token("bench");
-    for i in 0..CONTACTS {
-        let r = client
-            .post(format!("{base}/conversations"))
-            .bearer_auth(&tok)
-            .json(&json!({"contact": {"phone": format!("+{}", phone(i))}}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        let body = delivery(&phone(i), &format!("wamid.SEED{i}"), json!({"type": "text", "text": {"body": "yes"}}));
-        assert!(post(client, &format!("{base}/webhook"), body).await);
-    }
-}
-
 fn next(seq: &AtomicU64) -> Vec<u8> {
     let n = seq.fetch_add(1, Ordering::Relaxed);
-    delivery(
-        &phone(n % CONTACTS),
-        &format!("wamid.BENCH{n}"),
-        json!({"type": "text", "text": {"body": "Is my order ready?"}}),
-    )
+    bench::text_from(n % CONTACTS, &format!("wamid.BENCH{n}"), "Is my order ready?")
 }
 
 async fn saturate(client: &reqwest::Client, url: &str, seq: &Arc<AtomicU64>, d: Duration) -> f64 {
@@ -207,15 +122,6 @@ async fn fixed_rate(
     }
     lat.sort();
     (lat[lat.len() / 2], lat[lat.len() * 99 / 100])
-}
-
-fn peak_rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Checks the signature over the raw bytes and answers 200: the floor any ingress pays.

@@ -16,7 +16,7 @@ use super::render::{events_for, Event};
 use super::{audience, Audience, Change};
 
 /// Recent changes kept in memory; a stream further behind reads the feed.
-const RING: usize = 8192;
+const RING: usize = 2048;
 /// Changes taken from the feed per read.
 const BATCH: usize = 256;
 /// How often the feed is read when no commit in this process said it changed.
@@ -109,6 +109,21 @@ impl Hub {
             let head = self.lock().head;
             let batch = self.feed.after(head, BATCH).await?;
             let Some(&(last, _)) = batch.last() else { return Ok(()) };
+            {
+                let mut st = self.lock();
+                st.users.retain(|_, l| {
+                    l.retain(|w| w.strong_count() > 0);
+                    !l.is_empty()
+                });
+                st.agents.retain(|w| w.strong_count() > 0);
+                if st.users.is_empty() && st.agents.is_empty() {
+                    // Nobody listens: no audiences to work out. The ring must stay gap-free, so
+                    // it empties; a stream resuming from before reads the feed.
+                    st.ring.clear();
+                    st.head = last;
+                    continue;
+                }
+            }
             let mut entries = Vec::with_capacity(batch.len());
             for (seq, change) in batch.iter().cloned() {
                 entries.push(Arc::new(self.resolve(seq, change).await?));
@@ -129,7 +144,6 @@ impl Hub {
                 }
             }
             st.head = last;
-            st.users.retain(|_, l| !l.is_empty());
         }
     }
 

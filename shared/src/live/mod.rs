@@ -33,8 +33,16 @@ pub enum Change {
     Read { conversation_id: String, user_id: String },
 }
 
-/// The changes a set of writes makes, once each, in write order.
+/// The changes a set of writes makes, once each, in write order. A thread whose contact the
+/// same writes change is told by the contact's change (it shows every open thread of theirs).
 pub fn changes_of(writes: &[Write]) -> Vec<Change> {
+    let contacts: Vec<&str> = writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Put { item: Item::Contact(c), .. } => Some(c.key.as_str()),
+            _ => None,
+        })
+        .collect();
     let mut out: Vec<Change> = Vec::new();
     for w in writes {
         let Write::Put { item, .. } = w else { continue };
@@ -47,6 +55,7 @@ pub fn changes_of(writes: &[Write]) -> Vec<Change> {
                     _ => None,
                 },
             },
+            Item::Conversation(c) if !c.closed && contacts.contains(&c.contact_key.as_str()) => continue,
             Item::Conversation(c) => Change::Conversation { conversation_id: c.id.clone() },
             Item::Contact(c) => Change::Contact { contact_key: c.key.clone() },
             Item::ReadMark { user_id, conversation_id, .. } => {

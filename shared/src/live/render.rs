@@ -1,11 +1,12 @@
 //! The events one caller gets for one change, rendered from the state as it is when they are
-//! sent, and only what the caller may see then.
+//! sent, and only what the caller may see then. Each rendering reads what it needs in one or
+//! two batch reads.
 
 use serde::Serialize;
 
-use crate::domain::Conversation;
+use crate::domain::{Contact, Conversation};
 use crate::ports::{Item, Key};
-use crate::usecases::read_state::unread_counts;
+use crate::usecases::read_state::unread_after;
 use crate::usecases::views::{visible_to, ConversationView, MessageView};
 use crate::usecases::{load_contact, Caller, Ports, Result};
 
@@ -38,11 +39,12 @@ pub async fn events_for(ports: &Ports, caller: &Caller, change: &Change, threads
             if only.as_ref().is_some_and(|u| *u != caller.user_id) {
                 return Ok(Vec::new());
             }
-            let Some(conv) = conversation(ports, conversation_id).await? else { return Ok(Vec::new()) };
-            let Some(found) = ports.store.get(&Key::message(conversation_id, message_id)).await? else {
+            let keys = [Key::conversation(conversation_id), Key::message(conversation_id, message_id)];
+            let mut found = ports.store.get_many(&keys).await?.into_iter().map(|v| v.map(|v| v.item));
+            let (Some(Some(Item::Conversation(conv))), Some(Some(Item::Message(m)))) = (found.next(), found.next())
+            else {
                 return Ok(Vec::new());
             };
-            let Item::Message(m) = found.item else { return Ok(Vec::new()) };
             if !visible_to(&m, &caller.user_id) {
                 return Ok(Vec::new());
             }
@@ -59,23 +61,13 @@ pub async fn events_for(ports: &Ports, caller: &Caller, change: &Change, threads
             }
         }
         Change::Conversation { conversation_id } => {
-            thread_events(ports, caller, std::slice::from_ref(conversation_id)).await?
+            thread_events(ports, caller, None, std::slice::from_ref(conversation_id)).await?
         }
         Change::Read { conversation_id, user_id } if *user_id == caller.user_id => {
-            thread_events(ports, caller, std::slice::from_ref(conversation_id)).await?
+            thread_events(ports, caller, None, std::slice::from_ref(conversation_id)).await?
         }
         Change::Read { .. } => Vec::new(),
-        Change::Contact { .. } => thread_events(ports, caller, threads).await?,
-    })
-}
-
-async fn conversation(ports: &Ports, id: &str) -> Result<Option<Conversation>> {
-    Ok(match ports.store.get(&Key::conversation(id)).await? {
-        Some(v) => match v.item {
-            Item::Conversation(c) => Some(c),
-            _ => None,
-        },
-        None => None,
+        Change::Contact { contact_key } => thread_events(ports, caller, Some(contact_key), threads).await?,
     })
 }
 
@@ -84,25 +76,60 @@ fn may_read(conv: &Conversation, caller: &Caller) -> bool {
     conv.is_participant(&caller.user_id) || (conv.unassigned && !conv.closed && caller.require_agent().is_ok())
 }
 
-/// The caller's view of each of `ids` they may read.
-async fn thread_events(ports: &Ports, caller: &Caller, ids: &[String]) -> Result<Vec<Event>> {
+/// The caller's view of each of `ids` they may read, with the threads, the caller's read marks
+/// and (when known) the contact in one batch read.
+async fn thread_events(
+    ports: &Ports,
+    caller: &Caller,
+    contact_key: Option<&str>,
+    ids: &[String],
+) -> Result<Vec<Event>> {
+    let mut keys: Vec<Key> = ids.iter().map(|id| Key::conversation(id)).collect();
+    keys.extend(ids.iter().map(|id| Key::read_mark(&caller.user_id, id)));
+    keys.extend(contact_key.map(Key::contact));
+    let mut found: Vec<Option<Item>> =
+        ports.store.get_many(&keys).await?.into_iter().map(|v| v.map(|v| v.item)).collect();
+    let contact = match contact_key.and_then(|_| found.pop().flatten()) {
+        Some(Item::Contact(c)) => Some(c),
+        _ => None,
+    };
+    let marks = found.split_off(ids.len());
     let mut out = Vec::new();
-    for id in ids {
-        let Some(conv) = conversation(ports, id).await? else { continue };
+    for (conv, mark) in found.into_iter().zip(marks) {
+        let Some(Item::Conversation(conv)) = conv else { continue };
         if !may_read(&conv, caller) {
             continue;
         }
-        out.push(Event::Conversation(view_for(ports, caller, &conv).await?));
+        let contact = match &contact {
+            Some(c) if c.key == conv.contact_key => c.clone(),
+            _ => load_contact(&*ports.store, &conv.contact_key).await?.item,
+        };
+        out.push(Event::Conversation(view(caller, &conv, &contact, mark.as_ref(), ports)));
     }
     Ok(out)
 }
 
+fn view(
+    caller: &Caller,
+    conv: &Conversation,
+    contact: &Contact,
+    mark: Option<&Item>,
+    ports: &Ports,
+) -> ConversationView {
+    let mut view = ConversationView::new(conv, contact, ports.clock.now());
+    if conv.is_participant(&caller.user_id) {
+        view.unread_count = unread_after(conv, mark);
+    }
+    view
+}
+
 /// A thread as `GET /conversations/{id}` shows it to `caller`, unread count included.
 pub async fn view_for(ports: &Ports, caller: &Caller, conv: &Conversation) -> Result<ConversationView> {
-    let contact = load_contact(&*ports.store, &conv.contact_key).await?;
-    let mut view = ConversationView::new(conv, &contact.item, ports.clock.now());
-    if conv.is_participant(&caller.user_id) {
-        view.unread_count = unread_counts(ports, &caller.user_id, &[conv]).await?[0];
-    }
-    Ok(view)
+    let keys = [Key::contact(&conv.contact_key), Key::read_mark(&caller.user_id, &conv.id)];
+    let mut found = ports.store.get_many(&keys).await?.into_iter().map(|v| v.map(|v| v.item));
+    let contact = match found.next().flatten() {
+        Some(Item::Contact(c)) => c,
+        _ => load_contact(&*ports.store, &conv.contact_key).await?.item,
+    };
+    Ok(view(caller, conv, &contact, found.next().flatten().as_ref(), ports))
 }

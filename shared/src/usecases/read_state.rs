@@ -77,12 +77,13 @@ fn unread(conv: &Conversation, seen: u64) -> u64 {
 pub async fn unread_counts(ports: &Ports, user_id: &str, convs: &[&Conversation]) -> Result<Vec<u64>> {
     let keys: Vec<Key> = convs.iter().map(|c| Key::read_mark(user_id, &c.id)).collect();
     let marks = ports.store.get_many(&keys).await?;
-    Ok(convs
-        .iter()
-        .zip(marks)
-        .map(|(c, mark)| match mark.map(|v| v.item) {
-            Some(Item::ReadMark { inbound_seen, .. }) => unread(c, inbound_seen),
-            _ => unread(c, 0),
-        })
-        .collect())
+    Ok(convs.iter().zip(marks).map(|(c, mark)| unread_after(c, mark.map(|v| v.item).as_ref())).collect())
+}
+
+/// A thread's unread count after the reader's read mark (`None`: nothing read yet).
+pub fn unread_after(conv: &Conversation, mark: Option<&Item>) -> u64 {
+    match mark {
+        Some(Item::ReadMark { inbound_seen, .. }) => unread(conv, *inbound_seen),
+        _ => unread(conv, 0),
+    }
 }

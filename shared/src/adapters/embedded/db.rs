@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
+use tokio::sync::Semaphore;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS items (
@@ -44,8 +45,10 @@ CREATE TRIGGER IF NOT EXISTS archive_no_update BEFORE UPDATE ON archive
     BEGIN SELECT RAISE(ABORT, 'the archive is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS archive_no_delete BEFORE DELETE ON archive
     BEGIN SELECT RAISE(ABORT, 'the archive is append-only'); END;
+-- Numbered max + 1 in commit order (one writer); only the oldest rows are ever deleted, so a
+-- number is never reused and AUTOINCREMENT's bookkeeping is not needed.
 CREATE TABLE IF NOT EXISTS changes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     at INTEGER NOT NULL,
     body TEXT NOT NULL
 );
@@ -55,13 +58,16 @@ CREATE TABLE IF NOT EXISTS settings (
 );
 ";
 
-/// One writer connection, serialized by a mutex, and a few reader connections (WAL lets them
-/// read while the writer writes); every call runs on tokio's blocking pool.
+/// One writer connection and a few reader connections (WAL lets them read while the writer
+/// writes); every call runs on tokio's blocking pool. Callers wait for a free connection in
+/// async land (a semaphore per kind), so a slow moment (a checkpoint, a busy disk) queues tasks,
+/// not hundreds of blocked threads.
 #[derive(Clone)]
 pub struct Db {
     conn: Arc<Mutex<Connection>>,
     readers: Arc<Vec<Mutex<Connection>>>,
-    next_reader: Arc<std::sync::atomic::AtomicUsize>,
+    write_slot: Arc<Semaphore>,
+    read_slots: Arc<Semaphore>,
 }
 
 const READERS: usize = 2;
@@ -95,7 +101,8 @@ impl Db {
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),
             readers: Arc::new(readers),
-            next_reader: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            write_slot: Arc::new(Semaphore::new(1)),
+            read_slots: Arc::new(Semaphore::new(READERS)),
         })
     }
 
@@ -106,10 +113,17 @@ impl Db {
         F: FnOnce(&Connection) -> Result<T, String> + Send + 'static,
     {
         let readers = self.readers.clone();
-        let i = self.next_reader.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % readers.len();
+        let slot = self.read_slots.clone().acquire_owned().await.map_err(|e| e.to_string())?;
         tokio::task::spawn_blocking(move || {
-            let guard = readers[i].lock().map_err(|_| "database lock poisoned".to_string())?;
-            f(&guard)
+            // The slot guarantees one reader is free.
+            let guard = readers
+                .iter()
+                .find_map(|r| r.try_lock().ok())
+                .map_or_else(|| readers[0].lock().map_err(|_| "database lock poisoned".to_string()), Ok)?;
+            let out = f(&guard);
+            drop(guard);
+            drop(slot);
+            out
         })
         .await
         .map_err(|e| format!("database task failed: {e}"))?
@@ -122,9 +136,13 @@ impl Db {
         F: FnOnce(&mut Connection) -> Result<T, String> + Send + 'static,
     {
         let conn = self.conn.clone();
+        let slot = self.write_slot.clone().acquire_owned().await.map_err(|e| e.to_string())?;
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().map_err(|_| "database lock poisoned".to_string())?;
-            f(&mut guard)
+            let out = f(&mut guard);
+            drop(guard);
+            drop(slot);
+            out
         })
         .await
         .map_err(|e| format!("database task failed: {e}"))?

@@ -17,7 +17,8 @@ use crate::ports::{Clock, MediaInfo, TemplateInfo, WhatsApp};
 #[derive(Debug, Clone, Serialize)]
 pub struct Received {
     pub wamid: String,
-    pub request: Value,
+    /// The Graph API request, kept as its JSON text (a tenth of the memory of a `Value`).
+    pub request: Box<serde_json::value::RawValue>,
     /// Quick-reply payloads the contact can tap.
     pub buttons: Vec<String>,
     pub text: Option<String>,
@@ -279,7 +280,9 @@ impl WhatsApp for SandboxWhatsApp {
             OutboundBody::Text { body } => (vec![], Some(body.clone())),
             OutboundBody::Image { caption, .. } => (vec![], caption.clone()),
         };
-        let received = Received { wamid: wamid.clone(), request: request_json(req), buttons, text };
+        let request = serde_json::value::to_raw_value(&request_json(req))
+            .map_err(|e| GraphError::unsent(format!("sandbox: {e}")))?;
+        let received = Received { wamid: wamid.clone(), request, buttons, text };
         if let Ok(mut inbox) = self.inner.inbox.lock() {
             inbox.entry(digits.clone()).or_default().push(received);
         }
