@@ -38,12 +38,15 @@ async fn events(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).filter(|v| !v.trim().is_empty());
-    let cursor = match resume {
-        Some(id) => Cursor::parse(id)
-            .ok_or_else(|| ApiError::InvalidRequest(format!("Last-Event-ID {id:?} is not one of ours")))?,
-        None => Cursor { done: hub.head(), partial: None },
+    let resume = match resume {
+        Some(id) => Some(
+            Cursor::parse(id)
+                .ok_or_else(|| ApiError::InvalidRequest(format!("Last-Event-ID {id:?} is not one of ours")))?,
+        ),
+        None => None,
     };
-    let listener = hub.listen(&caller);
+    let (listener, head) = hub.listen(&caller).await.map_err(ApiError::from)?;
+    let cursor = resume.unwrap_or(Cursor { done: head, partial: None });
     let s = Stream_ { hub, caller, cursor, listener, ready: VecDeque::new() };
     let stream = stream::unfold(s, |mut s| async move {
         loop {

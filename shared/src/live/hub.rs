@@ -53,11 +53,25 @@ impl Cursor {
 
 #[derive(Default)]
 struct State {
+    /// Every change after `ring_from` up to `head`, oldest first (positions have gaps).
     ring: VecDeque<Arc<Entry>>,
+    ring_from: u64,
     /// The newest change taken in.
     head: u64,
     users: HashMap<String, Vec<Weak<Notify>>>,
     agents: Vec<Weak<Notify>>,
+}
+
+impl State {
+    /// Forgets closed streams; whether none is left.
+    fn idle(&mut self) -> bool {
+        self.users.retain(|_, l| {
+            l.retain(|w| w.strong_count() > 0);
+            !l.is_empty()
+        });
+        self.agents.retain(|w| w.strong_count() > 0);
+        self.users.is_empty() && self.agents.is_empty()
+    }
 }
 
 pub struct Hub {
@@ -75,15 +89,10 @@ impl Hub {
     /// Starts taking in changes committed from now on; the task doing it is returned too.
     pub async fn start(ports: Ports, feed: Arc<dyn Feed>) -> Result<(Arc<Hub>, tokio::task::JoinHandle<()>)> {
         let head = feed.head().await?;
-        let hub = Arc::new(Hub { ports, feed, state: Mutex::new(State { head, ..State::default() }) });
+        let hub = Arc::new(Hub { ports, feed, state: Mutex::new(State { head, ring_from: head, ..State::default() }) });
         let tail = hub.clone();
         let task = tokio::spawn(async move { tail.tail().await });
         Ok((hub, task))
-    }
-
-    /// The position of the newest change taken in: where a new stream starts.
-    pub fn head(&self) -> u64 {
-        self.lock().head
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -106,30 +115,24 @@ impl Hub {
     /// Reads what the feed has after the head, works out each change's audience, and wakes it.
     async fn take_in(&self) -> Result<()> {
         loop {
-            let head = self.lock().head;
+            let head = {
+                let mut st = self.lock();
+                if st.idle() {
+                    // Nobody listens: the feed is not even read (`listen` catches up).
+                    return Ok(());
+                }
+                st.head
+            };
             let batch = self.feed.after(head, BATCH).await?;
             let Some(&(last, _)) = batch.last() else { return Ok(()) };
-            {
-                let mut st = self.lock();
-                st.users.retain(|_, l| {
-                    l.retain(|w| w.strong_count() > 0);
-                    !l.is_empty()
-                });
-                st.agents.retain(|w| w.strong_count() > 0);
-                if st.users.is_empty() && st.agents.is_empty() {
-                    // Nobody listens: no audiences to work out. The ring must stay gap-free, so
-                    // it empties; a stream resuming from before reads the feed.
-                    st.ring.clear();
-                    st.head = last;
-                    continue;
-                }
-            }
             let mut entries = Vec::with_capacity(batch.len());
             for (seq, change) in batch.iter().cloned() {
                 entries.push(Arc::new(self.resolve(seq, change).await?));
             }
             let mut st = self.lock();
-            for e in entries {
+            // `listen` may have moved the head on meanwhile: the ring stays gap-free.
+            let from = st.head;
+            for e in entries.into_iter().filter(|e| e.seq > from) {
                 for u in &e.audience.users {
                     if let Some(list) = st.users.get_mut(u) {
                         wake_all(list);
@@ -140,10 +143,12 @@ impl Hub {
                 }
                 st.ring.push_back(e);
                 if st.ring.len() > RING {
-                    st.ring.pop_front();
+                    if let Some(old) = st.ring.pop_front() {
+                        st.ring_from = old.seq;
+                    }
                 }
             }
-            st.head = last;
+            st.head = st.head.max(last);
         }
     }
 
@@ -152,15 +157,26 @@ impl Hub {
         Ok(Entry { seq, change, audience })
     }
 
-    /// Registers a stream of `caller`'s, to be woken by the changes that may concern them.
-    pub fn listen(&self, caller: &Caller) -> Listener {
+    /// Registers a stream of `caller`'s, to be woken by the changes that may concern them, and
+    /// returns it with the newest change's position (where a new stream starts). The first
+    /// stream after an idle spell brings the hub up to the feed's head.
+    pub async fn listen(&self, caller: &Caller) -> Result<(Listener, u64)> {
+        if self.lock().idle() {
+            let head = self.feed.head().await?;
+            let mut st = self.lock();
+            if head > st.head {
+                st.ring.clear();
+                st.head = head;
+                st.ring_from = head;
+            }
+        }
         let wake = Arc::new(Notify::new());
         let mut st = self.lock();
         st.users.entry(caller.user_id.clone()).or_default().push(Arc::downgrade(&wake));
         if caller.require_agent().is_ok() {
             st.agents.push(Arc::downgrade(&wake));
         }
-        Listener { wake }
+        Ok((Listener { wake }, st.head))
     }
 
     /// The caller's events after `cursor` (a batch; empty when caught up), each with its id, and
@@ -172,8 +188,8 @@ impl Hub {
             if st.head < first {
                 return Ok((Vec::new(), cursor));
             }
-            match st.ring.front() {
-                Some(oldest) if oldest.seq <= first => {
+            match first > st.ring_from {
+                true => {
                     let start = st.ring.partition_point(|e| e.seq < first);
                     let picked: Vec<Arc<Entry>> = st
                         .ring
@@ -183,10 +199,11 @@ impl Hub {
                         .filter(|e| e.audience.reaches(caller))
                         .cloned()
                         .collect();
-                    let end = st.ring.get((start + BATCH).min(st.ring.len()) - 1).map_or(st.head, |e| e.seq);
+                    let last = (start + BATCH).min(st.ring.len()).checked_sub(1);
+                    let end = last.and_then(|i| st.ring.get(i)).map_or(st.head, |e| e.seq.max(cursor.done));
                     Some((picked, end))
                 }
-                _ => None,
+                false => None,
             }
         };
         let (entries, end) = match from_ring {

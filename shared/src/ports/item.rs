@@ -209,10 +209,10 @@ pub enum Item {
         up_to: String,
         inbound_seen: u64,
     },
-    /// A committed change for client apps' live events (stores that keep a change feed).
+    /// The changes one commit made, for client apps' live events (stores that keep a feed).
     Change {
         id: String,
-        change: crate::live::Change,
+        changes: Vec<crate::live::Change>,
     },
     /// A client app's live WebSocket connection, with the identity its `$connect` proved;
     /// API Gateway closes a connection after 2 hours, the item goes soon after.

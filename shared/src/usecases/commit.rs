@@ -35,7 +35,9 @@ pub async fn commit(ports: &Ports, plan: Plan) -> Result<(), StoreError> {
     let Plan { mut writes, archive, effects } = plan;
     if ports.store.keeps_changes() {
         let changes = crate::live::changes_of(&writes);
-        writes.extend(changes.into_iter().map(|change| put_new(Item::Change { id: new_id(), change })));
+        if !changes.is_empty() {
+            writes.push(put_new(Item::Change { id: new_id(), changes }));
+        }
     }
     let mut events: Vec<ArchiveEvent> = writes
         .iter()

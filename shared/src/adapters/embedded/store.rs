@@ -18,8 +18,12 @@ pub struct SqliteStore {
     changed: Arc<Notify>,
 }
 
-/// Changes kept for live streams to resume from (the sweep drops older ones).
+/// Commits whose changes are kept for live streams to resume from (the sweep drops older ones).
 const CHANGES_KEPT: i64 = 100_000;
+
+/// A change's position in the feed: its commit's row number, then its place in the commit (a
+/// commit makes fewer changes than a transaction has writes, at most 100).
+const PER_ROW: u64 = 128;
 
 impl SqliteStore {
     pub fn new(db: Db) -> SqliteStore {
@@ -90,9 +94,10 @@ fn apply(conn: &mut Connection, writes: &[Write]) -> Result<(), TxError> {
                     return Err(TxError::Conflict(index));
                 }
             }
-            // Changes go to the feed's log, numbered in commit order (one writer at a time).
-            Write::Put { item: Item::Change { change, .. }, .. } => {
-                let body = serde_json::to_string(change).map_err(|e| TxError::Other(e.to_string()))?;
+            // A commit's changes go to the feed's log as one row, numbered in commit order (one
+            // writer at a time).
+            Write::Put { item: Item::Change { changes, .. }, .. } => {
+                let body = serde_json::to_string(changes).map_err(|e| TxError::Other(e.to_string()))?;
                 tx.prepare_cached("INSERT INTO changes (at, body) VALUES (?1, ?2)")
                     .and_then(|mut s| s.execute(params![now_secs(), body]))
                     .map_err(other)?;
@@ -240,10 +245,11 @@ impl Feed for SqliteStore {
             .db
             .read(move |c| {
                 let mut stmt = c
-                    .prepare_cached("SELECT seq, body FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+                    .prepare_cached("SELECT seq, body FROM changes WHERE seq >= ?1 ORDER BY seq LIMIT ?2")
                     .map_err(|e| e.to_string())?;
                 let rows = stmt
-                    .query_map(params![cursor as i64, limit as i64], |r| {
+                    // One more row: the first may hold only changes at or before `cursor`.
+                    .query_map(params![(cursor / PER_ROW) as i64, limit as i64 + 1], |r| {
                         Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
                     })
                     .map_err(|e| e.to_string())?;
@@ -251,22 +257,27 @@ impl Feed for SqliteStore {
             })
             .await
             .map_err(StoreError::Unavailable)?;
-        rows.into_iter()
-            .map(|(seq, body)| {
-                let change = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok((seq as u64, change))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for (seq, body) in rows {
+            let changes: Vec<Change> = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let first = seq as u64 * PER_ROW;
+            out.extend((first..).zip(changes).filter(|(pos, _)| *pos > cursor));
+        }
+        out.truncate(limit);
+        Ok(out)
     }
 
     async fn head(&self) -> Result<u64, StoreError> {
         self.db
             .read(|c| {
-                c.query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| r.get::<_, i64>(0))
-                    .map_err(|e| e.to_string())
+                c.query_row("SELECT seq, json_array_length(body) FROM changes ORDER BY seq DESC LIMIT 1", [], |r| {
+                    Ok((r.get::<_, i64>(0)? as u64 * PER_ROW) + (r.get::<_, i64>(1)?.max(1) as u64 - 1))
+                })
+                .optional()
+                .map(Option::unwrap_or_default)
+                .map_err(|e| e.to_string())
             })
             .await
-            .map(|s| s as u64)
             .map_err(StoreError::Unavailable)
     }
 
