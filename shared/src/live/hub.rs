@@ -16,7 +16,7 @@ use super::render::{events_for, Event};
 use super::{audience, Audience, Change};
 
 /// Recent changes kept in memory; a stream further behind reads the feed.
-const RING: usize = 2048;
+const RING: usize = 8192;
 /// Changes taken from the feed per read.
 const BATCH: usize = 256;
 /// How often the feed is read when no commit in this process said it changed.
