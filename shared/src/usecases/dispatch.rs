@@ -8,7 +8,7 @@ use crate::meta::graph::{OutboundBody, OutboundRequest, Recipient};
 use crate::ports::{Disposition, Effect, Item, Key, OutboundJob, StoreError, Timer, Versioned, Write};
 
 use super::commit::{commit, retry, Attempt, Plan};
-use super::outcomes::{plan_delivery_unknown, plan_failure, plan_held_expired, Failure, FailurePlan};
+use super::outcomes::{plan_failure, plan_given_up, Failure, FailurePlan, GivenUp};
 use super::{dispatch_effects, load, load_contact, put_versioned, Ports, Result, UseCaseError};
 
 /// How long a claim holds; a claim older than this lapsed (the process died mid-call).
@@ -291,11 +291,15 @@ pub(crate) async fn apply_outcome(
             .ok_or(UseCaseError::NotFound)?;
         let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
         let mut plan = match outcome {
-            Outcome::Unknown => plan_delivery_unknown(&conv.item, &contact.item, &msg.item, failure, now),
+            Outcome::Unknown => {
+                plan_given_up(&conv.item, &contact.item, &msg.item, failure, GivenUp::DeliveryUnknown, now)
+            }
             Outcome::HeldExpired if msg.item.status != MessageStatus::Pending => {
                 return Ok(Attempt::Done(Disposition::Done))
             }
-            Outcome::HeldExpired => plan_held_expired(&conv.item, &contact.item, &msg.item, failure, now),
+            Outcome::HeldExpired => {
+                plan_given_up(&conv.item, &contact.item, &msg.item, failure, GivenUp::HeldExpired, now)
+            }
             Outcome::Refused { .. } => {
                 plan_failure(&conv.item, &contact.item, &msg.item, failure, &ports.settings, now)
             }

@@ -90,38 +90,38 @@ pub fn plan_failure(
     plan
 }
 
-/// A send whose answer was lost and that no status settled in time: failed as
-/// `delivery_unknown` with the sender's notice; never retried (it may have reached the contact).
-pub fn plan_delivery_unknown(
-    conv: &Conversation,
-    contact: &Contact,
-    msg: &Message,
-    failure: &Failure,
-    now: OffsetDateTime,
-) -> FailurePlan {
-    let mut plan = FailurePlan::unchanged(conv, contact, msg);
-    fail(&mut plan, failure, FailureReason::DeliveryUnknown, now);
-    if let Some(e) = plan.msg.error.as_mut() {
-        e.code = DELIVERY_UNKNOWN.into();
-    }
-    plan
+/// Why a message is failed for good without asking Meta again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GivenUp {
+    /// Its answer was lost and no status settled it in time: it may have reached the contact,
+    /// so it is never retried.
+    DeliveryUnknown,
+    /// Held past `CONNECTOR_HELD_TTL`: its marker goes, and it never reaches the contact out
+    /// of context.
+    HeldExpired,
 }
 
-/// A message held past `CONNECTOR_HELD_TTL`: its marker goes, and it fails as `held_expired`
-/// with the sender's notice, instead of reaching the contact out of context.
-pub fn plan_held_expired(
+/// Fails `msg` as `why` says, with the sender's notice.
+pub fn plan_given_up(
     conv: &Conversation,
     contact: &Contact,
     msg: &Message,
     failure: &Failure,
+    why: GivenUp,
     now: OffsetDateTime,
 ) -> FailurePlan {
     let mut plan = FailurePlan::unchanged(conv, contact, msg);
-    plan.conv.pending_count = plan.conv.pending_count.saturating_sub(1);
-    plan.writes.push(Write::Delete { key: Key::held(&conv.id, &msg.id), cond: Cond::Always });
-    fail(&mut plan, failure, FailureReason::HeldExpired, now);
+    let (reason, code) = match why {
+        GivenUp::DeliveryUnknown => (FailureReason::DeliveryUnknown, DELIVERY_UNKNOWN),
+        GivenUp::HeldExpired => {
+            plan.conv.pending_count = plan.conv.pending_count.saturating_sub(1);
+            plan.writes.push(Write::Delete { key: Key::held(&conv.id, &msg.id), cond: Cond::Always });
+            (FailureReason::HeldExpired, HELD_EXPIRED)
+        }
+    };
+    fail(&mut plan, failure, reason, now);
     if let Some(e) = plan.msg.error.as_mut() {
-        e.code = HELD_EXPIRED.into();
+        e.code = code.into();
     }
     plan
 }
