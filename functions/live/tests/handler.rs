@@ -172,3 +172,39 @@ async fn a_gone_connection_and_other_failures_come_back_from_the_management_api(
     assert!(matches!(push.post("gone", b"{}").await, Err(PushError::Gone)));
     assert!(matches!(push.post("forbidden", b"{}").await, Err(PushError::Failed(_))));
 }
+
+#[tokio::test]
+async fn a_thread_nobody_claimed_reaches_agents_connections_and_no_one_elses() {
+    use shared::meta::webhook::{InboundContent, InboundMessage};
+    let dir = tempfile::tempdir().unwrap();
+    let (live, push) = live(&dir).await;
+    let now = live.ports.clock.now();
+    let mut agent = alex();
+    agent.user_id = "agent-1".into();
+    agent.roles = vec!["agent".into()];
+    shared::live::socket::connect(&live.ports, &agent, "agent-phone", now).await.unwrap();
+    shared::live::socket::connect(&live.ports, &alex(), "alex-phone", now).await.unwrap();
+
+    let m = InboundMessage {
+        wamid: "wamid.FIRST".into(),
+        wa_id: Some("447700900777".into()),
+        user_id: None,
+        profile_name: Some("Olivia".into()),
+        timestamp: now,
+        context_id: None,
+        content: InboundContent::Text { body: "Hello, I want to open an account".into() },
+    };
+    shared::usecases::inbound::apply_inbound(&live.ports, &m).await.unwrap();
+    let conv = live.ports.store.query_unassigned(10).await.unwrap().pop().unwrap();
+    let message = live.ports.store.messages(&conv, None, 10, true).await.unwrap().pop().unwrap().item;
+    assert_eq!(live::handle(&live, stream_of(&message)).await.unwrap(), json!({"batchItemFailures": []}));
+    let posted = push.posted.lock().unwrap().clone();
+    let to: Vec<&str> = posted.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(to, vec!["agent-phone"], "{posted:?}");
+    assert_eq!(posted[0].1["data"]["text"], "Hello, I want to open an account");
+
+    // Gone on $disconnect: from the agents' index too.
+    let disconnect = json!({"requestContext": {"eventType": "DISCONNECT", "connectionId": "agent-phone"}});
+    live::handle(&live, disconnect).await.unwrap();
+    assert!(live.ports.store.get(&Key::agent_connection("agent-phone")).await.unwrap().is_none());
+}

@@ -32,6 +32,12 @@ pub async fn connect(ports: &Ports, caller: &Caller, connection_id: &str, now: O
             cond: Cond::Always,
         },
     ];
+    let mut writes = writes;
+    if caller.require_agent().is_ok() {
+        let item =
+            Item::AgentConnection { connection_id: connection_id.to_string(), caller: caller.clone(), expires_at };
+        writes.push(Write::Put { item, cond: Cond::Always });
+    }
     ports.store.transact(writes).await?;
     tracing::info!(connection_id, user_id = %caller.user_id, "live connection opened");
     Ok(())
@@ -40,7 +46,10 @@ pub async fn connect(ports: &Ports, caller: &Caller, connection_id: &str, now: O
 /// `$disconnect`, or a connection API Gateway says is gone.
 pub async fn disconnect(ports: &Ports, connection_id: &str) -> Result<()> {
     let owner = ports.store.get(&Key::connection_owner(connection_id)).await?;
-    let mut writes = vec![Write::Delete { key: Key::connection_owner(connection_id), cond: Cond::Always }];
+    let mut writes = vec![
+        Write::Delete { key: Key::connection_owner(connection_id), cond: Cond::Always },
+        Write::Delete { key: Key::agent_connection(connection_id), cond: Cond::Always },
+    ];
     if let Some(Item::ConnectionOwner { user_id, .. }) = owner.map(|v| v.item) {
         writes.push(Write::Delete { key: Key::connection(&user_id, connection_id), cond: Cond::Always });
     }
@@ -74,10 +83,31 @@ pub struct FanOut {
 pub async fn fan_out(ports: &Ports, push: &dyn Push, id: &str, change: &Change) -> Result<FanOut> {
     let mut done = FanOut::default();
     let who = audience(ports, change).await?;
+    let mut groups: Vec<(Caller, Vec<String>)> = Vec::new();
     for user in &who.users {
         let connections = ports.store.connections(user).await?;
-        let Some(Item::Connection { caller, .. }) = connections.first() else { continue };
-        // One rendering per user, from the identity their newest connection proved.
+        let ids = connections.iter().filter_map(|c| match c {
+            Item::Connection { connection_id, .. } => Some(connection_id.clone()),
+            _ => None,
+        });
+        // One rendering per user, from the identity their first connection proved.
+        if let Some(Item::Connection { caller, .. }) = connections.first() {
+            groups.push((caller.clone(), ids.collect()));
+        }
+    }
+    if who.agents {
+        // Agents and admins not already reached see the unclaimed thread too.
+        let agents = ports.store.query(&Key::agent_connection("").pk, "WS#", None, 1000, true).await?;
+        for v in agents {
+            let Item::AgentConnection { connection_id, caller, .. } = v.item else { continue };
+            match groups.iter_mut().find(|(c, _)| c.user_id == caller.user_id) {
+                Some((_, ids)) if ids.contains(&connection_id) => {}
+                Some((_, ids)) => ids.push(connection_id),
+                None => groups.push((caller, vec![connection_id])),
+            }
+        }
+    }
+    for (caller, connections) in &groups {
         let events = events_for(ports, caller, change, &who.threads).await?;
         if events.is_empty() {
             continue;
@@ -91,8 +121,7 @@ pub async fn fan_out(ports: &Ports, push: &dyn Push, id: &str, change: &Change) 
                 serde_json::to_vec(&json!({"id": eid, "event": e.kind(), "data": e})).unwrap_or_default()
             })
             .collect();
-        for c in &connections {
-            let Item::Connection { connection_id, .. } = c else { continue };
+        for connection_id in connections {
             for p in &payloads {
                 match push.post(connection_id, p).await {
                     Ok(()) => done.posted += 1,

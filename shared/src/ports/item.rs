@@ -72,6 +72,10 @@ impl Key {
     pub fn connection(user: &str, connection_id: &str) -> Key {
         Key { pk: format!("USER#{user}"), sk: format!("WS#{connection_id}") }
     }
+    /// An agent's or admin's connection, in the index the unclaimed threads' changes go to.
+    pub fn agent_connection(connection_id: &str) -> Key {
+        Key { pk: "WSAGENTS".into(), sk: format!("WS#{connection_id}") }
+    }
     /// Whose a WebSocket connection is (`$disconnect` knows only its id).
     pub fn connection_owner(connection_id: &str) -> Key {
         Key { pk: format!("WS#{connection_id}"), sk: "OWNER".into() }
@@ -222,6 +226,13 @@ pub enum Item {
         #[serde(with = "time::serde::rfc3339")]
         expires_at: OffsetDateTime,
     },
+    /// The same connection of an agent or admin, listed for the unclaimed threads' changes.
+    AgentConnection {
+        connection_id: String,
+        caller: crate::usecases::Caller,
+        #[serde(with = "time::serde::rfc3339")]
+        expires_at: OffsetDateTime,
+    },
     /// Whose connection `connection_id` is.
     ConnectionOwner {
         connection_id: String,
@@ -263,6 +274,7 @@ impl Item {
             Item::Change { id, .. } => Key::change(id),
             Item::Connection { connection_id, caller, .. } => Key::connection(&caller.user_id, connection_id),
             Item::ConnectionOwner { connection_id, .. } => Key::connection_owner(connection_id),
+            Item::AgentConnection { connection_id, .. } => Key::agent_connection(connection_id),
         }
     }
 
@@ -271,7 +283,8 @@ impl Item {
         match self {
             Item::Dedupe { expires_at, .. }
             | Item::Connection { expires_at, .. }
-            | Item::ConnectionOwner { expires_at, .. } => Some(*expires_at),
+            | Item::ConnectionOwner { expires_at, .. }
+            | Item::AgentConnection { expires_at, .. } => Some(*expires_at),
             _ => None,
         }
     }
