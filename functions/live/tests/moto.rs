@@ -12,27 +12,6 @@ use shared::domain::Phone;
 use shared::ports::{Item, Push};
 use shared::usecases::{conversations, Caller};
 
-async fn moto() -> Option<(aws_config::SdkConfig, AwsClients)> {
-    let Ok(endpoint) = std::env::var("MOTO_ENDPOINT") else {
-        assert!(
-            std::env::var("CONNECTOR_REQUIRE_AWS_TESTS").as_deref() != Ok("1"),
-            "MOTO_ENDPOINT is not set: run the tests with scripts/test"
-        );
-        eprintln!("MOTO_ENDPOINT not set: AWS adapter test not run (scripts/test runs them)");
-        return None;
-    };
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_apigatewaymanagement::config::Credentials::new(
-            "test", "test", None, None, "static",
-        ))
-        .load()
-        .await;
-    let clients = AwsClients::from_conf(&conf);
-    Some((conf, clients))
-}
-
 fn caller(user: &str) -> Caller {
     Caller {
         user_id: user.into(),
@@ -46,7 +25,7 @@ fn caller(user: &str) -> Caller {
 
 #[tokio::test]
 async fn connections_live_in_dynamodb_and_the_stream_reaches_them_through_the_management_api() {
-    let Some((conf, clients)) = moto().await else { return };
+    let Some((conf, clients)) = AwsClients::emulator_from_env().await else { return };
     let table = format!("live-{}", std::process::id());
     DynamoStore::create_table(&clients.dynamodb, &table).await.unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -6,21 +6,7 @@ use shared::adapters::aws::AwsClients;
 /// tests pass without running, unless `CONNECTOR_REQUIRE_AWS_TESTS=1`, as in CI, makes that an
 /// error).
 pub async fn aws_clients() -> Option<AwsClients> {
-    let Ok(endpoint) = std::env::var("MOTO_ENDPOINT") else {
-        assert!(
-            std::env::var("CONNECTOR_REQUIRE_AWS_TESTS").as_deref() != Ok("1"),
-            "MOTO_ENDPOINT is not set: run the tests with scripts/test"
-        );
-        eprintln!("MOTO_ENDPOINT not set: AWS adapter test not run (scripts/test runs them)");
-        return None;
-    };
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "static"))
-        .load()
-        .await;
-    Some(AwsClients::from_conf(&conf))
+    AwsClients::emulator_from_env().await.map(|(_, clients)| clients)
 }
 
 pub fn unique(prefix: &str) -> String {
