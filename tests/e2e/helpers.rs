@@ -234,13 +234,7 @@ pub fn on_aws() -> bool {
 async fn aws_resources(env: &mut HashMap<String, String>) -> shared::adapters::aws::AwsClients {
     let endpoint =
         std::env::var("MOTO_ENDPOINT").expect("E2E_BACKEND=aws needs MOTO_ENDPOINT (scripts/test sets both)");
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "static"))
-        .load()
-        .await;
-    let c = shared::adapters::aws::AwsClients::from_conf(&conf);
+    let (_, c) = shared::adapters::aws::AwsClients::emulator(&endpoint).await;
     let n = next_id();
     let name = |p: &str| format!("e2e-{p}-{}-{n}", std::process::id());
     shared::adapters::aws::DynamoStore::create_table(&c.dynamodb, &name("table")).await.unwrap();
