@@ -1,8 +1,12 @@
-//! Local-only routes: the dev clock and the WhatsApp sandbox's contact controls.
+//! Local-only routes: the dev clock, the WhatsApp sandbox's contact controls, and (with the
+//! sandbox) client tokens for the web console.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -12,7 +16,7 @@ use shared::adapters::embedded::DevClock;
 use shared::adapters::sandbox::{ContactAction, SandboxWhatsApp};
 use shared::app::Embedded;
 use shared::domain::Phone;
-use shared::http::{ApiError, AppJson, AppState};
+use shared::http::{issue_token, ApiError, AppJson, AppState, Claims};
 
 pub async fn method_not_allowed() -> (axum::http::StatusCode, Json<Value>) {
     (
@@ -72,7 +76,94 @@ fn digits(phone: &str) -> Result<String, ApiError> {
 }
 
 pub fn sandbox_router(sandbox: Arc<SandboxWhatsApp>) -> Router {
-    Router::new().route("/sandbox/contacts/{phone}/messages", get(inbox).post(act)).with_state(sandbox)
+    Router::new()
+        .route("/sandbox/contacts/{phone}/messages", get(inbox).post(act))
+        .route("/sandbox/events", get(watch))
+        .route("/sandbox/media/{id}", get(media))
+        .with_state(sandbox)
+}
+
+/// Server-Sent Events: `phone` with `{"phone": "+<digits>"}` each time a contact's phone
+/// changes (a message received or sent), so the console's phone panel needs no polling.
+async fn watch(
+    State(sandbox): State<Arc<SandboxWhatsApp>>,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {
+    let stream = futures_util::stream::unfold(sandbox.watch(), |mut rx| async move {
+        use tokio::sync::broadcast::error::RecvError;
+        let phone = match rx.recv().await {
+            Ok(digits) => format!("+{digits}"),
+            // Fell behind: "every phone changed" makes the watcher read again.
+            Err(RecvError::Lagged(_)) => "*".to_string(),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(Event::default().event("phone").data(json!({ "phone": phone }).to_string())), rx))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)).text("ping"))
+}
+
+/// A picture on a contact's phone (one the connector uploaded or the contact sent).
+async fn media(State(sandbox): State<Arc<SandboxWhatsApp>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let (bytes, mime) = sandbox.media(&id).ok_or(ApiError::NotFound)?;
+    Ok(([(header::CONTENT_TYPE, mime)], bytes).into_response())
+}
+
+/// A local client's claims: the sandbox's defaults (retail, eu, en) where one is not given,
+/// valid for 30 days.
+pub fn local_claims(
+    sub: String,
+    name: Option<String>,
+    locale: Option<String>,
+    sub_org: Option<String>,
+    region: Option<String>,
+    roles: Vec<String>,
+) -> Claims {
+    let given = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+    Claims {
+        name: Some(given(name).unwrap_or_else(|| sub.clone())),
+        sub_org: Some(given(sub_org).unwrap_or_else(|| "retail".into())),
+        region: Some(given(region).unwrap_or_else(|| "eu".into())),
+        locale: Some(given(locale).unwrap_or_else(|| "en".into())),
+        roles,
+        exp: time::OffsetDateTime::now_utc().unix_timestamp() + 30 * 24 * 3600,
+        sub,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Mint {
+    sub: String,
+    name: Option<String>,
+    locale: Option<String>,
+    sub_org: Option<String>,
+    region: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+/// `POST /dev/token`: a client token signed with `AUTH_JWT_SECRET`, as `connector-local token`
+/// prints. Mounted only with the sandbox, where every secret is a local one.
+pub fn token_router(state: AppState) -> Router {
+    Router::new().route(
+        "/dev/token",
+        post(move |AppJson(m): AppJson<Mint>| {
+            let state = state.clone();
+            async move {
+                let sub = m.sub.trim().to_string();
+                if sub.is_empty() || sub.len() > 64 || matches!(sub.as_str(), "contact" | "system") {
+                    return Err(ApiError::InvalidRequest(
+                        "sub must be 1 to 64 characters, not contact or system".into(),
+                    ));
+                }
+                let known = ["agent", "admin"];
+                if let Some(r) = m.roles.iter().find(|r| !known.contains(&r.as_str())) {
+                    return Err(ApiError::InvalidRequest(format!("unknown role {r:?}: agent or admin")));
+                }
+                let claims = local_claims(sub, m.name, m.locale, m.sub_org, m.region, m.roles);
+                Ok(Json(json!({ "token": issue_token(&state.config.jwt_secret, &claims), "claims": claims })))
+            }
+        }),
+    )
 }
 
 async fn inbox(

@@ -1,7 +1,8 @@
 //! The local runner: every function's router on one port, the queue consumers and the timer
-//! loop on the embedded SQLite backend, the WhatsApp sandbox, and the dev clock.
+//! loop on the embedded SQLite backend, the WhatsApp sandbox, the dev clock and the web console.
 
 pub mod bench;
+mod console;
 mod dev;
 mod events;
 mod workers;
@@ -17,6 +18,8 @@ use shared::app::Embedded;
 use shared::http::{not_found, AppState};
 use shared::live::hub::Hub;
 use shared::Config;
+
+pub use dev::local_claims;
 
 pub struct Running {
     pub addr: SocketAddr,
@@ -47,7 +50,8 @@ pub fn router(state: AppState, embedded: &Embedded, hub: Option<Arc<Hub>>) -> Ro
         .merge(optin::router(state.clone()))
         .merge(participants::router(state.clone()))
         .merge(admin::router(state.clone()))
-        .merge(send::router(state.clone()));
+        .merge(send::router(state.clone()))
+        .merge(console::router(state.clone(), embedded));
     if let Some(hub) = hub {
         app = app.merge(events::router(state.clone(), hub));
     }
@@ -55,7 +59,7 @@ pub fn router(state: AppState, embedded: &Embedded, hub: Option<Arc<Hub>>) -> Ro
         app = app.merge(dev::clock_router(state.clone(), embedded.clone(), clock.clone()));
     }
     if let Some(sandbox) = &embedded.sandbox {
-        app = app.merge(dev::sandbox_router(sandbox.clone()));
+        app = app.merge(dev::sandbox_router(sandbox.clone())).merge(dev::token_router(state.clone()));
     }
     app.fallback(not_found).method_not_allowed_fallback(dev::method_not_allowed)
 }

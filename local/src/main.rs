@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use shared::http::{issue_token, Claims};
+use shared::http::issue_token;
 use shared::Config;
 
 const USAGE: &str = "usage:
@@ -64,16 +64,14 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 }
 
 fn token(config: &Config, args: &[String]) -> Result<(), String> {
-    let sub = flag(args, "--sub").unwrap_or_else(|| "alex".into());
-    let claims = Claims {
-        name: Some(flag(args, "--name").unwrap_or_else(|| "Alex Kim".into())),
-        sub_org: Some(flag(args, "--sub-org").unwrap_or_else(|| "retail".into())),
-        region: Some(flag(args, "--region").unwrap_or_else(|| "eu".into())),
-        locale: Some(flag(args, "--locale").unwrap_or_else(|| "en".into())),
-        roles: if args.iter().any(|a| a == "--admin") { vec!["admin".into()] } else { vec![] },
-        exp: time::OffsetDateTime::now_utc().unix_timestamp() + 30 * 24 * 3600,
-        sub,
-    };
+    let claims = connector_local::local_claims(
+        flag(args, "--sub").unwrap_or_else(|| "alex".into()),
+        Some(flag(args, "--name").unwrap_or_else(|| "Alex Kim".into())),
+        flag(args, "--locale"),
+        flag(args, "--sub-org"),
+        flag(args, "--region"),
+        if args.iter().any(|a| a == "--admin") { vec!["admin".into()] } else { vec![] },
+    );
     println!("{}", issue_token(&config.jwt_secret, &claims));
     Ok(())
 }

@@ -13,15 +13,19 @@ use crate::meta::graph::{request_json, GraphError, OutboundBody, OutboundRequest
 use crate::meta::signature;
 use crate::ports::{Clock, MediaInfo, TemplateInfo, WhatsApp};
 
-/// What the contact received, as the sandbox shows it.
+/// A message on the contact's phone, as the sandbox shows it: one the contact received, or
+/// (with `from_contact`) one they sent.
 #[derive(Debug, Clone, Serialize)]
 pub struct Received {
     pub wamid: String,
-    /// The Graph API request, kept as its JSON text (a tenth of the memory of a `Value`).
+    /// The Graph API request, or the webhook message the contact sent, kept as its JSON text
+    /// (a tenth of the memory of a `Value`).
     pub request: Box<serde_json::value::RawValue>,
     /// Quick-reply payloads the contact can tap.
     pub buttons: Vec<String>,
     pub text: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub from_contact: bool,
 }
 
 pub struct SandboxWhatsApp {
@@ -35,6 +39,8 @@ struct Inner {
     webhook_url: OnceLock<String>,
     clock: Arc<dyn Clock>,
     inbox: Mutex<HashMap<String, Vec<Received>>>,
+    /// The digits of each contact whose phone changed, for whoever watches (the web console).
+    changed: tokio::sync::broadcast::Sender<String>,
     /// Pictures uploaded by the connector or sent by a contact, by Meta-style id.
     media: Mutex<HashMap<String, (Vec<u8>, String)>>,
     templates: Vec<TemplateInfo>,
@@ -63,8 +69,8 @@ pub fn catalog(settings: &crate::usecases::Settings) -> Vec<TemplateInfo> {
 #[derive(Debug, Clone)]
 pub enum ContactAction {
     Text(String),
-    /// Taps the first button whose payload starts with this action (`OPT_IN_YES`, `OPT_IN_NO`,
-    /// `RESUME`) on the latest template that has one.
+    /// Taps the button with this payload, or the first whose payload starts with this action
+    /// (`OPT_IN_YES`, `OPT_IN_NO`, `RESUME`), on the latest message that has one.
     Tap(String),
     /// Reads everything received so far.
     Read,
@@ -100,6 +106,7 @@ impl SandboxWhatsApp {
                 webhook_url: OnceLock::new(),
                 clock,
                 inbox: Mutex::new(HashMap::new()),
+                changed: tokio::sync::broadcast::channel(256).0,
                 media: Mutex::new(HashMap::new()),
                 templates,
             }),
@@ -111,9 +118,19 @@ impl SandboxWhatsApp {
         let _ = self.inner.webhook_url.set(webhook_url);
     }
 
-    /// Messages the contact with these digits received, oldest first.
+    /// What the phone of the contact with these digits shows, oldest first.
     pub fn inbox(&self, digits: &str) -> Vec<Received> {
         self.inner.inbox.lock().map(|i| i.get(digits).cloned().unwrap_or_default()).unwrap_or_default()
+    }
+
+    /// The digits of every contact whose phone changes from now on.
+    pub fn watch(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.inner.changed.subscribe()
+    }
+
+    /// A picture the connector sent or a contact sent, by its Meta-style id.
+    pub fn media(&self, meta_id: &str) -> Option<(Vec<u8>, String)> {
+        self.inner.media.lock().ok().and_then(|m| m.get(meta_id).cloned())
     }
 
     /// Acts as the contact; returns the webhook body that was posted.
@@ -134,7 +151,7 @@ impl SandboxWhatsApp {
                     .find_map(|r| {
                         r.buttons
                             .iter()
-                            .find(|b| b.split(':').next() == Some(action.as_str()))
+                            .find(|b| *b == &action || b.split(':').next() == Some(action.as_str()))
                             .map(|b| (r.wamid.clone(), b.clone()))
                     })
                     .ok_or(SandboxError::NoSuchButton(action))?;
@@ -164,13 +181,25 @@ impl SandboxWhatsApp {
                 let statuses: Vec<Value> = self
                     .inbox(digits)
                     .iter()
+                    .filter(|r| !r.from_contact)
                     .map(|r| json!({"id": r.wamid, "status": "read", "timestamp": ts, "recipient_id": digits}))
                     .collect();
                 json!({ "statuses": statuses })
             }
         };
+        let sent = value.get("messages").and_then(|m| m.get(0)).cloned();
         let body = envelope(&inner.phone_number_id, value);
         inner.post(&body).await?;
+        if let Some(message) = sent {
+            let text = message
+                .pointer("/text/body")
+                .or_else(|| message.pointer("/button/text"))
+                .or_else(|| message.pointer("/image/caption"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let request = serde_json::value::to_raw_value(&message).map_err(|e| SandboxError::Post(e.to_string()))?;
+            inner.record(digits, Received { wamid, request, buttons: vec![], text, from_contact: true });
+        }
         Ok(body)
     }
 }
@@ -192,6 +221,13 @@ fn envelope(phone_number_id: &str, mut value: Value) -> Value {
 }
 
 impl Inner {
+    fn record(&self, digits: &str, entry: Received) {
+        if let Ok(mut inbox) = self.inbox.lock() {
+            inbox.entry(digits.to_string()).or_default().push(entry);
+        }
+        let _ = self.changed.send(digits.to_string());
+    }
+
     async fn post(&self, body: &Value) -> Result<(), SandboxError> {
         let url = self.webhook_url.get().ok_or(SandboxError::NotConnected)?;
         let bytes = serde_json::to_vec(body).map_err(|e| SandboxError::Post(e.to_string()))?;
@@ -282,10 +318,8 @@ impl WhatsApp for SandboxWhatsApp {
         };
         let request = serde_json::value::to_raw_value(&request_json(req))
             .map_err(|e| GraphError::unsent(format!("sandbox: {e}")))?;
-        let received = Received { wamid: wamid.clone(), request, buttons, text };
-        if let Ok(mut inbox) = self.inner.inbox.lock() {
-            inbox.entry(digits.clone()).or_default().push(received);
-        }
+        let received = Received { wamid: wamid.clone(), request, buttons, text, from_contact: false };
+        self.inner.record(&digits, received);
         // The phone answers a moment later, as Meta's webhooks do.
         let inner = self.inner.clone();
         let w = wamid.clone();
