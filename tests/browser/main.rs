@@ -39,6 +39,21 @@ fn missing() -> Option<String> {
 /// One browser at a time: the first-paint figure is not shared with another story's load.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// A local runner on a fresh directory: the sandbox and the dev clock, plus `extra`.
+async fn runner(extra: &[(&str, &str)]) -> (connector_local::Running, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = vec![
+        ("CONNECTOR_LISTEN".to_string(), "127.0.0.1:0".to_string()),
+        ("CONNECTOR_DATA_DIR".to_string(), dir.path().display().to_string()),
+        ("CONNECTOR_DEV_CLOCK".to_string(), "1".to_string()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let config = shared::Config::from_lookup(|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap();
+    let running = connector_local::start(config).await.unwrap();
+    let base = format!("http://{}", running.addr);
+    (running, base, dir)
+}
+
 async fn story(name: &str) {
     let _turn = ONE_AT_A_TIME.lock().await;
     if let Some(why) = missing() {
@@ -46,15 +61,7 @@ async fn story(name: &str) {
         eprintln!("browser story {name} not run: {why}");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("CONNECTOR_LISTEN", "127.0.0.1:0".to_string()),
-        ("CONNECTOR_DATA_DIR", dir.path().display().to_string()),
-        ("CONNECTOR_DEV_CLOCK", "1".into()),
-    ];
-    let config = shared::Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
-    let running = connector_local::start(config).await.unwrap();
-    let base = format!("http://{}", running.addr);
+    let (running, base, _dir) = runner(&[]).await;
     let shots = workspace().join("target/console-screenshots");
     let script = workspace().join("tests/browser/console.py");
     let mut cmd = Command::new(python());
@@ -74,4 +81,111 @@ async fn sandbox_story_in_a_browser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_story_in_a_browser() {
     story("group").await;
+}
+
+// The console's HTTP surface, without a browser.
+
+#[tokio::test]
+async fn the_console_is_served_with_its_security_headers_and_revalidated_by_etag() {
+    let (running, base, _dir) = runner(&[]).await;
+    let http = reqwest::Client::new();
+    let page = http.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    let etag = page.headers()["etag"].clone();
+    assert!(page.text().await.unwrap().contains("/console/app.js"));
+    let again = http.get(format!("{base}/")).header("if-none-match", etag).send().await.unwrap();
+    assert_eq!(again.status(), 304);
+    for asset in ["/console/app.js", "/console/i18n.js", "/console/app.css", "/favicon.ico"] {
+        let r = http.get(format!("{base}{asset}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{asset}");
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    }
+    let config: serde_json::Value =
+        http.get(format!("{base}/console/config.json")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(config["sandbox"], true);
+    assert_eq!(config["dev_clock"], true);
+    assert!(config["now"].as_i64().unwrap() > 1_700_000_000);
+    running.shutdown();
+}
+
+#[tokio::test]
+async fn dev_tokens_work_on_the_api_and_refuse_reserved_subjects_and_unknown_roles() {
+    let (running, base, _dir) = runner(&[]).await;
+    let http = reqwest::Client::new();
+    let mint = |body: serde_json::Value| http.post(format!("{base}/dev/token")).json(&body).send();
+    let r =
+        mint(serde_json::json!({"sub": "kim", "name": "Kim Park", "locale": "de", "roles": ["agent"]})).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["claims"]["locale"], "de");
+    assert_eq!(body["claims"]["sub_org"], "retail");
+    let token = body["token"].as_str().unwrap();
+    let list = http.get(format!("{base}/conversations?status=unassigned")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(list.status(), 200, "an agent's token lists the unassigned inbox");
+    for bad in [
+        serde_json::json!({"sub": "system"}),
+        serde_json::json!({"sub": "contact"}),
+        serde_json::json!({"sub": ""}),
+        serde_json::json!({"sub": "x".repeat(65)}),
+        serde_json::json!({"sub": "kim", "roles": ["support admin"]}),
+    ] {
+        assert_eq!(mint(bad.clone()).await.unwrap().status(), 422, "{bad}");
+    }
+    assert_eq!(
+        mint(serde_json::json!({"sub": "kim", "superuser": true})).await.unwrap().status(),
+        422,
+        "unknown fields are refused"
+    );
+    running.shutdown();
+}
+
+#[tokio::test]
+async fn without_the_sandbox_the_console_mints_no_tokens() {
+    let (running, base, _dir) =
+        runner(&[("WHATSAPP_API_BASE_URL", "http://127.0.0.1:9"), ("WHATSAPP_ACCESS_TOKEN", "t")]).await;
+    let http = reqwest::Client::new();
+    assert_eq!(http.get(format!("{base}/")).send().await.unwrap().status(), 200);
+    let r = http.post(format!("{base}/dev/token")).json(&serde_json::json!({"sub": "kim"})).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(http.get(format!("{base}/sandbox/events")).send().await.unwrap().status(), 404);
+    let config: serde_json::Value =
+        http.get(format!("{base}/console/config.json")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(config["sandbox"], false);
+    running.shutdown();
+}
+
+#[tokio::test]
+async fn the_sandbox_announces_each_change_of_a_contacts_phone_and_keeps_what_they_sent() {
+    let (running, base, _dir) = runner(&[]).await;
+    let http = reqwest::Client::new();
+    let mut watch = http.get(format!("{base}/sandbox/events")).send().await.unwrap();
+    assert_eq!(watch.headers()["content-type"], "text/event-stream");
+    let said = http
+        .post(format!("{base}/sandbox/contacts/%2B447700900321/messages"))
+        .json(&serde_json::json!({"text": "Hello there"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(said.status(), 200);
+    let mut seen = String::new();
+    while !seen.contains("+447700900321") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), watch.chunk()).await;
+        let chunk = chunk.expect("an event within 5 s").unwrap().expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("event: phone"), "{seen}");
+    let phone: serde_json::Value = http
+        .get(format!("{base}/sandbox/contacts/%2B447700900321/messages"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mine = &phone["messages"][0];
+    assert_eq!(mine["from_contact"], true);
+    assert_eq!(mine["text"], "Hello there");
+    running.shutdown();
 }
