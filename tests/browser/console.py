@@ -33,7 +33,7 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1440,1000", "--lang=en-GB"):
+                "--window-size=1440,1200", "--lang=en-GB"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = Service(executable_path=os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
@@ -183,31 +183,48 @@ def png(path):
     return path
 
 
+PAINT = """
+    const paint = performance.getEntriesByType('paint');
+    const e = paint.find(e => e.name === 'first-contentful-paint') || paint[0];
+    const nav = performance.getEntriesByType('navigation')[0];
+    const bytes = [nav, ...performance.getEntriesByType('resource')]
+        .reduce((n, e) => n + (e.transferSize || e.encodedBodySize || 0), 0);
+    return e ? {paint: e.startTime, bytes} : null;
+"""
+
+
 def first_visit(p):
-    """Loads the console in a fresh profile; returns (first paint ms, bytes transferred)."""
+    """Loads the console three times with the browser's cache off, and a one-line page as the
+    baseline in between; returns (median first paint ms, bytes a visit transfers)."""
+    p.d.execute_cdp_cmd("Network.enable", {})
+    p.d.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})
+    paints, baselines, size = [], [], 0
+    for _ in range(3):
+        p.d.get(p.base + "/")
+        p.one("#signin:not([hidden])", "the sign-in form")
+        timing = p.until("the console's paint", lambda: p.d.execute_script(PAINT))
+        paints.append(timing["paint"])
+        size = max(size, timing["bytes"])
+        p.d.get("data:text/html,<p>baseline</p>")
+        baselines.append(p.until("the baseline's paint", lambda: p.d.execute_script(PAINT))["paint"])
+    p.d.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": False})
     p.d.get(p.base + "/")
     p.one("#signin:not([hidden])", "the sign-in form")
-    timing = p.d.execute_script("""
-        const paint = performance.getEntriesByType('paint').find(e => e.name === 'first-contentful-paint')
-                   || performance.getEntriesByType('paint').find(e => e.name === 'first-paint');
-        const nav = performance.getEntriesByType('navigation')[0];
-        const bytes = [nav, ...performance.getEntriesByType('resource')]
-            .reduce((n, e) => n + (e.transferSize || e.encodedBodySize || 0), 0);
-        return {paint: paint ? paint.startTime : null, bytes};
-    """)
     # Every language has every word.
     missing = p.d.execute_script("""
         const keys = Object.keys(I18N.en);
         return Object.entries(I18N).flatMap(([l, w]) => keys.filter(k => !(k in w)).map(k => l + ':' + k));
     """)
     assert not missing, f"untranslated: {missing}"
-    return timing["paint"], timing["bytes"]
+    paint, baseline = sorted(paints)[1], sorted(baselines)[1]
+    print(f"first paint {paint:.0f} ms, median of {[round(x) for x in paints]} "
+          f"(a one-line page: {baseline:.0f} ms), transferred {size} bytes")
+    return paint, size
 
 
 def sandbox_story(p, tmp):
     """The README's sandbox story: opt-in, held message, ticks, reply, read, window, resume."""
     paint, size = first_visit(p)
-    print(f"first paint {paint:.0f} ms, transferred {size} bytes")
     assert paint is not None and paint <= FIRST_PAINT_MS, f"first paint {paint} ms"
     assert size <= ASSET_BYTES, f"transferred {size} bytes"
 
@@ -274,15 +291,55 @@ def sandbox_story(p, tmp):
     p.wait_status("Never mind", "recalled")
     p.contact_says("Still here")
     p.see("#log li.inbound", "Still here")
+
+    # A text held longer than CONNECTOR_HELD_TTL (a day here) fails, saying what to do next.
+    p.click("+25 hours")
+    p.see("#window", "Window closed")
+    p.write("Anyone there?")
+    p.wait_status("Anyone there?", "pending")
+    p.click("+25 hours")
+    p.wait_status("Anyone there?", "failed")
+    p.see("#log li.outbound .err", "Send it again if it still matters")
+    p.see("#log li.notice", "A message could not be delivered")
+    accessible(p)
     p.shot("3-sandbox-story")
+
+
+def accessible(p):
+    """Every control has a name a screen reader can read, and the focus can reach it."""
+    unnamed = p.d.execute_script("""
+        const name = (el) => (el.labels && el.labels.length) || el.getAttribute('aria-label')
+            || el.getAttribute('aria-labelledby') || (el.textContent || '').trim();
+        return [...document.querySelectorAll('input, select, textarea, button')]
+            .filter((el) => el.offsetParent !== null && !name(el)).map((el) => el.outerHTML.slice(0, 120));
+    """)
+    assert not unnamed, f"controls without a name: {unnamed}"
+    unreachable = p.d.execute_script("""
+        return [...document.querySelectorAll('input, select, textarea, button')]
+            .filter((el) => el.offsetParent !== null && el.tabIndex < 0).length;
+    """)
+    assert unreachable == 0, f"{unreachable} controls out of the tab order"
+
+
+def keyboard_sign_in(p, sub, name):
+    """Signs in with the keyboard alone: the form takes the focus, Tab moves, Enter submits."""
+    p.one("#signin:not([hidden])")
+    focused = p.d.switch_to.active_element
+    assert focused.get_attribute("name") == "sub", "the user id field has the focus"
+    focused.send_keys(sub, Keys.TAB)
+    p.d.switch_to.active_element.send_keys(name, Keys.TAB)
+    p.d.switch_to.active_element.send_keys("fr", Keys.TAB)  # the language
+    p.d.switch_to.active_element.send_keys(Keys.ENTER)  # in the sub-organization field: submits
+    p.until("the live stream", lambda: "on" in p.one("#live").get_attribute("class"))
 
 
 def group_story(p, tmp):
     """Colleagues in one thread: add with history, live updates, French notices, leave; the
-    unassigned inbox and claim; the admin's archive with its verification."""
+    unassigned inbox and claim; unread badges; the admin's archive with its verification."""
     first_visit(p)
-    p.sign_in("sam", "Sam Lee", locale="fr")  # Sam exists in the directory once signed in
+    keyboard_sign_in(p, "sam", "Sam Lee")  # Sam is in the directory once signed in
     p.see("#threads-title", "Conversations")
+    p.see("#who", "Connecté : Sam Lee")
     p.sign_in("alex", "Alex Kim", agent=True, admin=True)
     p.start_thread("+447700900456", "Noah")
     p.tap("Yes")
@@ -334,6 +391,19 @@ def group_story(p, tmp):
     p.see("#thread-head", "Waiting for consent")
     p.see("#log li.inbound", "Hello, I want to open an account")
     p.see("#screen li.theirs", "connector_optin")
+
+    # Noah writes while another thread is open: Noah's thread shows an unread badge, live,
+    # until it is opened.
+    p.type_into("Contact", "+447700900456", "#phone")
+    p.click("Open", "#phone")
+    p.contact_says("One more question")
+    p.until("Noah's unread badge", lambda: any(
+        "Noah" in b.text and b.find_elements(By.CSS_SELECTOR, ".badge.unread")
+        for b in p.css("#thread-list button[data-thread]")))
+    p.open_thread("Noah")
+    p.see("#log li.inbound", "One more question")
+    p.until("no unread badge", lambda: not p.css("#thread-list .badge.unread"))
+    accessible(p)
 
     # Sam leaves Noah's thread: the thread goes from Sam's list and Alex is told.
     p.sign_in("sam", "Sam Lee", locale="fr")

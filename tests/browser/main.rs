@@ -61,7 +61,8 @@ async fn story(name: &str) {
         eprintln!("browser story {name} not run: {why}");
         return;
     }
-    let (running, base, _dir) = runner(&[]).await;
+    // A held text expires after a day, so a story can show that failure with one click.
+    let (running, base, _dir) = runner(&[("CONNECTOR_HELD_TTL", "86400")]).await;
     let shots = workspace().join("target/console-screenshots");
     let script = workspace().join("tests/browser/console.py");
     let mut cmd = Command::new(python());
