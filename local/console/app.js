@@ -241,6 +241,12 @@ async function listen() {
       const headers = { Authorization: `Bearer ${S.user.token}`, Accept: 'text/event-stream' };
       if (S.cursor) headers['Last-Event-ID'] = S.cursor;
       const r = await fetch('/events', { headers, signal: ctrl.signal });
+      if (r.status === 401) {
+        // The token expired or was refused: asking again will not help.
+        showSignIn();
+        toast(t('error', { message: (await r.json()).error.message }));
+        return;
+      }
       if (!r.ok) throw new Error(`events: ${r.status}`);
       setLive(true);
       const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -290,6 +296,12 @@ function onMessage(m) {
   if (m.direction === 'inbound') markRead().catch((e) => toast(t('error', { message: e.message })));
 }
 function onConversation(c) {
+  // An agent hears of unclaimed threads; once a colleague claims one, it is not ours to list.
+  if (c.status !== 'unassigned' && !c.participants.some((p) => p.user_id === S.user.claims.sub)) {
+    S.threads.delete(c.id);
+    renderThreadList();
+    return;
+  }
   S.threads.set(c.id, c);
   renderThreadList();
   if (c.id === S.open) {
@@ -371,7 +383,16 @@ function renderThreadList_() {
   if (!shown.length) list.append(h('li', { class: 'muted' }, t(unassigned ? 'no_unassigned' : 'no_threads')));
 }
 async function claim(id) {
-  const c = await api('POST', `${conv(id)}/claim`);
+  let c;
+  try {
+    c = await api('POST', `${conv(id)}/claim`);
+  } catch (e) {
+    if (e.code === 'already_claimed') {
+      S.threads.delete(id);
+      renderThreadList();
+    }
+    throw e;
+  }
   S.threads.set(c.id, c);
   S.tab = 'mine';
   renderThreadsPane();
@@ -421,6 +442,8 @@ function renderHeader() {
   const head = $('thread-head');
   const c = S.threads.get(S.open);
   if (!head || !c) return;
+  const composer = $('composer');
+  if (composer) composer.hidden = ['closed', 'unassigned'].includes(c.status);
   put(head, 
     h('h2', { id: 'thread-title', tabindex: '-1' }, threadLabel(c), ' ', h('span', { class: 'muted' }, c.contact.phone || '')),
     h('p', {},

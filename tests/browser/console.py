@@ -319,6 +319,25 @@ def accessible(p):
             .filter((el) => el.offsetParent !== null && el.tabIndex < 0).length;
     """)
     assert unreachable == 0, f"{unreachable} controls out of the tab order"
+    # WCAG AA: text contrast at least 4.5:1 against the background it is drawn on.
+    low = p.d.execute_script("""
+        const rgb = (c) => (c.match(/[0-9.]+/g) || []).map(Number);
+        const lum = ([r, g, b]) => [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+            .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+        const bg = (el) => { for (; el; el = el.parentElement) { const c = rgb(getComputedStyle(el).backgroundColor);
+            if (c.length === 3 || c[3] > 0) return c.slice(0, 3); } return [255, 255, 255]; };
+        const out = [];
+        for (const el of document.querySelectorAll('body *')) {
+            if (el.offsetParent === null || ![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+            const style = getComputedStyle(el);
+            if (parseFloat(style.opacity) < 1) continue;  // disabled controls are exempt
+            const [a, b] = [lum(rgb(style.color)), lum(bg(el))];
+            const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+            if (ratio < 4.5) out.push(el.tagName + ' ' + ratio.toFixed(2) + ' ' + el.textContent.trim().slice(0, 40));
+        }
+        return out;
+    """)
+    assert not low, f"text below 4.5:1 contrast: {low}"
 
 
 def keyboard_sign_in(p, sub, name):
@@ -405,8 +424,22 @@ def group_story(p, tmp):
     p.until("no unread badge", lambda: not p.css("#thread-list .badge.unread"))
     accessible(p)
 
+    # The new contact taps "No": the thread shows the opt-out. Alex hands it to Sam without
+    # the history: it leaves Alex's list (with Alex's own notice) and reaches Sam's.
+    p.type_into("Contact", "+447700900789", "#phone")
+    p.click("Open", "#phone")
+    p.tap("No")
+    p.see("#thread-list", "Opted out")
+    p.press("the opted-out thread", lambda: [b for b in p.css("#thread-list button[data-thread]") if "Opted out" in b.text])
+    p.type_into("Colleague’s name", "Sa", "#people")
+    p.one("#people button[data-transfer=sam]", "Sam in the search results").click()
+    p.until("the thread gone from Alex's list",
+            lambda: not any("Opted out" in b.text for b in p.css("#thread-list button[data-thread]")))
+    p.see("#thread .notice", "You left the conversation.")
+
     # Sam leaves Noah's thread: the thread goes from Sam's list and Alex is told.
     p.sign_in("sam", "Sam Lee", locale="fr")
+    p.see("#thread-list", "Refusé")  # the transferred thread, in Sam's list
     p.open_thread("Noah")
     p.click("Quitter la conversation", "#people")
     p.until("the thread gone from Sam's list",
