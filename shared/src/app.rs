@@ -117,12 +117,15 @@ pub fn aws_ports(
     Ports {
         store: dynamo,
         queue: Arc::new(SqsQueue::new(clients.sqs.clone(), r.outbound_queue_url.clone(), r.receipts_queue_url.clone())),
-        scheduler: Arc::new(EventBridgeScheduler::new(
-            clients.scheduler.clone(),
-            r.schedule_group.clone(),
-            r.timers_function_arn.clone(),
-            r.scheduler_role_arn.clone(),
-        )),
+        scheduler: Arc::new(
+            EventBridgeScheduler::new(
+                clients.scheduler.clone(),
+                r.schedule_group.clone(),
+                r.timers_function_arn.clone(),
+                r.scheduler_role_arn.clone(),
+            )
+            .with_dead_letter(r.timers_dlq_arn.clone()),
+        ),
         whatsapp,
         clock,
         archive,

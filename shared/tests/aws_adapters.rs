@@ -29,7 +29,8 @@ async fn arming_a_timer_again_replaces_it() {
         group.clone(),
         "arn:aws:lambda:us-east-1:123456789012:function:timers".into(),
         "arn:aws:iam::123456789012:role/s".into(),
-    );
+    )
+    .with_dead_letter(Some("arn:aws:sqs:us-east-1:123456789012:timers-dlq".into()));
     let timer = Timer::WindowExpiry { contact_key: "447700900123".into() };
     let first = OffsetDateTime::now_utc() + time::Duration::hours(24);
     s.schedule(&timer, first).await.unwrap();
@@ -42,6 +43,13 @@ async fn arming_a_timer_again_replaces_it() {
         Some(shared::adapters::aws::at_expression(first + time::Duration::hours(3)).as_str())
     );
     assert_eq!(got.action_after_completion(), Some(&aws_sdk_scheduler::types::ActionAfterCompletion::Delete));
+    // A timer Scheduler cannot deliver in a day of retries lands in the dead-letter queue.
+    let target = got.target().unwrap();
+    assert_eq!(
+        target.dead_letter_config().and_then(|d| d.arn()),
+        Some("arn:aws:sqs:us-east-1:123456789012:timers-dlq")
+    );
+    assert_eq!(target.retry_policy().and_then(|r| r.maximum_event_age_in_seconds()), Some(86_400));
 }
 
 #[tokio::test]

@@ -133,6 +133,7 @@ async fn resources(c: &AwsClients) -> AwsResources {
         schedule_group: group,
         timers_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:timers".into(),
         scheduler_role_arn: "arn:aws:iam::123456789012:role/scheduler".into(),
+        timers_dlq_arn: None,
         event_bus: bus,
         media_bucket: bucket,
         serial_writes: true,

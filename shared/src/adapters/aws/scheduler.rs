@@ -1,8 +1,11 @@
 //! `Scheduler` on EventBridge Scheduler: one-time `at(...)` schedules in a group, deleted after
-//! they fire, named after the timer so arming again replaces instead of adding.
+//! they fire, named after the timer so arming again replaces instead of adding. A timer whose
+//! invocation still fails after a day of retries lands in the timers' dead-letter queue.
 
 use async_trait::async_trait;
-use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindow, FlexibleTimeWindowMode, Target};
+use aws_sdk_scheduler::types::{
+    ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, Target,
+};
 use time::OffsetDateTime;
 
 use crate::ports::{Scheduler, SchedulerError, Timer};
@@ -13,11 +16,35 @@ pub struct EventBridgeScheduler {
     /// The `timers` function, which handles every timer.
     target_arn: String,
     role_arn: String,
+    /// Where a timer goes when every retry failed (`TIMERS_DLQ_ARN`).
+    dead_letter_arn: Option<String>,
 }
+
+/// How long and how often Scheduler retries a failed invocation: its maxima, a day.
+const RETRY_ATTEMPTS: i32 = 185;
+const RETRY_MAX_AGE_SECS: i32 = 86_400;
 
 impl EventBridgeScheduler {
     pub fn new(client: aws_sdk_scheduler::Client, group: String, target_arn: String, role_arn: String) -> Self {
-        EventBridgeScheduler { client, group, target_arn, role_arn }
+        EventBridgeScheduler { client, group, target_arn, role_arn, dead_letter_arn: None }
+    }
+
+    pub fn with_dead_letter(mut self, arn: Option<String>) -> Self {
+        self.dead_letter_arn = arn;
+        self
+    }
+
+    fn target(&self, input: String) -> Result<Target, SchedulerError> {
+        let retry = RetryPolicy::builder()
+            .maximum_retry_attempts(RETRY_ATTEMPTS)
+            .maximum_event_age_in_seconds(RETRY_MAX_AGE_SECS)
+            .build();
+        let mut target =
+            Target::builder().arn(&self.target_arn).role_arn(&self.role_arn).input(input).retry_policy(retry);
+        if let Some(arn) = &self.dead_letter_arn {
+            target = target.dead_letter_config(DeadLetterConfig::builder().arn(arn).build());
+        }
+        target.build().map_err(err)
     }
 }
 
@@ -45,8 +72,7 @@ impl Scheduler for EventBridgeScheduler {
     async fn schedule(&self, timer: &Timer, at: OffsetDateTime) -> Result<(), SchedulerError> {
         let input = serde_json::to_string(timer).map_err(err)?;
         let window = FlexibleTimeWindow::builder().mode(FlexibleTimeWindowMode::Off).build().map_err(err)?;
-        let target =
-            Target::builder().arn(&self.target_arn).role_arn(&self.role_arn).input(input).build().map_err(err)?;
+        let target = self.target(input)?;
         let name = timer.name();
         let created = self
             .client

@@ -1,0 +1,136 @@
+//! `template.yaml`'s alarms and dashboard watch metrics that exist: AWS's own (by namespace),
+//! or the connector's, counted by a log metric filter whose message the code really logs.
+//! A renamed log line or a mistyped metric would otherwise leave an alarm that never fires.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+
+/// The AWS metrics the template may use, by namespace (from each service's metric reference).
+const AWS_METRICS: &[(&str, &[&str])] = &[
+    ("AWS/Lambda", &["Errors", "Throttles", "Duration", "Invocations", "ConcurrentExecutions"]),
+    ("AWS/SQS", &["ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"]),
+    ("AWS/ApiGateway", &["Count", "4xx", "5xx", "Latency", "IntegrationLatency"]),
+    ("AWS/Scheduler", &["TargetErrorCount", "InvocationDroppedCount", "InvocationAttemptCount"]),
+    ("AWS/DynamoDB", &["ReadThrottleEvents", "WriteThrottleEvents"]),
+];
+const OURS: &str = "WhatsAppConnector";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn template() -> String {
+    std::fs::read_to_string(root().join("template.yaml")).unwrap()
+}
+
+/// Every Rust source of the functions and the core, concatenated.
+fn sources() -> String {
+    let mut out = String::new();
+    let mut dirs = vec![root().join("shared/src")];
+    for f in std::fs::read_dir(root().join("functions")).unwrap() {
+        dirs.push(f.unwrap().path().join("src"));
+    }
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                out.push_str(&std::fs::read_to_string(path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// (namespace, metric) of every alarm, metric-math term and dashboard line.
+fn watched(t: &str) -> BTreeSet<(String, String)> {
+    let yaml = Regex::new(r"Namespace: ([\w/]+),?\s*MetricName: (\w+)").unwrap();
+    let dashboard = Regex::new(r#"\["((?:AWS/)?\w+)","(\w+)""#).unwrap();
+    let mut out = BTreeSet::new();
+    for c in yaml.captures_iter(t).chain(dashboard.captures_iter(t)) {
+        out.insert((c[1].to_string(), c[2].to_string()));
+    }
+    out
+}
+
+/// Our metric names, each with the log message its filter counts.
+fn filtered(t: &str) -> HashMap<String, String> {
+    let re = Regex::new(
+        r#"FilterPattern: '\{ \$\.fields\.message = "([^"]+)" \}',?\s*MetricTransformations: \[\{ MetricNamespace: (\w+), MetricName: (\w+)"#,
+    )
+    .unwrap();
+    re.captures_iter(t)
+        .map(|c| {
+            assert_eq!(&c[2], OURS, "one namespace for the connector's metrics");
+            (c[3].to_string(), c[1].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn every_watched_metric_is_one_aws_or_the_code_emits() {
+    let t = template();
+    let ours = filtered(&t);
+    let code = sources();
+    let watched = watched(&t);
+    assert!(watched.len() >= 15, "the scan found the alarms and the dashboard: {watched:?}");
+    for (namespace, metric) in &watched {
+        if namespace == OURS {
+            let message = ours.get(metric).unwrap_or_else(|| panic!("no log metric filter makes {metric}"));
+            assert!(
+                code.contains(&format!("\"{message}\"")),
+                "{metric} counts log lines {message:?}, which no function logs any more"
+            );
+        } else {
+            let known = AWS_METRICS.iter().find(|(ns, _)| ns == namespace);
+            let (_, names) = known.unwrap_or_else(|| panic!("unknown namespace {namespace}"));
+            assert!(names.contains(&metric.as_str()), "{namespace} has no metric {metric}");
+        }
+    }
+    for metric in ours.keys() {
+        assert!(watched.contains(&(OURS.to_string(), metric.clone())), "{metric} is counted but nothing watches it");
+    }
+}
+
+/// The template's top-level entries (two-space indent), each with its body.
+fn resources(t: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in t.lines() {
+        let top = line.starts_with("  ") && !line.starts_with("   ");
+        match out.last_mut() {
+            Some(last) if !top => {
+                last.push_str(line);
+                last.push('\n');
+            }
+            _ => out.push(format!("{line}\n")),
+        }
+    }
+    out
+}
+
+#[test]
+fn every_alarm_reaches_the_topic_and_every_dead_letter_queue_has_one() {
+    let t = template();
+    let alarms: Vec<String> =
+        resources(&t).into_iter().filter(|r| r.contains("Type: AWS::CloudWatch::Alarm")).collect();
+    assert!(alarms.len() >= 15, "{} alarms", alarms.len());
+    for a in &alarms {
+        assert!(a.contains("AlarmActions: [!Ref AlarmTopic]"), "an alarm that tells nobody:\n{a}");
+    }
+    let dlqs = Regex::new(r"\n  (\w+Dlq):\n    Type: AWS::SQS::Queue").unwrap();
+    let names: Vec<String> = dlqs.captures_iter(&t).map(|c| c[1].to_string()).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    for dlq in names {
+        let watched = format!("Value: !GetAtt {dlq}.QueueName");
+        assert!(
+            alarms.iter().any(|a| a.contains(&watched) && a.contains("ApproximateNumberOfMessagesVisible")),
+            "no alarm on {dlq}"
+        );
+    }
+    // The topic's key lets CloudWatch publish (the AWS-managed aws/sns key does not).
+    assert!(t.contains("KmsMasterKeyId: !Ref AlarmKey") && t.contains("Service: cloudwatch.amazonaws.com"));
+}
