@@ -10,6 +10,7 @@ pub mod domain;
 pub mod http;
 pub mod live;
 pub mod meta;
+pub mod metrics;
 pub mod ports;
 pub mod telemetry;
 pub mod usecases;

@@ -11,10 +11,12 @@ use lambda_http::RequestExt;
 use shared::http::AppState;
 use shared::usecases::Caller;
 
-/// Logging, configuration and adapters, once per cold start. On AWS one cheap read opens the
-/// HTTPS connection to DynamoDB during init, so the first event does not pay for it.
+/// Logging, business metrics (EMF), configuration and adapters, once per cold start. On AWS
+/// one cheap read opens the HTTPS connection to DynamoDB during init, so the first event does
+/// not pay for it.
 pub async fn state() -> Result<AppState, lambda_runtime::Error> {
     shared::telemetry::init();
+    shared::metrics::enable();
     let state = shared::app::from_env(shared::Config::from_env()?).await?;
     if state.config.aws.is_some() {
         let warm = shared::ports::Key { pk: "WARM".into(), sk: "WARM".into() };

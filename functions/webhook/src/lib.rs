@@ -56,6 +56,7 @@ async fn receive(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
+    let started = std::time::Instant::now();
     let body = body.map_err(|_| ApiError::TooLarge(MAX_WEBHOOK_BODY))?;
     let sig = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
     if !signature::verify(state.config.app_secret.as_bytes(), &body, sig) {
@@ -69,6 +70,7 @@ async fn receive(
     for event in events {
         apply(&state, event).await.map_err(ApiError::from)?;
     }
+    shared::metrics::record_millis("WebhookLatency", started.elapsed().as_secs_f64() * 1000.0);
     Ok(StatusCode::OK)
 }
 

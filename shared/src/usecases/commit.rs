@@ -51,7 +51,9 @@ pub async fn commit(ports: &Ports, plan: Plan) -> Result<(), StoreError> {
     let now = ports.clock.now();
     let entries: Vec<OutboxEntry> = effects.into_iter().map(|effect| OutboxEntry::new(new_id(), effect, now)).collect();
     writes.extend(entries.iter().map(|e| Write::Put { item: Item::Outbox(e.clone()), cond: Cond::NotExists }));
+    let counted = crate::metrics::counted(&writes);
     ports.store.transact(writes).await?;
+    crate::metrics::write(&counted);
     relay::publish(ports, entries).await;
     Ok(())
 }
