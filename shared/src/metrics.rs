@@ -20,11 +20,14 @@ pub fn enable() {
     ON.store(true, Ordering::Relaxed);
 }
 
+/// A dimension's name and value.
+pub type Dimension = (&'static str, String);
+
 /// One metric's value, with at most one dimension.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metric {
     pub name: &'static str,
-    pub dimension: Option<(&'static str, String)>,
+    pub dimension: Option<Dimension>,
     pub value: f64,
     pub unit: &'static str,
 }
@@ -33,7 +36,7 @@ pub struct Metric {
 /// reaching sent, delivered, read or failed (by error code), and notices by code (opt-in
 /// outcomes, window pauses, resume requests, failures...).
 pub fn of_commit(writes: &[Write]) -> Vec<Metric> {
-    let mut counts: BTreeMap<(&'static str, Option<(&'static str, String)>), f64> = BTreeMap::new();
+    let mut counts: BTreeMap<(&'static str, Option<Dimension>), f64> = BTreeMap::new();
     for w in writes {
         let Write::Put { item: Item::Message(m), cond } = w else { continue };
         let new = matches!(cond, Cond::NotExists);
