@@ -148,3 +148,41 @@ fn the_dashboard_body_is_json_once_substituted() {
     let dashboard: serde_json::Value = serde_json::from_str(&body).expect("the dashboard's JSON");
     assert!(dashboard["widgets"].as_array().unwrap().len() >= 8);
 }
+
+/// `Word` as the SDK names its call: `BatchGetItem` → `batch_get_item`.
+fn snake(word: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in word.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+#[test]
+fn the_functions_may_do_to_the_table_exactly_what_the_store_adapter_does() {
+    let t = template();
+    let adapter = std::fs::read_to_string(root().join("shared/src/adapters/aws/dynamo.rs")).unwrap();
+    assert!(!t.contains("DynamoDBCrudPolicy") && !t.contains("S3CrudPolicy"), "no blanket CRUD policies");
+    let policy = resources(&t).into_iter().find(|r| r.starts_with("  TableAccessPolicy:")).expect("the policy");
+    let granted: BTreeSet<String> =
+        Regex::new(r"dynamodb:(\w+)").unwrap().captures_iter(&policy).map(|c| c[1].to_string()).collect();
+    // Calls made directly, and the actions a transaction's parts need.
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    for action in ["GetItem", "BatchGetItem", "Query", "UpdateItem", "DeleteItem", "PutItem", "Scan", "BatchWriteItem"] {
+        if adapter.contains(&format!(".{}()", snake(action))) {
+            used.insert(action.to_string());
+        }
+    }
+    for (part, action) in [("Update::builder", "UpdateItem"), ("Delete::builder", "DeleteItem"), ("Put::builder", "PutItem")] {
+        if adapter.contains(part) {
+            used.insert(action.to_string());
+        }
+    }
+    if adapter.contains("ConditionCheck::builder") {
+        used.insert("ConditionCheckItem".into());
+    }
+    assert_eq!(granted, used, "the policy grants what the adapter calls, no more");
+}
