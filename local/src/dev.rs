@@ -40,7 +40,7 @@ pub fn clock_router(state: AppState, embedded: Embedded, clock: Arc<DevClock>) -
                 if a.advance_secs < 0 {
                     return Err(ApiError::InvalidRequest("advance_secs must be 0 or more".into()));
                 }
-                let now = clock.advance(a.advance_secs).await.map_err(ApiError::Internal)?;
+                let now = clock.advance(a.advance_secs).await.map_err(ApiError::InvalidRequest)?;
                 crate::workers::run_due_timers(&state.ports, &embedded).await;
                 let now = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
                 Ok(Json(json!({ "now": now })))

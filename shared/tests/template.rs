@@ -171,12 +171,15 @@ fn the_functions_may_do_to_the_table_exactly_what_the_store_adapter_does() {
         Regex::new(r"dynamodb:(\w+)").unwrap().captures_iter(&policy).map(|c| c[1].to_string()).collect();
     // Calls made directly, and the actions a transaction's parts need.
     let mut used: BTreeSet<String> = BTreeSet::new();
-    for action in ["GetItem", "BatchGetItem", "Query", "UpdateItem", "DeleteItem", "PutItem", "Scan", "BatchWriteItem"] {
+    for action in ["GetItem", "BatchGetItem", "Query", "UpdateItem", "DeleteItem", "PutItem", "Scan", "BatchWriteItem"]
+    {
         if adapter.contains(&format!(".{}()", snake(action))) {
             used.insert(action.to_string());
         }
     }
-    for (part, action) in [("Update::builder", "UpdateItem"), ("Delete::builder", "DeleteItem"), ("Put::builder", "PutItem")] {
+    for (part, action) in
+        [("Update::builder", "UpdateItem"), ("Delete::builder", "DeleteItem"), ("Put::builder", "PutItem")]
+    {
         if adapter.contains(part) {
             used.insert(action.to_string());
         }

@@ -181,3 +181,54 @@ async fn threads_are_listed_newest_activity_first_and_notices_follow_the_readers
         assert!(n["text"].as_str().unwrap().starts_with(start), "{locale}: {}", n["text"]);
     }
 }
+
+/// A token signed with the right key, with these claims as they are.
+fn raw_token(claims: Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(JWT.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn half_filled_reserved_or_premature_identities_are_refused() {
+    let app = spawn_app().await;
+    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
+    let full = json!({"sub": "u9", "name": "U Nine", "sub_org": "retail", "region": "eu", "exp": exp});
+    assert_eq!(app.call_with("GET", "/conversations", &raw_token(full.clone()), None).await.0, 200);
+    let mut cases = Vec::new();
+    for drop in ["sub_org", "region"] {
+        let mut c = full.clone();
+        c.as_object_mut().unwrap().remove(drop);
+        cases.push((c, 403, format!("no {drop}")));
+    }
+    for sub in ["system", "contact"] {
+        let mut c = full.clone();
+        c["sub"] = json!(sub);
+        cases.push((c, 403, format!("sub {sub}")));
+    }
+    let mut early = full.clone();
+    early["nbf"] = json!(exp); // not valid for another hour
+    cases.push((early, 401, "nbf in the future".into()));
+    for (claims, status, why) in cases {
+        let (got, body) = app.call_with("GET", "/conversations", &raw_token(claims), None).await;
+        assert_eq!(got, status, "{why}: {body}");
+    }
+    // A role that is not one of ours grants nothing, whatever its name holds.
+    let mut odd = full.clone();
+    odd["roles"] = json!(["support admin", "superuser"]);
+    let (got, _) = app.call_with("GET", "/conversations?status=unassigned", &raw_token(odd), None).await;
+    assert_eq!(got, 403, "'support admin' is not admin");
+}
+
+#[tokio::test]
+async fn the_dev_clock_refuses_a_leap_it_could_not_keep_and_keeps_working() {
+    let app = spawn_app().await;
+    let (got, body) = app.call("POST", "/dev/clock", None, Some(json!({"advance_secs": 300_000_000_000i64}))).await;
+    assert_eq!(got, 422, "{body}");
+    let (got, _) = app.call("POST", "/dev/clock", None, Some(json!({"advance_secs": 3600}))).await;
+    assert_eq!(got, 200);
+    assert_eq!(app.call("GET", "/conversations", Some("u1"), None).await.0, 200, "the connector still answers");
+}

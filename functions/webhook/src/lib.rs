@@ -39,10 +39,9 @@ async fn verify(
     let Ok(Query(h)) = query else {
         return StatusCode::FORBIDDEN.into_response();
     };
-    let token_ok = h
-        .verify_token
-        .as_deref()
-        .is_some_and(|t| !state.config.verify_token.is_empty() && t == state.config.verify_token);
+    let token_ok = h.verify_token.as_deref().is_some_and(|t| {
+        !state.config.verify_token.is_empty() && signature::same_secret(t, &state.config.verify_token)
+    });
     match (h.mode.as_deref(), token_ok, h.challenge) {
         (Some("subscribe"), true, Some(challenge)) => {
             ([(axum::http::header::CONTENT_TYPE, "text/plain")], challenge).into_response()

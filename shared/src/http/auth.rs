@@ -33,7 +33,7 @@ impl From<Claims> for Caller {
             locale: c.locale.unwrap_or_else(|| "en".into()),
             sub_org: c.sub_org.unwrap_or_default(),
             region: c.region.unwrap_or_default(),
-            roles: c.roles,
+            roles: crate::usecases::known_roles(&c.roles),
         }
     }
 }
@@ -49,6 +49,7 @@ impl JwtVerifier {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 30;
         validation.validate_aud = false;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         JwtVerifier { key: Some(DecodingKey::from_secret(secret.as_bytes())), validation }
     }
@@ -91,6 +92,7 @@ impl FromRequestParts<AppState> for Identity {
                 state.auth.verify(token.trim())?
             }
         };
+        let caller = caller.checked().map_err(ApiError::Forbidden)?;
         let first_time = state.seen_users.lock().map(|s| !s.contains(&caller.user_id)).unwrap_or(true);
         if first_time {
             crate::usecases::directory::record(&state.ports, &caller).await?;
@@ -149,6 +151,7 @@ impl JwksVerifier {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.leeway = 30;
         validation.validate_aud = false;
+        validation.validate_nbf = true;
         validation.set_issuer(&[&self.issuer]);
         validation.set_required_spec_claims(&["exp", "sub", "iss"]);
         let data =
@@ -167,7 +170,14 @@ impl JwksVerifier {
                 return Err(ApiError::Unauthorized);
             }
         }
-        // The same reading of the claims as for the HTTP API's authorizer.
+        // Roles from the array itself, so a role whose name has a space stays one role.
+        let roles = match claims.get("roles").or_else(|| claims.get("cognito:groups")) {
+            Some(serde_json::Value::Array(a)) => {
+                Some(crate::usecases::known_roles(a.iter().filter_map(|v| v.as_str())))
+            }
+            _ => None,
+        };
+        // The same reading of the other claims as for the HTTP API's authorizer.
         let flat = claims
             .into_iter()
             .map(|(k, v)| {
@@ -185,6 +195,10 @@ impl JwksVerifier {
                 (k, s)
             })
             .collect();
-        Caller::from_claims(&flat).ok_or(ApiError::Unauthorized)
+        let mut caller = Caller::from_claims(&flat).ok_or(ApiError::Unauthorized)?;
+        if let Some(roles) = roles {
+            caller.roles = roles;
+        }
+        caller.checked().map_err(ApiError::Forbidden)
     }
 }

@@ -33,9 +33,29 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// Whether `given` is our secret (the webhook's verify token), compared in constant time: both
+/// are MACed and the MACs compared by `verify_slice`, so the answer takes as long however much
+/// of the secret a guess gets right.
+pub fn same_secret(given: &str, ours: &str) -> bool {
+    let mac = |s: &str| {
+        let mut m = HmacSha256::new_from_slice(b"verify-token").expect("HMAC takes keys of any length");
+        m.update(s.as_bytes());
+        m
+    };
+    mac(ours).verify_slice(&mac(given).finalize().into_bytes()).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_matches_only_itself() {
+        assert!(same_secret("s3cret-token", "s3cret-token"));
+        for other in ["", "s3cret-toke", "s3cret-token ", "S3cret-token", "x"] {
+            assert!(!same_secret(other, "s3cret-token"), "{other:?}");
+        }
+    }
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/meta");
 

@@ -97,8 +97,28 @@ pub struct Caller {
     pub roles: Vec<String>,
 }
 
+/// The roles the connector knows; any other role a token names grants nothing.
+pub const ROLES: [&str; 2] = ["agent", "admin"];
+
+/// Sender ids the connector uses itself: never a user's.
+const RESERVED_IDS: [&str; 2] = ["contact", "system"];
+
+/// The known roles among `names`, each once.
+pub fn known_roles<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        let n = n.as_ref().trim();
+        if ROLES.contains(&n) && !out.iter().any(|r| r == n) {
+            out.push(n.to_string());
+        }
+    }
+    out
+}
+
 impl Caller {
-    /// From an API Gateway JWT authorizer's claims (all strings; arrays arrive as `[a b]`).
+    /// From an API Gateway JWT authorizer's claims (all strings). API Gateway writes an array
+    /// claim as `[a b]`; a plain string is a comma-separated list. Only known roles count, so a
+    /// role named "support admin" written as a string grants nothing.
     pub fn from_claims(claims: &std::collections::HashMap<String, String>) -> Option<Caller> {
         let sub = claims.get("sub").filter(|s| !s.is_empty())?.clone();
         let get = |k: &str| claims.get(k).cloned().unwrap_or_default();
@@ -106,11 +126,11 @@ impl Caller {
             .get("roles")
             .or_else(|| claims.get("cognito:groups"))
             .map(|r| {
-                r.trim_matches(|c| c == '[' || c == ']')
-                    .split([' ', ','])
-                    .map(|x| x.trim_matches('"').to_string())
-                    .filter(|x| !x.is_empty())
-                    .collect()
+                let r = r.trim();
+                match r.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
+                    Some(array) => known_roles(array.split_whitespace().map(|x| x.trim_matches('"'))),
+                    None => known_roles(r.split(',')),
+                }
             })
             .unwrap_or_default();
         Some(Caller {
@@ -121,6 +141,22 @@ impl Caller {
             region: get("region"),
             roles,
         })
+    }
+
+    /// The caller, if the token fully names one: an id that is not one of the connector's own
+    /// sender ids, and the sub-organization and region that scope everything they see. A token
+    /// without them would put its holder in one shared, empty-named partition of the directory.
+    pub fn checked(self) -> std::result::Result<Caller, &'static str> {
+        if self.user_id.trim().is_empty() || self.user_id.len() > 128 {
+            return Err("the token's sub must be 1 to 128 characters");
+        }
+        if RESERVED_IDS.contains(&self.user_id.as_str()) {
+            return Err("the token's sub is reserved by the connector");
+        }
+        if self.sub_org.trim().is_empty() || self.region.trim().is_empty() {
+            return Err("the token carries no sub_org or region claim: ask your administrator to add them");
+        }
+        Ok(self)
     }
 }
 
@@ -176,9 +212,41 @@ mod caller_tests {
         let c = Caller::from_claims(&claims).unwrap();
         assert_eq!(
             (c.user_id.as_str(), c.locale.as_str(), c.roles.clone()),
-            ("u1", "en", vec!["admin".to_string(), "ops".to_string()])
+            ("u1", "en", vec!["admin".to_string()]),
+            "only known roles count"
         );
         assert!(Caller::from_claims(&Default::default()).is_none());
+    }
+
+    fn with(pairs: &[(&str, &str)]) -> Caller {
+        let claims = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Caller::from_claims(&claims).unwrap()
+    }
+
+    #[test]
+    fn a_role_string_is_a_comma_list_and_an_unknown_role_grants_nothing() {
+        let base = [("sub", "u1"), ("sub_org", "retail"), ("region", "eu")];
+        let roles = |r: &str| with(&[base.as_slice(), &[("roles", r)]].concat()).roles;
+        assert!(roles("support admin").is_empty(), "one role named 'support admin' is not admin");
+        assert_eq!(roles("agent,admin"), vec!["agent", "admin"]);
+        assert_eq!(roles("[agent admin agent]"), vec!["agent", "admin"]);
+        assert!(roles("[superuser]").is_empty());
+    }
+
+    #[test]
+    fn a_caller_needs_an_id_of_its_own_a_sub_org_and_a_region() {
+        let ok = with(&[("sub", "u1"), ("sub_org", "retail"), ("region", "eu")]);
+        assert!(ok.clone().checked().is_ok());
+        for bad in [
+            with(&[("sub", "u1")]),
+            with(&[("sub", "u1"), ("sub_org", "retail")]),
+            with(&[("sub", "u1"), ("sub_org", " "), ("region", "eu")]),
+            with(&[("sub", "system"), ("sub_org", "retail"), ("region", "eu")]),
+            with(&[("sub", "contact"), ("sub_org", "retail"), ("region", "eu")]),
+            Caller { user_id: "x".repeat(129), ..ok },
+        ] {
+            assert!(bad.clone().checked().is_err(), "{bad:?}");
+        }
     }
 }
 

@@ -45,15 +45,27 @@ pub struct DevClock {
     db: Db,
 }
 
+/// The furthest the dev clock runs ahead: a century keeps every date within what the clock's
+/// arithmetic and the stores' timestamps can hold.
+pub const DEV_CLOCK_MAX_OFFSET_SECS: i64 = 100 * 366 * 24 * 3600;
+
 impl DevClock {
     pub async fn load(db: Db) -> Result<DevClock, String> {
-        let offset = db.setting(OFFSET_KEY).await?.and_then(|v| v.parse().ok()).unwrap_or(0);
+        let offset: i64 = db.setting(OFFSET_KEY).await?.and_then(|v| v.parse().ok()).unwrap_or(0);
+        let offset = offset.clamp(0, DEV_CLOCK_MAX_OFFSET_SECS);
         Ok(DevClock { offset_secs: AtomicI64::new(offset), db })
     }
 
-    /// Moves the clock forward by `secs` and persists the new offset.
+    /// Moves the clock forward by `secs` and persists the new offset; refuses (changing
+    /// nothing) a move past `DEV_CLOCK_MAX_OFFSET_SECS`.
     pub async fn advance(&self, secs: i64) -> Result<OffsetDateTime, String> {
-        let total = self.offset_secs.fetch_add(secs, Ordering::SeqCst) + secs;
+        let moved = self.offset_secs.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
+            now.checked_add(secs).filter(|t| (0..=DEV_CLOCK_MAX_OFFSET_SECS).contains(t))
+        });
+        let total = match moved {
+            Ok(before) => before + secs,
+            Err(_) => return Err(format!("the dev clock runs at most {DEV_CLOCK_MAX_OFFSET_SECS} s ahead")),
+        };
         self.db.set_setting(OFFSET_KEY, total.to_string()).await?;
         Ok(self.now())
     }
