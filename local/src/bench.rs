@@ -44,15 +44,7 @@ pub async fn wait_ready(client: &reqwest::Client, url: &str) {
 }
 
 pub fn token(sub: &str) -> String {
-    let claims = Claims {
-        sub: sub.into(),
-        name: None,
-        sub_org: None,
-        region: None,
-        locale: None,
-        roles: vec![],
-        exp: i64::MAX / 4,
-    };
+    let claims = Claims { exp: i64::MAX / 4, ..crate::local_claims(sub.into(), None, None, None, None, vec![]) };
     issue_token(JWT, &claims)
 }
 

@@ -108,6 +108,14 @@ async fn the_console_is_served_with_its_security_headers_and_revalidated_by_etag
     assert_eq!(config["sandbox"], true);
     assert_eq!(config["dev_clock"], true);
     assert!(config["now"].as_i64().unwrap() > 1_700_000_000);
+    // The console answers only what no API route claims; the API's own errors stay JSON.
+    let unknown = http.get(format!("{base}/nope")).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(unknown.json::<serde_json::Value>().await.unwrap()["error"]["code"], "not_found");
+    let wrong = http.post(format!("{base}/events")).send().await.unwrap();
+    assert_eq!(wrong.status(), 405);
+    assert_eq!(wrong.json::<serde_json::Value>().await.unwrap()["error"]["code"], "method_not_allowed");
+    assert_eq!(http.post(format!("{base}/")).send().await.unwrap().status(), 404);
     running.shutdown();
 }
 
