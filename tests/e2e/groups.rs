@@ -69,10 +69,15 @@ async fn only_addable_colleagues_join_and_the_eleventh_is_refused() {
         Some(json!({"name": "Off", "sub_org": "retail", "region": "eu", "locale": "en", "whatsapp_enabled": false})),
     )
     .await;
+    let mut answers = Vec::new();
     for who in ["w1", "off", "nobody"] {
         let (s, v) = app.add("u1", &conv, who, true).await;
         assert_eq!((s, v["error"]["code"].as_str()), (422, Some("not_addable")), "{who}");
+        answers.push(v["error"]["message"].as_str().unwrap().replace(who, "X"));
     }
+    // Another organization, a disabled user and an unknown one read the same: the answer
+    // tells nothing about the directory outside the caller's partition.
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
     app.register("u2").await;
     let (s, _) = app.add("intruder", &conv, "u2", true).await;
     assert_eq!(s, 404, "only a participant may add");

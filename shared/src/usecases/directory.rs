@@ -81,13 +81,17 @@ pub async fn upsert(ports: &Ports, caller: &Caller, user_id: &str, u: Upsert) ->
 
 /// Whether `user` may be added by `caller`: enabled, same sub-organization and region.
 pub fn addable(caller: &Caller, user: &DirectoryUser) -> std::result::Result<(), String> {
-    if !user.whatsapp_enabled {
-        return Err(format!("{} is not enabled for WhatsApp", user.user_id));
-    }
-    if user.sub_org != caller.sub_org || user.region != caller.region {
-        return Err(format!("{} is not in your sub-organization and region", user.user_id));
+    if !user.whatsapp_enabled || user.sub_org != caller.sub_org || user.region != caller.region {
+        return Err(not_addable(&user.user_id));
     }
     Ok(())
+}
+
+/// One answer for every reason a user cannot be added (unknown, disabled, another
+/// organization or region), so the answer tells nothing about the directory beyond the caller's
+/// own partition.
+pub fn not_addable(user_id: &str) -> String {
+    format!("{user_id} cannot be added: only colleagues of your sub-organization and region who use WhatsApp can")
 }
 
 /// Most users one search reads from a sub-organization and region.

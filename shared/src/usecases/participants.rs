@@ -78,7 +78,7 @@ fn personal(mut n: Notice, user_id: &str) -> Notice {
 async fn addable_user(ports: &Ports, caller: &Caller, user_id: &str) -> Result<DirectoryUser> {
     let user = load::<DirectoryUser>(&*ports.store, &Key::profile(user_id))
         .await?
-        .ok_or_else(|| DomainError::NotAddable(format!("{user_id} is not in the directory")))?
+        .ok_or_else(|| DomainError::NotAddable(super::directory::not_addable(user_id)))?
         .item;
     addable(caller, &user).map_err(DomainError::NotAddable)?;
     Ok(user)

@@ -18,6 +18,20 @@ pub struct GraphWhatsApp {
     templates: tokio::sync::Mutex<Option<(std::time::Instant, Vec<TemplateInfo>)>>,
 }
 
+/// Hosts Meta serves media from (and their subdomains).
+const META_MEDIA_HOSTS: [&str; 4] = ["fbcdn.net", "fbsbx.com", "whatsapp.net", "facebook.com"];
+
+/// Whether a media URL may receive the bearer token: https on one of Meta's hosts, or the
+/// configured Graph API's own origin (a stand-in Graph API in tests and on emulators).
+pub fn media_url_allowed(url: &str, base: &str) -> bool {
+    let (Ok(url), Ok(base)) = (reqwest::Url::parse(url), reqwest::Url::parse(base)) else { return false };
+    if url.origin() == base.origin() {
+        return true;
+    }
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    url.scheme() == "https" && META_MEDIA_HOSTS.iter().any(|h| host == *h || host.ends_with(&format!(".{h}")))
+}
+
 /// How long the approved templates are kept before they are listed again.
 const TEMPLATES_TTL: Duration = Duration::from_secs(300);
 /// Pages read at most (100 templates each).
@@ -114,6 +128,15 @@ impl WhatsApp for GraphWhatsApp {
     }
 
     async fn download(&self, url: &str, max: usize) -> Result<Vec<u8>, GraphError> {
+        if !media_url_allowed(url, &self.base) {
+            // The bearer token goes to Meta only, whatever URL an answer names.
+            return Err(GraphError {
+                lost: false,
+                http_status: None,
+                code: None,
+                message: format!("media URL refused: not https on a Meta host: {url}"),
+            });
+        }
         let mut resp = self
             .client
             .get(url)
@@ -165,5 +188,35 @@ impl WhatsApp for GraphWhatsApp {
         }
         *cached = Some((std::time::Instant::now(), all.clone()));
         Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_goes_only_to_metas_media_hosts_over_https_or_to_the_graph_api_itself() {
+        let base = "https://graph.facebook.com/v25.0";
+        for ok in [
+            "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1",
+            "https://scontent.xx.fbcdn.net/v/t1.png",
+            "https://mmg.whatsapp.net/d/f/abc.enc",
+            "https://graph.facebook.com/v25.0/123",
+        ] {
+            assert!(media_url_allowed(ok, base), "{ok}");
+        }
+        for refused in [
+            "http://lookaside.fbsbx.com/x",
+            "https://evil.example/x",
+            "https://fbcdn.net.evil.example/x",
+            "https://evilfbcdn.net/x",
+            "file:///etc/passwd",
+            "not a url",
+        ] {
+            assert!(!media_url_allowed(refused, base), "{refused}");
+        }
+        assert!(media_url_allowed("http://127.0.0.1:4000/media/1", "http://127.0.0.1:4000/v25.0"));
+        assert!(!media_url_allowed("http://127.0.0.1:4001/media/1", "http://127.0.0.1:4000/v25.0"));
     }
 }
