@@ -58,7 +58,10 @@ pub fn router(state: AppState, embedded: &Embedded, hub: Option<Arc<Hub>>) -> Ro
         app = app.merge(dev::sandbox_router(sandbox.clone())).merge(dev::token_router(state.clone()));
     }
     let console = Arc::new(console::Console::new(state.clone(), embedded));
-    let app = app.fallback(console::fallback(console)).method_not_allowed_fallback(dev::method_not_allowed);
+    let app = app
+        .fallback(console::fallback(console))
+        .method_not_allowed_fallback(dev::method_not_allowed)
+        .layer(axum::middleware::from_fn(shared::http::bounded_input));
     // The event streams in front, with everything else behind them: a connection's memory grows
     // with the route table it is served from, and a thousand streams held 13 MB more when
     // `/events` was one route among forty (`live-bench`: 57 MB against 44).

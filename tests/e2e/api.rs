@@ -232,3 +232,35 @@ async fn the_dev_clock_refuses_a_leap_it_could_not_keep_and_keeps_working() {
     assert_eq!(got, 200);
     assert_eq!(app.call("GET", "/conversations", Some("u1"), None).await.0, 200, "the connector still answers");
 }
+
+#[tokio::test]
+async fn oversized_ids_queries_and_template_parameters_are_refused_not_failed() {
+    let app = spawn_app().await;
+    let conv = app.opted_in_thread("u1").await;
+    let long = "x".repeat(3000);
+    for path in [
+        format!("/conversations/{long}"),
+        format!("/conversations/{long}/messages"),
+        format!("/conversations/{conv}/messages?after={long}"),
+        format!("/media/{long}"),
+    ] {
+        let (got, body) = app.call("GET", &path, Some("u1"), None).await;
+        assert_eq!(got, 422, "{} → {body}", &path[..40]);
+        assert_eq!(body["error"]["code"], "invalid_request");
+    }
+    let send = |params: Vec<String>| json!({"template": {"name": "order_update", "language": "en", "params": params}});
+    for params in [vec!["p".to_string(); 21], vec!["y".repeat(2000)]] {
+        let (got, body) =
+            app.call("POST", &format!("/conversations/{conv}/messages"), Some("u1"), Some(send(params))).await;
+        assert_eq!(got, 422, "{body}");
+    }
+    let (got, body) = app
+        .call(
+            "POST",
+            &format!("/conversations/{conv}/messages"),
+            Some("u1"),
+            Some(json!({"template": {"name": long, "language": "en"}})),
+        )
+        .await;
+    assert_eq!(got, 422, "{body}");
+}

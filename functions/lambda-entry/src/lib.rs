@@ -34,7 +34,9 @@ pub async fn run_http(router: fn(AppState) -> Router) -> Result<(), lambda_http:
 
 /// The router as API Gateway drives it: the authorizer's claims become the caller.
 pub fn with_authorizer(router: Router) -> Router {
-    router.layer(axum::middleware::from_fn(authorizer_claims))
+    router
+        .layer(axum::middleware::from_fn(authorizer_claims))
+        .layer(axum::middleware::from_fn(shared::http::bounded_input))
 }
 
 /// Puts the authorizer's claims on the request as the `Caller` the handlers' `Identity` reads.

@@ -46,3 +46,23 @@ impl AppState {
 pub async fn not_found() -> ApiError {
     ApiError::NotFound
 }
+
+/// The longest path segment, in bytes as sent (an id: ULIDs, user ids of at most 128
+/// characters, phone numbers), and query string a request may carry. Longer ones are refused
+/// before any handler runs, so no store is asked for a key it cannot hold (DynamoDB answers
+/// those with a 500).
+pub const MAX_PATH_SEGMENT: usize = 256;
+pub const MAX_QUERY: usize = 2048;
+
+/// Middleware: `422 invalid_request` for a path segment or a query string over the bounds.
+pub async fn bounded_input(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let uri = req.uri();
+    if uri.path().split('/').any(|s| s.len() > MAX_PATH_SEGMENT) || uri.query().is_some_and(|q| q.len() > MAX_QUERY) {
+        return ApiError::InvalidRequest(format!(
+            "a path segment is longer than {MAX_PATH_SEGMENT} bytes or the query longer than {MAX_QUERY}"
+        ))
+        .into_response();
+    }
+    next.run(req).await
+}

@@ -23,6 +23,10 @@ use crate::ports::MediaRecord;
 
 /// Longest text Meta accepts, counted in characters.
 pub const MAX_TEXT_CHARS: usize = 4096;
+/// Bounds of a template send, within Meta's own (a body of 1,024 characters, names of 512).
+pub const MAX_TEMPLATE_NAME: usize = 512;
+pub const MAX_TEMPLATE_PARAMS: usize = 20;
+pub const MAX_TEMPLATE_PARAM_CHARS: usize = 1024;
 
 #[derive(Debug, Clone)]
 pub enum Content {
@@ -44,6 +48,18 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
         }
         if t.chars().count() > MAX_TEXT_CHARS {
             return Err(DomainError::Invalid(format!("text is longer than {MAX_TEXT_CHARS} characters")).into());
+        }
+    }
+    if let Content::Template(t) = &cmd.content {
+        let long = |s: &str, max: usize| s.chars().count() > max;
+        if long(&t.name, MAX_TEMPLATE_NAME) || long(&t.language, 16) {
+            return Err(DomainError::Invalid("the template's name or language is too long".into()).into());
+        }
+        if t.params.len() > MAX_TEMPLATE_PARAMS || t.params.iter().any(|p| long(p, MAX_TEMPLATE_PARAM_CHARS)) {
+            return Err(DomainError::Invalid(format!(
+                "a template takes at most {MAX_TEMPLATE_PARAMS} parameters of {MAX_TEMPLATE_PARAM_CHARS} characters"
+            ))
+            .into());
         }
     }
     // The participant check comes first: only a participant's attempt is archived.
