@@ -89,6 +89,16 @@ pub async fn start_with(
     config: Config,
     clients: Option<shared::adapters::aws::AwsClients>,
 ) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
+    if config.aws.is_some() || config.whatsapp_api_base_url.is_some() {
+        let public = config.public_secrets();
+        if !public.is_empty() {
+            let names = public.join(", ");
+            return Err(format!(
+                "this runner talks to Meta or to AWS resources, so {names} must be set: the local defaults are public"
+            )
+            .into());
+        }
+    }
     let listen = config.listen.clone();
     let (embedded_state, embedded) = shared::app::embedded(config.clone()).await?;
     let (state, consumers) = match (config.aws.clone(), clients) {

@@ -32,6 +32,10 @@ pub struct Config {
     pub aws: Option<AwsResources>,
 }
 
+const LOCAL_APP_SECRET: &str = "local-app-secret";
+const LOCAL_VERIFY_TOKEN: &str = "local-verify-token";
+const LOCAL_JWT_SECRET: &str = "local-jwt-secret";
+
 /// Names and addresses of the AWS resources `template.yaml` creates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsResources {
@@ -65,6 +69,22 @@ impl Config {
     /// Reads the documented variables, with the local runner's defaults.
     pub fn from_env() -> Result<Config, ConfigError> {
         Config::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// The secrets still at their local defaults, which the README makes public: fine for the
+    /// sandbox, never for a runner that Meta or AWS resources can reach.
+    pub fn public_secrets(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.app_secret == LOCAL_APP_SECRET {
+            out.push("WHATSAPP_APP_SECRET");
+        }
+        if self.verify_token == LOCAL_VERIFY_TOKEN {
+            out.push("WHATSAPP_VERIFY_TOKEN");
+        }
+        if self.jwt_secret == LOCAL_JWT_SECRET {
+            out.push("AUTH_JWT_SECRET");
+        }
+        out
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
@@ -109,9 +129,9 @@ impl Config {
             access_token,
             graph_timeout: std::time::Duration::from_millis(number("WHATSAPP_API_TIMEOUT_MS", 30_000)?.max(1)),
             // An explicitly empty secret stays empty: every webhook POST is then refused.
-            app_secret: get("WHATSAPP_APP_SECRET").unwrap_or_else(|| "local-app-secret".into()),
-            verify_token: or("WHATSAPP_VERIFY_TOKEN", "local-verify-token"),
-            jwt_secret: or("AUTH_JWT_SECRET", "local-jwt-secret"),
+            app_secret: get("WHATSAPP_APP_SECRET").unwrap_or_else(|| LOCAL_APP_SECRET.into()),
+            verify_token: or("WHATSAPP_VERIFY_TOKEN", LOCAL_VERIFY_TOKEN),
+            jwt_secret: or("AUTH_JWT_SECRET", LOCAL_JWT_SECRET),
             jwt_issuer: get("AUTH_JWT_ISSUER").filter(|v| !v.is_empty()),
             jwt_audience: or("AUTH_JWT_AUDIENCE", "")
                 .split(',')

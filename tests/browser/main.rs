@@ -87,6 +87,22 @@ async fn group_story_in_a_browser() {
 // The console's HTTP surface, without a browser.
 
 #[tokio::test]
+async fn a_runner_meta_can_reach_refuses_the_public_default_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("CONNECTOR_LISTEN", "127.0.0.1:0".to_string()),
+        ("CONNECTOR_DATA_DIR", dir.path().display().to_string()),
+        ("WHATSAPP_API_BASE_URL", "https://graph.facebook.com/v25.0".into()),
+        ("WHATSAPP_ACCESS_TOKEN", "t".into()),
+        ("WHATSAPP_APP_SECRET", "an-app-secret".into()),
+    ];
+    let config = shared::Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+    let refused = connector_local::start(config).await.err().expect("refused").to_string();
+    assert!(refused.contains("WHATSAPP_VERIFY_TOKEN, AUTH_JWT_SECRET"), "{refused}");
+    assert!(!refused.contains("WHATSAPP_APP_SECRET"), "{refused}");
+}
+
+#[tokio::test]
 async fn the_console_is_served_with_its_security_headers_and_revalidated_by_etag() {
     let (running, base, _dir) = runner(&[]).await;
     let http = reqwest::Client::new();
@@ -152,8 +168,14 @@ async fn dev_tokens_work_on_the_api_and_refuse_reserved_subjects_and_unknown_rol
 
 #[tokio::test]
 async fn without_the_sandbox_the_console_mints_no_tokens() {
-    let (running, base, _dir) =
-        runner(&[("WHATSAPP_API_BASE_URL", "http://127.0.0.1:9"), ("WHATSAPP_ACCESS_TOKEN", "t")]).await;
+    let (running, base, _dir) = runner(&[
+        ("WHATSAPP_API_BASE_URL", "http://127.0.0.1:9"),
+        ("WHATSAPP_ACCESS_TOKEN", "t"),
+        ("WHATSAPP_APP_SECRET", "an-app-secret"),
+        ("WHATSAPP_VERIFY_TOKEN", "a-verify-token"),
+        ("AUTH_JWT_SECRET", "a-jwt-secret"),
+    ])
+    .await;
     let http = reqwest::Client::new();
     assert_eq!(http.get(format!("{base}/")).send().await.unwrap().status(), 200);
     let r = http.post(format!("{base}/dev/token")).json(&serde_json::json!({"sub": "kim"})).send().await.unwrap();
