@@ -17,6 +17,7 @@ use shared::adapters::sandbox::{ContactAction, SandboxWhatsApp};
 use shared::app::Embedded;
 use shared::domain::Phone;
 use shared::http::{issue_token, ApiError, AppJson, AppState, Claims};
+use shared::usecases::{Caller, ROLES};
 
 pub async fn method_not_allowed() -> (axum::http::StatusCode, Json<Value>) {
     (
@@ -150,16 +151,15 @@ pub fn token_router(state: AppState) -> Router {
             let state = state.clone();
             async move {
                 let sub = m.sub.trim().to_string();
-                if sub.is_empty() || sub.len() > 64 || matches!(sub.as_str(), "contact" | "system") {
-                    return Err(ApiError::InvalidRequest(
-                        "sub must be 1 to 64 characters, not contact or system".into(),
-                    ));
+                if sub.len() > 64 {
+                    return Err(ApiError::InvalidRequest("sub must be 64 characters at most".into()));
                 }
-                let known = ["agent", "admin"];
-                if let Some(r) = m.roles.iter().find(|r| !known.contains(&r.as_str())) {
-                    return Err(ApiError::InvalidRequest(format!("unknown role {r:?}: agent or admin")));
+                if let Some(r) = m.roles.iter().find(|r| !ROLES.contains(&r.as_str())) {
+                    return Err(ApiError::InvalidRequest(format!("unknown role {r:?}: one of {ROLES:?}")));
                 }
                 let claims = local_claims(sub, m.name, m.locale, m.sub_org, m.region, m.roles);
+                // The same check every request's caller passes: no empty or reserved sub.
+                Caller::from(claims.clone()).checked().map_err(|e| ApiError::InvalidRequest(e.into()))?;
                 Ok(Json(json!({ "token": issue_token(&state.config.jwt_secret, &claims), "claims": claims })))
             }
         }),

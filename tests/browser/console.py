@@ -222,6 +222,14 @@ def first_visit(p):
     return paint, size
 
 
+def held_after_a_day(p, text):
+    """Moves the clock a day on, so the window closes, then writes text, which is held."""
+    p.click("+25 hours")
+    p.see("#window", "Window closed")
+    p.write(text)
+    p.wait_status(text, "pending")
+
+
 def sandbox_story(p, tmp):
     """The README's sandbox story: opt-in, held message, ticks, reply, read, window, resume."""
     paint, size = first_visit(p)
@@ -257,10 +265,7 @@ def sandbox_story(p, tmp):
     p.shot("2-read")
 
     # A day passes: the window closes, a text is held, the resume request goes out.
-    p.click("+25 hours")
-    p.see("#window", "Window closed")
-    p.write("Are you still there?")
-    p.wait_status("Are you still there?", "pending")
+    held_after_a_day(p, "Are you still there?")
     p.tap("Resume conversation")
     p.wait_status("Are you still there?", "delivered")
     p.see("#window", "Window open")
@@ -282,10 +287,7 @@ def sandbox_story(p, tmp):
     p.see("#screen li.theirs", "A-1042")
 
     # A message still queued or held can be recalled.
-    p.click("+25 hours")
-    p.see("#window", "Window closed")
-    p.write("Never mind")
-    p.wait_status("Never mind", "pending")
+    held_after_a_day(p, "Never mind")
     p.press("the recall button", lambda: [b for li in p.css("#log li.outbound") if "Never mind" in li.text
                                           for b in p.css("button", li) if b.text == "Recall"])
     p.wait_status("Never mind", "recalled")
@@ -293,10 +295,7 @@ def sandbox_story(p, tmp):
     p.see("#log li.inbound", "Still here")
 
     # A text held longer than CONNECTOR_HELD_TTL (a day here) fails, saying what to do next.
-    p.click("+25 hours")
-    p.see("#window", "Window closed")
-    p.write("Anyone there?")
-    p.wait_status("Anyone there?", "pending")
+    held_after_a_day(p, "Anyone there?")
     p.click("+25 hours")
     p.wait_status("Anyone there?", "failed")
     p.see("#log li.outbound .err", "Send it again if it still matters")
