@@ -189,10 +189,42 @@ async fn concurrent_transactions_lose_none(store: Arc<dyn Store>) {
     assert!(found.iter().all(|f| f.is_some()), "every committed transaction's new item is stored");
 }
 
+/// 64 transactions at once, every other one failing its last condition after a write of its
+/// own: the failed ones leave nothing, and the ones committed beside them (the embedded store
+/// commits concurrent callers together) keep everything.
+async fn a_failed_transaction_undoes_only_itself(store: Arc<dyn Store>) {
+    let missing = Key::contact("nobody");
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let (store, missing) = (store.clone(), missing.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut writes = vec![Write::Put { item: link("grp", &format!("u{i}")), cond: Cond::NotExists }];
+            if i % 2 == 1 {
+                writes.push(Write::Check { key: missing, cond: Cond::Version(1) });
+            }
+            (i, store.transact(writes).await)
+        }));
+    }
+    for t in tasks {
+        let (i, r) = t.await.unwrap();
+        match i % 2 {
+            0 => assert!(r.is_ok(), "{i}: {r:?}"),
+            _ => assert!(matches!(r, Err(StoreError::Conflict { index: 1 })), "{i}: {r:?}"),
+        }
+    }
+    let links: Vec<Key> = (0..64).map(|i| Key::membership(&format!("u{i}"), "grp")).collect();
+    for (i, found) in store.get_many(&links).await.unwrap().iter().enumerate() {
+        assert_eq!(found.is_some(), i % 2 == 0, "u{i}");
+    }
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod embedded {
-            $(#[tokio::test] async fn $name() { let (s, _dir) = super::sqlite().await; super::$name(s).await; })*
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+                let (s, _dir) = super::sqlite().await;
+                super::$name(s).await;
+            })*
         }
         mod memory {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
@@ -215,4 +247,5 @@ contract!(
     expired_items_are_absent,
     concurrent_conditional_updates_lose_none,
     concurrent_transactions_lose_none,
+    a_failed_transaction_undoes_only_itself,
 );

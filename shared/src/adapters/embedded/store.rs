@@ -25,6 +25,9 @@ const CHANGES_KEPT: i64 = 100_000;
 /// commit makes fewer changes than a transaction has writes, at most 100).
 const PER_ROW: u64 = 128;
 
+/// Queries of at most this many rows run on the calling thread (a contact's partition, a page).
+const SHORT_QUERY: usize = 1001;
+
 impl SqliteStore {
     pub fn new(db: Db) -> SqliteStore {
         SqliteStore { db, changed: Arc::new(Notify::new()) }
@@ -72,9 +75,10 @@ enum TxError {
     Other(String),
 }
 
-fn apply(conn: &mut Connection, writes: &[Write]) -> Result<(), TxError> {
+/// Applies `writes` inside the transaction the caller holds open (the writer's group
+/// transaction, in a savepoint that is rolled back on an error).
+fn apply(tx: &Connection, writes: &[Write]) -> Result<(), TxError> {
     let other = |e: rusqlite::Error| TxError::Other(e.to_string());
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(other)?;
     for (index, w) in writes.iter().enumerate() {
         match w {
             // Archive records go to their append-only table (triggers refuse edits), in the
@@ -104,7 +108,7 @@ fn apply(conn: &mut Connection, writes: &[Write]) -> Result<(), TxError> {
             }
             Write::Put { item, cond } => {
                 let key = item.key();
-                let current = current_version(&tx, &key).map_err(other)?;
+                let current = current_version(tx, &key).map_err(other)?;
                 if !holds(*cond, current) {
                     return Err(TxError::Conflict(index));
                 }
@@ -119,21 +123,23 @@ fn apply(conn: &mut Connection, writes: &[Write]) -> Result<(), TxError> {
                 .map_err(other)?;
             }
             Write::Delete { key, cond } => {
-                let current = current_version(&tx, key).map_err(other)?;
+                let current = current_version(tx, key).map_err(other)?;
                 if !holds(*cond, current) {
                     return Err(TxError::Conflict(index));
                 }
-                tx.execute("DELETE FROM items WHERE pk = ?1 AND sk = ?2", params![key.pk, key.sk]).map_err(other)?;
+                tx.prepare_cached("DELETE FROM items WHERE pk = ?1 AND sk = ?2")
+                    .and_then(|mut s| s.execute(params![key.pk, key.sk]))
+                    .map_err(other)?;
             }
             Write::Check { key, cond } => {
-                let current = current_version(&tx, key).map_err(other)?;
+                let current = current_version(tx, key).map_err(other)?;
                 if !holds(*cond, current) {
                     return Err(TxError::Conflict(index));
                 }
             }
         }
     }
-    tx.commit().map_err(other)
+    Ok(())
 }
 
 #[async_trait]
@@ -142,7 +148,7 @@ impl Store for SqliteStore {
         let key = key.clone();
         let row = self
             .db
-            .read(move |c| {
+            .read_now(move |c| {
                 c.prepare_cached(
                     "SELECT body, version FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
                 )
@@ -166,26 +172,26 @@ impl Store for SqliteStore {
         ascending: bool,
     ) -> Result<Vec<Versioned<Item>>, StoreError> {
         let (pk, prefix, after) = (pk.to_string(), prefix.to_string(), after.map(str::to_string));
-        let rows = self
-            .db
-            .read(move |c| {
-                let (cmp, order) = if ascending { (">", "ASC") } else { ("<", "DESC") };
-                let sql = format!(
-                    "SELECT body, version FROM items WHERE pk = ?1 AND sk >= ?2 AND sk < ?3
-                     AND (?4 IS NULL OR sk {cmp} ?4) AND (expires_at IS NULL OR expires_at > ?5)
-                     ORDER BY sk {order} LIMIT ?6"
-                );
-                // Every key that starts with `prefix` sorts in [prefix, prefix + U+10FFFF).
-                let upper = format!("{prefix}\u{10FFFF}");
-                let mut stmt = c.prepare_cached(&sql).map_err(|e| e.to_string())?;
-                let rows = stmt
-                    .query_map(params![pk, prefix, upper, after, now_secs(), limit as i64], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-                    })
-                    .map_err(|e| e.to_string())?;
-                rows.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
-            })
-            .await
+        let run = move |c: &Connection| {
+            let sql = if ascending {
+                "SELECT body, version FROM items WHERE pk = ?1 AND sk >= ?2 AND sk < ?3
+                 AND (?4 IS NULL OR sk > ?4) AND (expires_at IS NULL OR expires_at > ?5) ORDER BY sk ASC LIMIT ?6"
+            } else {
+                "SELECT body, version FROM items WHERE pk = ?1 AND sk >= ?2 AND sk < ?3
+                 AND (?4 IS NULL OR sk < ?4) AND (expires_at IS NULL OR expires_at > ?5) ORDER BY sk DESC LIMIT ?6"
+            };
+            // Every key that starts with `prefix` sorts in [prefix, prefix + U+10FFFF).
+            let upper = format!("{prefix}\u{10FFFF}");
+            let mut stmt = c.prepare_cached(sql).map_err(|e| e.to_string())?;
+            let rows = stmt
+                .query_map(params![pk, prefix, upper, after, now_secs(), limit as i64], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .map_err(|e| e.to_string())?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
+        };
+        // A bounded query is a point read; an unbounded one (a whole archive) goes to the pool.
+        let rows = if limit <= SHORT_QUERY { self.db.read_now(run).await } else { self.db.read(run).await }
             .map_err(StoreError::Unavailable)?;
         rows.iter().map(|(b, v)| decode(b, *v)).collect()
     }
@@ -194,7 +200,7 @@ impl Store for SqliteStore {
         let keys = keys.to_vec();
         let rows = self
             .db
-            .read(move |c| {
+            .read_now(move |c| {
                 let mut stmt = c
                     .prepare_cached(
                         "SELECT body, version FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
@@ -216,17 +222,11 @@ impl Store for SqliteStore {
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         let changes = writes.iter().any(|w| matches!(w, Write::Put { item: Item::Change { .. }, .. }));
-        let outcome = self
-            .db
-            .call(move |c| {
-                Ok(match apply(c, &writes) {
-                    Ok(()) => Ok(()),
-                    Err(TxError::Conflict(i)) => Err(StoreError::Conflict { index: i }),
-                    Err(TxError::Other(e)) => Err(StoreError::Unavailable(e)),
-                })
-            })
-            .await
-            .map_err(StoreError::Unavailable)?;
+        let outcome = match self.db.transact(move |c| apply(c, &writes)).await.map_err(StoreError::Unavailable)? {
+            Ok(()) => Ok(()),
+            Err(TxError::Conflict(i)) => Err(StoreError::Conflict { index: i }),
+            Err(TxError::Other(e)) => Err(StoreError::Unavailable(e)),
+        };
         if changes && outcome.is_ok() {
             self.changed.notify_one();
         }
