@@ -61,9 +61,9 @@ CREATE TABLE IF NOT EXISTS settings (
 /// One writer thread and a few reader connections (WAL lets them read while the writer writes).
 ///
 /// Writes go to the writer thread through a channel. Transactions of concurrent callers that
-/// arrive while it is busy share one COMMIT (group commit): each runs in a savepoint of its own,
-/// so one caller's failed condition rolls back only its own writes, and every caller is answered
-/// after the COMMIT. A WAL commit costs far more than the few rows of one use case, so this is
+/// arrive while it is busy share one COMMIT (group commit): each checks its conditions before
+/// it writes, so one caller's failed condition leaves nothing to undo, and every caller is
+/// answered after the COMMIT. A WAL commit costs far more than the few rows of one use case, so this is
 /// what lets ingress scale with concurrency on one writer.
 ///
 /// Point reads (a key, a few keys, a bounded query) run on the calling thread: they take tens
@@ -82,7 +82,7 @@ pub struct Db {
 enum Job {
     /// Runs alone, outside the writer's group transactions (it may open its own).
     Alone(Box<dyn FnOnce(&mut Connection) + Send>),
-    /// Runs inside a group transaction, in a savepoint of its own.
+    /// Runs inside a group transaction; checks before it writes (see `transact`).
     Grouped(Grouped),
 }
 
@@ -208,9 +208,10 @@ impl Db {
     }
 
     /// Runs `f` inside a transaction it may share with other callers' (see `Db`). `f` answers
-    /// `Ok` to keep its writes, `Err` to roll back its own; either is returned once the shared
-    /// transaction is committed. An `Err(String)` from the outer result means nothing of this
-    /// call was committed.
+    /// `Ok` to keep its writes, `Err` when it wrote nothing (it checks before it writes); either
+    /// is returned once the shared transaction is committed. An `Err` after a write fails the
+    /// whole group. An `Err(String)` from the outer result means nothing of this call was
+    /// committed.
     pub async fn transact<T, E, F>(&self, f: F) -> Result<Result<T, E>, String>
     where
         T: Send + 'static,
@@ -304,28 +305,24 @@ fn writer(mut conn: Connection, jobs: std::sync::mpsc::Receiver<Job>) {
     }
 }
 
-/// BEGIN IMMEDIATE, each job in a savepoint (rolled back if it says so), COMMIT; then every job
-/// is answered with the COMMIT's outcome. If the transaction itself fails, nothing was written
-/// and every job is told so.
+/// BEGIN IMMEDIATE, each job in turn, COMMIT; then every job is answered with the COMMIT's
+/// outcome. A job that fails before writing is simply left out. One that fails (or panics)
+/// after writing cannot be undone alone without a savepoint per job (which costs every job a
+/// copy of each page it touches), so the whole group is rolled back and every caller told that
+/// nothing of theirs was written: only the database's own errors get there (see `transact`).
 fn run_group(conn: &Connection, group: Vec<Grouped>) {
     let mut answers = Vec::with_capacity(group.len());
     let mut outcome = exec(conn, "BEGIN IMMEDIATE");
     let mut jobs = group.into_iter();
     if outcome.is_ok() {
         for job in jobs.by_ref() {
-            if let Err(e) = exec(conn, "SAVEPOINT job") {
-                outcome = Err(e);
-                break;
-            }
-            // A job that panics is rolled back; its caller's channel is dropped with it.
-            let (keep, answer) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn))) {
-                Ok((keep, answer)) => (keep, Some(answer)),
-                Err(_) => (false, None),
-            };
-            answers.extend(answer);
-            let end = if keep { Ok(()) } else { exec(conn, "ROLLBACK TO job") };
-            if let Err(e) = end.and_then(|()| exec(conn, "RELEASE job")) {
-                outcome = Err(e);
+            let before = conn.total_changes();
+            // A job that panics drops its caller's channel with it.
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn)));
+            let kept = matches!(ran, Ok((true, _)));
+            answers.extend(ran.ok().map(|(_, answer)| answer));
+            if !kept && conn.total_changes() != before {
+                outcome = Err("a transaction failed after writing; its group was rolled back".into());
                 break;
             }
         }
@@ -347,4 +344,91 @@ fn run_group(conn: &Connection, group: Vec<Grouped>) {
 /// Runs one statement from the connection's cache (parsing it once, not per transaction).
 fn exec(conn: &Connection, sql: &str) -> Result<(), String> {
     conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(|_| ()).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Holds the writer busy until `release` is sent, so the jobs submitted meanwhile form one
+    /// group.
+    async fn hold_writer(db: &Db) -> std::sync::mpsc::Sender<()> {
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let (started, is_started) = tokio::sync::oneshot::channel();
+        let db = db.clone();
+        tokio::spawn(async move {
+            db.call(move |_| {
+                let _ = started.send(());
+                wait.recv().map_err(|e| e.to_string())
+            })
+            .await
+        });
+        is_started.await.unwrap();
+        release
+    }
+
+    fn insert(c: &Connection, key: &str) -> rusqlite::Result<usize> {
+        c.execute("INSERT INTO settings (key, value) VALUES (?1, 'v')", [key])
+    }
+
+    async fn stored(db: &Db, key: &'static str) -> bool {
+        db.setting(key).await.unwrap().is_some()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_that_fails_before_writing_leaves_its_group_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        let release = hold_writer(&db).await;
+        let ok = tokio::spawn({
+            let db = db.clone();
+            async move { db.transact(|c| insert(c, "a").map(|_| ()).map_err(|e| e.to_string())).await }
+        });
+        let refused = tokio::spawn({
+            let db = db.clone();
+            async move { db.transact(|_| Err::<(), _>("condition failed")).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        release.send(()).unwrap();
+        assert_eq!(ok.await.unwrap(), Ok(Ok(())));
+        assert_eq!(refused.await.unwrap(), Ok(Err("condition failed")));
+        assert!(stored(&db, "a").await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_that_fails_after_writing_fails_its_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        let release = hold_writer(&db).await;
+        let mut tasks = Vec::new();
+        for (key, fail) in [("a", false), ("b", true), ("c", false)] {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                let out = db
+                    .transact(move |c| {
+                        insert(c, key).map_err(|e| e.to_string())?;
+                        if fail {
+                            Err("failed after writing".to_string())
+                        } else {
+                            Ok(())
+                        }
+                    })
+                    .await;
+                (key, out)
+            }));
+            // Submitted in this order, so "c" comes after the failure.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        release.send(()).unwrap();
+        for t in tasks {
+            let (key, out) = t.await.unwrap();
+            assert!(out.is_err(), "{key}: {out:?}");
+        }
+        for key in ["a", "b", "c"] {
+            assert!(!stored(&db, key).await, "{key} was kept");
+        }
+        // The writer goes on.
+        assert_eq!(db.transact(|c| insert(c, "d").map(|_| ()).map_err(|e| e.to_string())).await, Ok(Ok(())));
+        assert!(stored(&db, "d").await);
+    }
 }

@@ -75,71 +75,102 @@ enum TxError {
     Other(String),
 }
 
+/// One write as it will be run, every check already passed.
+enum Step<'a> {
+    Archive { record: &'a crate::archive::ArchiveRecord, body: String },
+    Changes { body: String },
+    Put { key: Key, version: i64, expires: Option<i64>, body: String },
+    Delete { key: &'a Key },
+}
+
 /// Applies `writes` inside the transaction the caller holds open (the writer's group
-/// transaction, in a savepoint that is rolled back on an error).
+/// transaction). Every condition is checked and every body serialized before the first
+/// statement that writes, so a conflict leaves nothing behind without a savepoint of its own
+/// (see `Db::transact`); an error after that is the database's own, and fails the group.
 fn apply(tx: &Connection, writes: &[Write]) -> Result<(), TxError> {
     let other = |e: rusqlite::Error| TxError::Other(e.to_string());
+    let json = |e: serde_json::Error| TxError::Other(e.to_string());
+    // Versions as this transaction leaves them, for a key it writes twice.
+    let mut written: Vec<(Key, Option<i64>)> = Vec::new();
+    let mut steps = Vec::with_capacity(writes.len());
     for (index, w) in writes.iter().enumerate() {
-        match w {
+        let step = match w {
             // Archive records go to their append-only table (triggers refuse edits), in the
             // same transaction as the change they record; a taken sequence number is a conflict.
             Write::Put { item: Item::ArchiveEntry(record), .. } => {
-                let body = serde_json::to_string(record).map_err(|e| TxError::Other(e.to_string()))?;
-                let inserted = tx
-                    .prepare_cached(
-                        "INSERT INTO archive (conversation_id, seq, hash, body) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .and_then(|mut s| {
-                        s.execute(params![record.event.conversation_id, record.seq as i64, record.hash, body])
-                    })
+                let taken = tx
+                    .prepare_cached("SELECT 1 FROM archive WHERE conversation_id = ?1 AND seq = ?2")
+                    .and_then(|mut s| s.exists(params![record.event.conversation_id, record.seq as i64]))
                     .map_err(other)?;
-                if inserted == 0 {
+                if taken {
                     return Err(TxError::Conflict(index));
                 }
+                Step::Archive { record, body: serde_json::to_string(record).map_err(json)? }
             }
             // A commit's changes go to the feed's log as one row, numbered in commit order (one
             // writer at a time).
             Write::Put { item: Item::Change { changes, .. }, .. } => {
-                let body = serde_json::to_string(changes).map_err(|e| TxError::Other(e.to_string()))?;
-                tx.prepare_cached("INSERT INTO changes (at, body) VALUES (?1, ?2)")
-                    .and_then(|mut s| s.execute(params![now_secs(), body]))
-                    .map_err(other)?;
+                Step::Changes { body: serde_json::to_string(changes).map_err(json)? }
             }
             Write::Put { item, cond } => {
                 let key = item.key();
-                let current = current_version(tx, &key).map_err(other)?;
+                let current = version_in(tx, &written, &key).map_err(other)?;
                 if !holds(*cond, current) {
                     return Err(TxError::Conflict(index));
                 }
-                let body = serde_json::to_string(item).map_err(|e| TxError::Other(e.to_string()))?;
+                let version = current.unwrap_or(0) + 1;
+                written.push((key.clone(), Some(version)));
                 let expires = item.expires_at().map(|t| t.unix_timestamp());
-                tx.prepare_cached(
+                Step::Put { key, version, expires, body: serde_json::to_string(item).map_err(json)? }
+            }
+            Write::Delete { key, cond } => {
+                if !holds(*cond, version_in(tx, &written, key).map_err(other)?) {
+                    return Err(TxError::Conflict(index));
+                }
+                written.push((key.clone(), None));
+                Step::Delete { key }
+            }
+            Write::Check { key, cond } => {
+                if !holds(*cond, version_in(tx, &written, key).map_err(other)?) {
+                    return Err(TxError::Conflict(index));
+                }
+                continue;
+            }
+        };
+        steps.push(step);
+    }
+    for step in steps {
+        match step {
+            Step::Archive { record, body } => tx
+                .prepare_cached("INSERT INTO archive (conversation_id, seq, hash, body) VALUES (?1, ?2, ?3, ?4)")
+                .and_then(|mut s| {
+                    s.execute(params![record.event.conversation_id, record.seq as i64, record.hash, body])
+                }),
+            Step::Changes { body } => tx
+                .prepare_cached("INSERT INTO changes (at, body) VALUES (?1, ?2)")
+                .and_then(|mut s| s.execute(params![now_secs(), body])),
+            Step::Put { key, version, expires, body } => tx
+                .prepare_cached(
                     "INSERT INTO items (pk, sk, version, expires_at, body) VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT(pk, sk) DO UPDATE SET version = excluded.version,
                          expires_at = excluded.expires_at, body = excluded.body",
                 )
-                .and_then(|mut s| s.execute(params![key.pk, key.sk, current.unwrap_or(0) + 1, expires, body]))
-                .map_err(other)?;
-            }
-            Write::Delete { key, cond } => {
-                let current = current_version(tx, key).map_err(other)?;
-                if !holds(*cond, current) {
-                    return Err(TxError::Conflict(index));
-                }
-                tx.prepare_cached("DELETE FROM items WHERE pk = ?1 AND sk = ?2")
-                    .and_then(|mut s| s.execute(params![key.pk, key.sk]))
-                    .map_err(other)?;
-            }
-            Write::Check { key, cond } => {
-                let current = current_version(tx, key).map_err(other)?;
-                if !holds(*cond, current) {
-                    return Err(TxError::Conflict(index));
-                }
-            }
+                .and_then(|mut s| s.execute(params![key.pk, key.sk, version, expires, body])),
+            Step::Delete { key } => tx
+                .prepare_cached("DELETE FROM items WHERE pk = ?1 AND sk = ?2")
+                .and_then(|mut s| s.execute(params![key.pk, key.sk])),
         }
+        .map_err(other)?;
     }
     Ok(())
+}
+
+/// The version of `key` as this transaction sees it: its own last write, else the table's.
+fn version_in(tx: &Connection, written: &[(Key, Option<i64>)], key: &Key) -> rusqlite::Result<Option<i64>> {
+    match written.iter().rev().find(|(k, _)| k == key) {
+        Some((_, v)) => Ok(*v),
+        None => current_version(tx, key),
+    }
 }
 
 #[async_trait]
