@@ -75,102 +75,117 @@ enum TxError {
     Other(String),
 }
 
-/// One write as it will be run, every check already passed.
-enum Step<'a> {
-    Archive { record: &'a crate::archive::ArchiveRecord, body: String },
-    Changes { body: String },
-    Put { key: Key, version: i64, expires: Option<i64>, body: String },
-    Delete { key: &'a Key },
+/// A write with its body serialized, on the caller's thread: the writer thread, which every
+/// transaction goes through, only checks and stores.
+enum Row {
+    /// Archive records go to their append-only table (triggers refuse edits); a taken sequence
+    /// number is a conflict.
+    Archive {
+        conversation_id: String,
+        seq: i64,
+        hash: String,
+        body: String,
+    },
+    /// A commit's changes go to the feed's log as one row, numbered in commit order.
+    Changes {
+        body: String,
+    },
+    Put {
+        key: Key,
+        cond: Cond,
+        expires: Option<i64>,
+        body: String,
+    },
+    Delete {
+        key: Key,
+        cond: Cond,
+    },
+    Check {
+        key: Key,
+        cond: Cond,
+    },
 }
 
-/// Applies `writes` inside the transaction the caller holds open (the writer's group
-/// transaction). Every condition is checked and every body serialized before the first
-/// statement that writes, so a conflict leaves nothing behind without a savepoint of its own
-/// (see `Db::transact`); an error after that is the database's own, and fails the group.
-fn apply(tx: &Connection, writes: &[Write]) -> Result<(), TxError> {
-    let other = |e: rusqlite::Error| TxError::Other(e.to_string());
-    let json = |e: serde_json::Error| TxError::Other(e.to_string());
-    // Versions as this transaction leaves them, for a key it writes twice.
-    let mut written: Vec<(Key, Option<i64>)> = Vec::new();
-    let mut steps = Vec::with_capacity(writes.len());
-    for (index, w) in writes.iter().enumerate() {
-        let step = match w {
-            // Archive records go to their append-only table (triggers refuse edits), in the
-            // same transaction as the change they record; a taken sequence number is a conflict.
-            Write::Put { item: Item::ArchiveEntry(record), .. } => {
-                let taken = tx
-                    .prepare_cached("SELECT 1 FROM archive WHERE conversation_id = ?1 AND seq = ?2")
-                    .and_then(|mut s| s.exists(params![record.event.conversation_id, record.seq as i64]))
-                    .map_err(other)?;
-                if taken {
-                    return Err(TxError::Conflict(index));
-                }
-                Step::Archive { record, body: serde_json::to_string(record).map_err(json)? }
-            }
-            // A commit's changes go to the feed's log as one row, numbered in commit order (one
-            // writer at a time).
+impl Row {
+    fn of(w: Write) -> Result<Row, serde_json::Error> {
+        Ok(match w {
+            Write::Put { item: Item::ArchiveEntry(record), .. } => Row::Archive {
+                body: serde_json::to_string(&record)?,
+                seq: record.seq as i64,
+                hash: record.hash,
+                conversation_id: record.event.conversation_id,
+            },
             Write::Put { item: Item::Change { changes, .. }, .. } => {
-                Step::Changes { body: serde_json::to_string(changes).map_err(json)? }
+                Row::Changes { body: serde_json::to_string(&changes)? }
             }
-            Write::Put { item, cond } => {
-                let key = item.key();
-                let current = version_in(tx, &written, &key).map_err(other)?;
-                if !holds(*cond, current) {
-                    return Err(TxError::Conflict(index));
+            Write::Put { item, cond } => Row::Put {
+                key: item.key(),
+                cond,
+                expires: item.expires_at().map(|t| t.unix_timestamp()),
+                body: serde_json::to_string(&item)?,
+            },
+            Write::Delete { key, cond } => Row::Delete { key, cond },
+            Write::Check { key, cond } => Row::Check { key, cond },
+        })
+    }
+}
+
+/// Applies `rows` inside the transaction the caller holds open (the writer's group
+/// transaction). Every condition is checked before the first statement that writes, so a
+/// conflict leaves nothing behind without a savepoint of its own (see `Db::transact`); an error
+/// after that is the database's own, and fails the group.
+fn apply(tx: &Connection, rows: &[Row]) -> Result<(), TxError> {
+    let other = |e: rusqlite::Error| TxError::Other(e.to_string());
+    // Versions as this transaction leaves them, for a key it writes twice; and each put's new one.
+    let mut written: Vec<(&Key, Option<i64>)> = Vec::new();
+    let mut versions = vec![0; rows.len()];
+    for (index, row) in rows.iter().enumerate() {
+        let free = match row {
+            Row::Archive { conversation_id, seq, .. } => !tx
+                .prepare_cached("SELECT 1 FROM archive WHERE conversation_id = ?1 AND seq = ?2")
+                .and_then(|mut s| s.exists(params![conversation_id, seq]))
+                .map_err(other)?,
+            Row::Changes { .. } => true,
+            Row::Put { key, cond, .. } | Row::Delete { key, cond } | Row::Check { key, cond } => {
+                let current = match written.iter().rev().find(|(k, _)| *k == key) {
+                    Some((_, v)) => *v,
+                    None => current_version(tx, key).map_err(other)?,
+                };
+                let next = matches!(row, Row::Put { .. }).then(|| current.unwrap_or(0) + 1);
+                if !matches!(row, Row::Check { .. }) {
+                    written.push((key, next));
                 }
-                let version = current.unwrap_or(0) + 1;
-                written.push((key.clone(), Some(version)));
-                let expires = item.expires_at().map(|t| t.unix_timestamp());
-                Step::Put { key, version, expires, body: serde_json::to_string(item).map_err(json)? }
-            }
-            Write::Delete { key, cond } => {
-                if !holds(*cond, version_in(tx, &written, key).map_err(other)?) {
-                    return Err(TxError::Conflict(index));
-                }
-                written.push((key.clone(), None));
-                Step::Delete { key }
-            }
-            Write::Check { key, cond } => {
-                if !holds(*cond, version_in(tx, &written, key).map_err(other)?) {
-                    return Err(TxError::Conflict(index));
-                }
-                continue;
+                versions[index] = next.unwrap_or_default();
+                holds(*cond, current)
             }
         };
-        steps.push(step);
+        if !free {
+            return Err(TxError::Conflict(index));
+        }
     }
-    for step in steps {
-        match step {
-            Step::Archive { record, body } => tx
+    for (row, version) in rows.iter().zip(versions) {
+        match row {
+            Row::Archive { conversation_id, seq, hash, body } => tx
                 .prepare_cached("INSERT INTO archive (conversation_id, seq, hash, body) VALUES (?1, ?2, ?3, ?4)")
-                .and_then(|mut s| {
-                    s.execute(params![record.event.conversation_id, record.seq as i64, record.hash, body])
-                }),
-            Step::Changes { body } => tx
+                .and_then(|mut s| s.execute(params![conversation_id, seq, hash, body])),
+            Row::Changes { body } => tx
                 .prepare_cached("INSERT INTO changes (at, body) VALUES (?1, ?2)")
                 .and_then(|mut s| s.execute(params![now_secs(), body])),
-            Step::Put { key, version, expires, body } => tx
+            Row::Put { key, expires, body, .. } => tx
                 .prepare_cached(
                     "INSERT INTO items (pk, sk, version, expires_at, body) VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT(pk, sk) DO UPDATE SET version = excluded.version,
                          expires_at = excluded.expires_at, body = excluded.body",
                 )
                 .and_then(|mut s| s.execute(params![key.pk, key.sk, version, expires, body])),
-            Step::Delete { key } => tx
+            Row::Delete { key, .. } => tx
                 .prepare_cached("DELETE FROM items WHERE pk = ?1 AND sk = ?2")
                 .and_then(|mut s| s.execute(params![key.pk, key.sk])),
+            Row::Check { .. } => Ok(0),
         }
         .map_err(other)?;
     }
     Ok(())
-}
-
-/// The version of `key` as this transaction sees it: its own last write, else the table's.
-fn version_in(tx: &Connection, written: &[(Key, Option<i64>)], key: &Key) -> rusqlite::Result<Option<i64>> {
-    match written.iter().rev().find(|(k, _)| k == key) {
-        Some((_, v)) => Ok(*v),
-        None => current_version(tx, key),
-    }
 }
 
 #[async_trait]
@@ -253,7 +268,9 @@ impl Store for SqliteStore {
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         let changes = writes.iter().any(|w| matches!(w, Write::Put { item: Item::Change { .. }, .. }));
-        let outcome = match self.db.transact(move |c| apply(c, &writes)).await.map_err(StoreError::Unavailable)? {
+        let rows = writes.into_iter().map(Row::of).collect::<Result<Vec<_>, _>>();
+        let rows = rows.map_err(|e| StoreError::Unavailable(format!("an item could not be serialized: {e}")))?;
+        let outcome = match self.db.transact(move |c| apply(c, &rows)).await.map_err(StoreError::Unavailable)? {
             Ok(()) => Ok(()),
             Err(TxError::Conflict(i)) => Err(StoreError::Conflict { index: i }),
             Err(TxError::Other(e)) => Err(StoreError::Unavailable(e)),
