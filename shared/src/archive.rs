@@ -50,10 +50,25 @@ pub fn hash(seq: u64, prev_hash: &str, event: &ArchiveEvent) -> String {
     hex::encode(Sha256::digest(&body))
 }
 
+/// A chain's last record. It is kept on the thread itself, so every commit that archives
+/// moves it under the thread's own condition: a record can be neither skipped, forked nor cut
+/// from the end unseen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainHead {
+    pub seq: u64,
+    pub hash: String,
+}
+
+impl ArchiveRecord {
+    pub fn head(&self) -> ChainHead {
+        ChainHead { seq: self.seq, hash: self.hash.clone() }
+    }
+}
+
 /// Links `event` after the record `prev` (or first in its thread).
-pub fn link(prev: Option<(u64, &str)>, event: ArchiveEvent) -> ArchiveRecord {
+pub fn link(prev: Option<&ChainHead>, event: ArchiveEvent) -> ArchiveRecord {
     let (seq, prev_hash) = match prev {
-        Some((s, h)) => (s + 1, h.to_string()),
+        Some(h) => (h.seq + 1, h.hash.clone()),
         None => (1, GENESIS.to_string()),
     };
     let hash = hash(seq, &prev_hash, &event);
@@ -83,14 +98,14 @@ pub fn verify(records: &[ArchiveRecord]) -> Verification {
 
 /// `verify`, and the chain's end against the head its commits recorded: records removed from
 /// the end (or a head with no records) break the chain at the first missing sequence number.
-pub fn verify_with_head(records: &[ArchiveRecord], head: Option<(u64, &str)>) -> Verification {
+pub fn verify_with_head(records: &[ArchiveRecord], head: Option<&ChainHead>) -> Verification {
     let v = verify(records);
     if !v.valid {
         return v;
     }
-    let last = records.last().map(|r| (r.seq, r.hash.as_str()));
+    let last = records.last().map(ArchiveRecord::head);
     match head {
-        Some(h) if last != Some(h) => {
+        Some(h) if last.as_ref() != Some(h) => {
             Verification { valid: false, records: records.len(), first_break: Some(records.len() as u64 + 1) }
         }
         _ => v,
@@ -119,8 +134,8 @@ mod tests {
     fn chain(n: usize) -> Vec<ArchiveRecord> {
         let mut out: Vec<ArchiveRecord> = Vec::new();
         for i in 0..n {
-            let prev = out.last().map(|r| (r.seq, r.hash.as_str()));
-            let r = link(prev, event(&format!("m{i}")));
+            let prev = out.last().map(ArchiveRecord::head);
+            let r = link(prev.as_ref(), event(&format!("m{i}")));
             out.push(r);
         }
         out
@@ -153,11 +168,11 @@ mod tests {
     #[test]
     fn records_cut_from_the_end_are_found_by_the_head() {
         let c = chain(5);
-        let head = (c[4].seq, c[4].hash.as_str());
-        assert!(verify_with_head(&c, Some(head)).valid);
+        let head = c[4].head();
+        assert!(verify_with_head(&c, Some(&head)).valid);
         assert!(verify(&c[..3]).valid, "the chain alone cannot see a cut end");
-        assert_eq!(verify_with_head(&c[..3], Some(head)).first_break, Some(4));
-        assert_eq!(verify_with_head(&[], Some(head)).first_break, Some(1));
+        assert_eq!(verify_with_head(&c[..3], Some(&head)).first_break, Some(4));
+        assert_eq!(verify_with_head(&[], Some(&head)).first_break, Some(1));
     }
 
     #[test]

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use shared::adapters::embedded::QueueName;
 use shared::app::Embedded;
 use shared::archive::ArchiveEvent;
-use shared::domain::{Message, MessageKind};
-use shared::ports::{Cond, Effect, Item, OutboundJob, Queue, QueueError, ReceiptsJob, StoreError, Write};
+use shared::domain::{Contact, Conversation, Message, MessageKind};
+use shared::ports::{Cond, Effect, Item, Key, OutboundJob, Queue, QueueError, ReceiptsJob, StoreError, Write};
 use shared::usecases::commit::{commit, Plan};
 use shared::usecases::{archive, relay, Ports};
 
@@ -42,7 +42,23 @@ async fn setup(dir: &tempfile::TempDir) -> (Ports, Embedded, Arc<FlakyQueue>) {
     let mut ports = state.ports.clone();
     let flaky = Arc::new(FlakyQueue { inner: ports.queue.clone(), down: AtomicBool::new(false) });
     ports.queue = flaky.clone();
+    // The thread "c1" that the tests' records are archived in (its chain head lives on it).
+    let contact = Contact::new("447700900123".into(), Some("+447700900123".into()), None);
+    let thread = Conversation::new("c1".into(), &contact, "en".into(), ports.clock.now());
+    ports.store.transact(vec![Write::Put { item: Item::Conversation(thread), cond: Cond::NotExists }]).await.unwrap();
     (ports, embedded, flaky)
+}
+
+#[tokio::test]
+async fn records_for_a_thread_that_does_not_exist_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ports, _, _) = setup(&dir).await;
+    let plan = Plan {
+        archive: vec![archive::event("nope", "note", "u1", ports.clock.now(), serde_json::json!({}))],
+        ..Plan::default()
+    };
+    assert!(matches!(commit(&ports, plan).await, Err(StoreError::Corrupt(_))));
+    assert!(ports.archive.read("nope").await.unwrap().is_empty());
 }
 
 fn message(conv: &str, id: &str) -> Message {
@@ -114,6 +130,27 @@ async fn what_the_relay_could_not_publish_waits_in_the_outbox_for_the_sweep_in_o
 }
 
 #[tokio::test]
+async fn a_thread_without_a_head_goes_on_from_its_last_record() {
+    // As a store written while the chain head was an item of its own leaves a thread.
+    let dir = tempfile::tempdir().unwrap();
+    let (ports, _, _) = setup(&dir).await;
+    let mut prev = None;
+    for n in 0..2 {
+        let r = shared::archive::link(prev.as_ref(), archive::event("c1", "note", "u1", ports.clock.now(), n.into()));
+        prev = Some(r.head());
+        ports.store.transact(vec![Write::Put { item: Item::ArchiveEntry(r), cond: Cond::NotExists }]).await.unwrap();
+    }
+    let plan = Plan {
+        archive: vec![archive::event("c1", "note", "u1", ports.clock.now(), serde_json::json!(2))],
+        ..Plan::default()
+    };
+    commit(&ports, plan).await.unwrap();
+    let records = ports.archive.read("c1").await.unwrap();
+    assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert!(archive::verify_against_head(&*ports.store, "c1", &records).await.unwrap().valid);
+}
+
+#[tokio::test]
 async fn concurrent_commits_to_one_thread_keep_one_unbroken_chain() {
     let dir = tempfile::tempdir().unwrap();
     let (ports, _, _) = setup(&dir).await;
@@ -154,4 +191,8 @@ async fn concurrent_commits_to_one_thread_keep_one_unbroken_chain() {
     let records = ports.archive.read("c1").await.unwrap();
     assert_eq!(records.len(), 20);
     assert!(archive::verify_against_head(&*ports.store, "c1", &records).await.unwrap().valid);
+    let Some(Item::Conversation(c)) = ports.store.get(&Key::conversation("c1")).await.unwrap().map(|v| v.item) else {
+        panic!("the thread is gone")
+    };
+    assert_eq!(c.archive_head, records.last().map(|r| r.head()), "the head is on the thread, at the last record");
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::contact::{ConsentState, Contact};
 use super::{DomainError, Time, OPTIN_RESEND_AFTER};
+use crate::archive::ChainHead;
 
 /// At most this many employees in one thread.
 pub const MAX_PARTICIPANTS: usize = 10;
@@ -91,6 +92,9 @@ pub struct Conversation {
     /// Messages the contact has written here (read marks count against it).
     #[serde(default)]
     pub inbound_count: u64,
+    /// The last record of the thread's compliance archive; the commit that archives moves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_head: Option<ChainHead>,
 }
 
 impl Conversation {
@@ -111,6 +115,7 @@ impl Conversation {
             last_outbound_at: None,
             unassigned: false,
             inbound_count: 0,
+            archive_head: None,
         }
     }
 
@@ -266,6 +271,7 @@ mod tests {
             last_outbound_at: None,
             unassigned: false,
             inbound_count: 0,
+            archive_head: None,
         }
     }
 

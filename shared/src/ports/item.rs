@@ -51,7 +51,7 @@ impl Key {
     }
     /// Zero-padded so records sort by sequence.
     pub fn archive_entry(conv: &str, seq: u64) -> Key {
-        Key { pk: format!("ARCHIVE#{conv}"), sk: format!("REC#{seq:012}") }
+        Key { pk: Key::archive_partition(conv), sk: format!("REC#{seq:012}") }
     }
     pub fn dedupe(id: &str) -> Key {
         Key { pk: format!("DEDUPE#{id}"), sk: "DEDUPE".into() }
@@ -60,9 +60,9 @@ impl Key {
     pub fn unassigned(conv: &str) -> Key {
         Key { pk: UNASSIGNED.into(), sk: format!("CONV#{conv}") }
     }
-    /// A thread's archive chain head: sorts before its records, outside their `REC#` prefix.
-    pub fn archive_head(conv: &str) -> Key {
-        Key { pk: format!("ARCHIVE#{conv}"), sk: "HEAD".into() }
+    /// The partition of a thread's archive records (their chain head is on the thread).
+    pub fn archive_partition(conv: &str) -> String {
+        format!("ARCHIVE#{conv}")
     }
     /// A user's read mark in one thread (beside their memberships, outside the `CONV#` prefix).
     pub fn read_mark(user: &str, conv: &str) -> Key {
@@ -196,13 +196,6 @@ pub enum Item {
     Media(MediaRecord),
     /// One archived record (AWS; locally the archive has its own append-only table).
     ArchiveEntry(crate::archive::ArchiveRecord),
-    /// The last record of a thread's archive chain, written in the same commit as the records,
-    /// so a record can be neither skipped, forked nor cut from the end unseen.
-    ArchiveHead {
-        conversation_id: String,
-        seq: u64,
-        hash: String,
-    },
     /// An effect committed with the state, for the relay to publish (then delete).
     Outbox(crate::ports::OutboxEntry),
     /// How far one employee has read a thread: up to message `up_to`, which leaves
@@ -267,7 +260,6 @@ impl Item {
             Item::DirectoryEntry(u) => Key::directory_entry(&u.sub_org, &u.region, &u.user_id),
             Item::Media(m) => Key::media(&m.id),
             Item::ArchiveEntry(r) => Key::archive_entry(&r.event.conversation_id, r.seq),
-            Item::ArchiveHead { conversation_id, .. } => Key::archive_head(conversation_id),
             Item::Outbox(e) => Key::outbox(e.shard, &e.id),
             Item::Dedupe { id, .. } => Key::dedupe(id),
             Item::ReadMark { user_id, conversation_id, .. } => Key::read_mark(user_id, conversation_id),

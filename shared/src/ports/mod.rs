@@ -146,7 +146,7 @@ pub trait Store: Send + Sync {
     /// SQLite store keeps them in their append-only table, read by `SqliteArchive`.
     async fn archive_records(&self, conversation_id: &str) -> Result<Vec<crate::archive::ArchiveRecord>, StoreError> {
         Ok(self
-            .query(&Key::archive_head(conversation_id).pk, "REC#", None, usize::MAX / 2, true)
+            .query(&Key::archive_partition(conversation_id), "REC#", None, usize::MAX / 2, true)
             .await?
             .into_iter()
             .filter_map(|v| match v.item {
@@ -379,7 +379,8 @@ pub enum ReceiptsJob {
 pub struct ArchiveError(pub String);
 
 /// The compliance archive, read side: records are appended by the commit that makes the change
-/// they record (`Item::ArchiveEntry` and `Item::ArchiveHead` writes), so this port only reads.
+/// they record (`Item::ArchiveEntry` writes; the chain head is on the thread), so this port
+/// only reads.
 #[async_trait]
 pub trait Archive: Send + Sync {
     /// A thread's records, oldest first.

@@ -89,9 +89,9 @@ pub async fn verify_against_head(
     conversation_id: &str,
     records: &[ArchiveRecord],
 ) -> Result<Verification, StoreError> {
-    let head = match store.get(&Key::archive_head(conversation_id)).await?.map(|v| v.item) {
-        Some(Item::ArchiveHead { seq, hash, .. }) => Some((seq, hash)),
+    let head = match store.get(&Key::conversation(conversation_id)).await?.map(|v| v.item) {
+        Some(Item::Conversation(c)) => c.archive_head,
         _ => None,
     };
-    Ok(verify_with_head(records, head.as_ref().map(|(s, h)| (*s, h.as_str()))))
+    Ok(verify_with_head(records, head.as_ref()))
 }

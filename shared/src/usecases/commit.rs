@@ -1,15 +1,15 @@
 //! The one way a use case changes anything: a `Plan` (state writes, archive events, effects)
 //! committed in ONE atomic transaction. Messages the plan creates are archived with it; the
-//! archive records are linked to each thread's chain head, which the same transaction moves
-//! (conditionally), so a record can be neither lost, skipped nor forked; effects go into the
-//! outbox in the same transaction and the relay publishes them after the commit.
+//! archive records are linked to each thread's chain head, kept on the thread item, which the
+//! same transaction moves (conditionally), so a record can be neither lost, skipped nor forked;
+//! effects go into the outbox in the same transaction and the relay publishes them after the
+//! commit.
 //!
 //! Not here: deciding what to write (the planners) and retrying (`retry`).
 
-use std::collections::HashMap;
-
-use crate::archive::{link, ArchiveEvent};
-use crate::ports::{Cond, Effect, Item, Key, OutboxEntry, StoreError, Write};
+use crate::archive::{link, ArchiveEvent, ArchiveRecord};
+use crate::domain::Conversation;
+use crate::ports::{Cond, Effect, Item, Key, OutboxEntry, StoreError, Versioned, Write};
 
 use super::archive::message_event;
 use super::{new_id, put_new, relay, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES};
@@ -47,7 +47,9 @@ pub async fn commit(ports: &Ports, plan: Plan) -> Result<(), StoreError> {
         })
         .collect();
     events.extend(archive);
-    writes.extend(archive_writes(ports, events).await?);
+    if !events.is_empty() {
+        archive_writes(ports, &mut writes, events).await?;
+    }
     let now = ports.clock.now();
     let entries: Vec<OutboxEntry> = effects.into_iter().map(|effect| OutboxEntry::new(new_id(), effect, now)).collect();
     writes.extend(entries.iter().map(|e| Write::Put { item: Item::Outbox(e.clone()), cond: Cond::NotExists }));
@@ -58,45 +60,53 @@ pub async fn commit(ports: &Ports, plan: Plan) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// A chain's last record: its sequence number and hash.
-type Link = (u64, String);
-
-/// The records of `events` linked onto their threads' chains, and the heads moved to them.
-async fn archive_writes(ports: &Ports, events: Vec<ArchiveEvent>) -> Result<Vec<Write>, StoreError> {
-    if events.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut threads: Vec<String> = Vec::new();
+/// The records of `events` linked onto their threads' chains, and each thread's head moved to
+/// its last record. The head lives on the thread: a thread the plan writes carries it there,
+/// under the plan's own condition on it; any other thread is read and written back with a
+/// condition on the version read.
+async fn archive_writes(ports: &Ports, writes: &mut Vec<Write>, events: Vec<ArchiveEvent>) -> Result<(), StoreError> {
+    let mut unplanned: Vec<Key> = Vec::new();
     for e in &events {
-        if !threads.contains(&e.conversation_id) {
-            threads.push(e.conversation_id.clone());
+        let key = Key::conversation(&e.conversation_id);
+        if planned_thread(writes, &e.conversation_id).is_none() && !unplanned.contains(&key) {
+            unplanned.push(key);
         }
     }
-    let keys: Vec<Key> = threads.iter().map(|t| Key::archive_head(t)).collect();
-    let mut heads: HashMap<String, (Option<u64>, Option<Link>)> = HashMap::new();
-    for (t, found) in threads.iter().zip(ports.store.get_many(&keys).await?) {
-        let head = match found {
-            Some(v) => match v.item {
-                Item::ArchiveHead { seq, hash, .. } => (Some(v.version), Some((seq, hash))),
-                other => return Err(StoreError::Corrupt(format!("archive head is {:?}", other.key()))),
-            },
-            None => (None, None),
-        };
-        heads.insert(t.clone(), head);
+    for (key, found) in unplanned.iter().zip(ports.store.get_many(&unplanned).await?) {
+        match found {
+            Some(Versioned { item: item @ Item::Conversation(_), version }) => {
+                writes.push(Write::Put { item, cond: Cond::Version(version) })
+            }
+            _ => return Err(StoreError::Corrupt(format!("archive records for a missing thread: {}", key.pk))),
+        }
     }
-    let mut writes = Vec::with_capacity(events.len() + threads.len());
+    // A thread from a store written while the head was an item of its own goes on from its last
+    // record (once: its head is on it from this commit on).
+    for w in writes.iter_mut() {
+        if let Write::Put { item: Item::Conversation(c), cond: Cond::Version(_) } = w {
+            if c.archive_head.is_none() && events.iter().any(|e| e.conversation_id == c.id) {
+                let records = ports.archive.read(&c.id).await.map_err(|e| StoreError::Unavailable(e.0))?;
+                c.archive_head = records.last().map(ArchiveRecord::head);
+            }
+        }
+    }
+    let mut records = Vec::with_capacity(events.len());
     for event in events {
-        let (_, prev) = heads.entry(event.conversation_id.clone()).or_default();
-        let record = link(prev.as_ref().map(|(s, h)| (*s, h.as_str())), event);
-        *prev = Some((record.seq, record.hash.clone()));
-        writes.push(Write::Put { item: Item::ArchiveEntry(record), cond: Cond::NotExists });
+        let thread = planned_thread(writes, &event.conversation_id).expect("every archived thread is written");
+        let record = link(thread.archive_head.as_ref(), event);
+        thread.archive_head = Some(record.head());
+        records.push(Write::Put { item: Item::ArchiveEntry(record), cond: Cond::NotExists });
     }
-    for t in threads {
-        let (version, Some((seq, hash))) = heads.remove(&t).unwrap_or_default() else { continue };
-        let item = Item::ArchiveHead { conversation_id: t, seq, hash };
-        writes.push(Write::Put { item, cond: version.map_or(Cond::NotExists, Cond::Version) });
-    }
-    Ok(writes)
+    writes.extend(records);
+    Ok(())
+}
+
+/// The thread `id` as this commit writes it, if it does.
+fn planned_thread<'a>(writes: &'a mut [Write], id: &str) -> Option<&'a mut Conversation> {
+    writes.iter_mut().find_map(|w| match w {
+        Write::Put { item: Item::Conversation(c), .. } if c.id == id => Some(c),
+        _ => None,
+    })
 }
 
 /// What one attempt of a read → plan → commit came to.

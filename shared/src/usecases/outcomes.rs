@@ -218,6 +218,7 @@ mod tests {
             last_outbound_at: None,
             unassigned: false,
             inbound_count: 0,
+            archive_head: None,
         };
         let mut contact = Contact::new("1".into(), None, None);
         contact.inbound(InboundIntent::Accept, T0, T0);

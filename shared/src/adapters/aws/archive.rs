@@ -1,6 +1,6 @@
 //! `Archive` for AWS, read side: each thread's records are items of the table keyed by their
-//! sequence number, written by the commit that records the change, beside the thread's chain
-//! head (`ARCHIVE#<conv>` / `HEAD`), so concurrent commits cannot fork or skip the chain.
+//! sequence number, written by the commit that records the change, which also moves the chain
+//! head on the thread item, so concurrent commits cannot fork or skip the chain.
 
 use std::sync::Arc;
 
