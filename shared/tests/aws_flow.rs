@@ -61,7 +61,7 @@ impl Intercept for Tap {
             .unwrap_or_else(|| format!("{} {}", req.method(), req.uri().split('?').next().unwrap_or("")));
         let body = req.body().bytes().unwrap_or_default();
         let is_archive = |text: &str| text.contains("ARCHIVE#");
-        // On-demand pricing: a write unit per started KB per item, doubled inside a transaction.
+        // On-demand pricing: a write unit per started KB of item, doubled inside a transaction.
         // Archive records and chain heads are counted apart from the operation's own items.
         let (item_writes, archive_writes, write_units) = match operation.as_str() {
             "PutItem" | "UpdateItem" | "DeleteItem" => {
@@ -72,7 +72,7 @@ impl Intercept for Tap {
                 .ok()
                 .and_then(|v| {
                     v["TransactItems"].as_array().map(|a| {
-                        let units: u32 = a.iter().map(|i| (i.to_string().len() as u32).div_ceil(1024).max(1) * 2).sum();
+                        let units: u32 = a.iter().map(|i| item_size(i).div_ceil(1024).max(1) * 2).sum();
                         let archived = a.iter().filter(|i| is_archive(&i.to_string())).count() as u32;
                         (a.len() as u32 - archived, archived, units)
                     })
@@ -89,6 +89,23 @@ impl Intercept for Tap {
         });
         Ok(())
     }
+}
+
+/// The size DynamoDB bills a transaction's item write by: attribute names and values of the
+/// item as stored (a put is an `Update` that sets `body`, `v` and maybe `exp_at`), not the
+/// request's JSON, which escapes the body a second time. A check or delete: its request.
+fn item_size(transact_item: &serde_json::Value) -> u32 {
+    let Some(update) = transact_item.get("Update") else { return transact_item.to_string().len() as u32 };
+    let text = |v: &serde_json::Value| v.as_str().map_or(0, str::len) as u32;
+    let key: u32 = update["Key"]
+        .as_object()
+        .map(|k| k.iter().map(|(name, v)| name.len() as u32 + text(&v["S"])).sum())
+        .unwrap_or(0);
+    let values = &update["ExpressionAttributeValues"];
+    let body = "body".len() as u32 + text(&values[":b"]["S"]);
+    let version = "v".len() as u32 + 8;
+    let expiry = if values.get(":exp").is_some() { "exp_at".len() as u32 + 8 } else { 0 };
+    key + body + version + expiry
 }
 
 impl Counter {
