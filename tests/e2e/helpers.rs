@@ -25,6 +25,8 @@ pub type Picture = (Vec<u8>, String);
 /// A scripted answer: Meta takes the message, and the answer is lost (slower than the client's
 /// time-out, `WHATSAPP_API_TIMEOUT_MS` in the test).
 pub const LOST: u16 = 0;
+/// A scripted answer: Meta takes the message and answers, 600 ms late.
+pub const SLOW: u16 = 1;
 
 /// A scripted Graph API: each send pops the next answer (default: accepted with a new wamid).
 #[derive(Clone, Default)]
@@ -193,6 +195,19 @@ async fn graph_send(
             )
         }
     };
+    if status == SLOW {
+        let wamid = {
+            let mut n = fake.counter.lock().unwrap();
+            *n += 1;
+            format!("wamid.FAKE{n}")
+        };
+        body["_wamid"] = json!(wamid);
+        body["_status"] = json!(200);
+        fake.requests.lock().unwrap().push(body.clone());
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let reply = json!({"messaging_product": "whatsapp", "contacts": [{"input": body["to"], "wa_id": WA_ID}], "messages": [{"id": wamid}]});
+        return (StatusCode::OK, Json(reply));
+    }
     if status == LOST {
         // Meta takes the message, but its answer never reaches the connector.
         let wamid = {

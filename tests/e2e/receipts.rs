@@ -21,7 +21,6 @@ async fn statuses_in_reverse_order_end_at_read_with_every_time() {
         assert_eq!(app.status(&wamid, s, ts, None).await, 200);
     }
     let m = eventually("all three times", || async {
-        // Statuses are applied concurrently from the receipts queue: wait for every one.
         let m = find(&app, &conv, &id).await;
         ["sent", "delivered", "read"].iter().all(|s| m["status_at"][s].is_string()).then_some(m)
     })
@@ -30,6 +29,23 @@ async fn statuses_in_reverse_order_end_at_read_with_every_time() {
     assert_eq!(m["status_at"]["read"], "2026-09-20T12:00:30Z");
     assert_eq!(m["status_at"]["delivered"], "2026-09-20T12:00:20Z");
     assert_eq!(m["status_at"]["sent"], "2026-09-20T12:00:10Z");
+}
+
+#[tokio::test]
+async fn a_status_that_overtakes_the_answer_to_its_send_is_applied_once_the_send_is_recorded() {
+    let app = spawn_app().await;
+    let conv = app.opted_in_thread("u1").await;
+    app.graph.script([(SLOW, serde_json::json!({}))]);
+    let m = app.send_text("u1", &conv, "overtaken").await;
+    let (wamid, _) = app.wait_for_request(|r| r["text"]["body"] == "overtaken").await;
+    // Meta's status arrives while the connector still waits for the answer with the wamid.
+    assert_eq!(app.status(&wamid, "delivered", 1_789_905_620, None).await, 200);
+    let m = eventually("delivered", || async {
+        let m = find(&app, &conv, &m["id"]).await;
+        (m["status"] == "delivered").then_some(m)
+    })
+    .await;
+    assert_eq!(m["status_at"]["delivered"], "2026-09-20T12:00:20Z");
 }
 
 #[tokio::test]
@@ -58,8 +74,6 @@ async fn a_skipped_delivered_is_fine_and_failed_after_read_does_not_undo_it() {
     let (conv, id, wamid) = sent_message(&app).await;
     app.status(&wamid, "sent", 1_789_905_610, None).await;
     app.status(&wamid, "read", 1_789_905_630, None).await;
-    // Statuses are applied concurrently from the receipts queue: "after read" means after it
-    // was applied, not after it was posted.
     eventually("read", || async { (find(&app, &conv, &id).await["status"] == "read").then_some(()) }).await;
     app.status(&wamid, "failed", 1_789_905_640, Some(131000)).await;
     eventually("the failure's time recorded", || async {

@@ -1,5 +1,6 @@
 //! `GET/POST /webhook`: Meta's verification handshake and signed deliveries. Inbound messages
-//! are applied before the 200; statuses go to the receipts queue.
+//! and statuses are applied before the 200; a status that overtook the record of its send goes
+//! to the receipts queue, which tries it again shortly.
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
@@ -81,7 +82,11 @@ async fn apply(state: &AppState, event: WebhookEvent) -> Result<(), UseCaseError
         WebhookEvent::Inbound(m) => {
             inbound::apply_inbound(ports, &m).await?;
         }
-        WebhookEvent::Status(s) => ports.queue.send_receipt(ReceiptsJob::Status(s)).await?,
+        WebhookEvent::Status(s) => {
+            if receipts::apply_status(ports, &s).await? == receipts::ReceiptResult::UnknownWamid {
+                ports.queue.send_receipt(ReceiptsJob::Status(s)).await?
+            }
+        }
         WebhookEvent::MarketingPreference { wa_id, stop, .. } => {
             receipts::marketing_preference(ports, &wa_id, stop).await?
         }
