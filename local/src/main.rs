@@ -16,7 +16,9 @@ const USAGE: &str = "usage:
   connector-local contact PHONE image [CAPTION] send a picture
   connector-local contact PHONE inbox          show what the contact received
   connector-local archive verify CONVERSATION  re-compute a thread's hash chain (reads CONNECTOR_DATA_DIR)
-  connector-local archive export CONVERSATION  print a thread's archive as JSON Lines";
+  connector-local archive export CONVERSATION  print a thread's archive as JSON Lines
+  connector-local archive fingerprint TEXT     TEXT as the archive keeps it when DLP finds something in it
+                                               (CONNECTOR_ARCHIVE_KEY, CONNECTOR_DLP_POLICY): search exports for it";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -108,6 +110,10 @@ async fn archive(config: Config, args: &[String]) -> Result<(), String> {
     let (Some(verb), Some(conv)) = (args.first(), args.get(1)) else {
         return Err(USAGE.into());
     };
+    if verb == "fingerprint" {
+        println!("{}", shared::usecases::archive::original(&config.settings, &args[1..].join(" ")));
+        return Ok(());
+    }
     let db = shared::adapters::embedded::Db::open(&config.data_dir).map_err(|e| e.to_string())?;
     let records =
         shared::adapters::embedded::SqliteArchive::new(db.clone()).read(conv).await.map_err(|e| e.to_string())?;

@@ -35,6 +35,7 @@ pub struct Config {
 const LOCAL_APP_SECRET: &str = "local-app-secret";
 const LOCAL_VERIFY_TOKEN: &str = "local-verify-token";
 const LOCAL_JWT_SECRET: &str = "local-jwt-secret";
+pub(crate) const LOCAL_ARCHIVE_KEY: &str = "local-archive-key";
 
 /// Names and addresses of the AWS resources `template.yaml` creates.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +85,9 @@ impl Config {
         if self.jwt_secret == LOCAL_JWT_SECRET {
             out.push("AUTH_JWT_SECRET");
         }
+        if *self.settings.archive_key == *LOCAL_ARCHIVE_KEY.as_bytes() {
+            out.push("CONNECTOR_ARCHIVE_KEY");
+        }
         out
     }
 
@@ -106,6 +110,7 @@ impl Config {
         settings.optin_template = or("WHATSAPP_OPTIN_TEMPLATE", &settings.optin_template);
         settings.resume_template = or("WHATSAPP_RESUME_TEMPLATE", &settings.resume_template);
         settings.participant_template = or("WHATSAPP_PARTICIPANT_TEMPLATE", &settings.participant_template);
+        settings.archive_key = std::sync::Arc::from(or("CONNECTOR_ARCHIVE_KEY", LOCAL_ARCHIVE_KEY).as_bytes());
         if let Some(path) = get("CONNECTOR_DLP_POLICY").filter(|v| !v.is_empty()) {
             let policy = crate::dlp::Policy::load(&path).map_err(|e| ConfigError(e.to_string()))?;
             settings.dlp = std::sync::Arc::new(policy);

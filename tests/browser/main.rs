@@ -98,7 +98,7 @@ async fn a_runner_meta_can_reach_refuses_the_public_default_secrets() {
     ];
     let config = shared::Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
     let refused = connector_local::start(config).await.err().expect("refused").to_string();
-    assert!(refused.contains("WHATSAPP_VERIFY_TOKEN, AUTH_JWT_SECRET"), "{refused}");
+    assert!(refused.contains("WHATSAPP_VERIFY_TOKEN, AUTH_JWT_SECRET, CONNECTOR_ARCHIVE_KEY"), "{refused}");
     assert!(!refused.contains("WHATSAPP_APP_SECRET"), "{refused}");
 }
 
@@ -174,6 +174,7 @@ async fn without_the_sandbox_the_console_mints_no_tokens() {
         ("WHATSAPP_APP_SECRET", "an-app-secret"),
         ("WHATSAPP_VERIFY_TOKEN", "a-verify-token"),
         ("AUTH_JWT_SECRET", "a-jwt-secret"),
+        ("CONNECTOR_ARCHIVE_KEY", "an-archive-key"),
     ])
     .await;
     let http = reqwest::Client::new();

@@ -1,23 +1,6 @@
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::*;
-
-fn admin() -> String {
-    token_with("auditor", "en", "retail", "eu", &["admin"])
-}
-
-async fn export(app: &TestApp, conv: &str) -> Vec<Value> {
-    let r = app
-        .client
-        .get(app.url(&format!("/admin/conversations/{conv}/archive")))
-        .bearer_auth(admin())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["content-type"], "application/x-ndjson");
-    r.text().await.unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
 
 #[tokio::test]
 async fn every_message_consent_and_dlp_action_is_archived_in_a_verifiable_chain() {
@@ -32,7 +15,7 @@ async fn every_message_consent_and_dlp_action_is_archived_in_a_verifiable_chain(
     })
     .await;
 
-    let records = export(&app, &conv).await;
+    let records = app.archive(&conv).await;
     let kinds: Vec<&str> = records.iter().map(|r| r["kind"].as_str().unwrap()).collect();
     for k in ["conversation_started", "message", "consent", "queue_release", "dlp"] {
         assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
@@ -42,7 +25,11 @@ async fn every_message_consent_and_dlp_action_is_archived_in_a_verifiable_chain(
         assert_eq!(r["conversation_id"], conv.as_str());
     }
     let dlp = records.iter().find(|r| r["kind"] == "dlp").unwrap();
-    assert_eq!(dlp["text_as_written"], "card 4111 1111 1111 1111", "the archive keeps what was written");
+    // What was written, the card as its last four and a fingerprint under the archive key.
+    let written = dlp["text_as_written"].as_str().unwrap();
+    assert!(written.starts_with("card [card …1111 #") && !written.contains("4111"), "{written}");
+    let fingerprint = shared::dlp::Policy::default().fingerprinted("4111111111111111", ARCHIVE_KEY.as_bytes());
+    assert_eq!(written, format!("card {fingerprint}"), "the auditor's key matches the card");
     assert_eq!(dlp["text_as_sent"], "card [REDACTED:card]");
     let consents: Vec<_> =
         records.iter().filter(|r| r["kind"] == "consent").map(|r| r["details"]["consent"].clone()).collect();
@@ -50,7 +37,7 @@ async fn every_message_consent_and_dlp_action_is_archived_in_a_verifiable_chain(
     assert!(records.iter().any(|r| r["details"]["system"] == "optin_request"));
 
     let (s, v) =
-        app.call_with("GET", &format!("/admin/conversations/{conv}/archive?verify=true"), &admin(), None).await;
+        app.call_with("GET", &format!("/admin/conversations/{conv}/archive?verify=true"), &auditor(), None).await;
     assert_eq!((s, v["valid"].as_bool(), v["first_break"].is_null()), (200, Some(true), true));
     assert_eq!(v["records"], json!(records.len()));
 }
@@ -63,7 +50,7 @@ async fn only_admins_read_the_archive() {
     assert_eq!((s, v["error"]["code"].as_str()), (403, Some("forbidden")));
     let (s, _) = app.call("GET", "/admin/conversations/nope/archive", None, None).await;
     assert_eq!(s, 401);
-    let (s, _) = app.call_with("GET", "/admin/conversations/nope/archive?verify=true", &admin(), None).await;
+    let (s, _) = app.call_with("GET", "/admin/conversations/nope/archive?verify=true", &auditor(), None).await;
     assert_eq!(s, 404);
 }
 
@@ -77,7 +64,7 @@ async fn a_tampered_record_is_found_by_the_verifier() {
     for t in ["one", "two", "three"] {
         app.send_text("u1", &conv, t).await;
     }
-    let records = export(&app, &conv).await;
+    let records = app.archive(&conv).await;
     let target = records.iter().find(|r| r["text_as_written"] == "two").unwrap()["seq"].as_i64().unwrap();
 
     let db = rusqlite::Connection::open(app.dir.path().join("connector.db")).unwrap();
@@ -95,6 +82,6 @@ async fn a_tampered_record_is_found_by_the_verifier() {
     .unwrap();
 
     let (_, v) =
-        app.call_with("GET", &format!("/admin/conversations/{conv}/archive?verify=true"), &admin(), None).await;
+        app.call_with("GET", &format!("/admin/conversations/{conv}/archive?verify=true"), &auditor(), None).await;
     assert_eq!((v["valid"].as_bool(), v["first_break"].as_i64()), (Some(false), Some(target)));
 }

@@ -44,6 +44,11 @@ async fn a_policy_can_block_and_add_rules() {
     assert_eq!(m["text"], "about [REDACTED:project]");
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert!(!app.graph.sent().iter().any(|r| r["text"]["body"].as_str().is_some_and(|b| b.contains("4111"))));
+    // The attempt is on the record, without the card in clear.
+    let records = app.archive(&conv).await;
+    let block = records.iter().find(|r| r["kind"] == "dlp" && r["details"]["action"] == "block").unwrap();
+    let written = block["text_as_written"].as_str().unwrap();
+    assert!(written.starts_with("[card …1111 #") && !written.contains("4111"), "{written}");
 }
 
 #[tokio::test]
@@ -61,4 +66,8 @@ async fn inbound_text_can_be_redacted_for_employees() {
         })
         .unwrap();
     assert_eq!(inbound["text"], "my card is [REDACTED:card]");
+    let records = app.archive(&conv).await;
+    let dlp = records.iter().find(|r| r["kind"] == "dlp" && r["details"]["action"] == "redact_inbound").unwrap();
+    let written = dlp["text_as_written"].as_str().unwrap();
+    assert!(written.starts_with("my card is [card …1111 #") && !written.contains("4111 1111"), "{written}");
 }

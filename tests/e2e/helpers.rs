@@ -14,6 +14,7 @@ use shared::http::{issue_token, Claims};
 
 pub const SECRET: &str = "e2e-app-secret";
 pub const JWT: &str = "e2e-jwt-secret";
+pub const ARCHIVE_KEY: &str = "e2e-archive-key";
 pub const PHONE: &str = "+447700900123";
 pub const WA_ID: &str = "447700900123";
 /// How the English opt-in confirmation to the contact begins.
@@ -306,6 +307,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         ("WHATSAPP_APP_SECRET", SECRET.into()),
         ("WHATSAPP_VERIFY_TOKEN", "e2e-verify".into()),
         ("AUTH_JWT_SECRET", JWT.into()),
+        ("CONNECTOR_ARCHIVE_KEY", ARCHIVE_KEY.into()),
         ("CONNECTOR_DEV_CLOCK", "1".into()),
         ("CONNECTOR_RETRY_BASE_MS", "20".into()),
     ]
@@ -502,6 +504,20 @@ impl TestApp {
         self.webhook(&envelope(json!({"statuses": [s]}))).await
     }
 
+    /// A thread's compliance archive, as an admin exports it (JSON Lines).
+    pub async fn archive(&self, conv: &str) -> Vec<Value> {
+        let r = self
+            .client
+            .get(self.url(&format!("/admin/conversations/{conv}/archive")))
+            .bearer_auth(auditor())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "application/x-ndjson");
+        r.text().await.unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
     /// Accepts the opt-in request of the latest template the fake Graph API received.
     pub async fn accept_optin(&self) {
         let (wamid, req) = self.wait_for_request(|r| r["type"] == "template").await;
@@ -568,6 +584,11 @@ pub fn envelope(value: Value) -> Value {
 
 pub fn token_for(user: &str, locale: &str) -> String {
     token_with(user, locale, "retail", "eu", &[])
+}
+
+/// An admin who reads the archive.
+pub fn auditor() -> String {
+    token_with("auditor", "en", "retail", "eu", &["admin"])
 }
 
 pub fn token_with(user: &str, locale: &str, sub_org: &str, region: &str, roles: &[&str]) -> String {

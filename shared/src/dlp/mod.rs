@@ -4,7 +4,11 @@
 
 use std::collections::BTreeSet;
 
+use hmac::{Hmac, Mac};
 use regex::Regex;
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
 
 mod scan;
 use serde::{Deserialize, Serialize};
@@ -248,35 +252,7 @@ impl Policy {
 
     /// Applies every rule to `text`: block wins over redact.
     pub fn apply(&self, text: &str) -> Verdict {
-        let patterns = self.any.as_ref().is_some_and(|any| any.is_match(text));
-        let numbers = self.scanning && scan::may_hold_numbers(text);
-        if !patterns && !numbers {
-            return Verdict::Clean;
-        }
-        // (start, end, rule index): valid findings of every rule.
-        let mut hits: Vec<(usize, usize, usize)> = Vec::new();
-        if numbers {
-            let scanned: Vec<(Builtin, usize)> = self
-                .rules
-                .iter()
-                .enumerate()
-                .filter_map(|(i, r)| r.builtin.filter(|b| b.scanned()).map(|b| (b, i)))
-                .collect();
-            hits.extend(scan::find(text, &scanned));
-        }
-        for (i, rule) in self.rules.iter().enumerate() {
-            match rule.builtin {
-                Some(b) if b.scanned() => {}
-                _ if patterns => {
-                    for m in rule.regex.find_iter(text) {
-                        if rule.builtin.is_none_or(|b| b.valid(m.as_str())) {
-                            hits.push((m.start(), m.end(), i));
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
+        let hits = self.hits(text);
         if hits.is_empty() {
             return Verdict::Clean;
         }
@@ -288,7 +264,75 @@ impl Policy {
         if !blocked.is_empty() {
             return Verdict::Blocked { rules: blocked.into_iter().map(String::from).collect() };
         }
-        // Earlier, then longer, matches win; overlapping later ones are dropped.
+        let (text, rules) = self.replace(text, hits, |rule, _| format!("[REDACTED:{}]", rule.name));
+        Verdict::Redacted { text, rules }
+    }
+
+    /// `text` as the compliance archive keeps an original that was redacted or blocked: every
+    /// finding (of blocking rules too) becomes `[<rule> …<last four> #<fingerprint>]`. The
+    /// fingerprint is an HMAC-SHA256 under `key` of the rule and the finding's letters and
+    /// digits (16 hex digits), so whoever holds the key can tell whether a given number was
+    /// written, and nobody can read one back; the last four (of cards, IBANs, SSNs and phone
+    /// numbers only) are what a receipt shows anyway.
+    pub fn fingerprinted(&self, text: &str, key: &[u8]) -> String {
+        let hits = self.hits(text);
+        if hits.is_empty() {
+            return text.to_string();
+        }
+        self.replace(text, hits, |rule, found| {
+            let folded = scan::alphanumerics(found);
+            let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
+            mac.update(rule.name.as_bytes());
+            mac.update(b"\0");
+            mac.update(folded.as_bytes());
+            let fingerprint = hex::encode(&mac.finalize().into_bytes()[..8]);
+            match rule.builtin {
+                Some(Builtin::Card | Builtin::Iban | Builtin::Ssn | Builtin::Phone) if folded.len() > 4 => {
+                    format!("[{} …{} #{fingerprint}]", rule.name, &folded[folded.len() - 4..])
+                }
+                _ => format!("[{} #{fingerprint}]", rule.name),
+            }
+        })
+        .0
+    }
+
+    /// Every valid finding of every rule in force: (start, end, rule index), bytes as written.
+    fn hits(&self, text: &str) -> Vec<(usize, usize, usize)> {
+        let patterns = self.any.as_ref().is_some_and(|any| any.is_match(text));
+        let numbers = self.scanning && scan::may_hold_numbers(text);
+        let mut hits: Vec<(usize, usize, usize)> = Vec::new();
+        if numbers {
+            let scanned: Vec<(Builtin, usize)> = self
+                .rules
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| r.builtin.filter(|b| b.scanned()).map(|b| (b, i)))
+                .collect();
+            hits.extend(scan::find(text, &scanned));
+        }
+        if patterns {
+            for (i, rule) in self.rules.iter().enumerate() {
+                if rule.builtin.is_some_and(Builtin::scanned) {
+                    continue;
+                }
+                for m in rule.regex.find_iter(text) {
+                    if rule.builtin.is_none_or(|b| b.valid(m.as_str())) {
+                        hits.push((m.start(), m.end(), i));
+                    }
+                }
+            }
+        }
+        hits
+    }
+
+    /// `text` with each hit replaced by `with(rule, what was found)`, and the rules that hit.
+    /// Earlier, then longer, hits win; overlapping later ones are dropped.
+    fn replace(
+        &self,
+        text: &str,
+        mut hits: Vec<(usize, usize, usize)>,
+        with: impl Fn(&Rule, &str) -> String,
+    ) -> (String, Vec<String>) {
         hits.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         let mut out = String::with_capacity(text.len());
         let mut names = BTreeSet::new();
@@ -298,12 +342,12 @@ impl Policy {
                 continue;
             }
             out.push_str(&text[at..start]);
-            out.push_str(&format!("[REDACTED:{}]", self.rules[i].name));
+            out.push_str(&with(&self.rules[i], &text[start..end]));
             names.insert(self.rules[i].name.clone());
             at = end;
         }
         out.push_str(&text[at..]);
-        Verdict::Redacted { text: out, rules: names.into_iter().collect() }
+        (out, names.into_iter().collect())
     }
 }
 
@@ -453,12 +497,43 @@ mod tests {
             let text = format!("{}{}{}", before.map(|b| format!("{b} ")).unwrap_or_default(), grouped, after.unwrap_or(""));
             let out = redacted(&p_default(), &text);
             proptest::prop_assert!(out.contains("[REDACTED:card]"), "{text:?} -> {out:?}");
+            // The archive's form of the original: a card's last four and fingerprint, no more.
+            let kept = p_default().fingerprinted(&text, b"k");
+            proptest::prop_assert!(kept.contains("[card …"), "{text:?} -> {kept:?}");
+            let outside: String = kept.split('[').map(|part| part.split_once(']').map_or(part, |(_, rest)| rest)).collect();
+            proptest::prop_assert!(!outside.contains(&digits[4..8]) || text.matches(&digits[4..8]).count() > 1 || before.is_some_and(|b| b.to_string().contains(&digits[4..8])), "{text:?} -> {kept:?}");
             proptest::prop_assert!(!out.contains(&digits[4..8]) || text.matches(&digits[4..8]).count() > 1 || before.is_some_and(|b| b.to_string().contains(&digits[4..8])), "{text:?} -> {out:?}");
         }
     }
 
     fn p_default() -> Policy {
         Policy::default()
+    }
+
+    #[test]
+    fn originals_are_kept_as_last_four_and_a_keyed_fingerprint() {
+        let p = Policy::default();
+        let kept = p.fingerprinted("card 4111 1111 1111 1111 12/27, IBAN DE89 3704 0044 0532 0130 00 thanks", b"key");
+        assert!(!kept.contains("4111 1111") && !kept.contains("3704"), "{kept}");
+        assert!(kept.starts_with("card [card …1111 #") && kept.contains(" 12/27, IBAN [iban …3000 #"), "{kept}");
+        assert!(kept.ends_with("] thanks"), "{kept}");
+        // However it was written, one number has one fingerprint; another key, another one.
+        let plain = p.fingerprinted("4111111111111111", b"key");
+        assert_eq!(p.fingerprinted("4111-1111-1111-1111", b"key"), plain);
+        assert_eq!(p.fingerprinted("４１１１ １１１１ １１１１ １１１１", b"key"), plain);
+        assert_ne!(p.fingerprinted("4111111111111111", b"other"), plain);
+        assert_ne!(p.fingerprinted("5555555555554444", b"key")[11..], plain[11..]);
+        assert_eq!(
+            p.fingerprinted("nothing to hide, order 4111111111111112", b"key"),
+            "nothing to hide, order 4111111111111112"
+        );
+    }
+
+    #[test]
+    fn blocked_findings_are_fingerprinted_too() {
+        let p = Policy::from_json(r#"{"rules": [{"detector": "email", "action": "block"}]}"#).unwrap();
+        let kept = p.fingerprinted("write to jo@example.com", b"key");
+        assert!(kept.starts_with("write to [email #") && !kept.contains("example"), "{kept}");
     }
 
     #[test]

@@ -54,6 +54,11 @@ fn fold(c: char) -> Option<u8> {
     }
 }
 
+/// The letters and digits of `text`, folded to upper-case ASCII as the detectors see them.
+pub(super) fn alphanumerics(text: &str) -> String {
+    text.chars().filter_map(fold).filter(u8::is_ascii_alphanumeric).map(char::from).collect()
+}
+
 fn normalize(text: &str) -> Vec<Unit> {
     text.char_indices().filter_map(|(i, c)| fold(c).map(|n| Unit { c: n, start: i, end: i + c.len_utf8() })).collect()
 }

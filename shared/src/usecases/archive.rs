@@ -9,7 +9,7 @@ use crate::archive::{verify_with_head, ArchiveEvent, ArchiveRecord, Verification
 use crate::domain::{Conversation, Message};
 use crate::ports::{Item, Key, Store, StoreError};
 
-use super::{load, Caller, Ports, Result, UseCaseError};
+use super::{load, Caller, Ports, Result, Settings, UseCaseError};
 
 /// The archive record of a message as it was stored (the text as sent).
 pub fn message_event(m: &Message) -> ArchiveEvent {
@@ -37,6 +37,13 @@ pub fn message_event(m: &Message) -> ArchiveEvent {
             "dlp_rules": m.dlp_rules,
         }),
     }
+}
+
+/// What the archive keeps of a text that DLP redacted or blocked: what was written, with each
+/// finding as its kind, last four and keyed fingerprint (`Policy::fingerprinted`), so no card
+/// number is stored in clear, and an auditor with the key can still match one.
+pub fn original(settings: &Settings, written: &str) -> String {
+    settings.dlp.fingerprinted(written, &settings.archive_key)
 }
 
 pub fn event(

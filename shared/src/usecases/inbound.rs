@@ -208,12 +208,13 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
         let original = msg.text.clone();
         screen_inbound(ports, &mut msg);
         if !msg.dlp_rules.is_empty() {
-            // Employees see the redacted text; the archive keeps the original, marked.
+            // Employees see the redacted text; the archive keeps the original, its findings
+            // fingerprinted.
             let mut e =
                 archive::event(&c.id, "dlp", "contact", now, json!({"action": "redact_inbound", "rules": msg.dlp_rules}));
             e.message_id = Some(msg.id.clone());
             e.wamid = Some(m.wamid.clone());
-            e.text_as_written = original;
+            e.text_as_written = original.map(|t| archive::original(&ports.settings, &t));
             e.text_as_sent = msg.text.clone();
             plan.archive.push(e);
         }

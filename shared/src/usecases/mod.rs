@@ -53,6 +53,8 @@ pub struct Settings {
     pub held_ttl: Duration,
     /// How long before the window closes its participants get `window_closing` (0: never).
     pub window_reminder: Duration,
+    /// The key of the fingerprints that stand for what DLP found in an archived original.
+    pub archive_key: Arc<[u8]>,
 }
 
 impl Default for Settings {
@@ -69,6 +71,7 @@ impl Default for Settings {
             dlp: Arc::new(crate::dlp::Policy::default()),
             held_ttl: Duration::days(7),
             window_reminder: Duration::hours(1),
+            archive_key: Arc::from(crate::config::LOCAL_ARCHIVE_KEY.as_bytes()),
         }
     }
 }

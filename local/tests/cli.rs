@@ -1,0 +1,25 @@
+//! The `connector-local` commands an operator runs beside the server.
+
+use std::process::Command;
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let dir = std::env::temp_dir().join(format!("connector-cli-{}", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_connector-local"))
+        .args(args)
+        .env("CONNECTOR_DATA_DIR", &dir)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+}
+
+#[test]
+fn archive_fingerprint_prints_a_text_as_the_archive_keeps_it() {
+    let (ok, out) = run(&["archive", "fingerprint", "card", "4111-1111-1111-1111", "12/27"], &[]);
+    assert!(ok);
+    assert_eq!(out, "card [card …1111 #ae44e229f4a1e947] 12/27", "the README's example, local default key");
+    let (_, other) = run(&["archive", "fingerprint", "4111111111111111"], &[("CONNECTOR_ARCHIVE_KEY", "k2")]);
+    assert!(other.starts_with("[card …1111 #") && !other.contains("ae44e229f4a1e947"), "{other}");
+    let (_, clean) = run(&["archive", "fingerprint", "order", "4111111111111112"], &[]);
+    assert_eq!(clean, "order 4111111111111112");
+}
