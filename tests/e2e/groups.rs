@@ -56,6 +56,45 @@ async fn directory_lists_enabled_colleagues_of_the_same_sub_org_and_region_by_na
 }
 
 #[tokio::test]
+async fn an_admin_who_moves_or_disables_a_user_overrides_the_token_they_still_hold() {
+    let app = spawn_app().await;
+    let admin = token_with("boss", "en", "retail", "eu", &["admin"]);
+    let put = |id: &'static str, sub_org: &'static str, enabled: bool| {
+        let body = json!({"name": id, "sub_org": sub_org, "region": "eu", "locale": "en", "whatsapp_enabled": enabled});
+        let admin = admin.clone();
+        let app = &app;
+        async move { app.call_with("PUT", &format!("/directory/users/{id}"), &admin, Some(body)).await }
+    };
+    put("rita", "retail", true).await;
+    put("wes", "wholesale", true).await;
+    // u1's token says retail/eu; an admin moved u1 to wholesale since.
+    let conv = app.opted_in_thread("u1").await;
+    let (s, v) = put("u1", "wholesale", true).await;
+    assert_eq!((s, v["managed"].as_bool()), (200, Some(true)));
+    let (_, v) = app.call("GET", "/directory/users", Some("u1"), None).await;
+    let ids: Vec<_> = v["users"].as_array().unwrap().iter().map(|u| u["user_id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"wes") && !ids.contains(&"rita"), "{ids:?}");
+    let (s, v) = app.add("u1", &conv, "rita", true).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (422, Some("not_addable")), "the old scope no longer counts");
+    assert_eq!(app.add("u1", &conv, "wes", true).await.0, 200);
+
+    // Turned off: every request of theirs is refused, the live stream included, though their
+    // token is still valid; turned on again, they are back.
+    put("u1", "wholesale", false).await;
+    for (method, path) in [("GET", "/conversations".to_string()), ("GET", format!("/conversations/{conv}/messages"))] {
+        let (s, v) = app.call(method, &path, Some("u1"), None).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (403, Some("forbidden")), "{path}");
+    }
+    let r = app.client.get(app.url("/events")).bearer_auth(app.token("u1")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let (s, _) =
+        app.call("POST", &format!("/conversations/{conv}/messages"), Some("u1"), Some(json!({"text": "hi"}))).await;
+    assert_eq!(s, 403);
+    put("u1", "wholesale", true).await;
+    assert_eq!(app.call("GET", "/conversations", Some("u1"), None).await.0, 200);
+}
+
+#[tokio::test]
 async fn only_addable_colleagues_join_and_the_eleventh_is_refused() {
     let app = spawn_app().await;
     let conv = app.opted_in_thread("u1").await;

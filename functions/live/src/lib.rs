@@ -119,6 +119,11 @@ async fn route(live: &Live, kind: &str, event: &Value) -> Result<Value, HandlerE
                     None => return Ok(status(401)),
                 },
             };
+            let caller = match shared::usecases::directory::resolve(&live.ports, caller).await {
+                Ok(c) => c,
+                Err(shared::usecases::UseCaseError::Forbidden(_)) => return Ok(status(403)),
+                Err(e) => return Err(failed(e)),
+            };
             socket::connect(&live.ports, &caller, connection_id, live.ports.clock.now()).await.map_err(failed)?;
             Ok(status(200))
         }

@@ -101,6 +101,32 @@ async fn connections_are_kept_and_forgotten_on_disconnect() {
     assert_eq!(live::handle(&live, direct).await.unwrap(), json!({"statusCode": 401}));
 }
 
+#[tokio::test]
+async fn connect_takes_the_scope_an_admin_set_and_refuses_a_user_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (live, _) = live(&dir).await;
+    let boss = Caller { user_id: "boss".into(), roles: vec!["admin".into()], ..alex() };
+    let set = |enabled: bool| shared::usecases::directory::Upsert {
+        name: "Alex Kim".into(),
+        sub_org: "wholesale".into(),
+        region: "eu".into(),
+        locale: "en".into(),
+        whatsapp_enabled: enabled,
+    };
+    shared::usecases::directory::upsert(&live.ports, &boss, "alex", set(true)).await.unwrap();
+    assert_eq!(live::handle(&live, event("live-connect.json")).await.unwrap(), json!({"statusCode": 200}));
+    let conns = live.ports.store.connections("alex").await.unwrap();
+    assert!(
+        matches!(&conns[..], [Item::Connection { caller, .. }] if caller.sub_org == "wholesale"),
+        "the directory's scope, not the token's: {conns:?}"
+    );
+    live::handle(&live, event("live-disconnect.json")).await.unwrap();
+
+    shared::usecases::directory::upsert(&live.ports, &boss, "alex", set(false)).await.unwrap();
+    assert_eq!(live::handle(&live, event("live-connect.json")).await.unwrap(), json!({"statusCode": 403}));
+    assert!(live.ports.store.connections("alex").await.unwrap().is_empty());
+}
+
 /// The fixture's stream record, carrying `item` as its new image.
 fn stream_of(item: &Item) -> Value {
     let mut ev = event("live-stream-message.json");

@@ -93,14 +93,7 @@ impl FromRequestParts<AppState> for Identity {
             }
         };
         let caller = caller.checked().map_err(ApiError::Forbidden)?;
-        let first_time = state.seen_users.lock().map(|s| !s.contains(&caller.user_id)).unwrap_or(true);
-        if first_time {
-            crate::usecases::directory::record(&state.ports, &caller).await?;
-            if let Ok(mut seen) = state.seen_users.lock() {
-                seen.insert(caller.user_id.clone());
-            }
-        }
-        Ok(Identity(caller))
+        Ok(Identity(crate::usecases::directory::resolve(&state.ports, caller).await?))
     }
 }
 

@@ -24,8 +24,6 @@ pub struct AppState {
     pub ports: Ports,
     pub config: Arc<Config>,
     pub auth: Arc<JwtVerifier>,
-    /// Users already recorded in the directory by this process (saves a read per call).
-    pub seen_users: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl AppState {
@@ -37,7 +35,6 @@ impl AppState {
                 None => JwtVerifier::hs256(&config.jwt_secret),
             }),
             config: Arc::new(config),
-            seen_users: Default::default(),
         }
     }
 }

@@ -121,6 +121,10 @@ pub struct DirectoryUser {
     pub region: String,
     pub locale: String,
     pub whatsapp_enabled: bool,
+    /// Written by an admin (`PUT /directory/users/{id}`): then this profile, not the user's
+    /// token, says their sub-organization, region and whether they may use WhatsApp.
+    #[serde(default)]
+    pub managed: bool,
 }
 
 /// A picture: uploaded by an employee or received from a contact.

@@ -14,6 +14,24 @@ fn from_caller(caller: &Caller) -> DirectoryUser {
         region: caller.region.clone(),
         locale: caller.locale.clone(),
         whatsapp_enabled: true,
+        managed: false,
+    }
+}
+
+/// The caller as the directory knows them, checked on every request: once an admin has
+/// written their profile, it decides their sub-organization and region and whether they may
+/// use WhatsApp at all, whatever their token (valid for hours yet) still says. A caller seen
+/// for the first time is recorded from their token.
+pub async fn resolve(ports: &Ports, caller: Caller) -> Result<Caller> {
+    let Some(profile) = load::<DirectoryUser>(&*ports.store, &Key::profile(&caller.user_id)).await? else {
+        record(ports, &caller).await?;
+        return Ok(caller);
+    };
+    let p = profile.item;
+    match (p.managed, p.whatsapp_enabled) {
+        (false, _) => Ok(caller),
+        (true, false) => Err(UseCaseError::Forbidden("an administrator has turned WhatsApp off for this user")),
+        (true, true) => Ok(Caller { sub_org: p.sub_org, region: p.region, ..caller }),
     }
 }
 
@@ -54,6 +72,7 @@ pub async fn upsert(ports: &Ports, caller: &Caller, user_id: &str, u: Upsert) ->
         region: u.region,
         locale: u.locale,
         whatsapp_enabled: u.whatsapp_enabled,
+        managed: true,
     };
     let user = &user;
     retry(|| async move {
