@@ -137,6 +137,48 @@ async fn a_contacts_picture_is_fetched_checked_and_served_to_participants() {
 }
 
 #[tokio::test]
+async fn a_colleague_added_without_the_history_fetches_only_the_pictures_sent_since() {
+    let app = spawn_app().await;
+    let conv = app.opted_in_thread("u1").await;
+    let send = |media_id: String| {
+        let app = &app;
+        let conv = conv.clone();
+        async move {
+            let body = json!({"image": {"media_id": media_id}});
+            let (s, m) = app.call("POST", &format!("/conversations/{conv}/messages"), Some("u1"), Some(body)).await;
+            assert_eq!(s, 202, "{m}");
+        }
+    };
+    let (_, before) = upload(&app, "u1", PNG.to_vec(), "image/png").await;
+    let before = before["media_id"].as_str().unwrap().to_string();
+    send(before.clone()).await;
+    // The contact's picture, before the join too.
+    app.graph.media.lock().unwrap().insert("in-1".into(), (JPEG.to_vec(), "image/jpeg".into()));
+    let sha = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(JPEG));
+    assert_eq!(app.webhook(&inbound_image("in-1", &sha)).await, 200);
+    let theirs = eventually("picture stored", || async {
+        image_message(&app, &conv).await["media_id"].as_str().map(String::from)
+    })
+    .await;
+
+    for (user, history) in [("with", true), ("without", false)] {
+        app.register(user).await;
+        assert_eq!(app.add("u1", &conv, user, history).await.0, 200);
+    }
+    for id in [&before, &theirs] {
+        assert_eq!(fetch(&app, "with", id).await.0, 200);
+        assert_eq!(fetch(&app, "without", id).await.0, 404, "sent before they joined without the history");
+    }
+    // Sent again after the join: now it is in a message they may see.
+    send(before.clone()).await;
+    assert_eq!(fetch(&app, "without", &before).await.0, 200);
+    let (_, after) = upload(&app, "u1", JPEG.to_vec(), "image/jpeg").await;
+    let after = after["media_id"].as_str().unwrap().to_string();
+    send(after.clone()).await;
+    assert_eq!(fetch(&app, "without", &after).await.0, 200);
+}
+
+#[tokio::test]
 async fn a_picture_whose_sha256_does_not_match_is_shown_as_unavailable() {
     let app = spawn_app().await;
     let conv = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();

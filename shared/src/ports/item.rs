@@ -143,6 +143,10 @@ pub struct MediaRecord {
     pub meta_uploaded_at: Option<OffsetDateTime>,
     /// Threads it was sent or received in: their participants may fetch it.
     pub conversations: Vec<String>,
+    /// Per thread, the newest message that carries it: a participant who joined without the
+    /// history may fetch it only if they may see that message.
+    #[serde(default)]
+    pub latest_message: std::collections::BTreeMap<String, String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }

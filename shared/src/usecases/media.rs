@@ -44,6 +44,7 @@ pub async fn upload(ports: &Ports, caller: &Caller, bytes: Vec<u8>, content_type
         meta_id: None,
         meta_uploaded_at: None,
         conversations: vec![],
+        latest_message: Default::default(),
         created_at: ports.clock.now(),
     };
     ports.media.put(&record.id, bytes, real.mime()).await.map_err(media_error)?;
@@ -51,17 +52,19 @@ pub async fn upload(ports: &Ports, caller: &Caller, bytes: Vec<u8>, content_type
     Ok(record)
 }
 
-/// Whether `caller` may see the picture: its uploader, or a participant of a thread it is in.
+/// Whether `caller` may see the picture: its uploader, or a participant of a thread it is in
+/// who may see a message of that thread carrying it (one who joined without the history may
+/// not fetch the pictures from before).
 async fn may_see(ports: &Ports, caller: &Caller, m: &MediaRecord) -> Result<bool> {
     if m.owner == caller.user_id {
         return Ok(true);
     }
     let keys: Vec<Key> = m.conversations.iter().map(|c| Key::conversation(c)).collect();
     for v in ports.store.get_many(&keys).await?.into_iter().flatten() {
-        if let Item::Conversation(c) = v.item {
-            if c.is_participant(&caller.user_id) {
-                return Ok(true);
-            }
+        let Item::Conversation(c) = v.item else { continue };
+        let Some(p) = c.participants.iter().find(|p| p.user_id == caller.user_id) else { continue };
+        if p.history_from.is_none() || m.latest_message.get(&c.id).is_some_and(|msg| p.may_see(msg)) {
+            return Ok(true);
         }
     }
     Ok(false)
@@ -150,6 +153,7 @@ pub async fn fetch_inbound(ports: &Ports, job: &MediaFetch, receives: u32) -> Re
         meta_id: None,
         meta_uploaded_at: None,
         conversations: vec![job.conversation_id.clone()],
+        latest_message: [(job.conversation_id.clone(), job.message_id.clone())].into(),
         created_at: ports.clock.now(),
     };
     ports.media.put(&job.media_id, bytes, &mime).await.map_err(media_error)?;

@@ -136,12 +136,13 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
                     ))
                     .into());
                 }
-                if !media.item.conversations.contains(&c.id) {
-                    // Once sent, the thread's participants may fetch it.
-                    let mut shared_with = media.item.clone();
+                // Once sent, the thread's participants who may see this message may fetch it.
+                let mut shared_with = media.item.clone();
+                if !shared_with.conversations.contains(&c.id) {
                     shared_with.conversations.push(c.id.clone());
-                    media_write = Some(put_versioned(Item::Media(shared_with), Some(media.version)));
                 }
+                shared_with.latest_message.insert(c.id.clone(), msg.id.clone());
+                media_write = Some(put_versioned(Item::Media(shared_with), Some(media.version)));
             }
         }
 
