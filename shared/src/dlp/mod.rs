@@ -326,7 +326,8 @@ impl Policy {
     }
 
     /// `text` with each hit replaced by `with(rule, what was found)`, and the rules that hit.
-    /// Earlier, then longer, hits win; overlapping later ones are dropped.
+    /// Overlapping hits are replaced as one, named after the earliest (then longest): a card
+    /// that overlaps an SSN before it is covered to its end, never cut short.
     fn replace(
         &self,
         text: &str,
@@ -334,16 +335,20 @@ impl Policy {
         with: impl Fn(&Rule, &str) -> String,
     ) -> (String, Vec<String>) {
         hits.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-        let mut out = String::with_capacity(text.len());
+        let mut merged: Vec<(usize, usize, usize)> = Vec::with_capacity(hits.len());
         let mut names = BTreeSet::new();
-        let mut at = 0;
         for (start, end, i) in hits {
-            if start < at {
-                continue;
+            names.insert(self.rules[i].name.clone());
+            match merged.last_mut() {
+                Some(last) if start < last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end, i)),
             }
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for (start, end, i) in merged {
             out.push_str(&text[at..start]);
             out.push_str(&with(&self.rules[i], &text[start..end]));
-            names.insert(self.rules[i].name.clone());
             at = end;
         }
         out.push_str(&text[at..]);
@@ -534,6 +539,19 @@ mod tests {
         let p = Policy::from_json(r#"{"rules": [{"detector": "email", "action": "block"}]}"#).unwrap();
         let kept = p.fingerprinted("write to jo@example.com", b"key");
         assert!(kept.starts_with("write to [email #") && !kept.contains("example"), "{kept}");
+    }
+
+    #[test]
+    fn a_card_overlapping_an_ssn_before_it_is_covered_to_its_end() {
+        // Found by the fuzz test: "001 01 0001" is an SSN's shape, "0001 ... 0009" a card.
+        let p = Policy::default();
+        match p.apply("001 01 0001 0000 0000 0009 ") {
+            Verdict::Redacted { text, rules } => {
+                assert_eq!(text, "[REDACTED:ssn] ");
+                assert_eq!(rules, vec!["card", "ssn"]);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -188,7 +188,8 @@ fn fits(g: &Group, sizes: std::ops::RangeInclusive<usize>) -> bool {
 }
 
 /// Card numbers: an unbroken run of 13-19 digits, or groups (the first 4-8 digits, inner ones
-/// 3-8, the last 2-8) adding up to 13-19, Luhn-valid. For each start, the longest wins.
+/// 3-8, the last 2-8; or 6 then 13, as 19-digit cards are also printed) adding up to 13-19,
+/// Luhn-valid. For each start, the longest wins.
 fn cards(units: &[Unit], chain: &[Group], out: &mut Vec<(usize, usize)>) {
     let mut i = 0;
     while i < chain.len() {
@@ -207,8 +208,12 @@ fn cards(units: &[Unit], chain: &[Group], out: &mut Vec<(usize, usize)>) {
                 let single = i == j;
                 // An unbroken run stands alone. Grouped: the first group 4-8 digits, inner ones
                 // 3-8, the last 2-8 (zero-width characters merge groups, so up to 8).
-                let shape_ok =
-                    if single { (13..=19).contains(&len(g)) } else { fits(&chain[i], 4..=8) && fits(g, 2..=8) };
+                let six_thirteen = j == i + 1 && len(&chain[i]) == 6 && len(g) == 13;
+                let shape_ok = if single {
+                    (13..=19).contains(&len(g))
+                } else {
+                    six_thirteen || (fits(&chain[i], 4..=8) && fits(g, 2..=8))
+                };
                 if j > i + 1 && !fits(&chain[j - 1], 3..=8) {
                     break;
                 }
