@@ -79,13 +79,14 @@ impl Builtin {
     }
 }
 
-fn digits(s: &str) -> Vec<u32> {
-    s.chars().filter_map(|c| c.to_digit(10)).collect()
-}
-
 /// The Luhn checksum of a card number (separators ignored).
 pub fn luhn(s: &str) -> bool {
-    let d = digits(s);
+    let mut buf = [0u8; 19];
+    compact(s.bytes().filter(u8::is_ascii_digit), &mut buf).is_some_and(luhn_ascii)
+}
+
+/// Luhn over ASCII digits, 13 to 19 of them.
+pub(crate) fn luhn_ascii(d: &[u8]) -> bool {
     if !(13..=19).contains(&d.len()) {
         return false;
     }
@@ -93,15 +94,12 @@ pub fn luhn(s: &str) -> bool {
         .iter()
         .rev()
         .enumerate()
-        .map(|(i, &x)| {
-            if i % 2 == 1 {
-                if x * 2 > 9 {
-                    x * 2 - 9
-                } else {
-                    x * 2
-                }
-            } else {
-                x
+        .map(|(i, &c)| {
+            let x = u32::from(c - b'0');
+            match (i % 2 == 1, x * 2 > 9) {
+                (false, _) => x,
+                (true, false) => x * 2,
+                (true, true) => x * 2 - 9,
             }
         })
         .sum();
@@ -110,25 +108,50 @@ pub fn luhn(s: &str) -> bool {
 
 /// ISO 13616: move the first four characters to the end, letters to numbers, mod 97 = 1.
 pub fn iban_checksum(s: &str) -> bool {
-    let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if !(15..=34).contains(&compact.len()) {
+    let mut buf = [0u8; 34];
+    compact(s.bytes().filter(|b| !b.is_ascii_whitespace()), &mut buf).is_some_and(iban_ascii)
+}
+
+/// The IBAN check over ASCII letters and digits, 15 to 34 of them.
+pub(crate) fn iban_ascii(c: &[u8]) -> bool {
+    if !(15..=34).contains(&c.len()) {
         return false;
     }
-    let rearranged = compact[4..].chars().chain(compact[..4].chars());
     let mut rem: u32 = 0;
-    for c in rearranged {
-        let v = match c.to_digit(36) {
-            Some(v) => v,
-            None => return false,
+    for &b in c[4..].iter().chain(&c[..4]) {
+        let v = match b {
+            b'0'..=b'9' => u32::from(b - b'0'),
+            b'A'..=b'Z' => u32::from(b - b'A') + 10,
+            b'a'..=b'z' => u32::from(b - b'a') + 10,
+            _ => return false,
         };
         rem = if v >= 10 { (rem * 100 + v) % 97 } else { (rem * 10 + v) % 97 };
     }
     rem == 1
 }
 
+/// `bytes` into `buf`, or `None` when they do not fit.
+fn compact(bytes: impl Iterator<Item = u8>, buf: &mut [u8]) -> Option<&[u8]> {
+    let mut n = 0;
+    for b in bytes {
+        *buf.get_mut(n)? = b;
+        n += 1;
+    }
+    Some(&buf[..n])
+}
+
 /// Area 001-899 except 666, group 01-99, serial 0001-9999.
 pub fn ssn_valid(s: &str) -> bool {
-    let d = digits(s);
+    let mut buf = [0u8; 9];
+    compact(s.bytes().filter(u8::is_ascii_digit), &mut buf).is_some_and(ssn_ascii)
+}
+
+/// The SSN check over nine ASCII digits.
+pub(crate) fn ssn_ascii(d: &[u8]) -> bool {
+    if d.len() != 9 {
+        return false;
+    }
+    let d: [u32; 9] = std::array::from_fn(|i| u32::from(d[i] - b'0'));
     let area = d[0] * 100 + d[1] * 10 + d[2];
     let group = d[3] * 10 + d[4];
     let serial = d[5] * 1000 + d[6] * 100 + d[7] * 10 + d[8];

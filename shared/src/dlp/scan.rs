@@ -5,7 +5,7 @@
 //! an amount) is still found, while an unbroken run of digits stays one candidate (a long order
 //! number is never cut into a "card"). Every finding maps back to the bytes as written.
 
-use super::{iban_checksum, luhn, ssn_valid, Builtin};
+use super::{iban_ascii, luhn_ascii, ssn_ascii, Builtin};
 
 /// A normalized character and the bytes of the original text it stands for.
 #[derive(Debug, Clone, Copy)]
@@ -169,8 +169,15 @@ fn chains(units: &[Unit]) -> Vec<Vec<Group>> {
     out
 }
 
-fn text_of(units: &[Unit], groups: &[Group]) -> String {
-    groups.iter().flat_map(|g| units[g.from..g.to].iter().filter(|u| u.c != ZW).map(|u| u.c as char)).collect()
+/// The letters and digits of `groups`, into `buf` on the stack (a checksum per candidate
+/// allocates nothing); `None` when they do not fit (longer than any number checked).
+fn chars_of<'a>(units: &[Unit], groups: &[Group], buf: &'a mut [u8; 34]) -> Option<&'a [u8]> {
+    let mut n = 0;
+    for u in groups.iter().flat_map(|g| &units[g.from..g.to]).filter(|u| u.c != ZW) {
+        *buf.get_mut(n)? = u.c;
+        n += 1;
+    }
+    Some(&buf[..n])
 }
 
 /// Original byte range of groups `[a..=b]` of a chain.
@@ -217,7 +224,7 @@ fn cards(units: &[Unit], chain: &[Group], out: &mut Vec<(usize, usize)>) {
                 if j > i + 1 && !fits(&chain[j - 1], 3..=8) {
                     break;
                 }
-                if shape_ok && total >= 13 && luhn(&text_of(units, &chain[i..=j])) {
+                if shape_ok && total >= 13 && chars_of(units, &chain[i..=j], &mut [0; 34]).is_some_and(luhn_ascii) {
                     found = Some(j);
                 }
                 if single && !fits(g, 4..=8) {
@@ -240,12 +247,11 @@ fn cards(units: &[Unit], chain: &[Group], out: &mut Vec<(usize, usize)>) {
 fn ibans(units: &[Unit], chain: &[Group], out: &mut Vec<(usize, usize)>) {
     let mut i = 0;
     while i < chain.len() {
-        let head: Vec<Unit> = units[chain[i].from..chain[i].to].iter().filter(|u| u.c != ZW).copied().collect();
-        let starts = head.len() >= 4
-            && head[0].c.is_ascii_uppercase()
-            && head[1].c.is_ascii_uppercase()
-            && head[2].c.is_ascii_digit()
-            && head[3].c.is_ascii_digit();
+        let mut head = units[chain[i].from..chain[i].to].iter().filter(|u| u.c != ZW).map(|u| u.c);
+        let starts = head.next().is_some_and(|c| c.is_ascii_uppercase())
+            && head.next().is_some_and(|c| c.is_ascii_uppercase())
+            && head.next().is_some_and(|c| c.is_ascii_digit())
+            && head.next().is_some_and(|c| c.is_ascii_digit());
         let mut found = None;
         if starts {
             let mut total = 0;
@@ -254,7 +260,7 @@ fn ibans(units: &[Unit], chain: &[Group], out: &mut Vec<(usize, usize)>) {
                 if total > 34 {
                     break;
                 }
-                if total >= 15 && iban_checksum(&text_of(units, &chain[i..=j])) {
+                if total >= 15 && chars_of(units, &chain[i..=j], &mut [0; 34]).is_some_and(iban_ascii) {
                     found = Some(j);
                 }
             }
@@ -273,7 +279,7 @@ fn ibans(units: &[Unit], chain: &[Group], out: &mut Vec<(usize, usize)>) {
 fn ssns(units: &[Unit], chain: &[Group], out: &mut Vec<(usize, usize)>) {
     for w in chain.windows(3) {
         let shape = [len(&w[0]), len(&w[1]), len(&w[2])] == [3, 2, 4];
-        if shape && w.iter().all(|g| g.digits_only) && ssn_valid(&text_of(units, w)) {
+        if shape && w.iter().all(|g| g.digits_only) && chars_of(units, w, &mut [0; 34]).is_some_and(ssn_ascii) {
             out.push(span(units, &w[0], &w[2]));
         }
     }
