@@ -73,6 +73,45 @@ pub fn router(state: AppState, embedded: &Embedded, hub: Option<Arc<Hub>>) -> Ro
     Router::new().fallback_service(app).layer(axum::middleware::from_fn(shared::http::bounded_input))
 }
 
+/// Why this configuration must not start, if it must not: the README's public secrets, the
+/// unauthenticated sandbox (it posts signed webhooks and mints tokens) and the dev clock are
+/// for a runner on loopback that keeps its state to itself. With a real Graph API or AWS
+/// resources, the secrets must be one's own; listening beyond loopback, nothing of the three
+/// may be on; with AWS resources, no sandbox, and no dev clock but against an emulator
+/// (`CONNECTOR_DYNAMODB_SERIAL_WRITES=1`, which the tests set).
+pub fn unsafe_setup(config: &Config) -> Option<String> {
+    let exposed = !on_loopback(&config.listen);
+    let aws = config.aws.as_ref();
+    let mut problems = Vec::new();
+    let public = config.public_secrets();
+    if !public.is_empty() && (exposed || aws.is_some() || config.whatsapp_api_base_url.is_some()) {
+        problems.push(format!("{} must be set: the local defaults are public", public.join(", ")));
+    }
+    if config.whatsapp_api_base_url.is_none() && (exposed || aws.is_some()) {
+        problems.push(
+            "WHATSAPP_API_BASE_URL must be set: the built-in sandbox is for a runner on loopback with its own data"
+                .into(),
+        );
+    }
+    if config.dev_clock && (exposed || aws.is_some_and(|r| !r.serial_writes)) {
+        problems.push("CONNECTOR_DEV_CLOCK must be off: anyone who reaches it can move time".into());
+    }
+    let place = match (exposed, aws.is_some(), config.whatsapp_api_base_url.is_some()) {
+        (true, _, _) => format!("listens on {}, beyond loopback", config.listen),
+        (false, true, _) => "uses AWS resources".to_string(),
+        _ => "talks to Meta".to_string(),
+    };
+    (!problems.is_empty()).then(|| format!("this runner {place}, so {}", problems.join("; ")))
+}
+
+/// Whether `listen` (`host:port`) is a loopback address only this machine can reach.
+fn on_loopback(listen: &str) -> bool {
+    match listen.parse::<std::net::SocketAddr>() {
+        Ok(addr) => addr.ip().is_loopback(),
+        Err(_) => listen.rsplit_once(':').is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost")),
+    }
+}
+
 /// Opens the data directory, binds `config.listen` (port 0 picks one) and starts everything:
 /// on the embedded backend, or on AWS when `CONNECTOR_TABLE` and the other resource names are
 /// set (then the SDK's standard configuration, e.g. `AWS_ENDPOINT_URL`, says where AWS is).
@@ -89,15 +128,8 @@ pub async fn start_with(
     config: Config,
     clients: Option<shared::adapters::aws::AwsClients>,
 ) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
-    if config.aws.is_some() || config.whatsapp_api_base_url.is_some() {
-        let public = config.public_secrets();
-        if !public.is_empty() {
-            let names = public.join(", ");
-            return Err(format!(
-                "this runner talks to Meta or to AWS resources, so {names} must be set: the local defaults are public"
-            )
-            .into());
-        }
+    if let Some(refusal) = unsafe_setup(&config) {
+        return Err(refusal.into());
     }
     let listen = config.listen.clone();
     let (embedded_state, embedded) = shared::app::embedded(config.clone()).await?;
@@ -152,4 +184,68 @@ pub async fn start_with(
     }));
     tracing::info!(%addr, sandbox = embedded.sandbox.is_some(), dev_clock = embedded.dev_clock.is_some(), "connector listening");
     Ok(Running { addr, state, embedded, tasks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Config {
+        Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())).unwrap()
+    }
+
+    const OWN_SECRETS: [(&str, &str); 4] = [
+        ("WHATSAPP_APP_SECRET", "a"),
+        ("WHATSAPP_VERIFY_TOKEN", "b"),
+        ("AUTH_JWT_SECRET", "c"),
+        ("CONNECTOR_ARCHIVE_KEY", "d"),
+    ];
+
+    const AWS: [(&str, &str); 8] = [
+        ("CONNECTOR_TABLE", "t"),
+        ("OUTBOUND_QUEUE_URL", "q"),
+        ("RECEIPTS_QUEUE_URL", "r"),
+        ("SCHEDULE_GROUP", "g"),
+        ("TIMERS_FUNCTION_ARN", "f"),
+        ("SCHEDULER_ROLE_ARN", "s"),
+        ("EVENT_BUS_NAME", "e"),
+        ("MEDIA_BUCKET", "m"),
+    ];
+
+    #[test]
+    fn the_newcomers_runner_on_loopback_starts_with_every_default() {
+        assert_eq!(unsafe_setup(&config(&[("CONNECTOR_DEV_CLOCK", "1")])), None);
+        assert_eq!(unsafe_setup(&config(&[("CONNECTOR_LISTEN", "localhost:8080")])), None);
+        assert_eq!(unsafe_setup(&config(&[("CONNECTOR_LISTEN", "[::1]:3000")])), None);
+    }
+
+    #[test]
+    fn beyond_loopback_public_secrets_the_sandbox_and_the_dev_clock_are_refused() {
+        let why = unsafe_setup(&config(&[("CONNECTOR_LISTEN", "0.0.0.0:3000"), ("CONNECTOR_DEV_CLOCK", "1")])).unwrap();
+        assert!(why.starts_with("this runner listens on 0.0.0.0:3000, beyond loopback"), "{why}");
+        for name in ["WHATSAPP_APP_SECRET", "CONNECTOR_ARCHIVE_KEY", "WHATSAPP_API_BASE_URL", "CONNECTOR_DEV_CLOCK"] {
+            assert!(why.contains(name), "{name}: {why}");
+        }
+        let mut own: Vec<(&str, &str)> = OWN_SECRETS.to_vec();
+        own.extend([
+            ("CONNECTOR_LISTEN", "192.168.1.5:3000"),
+            ("WHATSAPP_API_BASE_URL", "https://graph.facebook.com/v25.0"),
+            ("WHATSAPP_ACCESS_TOKEN", "t"),
+        ]);
+        assert_eq!(unsafe_setup(&config(&own)), None, "own secrets, Meta's API, no dev clock");
+    }
+
+    #[test]
+    fn with_aws_resources_the_sandbox_is_refused_and_the_dev_clock_only_against_an_emulator() {
+        let mut vars: Vec<(&str, &str)> = OWN_SECRETS.to_vec();
+        vars.extend(AWS);
+        let why = unsafe_setup(&config(&vars)).unwrap();
+        assert!(why.starts_with("this runner uses AWS resources") && why.contains("WHATSAPP_API_BASE_URL"), "{why}");
+        vars.extend([("WHATSAPP_API_BASE_URL", "http://127.0.0.1:9/v25.0"), ("WHATSAPP_ACCESS_TOKEN", "t")]);
+        assert_eq!(unsafe_setup(&config(&vars)), None);
+        vars.push(("CONNECTOR_DEV_CLOCK", "1"));
+        assert!(unsafe_setup(&config(&vars)).unwrap().contains("CONNECTOR_DEV_CLOCK"));
+        vars.push(("CONNECTOR_DYNAMODB_SERIAL_WRITES", "1"));
+        assert_eq!(unsafe_setup(&config(&vars)), None, "the tests' emulator");
+    }
 }
