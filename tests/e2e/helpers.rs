@@ -586,6 +586,12 @@ pub fn token_for(user: &str, locale: &str) -> String {
     token_with(user, locale, "retail", "eu", &[])
 }
 
+/// A webhook timestamp of now, as Meta writes it (seconds, a string): deliveries older than the
+/// dedupe horizon are ignored.
+pub fn meta_now() -> String {
+    time::OffsetDateTime::now_utc().unix_timestamp().to_string()
+}
+
 /// An admin who reads the archive.
 pub fn auditor() -> String {
     token_with("auditor", "en", "retail", "eu", &["admin"])

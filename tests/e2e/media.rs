@@ -108,7 +108,7 @@ async fn a_picture_is_uploaded_to_meta_sent_by_id_and_shown_to_participants_only
 fn inbound_image(meta_id: &str, sha: &str) -> Value {
     envelope(json!({
         "contacts": [{"profile": {"name": "Olivia"}, "wa_id": WA_ID}],
-        "messages": [{"from": WA_ID, "id": format!("wamid.IMG-{meta_id}"), "timestamp": "1789905605", "type": "image",
+        "messages": [{"from": WA_ID, "id": format!("wamid.IMG-{meta_id}"), "timestamp": meta_now(), "type": "image",
             "image": {"caption": "the parcel", "mime_type": "image/jpeg", "sha256": sha, "id": meta_id}}]
     }))
 }

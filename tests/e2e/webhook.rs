@@ -78,7 +78,7 @@ async fn a_duplicate_inbound_message_is_stored_once() {
     let id = conv["id"].as_str().unwrap();
     let body = envelope(json!({
         "contacts": [{"profile": {"name": "Olivia"}, "wa_id": WA_ID}],
-        "messages": [{"from": WA_ID, "id": "wamid.DUP", "timestamp": "1789905605", "type": "text", "text": {"body": "hello"}}]
+        "messages": [{"from": WA_ID, "id": "wamid.DUP", "timestamp": meta_now(), "type": "text", "text": {"body": "hello"}}]
     }));
     for _ in 0..3 {
         assert_eq!(app.webhook(&body).await, 200);
@@ -89,11 +89,27 @@ async fn a_duplicate_inbound_message_is_stored_once() {
 }
 
 #[tokio::test]
+async fn a_delivery_older_than_the_dedupe_horizon_is_acknowledged_and_ignored() {
+    // Meta retries for 7 days and dedupe marks last 9: anything older is a replay, which
+    // could opt a contact out (or back in) again.
+    let app = spawn_app().await;
+    let id = app.opted_in_thread("u1").await;
+    let old = (time::OffsetDateTime::now_utc() - time::Duration::days(10)).unix_timestamp().to_string();
+    let body = envelope(json!({
+        "contacts": [{"profile": {"name": "Olivia"}, "wa_id": WA_ID}],
+        "messages": [{"from": WA_ID, "id": "wamid.OLD", "timestamp": old, "type": "text", "text": {"body": "STOP"}}]
+    }));
+    assert_eq!(app.webhook(&body).await, 200);
+    assert_eq!(app.conversation("u1", &id).await["consent"], "opted_in");
+    assert!(!app.messages("u1", &id).await.iter().any(|m| m["direction"] == "inbound" && m["text"] == "STOP"));
+}
+
+#[tokio::test]
 async fn one_delivery_with_several_entries_is_applied_whole() {
     let app = spawn_app().await;
     let conv = app.start_conversation("u1", PHONE).await;
     let id = conv["id"].as_str().unwrap();
-    let msg = |wamid: &str, text: &str| json!({"from": WA_ID, "id": wamid, "timestamp": "1789905605", "type": "text", "text": {"body": text}});
+    let msg = |wamid: &str, text: &str| json!({"from": WA_ID, "id": wamid, "timestamp": meta_now(), "type": "text", "text": {"body": text}});
     let body = json!({"object": "whatsapp_business_account", "entry": [
         {"id": "1", "changes": [{"field": "messages", "value": {"contacts": [{"wa_id": WA_ID, "profile": {"name": "O"}}], "messages": [msg("wamid.A", "one"), msg("wamid.B", "two")]}}]},
         {"id": "1", "changes": [{"field": "account_update", "value": {}}, {"field": "messages", "value": {"messages": [msg("wamid.C", "three"), {"id": "broken"}]}}]}
@@ -115,12 +131,12 @@ async fn a_contact_known_only_by_business_scoped_id_is_matched() {
     let id = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
     let first = envelope(json!({
         "contacts": [{"profile": {"name": "Olivia"}, "wa_id": WA_ID, "user_id": "GB.13491208655302741918"}],
-        "messages": [{"from": WA_ID, "from_user_id": "GB.13491208655302741918", "id": "wamid.B1", "timestamp": "1789905605", "type": "text", "text": {"body": "with number"}}]
+        "messages": [{"from": WA_ID, "from_user_id": "GB.13491208655302741918", "id": "wamid.B1", "timestamp": meta_now(), "type": "text", "text": {"body": "with number"}}]
     }));
     assert_eq!(app.webhook(&first).await, 200);
     let second = envelope(json!({
         "contacts": [{"profile": {"name": "Olivia", "username": "@olivia"}, "user_id": "GB.13491208655302741918"}],
-        "messages": [{"from_user_id": "GB.13491208655302741918", "id": "wamid.B2", "timestamp": "1789905606", "type": "text", "text": {"body": "without number"}}]
+        "messages": [{"from_user_id": "GB.13491208655302741918", "id": "wamid.B2", "timestamp": meta_now(), "type": "text", "text": {"body": "without number"}}]
     }));
     assert_eq!(app.webhook(&second).await, 200);
     let texts: Vec<_> = app

@@ -26,6 +26,9 @@ pub enum InboundResult {
     Unassigned,
     /// Nobody to attach it to (neither a number nor a user id).
     NoThread,
+    /// Written longer ago than the dedupe marks are kept: Meta stops retrying after 7 days, so
+    /// this is a replay, which could apply a message (a STOP, a "yes") twice.
+    TooOld,
 }
 
 /// What the message means, and the thread its button names, if any.
@@ -152,6 +155,10 @@ fn new_contact(m: &InboundMessage) -> Option<Contact> {
 }
 
 pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundResult> {
+    if m.timestamp < ports.clock.now() - ports.settings.dedupe_ttl {
+        tracing::warn!(wamid = %m.wamid, timestamp = %m.timestamp, "inbound message older than the dedupe horizon ignored");
+        return Ok(InboundResult::TooOld);
+    }
     let dedupe_id = &format!("msg#{}", m.wamid);
     let (intent, named) = intent_of(&m.content);
     retry(|| async move {
