@@ -86,51 +86,33 @@ def middle(groups, sep_for):
     return groups[1][:8] if len(groups) == 2 else groups[0][4:12]
 
 
+# How a card is disguised: the separator between its groups (None: a random one each time),
+# the digits it is written in (None: ASCII), and the name of the disguise.
+CARD_STYLES = [
+    (" ", None, "spaces"),
+    ("-", None, "hyphens"),
+    (".", None, "dots"),
+    ("  ", None, "double spaces"),
+    ("\u00a0", None, "no-break spaces"),
+    (None, None, "mixed separators"),
+    ("\u200b", None, "zero-width spaces"),
+    (" ", FULLWIDTH, "full-width digits"),
+    (" ", ARABIC, "Arabic-Indic digits"),
+    ("-", DEVANAGARI, "Devanagari digits"),
+    ("", None, "unbroken"),
+    ("\u2009", None, "thin spaces"),
+]
+
+
 def card_positive(i: int):
     prefix, length, sizes = BRANDS[i % len(BRANDS)]
     n = luhn_complete(prefix, length)
-    style = i % 12
-    digits = None
-    if style == 0:
-        sep = lambda _: " "
-        how = "spaces"
-    elif style == 1:
-        sep = lambda _: "-"
-        how = "hyphens"
-    elif style == 2:
-        sep = lambda _: "."
-        how = "dots"
-    elif style == 3:
-        sep = lambda _: "  "
-        how = "double spaces"
-    elif style == 4:
-        sep = lambda _: "\u00a0"
-        how = "no-break spaces"
-    elif style == 5:
+    separator, digits, how = CARD_STYLES[i % len(CARD_STYLES)]
+    if separator is None:
         seps = [rng.choice(SEPARATORS) for _ in range(6)]
         sep = lambda k: seps[k]
-        how = "mixed separators"
-    elif style == 6:
-        sep = lambda _: "\u200b"
-        how = "zero-width spaces"
-    elif style == 7:
-        sep = lambda _: " "
-        digits = FULLWIDTH
-        how = "full-width digits"
-    elif style == 8:
-        sep = lambda _: " "
-        digits = ARABIC
-        how = "Arabic-Indic digits"
-    elif style == 9:
-        sep = lambda _: "-"
-        digits = DEVANAGARI
-        how = "Devanagari digits"
-    elif style == 10:
-        sep = lambda _: ""
-        how = "unbroken"
     else:
-        sep = lambda _: "\u2009"
-        how = "thin spaces"
+        sep = lambda _: separator
     groups = group(n, sizes)
     if digits:
         groups = ["".join(digits[c] for c in g) for g in groups]

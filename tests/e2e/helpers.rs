@@ -59,6 +59,13 @@ impl FakeGraph {
         (fake, format!("http://{addr}/v25.0"))
     }
 
+    /// A wamid Meta would give, new each time.
+    fn next_wamid(&self) -> String {
+        let mut n = self.counter.lock().unwrap();
+        *n += 1;
+        format!("wamid.FAKE{n}")
+    }
+
     /// The next answers, in order, e.g. `(500, json!({}))`.
     pub fn script(&self, answers: impl IntoIterator<Item = (u16, Value)>) {
         self.script.lock().unwrap().extend(answers);
@@ -177,6 +184,11 @@ async fn graph_download(
     }
 }
 
+/// Meta's answer to a send it took.
+fn accepted(body: &Value, wamid: &str) -> Value {
+    json!({"messaging_product": "whatsapp", "contacts": [{"input": body["to"], "wa_id": WA_ID}], "messages": [{"id": wamid}]})
+}
+
 async fn graph_send(
     State(fake): State<FakeGraph>,
     headers: axum::http::HeaderMap,
@@ -186,41 +198,20 @@ async fn graph_send(
     let answer = fake.script.lock().unwrap().pop_front();
     let (status, reply) = match answer {
         Some(a) => a,
-        None => {
-            let mut n = fake.counter.lock().unwrap();
-            *n += 1;
-            let wamid = format!("wamid.FAKE{n}");
-            (
-                200,
-                json!({"messaging_product": "whatsapp", "contacts": [{"input": body["to"], "wa_id": WA_ID}], "messages": [{"id": wamid}]}),
-            )
-        }
+        None => (200, accepted(&body, &fake.next_wamid())),
     };
-    if status == SLOW {
-        let wamid = {
-            let mut n = fake.counter.lock().unwrap();
-            *n += 1;
-            format!("wamid.FAKE{n}")
-        };
+    if status == SLOW || status == LOST {
+        // Meta takes the message; its answer comes late, or (LOST) never reaches the connector.
+        let wamid = fake.next_wamid();
         body["_wamid"] = json!(wamid);
         body["_status"] = json!(200);
         fake.requests.lock().unwrap().push(body.clone());
+        if status == LOST {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            return (StatusCode::OK, Json(json!({})));
+        }
         tokio::time::sleep(Duration::from_millis(600)).await;
-        let reply = json!({"messaging_product": "whatsapp", "contacts": [{"input": body["to"], "wa_id": WA_ID}], "messages": [{"id": wamid}]});
-        return (StatusCode::OK, Json(reply));
-    }
-    if status == LOST {
-        // Meta takes the message, but its answer never reaches the connector.
-        let wamid = {
-            let mut n = fake.counter.lock().unwrap();
-            *n += 1;
-            format!("wamid.FAKE{n}")
-        };
-        body["_wamid"] = json!(wamid);
-        body["_status"] = json!(200);
-        fake.requests.lock().unwrap().push(body);
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        return (StatusCode::OK, Json(json!({})));
+        return (StatusCode::OK, Json(accepted(&body, &wamid)));
     }
     if let Some(w) = reply["messages"][0]["id"].as_str() {
         body["_wamid"] = json!(w);
