@@ -96,6 +96,12 @@ async fn an_admin_who_moves_or_disables_a_user_overrides_the_token_they_still_ho
     assert_eq!(s, 403);
     put("u1", "wholesale", true).await;
     assert_eq!(app.call("GET", "/conversations", Some("u1"), None).await.0, 200);
+
+    // An admin cannot lock themselves out: no one could turn them on again from their token.
+    let me = json!({"name": "Boss", "sub_org": "retail", "region": "eu", "locale": "en", "whatsapp_enabled": false});
+    let (s, v) = app.call_with("PUT", "/directory/users/boss", &admin, Some(me)).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (422, Some("invalid_request")), "{v}");
+    assert_eq!(app.call_with("GET", "/conversations", &admin, None).await.0, 200);
 }
 
 #[tokio::test]

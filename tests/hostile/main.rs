@@ -38,6 +38,7 @@ async fn schemathesis_finds_no_server_error_and_no_contract_violation() {
         .await
         .unwrap();
     let token = minted["token"].as_str().unwrap().to_string();
+    let token_after = token.clone();
     let spec = workspace().join("openapi.yaml");
     let out = tokio::task::spawn_blocking(move || {
         Command::new(st)
@@ -48,7 +49,9 @@ async fn schemathesis_finds_no_server_error_and_no_contract_violation() {
                 "--checks",
                 "not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance",
             ])
-            .args(["--max-examples", "25", "--workers", "2", "--seed", "20261203"])
+            // One worker: CPython 3.11's parser is not thread-safe under hypothesis's lambda
+            // descriptions ("AST constructor recursion depth mismatch", seen in CI with two).
+            .args(["--max-examples", "25", "--workers", "1", "--seed", "20261203"])
             .env("NO_COLOR", "1")
             .output()
             .unwrap()
@@ -60,5 +63,13 @@ async fn schemathesis_finds_no_server_error_and_no_contract_violation() {
         report.lines().map(str::trim).find(|l| l.starts_with(|c: char| c.is_ascii_digit()) && l.contains(" generated"));
     println!("schemathesis: {}", summary.unwrap_or("no summary"));
     assert!(out.status.success(), "{report}\n{}", String::from_utf8_lossy(&out.stderr));
+    // Whatever it sent, the admin it ran as still gets in: nothing it generated locked them out.
+    let after = reqwest::Client::new()
+        .get(format!("http://{}/conversations", running.addr))
+        .bearer_auth(&token_after)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 200, "{}", after.text().await.unwrap());
     drop(running);
 }

@@ -1,6 +1,7 @@
 //! The directory of employees: recorded from their tokens on first use, upserted by admins,
 //! searched by colleagues who want to add someone to a thread.
 
+use crate::domain::DomainError;
 use crate::ports::{directory_partition, Cond, DirectoryUser, Item, Key, StoreError, Write};
 
 use super::commit::{commit, retry, Attempt, Plan};
@@ -64,6 +65,10 @@ pub struct Upsert {
 pub async fn upsert(ports: &Ports, caller: &Caller, user_id: &str, u: Upsert) -> Result<DirectoryUser> {
     if !caller.has_role("admin") {
         return Err(UseCaseError::Forbidden("this needs the admin role"));
+    }
+    // An admin who turned themselves off could not turn themselves on again.
+    if user_id == caller.user_id && !u.whatsapp_enabled {
+        return Err(DomainError::Invalid("you cannot turn WhatsApp off for yourself; ask another admin".into()).into());
     }
     let user = DirectoryUser {
         user_id: user_id.to_string(),
