@@ -159,7 +159,10 @@ pub fn token_router(state: AppState) -> Router {
                 }
                 let claims = local_claims(sub, m.name, m.locale, m.sub_org, m.region, m.roles);
                 // The same check every request's caller passes: no empty or reserved sub.
-                Caller::from(claims.clone()).checked().map_err(|e| ApiError::InvalidRequest(e.into()))?;
+                Caller::from(claims.clone())
+                    .checked()
+                    .and_then(Caller::scoped)
+                    .map_err(|e| ApiError::InvalidRequest(e.into()))?;
                 Ok(Json(json!({ "token": issue_token(&state.config.jwt_secret, &claims), "claims": claims })))
             }
         }),

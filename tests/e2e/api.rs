@@ -202,20 +202,30 @@ async fn half_filled_reserved_or_premature_identities_are_refused() {
     for drop in ["sub_org", "region"] {
         let mut c = full.clone();
         c.as_object_mut().unwrap().remove(drop);
-        cases.push((c, 403, format!("no {drop}")));
+        cases.push((c, 401, format!("no {drop}")));
     }
     for sub in ["system", "contact"] {
         let mut c = full.clone();
         c["sub"] = json!(sub);
-        cases.push((c, 403, format!("sub {sub}")));
+        cases.push((c, 401, format!("sub {sub}")));
     }
     let mut early = full.clone();
     early["nbf"] = json!(exp); // not valid for another hour
     cases.push((early, 401, "nbf in the future".into()));
     for (claims, status, why) in cases {
         let (got, body) = app.call_with("GET", "/conversations", &raw_token(claims), None).await;
-        assert_eq!(got, status, "{why}: {body}");
+        assert_eq!((got, body["error"]["code"].as_str()), (status, Some("unauthorized")), "{why}: {body}");
     }
+    // A stock token (no sub_org, no region) is served once an admin has set them.
+    let stock = json!({"sub": "cognito-7", "name": "Stock Token", "exp": exp});
+    let (got, body) = app.call_with("GET", "/conversations", &raw_token(stock.clone()), None).await;
+    assert_eq!(got, 401, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("sub_org"), "{body}");
+    let admin = token_with("boss", "en", "retail", "eu", &["admin"]);
+    let profile =
+        json!({"name": "Stock", "sub_org": "retail", "region": "eu", "locale": "en", "whatsapp_enabled": true});
+    assert_eq!(app.call_with("PUT", "/directory/users/cognito-7", &admin, Some(profile)).await.0, 200);
+    assert_eq!(app.call_with("GET", "/conversations", &raw_token(stock), None).await.0, 200);
     // A role that is not one of ours grants nothing, whatever its name holds.
     let mut odd = full.clone();
     odd["roles"] = json!(["support admin", "superuser"]);

@@ -82,7 +82,7 @@ fn token(event: &Value) -> Option<&str> {
 async fn authorize(live: &Live, event: &Value) -> Result<Value, HandlerError> {
     let token = token(event).ok_or(HandlerError::Unauthorized)?;
     let caller = live.auth.verify(token).await.map_err(|e| match e {
-        ApiError::Unauthorized => HandlerError::Unauthorized,
+        ApiError::Unauthorized | ApiError::Unidentified(_) => HandlerError::Unauthorized,
         other => HandlerError::Failed(other.to_string()),
     })?;
     let context = serde_json::to_string(&caller).map_err(|e| HandlerError::Failed(e.to_string()))?;
@@ -122,6 +122,7 @@ async fn route(live: &Live, kind: &str, event: &Value) -> Result<Value, HandlerE
             let caller = match shared::usecases::directory::resolve(&live.ports, caller).await {
                 Ok(c) => c,
                 Err(shared::usecases::UseCaseError::Forbidden(_)) => return Ok(status(403)),
+                Err(shared::usecases::UseCaseError::Unidentified(_)) => return Ok(status(401)),
                 Err(e) => return Err(failed(e)),
             };
             socket::connect(&live.ports, &caller, connection_id, live.ports.clock.now()).await.map_err(failed)?;

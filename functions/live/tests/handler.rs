@@ -234,3 +234,27 @@ async fn a_thread_nobody_claimed_reaches_agents_connections_and_no_one_elses() {
     live::handle(&live, disconnect).await.unwrap();
     assert!(live.ports.store.get(&Key::agent_connection("agent-phone")).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn a_caller_without_scope_connects_only_once_an_admin_has_set_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (live, _) = live(&dir).await;
+    let stock = Caller { user_id: "cognito-7".into(), sub_org: String::new(), region: String::new(), ..alex() };
+    let mut connect = event("live-connect.json");
+    connect["requestContext"]["authorizer"]["caller"] = json!(serde_json::to_string(&stock).unwrap());
+    assert_eq!(live::handle(&live, connect.clone()).await.unwrap(), json!({"statusCode": 401}));
+    assert!(live.ports.store.connections("cognito-7").await.unwrap().is_empty());
+
+    let boss = Caller { user_id: "boss".into(), roles: vec!["admin".into()], ..alex() };
+    let profile = shared::usecases::directory::Upsert {
+        name: "Stock".into(),
+        sub_org: "retail".into(),
+        region: "eu".into(),
+        locale: "en".into(),
+        whatsapp_enabled: true,
+    };
+    shared::usecases::directory::upsert(&live.ports, &boss, "cognito-7", profile).await.unwrap();
+    assert_eq!(live::handle(&live, connect).await.unwrap(), json!({"statusCode": 200}));
+    let conns = live.ports.store.connections("cognito-7").await.unwrap();
+    assert!(matches!(&conns[..], [Item::Connection { caller, .. }] if caller.sub_org == "retail"), "{conns:?}");
+}

@@ -92,7 +92,7 @@ impl FromRequestParts<AppState> for Identity {
                 state.auth.verify(token.trim())?
             }
         };
-        let caller = caller.checked().map_err(ApiError::Forbidden)?;
+        let caller = caller.checked().map_err(ApiError::Unidentified)?;
         Ok(Identity(crate::usecases::directory::resolve(&state.ports, caller).await?))
     }
 }
@@ -192,6 +192,6 @@ impl JwksVerifier {
         if let Some(roles) = roles {
             caller.roles = roles;
         }
-        caller.checked().map_err(ApiError::Forbidden)
+        caller.checked().map_err(ApiError::Unidentified)
     }
 }

@@ -13,6 +13,9 @@ pub enum ApiError {
     InvalidJson(String),
     #[error("missing or invalid token")]
     Unauthorized,
+    /// A valid token that does not name a caller the connector can serve.
+    #[error("{0}")]
+    Unidentified(&'static str),
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("not found")]
@@ -58,7 +61,7 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Unauthorized | ApiError::Unidentified(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::OptedOut => (StatusCode::CONFLICT, "opted_out"),
@@ -114,6 +117,7 @@ impl From<UseCaseError> for ApiError {
             UseCaseError::NotFound => ApiError::NotFound,
             UseCaseError::Upstream(m) => ApiError::Upstream(format!("WhatsApp is unavailable: {m}")),
             UseCaseError::Forbidden(role) => ApiError::Forbidden(role),
+            UseCaseError::Unidentified(why) => ApiError::Unidentified(why),
             UseCaseError::Contention | UseCaseError::Store(crate::ports::StoreError::Busy) => ApiError::Busy,
             other => ApiError::Internal(format!("{other}: {:?}", std::error::Error::source(&other))),
         }

@@ -24,13 +24,15 @@ fn from_caller(caller: &Caller) -> DirectoryUser {
 /// use WhatsApp at all, whatever their token (valid for hours yet) still says. A caller seen
 /// for the first time is recorded from their token.
 pub async fn resolve(ports: &Ports, caller: Caller) -> Result<Caller> {
+    let unscoped = |c: Caller| c.scoped().map_err(UseCaseError::Unidentified);
     let Some(profile) = load::<DirectoryUser>(&*ports.store, &Key::profile(&caller.user_id)).await? else {
+        let caller = unscoped(caller)?;
         record(ports, &caller).await?;
         return Ok(caller);
     };
     let p = profile.item;
     match (p.managed, p.whatsapp_enabled) {
-        (false, _) => Ok(caller),
+        (false, _) => unscoped(caller),
         (true, false) => Err(UseCaseError::Forbidden("an administrator has turned WhatsApp off for this user")),
         (true, true) => Ok(Caller { sub_org: p.sub_org, region: p.region, ..caller }),
     }

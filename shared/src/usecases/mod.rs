@@ -146,9 +146,8 @@ impl Caller {
         })
     }
 
-    /// The caller, if the token fully names one: an id that is not one of the connector's own
-    /// sender ids, and the sub-organization and region that scope everything they see. A token
-    /// without them would put its holder in one shared, empty-named partition of the directory.
+    /// The caller, if the token names one: an id that is not one of the connector's own sender
+    /// ids. Their scope is checked once the directory has had its say (`directory::resolve`).
     pub fn checked(self) -> std::result::Result<Caller, &'static str> {
         if self.user_id.trim().is_empty() || self.user_id.len() > 128 {
             return Err("the token's sub must be 1 to 128 characters");
@@ -156,12 +155,21 @@ impl Caller {
         if RESERVED_IDS.contains(&self.user_id.as_str()) {
             return Err("the token's sub is reserved by the connector");
         }
+        Ok(self)
+    }
+
+    /// The caller, if they have the sub-organization and region that scope everything they see.
+    /// Without them they would share one empty-named partition of the directory.
+    pub fn scoped(self) -> std::result::Result<Caller, &'static str> {
         if self.sub_org.trim().is_empty() || self.region.trim().is_empty() {
-            return Err("the token carries no sub_org or region claim: ask your administrator to add them");
+            return Err(NO_SCOPE);
         }
         Ok(self)
     }
 }
+
+pub const NO_SCOPE: &str =
+    "the token carries no sub_org or region claim and no administrator has set them: ask yours to";
 
 impl Caller {
     pub fn has_role(&self, role: &str) -> bool {
@@ -186,6 +194,9 @@ pub enum UseCaseError {
     NotFound,
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The token proves who the caller is but not enough to serve them (401).
+    #[error("{0}")]
+    Unidentified(&'static str),
     #[error("too many concurrent changes; try again")]
     Contention,
     #[error(transparent)]
@@ -239,16 +250,20 @@ mod caller_tests {
     #[test]
     fn a_caller_needs_an_id_of_its_own_a_sub_org_and_a_region() {
         let ok = with(&[("sub", "u1"), ("sub_org", "retail"), ("region", "eu")]);
-        assert!(ok.clone().checked().is_ok());
+        assert!(ok.clone().checked().and_then(Caller::scoped).is_ok());
         for bad in [
-            with(&[("sub", "u1")]),
-            with(&[("sub", "u1"), ("sub_org", "retail")]),
-            with(&[("sub", "u1"), ("sub_org", " "), ("region", "eu")]),
             with(&[("sub", "system"), ("sub_org", "retail"), ("region", "eu")]),
             with(&[("sub", "contact"), ("sub_org", "retail"), ("region", "eu")]),
             Caller { user_id: "x".repeat(129), ..ok },
         ] {
             assert!(bad.clone().checked().is_err(), "{bad:?}");
+        }
+        for unscoped in [
+            with(&[("sub", "u1")]),
+            with(&[("sub", "u1"), ("sub_org", "retail")]),
+            with(&[("sub", "u1"), ("sub_org", " "), ("region", "eu")]),
+        ] {
+            assert!(unscoped.clone().checked().is_ok() && unscoped.clone().scoped().is_err(), "{unscoped:?}");
         }
     }
 }
