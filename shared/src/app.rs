@@ -67,6 +67,31 @@ pub async fn embedded(config: Config) -> Result<(AppState, Embedded), ConfigErro
 
 /// The state a Lambda function runs on: AWS when `template.yaml` configured it
 /// (`CONNECTOR_TABLE` ...), else the embedded backend (e.g. under `cargo lambda watch`).
+/// A Lambda function's state: the configuration from the environment and, when
+/// `CONNECTOR_SECRET_ID` names one, the WhatsApp secrets from that Secrets Manager secret.
+pub async fn lambda_state() -> Result<AppState, ConfigError> {
+    let Ok(secret_id) = std::env::var("CONNECTOR_SECRET_ID") else {
+        return from_env(Config::from_env()?).await;
+    };
+    let clients = AwsClients::from_env().await;
+    let config = config_with_secret(&clients, &secret_id, |k| std::env::var(k).ok()).await?;
+    let resources = config
+        .aws
+        .clone()
+        .ok_or_else(|| ConfigError("CONNECTOR_SECRET_ID is set but CONNECTOR_TABLE is not".into()))?;
+    aws(config, resources, clients).await
+}
+
+/// The configuration `env` gives, with the WhatsApp secrets from the secret `id`.
+pub async fn config_with_secret(
+    clients: &AwsClients,
+    id: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let secrets = crate::adapters::aws::secrets::read(&clients.secretsmanager, id).await?;
+    Config::from_lookup(|k| secrets.get(k).cloned().or_else(|| env(k)))
+}
+
 pub async fn from_env(config: Config) -> Result<AppState, ConfigError> {
     match config.aws.clone() {
         Some(resources) => aws(config, resources, AwsClients::from_env().await).await,

@@ -1,5 +1,6 @@
 //! The other AWS adapters on moto: S3 media, the EventBridge archive (and its chain under
-//! concurrent appends), scheduler re-arming, and SQS FIFO deduplication.
+//! concurrent appends), scheduler re-arming, SQS FIFO deduplication, and the WhatsApp secrets
+//! from Secrets Manager.
 
 use shared::adapters::aws::{EventBridgeScheduler, S3MediaStore, SqsQueue};
 use shared::ports::{MediaStore, OutboundJob, Queue, Scheduler, Timer};
@@ -70,4 +71,36 @@ async fn the_fifo_queue_drops_a_duplicate_job() {
         }
     }
     assert_eq!(bodies.len(), 2, "{bodies:?}");
+}
+
+#[tokio::test]
+async fn the_whatsapp_secrets_come_from_secrets_manager_and_the_rest_from_the_environment() {
+    let Some(c) = aws_clients().await else { return };
+    let id = unique("whatsapp");
+    let value = r#"{"app_secret":"s3cret","access_token":"EAAG-token","verify_token":"v-tok","archive_key":"a-key"}"#;
+    c.secretsmanager.create_secret().name(&id).secret_string(value).send().await.unwrap();
+    let env = |k: &str| match k {
+        "WHATSAPP_API_BASE_URL" => Some("https://graph.facebook.com/v25.0".to_string()),
+        "WHATSAPP_APP_SECRET" => Some("stale, from a deployment".to_string()),
+        _ => None,
+    };
+    let config = shared::app::config_with_secret(&c, &id, env).await.unwrap();
+    assert_eq!(config.app_secret, "s3cret", "the secret wins over the environment");
+    assert_eq!(config.access_token, "EAAG-token");
+    assert_eq!(config.verify_token, "v-tok");
+    assert_eq!(&*config.settings.archive_key, b"a-key");
+    let public = config.public_secrets();
+    assert!(
+        !["WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "CONNECTOR_ARCHIVE_KEY"].iter().any(|k| public.contains(k)),
+        "{public:?}"
+    );
+    assert_eq!(config.whatsapp_api_base_url.as_deref(), Some("https://graph.facebook.com/v25.0"));
+
+    // A secret short of a key, or none at all, stops the cold start instead of running on a
+    // public default.
+    let short = unique("short");
+    c.secretsmanager.create_secret().name(&short).secret_string(r#"{"app_secret":"x"}"#).send().await.unwrap();
+    let err = shared::app::config_with_secret(&c, &short, env).await.err().unwrap();
+    assert!(err.0.contains("access_token"), "{err}");
+    assert!(shared::app::config_with_secret(&c, &unique("absent"), env).await.is_err());
 }

@@ -145,6 +145,8 @@ async fn counted_clients(counter: &Counter) -> Option<AwsClients> {
             base.eventbridge.config().to_builder().interceptor(tap("eventbridge")).build(),
         ),
         s3: aws_sdk_s3::Client::from_conf(base.s3.config().to_builder().interceptor(tap("s3")).build()),
+        // Read once per cold start, not per message: not counted.
+        secretsmanager: base.secretsmanager,
     })
 }
 

@@ -17,7 +17,7 @@ use shared::usecases::Caller;
 pub async fn state() -> Result<AppState, lambda_runtime::Error> {
     shared::telemetry::init();
     shared::metrics::enable();
-    let state = shared::app::from_env(shared::Config::from_env()?).await?;
+    let state = shared::app::lambda_state().await?;
     if state.config.aws.is_some() {
         let warm = shared::ports::Key { pk: "WARM".into(), sk: "WARM".into() };
         if let Err(e) = state.ports.store.get(&warm).await {

@@ -1,11 +1,13 @@
 //! The AWS adapters: DynamoDB (`Store`, and the archive's records and chain heads), SQS
-//! (`Queue`), EventBridge Scheduler (`Scheduler`) and S3 (`MediaStore`). Clients are built once per cold start from the standard AWS
+//! (`Queue`), EventBridge Scheduler (`Scheduler`), S3 (`MediaStore`) and Secrets Manager (the
+//! WhatsApp secrets at a cold start). Clients are built once per cold start from the standard AWS
 //! configuration (`AWS_ENDPOINT_URL` points them at an emulator).
 
 mod archive;
 mod dynamo;
 mod s3;
 mod scheduler;
+pub mod secrets;
 mod sqs;
 
 pub use archive::DynamoArchive;
@@ -22,6 +24,7 @@ pub struct AwsClients {
     pub scheduler: aws_sdk_scheduler::Client,
     pub eventbridge: aws_sdk_eventbridge::Client,
     pub s3: aws_sdk_s3::Client,
+    pub secretsmanager: aws_sdk_secretsmanager::Client,
 }
 
 impl AwsClients {
@@ -66,6 +69,7 @@ impl AwsClients {
             scheduler: aws_sdk_scheduler::Client::new(&conf),
             eventbridge: aws_sdk_eventbridge::Client::new(&conf),
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
+            secretsmanager: aws_sdk_secretsmanager::Client::new(&conf),
         }
     }
 }
