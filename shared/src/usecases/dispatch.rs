@@ -235,7 +235,19 @@ pub(crate) async fn record_accepted(
         conversation_id: claimed.conversation_id.clone(),
         message_id: claimed.id.clone(),
     };
-    let (link, wamid) = (&link, &wamid);
+    // The link first, on its own (a plain write, half the units of one in a transaction): a
+    // crash before the message is written leaves a claim that lapses and is settled by its
+    // status, which the link (or the callback data) already leads to.
+    let link = &link;
+    retry(|| async move {
+        match commit(ports, Plan::of(vec![Write::Put { item: link.clone(), cond: crate::ports::Cond::Always }])).await {
+            Ok(()) => Ok(Attempt::Done(())),
+            Err(StoreError::Busy) => Ok(Attempt::Retry),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await?;
+    let wamid = &wamid;
     let mut first = Some(Versioned { item: claimed, version });
     retry(|| {
         let known = first.take();
@@ -247,10 +259,7 @@ pub(crate) async fn record_accepted(
             }
             next.wamid = Some(wamid.clone());
             next.lease_until = None;
-            let writes = vec![
-                put_versioned(Item::Message(next), Some(current.version)),
-                Write::Put { item: link.clone(), cond: crate::ports::Cond::Always },
-            ];
+            let writes = vec![put_versioned(Item::Message(next), Some(current.version))];
             match commit(ports, Plan::of(writes)).await {
                 Ok(()) => {
                     tracing::info!(message_id = %current.item.id, %wamid, "accepted by WhatsApp");
