@@ -108,6 +108,7 @@ fn whatsapp(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn WhatsApp>,
                 &config.business_account_id,
                 config.access_token.clone(),
                 config.graph_timeout,
+                config.media_hosts.clone(),
             )
             .map_err(|e| ConfigError(format!("HTTP client: {e}")))?,
         ),

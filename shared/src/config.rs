@@ -19,6 +19,9 @@ pub struct Config {
     pub access_token: String,
     /// How long a Graph API call may take before its answer counts as lost.
     pub graph_timeout: std::time::Duration,
+    /// Hosts (and their subdomains) a media URL the Graph API names may be on to receive the
+    /// access token, over https; the Graph API's own origin always may.
+    pub media_hosts: Vec<String>,
     pub app_secret: String,
     pub verify_token: String,
     pub jwt_secret: String,
@@ -36,6 +39,26 @@ const LOCAL_APP_SECRET: &str = "local-app-secret";
 const LOCAL_VERIFY_TOKEN: &str = "local-verify-token";
 const LOCAL_JWT_SECRET: &str = "local-jwt-secret";
 pub(crate) const LOCAL_ARCHIVE_KEY: &str = "local-archive-key";
+
+/// Hosts Meta serves media from (and their subdomains): `WHATSAPP_MEDIA_HOSTS`'s default.
+pub const META_MEDIA_HOSTS: [&str; 4] = ["fbcdn.net", "fbsbx.com", "whatsapp.net", "facebook.com"];
+
+/// A comma-separated list of bare host names, lowercased. A scheme, port, path or wildcard is
+/// refused: a list entry matches a host and its subdomains, nothing looser.
+fn media_hosts(list: &str) -> Result<Vec<String>, ConfigError> {
+    let hosts: Vec<String> = list.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect();
+    let bare = |h: &str| {
+        h.contains('.')
+            && !h.starts_with('.')
+            && !h.ends_with('.')
+            && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    };
+    match hosts.iter().find(|h| !bare(h)) {
+        Some(bad) => Err(ConfigError(format!("WHATSAPP_MEDIA_HOSTS: {bad:?} is not a host name like fbcdn.net"))),
+        None if hosts.is_empty() => Err(ConfigError("WHATSAPP_MEDIA_HOSTS names no host".into())),
+        None => Ok(hosts),
+    }
+}
 
 /// Names and addresses of the AWS resources `template.yaml` creates.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +156,7 @@ impl Config {
             business_account_id: or("WHATSAPP_BUSINESS_ACCOUNT_ID", ""),
             access_token,
             graph_timeout: std::time::Duration::from_millis(number("WHATSAPP_API_TIMEOUT_MS", 30_000)?.max(1)),
+            media_hosts: media_hosts(&or("WHATSAPP_MEDIA_HOSTS", &META_MEDIA_HOSTS.join(",")))?,
             // An explicitly empty secret stays empty: every webhook POST is then refused.
             app_secret: get("WHATSAPP_APP_SECRET").unwrap_or_else(|| LOCAL_APP_SECRET.into()),
             verify_token: or("WHATSAPP_VERIFY_TOKEN", LOCAL_VERIFY_TOKEN),
@@ -196,5 +220,18 @@ mod tests {
     fn bad_numbers_and_missing_token_are_refused() {
         assert!(Config::from_lookup(|k| (k == "CONNECTOR_MAX_HELD").then(|| "many".into())).is_err());
         assert!(Config::from_lookup(|k| (k == "WHATSAPP_API_BASE_URL").then(|| "http://x".into())).is_err());
+    }
+
+    #[test]
+    fn media_hosts_default_to_metas_and_a_list_takes_bare_host_names_only() {
+        let hosts = |v: &str| Config::from_lookup(|k| (k == "WHATSAPP_MEDIA_HOSTS").then(|| v.to_string()));
+        assert_eq!(Config::from_lookup(|_| None).unwrap().media_hosts, META_MEDIA_HOSTS.to_vec());
+        assert_eq!(
+            hosts(" Media.Example.com , cdn.example.org").unwrap().media_hosts,
+            ["media.example.com", "cdn.example.org"]
+        );
+        for bad in ["https://media.example.com", "*.example.com", "example.com:443", "com", ".example.com", " , "] {
+            assert!(hosts(bad).is_err(), "{bad:?}");
+        }
     }
 }

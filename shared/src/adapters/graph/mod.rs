@@ -15,21 +15,20 @@ pub struct GraphWhatsApp {
     phone_number_id: String,
     business_account_id: String,
     token: String,
+    media_hosts: Vec<String>,
     templates: tokio::sync::Mutex<Option<(std::time::Instant, Vec<TemplateInfo>)>>,
 }
 
-/// Hosts Meta serves media from (and their subdomains).
-const META_MEDIA_HOSTS: [&str; 4] = ["fbcdn.net", "fbsbx.com", "whatsapp.net", "facebook.com"];
-
-/// Whether a media URL may receive the bearer token: https on one of Meta's hosts, or the
-/// configured Graph API's own origin (a stand-in Graph API in tests and on emulators).
-pub fn media_url_allowed(url: &str, base: &str) -> bool {
+/// Whether a media URL may receive the bearer token: https on one of `hosts` or a subdomain
+/// (Meta's by default), or the configured Graph API's own origin (a stand-in Graph API in
+/// tests and on emulators).
+pub fn media_url_allowed(url: &str, base: &str, hosts: &[String]) -> bool {
     let (Ok(url), Ok(base)) = (reqwest::Url::parse(url), reqwest::Url::parse(base)) else { return false };
     if url.origin() == base.origin() {
         return true;
     }
     let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-    url.scheme() == "https" && META_MEDIA_HOSTS.iter().any(|h| host == *h || host.ends_with(&format!(".{h}")))
+    url.scheme() == "https" && hosts.iter().any(|h| host == *h || host.ends_with(&format!(".{h}")))
 }
 
 /// How long the approved templates are kept before they are listed again.
@@ -46,6 +45,7 @@ impl GraphWhatsApp {
         business_account_id: &str,
         token: String,
         timeout: Duration,
+        media_hosts: Vec<String>,
     ) -> Result<GraphWhatsApp, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
@@ -58,6 +58,7 @@ impl GraphWhatsApp {
             phone_number_id: phone_number_id.to_string(),
             business_account_id: business_account_id.to_string(),
             token,
+            media_hosts,
             templates: Default::default(),
         })
     }
@@ -128,13 +129,13 @@ impl WhatsApp for GraphWhatsApp {
     }
 
     async fn download(&self, url: &str, max: usize) -> Result<Vec<u8>, GraphError> {
-        if !media_url_allowed(url, &self.base) {
+        if !media_url_allowed(url, &self.base, &self.media_hosts) {
             // The bearer token goes to Meta only, whatever URL an answer names.
             return Err(GraphError {
                 lost: false,
                 http_status: None,
                 code: None,
-                message: format!("media URL refused: not https on a Meta host: {url}"),
+                message: format!("media URL refused: not https on a host of WHATSAPP_MEDIA_HOSTS: {url}"),
             });
         }
         let mut resp = self
@@ -195,16 +196,21 @@ impl WhatsApp for GraphWhatsApp {
 mod tests {
     use super::*;
 
+    fn meta() -> Vec<String> {
+        crate::config::META_MEDIA_HOSTS.iter().map(|h| h.to_string()).collect()
+    }
+
     #[test]
     fn the_token_goes_only_to_metas_media_hosts_over_https_or_to_the_graph_api_itself() {
         let base = "https://graph.facebook.com/v25.0";
+        let hosts = meta();
         for ok in [
             "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1",
             "https://scontent.xx.fbcdn.net/v/t1.png",
             "https://mmg.whatsapp.net/d/f/abc.enc",
             "https://graph.facebook.com/v25.0/123",
         ] {
-            assert!(media_url_allowed(ok, base), "{ok}");
+            assert!(media_url_allowed(ok, base, &hosts), "{ok}");
         }
         for refused in [
             "http://lookaside.fbsbx.com/x",
@@ -214,9 +220,20 @@ mod tests {
             "file:///etc/passwd",
             "not a url",
         ] {
-            assert!(!media_url_allowed(refused, base), "{refused}");
+            assert!(!media_url_allowed(refused, base, &hosts), "{refused}");
         }
-        assert!(media_url_allowed("http://127.0.0.1:4000/media/1", "http://127.0.0.1:4000/v25.0"));
-        assert!(!media_url_allowed("http://127.0.0.1:4001/media/1", "http://127.0.0.1:4000/v25.0"));
+        assert!(media_url_allowed("http://127.0.0.1:4000/media/1", "http://127.0.0.1:4000/v25.0", &hosts));
+        assert!(!media_url_allowed("http://127.0.0.1:4001/media/1", "http://127.0.0.1:4000/v25.0", &hosts));
+    }
+
+    #[test]
+    fn a_configured_list_replaces_metas_hosts() {
+        let base = "https://graph.facebook.com/v25.0";
+        let hosts = vec!["media.example.com".to_string()];
+        assert!(media_url_allowed("https://media.example.com/a.png", base, &hosts));
+        assert!(media_url_allowed("https://eu.media.example.com/a.png", base, &hosts));
+        assert!(!media_url_allowed("http://media.example.com/a.png", base, &hosts), "https only");
+        assert!(!media_url_allowed("https://scontent.xx.fbcdn.net/v/t1.png", base, &hosts), "not listed");
+        assert!(media_url_allowed("https://graph.facebook.com/v25.0/123", base, &hosts), "the Graph API itself");
     }
 }
