@@ -36,6 +36,9 @@ pub async fn apply_status(ports: &Ports, ev: &StatusEvent) -> Result<ReceiptResu
         };
         let key = Key::message(&conversation_id, &message_id);
         let msg = load::<Message>(&*ports.store, &key).await?.ok_or(UseCaseError::NotFound)?;
+        // Found by the link dispatch writes before the message: the answer is not on the
+        // message yet (it may never be, if dispatch died between the two). The status settles it.
+        let learned = learned || (msg.item.status == MessageStatus::Sending && msg.item.wamid.is_none());
         let mut next = msg.item.clone();
         if learned {
             // The send's answer was lost; Meta's status (echoing our callback) settles it.
