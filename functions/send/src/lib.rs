@@ -1,13 +1,15 @@
 //! `POST /conversations/{id}/messages` (compose, hold or queue),
 //! `GET /conversations/{id}/messages` (history the caller may see),
 //! `DELETE /conversations/{id}/messages/{message_id}` (recall), `GET /templates`, and pictures:
-//! `POST /media` and `GET /media/{id}`.
+//! `POST /media`, `GET /media/{id}`, and uploads in three steps (`POST /media/uploads`, the
+//! bytes to where it says, `POST /media/uploads/{id}/complete`) for pictures too large to pass
+//! API Gateway and Lambda's 6 MB payloads once encoded.
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -24,9 +26,12 @@ pub fn router(state: AppState) -> Router {
         .route("/conversations/{id}/messages", post(send_message).get(history))
         .route("/conversations/{id}/messages/{message_id}", delete(recall))
         .route("/templates", get(templates))
+        .route("/media/uploads", post(start_upload))
+        .route("/media/uploads/{id}/complete", post(finish_upload))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
     let media = Router::new()
         .route("/media", post(upload))
+        .route("/media/uploads/{id}", put(put_upload))
         .route("/media/{id}", get(download))
         // One byte over the limit is enough to tell "too large".
         .layer(DefaultBodyLimit::max(MAX_IMAGE_BYTES + 1));
@@ -63,8 +68,48 @@ async fn download(
     Identity(caller): Identity,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (bytes, mime) = media::get(&state.ports, &caller, &id).await?;
-    Ok(([(header::CONTENT_TYPE, mime)], bytes).into_response())
+    Ok(match media::get(&state.ports, &caller, &id).await? {
+        media::Picture::Bytes(bytes, mime) => ([(header::CONTENT_TYPE, mime)], bytes).into_response(),
+        // The link is the caller's alone and short-lived: never cached on the way.
+        media::Picture::At(url) => {
+            (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, url), (header::CACHE_CONTROL, "no-store".into())])
+                .into_response()
+        }
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartUpload {
+    mime_type: String,
+}
+
+async fn start_upload(
+    State(state): State<AppState>,
+    Identity(caller): Identity,
+    AppJson(body): AppJson<StartUpload>,
+) -> Result<(StatusCode, Json<media::UploadSlot>), ApiError> {
+    Ok((StatusCode::CREATED, Json(media::start_upload(&state.ports, &caller, Some(&body.mime_type)).await?)))
+}
+
+async fn put_upload(
+    State(state): State<AppState>,
+    Identity(caller): Identity,
+    Path(id): Path<String>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<StatusCode, ApiError> {
+    let body = body.map_err(|_| ApiError::TooLarge(MAX_IMAGE_BYTES))?;
+    media::put_upload(&state.ports, &caller, &id, body.to_vec()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn finish_upload(
+    State(state): State<AppState>,
+    Identity(caller): Identity,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let m = media::finish_upload(&state.ports, &caller, &id).await?;
+    Ok((StatusCode::CREATED, Json(json!({"media_id": m.id, "mime_type": m.mime_type, "size": m.size}))))
 }
 
 #[derive(Deserialize)]

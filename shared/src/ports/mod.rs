@@ -348,11 +348,30 @@ pub struct TemplateInfo {
 #[error("media store unavailable: {0}")]
 pub struct MediaStoreError(pub String);
 
-/// Where picture bytes live: the local disk, or S3.
+/// Where picture bytes live: the local disk, or S3. Beside the pictures, uploads in progress
+/// (`upload` names them), which a client writes directly where the store can sign a URL for it.
 #[async_trait]
 pub trait MediaStore: Send + Sync {
     async fn put(&self, id: &str, bytes: Vec<u8>, mime_type: &str) -> Result<(), MediaStoreError>;
     async fn get(&self, id: &str) -> Result<Option<Vec<u8>>, MediaStoreError>;
+    async fn put_upload(&self, upload: &str, bytes: Vec<u8>) -> Result<(), MediaStoreError>;
+    /// At most `max + 1` bytes of the upload (so one larger than `max` shows as such).
+    async fn get_upload(&self, upload: &str, max: usize) -> Result<Option<Vec<u8>>, MediaStoreError>;
+    /// A URL the client may PUT the upload to itself (with `mime_type` as its Content-Type),
+    /// valid for `ttl`; `None` where the API takes the bytes itself.
+    async fn upload_url(
+        &self,
+        _upload: &str,
+        _mime_type: &str,
+        _ttl: std::time::Duration,
+    ) -> Result<Option<String>, MediaStoreError> {
+        Ok(None)
+    }
+    /// A URL the client may GET the picture from itself, valid for `ttl`; `None` where the API
+    /// serves the bytes itself.
+    async fn download_url(&self, _id: &str, _ttl: std::time::Duration) -> Result<Option<String>, MediaStoreError> {
+        Ok(None)
+    }
 }
 
 /// A contact's picture to fetch from Meta, on the receipts queue.

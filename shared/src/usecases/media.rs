@@ -25,18 +25,98 @@ fn media_error(e: crate::ports::MediaStoreError) -> UseCaseError {
     UseCaseError::Store(StoreError::Unavailable(e.0))
 }
 
+fn image_type(content_type: Option<&str>) -> Result<ImageType> {
+    content_type
+        .and_then(ImageType::from_mime)
+        .ok_or_else(|| DomainError::UnsupportedMedia("Content-Type must be image/jpeg or image/png".into()).into())
+}
+
 /// `POST /media`: a JPEG or PNG of at most 5 MB, taken for what its bytes are.
 pub async fn upload(ports: &Ports, caller: &Caller, bytes: Vec<u8>, content_type: Option<&str>) -> Result<MediaRecord> {
     if bytes.len() > MAX_IMAGE_BYTES {
         return Err(DomainError::TooLarge(MAX_IMAGE_BYTES).into());
     }
-    if content_type.and_then(ImageType::from_mime).is_none() {
-        return Err(DomainError::UnsupportedMedia("Content-Type must be image/jpeg or image/png".into()).into());
+    image_type(content_type)?;
+    keep(ports, caller, new_id(), bytes).await
+}
+
+/// How long a client has to put an upload's bytes, and to fetch a picture from its URL.
+pub const URL_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Where a client puts the bytes of a picture it announced.
+#[derive(serde::Serialize)]
+pub struct UploadSlot {
+    pub media_id: String,
+    pub upload: UploadRequest,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: time::OffsetDateTime,
+}
+
+/// The request that puts the bytes: a PUT to `url` with `headers`.
+#[derive(serde::Serialize)]
+pub struct UploadRequest {
+    pub method: &'static str,
+    pub url: String,
+    pub headers: std::collections::BTreeMap<&'static str, String>,
+}
+
+/// An upload's name in the media store: its id and its uploader, so that no one else can put
+/// or finish it.
+fn upload_name(caller: &Caller, id: &str) -> Result<String> {
+    if id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(UseCaseError::NotFound);
     }
+    Ok(format!("{id}{}", &hex::encode(Sha256::digest(caller.user_id.as_bytes()))[..16]))
+}
+
+/// `POST /media/uploads`: a picture of `content_type` announced; its bytes go where the slot
+/// says, then `finish_upload` checks and keeps them. On S3 the client writes them itself.
+pub async fn start_upload(ports: &Ports, caller: &Caller, content_type: Option<&str>) -> Result<UploadSlot> {
+    let mime = image_type(content_type)?.mime().to_string();
+    let id = new_id();
+    let signed = ports.media.upload_url(&upload_name(caller, &id)?, &mime, URL_TTL).await.map_err(media_error)?;
+    // Where the store signs no URL, the API takes the bytes itself (a path on the API).
+    let url = signed.unwrap_or_else(|| format!("/media/uploads/{id}"));
+    let upload = UploadRequest { method: "PUT", url, headers: [("content-type", mime)].into() };
+    Ok(UploadSlot { media_id: id, upload, expires_at: ports.clock.now() + URL_TTL })
+}
+
+/// `PUT /media/uploads/{id}`: the bytes of an announced picture, where the store signs no URL.
+pub async fn put_upload(ports: &Ports, caller: &Caller, id: &str, bytes: Vec<u8>) -> Result<()> {
+    if bytes.len() > MAX_IMAGE_BYTES {
+        return Err(DomainError::TooLarge(MAX_IMAGE_BYTES).into());
+    }
+    ports.media.put_upload(&upload_name(caller, id)?, bytes).await.map_err(media_error)
+}
+
+/// `POST /media/uploads/{id}/complete`: the uploaded bytes checked as `POST /media` checks
+/// them, and kept as the picture `id`. Finishing again answers the same picture.
+pub async fn finish_upload(ports: &Ports, caller: &Caller, id: &str) -> Result<MediaRecord> {
+    let name = upload_name(caller, id)?;
+    if let Some(done) = load::<MediaRecord>(&*ports.store, &Key::media(id)).await? {
+        return if done.item.owner == caller.user_id { Ok(done.item) } else { Err(UseCaseError::NotFound) };
+    }
+    let bytes =
+        ports.media.get_upload(&name, MAX_IMAGE_BYTES).await.map_err(media_error)?.ok_or(UseCaseError::NotFound)?;
+    if bytes.len() > MAX_IMAGE_BYTES {
+        return Err(DomainError::TooLarge(MAX_IMAGE_BYTES).into());
+    }
+    match keep(ports, caller, id.to_string(), bytes).await {
+        // Finished twice at once: the other one kept it.
+        Err(UseCaseError::Store(StoreError::Conflict { .. })) => {
+            let done = load::<MediaRecord>(&*ports.store, &Key::media(id)).await?.ok_or(UseCaseError::NotFound)?;
+            Ok(done.item)
+        }
+        other => other,
+    }
+}
+
+/// Keeps `bytes` as the picture `id` of `caller`, if they are a JPEG or a PNG.
+async fn keep(ports: &Ports, caller: &Caller, id: String, bytes: Vec<u8>) -> Result<MediaRecord> {
     let real = ImageType::sniff(&bytes)
         .ok_or_else(|| DomainError::UnsupportedMedia("the bytes are not a JPEG or a PNG".into()))?;
     let record = MediaRecord {
-        id: new_id(),
+        id,
         owner: caller.user_id.clone(),
         mime_type: real.mime().to_string(),
         size: bytes.len() as u64,
@@ -70,14 +150,24 @@ async fn may_see(ports: &Ports, caller: &Caller, m: &MediaRecord) -> Result<bool
     Ok(false)
 }
 
-/// `GET /media/{id}`: the bytes and their type, or `NotFound` for anyone else.
-pub async fn get(ports: &Ports, caller: &Caller, id: &str) -> Result<(Vec<u8>, String)> {
+/// A picture as `GET /media/{id}` answers it.
+pub enum Picture {
+    Bytes(Vec<u8>, String),
+    /// Where the client fetches it itself (S3, presigned), for `URL_TTL`.
+    At(String),
+}
+
+/// `GET /media/{id}`: the picture, or `NotFound` for anyone else.
+pub async fn get(ports: &Ports, caller: &Caller, id: &str) -> Result<Picture> {
     let record = load::<MediaRecord>(&*ports.store, &Key::media(id)).await?.ok_or(UseCaseError::NotFound)?.item;
     if !may_see(ports, caller, &record).await? {
         return Err(UseCaseError::NotFound);
     }
+    if let Some(url) = ports.media.download_url(id, URL_TTL).await.map_err(media_error)? {
+        return Ok(Picture::At(url));
+    }
     let bytes = ports.media.get(id).await.map_err(media_error)?.ok_or(UseCaseError::NotFound)?;
-    Ok((bytes, record.mime_type))
+    Ok(Picture::Bytes(bytes, record.mime_type))
 }
 
 /// Whether the caller may send this picture in `conversation_id`: theirs, or already there.
