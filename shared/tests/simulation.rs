@@ -248,6 +248,12 @@ impl MediaStore for NoMedia {
     async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, MediaStoreError> {
         Ok(None)
     }
+    async fn put_upload(&self, _: &str, _: Vec<u8>) -> Result<(), MediaStoreError> {
+        Err(MediaStoreError("no pictures in the simulation".into()))
+    }
+    async fn get_upload(&self, _: &str, _: usize) -> Result<Option<Vec<u8>>, MediaStoreError> {
+        Ok(None)
+    }
 }
 
 // ---- The world ------------------------------------------------------------------------------
