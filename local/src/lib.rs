@@ -201,14 +201,13 @@ mod tests {
         ("CONNECTOR_ARCHIVE_KEY", "d"),
     ];
 
-    const AWS: [(&str, &str); 8] = [
+    const AWS: [(&str, &str); 7] = [
         ("CONNECTOR_TABLE", "t"),
         ("OUTBOUND_QUEUE_URL", "q"),
         ("RECEIPTS_QUEUE_URL", "r"),
         ("SCHEDULE_GROUP", "g"),
         ("TIMERS_FUNCTION_ARN", "f"),
         ("SCHEDULER_ROLE_ARN", "s"),
-        ("EVENT_BUS_NAME", "e"),
         ("MEDIA_BUCKET", "m"),
     ];
 

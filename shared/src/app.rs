@@ -121,7 +121,7 @@ fn whatsapp(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn WhatsApp>,
     })
 }
 
-/// The AWS backends: DynamoDB, SQS, EventBridge Scheduler, EventBridge, S3.
+/// The AWS backends: DynamoDB, SQS, EventBridge Scheduler, S3.
 pub async fn aws(config: Config, r: AwsResources, clients: AwsClients) -> Result<AppState, ConfigError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let whatsapp = whatsapp(&config, clock.clone())?;

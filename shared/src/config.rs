@@ -71,7 +71,6 @@ pub struct AwsResources {
     pub scheduler_role_arn: String,
     /// The dead-letter queue of timers Scheduler could not deliver (optional).
     pub timers_dlq_arn: Option<String>,
-    pub event_bus: String,
     pub media_bucket: String,
     /// `CONNECTOR_DYNAMODB_SERIAL_WRITES=1`: one DynamoDB write at a time, for emulators only.
     pub serial_writes: bool,
@@ -190,7 +189,6 @@ fn aws_resources(get: &impl Fn(&str) -> Option<String>) -> Result<Option<AwsReso
         timers_function_arn: need("TIMERS_FUNCTION_ARN")?,
         scheduler_role_arn: need("SCHEDULER_ROLE_ARN")?,
         timers_dlq_arn: get("TIMERS_DLQ_ARN").filter(|v| !v.is_empty()),
-        event_bus: need("EVENT_BUS_NAME")?,
         media_bucket: need("MEDIA_BUCKET")?,
         serial_writes: get("CONNECTOR_DYNAMODB_SERIAL_WRITES").as_deref() == Some("1"),
     }))

@@ -141,9 +141,6 @@ async fn counted_clients(counter: &Counter) -> Option<AwsClients> {
         scheduler: aws_sdk_scheduler::Client::from_conf(
             base.scheduler.config().to_builder().interceptor(tap("scheduler")).build(),
         ),
-        eventbridge: aws_sdk_eventbridge::Client::from_conf(
-            base.eventbridge.config().to_builder().interceptor(tap("eventbridge")).build(),
-        ),
         s3: aws_sdk_s3::Client::from_conf(base.s3.config().to_builder().interceptor(tap("s3")).build()),
         // Read once per cold start, not per message: not counted.
         secretsmanager: base.secretsmanager,
@@ -157,8 +154,6 @@ async fn resources(c: &AwsClients) -> AwsResources {
     let receipts = c.sqs.create_queue().queue_name(unique("receipts")).send().await.unwrap();
     let group = unique("timers");
     c.scheduler.create_schedule_group().name(&group).send().await.unwrap();
-    let bus = unique("bus");
-    c.eventbridge.create_event_bus().name(&bus).send().await.unwrap();
     let bucket = unique("media");
     c.s3.create_bucket().bucket(&bucket).send().await.unwrap();
     AwsResources {
@@ -169,7 +164,6 @@ async fn resources(c: &AwsClients) -> AwsResources {
         timers_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:timers".into(),
         scheduler_role_arn: "arn:aws:iam::123456789012:role/scheduler".into(),
         timers_dlq_arn: None,
-        event_bus: bus,
         media_bucket: bucket,
         serial_writes: true,
     }

@@ -255,7 +255,6 @@ async fn aws_resources(env: &mut HashMap<String, String>) -> shared::adapters::a
         .unwrap();
     let receipts = c.sqs.create_queue().queue_name(name("receipts")).send().await.unwrap();
     c.scheduler.create_schedule_group().name(name("timers")).send().await.unwrap();
-    c.eventbridge.create_event_bus().name(name("bus")).send().await.unwrap();
     c.s3.create_bucket().bucket(name("media")).send().await.unwrap();
     for (k, v) in [
         ("CONNECTOR_TABLE", name("table")),
@@ -264,7 +263,6 @@ async fn aws_resources(env: &mut HashMap<String, String>) -> shared::adapters::a
         ("SCHEDULE_GROUP", name("timers")),
         ("TIMERS_FUNCTION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:timers".into()),
         ("SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/scheduler".into()),
-        ("EVENT_BUS_NAME", name("bus")),
         ("MEDIA_BUCKET", name("media")),
         // moto's transactions are not isolated from each other: one write at a time there.
         ("CONNECTOR_DYNAMODB_SERIAL_WRITES", "1".into()),

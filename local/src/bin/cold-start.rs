@@ -126,7 +126,6 @@ async fn main() {
             .env("SCHEDULE_GROUP", "timers")
             .env("TIMERS_FUNCTION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:timers")
             .env("SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/scheduler")
-            .env("EVENT_BUS_NAME", "events")
             .env("MEDIA_BUCKET", "media")
             .env("WHATSAPP_APP_SECRET", "events-app-secret")
             .env("WHATSAPP_VERIFY_TOKEN", "events-verify-token")

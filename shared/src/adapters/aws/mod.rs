@@ -22,7 +22,6 @@ pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub scheduler: aws_sdk_scheduler::Client,
-    pub eventbridge: aws_sdk_eventbridge::Client,
     pub s3: aws_sdk_s3::Client,
     pub secretsmanager: aws_sdk_secretsmanager::Client,
 }
@@ -67,7 +66,6 @@ impl AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(&conf),
             sqs: aws_sdk_sqs::Client::new(&conf),
             scheduler: aws_sdk_scheduler::Client::new(&conf),
-            eventbridge: aws_sdk_eventbridge::Client::new(&conf),
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
             secretsmanager: aws_sdk_secretsmanager::Client::new(&conf),
         }
