@@ -46,6 +46,10 @@ async fn events(
         None => None,
     };
     let (listener, head) = hub.listen(&caller).await.map_err(ApiError::from)?;
+    // An id past every event so far was never ours: honouring it would skip what comes next.
+    if let Some(c) = resume.filter(|c| c.done > head || c.partial.is_some_and(|(seq, _)| seq > head)) {
+        return Err(ApiError::InvalidRequest(format!("Last-Event-ID {} is past the last event ({head})", c.done)));
+    }
     let cursor = resume.unwrap_or(Cursor { done: head, partial: None });
     let s = Stream_ { hub, caller, cursor, listener, ready: VecDeque::new() };
     let stream = stream::unfold(s, |mut s| async move {
