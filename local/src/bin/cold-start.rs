@@ -1,5 +1,5 @@
 //! Cold start of each function: the time from process start to the first handled event, with
-//! its SDK clients built, on a small Lambda runtime API of our own (the next-invocation and
+//! its SDK clients built and its secrets read from Secrets Manager, on a small Lambda runtime API of our own (the next-invocation and
 //! response routes), against the AWS emulator at `MOTO_ENDPOINT`. Also each process's peak RSS.
 //!
 //! `cargo build --release --bins && MOTO_ENDPOINT=http://127.0.0.1:5055 target/release/cold-start`
@@ -79,6 +79,10 @@ async fn main() {
     let clients = shared::adapters::aws::AwsClients::from_conf(&conf);
     let table = format!("cold-start-{}", std::process::id());
     shared::adapters::aws::DynamoStore::create_table(&clients.dynamodb, &table).await.unwrap();
+    // Each function reads the WhatsApp secrets at its cold start, as on Lambda.
+    let secret = format!("cold-start-{}", std::process::id());
+    let value = r#"{"app_secret":"events-app-secret","access_token":"events-token","verify_token":"events-verify-token","archive_key":"events-archive-key"}"#;
+    clients.secretsmanager.create_secret().name(&secret).secret_string(value).send().await.unwrap();
 
     let rt = Runtime { event: Default::default(), outcome: Default::default(), done: Arc::new(Notify::new()) };
     let app = Router::new()
@@ -127,8 +131,7 @@ async fn main() {
             .env("TIMERS_FUNCTION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:timers")
             .env("SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/scheduler")
             .env("MEDIA_BUCKET", "media")
-            .env("WHATSAPP_APP_SECRET", "events-app-secret")
-            .env("WHATSAPP_VERIFY_TOKEN", "events-verify-token")
+            .env("CONNECTOR_SECRET_ID", &secret)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
