@@ -31,6 +31,19 @@ pub fn media_url_allowed(url: &str, base: &str, hosts: &[String]) -> bool {
     url.scheme() == "https" && hosts.iter().any(|h| host == *h || host.ends_with(&format!(".{h}")))
 }
 
+/// `GET /{media-id}`: the id, from a webhook, is one path segment, encoded, so no id can point
+/// the bearer token at another Graph API path.
+fn media_info_url(base: &str, meta_id: &str, phone_number_id: &str) -> Option<reqwest::Url> {
+    // Meta's ids are digits; "." and ".." would move the path, whatever the encoding.
+    if meta_id.is_empty() || meta_id.len() > 128 || meta_id.chars().all(|c| c == '.') {
+        return None;
+    }
+    let mut url = reqwest::Url::parse(base).ok()?;
+    url.path_segments_mut().ok()?.pop_if_empty().push(meta_id);
+    url.query_pairs_mut().append_pair("phone_number_id", phone_number_id);
+    Some(url)
+}
+
 /// How long the approved templates are kept before they are listed again.
 const TEMPLATES_TTL: Duration = Duration::from_secs(300);
 /// Pages read at most (100 templates each).
@@ -115,7 +128,12 @@ impl WhatsApp for GraphWhatsApp {
     }
 
     async fn media_info(&self, meta_id: &str) -> Result<MediaInfo, GraphError> {
-        let url = format!("{}/{}?phone_number_id={}", self.base, meta_id, self.phone_number_id);
+        let url = media_info_url(&self.base, meta_id, &self.phone_number_id).ok_or_else(|| GraphError {
+            lost: false,
+            http_status: None,
+            code: None,
+            message: format!("media id {meta_id:?} refused (or a bad Graph API base)"),
+        })?;
         let (status, body) = Self::answer(self.client.get(url).bearer_auth(&self.token).send().await).await?;
         if !(200..300).contains(&status) {
             return Err(parse_error(status, &body));
@@ -224,6 +242,18 @@ mod tests {
         }
         assert!(media_url_allowed("http://127.0.0.1:4000/media/1", "http://127.0.0.1:4000/v25.0", &hosts));
         assert!(!media_url_allowed("http://127.0.0.1:4001/media/1", "http://127.0.0.1:4000/v25.0", &hosts));
+    }
+
+    #[test]
+    fn a_media_id_is_one_encoded_path_segment() {
+        let url = |id: &str| media_info_url("https://graph.facebook.com/v25.0", id, "106").unwrap().to_string();
+        assert_eq!(url("1234567890"), "https://graph.facebook.com/v25.0/1234567890?phone_number_id=106");
+        assert_eq!(url("../me?fields=x"), "https://graph.facebook.com/v25.0/..%2Fme%3Ffields=x?phone_number_id=106");
+        assert_eq!(url("a/b#c"), "https://graph.facebook.com/v25.0/a%2Fb%23c?phone_number_id=106");
+        for refused in ["", ".", "..", "..."] {
+            assert!(media_info_url("https://graph.facebook.com/v25.0", refused, "106").is_none(), "{refused:?}");
+        }
+        assert_eq!(media_info_url("https://graph.facebook.com/v25.0/", "1", "106").unwrap().path(), "/v25.0/1");
     }
 
     #[test]
