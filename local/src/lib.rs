@@ -149,7 +149,12 @@ pub async fn start_with(
             ));
             let mut state = shared::http::AppState::new(ports, config);
             // No API Gateway in front of the local runner: it checks the tokens itself.
-            state.auth = std::sync::Arc::new(shared::http::JwtVerifier::hs256(&state.config.jwt_secret));
+            let c = &state.config;
+            state.auth = std::sync::Arc::new(shared::http::JwtVerifier::hs256_for(
+                &c.jwt_secret,
+                c.jwt_issuer.as_deref(),
+                &c.jwt_audience,
+            ));
             (
                 state,
                 workers::Consumers::Sqs {

@@ -54,6 +54,24 @@ impl JwtVerifier {
         JwtVerifier { key: Some(DecodingKey::from_secret(secret.as_bytes())), validation }
     }
 
+    /// HS256 tokens (the local runner), with their issuer and audience checked when configured
+    /// (`AUTH_JWT_ISSUER`, `AUTH_JWT_AUDIENCE`).
+    pub fn hs256_for(secret: &str, issuer: Option<&str>, audiences: &[String]) -> JwtVerifier {
+        let mut v = JwtVerifier::hs256(secret);
+        let mut required = vec!["exp", "sub"];
+        if let Some(issuer) = issuer {
+            v.validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        if !audiences.is_empty() {
+            v.validation.set_audience(audiences);
+            v.validation.validate_aud = true;
+            required.push("aud");
+        }
+        v.validation.set_required_spec_claims(&required);
+        v
+    }
+
     /// Refuses every bearer token: on AWS the authorizer's claims are the only identity.
     pub fn authorizer_only() -> JwtVerifier {
         JwtVerifier { key: None, validation: Validation::new(Algorithm::HS256) }
@@ -193,5 +211,42 @@ impl JwksVerifier {
             caller.roles = roles;
         }
         caller.checked().map_err(ApiError::Unidentified)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::JwtVerifier;
+
+    fn token(claims: serde_json::Value) -> String {
+        let key = jsonwebtoken::EncodingKey::from_secret(b"s3cret");
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &claims, &key).unwrap()
+    }
+
+    #[test]
+    fn a_configured_issuer_and_audience_are_checked_locally() {
+        let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
+        let claims = |iss: Option<&str>, aud: Option<&str>| {
+            let mut c = serde_json::json!({"sub": "u1", "exp": exp});
+            if let Some(i) = iss {
+                c["iss"] = i.into();
+            }
+            if let Some(a) = aud {
+                c["aud"] = a.into();
+            }
+            token(c)
+        };
+        let open = JwtVerifier::hs256("s3cret");
+        assert!(open.verify(&claims(None, None)).is_ok(), "nothing configured: neither is needed");
+        let strict = JwtVerifier::hs256_for("s3cret", Some("https://idp.example"), &["console".to_string()]);
+        assert!(strict.verify(&claims(Some("https://idp.example"), Some("console"))).is_ok());
+        for (iss, aud) in [
+            (None, Some("console")),
+            (Some("https://evil.example"), Some("console")),
+            (Some("https://idp.example"), None),
+            (Some("https://idp.example"), Some("other-app")),
+        ] {
+            assert!(strict.verify(&claims(iss, aud)).is_err(), "{iss:?} {aud:?}");
+        }
     }
 }

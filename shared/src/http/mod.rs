@@ -32,7 +32,7 @@ impl AppState {
             ports,
             auth: Arc::new(match config.aws {
                 Some(_) => JwtVerifier::authorizer_only(),
-                None => JwtVerifier::hs256(&config.jwt_secret),
+                None => JwtVerifier::hs256_for(&config.jwt_secret, config.jwt_issuer.as_deref(), &config.jwt_audience),
             }),
             config: Arc::new(config),
         }
