@@ -1,8 +1,8 @@
-//! Cold start of each function: the time from process start to the first handled event, with
+//! Cold start of each function (the one `bootstrap` executable, run as each handler): the time from process start to the first handled event, with
 //! its SDK clients built and its secrets read from Secrets Manager, on a small Lambda runtime API of our own (the next-invocation and
 //! response routes), against the AWS emulator at `MOTO_ENDPOINT`. Also each process's peak RSS.
 //!
-//! `cargo build --release --bins && MOTO_ENDPOINT=http://127.0.0.1:5055 target/release/cold-start`
+//! `cargo build --release -p bootstrap -p connector-local --bins && MOTO_ENDPOINT=http://127.0.0.1:5055 target/release/cold-start`
 
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -112,9 +112,10 @@ async fn main() {
         *rt.event.lock().unwrap() = Some(std::fs::read_to_string(format!("{root}/events/{event}")).unwrap());
         *rt.outcome.lock().unwrap() = None;
         let start = Instant::now();
-        let mut child = Command::new(exe_dir.join(function))
+        let mut child = Command::new(exe_dir.join("bootstrap"))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("_HANDLER", function)
             .env("AWS_LAMBDA_RUNTIME_API", &api)
             .env("AWS_LAMBDA_FUNCTION_NAME", function)
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
@@ -135,7 +136,7 @@ async fn main() {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("{function}: {e} (cargo build --release --bins first)"));
+            .unwrap_or_else(|e| panic!("{function}: {e} (cargo build --release -p bootstrap first)"));
         let _ = tokio::time::timeout(Duration::from_secs(20), rt.done.notified()).await;
         let outcome = rt.outcome.lock().unwrap().clone();
         let rss = peak_rss_kb(child.id());

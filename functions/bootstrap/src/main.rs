@@ -1,0 +1,79 @@
+//! The one executable every function ships: Lambda passes a function's `Handler` as `_HANDLER`,
+//! and that name picks which function this cold start runs. One binary is one release link for
+//! the whole stack instead of one per function.
+
+use std::sync::Arc;
+
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+
+/// The handlers `template.yaml` names, in its order.
+const HANDLERS: [&str; 9] =
+    ["webhook", "send", "optin", "participants", "admin", "receipts", "dispatch", "timers", "live"];
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let handler = std::env::var("_HANDLER").unwrap_or_default();
+    match handler.as_str() {
+        "webhook" => lambda_entry::run_http(webhook::router).await,
+        "send" => lambda_entry::run_http(send::router).await,
+        "optin" => lambda_entry::run_http(optin::router).await,
+        "participants" => lambda_entry::run_http(participants::router).await,
+        "admin" => lambda_entry::run_http(admin::router).await,
+        "receipts" => {
+            lambda_entry::run_sqs(|ports, batch, deadline| async move {
+                receipts::function_handler(&ports, batch, deadline).await
+            })
+            .await
+        }
+        "dispatch" => {
+            lambda_entry::run_sqs(|ports, batch, deadline| async move {
+                dispatch::function_handler(&ports, batch, deadline).await
+            })
+            .await
+        }
+        "timers" => timers().await,
+        "live" => live().await,
+        other => Err(format!("_HANDLER is {other:?}: expected one of {}", HANDLERS.join(", ")).into()),
+    }
+}
+
+/// Scheduler's timers: a window expiry, an opt-in retry, a reminder.
+async fn timers() -> Result<(), Error> {
+    let state = lambda_entry::state().await?;
+    let ports = &state.ports;
+    lambda_runtime::run(service_fn(|ev: LambdaEvent<shared::ports::Timer>| async move {
+        timers::function_handler(ports, ev.payload).await.map_err(Error::from)
+    }))
+    .await
+}
+
+/// The WebSocket API's authorizer and routes, and the table stream's fan-out.
+async fn live() -> Result<(), Error> {
+    let state = lambda_entry::state().await?;
+    let auth = match &state.config.jwt_issuer {
+        Some(issuer) => live::Auth::Jwks(shared::http::JwksVerifier::new(issuer, state.config.jwt_audience.clone())),
+        None => live::Auth::Local(shared::http::JwtVerifier::hs256(&state.config.jwt_secret)),
+    };
+    let endpoint = std::env::var("LIVE_ENDPOINT").unwrap_or_default();
+    let push = live::push::ApiGatewayPush::for_endpoint(&aws_config::load_from_env().await, &endpoint);
+    let live = live::Live { ports: state.ports.clone(), push: Arc::new(push), auth };
+    let live = &live;
+    lambda_runtime::run(service_fn(|ev: LambdaEvent<serde_json::Value>| async move {
+        live::handle(live, ev.payload).await.map_err(Error::from)
+    }))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every function in the template names a handler this executable runs, and each runs once.
+    #[test]
+    fn the_templates_handlers_are_the_ones_this_executable_runs() {
+        let template = include_str!("../../../template.yaml");
+        let named: Vec<&str> =
+            template.lines().filter_map(|l| l.trim().strip_prefix("Handler: ")).map(str::trim).collect();
+        assert_eq!(named, super::HANDLERS);
+        let builds = template.matches("BuildProperties: { Binary: bootstrap }").count();
+        assert_eq!(builds, named.len(), "every function builds the one bootstrap executable");
+    }
+}
