@@ -104,6 +104,45 @@ pub fn unsafe_setup(config: &Config) -> Option<String> {
     (!problems.is_empty()).then(|| format!("this runner {place}, so {}", problems.join("; ")))
 }
 
+/// The state and queue consumers on AWS: the AWS ports, with the local clock, WhatsApp and
+/// timer loop (an emulator's scheduler may never fire).
+#[cfg(feature = "aws")]
+fn on_aws(
+    config: Config,
+    r: &shared::config::AwsResources,
+    clients: AwsClients,
+    embedded: &shared::http::AppState,
+) -> (shared::http::AppState, workers::Consumers) {
+    let mut ports =
+        shared::app::aws_ports(&config, r, &clients, embedded.ports.clock.clone(), embedded.ports.whatsapp.clone());
+    ports.scheduler =
+        std::sync::Arc::new(workers::BothSchedulers(ports.scheduler.clone(), embedded.ports.scheduler.clone()));
+    let mut state = shared::http::AppState::new(ports, config);
+    // No API Gateway in front of the local runner: it checks the tokens itself.
+    let c = &state.config;
+    state.auth = std::sync::Arc::new(shared::http::JwtVerifier::hs256_for(
+        &c.jwt_secret,
+        c.jwt_issuer.as_deref(),
+        &c.jwt_audience,
+    ));
+    let consumers = workers::Consumers::Sqs {
+        clients,
+        outbound: r.outbound_queue_url.clone(),
+        receipts: r.receipts_queue_url.clone(),
+    };
+    (state, consumers)
+}
+
+#[cfg(not(feature = "aws"))]
+fn on_aws(
+    _: Config,
+    _: &shared::config::AwsResources,
+    clients: AwsClients,
+    _: &shared::http::AppState,
+) -> (shared::http::AppState, workers::Consumers) {
+    match clients {}
+}
+
 /// Whether `listen` (`host:port`) is a loopback address only this machine can reach.
 fn on_loopback(listen: &str) -> bool {
     match listen.parse::<std::net::SocketAddr>() {
@@ -117,16 +156,33 @@ fn on_loopback(listen: &str) -> bool {
 /// set (then the SDK's standard configuration, e.g. `AWS_ENDPOINT_URL`, says where AWS is).
 pub async fn start(config: Config) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
     let clients = match config.aws {
-        Some(_) => Some(shared::adapters::aws::AwsClients::from_env().await),
+        Some(_) => Some(aws_clients().await?),
         None => None,
     };
     start_with(config, clients).await
 }
 
+/// The AWS SDK's clients, configured the standard way (`AWS_ENDPOINT_URL`, ...).
+#[cfg(feature = "aws")]
+pub type AwsClients = shared::adapters::aws::AwsClients;
+/// None: this build has no AWS adapters (the `aws` feature).
+#[cfg(not(feature = "aws"))]
+pub enum AwsClients {}
+
+#[cfg(feature = "aws")]
+async fn aws_clients() -> Result<AwsClients, shared::config::ConfigError> {
+    Ok(AwsClients::from_env().await)
+}
+
+#[cfg(not(feature = "aws"))]
+async fn aws_clients() -> Result<AwsClients, shared::config::ConfigError> {
+    Err(shared::config::ConfigError(shared::app::WITHOUT_AWS.into()))
+}
+
 /// As `start`, with the AWS clients to use when the configuration names AWS resources.
 pub async fn start_with(
     config: Config,
-    clients: Option<shared::adapters::aws::AwsClients>,
+    clients: Option<AwsClients>,
 ) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
     if let Some(refusal) = unsafe_setup(&config) {
         return Err(refusal.into());
@@ -134,36 +190,7 @@ pub async fn start_with(
     let listen = config.listen.clone();
     let (embedded_state, embedded) = shared::app::embedded(config.clone()).await?;
     let (state, consumers) = match (config.aws.clone(), clients) {
-        (Some(r), Some(clients)) => {
-            let mut ports = shared::app::aws_ports(
-                &config,
-                &r,
-                &clients,
-                embedded_state.ports.clock.clone(),
-                embedded_state.ports.whatsapp.clone(),
-            );
-            // The local loop fires the timers (an emulator's scheduler may never fire them).
-            ports.scheduler = std::sync::Arc::new(workers::BothSchedulers(
-                ports.scheduler.clone(),
-                embedded_state.ports.scheduler.clone(),
-            ));
-            let mut state = shared::http::AppState::new(ports, config);
-            // No API Gateway in front of the local runner: it checks the tokens itself.
-            let c = &state.config;
-            state.auth = std::sync::Arc::new(shared::http::JwtVerifier::hs256_for(
-                &c.jwt_secret,
-                c.jwt_issuer.as_deref(),
-                &c.jwt_audience,
-            ));
-            (
-                state,
-                workers::Consumers::Sqs {
-                    clients,
-                    outbound: r.outbound_queue_url.clone(),
-                    receipts: r.receipts_queue_url.clone(),
-                },
-            )
-        }
+        (Some(r), Some(clients)) => on_aws(config, &r, clients, &embedded_state),
         _ => (embedded_state, workers::Consumers::Embedded),
     };
     let listener = tokio::net::TcpListener::bind(&listen).await?;

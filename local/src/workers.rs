@@ -8,7 +8,9 @@ use tokio::task::{JoinHandle, JoinSet};
 use shared::adapters::embedded::{QueueName, ReceivedJob};
 use shared::app::Embedded;
 use shared::http::AppState;
-use shared::ports::{Disposition, OutboundJob, Scheduler, SchedulerError, Timer};
+use shared::ports::{Disposition, OutboundJob};
+#[cfg(feature = "aws")]
+use shared::ports::{Scheduler, SchedulerError, Timer};
 use shared::usecases::{Ports, UseCaseError};
 
 /// Receives after which a message that keeps failing is dropped, as an SQS redrive to the DLQ.
@@ -18,7 +20,12 @@ const BATCH: usize = 32;
 /// Where the queue consumers read: the SQLite queues, or SQS.
 pub enum Consumers {
     Embedded,
-    Sqs { clients: shared::adapters::aws::AwsClients, outbound: String, receipts: String },
+    #[cfg(feature = "aws")]
+    Sqs {
+        clients: shared::adapters::aws::AwsClients,
+        outbound: String,
+        receipts: String,
+    },
 }
 
 pub fn spawn(state: AppState, embedded: Embedded, consumers: Consumers) -> Vec<JoinHandle<()>> {
@@ -28,6 +35,7 @@ pub fn spawn(state: AppState, embedded: Embedded, consumers: Consumers) -> Vec<J
             tokio::spawn(consume(ports.clone(), embedded.clone(), QueueName::Outbound)),
             tokio::spawn(consume(ports.clone(), embedded.clone(), QueueName::Receipts)),
         ],
+        #[cfg(feature = "aws")]
         Consumers::Sqs { clients, outbound, receipts } => vec![
             tokio::spawn(consume_sqs(ports.clone(), clients.sqs.clone(), outbound, QueueName::Outbound)),
             tokio::spawn(consume_sqs(ports.clone(), clients.sqs, receipts, QueueName::Receipts)),
@@ -39,9 +47,11 @@ pub fn spawn(state: AppState, embedded: Embedded, consumers: Consumers) -> Vec<J
     tasks
 }
 
+#[cfg(feature = "aws")]
 /// Arms a timer in both schedulers: the real one, and the local table the timer loop fires.
 pub struct BothSchedulers(pub Arc<dyn Scheduler>, pub Arc<dyn Scheduler>);
 
+#[cfg(feature = "aws")]
 #[async_trait::async_trait]
 impl Scheduler for BothSchedulers {
     async fn schedule(&self, timer: &Timer, at: time::OffsetDateTime) -> Result<(), SchedulerError> {
@@ -50,6 +60,7 @@ impl Scheduler for BothSchedulers {
     }
 }
 
+#[cfg(feature = "aws")]
 /// What Lambda's SQS event source mapping does, locally: receive a batch, hand it to the
 /// function's own handler (the queue runner Lambda runs), and delete what it did not report.
 /// Reported records come back when the handler asked (`ChangeMessageVisibility`) or after the

@@ -3,15 +3,20 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "aws")]
 use crate::adapters::aws::{AwsClients, DynamoArchive, DynamoStore, EventBridgeScheduler, S3MediaStore, SqsQueue};
 use crate::adapters::embedded::{
     Db, DevClock, DiskMediaStore, SqliteArchive, SqliteQueue, SqliteScheduler, SqliteStore, SystemClock,
 };
 use crate::adapters::graph::GraphWhatsApp;
 use crate::adapters::sandbox::SandboxWhatsApp;
-use crate::config::{AwsResources, Config, ConfigError};
+#[cfg(feature = "aws")]
+use crate::config::AwsResources;
+use crate::config::{Config, ConfigError};
 use crate::http::AppState;
-use crate::ports::{Archive, Clock, Store, WhatsApp};
+#[cfg(feature = "aws")]
+use crate::ports::{Archive, Store};
+use crate::ports::{Clock, WhatsApp};
 use crate::usecases::Ports;
 
 /// The embedded backends behind an `AppState`, for the loops that drive them.
@@ -65,10 +70,11 @@ pub async fn embedded(config: Config) -> Result<(AppState, Embedded), ConfigErro
     Ok((state, Embedded { db, store, queue, scheduler, dev_clock, sandbox }))
 }
 
-/// The state a Lambda function runs on: AWS when `template.yaml` configured it
-/// (`CONNECTOR_TABLE` ...), else the embedded backend (e.g. under `cargo lambda watch`).
 /// A Lambda function's state: the configuration from the environment and, when
-/// `CONNECTOR_SECRET_ID` names one, the WhatsApp secrets from that Secrets Manager secret.
+/// `CONNECTOR_SECRET_ID` names one, the WhatsApp secrets from that Secrets Manager secret; on
+/// AWS when `template.yaml` configured it (`CONNECTOR_TABLE` ...), else the embedded backend
+/// (e.g. under `cargo lambda watch`).
+#[cfg(feature = "aws")]
 pub async fn lambda_state() -> Result<AppState, ConfigError> {
     let Ok(secret_id) = std::env::var("CONNECTOR_SECRET_ID") else {
         return from_env(Config::from_env()?).await;
@@ -83,6 +89,7 @@ pub async fn lambda_state() -> Result<AppState, ConfigError> {
 }
 
 /// The configuration `env` gives, with the WhatsApp secrets from the secret `id`.
+#[cfg(feature = "aws")]
 pub async fn config_with_secret(
     clients: &AwsClients,
     id: &str,
@@ -94,10 +101,17 @@ pub async fn config_with_secret(
 
 pub async fn from_env(config: Config) -> Result<AppState, ConfigError> {
     match config.aws.clone() {
+        #[cfg(feature = "aws")]
         Some(resources) => aws(config, resources, AwsClients::from_env().await).await,
+        #[cfg(not(feature = "aws"))]
+        Some(_) => Err(ConfigError(WITHOUT_AWS.into())),
         None => Ok(embedded(config).await?.0),
     }
 }
+
+/// Why AWS resources are refused by a build without the `aws` feature.
+pub const WITHOUT_AWS: &str =
+    "CONNECTOR_TABLE names AWS resources, but this build has no AWS adapters: build with `--features aws`";
 
 fn whatsapp(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn WhatsApp>, ConfigError> {
     Ok(match &config.whatsapp_api_base_url {
@@ -122,6 +136,7 @@ fn whatsapp(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn WhatsApp>,
 }
 
 /// The AWS backends: DynamoDB, SQS, EventBridge Scheduler, S3.
+#[cfg(feature = "aws")]
 pub async fn aws(config: Config, r: AwsResources, clients: AwsClients) -> Result<AppState, ConfigError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let whatsapp = whatsapp(&config, clock.clone())?;
@@ -130,6 +145,7 @@ pub async fn aws(config: Config, r: AwsResources, clients: AwsClients) -> Result
 }
 
 /// The ports on AWS, with the given clock and WhatsApp (the local runner keeps its own).
+#[cfg(feature = "aws")]
 pub fn aws_ports(
     config: &Config,
     r: &AwsResources,

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
+use shared::http::AppState;
 
 /// The handlers `template.yaml` names, in its order.
 const HANDLERS: [&str; 9] =
@@ -14,22 +16,18 @@ const HANDLERS: [&str; 9] =
 async fn main() -> Result<(), Error> {
     let handler = std::env::var("_HANDLER").unwrap_or_default();
     match handler.as_str() {
-        "webhook" => lambda_entry::run_http(webhook::router).await,
-        "send" => lambda_entry::run_http(send::router).await,
-        "optin" => lambda_entry::run_http(optin::router).await,
-        "participants" => lambda_entry::run_http(participants::router).await,
-        "admin" => lambda_entry::run_http(admin::router).await,
+        "webhook" => run_http(webhook::router).await,
+        "send" => run_http(send::router).await,
+        "optin" => run_http(optin::router).await,
+        "participants" => run_http(participants::router).await,
+        "admin" => run_http(admin::router).await,
         "receipts" => {
-            lambda_entry::run_sqs(|ports, batch, deadline| async move {
-                receipts::function_handler(&ports, batch, deadline).await
-            })
-            .await
+            run_sqs(|ports, batch, deadline| async move { receipts::function_handler(&ports, batch, deadline).await })
+                .await
         }
         "dispatch" => {
-            lambda_entry::run_sqs(|ports, batch, deadline| async move {
-                dispatch::function_handler(&ports, batch, deadline).await
-            })
-            .await
+            run_sqs(|ports, batch, deadline| async move { dispatch::function_handler(&ports, batch, deadline).await })
+                .await
         }
         "timers" => timers().await,
         "live" => live().await,
@@ -37,9 +35,51 @@ async fn main() -> Result<(), Error> {
     }
 }
 
+/// Logging, business metrics (EMF), configuration and adapters, once per cold start. On AWS
+/// one cheap read opens the HTTPS connection to DynamoDB during init, so the first event does
+/// not pay for it.
+async fn state() -> Result<AppState, Error> {
+    shared::telemetry::init();
+    shared::metrics::enable();
+    let state = shared::app::lambda_state().await?;
+    if state.config.aws.is_some() {
+        let warm = shared::ports::Key { pk: "WARM".into(), sk: "WARM".into() };
+        if let Err(e) = state.ports.store.get(&warm).await {
+            tracing::warn!(error.message = %e, "warming the DynamoDB connection failed");
+        }
+    }
+    Ok(state)
+}
+
+/// Runs an HTTP function's router under API Gateway.
+async fn run_http(router: fn(AppState) -> Router) -> Result<(), lambda_http::Error> {
+    lambda_http::run(lambda_entry::with_authorizer(router(state().await?))).await
+}
+
+/// Runs an SQS-triggered function: `handler` gets the shared ports, one batch, and the time by
+/// which the invocation must answer.
+async fn run_sqs<F, Fut>(handler: F) -> Result<(), Error>
+where
+    F: Fn(shared::usecases::Ports, aws_lambda_events::sqs::SqsEvent, Option<std::time::Instant>) -> Fut,
+    Fut: std::future::Future<Output = aws_lambda_events::sqs::SqsBatchResponse>,
+{
+    let ports = state().await?.ports;
+    lambda_runtime::run(service_fn(|ev: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| {
+        // The context's deadline is wall-clock milliseconds; the runner wants an instant.
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let left = std::time::Duration::from_millis(ev.context.deadline.saturating_sub(now_ms));
+        let fut = handler(ports.clone(), ev.payload, Some(std::time::Instant::now() + left));
+        async move { Ok::<_, Error>(fut.await) }
+    }))
+    .await
+}
+
 /// Scheduler's timers: a window expiry, an opt-in retry, a reminder.
 async fn timers() -> Result<(), Error> {
-    let state = lambda_entry::state().await?;
+    let state = state().await?;
     let ports = &state.ports;
     lambda_runtime::run(service_fn(|ev: LambdaEvent<shared::ports::Timer>| async move {
         timers::function_handler(ports, ev.payload).await.map_err(Error::from)
@@ -49,7 +89,7 @@ async fn timers() -> Result<(), Error> {
 
 /// The WebSocket API's authorizer and routes, and the table stream's fan-out.
 async fn live() -> Result<(), Error> {
-    let state = lambda_entry::state().await?;
+    let state = state().await?;
     let auth = match &state.config.jwt_issuer {
         Some(issuer) => live::Auth::Jwks(shared::http::JwksVerifier::new(issuer, state.config.jwt_audience.clone())),
         None => live::Auth::Local(shared::http::JwtVerifier::hs256(&state.config.jwt_secret)),

@@ -1,5 +1,5 @@
-//! What every function's `main.rs` shares: logging and state built once per cold start, and,
-//! for HTTP functions, the claims the HTTP API's JWT authorizer checked, as the caller.
+//! What the functions share with the local runner: the claims the HTTP API's JWT authorizer
+//! checked, as the caller, and the SQS batch runner.
 
 use axum::extract::Request;
 use axum::middleware::Next;
@@ -8,29 +8,7 @@ use axum::Router;
 use lambda_http::request::RequestContext;
 use lambda_http::RequestExt;
 
-use shared::http::AppState;
 use shared::usecases::Caller;
-
-/// Logging, business metrics (EMF), configuration and adapters, once per cold start. On AWS
-/// one cheap read opens the HTTPS connection to DynamoDB during init, so the first event does
-/// not pay for it.
-pub async fn state() -> Result<AppState, lambda_runtime::Error> {
-    shared::telemetry::init();
-    shared::metrics::enable();
-    let state = shared::app::lambda_state().await?;
-    if state.config.aws.is_some() {
-        let warm = shared::ports::Key { pk: "WARM".into(), sk: "WARM".into() };
-        if let Err(e) = state.ports.store.get(&warm).await {
-            tracing::warn!(error.message = %e, "warming the DynamoDB connection failed");
-        }
-    }
-    Ok(state)
-}
-
-/// Runs an HTTP function's router under API Gateway.
-pub async fn run_http(router: fn(AppState) -> Router) -> Result<(), lambda_http::Error> {
-    lambda_http::run(with_authorizer(router(state().await?))).await
-}
 
 /// The router as API Gateway drives it: the authorizer's claims become the caller.
 pub fn with_authorizer(router: Router) -> Router {
@@ -51,29 +29,6 @@ async fn authorizer_claims(mut req: Request, next: Next) -> Response {
         req.extensions_mut().insert(caller);
     }
     next.run(req).await
-}
-
-/// Runs an SQS-triggered function: `handler` gets the shared ports, one batch, and the time by
-/// which the invocation must answer.
-pub async fn run_sqs<F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
-where
-    F: Fn(shared::usecases::Ports, aws_lambda_events::sqs::SqsEvent, Option<std::time::Instant>) -> Fut,
-    Fut: std::future::Future<Output = aws_lambda_events::sqs::SqsBatchResponse>,
-{
-    let ports = state().await?.ports;
-    lambda_runtime::run(lambda_runtime::service_fn(
-        |ev: lambda_runtime::LambdaEvent<aws_lambda_events::sqs::SqsEvent>| {
-            // The context's deadline is wall-clock milliseconds; the runner wants an instant.
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0);
-            let left = std::time::Duration::from_millis(ev.context.deadline.saturating_sub(now_ms));
-            let fut = handler(ports.clone(), ev.payload, Some(std::time::Instant::now() + left));
-            async move { Ok::<_, lambda_runtime::Error>(fut.await) }
-        },
-    ))
-    .await
 }
 
 /// How a queue's records relate: FIFO records of one group must not run out of order.

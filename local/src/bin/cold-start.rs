@@ -2,7 +2,7 @@
 //! its SDK clients built and its secrets read from Secrets Manager, on a small Lambda runtime API of our own (the next-invocation and
 //! response routes), against the AWS emulator at `MOTO_ENDPOINT`. Also each process's peak RSS.
 //!
-//! `cargo build --release -p bootstrap -p connector-local --bins && MOTO_ENDPOINT=http://127.0.0.1:5055 target/release/cold-start`
+//! `cargo build --release -p bootstrap -p connector-local --features connector-local/aws --bins && MOTO_ENDPOINT=http://127.0.0.1:5055 target/release/cold-start`
 
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};

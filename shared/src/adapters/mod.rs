@@ -2,6 +2,7 @@
 //! Cloud API over reqwest), `sandbox` (a local stand-in for WhatsApp) and `memory` (a store for
 //! the simulation and tests).
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod embedded;
 pub mod graph;
