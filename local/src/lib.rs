@@ -133,16 +133,6 @@ fn on_aws(
     (state, consumers)
 }
 
-#[cfg(not(feature = "aws"))]
-fn on_aws(
-    _: Config,
-    _: &shared::config::AwsResources,
-    clients: AwsClients,
-    _: &shared::http::AppState,
-) -> (shared::http::AppState, workers::Consumers) {
-    match clients {}
-}
-
 /// Whether `listen` (`host:port`) is a loopback address only this machine can reach.
 fn on_loopback(listen: &str) -> bool {
     match listen.parse::<std::net::SocketAddr>() {
@@ -156,7 +146,14 @@ fn on_loopback(listen: &str) -> bool {
 /// set (then the SDK's standard configuration, e.g. `AWS_ENDPOINT_URL`, says where AWS is).
 pub async fn start(config: Config) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
     let clients = match config.aws {
-        Some(_) => Some(aws_clients().await?),
+        #[cfg(feature = "aws")]
+        Some(_) => Some(AwsClients::from_env().await),
+        #[cfg(not(feature = "aws"))]
+        Some(_) => {
+            return Err("CONNECTOR_TABLE names AWS resources, but this build has no AWS adapters: \
+                               build with `--features aws`"
+                .into())
+        }
         None => None,
     };
     start_with(config, clients).await
@@ -169,16 +166,6 @@ pub type AwsClients = shared::adapters::aws::AwsClients;
 #[cfg(not(feature = "aws"))]
 pub enum AwsClients {}
 
-#[cfg(feature = "aws")]
-async fn aws_clients() -> Result<AwsClients, shared::config::ConfigError> {
-    Ok(AwsClients::from_env().await)
-}
-
-#[cfg(not(feature = "aws"))]
-async fn aws_clients() -> Result<AwsClients, shared::config::ConfigError> {
-    Err(shared::config::ConfigError(shared::app::WITHOUT_AWS.into()))
-}
-
 /// As `start`, with the AWS clients to use when the configuration names AWS resources.
 pub async fn start_with(
     config: Config,
@@ -190,6 +177,7 @@ pub async fn start_with(
     let listen = config.listen.clone();
     let (embedded_state, embedded) = shared::app::embedded(config.clone()).await?;
     let (state, consumers) = match (config.aws.clone(), clients) {
+        #[cfg(feature = "aws")]
         (Some(r), Some(clients)) => on_aws(config, &r, clients, &embedded_state),
         _ => (embedded_state, workers::Consumers::Embedded),
     };

@@ -99,19 +99,13 @@ pub async fn config_with_secret(
     Config::from_lookup(|k| secrets.get(k).cloned().or_else(|| env(k)))
 }
 
-pub async fn from_env(config: Config) -> Result<AppState, ConfigError> {
+#[cfg(feature = "aws")]
+async fn from_env(config: Config) -> Result<AppState, ConfigError> {
     match config.aws.clone() {
-        #[cfg(feature = "aws")]
         Some(resources) => aws(config, resources, AwsClients::from_env().await).await,
-        #[cfg(not(feature = "aws"))]
-        Some(_) => Err(ConfigError(WITHOUT_AWS.into())),
         None => Ok(embedded(config).await?.0),
     }
 }
-
-/// Why AWS resources are refused by a build without the `aws` feature.
-pub const WITHOUT_AWS: &str =
-    "CONNECTOR_TABLE names AWS resources, but this build has no AWS adapters: build with `--features aws`";
 
 fn whatsapp(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn WhatsApp>, ConfigError> {
     Ok(match &config.whatsapp_api_base_url {
