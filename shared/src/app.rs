@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 #[cfg(feature = "aws")]
-use crate::adapters::aws::{AwsClients, DynamoArchive, DynamoStore, EventBridgeScheduler, S3MediaStore, SqsQueue};
+use crate::adapters::aws::{
+    AwsClients, DynamoArchive, DynamoStore, EventBridgeScheduler, S3MediaStore, S3Vault, SqsQueue,
+};
 use crate::adapters::embedded::{
     Db, DevClock, DiskMediaStore, SqliteArchive, SqliteQueue, SqliteScheduler, SqliteStore, SystemClock,
 };
@@ -60,6 +62,7 @@ pub async fn embedded(config: Config) -> Result<(AppState, Embedded), ConfigErro
         store: Arc::new(store.clone()),
         archive,
         media: Arc::new(DiskMediaStore::new(&config.data_dir).map_err(|e| ConfigError(e.to_string()))?),
+        vault: None,
         queue: Arc::new(queue.clone()),
         scheduler: Arc::new(scheduler.clone()),
         clock,
@@ -166,6 +169,7 @@ pub fn aws_ports(
         clock,
         archive,
         media: Arc::new(S3MediaStore::new(clients.s3.clone(), r.media_bucket.clone())),
+        vault: r.anchor_bucket.as_ref().map(|b| Arc::new(S3Vault::new(clients.s3.clone(), b.clone())) as _),
         settings: Arc::new(config.settings.clone()),
     }
 }

@@ -1,6 +1,8 @@
 //! The compliance archive's records and their hash chain: each record of a thread holds the
 //! SHA-256 of the one before, so an edit or a deletion is found by re-computing the chain.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -81,6 +83,14 @@ pub struct Verification {
     pub records: usize,
     /// The sequence number of the first record that does not check out.
     pub first_break: Option<u64>,
+    /// The chain against its last anchored head, where one was anchored.
+    pub anchor: Option<AnchorCheck>,
+}
+
+impl Verification {
+    fn of(valid: bool, records: usize, first_break: Option<u64>) -> Verification {
+        Verification { valid, records, first_break, anchor: None }
+    }
 }
 
 /// Re-computes the chain of one thread's records (in order).
@@ -89,11 +99,11 @@ pub fn verify(records: &[ArchiveRecord]) -> Verification {
     for (i, r) in records.iter().enumerate() {
         let expected_seq = i as u64 + 1;
         if r.seq != expected_seq || r.prev_hash != prev_hash || r.hash != hash(r.seq, &r.prev_hash, &r.event) {
-            return Verification { valid: false, records: records.len(), first_break: Some(expected_seq.min(r.seq)) };
+            return Verification::of(false, records.len(), Some(expected_seq.min(r.seq)));
         }
         prev_hash = r.hash.clone();
     }
-    Verification { valid: true, records: records.len(), first_break: None }
+    Verification::of(true, records.len(), None)
 }
 
 /// `verify`, and the chain's end against the head its commits recorded: records removed from
@@ -105,11 +115,88 @@ pub fn verify_with_head(records: &[ArchiveRecord], head: Option<&ChainHead>) -> 
     }
     let last = records.last().map(ArchiveRecord::head);
     match head {
-        Some(h) if last.as_ref() != Some(h) => {
-            Verification { valid: false, records: records.len(), first_break: Some(records.len() as u64 + 1) }
-        }
+        Some(h) if last.as_ref() != Some(h) => Verification::of(false, records.len(), Some(records.len() as u64 + 1)),
         _ => v,
     }
+}
+
+/// Many threads' chain heads at one moment, stored write-once (on AWS an S3 bucket under Object
+/// Lock in compliance mode). A record at or before an anchored head cannot then be changed,
+/// removed or re-hashed, not even by someone who rewrites the whole table, without the
+/// verifier seeing it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Each thread's newest head among those given, by thread id.
+    pub heads: BTreeMap<String, ChainHead>,
+}
+
+impl Anchor {
+    pub fn of(heads: impl IntoIterator<Item = (String, ChainHead)>, at: OffsetDateTime) -> Anchor {
+        let mut newest: BTreeMap<String, ChainHead> = BTreeMap::new();
+        for (thread, head) in heads {
+            if newest.get(&thread).is_none_or(|h| h.seq < head.seq) {
+                newest.insert(thread, head);
+            }
+        }
+        Anchor { at, heads: newest }
+    }
+
+    /// The stored document, and its name: by time (a reader lists one day's anchors) and then
+    /// by content.
+    pub fn document(&self) -> (String, Vec<u8>) {
+        let body = serde_json::to_vec(self).unwrap_or_default();
+        let t = self.at;
+        let name = format!(
+            "anchors/{:04}/{:02}/{:02}/{:02}{:02}{:02}Z-{}.json",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            &hex::encode(Sha256::digest(&body))[..16]
+        );
+        (name, body)
+    }
+}
+
+/// What the verifier found against a thread's last anchor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AnchorCheck {
+    /// The anchor's name in the write-once store.
+    pub object: String,
+    /// The head that anchor holds for the thread: `None` when the anchor, or the thread in it,
+    /// is not there (the record of where it was anchored is then not to be trusted).
+    pub head: Option<ChainHead>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub at: Option<OffsetDateTime>,
+    /// The chain holds that head at its place.
+    pub matches: bool,
+}
+
+/// `v` (a chain's verification) against the head `anchor` holds for thread `thread`, read from
+/// the write-once object `object`: the record at the anchored place must carry the anchored
+/// hash, so the chain up to there is the one anchored.
+pub fn check_anchor(
+    mut v: Verification,
+    records: &[ArchiveRecord],
+    thread: &str,
+    object: String,
+    anchor: Option<&Anchor>,
+) -> Verification {
+    let head = anchor.and_then(|a| a.heads.get(thread)).cloned();
+    let matches = head.as_ref().is_some_and(|h| {
+        h.seq >= 1 && records.get(h.seq as usize - 1).is_some_and(|r| r.seq == h.seq && r.hash == h.hash)
+    });
+    if !matches {
+        v.valid = false;
+        let at = head.as_ref().map_or(1, |h| h.seq.max(1));
+        v.first_break = Some(v.first_break.map_or(at, |b| b.min(at)));
+    }
+    v.anchor = Some(AnchorCheck { object, head, at: anchor.map(|a| a.at), matches });
+    v
 }
 
 #[cfg(test)]
@@ -143,7 +230,7 @@ mod tests {
 
     #[test]
     fn an_untouched_chain_verifies() {
-        assert_eq!(verify(&chain(5)), Verification { valid: true, records: 5, first_break: None });
+        assert_eq!(verify(&chain(5)), Verification { valid: true, records: 5, first_break: None, anchor: None });
         assert!(verify(&[]).valid);
     }
 
@@ -182,5 +269,48 @@ mod tests {
         let back: ArchiveRecord = serde_json::from_str(&line).unwrap();
         assert_eq!(back, c[1]);
         assert!(verify(&[c[0].clone(), back]).valid);
+    }
+
+    #[test]
+    fn an_anchor_keeps_each_threads_newest_head_and_names_itself_by_time_and_content() {
+        let c = chain(3);
+        let at = datetime!(2026-12-03 21:05:09 UTC);
+        let a = Anchor::of([("c".into(), c[2].head()), ("c".into(), c[0].head()), ("d".into(), c[1].head())], at);
+        assert_eq!(a.heads["c"], c[2].head());
+        assert_eq!(a.heads["d"], c[1].head());
+        let (name, body) = a.document();
+        assert!(name.starts_with("anchors/2026/12/03/210509Z-") && name.ends_with(".json"), "{name}");
+        assert_eq!(serde_json::from_slice::<Anchor>(&body).unwrap(), a);
+        let (other, _) = Anchor::of([("c".into(), c[1].head())], at).document();
+        assert_ne!(name, other, "two anchors of one second have two names");
+    }
+
+    #[test]
+    fn a_chain_rewritten_before_its_anchor_is_found_though_it_verifies_alone() {
+        let c = chain(5);
+        let anchor = Anchor::of([("c".into(), c[3].head())], datetime!(2026-12-03 21:00 UTC));
+        let ok = check_anchor(verify(&c), &c, "c", "a.json".into(), Some(&anchor));
+        assert!(ok.valid && ok.anchor.as_ref().unwrap().matches, "{ok:?}");
+        // Someone with the table rewrites record 2 and re-hashes every record after it.
+        let mut forged = vec![c[0].clone()];
+        for (i, r) in c.iter().enumerate().skip(1) {
+            let mut e = r.event.clone();
+            if i == 1 {
+                e.text_as_sent = Some("forged".into());
+            }
+            forged.push(link(forged.last().map(ArchiveRecord::head).as_ref(), e));
+        }
+        assert!(verify(&forged).valid, "the chain alone cannot see it");
+        let v = check_anchor(verify(&forged), &forged, "c", "a.json".into(), Some(&anchor));
+        assert!(!v.valid && !v.anchor.as_ref().unwrap().matches);
+        assert_eq!(v.first_break, Some(4));
+        // Records cut back to before the anchored head.
+        let cut = check_anchor(verify(&c[..2]), &c[..2], "c", "a.json".into(), Some(&anchor));
+        assert_eq!((cut.valid, cut.first_break), (false, Some(4)));
+        // The anchor the thread's record names is not there, or does not hold the thread.
+        let gone = check_anchor(verify(&c), &c, "c", "gone.json".into(), None);
+        assert_eq!((gone.valid, gone.first_break, gone.anchor.unwrap().head), (false, Some(1), None));
+        let other = check_anchor(verify(&c), &c, "x", "a.json".into(), Some(&anchor));
+        assert!(!other.valid);
     }
 }

@@ -72,6 +72,8 @@ pub struct AwsResources {
     /// The dead-letter queue of timers Scheduler could not deliver (optional).
     pub timers_dlq_arn: Option<String>,
     pub media_bucket: String,
+    /// The Object Lock bucket the archive's chain heads are anchored in (optional).
+    pub anchor_bucket: Option<String>,
     /// `CONNECTOR_DYNAMODB_SERIAL_WRITES=1`: one DynamoDB write at a time, for emulators only.
     pub serial_writes: bool,
 }
@@ -190,6 +192,7 @@ fn aws_resources(get: &impl Fn(&str) -> Option<String>) -> Result<Option<AwsReso
         scheduler_role_arn: need("SCHEDULER_ROLE_ARN")?,
         timers_dlq_arn: get("TIMERS_DLQ_ARN").filter(|v| !v.is_empty()),
         media_bucket: need("MEDIA_BUCKET")?,
+        anchor_bucket: get("ANCHOR_BUCKET").filter(|v| !v.is_empty()),
         serial_writes: get("CONNECTOR_DYNAMODB_SERIAL_WRITES").as_deref() == Some("1"),
     }))
 }

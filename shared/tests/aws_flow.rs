@@ -165,6 +165,7 @@ async fn resources(c: &AwsClients) -> AwsResources {
         scheduler_role_arn: "arn:aws:iam::123456789012:role/scheduler".into(),
         timers_dlq_arn: None,
         media_bucket: bucket,
+        anchor_bucket: None,
         serial_writes: true,
     }
 }

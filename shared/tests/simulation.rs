@@ -329,6 +329,7 @@ impl World {
             whatsapp: meta.clone(),
             archive: Arc::new(DynamoArchive::new(store.clone())),
             media: Arc::new(NoMedia),
+            vault: None,
             settings: Arc::new(settings),
         };
         World {

@@ -10,7 +10,7 @@ use regex::Regex;
 
 /// The AWS metrics the template may use, by namespace (from each service's metric reference).
 const AWS_METRICS: &[(&str, &[&str])] = &[
-    ("AWS/Lambda", &["Errors", "Throttles", "Duration", "Invocations", "ConcurrentExecutions"]),
+    ("AWS/Lambda", &["Errors", "Throttles", "Duration", "Invocations", "ConcurrentExecutions", "IteratorAge"]),
     ("AWS/SQS", &["ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"]),
     ("AWS/ApiGateway", &["Count", "4xx", "5xx", "Latency", "IntegrationLatency"]),
     ("AWS/Scheduler", &["TargetErrorCount", "InvocationDroppedCount", "InvocationAttemptCount"]),
@@ -127,7 +127,7 @@ fn every_alarm_reaches_the_topic_and_every_dead_letter_queue_has_one() {
     }
     let dlqs = Regex::new(r"\n  (\w+Dlq):\n    Type: AWS::SQS::Queue").unwrap();
     let names: Vec<String> = dlqs.captures_iter(&t).map(|c| c[1].to_string()).collect();
-    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names.len(), 4, "{names:?}");
     for dlq in names {
         let watched = format!("Value: !GetAtt {dlq}.QueueName");
         assert!(

@@ -9,8 +9,8 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 use shared::http::AppState;
 
 /// The handlers `template.yaml` names, in its order.
-const HANDLERS: [&str; 9] =
-    ["webhook", "send", "optin", "participants", "admin", "receipts", "dispatch", "timers", "live"];
+const HANDLERS: [&str; 10] =
+    ["webhook", "send", "optin", "participants", "admin", "receipts", "dispatch", "timers", "live", "anchor"];
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -31,6 +31,7 @@ async fn main() -> Result<(), Error> {
         }
         "timers" => timers().await,
         "live" => live().await,
+        "anchor" => anchor().await,
         other => Err(format!("_HANDLER is {other:?}: expected one of {}", HANDLERS.join(", ")).into()),
     }
 }
@@ -100,6 +101,16 @@ async fn live() -> Result<(), Error> {
     let live = &live;
     lambda_runtime::run(service_fn(|ev: LambdaEvent<serde_json::Value>| async move {
         live::handle(live, ev.payload).await.map_err(Error::from)
+    }))
+    .await
+}
+
+/// The archive's anchors, from the table's stream (or an operator's list of threads).
+async fn anchor() -> Result<(), Error> {
+    let state = state().await?;
+    let ports = &state.ports;
+    lambda_runtime::run(service_fn(|ev: LambdaEvent<serde_json::Value>| async move {
+        anchor::handle(ports, &ev.payload).await.map_err(Error::from)
     }))
     .await
 }

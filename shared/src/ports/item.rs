@@ -53,6 +53,9 @@ impl Key {
     pub fn archive_entry(conv: &str, seq: u64) -> Key {
         Key { pk: Key::archive_partition(conv), sk: format!("REC#{seq:012}") }
     }
+    pub fn anchored(conv: &str) -> Key {
+        Key { pk: format!("ANCHOR#{conv}"), sk: "ANCHOR".into() }
+    }
     pub fn dedupe(id: &str) -> Key {
         Key { pk: format!("DEDUPE#{id}"), sk: "DEDUPE".into() }
     }
@@ -204,6 +207,13 @@ pub enum Item {
     Media(MediaRecord),
     /// One archived record (AWS; locally the archive has its own append-only table).
     ArchiveEntry(crate::archive::ArchiveRecord),
+    /// Where a thread's chain was last anchored (`usecases::archive::anchor`): the verifier
+    /// reads the head from that write-once anchor, never from here.
+    Anchored {
+        conversation_id: String,
+        seq: u64,
+        object: String,
+    },
     /// An effect committed with the state, for the relay to publish (then delete).
     Outbox(crate::ports::OutboxEntry),
     /// How far one employee has read a thread: up to message `up_to`, which leaves
@@ -268,6 +278,7 @@ impl Item {
             Item::DirectoryEntry(u) => Key::directory_entry(&u.sub_org, &u.region, &u.user_id),
             Item::Media(m) => Key::media(&m.id),
             Item::ArchiveEntry(r) => Key::archive_entry(&r.event.conversation_id, r.seq),
+            Item::Anchored { conversation_id, .. } => Key::anchored(conversation_id),
             Item::Outbox(e) => Key::outbox(e.shard, &e.id),
             Item::Dedupe { id, .. } => Key::dedupe(id),
             Item::ReadMark { user_id, conversation_id, .. } => Key::read_mark(user_id, conversation_id),

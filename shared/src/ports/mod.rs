@@ -406,6 +406,18 @@ pub trait Archive: Send + Sync {
     async fn read(&self, conversation_id: &str) -> Result<Vec<crate::archive::ArchiveRecord>, ArchiveError>;
 }
 
+/// Write-once storage for the archive's anchors: on AWS an S3 bucket under Object Lock in
+/// compliance mode, where no one, the account's root included, can change or delete an object
+/// before its retention ends.
+#[async_trait]
+pub trait Vault: Send + Sync {
+    async fn put(&self, name: &str, body: Vec<u8>) -> Result<(), ArchiveError>;
+    /// The object, or `None` when there is none by that name.
+    async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, ArchiveError>;
+    /// The names that start with `prefix`, in order.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, ArchiveError>;
+}
+
 /// What a commit asks to happen once it has committed: written in the same transaction as the
 /// state (the outbox), then published at least once by the relay. Every effect is idempotent
 /// downstream: queue messages carry dedupe ids, timers have deterministic names, notices and

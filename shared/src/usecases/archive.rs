@@ -5,11 +5,12 @@
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::archive::{verify_with_head, ArchiveEvent, ArchiveRecord, Verification};
+use crate::archive::{check_anchor, verify_with_head, Anchor, ArchiveEvent, ArchiveRecord, ChainHead, Verification};
 use crate::domain::{Conversation, Message};
-use crate::ports::{Item, Key, Store, StoreError};
+use crate::ports::{Item, Key, Store, StoreError, Versioned};
 
-use super::{load, Caller, Ports, Result, Settings, UseCaseError};
+use super::commit::{commit, retry, Attempt, Plan};
+use super::{load, put_versioned, Caller, Ports, Result, Settings, UseCaseError};
 
 /// The archive record of a message as it was stored (the text as sent).
 pub fn message_event(m: &Message) -> ArchiveEvent {
@@ -83,11 +84,125 @@ pub async fn export(ports: &Ports, caller: &Caller, conversation_id: &str) -> Re
     ports.archive.read(conversation_id).await.map_err(|e| UseCaseError::Store(StoreError::Unavailable(e.0)))
 }
 
-/// `GET /admin/conversations/{id}/archive?verify=true`: the chain, and its end against the head
-/// the commits moved (so records cut from the end are found too).
+/// `GET /admin/conversations/{id}/archive?verify=true`: the chain, its end against the head
+/// the commits moved (so records cut from the end are found too), and, where the thread was
+/// anchored, the chain against the head its last anchor holds.
 pub async fn verify_chain(ports: &Ports, caller: &Caller, conversation_id: &str) -> Result<Verification> {
     let records = export(ports, caller, conversation_id).await?;
-    Ok(verify_against_head(&*ports.store, conversation_id, &records).await?)
+    let v = verify_against_head(&*ports.store, conversation_id, &records).await?;
+    let Some(vault) = &ports.vault else { return Ok(v) };
+    let Some(Item::Anchored { object, .. }) = ports.store.get(&Key::anchored(conversation_id)).await?.map(|v| v.item)
+    else {
+        return Ok(v);
+    };
+    let stored = vault.get(&object).await.map_err(|e| UseCaseError::Store(StoreError::Unavailable(e.0)))?;
+    let anchor = stored.and_then(|body| serde_json::from_slice::<Anchor>(&body).ok());
+    Ok(check_anchor(v, &records, conversation_id, object, anchor.as_ref()))
+}
+
+/// Anchors chain heads (the archive records just written, on AWS from the table's stream):
+/// one write-once document with each thread's newest head, then each thread's note of where
+/// it was last anchored. Returns the document's name; `None` when there is no vault or
+/// nothing to anchor. A failure before every note is written leaves the heads to the next
+/// anchor, which a retry of the same heads is.
+pub async fn anchor(ports: &Ports, heads: Vec<(String, ChainHead)>) -> Result<Option<String>> {
+    let Some(vault) = &ports.vault else { return Ok(None) };
+    let anchor = Anchor::of(heads, ports.clock.now());
+    if anchor.heads.is_empty() {
+        return Ok(None);
+    }
+    let (name, body) = anchor.document();
+    vault.put(&name, body).await.map_err(|e| UseCaseError::Store(StoreError::Unavailable(e.0)))?;
+    for (thread, head) in &anchor.heads {
+        retry(|| note_anchor(ports, thread, head.seq, &name)).await?;
+    }
+    tracing::info!(object = %name, threads = anchor.heads.len(), "archive heads anchored");
+    Ok(Some(name))
+}
+
+/// Moves thread `thread`'s note to the anchor `object` of its head `seq`, unless it already
+/// names a later one (anchors of one thread may finish out of order).
+async fn note_anchor(ports: &Ports, thread: &str, seq: u64, object: &str) -> Result<Attempt<()>> {
+    let found = ports.store.get(&Key::anchored(thread)).await?;
+    let version = match found {
+        Some(Versioned { item: Item::Anchored { seq: noted, .. }, .. }) if noted >= seq => {
+            return Ok(Attempt::Done(()))
+        }
+        found => found.map(|v| v.version),
+    };
+    let note = Item::Anchored { conversation_id: thread.to_string(), seq, object: object.to_string() };
+    match commit(ports, Plan::of(vec![put_versioned(note, version)])).await {
+        Ok(()) => Ok(Attempt::Done(())),
+        Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What an audit of the anchors found.
+#[derive(Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Audit {
+    pub anchors: usize,
+    /// Thread heads checked (one per thread per anchor).
+    pub heads: usize,
+    /// Anchored heads the threads' chains no longer hold, and anchors that cannot be read.
+    pub mismatches: Vec<Mismatch>,
+}
+
+#[derive(Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Mismatch {
+    pub object: String,
+    /// `None`: the anchor itself cannot be read.
+    pub conversation_id: Option<String>,
+    pub seq: Option<u64>,
+}
+
+/// Checks every anchor whose name starts with `prefix` (`anchors/2026/12/` is one month's)
+/// against the chains as the table holds them now. Unlike `verify_chain`, which trusts the
+/// table's note of a thread's last anchor, this reads the write-once store alone, so a chain
+/// rewritten and then anchored again by someone who can write the table is still found by its
+/// older anchors.
+pub async fn audit(ports: &Ports, prefix: &str) -> Result<Audit> {
+    let Some(vault) = &ports.vault else { return Ok(Audit::default()) };
+    let unavailable = |e: crate::ports::ArchiveError| UseCaseError::Store(StoreError::Unavailable(e.0));
+    let mut report = Audit::default();
+    let mut by_thread: std::collections::BTreeMap<String, Vec<(String, ChainHead)>> = Default::default();
+    for object in vault.list(prefix).await.map_err(unavailable)? {
+        report.anchors += 1;
+        let body = vault.get(&object).await.map_err(unavailable)?;
+        match body.and_then(|b| serde_json::from_slice::<Anchor>(&b).ok()) {
+            Some(anchor) => {
+                for (thread, head) in anchor.heads {
+                    by_thread.entry(thread).or_default().push((object.clone(), head));
+                }
+            }
+            None => report.mismatches.push(Mismatch { object, conversation_id: None, seq: None }),
+        }
+    }
+    for (thread, heads) in by_thread {
+        let records = ports.archive.read(&thread).await.map_err(unavailable)?;
+        for (object, head) in heads {
+            report.heads += 1;
+            let held = head.seq >= 1 && records.get(head.seq as usize - 1).is_some_and(|r| r.head() == head);
+            if !held {
+                report.mismatches.push(Mismatch { object, conversation_id: Some(thread.clone()), seq: Some(head.seq) });
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// The chain heads of threads `ids` as their items hold them now (an operator anchoring quiet
+/// threads by hand, after the anchor's dead-letter queue took a batch).
+pub async fn heads_of(ports: &Ports, ids: &[String]) -> Result<Vec<(String, ChainHead)>> {
+    let keys: Vec<Key> = ids.iter().map(|id| Key::conversation(id)).collect();
+    let found = ports.store.get_many(&keys).await?;
+    Ok(found
+        .into_iter()
+        .filter_map(|v| match v.map(|v| v.item) {
+            Some(Item::Conversation(c)) => c.archive_head.map(|h| (c.id, h)),
+            _ => None,
+        })
+        .collect())
 }
 
 /// `verify`, then the last record against the thread's stored chain head.

@@ -86,6 +86,8 @@ pub struct Ports {
     pub whatsapp: Arc<dyn WhatsApp>,
     pub archive: Arc<dyn crate::ports::Archive>,
     pub media: Arc<dyn crate::ports::MediaStore>,
+    /// Where the archive's chain heads are anchored, write-once (AWS: `ANCHOR_BUCKET`).
+    pub vault: Option<Arc<dyn crate::ports::Vault>>,
     pub settings: Arc<Settings>,
 }
 

@@ -1,7 +1,8 @@
 //! The AWS adapters: DynamoDB (`Store`, and the archive's records and chain heads), SQS
-//! (`Queue`), EventBridge Scheduler (`Scheduler`), S3 (`MediaStore`) and Secrets Manager (the
-//! WhatsApp secrets at a cold start). Clients are built once per cold start from the standard AWS
-//! configuration (`AWS_ENDPOINT_URL` points them at an emulator).
+//! (`Queue`), EventBridge Scheduler (`Scheduler`), S3 (`MediaStore`, and `Vault` for the
+//! archive's anchors) and Secrets Manager (the WhatsApp secrets at a cold start). Clients are
+//! built once per cold start from the standard AWS configuration (`AWS_ENDPOINT_URL` points
+//! them at an emulator).
 
 mod archive;
 mod dynamo;
@@ -9,12 +10,14 @@ mod s3;
 mod scheduler;
 pub mod secrets;
 mod sqs;
+mod vault;
 
 pub use archive::DynamoArchive;
 pub use dynamo::DynamoStore;
 pub use s3::S3MediaStore;
 pub use scheduler::{at_expression, EventBridgeScheduler};
 pub use sqs::SqsQueue;
+pub use vault::S3Vault;
 
 /// One client per service, sharing the loaded configuration.
 #[derive(Clone)]

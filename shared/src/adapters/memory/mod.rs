@@ -1,4 +1,4 @@
-//! `Store` in memory: the same conditional semantics as SQLite and DynamoDB, for the
+//! `Store` and `Vault` in memory: the same conditional semantics as SQLite and DynamoDB, for the
 //! deterministic simulation and fast tests. Nothing survives the process; not for running the
 //! connector.
 
@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::ports::{Item, Key, Store, StoreError, Versioned, Write};
+use crate::ports::{ArchiveError, Item, Key, Store, StoreError, Vault, Versioned, Write};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -98,5 +98,35 @@ impl Store for MemoryStore {
             }
         }
         Ok(())
+    }
+}
+
+/// Write-once objects: a name is put once; putting it again with other bytes is refused, as
+/// a locked S3 object cannot be changed (S3 would keep both versions; the first one counts).
+#[derive(Default)]
+pub struct MemoryVault {
+    objects: Mutex<BTreeMap<String, Vec<u8>>>,
+}
+
+#[async_trait]
+impl Vault for MemoryVault {
+    async fn put(&self, name: &str, body: Vec<u8>) -> Result<(), ArchiveError> {
+        let mut objects = self.objects.lock().map_err(|_| ArchiveError("vault lock poisoned".into()))?;
+        match objects.get(name) {
+            Some(old) if *old != body => Err(ArchiveError(format!("{name} is locked"))),
+            _ => {
+                objects.insert(name.to_string(), body);
+                Ok(())
+            }
+        }
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, ArchiveError> {
+        Ok(self.objects.lock().map_err(|_| ArchiveError("vault lock poisoned".into()))?.get(name).cloned())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, ArchiveError> {
+        let objects = self.objects.lock().map_err(|_| ArchiveError("vault lock poisoned".into()))?;
+        Ok(objects.keys().filter(|k| k.starts_with(prefix)).cloned().collect())
     }
 }
