@@ -83,6 +83,9 @@ async fn main() {
     let secret = format!("cold-start-{}", std::process::id());
     let value = r#"{"app_secret":"events-app-secret","access_token":"events-token","verify_token":"events-verify-token","archive_key":"events-archive-key"}"#;
     clients.secretsmanager.create_secret().name(&secret).secret_string(value).send().await.unwrap();
+    // The anchor function puts its anchor in a bucket under Object Lock, as on AWS.
+    let anchors = format!("cold-start-anchors-{}", std::process::id());
+    clients.s3.create_bucket().bucket(&anchors).object_lock_enabled_for_bucket(true).send().await.unwrap();
 
     let rt = Runtime { event: Default::default(), outcome: Default::default(), done: Arc::new(Notify::new()) };
     let app = Router::new()
@@ -105,6 +108,7 @@ async fn main() {
         ("receipts", "receipts-sqs-unknown-wamid.json"),
         ("dispatch", "dispatch-sqs-fifo-batch.json"),
         ("timers", "timers-window-expiry.json"),
+        ("anchor", "anchor-stream-archive.json"),
     ];
     println!("cold start: process start to first handled event, SDK clients built (moto), one run each");
     println!("{:<14} {:>12} {:>12}  outcome", "function", "cold start", "peak RSS");
@@ -132,6 +136,7 @@ async fn main() {
             .env("TIMERS_FUNCTION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:timers")
             .env("SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/scheduler")
             .env("MEDIA_BUCKET", "media")
+            .env("ANCHOR_BUCKET", &anchors)
             .env("CONNECTOR_SECRET_ID", &secret)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
