@@ -96,7 +96,8 @@ async fn live() -> Result<(), Error> {
         None => live::Auth::Local(shared::http::JwtVerifier::hs256(&state.config.jwt_secret)),
     };
     let endpoint = std::env::var("LIVE_ENDPOINT").unwrap_or_default();
-    let push = live::push::ApiGatewayPush::for_endpoint(&aws_config::load_from_env().await, &endpoint);
+    let push =
+        live::push::ApiGatewayPush::for_endpoint(&shared::adapters::aws::config_loader().load().await, &endpoint);
     let live = live::Live { ports: state.ports.clone(), push: Arc::new(push), auth };
     let live = &live;
     lambda_runtime::run(service_fn(|ev: LambdaEvent<serde_json::Value>| async move {

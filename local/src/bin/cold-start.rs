@@ -70,7 +70,7 @@ async fn main() {
         eprintln!("set MOTO_ENDPOINT to a running moto (scripts/test starts one; or: .venv/bin/moto_server -p 5055)");
         std::process::exit(2);
     };
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let conf = shared::adapters::aws::config_loader()
         .endpoint_url(&endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "static"))

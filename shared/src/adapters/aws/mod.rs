@@ -29,15 +29,28 @@ pub struct AwsClients {
     pub secretsmanager: aws_sdk_secretsmanager::Client,
 }
 
+/// The SDK's one HTTPS client: hyper 1 and rustls with ring (the workspace's `Cargo.toml` says
+/// why not the SDK's default).
+pub fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
+}
+
+/// The standard AWS configuration loader (environment, profile, the role Lambda gives), with
+/// that client.
+pub fn config_loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http_client())
+}
+
 impl AwsClients {
     pub async fn from_env() -> AwsClients {
-        AwsClients::from_conf(&aws_config::load_from_env().await)
+        AwsClients::from_conf(&config_loader().load().await)
     }
 
     /// The configuration and clients for an emulator at `endpoint` (moto, in tests): a fixed
     /// region and test credentials.
     pub async fn emulator(endpoint: &str) -> (aws_config::SdkConfig, AwsClients) {
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let conf = config_loader()
             .endpoint_url(endpoint)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "static"))
