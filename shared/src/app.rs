@@ -7,8 +7,10 @@ use std::sync::Arc;
 use crate::adapters::aws::{
     AwsClients, DynamoArchive, DynamoStore, EventBridgeScheduler, S3MediaStore, S3Vault, SqsQueue,
 };
+use crate::adapters::clock::SystemClock;
+#[cfg(feature = "embedded")]
 use crate::adapters::embedded::{
-    Db, DevClock, DiskMediaStore, SqliteArchive, SqliteQueue, SqliteScheduler, SqliteStore, SystemClock,
+    Db, DevClock, DiskMediaStore, SqliteArchive, SqliteQueue, SqliteScheduler, SqliteStore,
 };
 use crate::adapters::graph::GraphWhatsApp;
 use crate::adapters::sandbox::SandboxWhatsApp;
@@ -22,6 +24,7 @@ use crate::ports::{Clock, WhatsApp};
 use crate::usecases::Ports;
 
 /// The embedded backends behind an `AppState`, for the loops that drive them.
+#[cfg(feature = "embedded")]
 #[derive(Clone)]
 pub struct Embedded {
     pub db: Db,
@@ -34,6 +37,7 @@ pub struct Embedded {
     pub sandbox: Option<Arc<SandboxWhatsApp>>,
 }
 
+#[cfg(feature = "embedded")]
 pub async fn embedded(config: Config) -> Result<(AppState, Embedded), ConfigError> {
     let db = Db::open(&config.data_dir).map_err(|e| ConfigError(format!("{}: {e}", config.data_dir.display())))?;
     let (clock, dev_clock): (Arc<dyn Clock>, _) = if config.dev_clock {
@@ -106,7 +110,13 @@ pub async fn config_with_secret(
 async fn from_env(config: Config) -> Result<AppState, ConfigError> {
     match config.aws.clone() {
         Some(resources) => aws(config, resources, AwsClients::from_env().await).await,
+        #[cfg(feature = "embedded")]
         None => Ok(embedded(config).await?.0),
+        #[cfg(not(feature = "embedded"))]
+        None => Err(ConfigError(
+            "CONNECTOR_TABLE is not set, and this build has no embedded backend: build with `--features embedded`"
+                .into(),
+        )),
     }
 }
 

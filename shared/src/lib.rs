@@ -2,6 +2,7 @@
 //! the functions share. Functions depend on this crate; it depends on no function.
 
 pub mod adapters;
+#[cfg(any(feature = "aws", feature = "embedded"))]
 pub mod app;
 pub mod archive;
 pub mod config;

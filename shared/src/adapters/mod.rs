@@ -1,9 +1,12 @@
 //! Implementations of the ports: `aws`, `embedded` (SQLite, the local default), `graph` (Meta's
-//! Cloud API over reqwest), `sandbox` (a local stand-in for WhatsApp) and `memory` (a store for
-//! the simulation and tests).
+//! Cloud API over reqwest), `sandbox` (a local stand-in for WhatsApp), `memory` (a store for
+//! the simulation and tests) and the clocks. `aws` and `embedded` are features: Lambda builds
+//! the one, the local runner the other (and both with `--features aws`).
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod clock;
+#[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod graph;
 pub mod memory;

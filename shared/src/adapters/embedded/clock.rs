@@ -1,41 +1,12 @@
-//! Clocks: the system's, a fixed one for unit tests, and the local runner's dev clock (system
-//! time plus an offset that `POST /dev/clock` moves forward and that survives restarts).
+//! The local runner's dev clock: system time plus an offset that `POST /dev/clock` moves
+//! forward and that survives restarts.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Mutex;
 
 use time::{Duration, OffsetDateTime};
 
 use super::Db;
 use crate::ports::Clock;
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc()
-    }
-}
-
-/// Stands still until told to move.
-pub struct ManualClock(Mutex<OffsetDateTime>);
-
-impl ManualClock {
-    pub fn new(at: OffsetDateTime) -> ManualClock {
-        ManualClock(Mutex::new(at))
-    }
-    pub fn advance(&self, by: Duration) {
-        if let Ok(mut t) = self.0.lock() {
-            *t += by;
-        }
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> OffsetDateTime {
-        self.0.lock().map(|t| *t).unwrap_or_else(|p| *p.into_inner())
-    }
-}
 
 const OFFSET_KEY: &str = "dev_clock_offset_secs";
 

@@ -9,8 +9,9 @@ mod queue;
 mod scheduler;
 mod store;
 
+pub use crate::adapters::clock::{ManualClock, SystemClock};
 pub use archive::SqliteArchive;
-pub use clock::{DevClock, ManualClock, SystemClock};
+pub use clock::DevClock;
 pub use db::Db;
 pub use media::DiskMediaStore;
 pub use queue::{QueueName, ReceivedJob, SqliteQueue};
