@@ -162,6 +162,11 @@ impl Anchor {
     }
 }
 
+/// Whether a thread's records (in order, from the first) hold `head` at its place.
+pub fn holds(records: &[ArchiveRecord], head: &ChainHead) -> bool {
+    head.seq >= 1 && records.get(head.seq as usize - 1).is_some_and(|r| r.seq == head.seq && r.hash == head.hash)
+}
+
 /// What the verifier found against a thread's last anchor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AnchorCheck {
@@ -187,9 +192,7 @@ pub fn check_anchor(
     anchor: Option<&Anchor>,
 ) -> Verification {
     let head = anchor.and_then(|a| a.heads.get(thread)).cloned();
-    let matches = head.as_ref().is_some_and(|h| {
-        h.seq >= 1 && records.get(h.seq as usize - 1).is_some_and(|r| r.seq == h.seq && r.hash == h.hash)
-    });
+    let matches = head.as_ref().is_some_and(|h| holds(records, h));
     if !matches {
         v.valid = false;
         let at = head.as_ref().map_or(1, |h| h.seq.max(1));

@@ -5,7 +5,9 @@
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::archive::{check_anchor, verify_with_head, Anchor, ArchiveEvent, ArchiveRecord, ChainHead, Verification};
+use crate::archive::{
+    check_anchor, holds, verify_with_head, Anchor, ArchiveEvent, ArchiveRecord, ChainHead, Verification,
+};
 use crate::domain::{Conversation, Message};
 use crate::ports::{Item, Key, Store, StoreError, Versioned};
 
@@ -182,8 +184,7 @@ pub async fn audit(ports: &Ports, prefix: &str) -> Result<Audit> {
         let records = ports.archive.read(&thread).await.map_err(unavailable)?;
         for (object, head) in heads {
             report.heads += 1;
-            let held = head.seq >= 1 && records.get(head.seq as usize - 1).is_some_and(|r| r.head() == head);
-            if !held {
+            if !holds(&records, &head) {
                 report.mismatches.push(Mismatch { object, conversation_id: Some(thread.clone()), seq: Some(head.seq) });
             }
         }
