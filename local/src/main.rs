@@ -111,7 +111,8 @@ async fn archive(config: Config, args: &[String]) -> Result<(), String> {
         return Err(USAGE.into());
     };
     if verb == "fingerprint" {
-        println!("{}", shared::usecases::archive::original(&config.settings, &args[1..].join(" ")));
+        let kept = shared::usecases::archive::original(&config.settings, &args[1..].join(" "));
+        println!("{}", kept.map_err(|e| e.to_string())?);
         return Ok(());
     }
     let db = shared::adapters::embedded::Db::open(&config.data_dir).map_err(|e| e.to_string())?;

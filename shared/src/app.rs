@@ -58,6 +58,7 @@ pub async fn embedded(config: Config) -> Result<(AppState, Embedded), ConfigErro
             (sandbox.clone(), Some(sandbox))
         }
     };
+    let whatsapp = guarded(&config, whatsapp);
     let store = SqliteStore::new(db.clone());
     let queue = SqliteQueue::new(db.clone());
     let scheduler = SqliteScheduler::new(db.clone());
@@ -77,33 +78,46 @@ pub async fn embedded(config: Config) -> Result<(AppState, Embedded), ConfigErro
     Ok((state, Embedded { db, store, queue, scheduler, dev_clock, sandbox }))
 }
 
-/// A Lambda function's state: the configuration from the environment and, when
-/// `CONNECTOR_SECRET_ID` names one, the WhatsApp secrets from that Secrets Manager secret; on
-/// AWS when `template.yaml` configured it (`CONNECTOR_TABLE` ...), else the embedded backend
-/// (e.g. under `cargo lambda watch`).
+/// The state of the Lambda function `handler`: the configuration from the environment and,
+/// when `CONNECTOR_SECRET_PREFIX` names one, the WhatsApp secrets that function needs
+/// (`Secret::needed_by`) from Secrets Manager, and no others; on AWS when `template.yaml`
+/// configured it (`CONNECTOR_TABLE` ...), else the embedded backend (e.g. under
+/// `cargo lambda watch`).
 #[cfg(feature = "aws")]
-pub async fn lambda_state() -> Result<AppState, ConfigError> {
-    let Ok(secret_id) = std::env::var("CONNECTOR_SECRET_ID") else {
+pub async fn lambda_state(handler: &str) -> Result<AppState, ConfigError> {
+    let Ok(prefix) = std::env::var("CONNECTOR_SECRET_PREFIX") else {
         return from_env(Config::from_env()?).await;
     };
     let clients = AwsClients::from_env().await;
-    let config = config_with_secret(&clients, &secret_id, |k| std::env::var(k).ok()).await?;
+    let needed = crate::config::Secret::needed_by(handler);
+    let config = config_with_secrets(&clients, &prefix, needed, |k| std::env::var(k).ok()).await?;
     let resources = config
         .aws
         .clone()
-        .ok_or_else(|| ConfigError("CONNECTOR_SECRET_ID is set but CONNECTOR_TABLE is not".into()))?;
+        .ok_or_else(|| ConfigError("CONNECTOR_SECRET_PREFIX is set but CONNECTOR_TABLE is not".into()))?;
     aws(config, resources, clients).await
 }
 
-/// The configuration `env` gives, with the WhatsApp secrets from the secret `id`.
+/// The configuration `env` gives, with the `held` secrets read from under `prefix` and every
+/// other secret withheld (`Config::from_lookup_holding`).
 #[cfg(feature = "aws")]
-pub async fn config_with_secret(
+pub async fn config_with_secrets(
     clients: &AwsClients,
-    id: &str,
+    prefix: &str,
+    held: &[crate::config::Secret],
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let secrets = crate::adapters::aws::secrets::read(&clients.secretsmanager, id).await?;
-    Config::from_lookup(|k| secrets.get(k).cloned().or_else(|| env(k)))
+    let secrets = crate::adapters::aws::secrets::read(&clients.secretsmanager, prefix, held).await?;
+    Config::from_lookup_holding(|k| secrets.get(k).cloned().or_else(|| env(k)), held)
+}
+
+/// `whatsapp`, or a refusal of every call when this process was not given the access token.
+fn guarded(config: &Config, whatsapp: Arc<dyn WhatsApp>) -> Arc<dyn WhatsApp> {
+    if config.withheld.contains(&crate::config::Secret::AccessToken) {
+        Arc::new(crate::adapters::graph::NoAccessToken)
+    } else {
+        whatsapp
+    }
 }
 
 #[cfg(feature = "aws")]
@@ -121,7 +135,7 @@ async fn from_env(config: Config) -> Result<AppState, ConfigError> {
 }
 
 fn whatsapp(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn WhatsApp>, ConfigError> {
-    Ok(match &config.whatsapp_api_base_url {
+    let whatsapp: Arc<dyn WhatsApp> = match &config.whatsapp_api_base_url {
         Some(base) => Arc::new(
             GraphWhatsApp::new(
                 base,
@@ -139,7 +153,8 @@ fn whatsapp(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn WhatsApp>,
             clock,
             crate::adapters::sandbox::catalog(&config.settings),
         )),
-    })
+    };
+    Ok(guarded(config, whatsapp))
 }
 
 /// The AWS backends: DynamoDB, SQS, EventBridge Scheduler, S3.

@@ -33,6 +33,55 @@ pub struct Config {
     pub settings: crate::usecases::Settings,
     /// The AWS resources, when the functions run on AWS (set by template.yaml).
     pub aws: Option<AwsResources>,
+    /// The secrets this process was not given (`Config::from_lookup_holding`).
+    pub withheld: Vec<Secret>,
+}
+
+/// The WhatsApp secrets. On AWS each is its own Secrets Manager secret, and a function reads
+/// (and may read) only those `Secret::needed_by` its handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Secret {
+    AppSecret,
+    AccessToken,
+    VerifyToken,
+    ArchiveKey,
+}
+
+impl Secret {
+    pub const ALL: [Secret; 4] = [Secret::AppSecret, Secret::AccessToken, Secret::VerifyToken, Secret::ArchiveKey];
+
+    /// Its name under the stack's secret prefix: `<WhatsAppSecretName>/<name>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Secret::AppSecret => "app_secret",
+            Secret::AccessToken => "access_token",
+            Secret::VerifyToken => "verify_token",
+            Secret::ArchiveKey => "archive_key",
+        }
+    }
+
+    /// The setting it fills, by its environment name.
+    pub fn setting(self) -> &'static str {
+        match self {
+            Secret::AppSecret => "WHATSAPP_APP_SECRET",
+            Secret::AccessToken => "WHATSAPP_ACCESS_TOKEN",
+            Secret::VerifyToken => "WHATSAPP_VERIFY_TOKEN",
+            Secret::ArchiveKey => "CONNECTOR_ARCHIVE_KEY",
+        }
+    }
+
+    /// The secrets a function needs, by its handler (template.yaml grants exactly these):
+    /// the webhook checks signatures and the handshake and fingerprints what inbound DLP
+    /// redacts; send lists and checks templates and fingerprints what outbound DLP finds;
+    /// dispatch and receipts call the Graph API. The rest call neither Meta nor DLP.
+    pub fn needed_by(handler: &str) -> &'static [Secret] {
+        match handler {
+            "webhook" => &[Secret::AppSecret, Secret::VerifyToken, Secret::ArchiveKey],
+            "send" => &[Secret::AccessToken, Secret::ArchiveKey],
+            "dispatch" | "receipts" => &[Secret::AccessToken],
+            _ => &[],
+        }
+    }
 }
 
 const LOCAL_APP_SECRET: &str = "local-app-secret";
@@ -96,6 +145,19 @@ impl Config {
         Config::from_lookup(|k| std::env::var(k).ok())
     }
 
+    fn hold_only(mut self, held: &[Secret]) -> Config {
+        self.withheld = Secret::ALL.into_iter().filter(|s| !held.contains(s)).collect();
+        for s in &self.withheld {
+            match s {
+                Secret::AppSecret => self.app_secret.clear(),
+                Secret::AccessToken => self.access_token.clear(),
+                Secret::VerifyToken => self.verify_token.clear(),
+                Secret::ArchiveKey => self.settings.archive_key = None,
+            }
+        }
+        self
+    }
+
     /// The secrets still at their local defaults, which the README makes public: fine for the
     /// sandbox, never for a runner that Meta or AWS resources can reach.
     pub fn public_secrets(&self) -> Vec<&'static str> {
@@ -109,13 +171,21 @@ impl Config {
         if self.jwt_secret == LOCAL_JWT_SECRET {
             out.push("AUTH_JWT_SECRET");
         }
-        if *self.settings.archive_key == *LOCAL_ARCHIVE_KEY.as_bytes() {
+        if self.settings.archive_key.as_deref() == Some(LOCAL_ARCHIVE_KEY.as_bytes()) {
             out.push("CONNECTOR_ARCHIVE_KEY");
         }
         out
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        Config::from_lookup_holding(get, &Secret::ALL)
+    }
+
+    /// As `from_lookup`, holding only the `held` secrets: each of the others is withheld, so
+    /// that using one fails instead of falling back to a public default. No signature
+    /// verifies, no handshake passes, a Graph API call is refused before it leaves, and a
+    /// fingerprint is an error.
+    pub fn from_lookup_holding(get: impl Fn(&str) -> Option<String>, held: &[Secret]) -> Result<Config, ConfigError> {
         let or = |k: &str, d: &str| get(k).filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_string());
         let number = |k: &str, d: u64| -> Result<u64, ConfigError> {
             match get(k).filter(|v| !v.is_empty()) {
@@ -134,7 +204,7 @@ impl Config {
         settings.optin_template = or("WHATSAPP_OPTIN_TEMPLATE", &settings.optin_template);
         settings.resume_template = or("WHATSAPP_RESUME_TEMPLATE", &settings.resume_template);
         settings.participant_template = or("WHATSAPP_PARTICIPANT_TEMPLATE", &settings.participant_template);
-        settings.archive_key = std::sync::Arc::from(or("CONNECTOR_ARCHIVE_KEY", LOCAL_ARCHIVE_KEY).as_bytes());
+        settings.archive_key = Some(std::sync::Arc::from(or("CONNECTOR_ARCHIVE_KEY", LOCAL_ARCHIVE_KEY).as_bytes()));
         if let Some(path) = get("CONNECTOR_DLP_POLICY").filter(|v| !v.is_empty()) {
             let policy = crate::dlp::Policy::load(&path).map_err(|e| ConfigError(e.to_string()))?;
             settings.dlp = std::sync::Arc::new(policy);
@@ -146,7 +216,7 @@ impl Config {
         }
         let base = get("WHATSAPP_API_BASE_URL").filter(|v| !v.is_empty());
         let access_token = or("WHATSAPP_ACCESS_TOKEN", "");
-        if base.is_some() && access_token.is_empty() {
+        if base.is_some() && access_token.is_empty() && held.contains(&Secret::AccessToken) {
             return Err(ConfigError("WHATSAPP_API_BASE_URL is set but WHATSAPP_ACCESS_TOKEN is not".into()));
         }
         Ok(Config {
@@ -171,7 +241,9 @@ impl Config {
             dev_clock: get("CONNECTOR_DEV_CLOCK").as_deref() == Some("1"),
             settings,
             aws: aws_resources(&get)?,
-        })
+            withheld: Vec::new(),
+        }
+        .hold_only(held))
     }
 }
 
@@ -221,6 +293,36 @@ mod tests {
     fn bad_numbers_and_missing_token_are_refused() {
         assert!(Config::from_lookup(|k| (k == "CONNECTOR_MAX_HELD").then(|| "many".into())).is_err());
         assert!(Config::from_lookup(|k| (k == "WHATSAPP_API_BASE_URL").then(|| "http://x".into())).is_err());
+    }
+
+    #[test]
+    fn a_withheld_secret_is_empty_whatever_the_environment_says() {
+        let env = |k: &str| match k {
+            "WHATSAPP_API_BASE_URL" => Some("https://graph.facebook.com/v25.0".to_string()),
+            k if Secret::ALL.iter().any(|s| s.setting() == k) => Some(format!("{k}-value")),
+            _ => None,
+        };
+        let all = Config::from_lookup(env).unwrap();
+        assert!(all.withheld.is_empty());
+        assert_eq!(all.settings.archive_key.as_deref(), Some(&b"CONNECTOR_ARCHIVE_KEY-value"[..]));
+        let none = Config::from_lookup_holding(env, &[]).unwrap();
+        assert_eq!(none.withheld, Secret::ALL);
+        assert_eq!((none.app_secret.as_str(), none.verify_token.as_str(), none.access_token.as_str()), ("", "", ""));
+        assert!(none.settings.archive_key.is_none());
+        assert!(none.public_secrets().iter().all(|s| *s == "AUTH_JWT_SECRET"), "withheld is not public");
+        // A Graph API base without the token is a mistake only where the token is needed.
+        let base = |k: &str| (k == "WHATSAPP_API_BASE_URL").then(|| "https://graph.facebook.com/v25.0".to_string());
+        assert!(Config::from_lookup_holding(base, Secret::needed_by("webhook")).is_ok());
+        assert!(Config::from_lookup_holding(base, Secret::needed_by("dispatch")).is_err());
+    }
+
+    #[test]
+    fn only_the_functions_that_call_meta_or_dlp_need_secrets() {
+        for h in ["optin", "participants", "admin", "timers", "live", "anchor", "unknown"] {
+            assert!(Secret::needed_by(h).is_empty(), "{h}");
+        }
+        assert!(Secret::needed_by("webhook").contains(&Secret::AppSecret));
+        assert!(!Secret::needed_by("send").contains(&Secret::AppSecret));
     }
 
     #[test]

@@ -74,33 +74,49 @@ async fn the_fifo_queue_drops_a_duplicate_job() {
 }
 
 #[tokio::test]
-async fn the_whatsapp_secrets_come_from_secrets_manager_and_the_rest_from_the_environment() {
+async fn each_function_reads_only_its_secrets_from_secrets_manager_and_the_rest_from_the_environment() {
+    use shared::config::Secret;
     let Some(c) = aws_clients().await else { return };
-    let id = unique("whatsapp");
-    let value = r#"{"app_secret":"s3cret","access_token":"EAAG-token","verify_token":"v-tok","archive_key":"a-key"}"#;
-    c.secretsmanager.create_secret().name(&id).secret_string(value).send().await.unwrap();
+    let prefix = unique("whatsapp");
+    for (secret, value) in [
+        (Secret::AppSecret, "s3cret"),
+        (Secret::AccessToken, "EAAG-token"),
+        (Secret::VerifyToken, "v-tok"),
+        (Secret::ArchiveKey, "a-key"),
+    ] {
+        let id = shared::adapters::aws::secrets::id(&prefix, secret);
+        c.secretsmanager.create_secret().name(id).secret_string(value).send().await.unwrap();
+    }
     let env = |k: &str| match k {
         "WHATSAPP_API_BASE_URL" => Some("https://graph.facebook.com/v25.0".to_string()),
         "WHATSAPP_APP_SECRET" => Some("stale, from a deployment".to_string()),
+        "WHATSAPP_ACCESS_TOKEN" => Some("stale token".to_string()),
         _ => None,
     };
-    let config = shared::app::config_with_secret(&c, &id, env).await.unwrap();
-    assert_eq!(config.app_secret, "s3cret", "the secret wins over the environment");
-    assert_eq!(config.access_token, "EAAG-token");
-    assert_eq!(config.verify_token, "v-tok");
-    assert_eq!(&*config.settings.archive_key, b"a-key");
-    let public = config.public_secrets();
-    assert!(
-        !["WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "CONNECTOR_ARCHIVE_KEY"].iter().any(|k| public.contains(k)),
-        "{public:?}"
-    );
-    assert_eq!(config.whatsapp_api_base_url.as_deref(), Some("https://graph.facebook.com/v25.0"));
+    let webhook = shared::app::config_with_secrets(&c, &prefix, Secret::needed_by("webhook"), env).await.unwrap();
+    assert_eq!(webhook.app_secret, "s3cret", "the secret wins over the environment");
+    assert_eq!(webhook.verify_token, "v-tok");
+    assert_eq!(webhook.settings.archive_key.as_deref(), Some(&b"a-key"[..]));
+    assert_eq!(webhook.access_token, "", "the webhook is not given the token, not even the environment's");
+    assert_eq!(webhook.withheld, [Secret::AccessToken]);
+    assert_eq!(webhook.public_secrets(), ["AUTH_JWT_SECRET"], "the local runner's own, unused on AWS");
+    assert_eq!(webhook.whatsapp_api_base_url.as_deref(), Some("https://graph.facebook.com/v25.0"));
 
-    // A secret short of a key, or none at all, stops the cold start instead of running on a
+    let dispatch = shared::app::config_with_secrets(&c, &prefix, Secret::needed_by("dispatch"), env).await.unwrap();
+    assert_eq!(dispatch.access_token, "EAAG-token");
+    assert_eq!((dispatch.app_secret.as_str(), dispatch.verify_token.as_str()), ("", ""));
+    assert!(dispatch.settings.archive_key.is_none());
+
+    // A function that needs no secret reads none: it starts even with no secret there at all.
+    let timers =
+        shared::app::config_with_secrets(&c, &unique("absent"), Secret::needed_by("timers"), env).await.unwrap();
+    assert_eq!(timers.withheld, Secret::ALL);
+
+    // A needed secret that is missing or empty stops the cold start instead of running on a
     // public default.
     let short = unique("short");
-    c.secretsmanager.create_secret().name(&short).secret_string(r#"{"app_secret":"x"}"#).send().await.unwrap();
-    let err = shared::app::config_with_secret(&c, &short, env).await.err().unwrap();
-    assert!(err.0.contains("access_token"), "{err}");
-    assert!(shared::app::config_with_secret(&c, &unique("absent"), env).await.is_err());
+    let id = shared::adapters::aws::secrets::id(&short, Secret::AccessToken);
+    c.secretsmanager.create_secret().name(id).secret_string("EAAG").send().await.unwrap();
+    let err = shared::app::config_with_secrets(&c, &short, Secret::needed_by("send"), env).await.err().unwrap();
+    assert!(err.0.contains(&format!("{short}/archive_key")), "{err}");
 }

@@ -189,3 +189,25 @@ fn the_functions_may_do_to_the_table_exactly_what_the_store_adapter_does() {
     }
     assert_eq!(granted, used, "the policy grants what the adapter calls, no more");
 }
+
+#[test]
+fn each_function_may_read_exactly_the_secrets_its_handler_needs() {
+    let t = template();
+    let handler = Regex::new(r"Handler: (\w+)").unwrap();
+    let secret = Regex::new(r"secret:\$\{WhatsAppSecretName\}/(\w+)-\?{6}").unwrap();
+    let functions: Vec<String> =
+        resources(&t).into_iter().filter(|r| r.contains("Type: AWS::Serverless::Function")).collect();
+    assert!(functions.len() >= 10, "{} functions", functions.len());
+    let (mut grants, mut readers) = (0, 0);
+    for f in &functions {
+        let h = &handler.captures(f).expect("a handler")[1];
+        let granted: BTreeSet<&str> = secret.captures_iter(f).map(|c| c.get(1).unwrap().as_str()).collect();
+        let needed: BTreeSet<&str> = shared::config::Secret::needed_by(h).iter().map(|s| s.name()).collect();
+        assert_eq!(granted, needed, "{h}: what its policy grants, what its cold start reads");
+        grants += granted.len();
+        readers += usize::from(!granted.is_empty());
+    }
+    // No secret read outside the functions' own statements.
+    assert_eq!(t.matches("Action: secretsmanager:").count(), readers);
+    assert_eq!(t.matches(":secret:").count(), grants);
+}

@@ -42,7 +42,8 @@ async fn main() -> Result<(), Error> {
 async fn state() -> Result<AppState, Error> {
     shared::telemetry::init();
     shared::metrics::enable();
-    let state = shared::app::lambda_state().await?;
+    // Each function reads only the secrets its handler needs.
+    let state = shared::app::lambda_state(&std::env::var("_HANDLER").unwrap_or_default()).await?;
     if state.config.aws.is_some() {
         let warm = shared::ports::Key { pk: "WARM".into(), sk: "WARM".into() };
         if let Err(e) = state.ports.store.get(&warm).await {

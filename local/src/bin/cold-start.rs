@@ -12,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::routing::{get, post};
 use axum::Router;
+use shared::config::Secret;
 use tokio::sync::Notify;
 
 #[derive(Clone)]
@@ -79,10 +80,17 @@ async fn main() {
     let clients = shared::adapters::aws::AwsClients::from_conf(&conf);
     let table = format!("cold-start-{}", std::process::id());
     shared::adapters::aws::DynamoStore::create_table(&clients.dynamodb, &table).await.unwrap();
-    // Each function reads the WhatsApp secrets at its cold start, as on Lambda.
-    let secret = format!("cold-start-{}", std::process::id());
-    let value = r#"{"app_secret":"events-app-secret","access_token":"events-token","verify_token":"events-verify-token","archive_key":"events-archive-key"}"#;
-    clients.secretsmanager.create_secret().name(&secret).secret_string(value).send().await.unwrap();
+    // Each function reads the WhatsApp secrets it needs at its cold start, as on Lambda.
+    let secrets = format!("cold-start-{}", std::process::id());
+    for (secret, value) in [
+        (Secret::AppSecret, "events-app-secret"),
+        (Secret::AccessToken, "events-token"),
+        (Secret::VerifyToken, "events-verify-token"),
+        (Secret::ArchiveKey, "events-archive-key"),
+    ] {
+        let id = shared::adapters::aws::secrets::id(&secrets, secret);
+        clients.secretsmanager.create_secret().name(id).secret_string(value).send().await.unwrap();
+    }
     // The anchor function puts its anchor in a bucket under Object Lock, as on AWS.
     let anchors = format!("cold-start-anchors-{}", std::process::id());
     clients.s3.create_bucket().bucket(&anchors).object_lock_enabled_for_bucket(true).send().await.unwrap();
@@ -137,7 +145,7 @@ async fn main() {
             .env("SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/scheduler")
             .env("MEDIA_BUCKET", "media")
             .env("ANCHOR_BUCKET", &anchors)
-            .env("CONNECTOR_SECRET_ID", &secret)
+            .env("CONNECTOR_SECRET_PREFIX", &secrets)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

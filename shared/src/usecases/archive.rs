@@ -44,9 +44,12 @@ pub fn message_event(m: &Message) -> ArchiveEvent {
 
 /// What the archive keeps of a text that DLP redacted or blocked: what was written, with each
 /// finding as its kind, last four and keyed fingerprint (`Policy::fingerprinted`), so no card
-/// number is stored in clear, and an auditor with the key can still match one.
-pub fn original(settings: &Settings, written: &str) -> String {
-    settings.dlp.fingerprinted(written, &settings.archive_key)
+/// number is stored in clear, and an auditor with the key can still match one. A function
+/// without the key fails rather than archive what it cannot fingerprint.
+pub fn original(settings: &Settings, written: &str) -> Result<String> {
+    let key =
+        settings.archive_key.as_deref().ok_or(UseCaseError::Unconfigured("this function holds no archive key"))?;
+    Ok(settings.dlp.fingerprinted(written, key))
 }
 
 pub fn event(
@@ -217,4 +220,19 @@ pub async fn verify_against_head(
         _ => None,
     };
     Ok(verify_with_head(records, head.as_ref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_original_is_fingerprinted_with_the_key_and_refused_without_it() {
+        let mut settings = Settings::default();
+        let card = "card 4111 1111 1111 1111";
+        let kept = original(&settings, card).unwrap();
+        assert!(!kept.contains("4111 1111 1111 1111") && kept.contains("1111"), "{kept}");
+        settings.archive_key = None;
+        assert!(matches!(original(&settings, card), Err(UseCaseError::Unconfigured(_))));
+    }
 }

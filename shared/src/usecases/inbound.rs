@@ -221,7 +221,7 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
                 archive::event(&c.id, "dlp", "contact", now, json!({"action": "redact_inbound", "rules": msg.dlp_rules}));
             e.message_id = Some(msg.id.clone());
             e.wamid = Some(m.wamid.clone());
-            e.text_as_written = original.map(|t| archive::original(&ports.settings, &t));
+            e.text_as_written = original.map(|t| archive::original(&ports.settings, &t)).transpose()?;
             e.text_as_sent = msg.text.clone();
             plan.archive.push(e);
         }

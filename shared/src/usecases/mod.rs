@@ -53,8 +53,9 @@ pub struct Settings {
     pub held_ttl: Duration,
     /// How long before the window closes its participants get `window_closing` (0: never).
     pub window_reminder: Duration,
-    /// The key of the fingerprints that stand for what DLP found in an archived original.
-    pub archive_key: Arc<[u8]>,
+    /// The key of the fingerprints that stand for what DLP found in an archived original;
+    /// `None` in a function not given it (a fingerprint is then an error).
+    pub archive_key: Option<Arc<[u8]>>,
 }
 
 impl Default for Settings {
@@ -71,7 +72,7 @@ impl Default for Settings {
             dlp: Arc::new(crate::dlp::Policy::default()),
             held_ttl: Duration::days(7),
             window_reminder: Duration::hours(1),
-            archive_key: Arc::from(crate::config::LOCAL_ARCHIVE_KEY.as_bytes()),
+            archive_key: Some(Arc::from(crate::config::LOCAL_ARCHIVE_KEY.as_bytes())),
         }
     }
 }
@@ -207,6 +208,9 @@ pub enum UseCaseError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
+    /// This function was not given what the request needs (a secret): a deployment error.
+    #[error("not configured: {0}")]
+    Unconfigured(&'static str),
     /// WhatsApp could not answer a question the caller asked of it.
     #[error("WhatsApp is unavailable: {0}")]
     Upstream(String),

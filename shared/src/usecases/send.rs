@@ -77,7 +77,7 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
                 ports.clock.now(),
                 json!({"action": "block", "rules": rules}),
             );
-            e.text_as_written = Some(archive::original(&ports.settings, &written));
+            e.text_as_written = Some(archive::original(&ports.settings, &written)?);
             archive_only(ports, e).await?;
             return Err(DomainError::DlpBlocked(rules).into());
         }
@@ -216,7 +216,7 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
             let mut e =
                 archive::event(&c.id, "dlp", &caller.user_id, now, json!({"action": "redact", "rules": dlp_rules}));
             e.message_id = Some(msg.id.clone());
-            e.text_as_written = Some(archive::original(&ports.settings, written));
+            e.text_as_written = Some(archive::original(&ports.settings, written)?);
             e.text_as_sent = Some(written_text(content));
             plan.archive.push(e);
         }

@@ -210,6 +210,35 @@ impl WhatsApp for GraphWhatsApp {
     }
 }
 
+/// Meta's API in a function not given the access token: every call is refused before it
+/// leaves, so that a deployment that withheld the token fails loudly and sends nothing.
+pub struct NoAccessToken;
+
+impl NoAccessToken {
+    fn refused<T>() -> Result<T, GraphError> {
+        Err(GraphError::unsent("this function holds no WhatsApp access token (Secret::needed_by)"))
+    }
+}
+
+#[async_trait]
+impl WhatsApp for NoAccessToken {
+    async fn send(&self, _: &OutboundRequest) -> Result<String, GraphError> {
+        Self::refused()
+    }
+    async fn upload_media(&self, _: Vec<u8>, _: &str) -> Result<String, GraphError> {
+        Self::refused()
+    }
+    async fn media_info(&self, _: &str) -> Result<MediaInfo, GraphError> {
+        Self::refused()
+    }
+    async fn download(&self, _: &str, _: usize) -> Result<Vec<u8>, GraphError> {
+        Self::refused()
+    }
+    async fn templates(&self) -> Result<Vec<TemplateInfo>, GraphError> {
+        Self::refused()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
