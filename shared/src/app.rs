@@ -46,19 +46,12 @@ pub async fn embedded(config: Config) -> Result<(AppState, Embedded), ConfigErro
     } else {
         (Arc::new(SystemClock), None)
     };
-    let (whatsapp, sandbox): (Arc<dyn WhatsApp>, _) = match &config.whatsapp_api_base_url {
-        Some(_) => (whatsapp(&config, clock.clone())?, None),
-        None => {
-            let sandbox = Arc::new(SandboxWhatsApp::new(
-                config.app_secret.clone(),
-                config.phone_number_id.clone(),
-                clock.clone(),
-                crate::adapters::sandbox::catalog(&config.settings),
-            ));
-            (sandbox.clone(), Some(sandbox))
-        }
+    // The sandbox is kept apart too: the runner's console drives the contact's side of it.
+    let sandbox = config.whatsapp_api_base_url.is_none().then(|| sandbox(&config, clock.clone()));
+    let whatsapp = match &sandbox {
+        Some(sandbox) => guarded(&config, sandbox.clone()),
+        None => whatsapp(&config, clock.clone())?,
     };
-    let whatsapp = guarded(&config, whatsapp);
     let store = SqliteStore::new(db.clone());
     let queue = SqliteQueue::new(db.clone());
     let scheduler = SqliteScheduler::new(db.clone());
@@ -147,14 +140,18 @@ fn whatsapp(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn WhatsApp>,
             )
             .map_err(|e| ConfigError(format!("HTTP client: {e}")))?,
         ),
-        None => Arc::new(SandboxWhatsApp::new(
-            config.app_secret.clone(),
-            config.phone_number_id.clone(),
-            clock,
-            crate::adapters::sandbox::catalog(&config.settings),
-        )),
+        None => sandbox(config, clock),
     };
     Ok(guarded(config, whatsapp))
+}
+
+fn sandbox(config: &Config, clock: Arc<dyn Clock>) -> Arc<SandboxWhatsApp> {
+    Arc::new(SandboxWhatsApp::new(
+        config.app_secret.clone(),
+        config.phone_number_id.clone(),
+        clock,
+        crate::adapters::sandbox::catalog(&config.settings),
+    ))
 }
 
 /// The AWS backends: DynamoDB, SQS, EventBridge Scheduler, S3.
