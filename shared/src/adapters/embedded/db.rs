@@ -116,6 +116,74 @@ fn prepare_once(c: &Connection) -> Result<(), rusqlite::Error> {
     c.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map(|_| ())
 }
 
+fn io_error(e: std::io::Error) -> DbError {
+    DbError(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+/// WAL frames (pages) after which the checkpointer is woken.
+const CHECKPOINT_AT: i32 = 128;
+/// WAL frames after which the writer checkpoints itself, so that the WAL starts over.
+const RESTART_AT: i32 = 1000;
+
+/// The writer's side of checkpointing. A thread of its own copies the WAL into the database
+/// and syncs both while the writer goes on; but such a checkpoint never catches up with a
+/// writer that keeps committing, and the WAL starts over only once every frame is copied. So,
+/// once the WAL is `RESTART_AT` frames long, the writer waits for the checkpointer's run to end
+/// and copies the few frames left itself (SQLite's own automatic checkpoint, which did all of
+/// it on the writer, is off).
+struct Checkpoints {
+    /// Frames in the WAL after the last commit (SQLite's WAL hook tells).
+    frames: Arc<std::sync::atomic::AtomicI32>,
+    wake: std::sync::mpsc::SyncSender<()>,
+    /// Held by whoever checkpoints.
+    turn: Arc<Mutex<()>>,
+}
+
+impl Checkpoints {
+    fn start(path: &Path, writer: &mut Connection) -> Result<Checkpoints, DbError> {
+        let frames = Arc::new(std::sync::atomic::AtomicI32::new(0));
+        let counted = frames.clone();
+        writer.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages| {
+            counted.store(pages, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        }))?;
+        let conn = Connection::open(path)?;
+        conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
+        let turn = Arc::new(Mutex::new(()));
+        let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
+        let theirs = turn.clone();
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                while woken.recv().is_ok() {
+                    let _turn = theirs.lock().unwrap_or_else(|e| e.into_inner());
+                    checkpoint(&conn);
+                }
+            })
+            .map_err(io_error)?;
+        Ok(Checkpoints { frames, wake, turn })
+    }
+
+    /// After each commit of the writer's.
+    fn committed(&self, writer: &Connection) {
+        let frames = self.frames.load(std::sync::atomic::Ordering::Relaxed);
+        if frames >= RESTART_AT {
+            let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+            checkpoint(writer);
+        } else if frames >= CHECKPOINT_AT {
+            // Full when a run is pending already: that one copies this commit too.
+            let _ = self.wake.try_send(());
+        }
+    }
+}
+
+/// A PASSIVE checkpoint: it copies what no reader still needs, and never waits.
+fn checkpoint(conn: &Connection) {
+    if let Err(e) = conn.wal_checkpoint_v2(None::<&str>, rusqlite::wal::CheckpointMode::PASSIVE) {
+        tracing::warn!(error.message = %e, "WAL checkpoint failed");
+    }
+}
+
 fn reader(path: &Path) -> Result<Mutex<Connection>, rusqlite::Error> {
     let r = Connection::open_with_flags(
         path,
@@ -130,9 +198,9 @@ impl Db {
     /// Opens (creating if needed) `dir/connector.db` in WAL mode, and starts its writer thread
     /// (which ends when the last clone of this `Db` is dropped).
     pub fn open(dir: &Path) -> Result<Db, DbError> {
-        std::fs::create_dir_all(dir).map_err(|e| DbError(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        std::fs::create_dir_all(dir).map_err(io_error)?;
         let path = dir.join("connector.db");
-        let conn = Connection::open(&path)?;
+        let mut conn = Connection::open(&path)?;
         // WAL with synchronous=NORMAL keeps every committed transaction across a killed process
         // (only an OS crash can lose the last ones); busy_timeout covers a second process.
         conn.execute_batch(
@@ -142,11 +210,12 @@ impl Db {
         prepare_once(&conn)?;
         let inline = (0..INLINE_READERS).map(|_| reader(&path)).collect::<Result<Vec<_>, _>>()?;
         let readers = (0..READERS).map(|_| reader(&path)).collect::<Result<Vec<_>, _>>()?;
+        let checkpoints = Checkpoints::start(&path, &mut conn)?;
         let (jobs, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer(conn, rx))
-            .map_err(|e| DbError(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+            .spawn(move || writer(conn, rx, checkpoints))
+            .map_err(io_error)?;
         Ok(Db {
             jobs,
             waiting: Arc::new(Semaphore::new(MAX_WAITING)),
@@ -272,7 +341,7 @@ impl Db {
 
 /// The writer thread: takes jobs in order; runs grouped jobs that are waiting together in one
 /// transaction.
-fn writer(mut conn: Connection, jobs: std::sync::mpsc::Receiver<Job>) {
+fn writer(mut conn: Connection, jobs: std::sync::mpsc::Receiver<Job>, checkpoints: Checkpoints) {
     let mut next = None;
     loop {
         let job = match next.take() {
@@ -302,6 +371,7 @@ fn writer(mut conn: Connection, jobs: std::sync::mpsc::Receiver<Job>) {
                 run_group(&conn, group);
             }
         }
+        checkpoints.committed(&conn);
     }
 }
 
@@ -373,6 +443,48 @@ mod tests {
 
     async fn stored(db: &Db, key: &'static str) -> bool {
         db.setting(key).await.unwrap().is_some()
+    }
+
+    async fn put_blob(db: &Db, key: String, bytes: usize) {
+        let value = "x".repeat(bytes);
+        db.transact(move |c| {
+            c.execute("INSERT INTO settings (key, value) VALUES (?1, ?2)", [key, value])
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    }
+
+    fn size(path: std::path::PathBuf) -> u64 {
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commits_reach_the_database_file_before_the_writer_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        // 256 pages: a quarter of what makes the writer checkpoint on its own.
+        put_blob(&db, "blob".into(), 1 << 20).await;
+        let file = dir.path().join("connector.db");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while size(file.clone()) < 1 << 20 {
+            assert!(std::time::Instant::now() < deadline, "the checkpointer never copied the commit");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_starts_over_under_a_steady_stream_of_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        for i in 0..200 {
+            put_blob(&db, format!("k{i}"), 256 << 10).await;
+        }
+        // 50 MB committed; the WAL is reused from its start, not appended to forever.
+        let wal = size(dir.path().join("connector.db-wal"));
+        assert!(wal < 16 << 20, "WAL of {wal} bytes");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
