@@ -9,13 +9,13 @@ use crate::domain::notice::{Notice, NoticeCode};
 use crate::domain::{Contact, Conversation, Direction, Message, MessageKind, MessageStatus};
 use crate::meta::webhook::{InboundContent, InboundMessage};
 use crate::ports::{Cond, Effect, Item, Key, MediaFetch, ReceiptsJob, StoreError, Versioned, Write};
+use time::OffsetDateTime as Time;
 
 use super::archive;
 use super::commit::{commit, retry, Attempt, Plan};
-use super::receipts::dedupe_mark;
 use super::{
     contact_with_threads, dispatch_effects, new_id, notice_message, payload, put_new, put_versioned, system_template,
-    Ports, Result,
+    Ports, Result, Settings,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,12 +95,12 @@ async fn route(
 }
 
 /// Inbound text as employees see it: redacted when the policy covers inbound messages.
-fn screen_inbound(ports: &Ports, msg: &mut Message) {
-    if !ports.settings.dlp.inbound {
+fn screen_inbound(settings: &Settings, msg: &mut Message) {
+    if !settings.dlp.inbound {
         return;
     }
     let Some(text) = &msg.text else { return };
-    match ports.settings.dlp.apply(text) {
+    match settings.dlp.apply(text) {
         crate::dlp::Verdict::Clean => {}
         crate::dlp::Verdict::Redacted { text, rules } => {
             msg.text = Some(text);
@@ -154,137 +154,394 @@ fn new_contact(m: &InboundMessage) -> Option<Contact> {
     Some(Contact::new(key, m.wa_id.as_ref().map(|d| format!("+{d}")), m.profile_name.clone()))
 }
 
+/// What inbound reads before it plans.
+#[derive(Debug, Clone)]
+pub struct InboundState {
+    /// As stored, or new when the contact was never heard of.
+    pub contact: Contact,
+    /// `None` for a new contact.
+    pub contact_version: Option<u64>,
+    /// Their open threads.
+    pub threads: Vec<Versioned<Conversation>>,
+    /// The open thread the message routes to; `None` opens an unassigned one.
+    pub routed: Option<Versioned<Conversation>>,
+}
+
+/// One inbound message's plan, and the thread it goes to.
+#[derive(Debug)]
+pub struct InboundPlan {
+    pub plan: Plan,
+    pub conversation_id: String,
+}
+
+/// The dedupe mark of an inbound message; the plan's write 0, so that a conflict there (and
+/// only there) means the message was applied before.
+fn dedupe_mark(wamid: &str, settings: &Settings, now: Time) -> Write {
+    put_new(Item::Dedupe { id: format!("msg#{wamid}"), expires_at: now + settings.dedupe_ttl })
+}
+
 pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundResult> {
     if m.timestamp < ports.clock.now() - ports.settings.dedupe_ttl {
         tracing::warn!(wamid = %m.wamid, timestamp = %m.timestamp, "inbound message older than the dedupe horizon ignored");
         return Ok(InboundResult::TooOld);
     }
-    let dedupe_id = &format!("msg#{}", m.wamid);
-    let (intent, named) = intent_of(&m.content);
+    let (intent, _) = intent_of(&m.content);
     retry(|| async move {
-        let now = ports.clock.now();
-        let (contact, contact_version, threads) = match find_contact(ports, m).await? {
-            Some((c, threads)) => (c.item, Some(c.version), threads),
-            None => match new_contact(m) {
-                Some(c) => (c, None, Vec::new()),
-                None => {
-                    tracing::warn!(wamid = %m.wamid, "inbound message with neither a number nor a user id");
-                    return Ok(Attempt::Done(InboundResult::NoThread));
-                }
-            },
+        let Some(state) = read_state(ports, m).await? else {
+            tracing::warn!(wamid = %m.wamid, "inbound message with neither a number nor a user id");
+            return Ok(Attempt::Done(InboundResult::NoThread));
         };
-        let routed = route(ports, &threads, named, m.context_id.as_deref()).await?;
-
-        let mut k = contact.clone();
-        if k.user_id.is_none() {
-            k.user_id = m.user_id.clone();
-        }
-        if k.name.is_none() {
-            k.name = m.profile_name.clone();
-        }
-        let outcome = k.inbound(intent, m.timestamp, now);
-        let mut plan = Plan::default();
-        if let Some(at) = k.arm_window_timer(now) {
-            plan.effects.extend(super::timers::window_timers(&ports.settings, &k.key, at));
-        }
-        // The dedupe mark is write 0: a conflict there means this message was applied before.
-        plan.writes.push(dedupe_mark(dedupe_id.clone(), now, ports));
-        plan.writes.push(put_versioned(Item::Contact(k.clone()), contact_version));
-        if let (None, Some(user_id)) = (&contact.user_id, &k.user_id) {
-            // Learn the business-scoped id, so later messages without a number still find them.
-            plan.writes.push(Write::Put {
-                item: Item::ContactAlias { user_id: user_id.clone(), contact_key: k.key.clone() },
-                cond: Cond::Always,
-            });
-        }
-
-        // The thread it goes to; a message that routes nowhere opens an unassigned one.
-        let (mut c, conv_version) = match &routed {
-            Some(v) => (v.item.clone(), Some(v.version)),
-            None => {
-                let c = unassigned_thread(&k, now);
-                plan.writes.push(put_new(Item::ContactThread { contact_key: k.key.clone(), conversation_id: c.id.clone() }));
-                plan.writes.push(put_new(Item::Unassigned { conversation_id: c.id.clone() }));
-                plan.archive.push(archive::event(&c.id, "conversation_started", "contact", now, json!({"contact": k.key, "unassigned": true})));
-                (c, None)
-            }
-        };
-        c.last_activity_at = now;
-        c.inbound_count += 1;
-        let mut msg = stored_message(&c.id, m, now);
-        let original = msg.text.clone();
-        screen_inbound(ports, &mut msg);
-        if !msg.dlp_rules.is_empty() {
-            // Employees see the redacted text; the archive keeps the original, its findings
-            // fingerprinted.
-            let mut e =
-                archive::event(&c.id, "dlp", "contact", now, json!({"action": "redact_inbound", "rules": msg.dlp_rules}));
-            e.message_id = Some(msg.id.clone());
-            e.wamid = Some(m.wamid.clone());
-            e.text_as_written = original.map(|t| archive::original(&ports.settings, &t)).transpose()?;
-            e.text_as_sent = msg.text.clone();
-            plan.archive.push(e);
-        }
-        if let InboundContent::Image { media_id, sha256, .. } = &m.content {
-            plan.effects.push(Effect::Receipt(ReceiptsJob::FetchMedia(MediaFetch {
-                conversation_id: c.id.clone(),
-                message_id: msg.id.clone(),
-                media_id: new_id(),
-                meta_id: media_id.clone(),
-                sha256: sha256.clone(),
-            })));
-        }
-        plan.writes.push(put_new(Item::Message(msg)));
-        let confirmation = match outcome.consent_changed {
-            Some(ConsentState::OptedOut) => Some(SystemPurpose::OptOutConfirmation),
-            Some(ConsentState::OptedIn) => Some(SystemPurpose::OptinConfirmation),
-            _ => None,
-        };
-        if let Some(purpose) = confirmation {
-            let confirm = system_template(&c, purpose, &ports.settings, now);
-            plan.effects.extend(dispatch_effects([&confirm]));
-            plan.writes.push(put_new(Item::Message(confirm)));
-        }
-        plan.writes.push(put_versioned(Item::Conversation(c.clone()), conv_version));
-
-        // Consent and the window belong to the contact: every thread of theirs is told. This
-        // thread in this commit; the others through the outbox, so the commit stays small.
-        let others: Vec<String> = threads.iter().map(|t| t.item.id.clone()).filter(|id| *id != c.id).collect();
-        let consent_event = outcome.consent_changed.map(|change| {
-            let mut e = archive::event(&c.id, "consent", "contact", now, json!({"consent": change, "contact": k.key}));
-            e.wamid = Some(m.wamid.clone());
-            e
-        });
-        plan.archive.extend(consent_event.clone());
-        let notice = match outcome.consent_changed {
-            Some(ConsentState::OptedIn) => Some(NoticeCode::OptinAccepted),
-            Some(ConsentState::OptedOut) => Some(NoticeCode::OptinRejected),
-            _ if outcome.reopened && k.consent == ConsentState::OptedIn => Some(NoticeCode::Resumed),
-            _ => None,
-        };
-        if let Some(code) = notice {
-            plan.writes.push(put_new(Item::Message(notice_message(&c.id, Notice::to_all(code), now))));
-            if !others.is_empty() {
-                plan.effects.push(Effect::Notice {
-                    conversation_ids: others.clone(),
-                    notice: Notice::to_all(code),
-                    archive: consent_event,
-                });
-            }
-        }
-        if outcome.release_held {
-            let mut all = vec![c.id.clone()];
-            all.extend(others);
-            plan.effects.push(Effect::ReleaseHeld { conversation_ids: all });
-        }
+        let routed = state.routed.is_some();
+        let InboundPlan { plan, conversation_id } = plan_inbound(&state, m, &ports.settings, ports.clock.now())?;
         match commit(ports, plan).await {
             Ok(()) => {}
             Err(StoreError::Conflict { index: 0 }) => return Ok(Attempt::Done(InboundResult::Duplicate)),
             Err(StoreError::Conflict { .. } | StoreError::Busy) => return Ok(Attempt::Retry),
             Err(e) => return Err(e.into()),
         }
-        tracing::info!(wamid = %m.wamid, conversation_id = %c.id, unassigned = c.unassigned, ?intent, "inbound message applied");
-        Ok(Attempt::Done(if routed.is_some() { InboundResult::Applied } else { InboundResult::Unassigned }))
+        tracing::info!(wamid = %m.wamid, %conversation_id, unassigned = !routed, ?intent, "inbound message applied");
+        Ok(Attempt::Done(if routed { InboundResult::Applied } else { InboundResult::Unassigned }))
     })
     .await
+}
+
+/// The contact who wrote (or a new one), their open threads and the one the message routes
+/// to; `None` when the message names nobody.
+async fn read_state(ports: &Ports, m: &InboundMessage) -> Result<Option<InboundState>> {
+    let (contact, contact_version, threads) = match find_contact(ports, m).await? {
+        Some((c, threads)) => (c.item, Some(c.version), threads),
+        None => match new_contact(m) {
+            Some(c) => (c, None, Vec::new()),
+            None => return Ok(None),
+        },
+    };
+    let (_, named) = intent_of(&m.content);
+    let routed = route(ports, &threads, named, m.context_id.as_deref()).await?;
+    Ok(Some(InboundState { contact, contact_version, threads, routed }))
+}
+
+/// What one inbound message changes, from the state read (pure): the dedupe mark (write 0), the
+/// contact, the message in its thread (a new unassigned one when it routes nowhere), consent
+/// confirmations and notices, and the release of held messages when the contact allows it.
+pub fn plan_inbound(state: &InboundState, m: &InboundMessage, settings: &Settings, now: Time) -> Result<InboundPlan> {
+    let (intent, _) = intent_of(&m.content);
+    let contact = &state.contact;
+    let mut k = contact.clone();
+    if k.user_id.is_none() {
+        k.user_id = m.user_id.clone();
+    }
+    if k.name.is_none() {
+        k.name = m.profile_name.clone();
+    }
+    let outcome = k.inbound(intent, m.timestamp, now);
+    let mut plan = Plan::default();
+    if let Some(at) = k.arm_window_timer(now) {
+        plan.effects.extend(super::timers::window_timers(settings, &k.key, at));
+    }
+    plan.writes.push(dedupe_mark(&m.wamid, settings, now));
+    plan.writes.push(put_versioned(Item::Contact(k.clone()), state.contact_version));
+    if let (None, Some(user_id)) = (&contact.user_id, &k.user_id) {
+        // Learn the business-scoped id, so later messages without a number still find them.
+        plan.writes.push(Write::Put {
+            item: Item::ContactAlias { user_id: user_id.clone(), contact_key: k.key.clone() },
+            cond: Cond::Always,
+        });
+    }
+
+    let (mut c, conv_version) = match &state.routed {
+        Some(v) => (v.item.clone(), Some(v.version)),
+        None => {
+            let c = unassigned_thread(&k, now);
+            plan.writes
+                .push(put_new(Item::ContactThread { contact_key: k.key.clone(), conversation_id: c.id.clone() }));
+            plan.writes.push(put_new(Item::Unassigned { conversation_id: c.id.clone() }));
+            plan.archive.push(archive::event(
+                &c.id,
+                "conversation_started",
+                "contact",
+                now,
+                json!({"contact": k.key, "unassigned": true}),
+            ));
+            (c, None)
+        }
+    };
+    c.last_activity_at = now;
+    c.inbound_count += 1;
+    let mut msg = stored_message(&c.id, m, now);
+    let original = msg.text.clone();
+    screen_inbound(settings, &mut msg);
+    if !msg.dlp_rules.is_empty() {
+        // Employees see the redacted text; the archive keeps the original, its findings
+        // fingerprinted.
+        let mut e =
+            archive::event(&c.id, "dlp", "contact", now, json!({"action": "redact_inbound", "rules": msg.dlp_rules}));
+        e.message_id = Some(msg.id.clone());
+        e.wamid = Some(m.wamid.clone());
+        e.text_as_written = original.map(|t| archive::original(settings, &t)).transpose()?;
+        e.text_as_sent = msg.text.clone();
+        plan.archive.push(e);
+    }
+    if let InboundContent::Image { media_id, sha256, .. } = &m.content {
+        plan.effects.push(Effect::Receipt(ReceiptsJob::FetchMedia(MediaFetch {
+            conversation_id: c.id.clone(),
+            message_id: msg.id.clone(),
+            media_id: new_id(),
+            meta_id: media_id.clone(),
+            sha256: sha256.clone(),
+        })));
+    }
+    plan.writes.push(put_new(Item::Message(msg)));
+    let confirmation = match outcome.consent_changed {
+        Some(ConsentState::OptedOut) => Some(SystemPurpose::OptOutConfirmation),
+        Some(ConsentState::OptedIn) => Some(SystemPurpose::OptinConfirmation),
+        _ => None,
+    };
+    if let Some(purpose) = confirmation {
+        let confirm = system_template(&c, purpose, settings, now);
+        plan.effects.extend(dispatch_effects([&confirm]));
+        plan.writes.push(put_new(Item::Message(confirm)));
+    }
+    plan.writes.push(put_versioned(Item::Conversation(c.clone()), conv_version));
+
+    // Consent and the window belong to the contact: every thread of theirs is told. This
+    // thread in this commit; the others through the outbox, so the commit stays small.
+    let others: Vec<String> = state.threads.iter().map(|t| t.item.id.clone()).filter(|id| *id != c.id).collect();
+    let consent_event = outcome.consent_changed.map(|change| {
+        let mut e = archive::event(&c.id, "consent", "contact", now, json!({"consent": change, "contact": k.key}));
+        e.wamid = Some(m.wamid.clone());
+        e
+    });
+    plan.archive.extend(consent_event.clone());
+    let notice = match outcome.consent_changed {
+        Some(ConsentState::OptedIn) => Some(NoticeCode::OptinAccepted),
+        Some(ConsentState::OptedOut) => Some(NoticeCode::OptinRejected),
+        _ if outcome.reopened && k.consent == ConsentState::OptedIn => Some(NoticeCode::Resumed),
+        _ => None,
+    };
+    if let Some(code) = notice {
+        plan.writes.push(put_new(Item::Message(notice_message(&c.id, Notice::to_all(code), now))));
+        if !others.is_empty() {
+            plan.effects.push(Effect::Notice {
+                conversation_ids: others.clone(),
+                notice: Notice::to_all(code),
+                archive: consent_event,
+            });
+        }
+    }
+    if outcome.release_held {
+        let mut all = vec![c.id.clone()];
+        all.extend(others);
+        plan.effects.push(Effect::ReleaseHeld { conversation_ids: all });
+    }
+    Ok(InboundPlan { plan, conversation_id: c.id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const T0: Time = datetime!(2026-09-20 12:00 UTC);
+    const NUMBER: &str = "447700900123";
+
+    fn inbound(wamid: &str, content: InboundContent, at: Time) -> InboundMessage {
+        InboundMessage {
+            wamid: wamid.into(),
+            wa_id: Some(NUMBER.into()),
+            user_id: None,
+            profile_name: Some("Sam".into()),
+            timestamp: at,
+            context_id: None,
+            content,
+        }
+    }
+
+    fn text(body: &str, at: Time) -> InboundMessage {
+        inbound("wamid.1", InboundContent::Text { body: body.into() }, at)
+    }
+
+    /// A contact who accepted at T0 (their window open, its timer armed), with `threads` open
+    /// threads; the message routes to the first.
+    fn state(threads: usize) -> InboundState {
+        let mut contact = Contact::new(NUMBER.into(), Some(format!("+{NUMBER}")), Some("Sam".into()));
+        contact.inbound(InboundIntent::Accept, T0, T0);
+        contact.window_timer_at = contact.window_open_until;
+        let threads: Vec<_> = (0..threads)
+            .map(|i| Versioned { item: Conversation::new(format!("c{i}"), &contact, "en".into(), T0), version: 3 })
+            .collect();
+        InboundState { contact, contact_version: Some(7), routed: threads.first().cloned(), threads }
+    }
+
+    fn plan(state: &InboundState, m: &InboundMessage, now: Time) -> InboundPlan {
+        plan_inbound(state, m, &Settings::default(), now).unwrap()
+    }
+
+    fn put<'a>(p: &'a Plan, pick: impl Fn(&'a Item) -> bool) -> Vec<(&'a Item, &'a Cond)> {
+        p.writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Put { item, cond } if pick(item) => Some((item, cond)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn messages(p: &Plan) -> Vec<&Message> {
+        put(p, |i| matches!(i, Item::Message(_)))
+            .into_iter()
+            .filter_map(|(i, _)| match i {
+                Item::Message(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn contact(p: &Plan) -> (&Contact, &Cond) {
+        match put(p, |i| matches!(i, Item::Contact(_)))[..] {
+            [(Item::Contact(k), cond)] => (k, cond),
+            _ => panic!("one contact write expected: {:?}", p.writes),
+        }
+    }
+
+    fn thread(p: &Plan) -> (&Conversation, &Cond) {
+        match put(p, |i| matches!(i, Item::Conversation(_)))[..] {
+            [(Item::Conversation(c), cond)] => (c, cond),
+            _ => panic!("one thread write expected: {:?}", p.writes),
+        }
+    }
+
+    #[test]
+    fn a_text_into_an_open_thread_writes_its_mark_first_then_the_contact_the_message_and_the_thread() {
+        let now = T0 + time::Duration::minutes(5);
+        let p = plan(&state(1), &text("Is my order ready?", now), now);
+        assert_eq!(p.conversation_id, "c0");
+        // A conflict on write 0 is read as "applied before": it must be the mark.
+        assert!(
+            matches!(&p.plan.writes[0], Write::Put { item: Item::Dedupe { id, .. }, cond: Cond::NotExists } if id == "msg#wamid.1")
+        );
+        assert_eq!(p.plan.writes.len(), 4, "{:?}", p.plan.writes);
+        let (k, cond) = contact(&p.plan);
+        assert_eq!(*cond, Cond::Version(7));
+        assert_eq!(k.window_open_until, Some(now + time::Duration::hours(24)));
+        let (c, cond) = thread(&p.plan);
+        assert_eq!(*cond, Cond::Version(3));
+        assert_eq!((c.inbound_count, c.last_activity_at), (1, now));
+        let [m] = messages(&p.plan)[..] else { panic!() };
+        assert_eq!(
+            (m.direction, m.text.as_deref(), m.wamid.as_deref()),
+            (Direction::Inbound, Some("Is my order ready?"), Some("wamid.1"))
+        );
+        assert_eq!(m.conversation_id, "c0");
+        // The armed timer is not moved by every message, nothing is held, nobody is told.
+        assert!(p.plan.effects.is_empty(), "{:?}", p.plan.effects);
+        assert!(p.plan.archive.is_empty(), "the message's own record is added by the commit");
+    }
+
+    #[test]
+    fn a_stranger_lands_in_a_new_unassigned_thread() {
+        let m = text("Hello, I want to open an account", T0);
+        let stranger = InboundState {
+            contact: new_contact(&m).unwrap(),
+            contact_version: None,
+            threads: Vec::new(),
+            routed: None,
+        };
+        let p = plan(&stranger, &m, T0);
+        let (k, cond) = contact(&p.plan);
+        assert_eq!((k.key.as_str(), k.phone.as_deref(), cond), (NUMBER, Some("+447700900123"), &Cond::NotExists));
+        let (c, cond) = thread(&p.plan);
+        assert_eq!((c.id.as_str(), c.unassigned, cond), (p.conversation_id.as_str(), true, &Cond::NotExists));
+        assert_eq!(put(&p.plan, |i| matches!(i, Item::ContactThread { .. } | Item::Unassigned { .. })).len(), 2);
+        assert_eq!(p.plan.archive.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["conversation_started"]);
+        // First word from them: the window opens, and its timers are armed.
+        assert!(p
+            .plan
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::Timer { timer: crate::ports::Timer::WindowExpiry { .. }, .. })));
+    }
+
+    #[test]
+    fn stop_opts_out_confirms_to_the_contact_and_tells_every_thread() {
+        let p = plan(&state(2), &text("STOP", T0), T0);
+        assert_eq!(contact(&p.plan).0.consent, ConsentState::OptedOut);
+        let written = messages(&p.plan);
+        let confirmation =
+            written.iter().find(|m| m.system == Some(SystemPurpose::OptOutConfirmation)).expect("confirmation");
+        assert!(p.plan.effects.iter().any(|e| matches!(e, Effect::Outbound(j) if j.message_id == confirmation.id)));
+        assert!(written.iter().any(|m| m.notice.as_ref().is_some_and(|n| n.code == NoticeCode::OptinRejected)));
+        // The other thread hears of it through the outbox, with the consent record.
+        assert!(p.plan.effects.iter().any(|e| matches!(e,
+            Effect::Notice { conversation_ids, archive: Some(a), .. } if conversation_ids == &["c1"] && a.kind == "consent")));
+        assert_eq!(p.plan.archive.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["consent"]);
+        assert!(!p.plan.effects.iter().any(|e| matches!(e, Effect::ReleaseHeld { .. })));
+    }
+
+    #[test]
+    fn coming_back_to_a_paused_window_resumes_and_releases_every_thread() {
+        let mut s = state(2);
+        let closed = T0 + time::Duration::hours(30);
+        assert_eq!(
+            s.contact.window_timer_fired(T0 + time::Duration::hours(24)),
+            crate::domain::contact::WindowTimer::Paused
+        );
+        s.threads[0].item.pending_count = 2;
+        s.routed = s.threads.first().cloned();
+        let p = plan(&s, &text("Sorry, I was away", closed), closed);
+        let (k, _) = contact(&p.plan);
+        assert!(!k.paused && k.window_open(closed));
+        assert!(messages(&p.plan).iter().any(|m| m.notice.as_ref().is_some_and(|n| n.code == NoticeCode::Resumed)));
+        assert!(p
+            .plan
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::ReleaseHeld { conversation_ids } if conversation_ids == &["c0", "c1"])));
+        assert!(p
+            .plan
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::Timer { at, .. } if *at == closed + time::Duration::hours(24))));
+    }
+
+    #[test]
+    fn inbound_dlp_redacts_what_employees_see_and_archives_the_original_fingerprinted() {
+        let policy =
+            r#"{"inbound": true, "rules": [{"name": "project", "pattern": "PRJ-[0-9]{4}", "action": "redact"}]}"#;
+        let settings = Settings {
+            dlp: std::sync::Arc::new(crate::dlp::Policy::from_json(policy).unwrap()),
+            ..Settings::default()
+        };
+        let written = "about PRJ-1234 please";
+        let p = plan_inbound(&state(1), &text(written, T0), &settings, T0).unwrap();
+        let [m] = messages(&p.plan)[..] else { panic!() };
+        assert_eq!(m.dlp_rules, ["project"]);
+        assert!(!m.text.as_deref().unwrap().contains("PRJ-1234"), "{:?}", m.text);
+        let [e] = &p.plan.archive[..] else { panic!("{:?}", p.plan.archive) };
+        assert_eq!(
+            (e.kind.as_str(), e.message_id.as_deref(), e.text_as_sent.as_ref()),
+            ("dlp", Some(m.id.as_str()), m.text.as_ref())
+        );
+        let kept = e.text_as_written.as_deref().unwrap();
+        assert!(!kept.contains("PRJ-1234") && kept != m.text.as_deref().unwrap(), "{kept}");
+
+        // Without the fingerprint key the finding cannot be archived: nothing is planned.
+        let keyless = Settings { archive_key: None, ..settings };
+        assert!(plan_inbound(&state(1), &text(written, T0), &keyless, T0).is_err());
+    }
+
+    #[test]
+    fn a_picture_is_fetched_from_meta_after_the_commit() {
+        let picture = InboundContent::Image {
+            media_id: "meta-media-1".into(),
+            mime_type: Some("image/jpeg".into()),
+            sha256: None,
+            caption: Some("the receipt".into()),
+            url: None,
+        };
+        let p = plan(&state(1), &inbound("wamid.2", picture, T0), T0);
+        let [m] = messages(&p.plan)[..] else { panic!() };
+        assert_eq!((m.kind, m.text.as_deref()), (MessageKind::Image, Some("the receipt")));
+        assert!(p.plan.effects.iter().any(|e| matches!(e,
+            Effect::Receipt(ReceiptsJob::FetchMedia(f)) if f.meta_id == "meta-media-1" && f.message_id == m.id && f.conversation_id == "c0")));
+    }
 }

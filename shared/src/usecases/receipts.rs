@@ -1,8 +1,6 @@
 //! Status webhooks: sent, delivered, read move a message forward (never back), each with Meta's
 //! time; failed hands the message to `outcomes`.
 
-use time::OffsetDateTime;
-
 use crate::domain::{Contact, Conversation, Message, MessageStatus, ReceiptOutcome};
 use crate::meta::webhook::StatusEvent;
 use crate::ports::{Effect, Item, Key, StoreError, Write};
@@ -10,7 +8,7 @@ use crate::ports::{Effect, Item, Key, StoreError, Write};
 use super::commit::{commit, retry, Attempt, Plan};
 use super::dispatch::commit_plan;
 use super::outcomes::{plan_failure, Failure};
-use super::{load, load_contact, put_new, put_versioned, Ports, Result, UseCaseError};
+use super::{load, load_contact, put_versioned, Ports, Result, UseCaseError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReceiptResult {
@@ -19,10 +17,6 @@ pub enum ReceiptResult {
     Duplicate,
     /// No message of ours has this wamid (yet: the status may have overtaken the send's record).
     UnknownWamid,
-}
-
-pub(crate) fn dedupe_mark(id: String, now: OffsetDateTime, ports: &Ports) -> Write {
-    put_new(Item::Dedupe { id, expires_at: now + ports.settings.dedupe_ttl })
 }
 
 /// One status webhook. The message's own `status_at` says which (wamid, status) pairs were
