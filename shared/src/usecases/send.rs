@@ -7,8 +7,9 @@ use crate::dlp::{Policy, Verdict};
 use crate::domain::contact::SendGate;
 use crate::domain::message::{SystemPurpose, TemplateSpec};
 use crate::domain::notice::{Notice, NoticeCode};
-use crate::domain::{DomainError, Message, MessageKind, MessageStatus};
-use crate::ports::{Cond, Effect, Item, Key, StoreError, Timer, Write};
+use crate::domain::{Contact, Conversation, DomainError, Message, MessageKind, MessageStatus};
+use crate::ports::{Cond, Effect, Item, Key, StoreError, Timer, Versioned, Write};
+use time::OffsetDateTime as Time;
 
 use super::archive;
 use super::commit::{commit, retry, Attempt, Plan};
@@ -16,7 +17,7 @@ use super::media;
 use super::views::MessageView;
 use super::{
     dispatch_effects, load, load_contact, new_id, notice_message, participant_conversation, put_new, put_versioned,
-    system_template, Caller, Ports, Result, UseCaseError,
+    system_template, Caller, Ports, Result, Settings, UseCaseError,
 };
 use crate::domain::media::MAX_CAPTION_CHARS;
 use crate::ports::MediaRecord;
@@ -41,27 +42,35 @@ pub struct SendCommand {
     pub client_id: Option<String>,
 }
 
+/// A send's content once DLP has screened it, with what its author wrote (for the archive).
+#[derive(Debug, Clone)]
+pub struct Screened {
+    pub content: Content,
+    /// The redaction rules that applied (a blocked send never gets here).
+    pub dlp_rules: Vec<String>,
+    pub written: String,
+    pub client_id: Option<String>,
+}
+
+/// What a send reads before it plans.
+#[derive(Debug, Clone)]
+pub struct SendState {
+    pub conv: Versioned<Conversation>,
+    pub contact: Versioned<Contact>,
+    /// The picture an image send names, if it exists.
+    pub media: Option<Versioned<MediaRecord>>,
+}
+
+/// One send's plan and its message, as committed.
+#[derive(Debug)]
+pub struct SendPlan {
+    pub plan: Plan,
+    pub msg: Message,
+    pub held: bool,
+}
+
 pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: SendCommand) -> Result<MessageView> {
-    if let Content::Text(t) = &cmd.content {
-        if t.trim().is_empty() {
-            return Err(DomainError::Invalid("text must not be empty".into()).into());
-        }
-        if t.chars().count() > MAX_TEXT_CHARS {
-            return Err(DomainError::Invalid(format!("text is longer than {MAX_TEXT_CHARS} characters")).into());
-        }
-    }
-    if let Content::Template(t) = &cmd.content {
-        let long = |s: &str, max: usize| s.chars().count() > max;
-        if long(&t.name, MAX_TEMPLATE_NAME) || long(&t.language, 16) {
-            return Err(DomainError::Invalid("the template's name or language is too long".into()).into());
-        }
-        if t.params.len() > MAX_TEMPLATE_PARAMS || t.params.iter().any(|p| long(p, MAX_TEMPLATE_PARAM_CHARS)) {
-            return Err(DomainError::Invalid(format!(
-                "a template takes at most {MAX_TEMPLATE_PARAMS} parameters of {MAX_TEMPLATE_PARAM_CHARS} characters"
-            ))
-            .into());
-        }
-    }
+    validate(&cmd.content)?;
     // The participant check comes first: only a participant's attempt is archived.
     participant_conversation(&*ports.store, caller, conversation_id).await?;
     if let Content::Template(t) = &cmd.content {
@@ -83,151 +92,26 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
         }
         other => other?,
     };
-    let (content, dlp_rules, written, cmd_client_id) = (&content, &dlp_rules, &written, &cmd.client_id);
+    let screened = &Screened { content, dlp_rules, written, client_id: cmd.client_id };
     retry(|| async move {
-        let now = ports.clock.now();
         let conv = participant_conversation(&*ports.store, caller, conversation_id).await?;
-        if let Some(client_id) = cmd_client_id {
+        if let Some(client_id) = &screened.client_id {
             if let Some(existing) = replay(ports, caller, conversation_id, client_id).await? {
                 return Ok(Attempt::Done(existing));
             }
         }
-        conv.item.check_writable()?;
         let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
-        let (mut c, mut k) = (conv.item.clone(), contact.item.clone());
-
-        // Made after the versioned read: ids sort in commit order.
-        let mut msg = Message::outbound(new_id(), c.id.clone(), caller.user_id.clone(), MessageKind::Text, now);
-        msg.client_id = cmd_client_id.clone();
-        let mut media_write = None;
-        match content {
-            Content::Text(t) => {
-                let speaker = c.participant(&caller.user_id).map_or(caller.name.as_str(), |p| p.name.as_str());
-                msg.prefix = c.speaker_prefix(speaker);
-                let total = msg.prefix.as_ref().map_or(0, |p| p.chars().count()) + t.chars().count();
-                if total > MAX_TEXT_CHARS {
-                    return Err(DomainError::Invalid(format!(
-                        "text and the sender's name are longer than {MAX_TEXT_CHARS} characters"
-                    ))
-                    .into());
-                }
-                msg.text = Some(t.clone());
-            }
-            Content::Template(t) => {
-                msg.kind = MessageKind::Template;
-                msg.template = Some(t.clone());
-            }
-            Content::Image { media_id, caption } => {
-                let media =
-                    load::<MediaRecord>(&*ports.store, &Key::media(media_id)).await?.ok_or(UseCaseError::NotFound)?;
-                media::sendable(&media.item, caller, &c.id)?;
-                let speaker = c.participant(&caller.user_id).map_or(caller.name.as_str(), |p| p.name.as_str());
-                msg.kind = MessageKind::Image;
-                msg.media_id = Some(media_id.clone());
-                msg.text = caption.clone();
-                if caption.is_some() {
-                    msg.prefix = c.speaker_prefix(speaker);
-                }
-                let total = msg.prefix.as_ref().map_or(0, |p| p.chars().count())
-                    + caption.as_ref().map_or(0, |t| t.chars().count());
-                if total > MAX_CAPTION_CHARS {
-                    return Err(DomainError::Invalid(format!(
-                        "caption and the sender's name are longer than {MAX_CAPTION_CHARS} characters"
-                    ))
-                    .into());
-                }
-                // Once sent, the thread's participants who may see this message may fetch it.
-                let mut shared_with = media.item.clone();
-                if !shared_with.conversations.contains(&c.id) {
-                    shared_with.conversations.push(c.id.clone());
-                }
-                shared_with.latest_message.insert(c.id.clone(), msg.id.clone());
-                media_write = Some(put_versioned(Item::Media(shared_with), Some(media.version)));
-            }
-        }
-
-        let mut extra = Vec::new();
-        let mut to_queue = Vec::new();
-        msg.dlp_rules = dlp_rules.clone();
-        let gate = k.gate_send(msg.kind == MessageKind::Template, now);
-        let hold = match gate.clone() {
-            SendGate::Refuse(e) => return Err(e.into()),
-            // Held text goes first: new text waits behind it. A template need not wait.
-            SendGate::Deliver => msg.kind != MessageKind::Template && c.pending_count > 0,
-            SendGate::HoldForConsent => true,
-            SendGate::HoldForWindow { request_resume } => {
-                if request_resume {
-                    let resume = system_template(&c, SystemPurpose::ResumeRequest, &ports.settings, now);
-                    extra.push(put_new(Item::Message(notice_message(
-                        &c.id,
-                        Notice::to_all(NoticeCode::ResumeRequested),
-                        now,
-                    ))));
-                    to_queue.push(resume);
-                }
-                true
-            }
+        let media = match &screened.content {
+            Content::Image { media_id, .. } => load::<MediaRecord>(&*ports.store, &Key::media(media_id)).await?,
+            _ => None,
         };
-        if hold {
-            if c.pending_count >= ports.settings.max_held {
-                return Err(DomainError::QueueFull(ports.settings.max_held).into());
-            }
-            msg.status = MessageStatus::Pending;
-            c.pending_count += 1;
-            extra.push(put_new(Item::Held { conversation_id: c.id.clone(), message_id: msg.id.clone() }));
-        } else {
-            to_queue.insert(0, msg.clone());
-        }
-        if !dlp_rules.is_empty() {
-            let mut n = Notice::to_all(NoticeCode::DlpRedacted);
-            n.audience = crate::domain::Audience::User(caller.user_id.clone());
-            n.message_id = Some(msg.id.clone());
-            extra.push(put_new(Item::Message(notice_message(&c.id, n, now))));
-        }
-        c.last_activity_at = now;
-        c.last_outbound_at = Some(now);
-
-        let mut writes =
-            vec![put_versioned(Item::Conversation(c.clone()), Some(conv.version)), put_new(Item::Message(msg.clone()))];
-        if k != contact.item {
-            writes.push(put_versioned(Item::Contact(k.clone()), Some(contact.version)));
-        } else {
-            // Hold or send was decided on the contact's consent and window as read: a change
-            // to them in the meantime (an opt-in, a STOP, a closed window) means deciding again.
-            writes.push(Write::Check { key: Key::contact(&k.key), cond: Cond::Version(contact.version) });
-        }
-        if let Some(client_id) = cmd_client_id {
-            writes.push(put_new(Item::ClientId {
-                conversation_id: c.id.clone(),
-                user_id: caller.user_id.clone(),
-                client_id: client_id.clone(),
-                message_id: msg.id.clone(),
-            }));
-        }
-        writes.extend(to_queue.iter().filter(|m| m.id != msg.id).map(|m| put_new(Item::Message(m.clone()))));
-        writes.extend(extra);
-        writes.extend(media_write);
-        let mut plan = Plan { effects: dispatch_effects(&to_queue), writes, archive: Vec::new() };
-        if hold {
-            let timer = Timer::HeldExpiry { conversation_id: c.id.clone(), message_id: msg.id.clone() };
-            plan.effects.push(Effect::Timer { timer, at: now + ports.settings.held_ttl });
-        }
-        if !dlp_rules.is_empty() {
-            let mut e =
-                archive::event(&c.id, "dlp", &caller.user_id, now, json!({"action": "redact", "rules": dlp_rules}));
-            e.message_id = Some(msg.id.clone());
-            e.text_as_written = Some(archive::original(&ports.settings, written)?);
-            e.text_as_sent = Some(written_text(content));
-            plan.archive.push(e);
-        }
-        if hold && gate == SendGate::Deliver {
-            // Held behind earlier messages while the contact allows sending: release them all.
-            plan.effects.push(Effect::ReleaseHeld { conversation_ids: vec![c.id.clone()] });
-        }
+        let state = SendState { conv, contact, media };
+        // Planned after the versioned reads: the message's id sorts in commit order.
+        let SendPlan { plan, msg, held } = plan_send(&state, caller, screened, &ports.settings, ports.clock.now())?;
         match commit(ports, plan).await {
             Ok(()) => {
-                tracing::info!(conversation_id = %c.id, message_id = %msg.id, held = hold, "message accepted");
-                let current = load::<Message>(&*ports.store, &Key::message(&c.id, &msg.id)).await?;
+                tracing::info!(conversation_id = %msg.conversation_id, message_id = %msg.id, held, "message accepted");
+                let current = load::<Message>(&*ports.store, &Key::message(&msg.conversation_id, &msg.id)).await?;
                 Ok(Attempt::Done(MessageView::new(&current.map_or(msg, |v| v.item), &caller.locale)))
             }
             Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
@@ -235,6 +119,175 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
         }
     })
     .await
+}
+
+/// What the API refuses before anything is read: empty or over-long text, over-long templates.
+fn validate(content: &Content) -> Result<()> {
+    if let Content::Text(t) = content {
+        if t.trim().is_empty() {
+            return Err(DomainError::Invalid("text must not be empty".into()).into());
+        }
+        if t.chars().count() > MAX_TEXT_CHARS {
+            return Err(DomainError::Invalid(format!("text is longer than {MAX_TEXT_CHARS} characters")).into());
+        }
+    }
+    if let Content::Template(t) = content {
+        let long = |s: &str, max: usize| s.chars().count() > max;
+        if long(&t.name, MAX_TEMPLATE_NAME) || long(&t.language, 16) {
+            return Err(DomainError::Invalid("the template's name or language is too long".into()).into());
+        }
+        if t.params.len() > MAX_TEMPLATE_PARAMS || t.params.iter().any(|p| long(p, MAX_TEMPLATE_PARAM_CHARS)) {
+            return Err(DomainError::Invalid(format!(
+                "a template takes at most {MAX_TEMPLATE_PARAMS} parameters of {MAX_TEMPLATE_PARAM_CHARS} characters"
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// What one send changes, from the state read (pure): the message, held (for consent or the
+/// window, or behind held text) or queued; a resume request once per pause; the thread's
+/// counters; a check of the contact's version that the decision rests on; the DLP notice and
+/// record; the held message's expiry timer.
+pub fn plan_send(
+    state: &SendState,
+    caller: &Caller,
+    screened: &Screened,
+    settings: &Settings,
+    now: Time,
+) -> Result<SendPlan> {
+    let Screened { content, dlp_rules, written, client_id } = screened;
+    let (conv, contact) = (&state.conv, &state.contact);
+    conv.item.check_writable()?;
+    let (mut c, mut k) = (conv.item.clone(), contact.item.clone());
+
+    let mut msg = Message::outbound(new_id(), c.id.clone(), caller.user_id.clone(), MessageKind::Text, now);
+    msg.client_id = client_id.clone();
+    let mut media_write = None;
+    match content {
+        Content::Text(t) => {
+            let speaker = c.participant(&caller.user_id).map_or(caller.name.as_str(), |p| p.name.as_str());
+            msg.prefix = c.speaker_prefix(speaker);
+            let total = msg.prefix.as_ref().map_or(0, |p| p.chars().count()) + t.chars().count();
+            if total > MAX_TEXT_CHARS {
+                return Err(DomainError::Invalid(format!(
+                    "text and the sender's name are longer than {MAX_TEXT_CHARS} characters"
+                ))
+                .into());
+            }
+            msg.text = Some(t.clone());
+        }
+        Content::Template(t) => {
+            msg.kind = MessageKind::Template;
+            msg.template = Some(t.clone());
+        }
+        Content::Image { media_id, caption } => {
+            let media = state.media.as_ref().ok_or(UseCaseError::NotFound)?;
+            media::sendable(&media.item, caller, &c.id)?;
+            let speaker = c.participant(&caller.user_id).map_or(caller.name.as_str(), |p| p.name.as_str());
+            msg.kind = MessageKind::Image;
+            msg.media_id = Some(media_id.clone());
+            msg.text = caption.clone();
+            if caption.is_some() {
+                msg.prefix = c.speaker_prefix(speaker);
+            }
+            let total = msg.prefix.as_ref().map_or(0, |p| p.chars().count())
+                + caption.as_ref().map_or(0, |t| t.chars().count());
+            if total > MAX_CAPTION_CHARS {
+                return Err(DomainError::Invalid(format!(
+                    "caption and the sender's name are longer than {MAX_CAPTION_CHARS} characters"
+                ))
+                .into());
+            }
+            // Once sent, the thread's participants who may see this message may fetch it.
+            let mut shared_with = media.item.clone();
+            if !shared_with.conversations.contains(&c.id) {
+                shared_with.conversations.push(c.id.clone());
+            }
+            shared_with.latest_message.insert(c.id.clone(), msg.id.clone());
+            media_write = Some(put_versioned(Item::Media(shared_with), Some(media.version)));
+        }
+    }
+
+    let mut extra = Vec::new();
+    let mut to_queue = Vec::new();
+    msg.dlp_rules = dlp_rules.clone();
+    let gate = k.gate_send(msg.kind == MessageKind::Template, now);
+    let hold = match gate.clone() {
+        SendGate::Refuse(e) => return Err(e.into()),
+        // Held text goes first: new text waits behind it. A template need not wait.
+        SendGate::Deliver => msg.kind != MessageKind::Template && c.pending_count > 0,
+        SendGate::HoldForConsent => true,
+        SendGate::HoldForWindow { request_resume } => {
+            if request_resume {
+                let resume = system_template(&c, SystemPurpose::ResumeRequest, settings, now);
+                extra.push(put_new(Item::Message(notice_message(
+                    &c.id,
+                    Notice::to_all(NoticeCode::ResumeRequested),
+                    now,
+                ))));
+                to_queue.push(resume);
+            }
+            true
+        }
+    };
+    if hold {
+        if c.pending_count >= settings.max_held {
+            return Err(DomainError::QueueFull(settings.max_held).into());
+        }
+        msg.status = MessageStatus::Pending;
+        c.pending_count += 1;
+        extra.push(put_new(Item::Held { conversation_id: c.id.clone(), message_id: msg.id.clone() }));
+    } else {
+        to_queue.insert(0, msg.clone());
+    }
+    if !dlp_rules.is_empty() {
+        let mut n = Notice::to_all(NoticeCode::DlpRedacted);
+        n.audience = crate::domain::Audience::User(caller.user_id.clone());
+        n.message_id = Some(msg.id.clone());
+        extra.push(put_new(Item::Message(notice_message(&c.id, n, now))));
+    }
+    c.last_activity_at = now;
+    c.last_outbound_at = Some(now);
+
+    let mut writes =
+        vec![put_versioned(Item::Conversation(c.clone()), Some(conv.version)), put_new(Item::Message(msg.clone()))];
+    if k != contact.item {
+        writes.push(put_versioned(Item::Contact(k.clone()), Some(contact.version)));
+    } else {
+        // Hold or send was decided on the contact's consent and window as read: a change
+        // to them in the meantime (an opt-in, a STOP, a closed window) means deciding again.
+        writes.push(Write::Check { key: Key::contact(&k.key), cond: Cond::Version(contact.version) });
+    }
+    if let Some(client_id) = client_id {
+        writes.push(put_new(Item::ClientId {
+            conversation_id: c.id.clone(),
+            user_id: caller.user_id.clone(),
+            client_id: client_id.clone(),
+            message_id: msg.id.clone(),
+        }));
+    }
+    writes.extend(to_queue.iter().filter(|m| m.id != msg.id).map(|m| put_new(Item::Message(m.clone()))));
+    writes.extend(extra);
+    writes.extend(media_write);
+    let mut plan = Plan { effects: dispatch_effects(&to_queue), writes, archive: Vec::new() };
+    if hold {
+        let timer = Timer::HeldExpiry { conversation_id: c.id.clone(), message_id: msg.id.clone() };
+        plan.effects.push(Effect::Timer { timer, at: now + settings.held_ttl });
+    }
+    if !dlp_rules.is_empty() {
+        let mut e = archive::event(&c.id, "dlp", &caller.user_id, now, json!({"action": "redact", "rules": dlp_rules}));
+        e.message_id = Some(msg.id.clone());
+        e.text_as_written = Some(archive::original(settings, written)?);
+        e.text_as_sent = Some(written_text(content));
+        plan.archive.push(e);
+    }
+    if hold && gate == SendGate::Deliver {
+        // Held behind earlier messages while the contact allows sending: release them all.
+        plan.effects.push(Effect::ReleaseHeld { conversation_ids: vec![c.id.clone()] });
+    }
+    Ok(SendPlan { plan, msg, held: hold })
 }
 
 /// `DELETE /conversations/{id}/messages/{message_id}`: its sender takes back a message still
@@ -339,5 +392,220 @@ fn written_text(content: &Content) -> String {
         Content::Text(t) => t.clone(),
         Content::Template(t) => format!("[template {} ({})] {}", t.name, t.language, t.params.join(" | ")),
         Content::Image { media_id, caption } => format!("[image {media_id}] {}", caption.as_deref().unwrap_or("")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::contact::InboundIntent;
+    use time::macros::datetime;
+
+    const T0: Time = datetime!(2026-09-20 12:00 UTC);
+
+    fn caller() -> Caller {
+        Caller {
+            user_id: "u1".into(),
+            name: "Alex".into(),
+            locale: "en".into(),
+            sub_org: "retail".into(),
+            region: "eu".into(),
+            roles: vec![],
+        }
+    }
+
+    /// A thread with a contact who accepted at T0 (their window open for 24 hours).
+    fn state() -> SendState {
+        let mut contact = Contact::new("447700900123".into(), Some("+447700900123".into()), None);
+        contact.inbound(InboundIntent::Accept, T0, T0);
+        let conv = Conversation::new("c".into(), &contact, "en".into(), T0);
+        SendState {
+            conv: Versioned { item: conv, version: 4 },
+            contact: Versioned { item: contact, version: 9 },
+            media: None,
+        }
+    }
+
+    fn text(t: &str) -> Screened {
+        Screened { content: Content::Text(t.into()), dlp_rules: vec![], written: t.into(), client_id: None }
+    }
+
+    fn plan(state: &SendState, screened: &Screened, now: Time) -> SendPlan {
+        plan_send(state, &caller(), screened, &Settings::default(), now).unwrap()
+    }
+
+    fn queued(p: &Plan) -> Vec<&str> {
+        p.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Outbound(job) => Some(job.message_id.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn written(p: &Plan) -> Vec<&Item> {
+        p.writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Put { item, .. } => Some(item),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn thread(p: &Plan) -> &Conversation {
+        written(p)
+            .into_iter()
+            .find_map(|i| match i {
+                Item::Conversation(c) => Some(c),
+                _ => None,
+            })
+            .expect("the thread is written")
+    }
+
+    fn holds(p: &Plan) -> bool {
+        written(p).iter().any(|i| matches!(i, Item::Held { .. }))
+    }
+
+    #[test]
+    fn inside_the_window_a_text_is_queued_on_the_contacts_version_as_read() {
+        let now = T0 + time::Duration::hours(1);
+        let p = plan(&state(), &text("Your order is ready"), now);
+        assert!(!p.held);
+        assert_eq!((p.msg.status, p.msg.text.as_deref()), (MessageStatus::Queued, Some("Your order is ready")));
+        assert_eq!(queued(&p.plan), [p.msg.id.as_str()]);
+        assert!(!holds(&p.plan));
+        assert_eq!(p.plan.writes[0], put_versioned(Item::Conversation(thread(&p.plan).clone()), Some(4)));
+        assert_eq!((thread(&p.plan).last_outbound_at, thread(&p.plan).pending_count), (Some(now), 0));
+        // Nothing about the contact changed, but the decision rests on it.
+        assert!(p.plan.writes.contains(&Write::Check { key: Key::contact("447700900123"), cond: Cond::Version(9) }));
+    }
+
+    #[test]
+    fn before_consent_a_text_is_held_with_its_expiry() {
+        let mut s = state();
+        s.contact.item = Contact::new("447700900123".into(), None, None);
+        s.contact.item.optin_requested(T0);
+        let p = plan(&s, &text("Hello"), T0);
+        assert!(p.held);
+        assert_eq!(p.msg.status, MessageStatus::Pending);
+        assert!(queued(&p.plan).is_empty());
+        assert!(holds(&p.plan));
+        assert_eq!(thread(&p.plan).pending_count, 1);
+        let expiry = Settings::default().held_ttl;
+        assert!(p.plan.effects.iter().any(|e| matches!(e,
+            Effect::Timer { timer: Timer::HeldExpiry { message_id, .. }, at } if *message_id == p.msg.id && *at == T0 + expiry)));
+    }
+
+    #[test]
+    fn after_the_window_a_text_is_held_and_the_resume_request_goes_once() {
+        let late = T0 + time::Duration::hours(25);
+        let s = state();
+        let first = plan(&s, &text("Are you there?"), late);
+        assert!(first.held);
+        let resume: Vec<&Message> = written(&first.plan)
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::Message(m) if m.system == Some(SystemPurpose::ResumeRequest) => Some(m),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(resume.len(), 1);
+        assert_eq!(queued(&first.plan), [resume[0].id.as_str()]);
+        assert!(written(&first.plan).iter().any(|i| matches!(i,
+            Item::Message(m) if m.notice.as_ref().is_some_and(|n| n.code == NoticeCode::ResumeRequested))));
+        // The contact now says a request went out during this pause, under the version read.
+        let asked = first
+            .plan
+            .writes
+            .iter()
+            .find_map(|w| match w {
+                Write::Put { item: Item::Contact(k), cond: Cond::Version(9) } => Some(k.clone()),
+                _ => None,
+            })
+            .expect("the contact is written");
+        assert!(asked.resume_requested && asked.paused);
+
+        let mut again = s.clone();
+        again.contact = Versioned { item: asked, version: 10 };
+        let second = plan(&again, &text("Hello?"), late);
+        assert!(second.held);
+        assert!(queued(&second.plan).is_empty(), "one resume request per pause");
+
+        // A template may go out whenever consent is given.
+        let template = Screened {
+            content: Content::Template(TemplateSpec {
+                name: "order_update".into(),
+                language: "en".into(),
+                params: vec![],
+                buttons: vec![],
+            }),
+            ..text("")
+        };
+        let t = plan(&again, &template, late);
+        assert!(!t.held);
+        assert_eq!(queued(&t.plan), [t.msg.id.as_str()]);
+    }
+
+    #[test]
+    fn text_behind_held_text_is_held_and_releases_the_queue_in_order() {
+        let mut s = state();
+        s.conv.item.pending_count = 2;
+        let p = plan(&s, &text("And one more thing"), T0);
+        assert!(p.held);
+        assert_eq!(thread(&p.plan).pending_count, 3);
+        assert!(p
+            .plan
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::ReleaseHeld { conversation_ids } if conversation_ids == &["c"])));
+    }
+
+    #[test]
+    fn refusals_plan_nothing() {
+        let settings = Settings::default();
+        let mut full = state();
+        full.conv.item.pending_count = settings.max_held;
+        full.contact.item.optin_requested(T0);
+        full.contact.item.consent = crate::domain::contact::ConsentState::Requested;
+        assert!(matches!(
+            plan_send(&full, &caller(), &text("x"), &settings, T0),
+            Err(UseCaseError::Domain(DomainError::QueueFull(_)))
+        ));
+
+        let mut out = state();
+        out.contact.item.inbound(InboundIntent::Reject, T0, T0);
+        assert!(matches!(
+            plan_send(&out, &caller(), &text("x"), &settings, T0),
+            Err(UseCaseError::Domain(DomainError::OptedOut))
+        ));
+
+        let mut closed = state();
+        closed.conv.item.closed = true;
+        assert!(plan_send(&closed, &caller(), &text("x"), &settings, T0).is_err());
+
+        let picture = Screened { content: Content::Image { media_id: "p1".into(), caption: None }, ..text("") };
+        assert!(matches!(plan_send(&state(), &caller(), &picture, &settings, T0), Err(UseCaseError::NotFound)));
+    }
+
+    #[test]
+    fn a_redacted_text_tells_its_author_and_archives_what_they_wrote() {
+        let screened = Screened {
+            content: Content::Text("card [REDACTED:card]".into()),
+            dlp_rules: vec!["card".into()],
+            written: "card 4111 1111 1111 1111".into(),
+            client_id: Some("k1".into()),
+        };
+        let p = plan(&state(), &screened, T0);
+        assert_eq!(p.msg.dlp_rules, ["card"]);
+        assert!(written(&p.plan).iter().any(|i| matches!(i,
+            Item::Message(m) if m.notice.as_ref().is_some_and(|n| n.code == NoticeCode::DlpRedacted
+                && n.audience == crate::domain::Audience::User("u1".into())
+                && n.message_id.as_ref() == Some(&p.msg.id)))));
+        let [e] = &p.plan.archive[..] else { panic!("{:?}", p.plan.archive) };
+        assert_eq!((e.kind.as_str(), e.text_as_sent.as_deref()), ("dlp", Some("card [REDACTED:card]")));
+        assert!(!e.text_as_written.as_deref().unwrap().contains("4111"));
+        assert!(written(&p.plan).iter().any(|i| matches!(i, Item::ClientId { client_id, message_id, .. } if client_id == "k1" && *message_id == p.msg.id)));
     }
 }
