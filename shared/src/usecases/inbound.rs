@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::domain::contact::{text_intent, ConsentState, InboundIntent};
+use crate::domain::contact::{text_intent, ConsentState, InboundIntent, InboundOutcome};
 use crate::domain::message::{Reaction, SystemPurpose};
 use crate::domain::notice::{Notice, NoticeCode};
 use crate::domain::{Contact, Conversation, Direction, Message, MessageKind, MessageStatus};
@@ -303,8 +303,22 @@ pub fn plan_inbound(state: &InboundState, m: &InboundMessage, settings: &Setting
     }
     plan.writes.push(put_versioned(Item::Conversation(c.clone()), conv_version));
 
-    // Consent and the window belong to the contact: every thread of theirs is told. This
-    // thread in this commit; the others through the outbox, so the commit stays small.
+    tell_threads(&mut plan, state, &c, &k, &outcome, m, now);
+    Ok(InboundPlan { plan, conversation_id: c.id })
+}
+
+/// Consent and the window belong to the contact, so every thread of theirs is told of a
+/// change: thread `c` in this commit; the others through the outbox, so that the commit stays
+/// small. Held messages go out from all of them once the contact allows it.
+fn tell_threads(
+    plan: &mut Plan,
+    state: &InboundState,
+    c: &Conversation,
+    k: &Contact,
+    outcome: &InboundOutcome,
+    m: &InboundMessage,
+    now: Time,
+) {
     let others: Vec<String> = state.threads.iter().map(|t| t.item.id.clone()).filter(|id| *id != c.id).collect();
     let consent_event = outcome.consent_changed.map(|change| {
         let mut e = archive::event(&c.id, "consent", "contact", now, json!({"consent": change, "contact": k.key}));
@@ -333,7 +347,6 @@ pub fn plan_inbound(state: &InboundState, m: &InboundMessage, settings: &Setting
         all.extend(others);
         plan.effects.push(Effect::ReleaseHeld { conversation_ids: all });
     }
-    Ok(InboundPlan { plan, conversation_id: c.id })
 }
 
 #[cfg(test)]

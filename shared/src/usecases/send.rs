@@ -161,54 +161,8 @@ pub fn plan_send(
     let (conv, contact) = (&state.conv, &state.contact);
     conv.item.check_writable()?;
     let (mut c, mut k) = (conv.item.clone(), contact.item.clone());
-
-    let mut msg = Message::outbound(new_id(), c.id.clone(), caller.user_id.clone(), MessageKind::Text, now);
+    let (mut msg, media_write) = compose(&c, caller, content, state.media.as_ref(), now)?;
     msg.client_id = client_id.clone();
-    let mut media_write = None;
-    match content {
-        Content::Text(t) => {
-            let speaker = c.participant(&caller.user_id).map_or(caller.name.as_str(), |p| p.name.as_str());
-            msg.prefix = c.speaker_prefix(speaker);
-            let total = msg.prefix.as_ref().map_or(0, |p| p.chars().count()) + t.chars().count();
-            if total > MAX_TEXT_CHARS {
-                return Err(DomainError::Invalid(format!(
-                    "text and the sender's name are longer than {MAX_TEXT_CHARS} characters"
-                ))
-                .into());
-            }
-            msg.text = Some(t.clone());
-        }
-        Content::Template(t) => {
-            msg.kind = MessageKind::Template;
-            msg.template = Some(t.clone());
-        }
-        Content::Image { media_id, caption } => {
-            let media = state.media.as_ref().ok_or(UseCaseError::NotFound)?;
-            media::sendable(&media.item, caller, &c.id)?;
-            let speaker = c.participant(&caller.user_id).map_or(caller.name.as_str(), |p| p.name.as_str());
-            msg.kind = MessageKind::Image;
-            msg.media_id = Some(media_id.clone());
-            msg.text = caption.clone();
-            if caption.is_some() {
-                msg.prefix = c.speaker_prefix(speaker);
-            }
-            let total = msg.prefix.as_ref().map_or(0, |p| p.chars().count())
-                + caption.as_ref().map_or(0, |t| t.chars().count());
-            if total > MAX_CAPTION_CHARS {
-                return Err(DomainError::Invalid(format!(
-                    "caption and the sender's name are longer than {MAX_CAPTION_CHARS} characters"
-                ))
-                .into());
-            }
-            // Once sent, the thread's participants who may see this message may fetch it.
-            let mut shared_with = media.item.clone();
-            if !shared_with.conversations.contains(&c.id) {
-                shared_with.conversations.push(c.id.clone());
-            }
-            shared_with.latest_message.insert(c.id.clone(), msg.id.clone());
-            media_write = Some(put_versioned(Item::Media(shared_with), Some(media.version)));
-        }
-    }
 
     let mut extra = Vec::new();
     let mut to_queue = Vec::new();
@@ -288,6 +242,64 @@ pub fn plan_send(
         plan.effects.push(Effect::ReleaseHeld { conversation_ids: vec![c.id.clone()] });
     }
     Ok(SendPlan { plan, msg, held: hold })
+}
+
+/// The new message from what the caller sends (text and caption under the speaker's prefix in
+/// a group), and, for a picture, the media record shared with this thread.
+fn compose(
+    c: &Conversation,
+    caller: &Caller,
+    content: &Content,
+    media: Option<&Versioned<MediaRecord>>,
+    now: Time,
+) -> Result<(Message, Option<Write>)> {
+    let mut msg = Message::outbound(new_id(), c.id.clone(), caller.user_id.clone(), MessageKind::Text, now);
+    let mut media_write = None;
+    match content {
+        Content::Text(t) => {
+            let speaker = c.participant(&caller.user_id).map_or(caller.name.as_str(), |p| p.name.as_str());
+            msg.prefix = c.speaker_prefix(speaker);
+            let total = msg.prefix.as_ref().map_or(0, |p| p.chars().count()) + t.chars().count();
+            if total > MAX_TEXT_CHARS {
+                return Err(DomainError::Invalid(format!(
+                    "text and the sender's name are longer than {MAX_TEXT_CHARS} characters"
+                ))
+                .into());
+            }
+            msg.text = Some(t.clone());
+        }
+        Content::Template(t) => {
+            msg.kind = MessageKind::Template;
+            msg.template = Some(t.clone());
+        }
+        Content::Image { media_id, caption } => {
+            let media = media.ok_or(UseCaseError::NotFound)?;
+            media::sendable(&media.item, caller, &c.id)?;
+            let speaker = c.participant(&caller.user_id).map_or(caller.name.as_str(), |p| p.name.as_str());
+            msg.kind = MessageKind::Image;
+            msg.media_id = Some(media_id.clone());
+            msg.text = caption.clone();
+            if caption.is_some() {
+                msg.prefix = c.speaker_prefix(speaker);
+            }
+            let total = msg.prefix.as_ref().map_or(0, |p| p.chars().count())
+                + caption.as_ref().map_or(0, |t| t.chars().count());
+            if total > MAX_CAPTION_CHARS {
+                return Err(DomainError::Invalid(format!(
+                    "caption and the sender's name are longer than {MAX_CAPTION_CHARS} characters"
+                ))
+                .into());
+            }
+            // Once sent, the thread's participants who may see this message may fetch it.
+            let mut shared_with = media.item.clone();
+            if !shared_with.conversations.contains(&c.id) {
+                shared_with.conversations.push(c.id.clone());
+            }
+            shared_with.latest_message.insert(c.id.clone(), msg.id.clone());
+            media_write = Some(put_versioned(Item::Media(shared_with), Some(media.version)));
+        }
+    }
+    Ok((msg, media_write))
 }
 
 /// `DELETE /conversations/{id}/messages/{message_id}`: its sender takes back a message still
