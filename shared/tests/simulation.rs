@@ -406,7 +406,7 @@ impl World {
         let mine: Vec<String> = recent
             .into_iter()
             .filter_map(|v| match v.item {
-                Item::Message(m) if m.sender == user => Some(m.id),
+                Item::Message(m) if m.sender.is_user(&user) => Some(m.id),
                 _ => None,
             })
             .collect();

@@ -166,6 +166,66 @@ pub struct Reaction {
     pub emoji: Option<String>,
 }
 
+/// Who wrote a message. Stored and shown as one string: `contact`, `system`, or the employee's
+/// user id (no user may have either of the other two as id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum Sender {
+    Contact,
+    /// The connector itself: templates it sends, notices.
+    System,
+    User(String),
+}
+
+impl Sender {
+    /// The ids the connector keeps for itself.
+    pub const RESERVED: [&'static str; 2] = ["contact", "system"];
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Sender::Contact => "contact",
+            Sender::System => "system",
+            Sender::User(id) => id,
+        }
+    }
+
+    /// Whether the employee `user_id` wrote it.
+    pub fn is_user(&self, user_id: &str) -> bool {
+        matches!(self, Sender::User(id) if id == user_id)
+    }
+}
+
+impl From<String> for Sender {
+    fn from(s: String) -> Sender {
+        match s.as_str() {
+            "contact" => Sender::Contact,
+            "system" => Sender::System,
+            _ => Sender::User(s),
+        }
+    }
+}
+
+impl From<&str> for Sender {
+    fn from(s: &str) -> Sender {
+        Sender::from(s.to_string())
+    }
+}
+
+impl From<Sender> for String {
+    fn from(s: Sender) -> String {
+        match s {
+            Sender::User(id) => id,
+            other => other.as_str().to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     /// ULID: sorts by creation, so a thread's history and its held messages are in order.
@@ -173,8 +233,7 @@ pub struct Message {
     pub conversation_id: String,
     pub direction: Direction,
     pub kind: MessageKind,
-    /// User id of the employee, `contact`, or `system`.
-    pub sender: String,
+    pub sender: Sender,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     /// Data-loss prevention rules that redacted this message's text.
@@ -225,7 +284,7 @@ pub enum ReceiptOutcome {
 }
 
 impl Message {
-    pub fn outbound(id: String, conversation_id: String, sender: String, kind: MessageKind, now: Time) -> Message {
+    pub fn outbound(id: String, conversation_id: String, sender: Sender, kind: MessageKind, now: Time) -> Message {
         Message {
             id,
             conversation_id,
@@ -299,6 +358,19 @@ mod tests {
     use time::Duration;
 
     const T0: Time = datetime!(2026-09-20 12:00 UTC);
+
+    #[test]
+    fn a_sender_is_stored_and_read_as_the_string_it_always_was() {
+        for (sender, stored) in
+            [(Sender::Contact, "contact"), (Sender::System, "system"), (Sender::User("u1".into()), "u1")]
+        {
+            assert_eq!(serde_json::to_value(&sender).unwrap(), serde_json::json!(stored));
+            assert_eq!(serde_json::from_value::<Sender>(serde_json::json!(stored)).unwrap(), sender);
+            assert_eq!(sender.to_string(), stored);
+        }
+        assert!(Sender::User("u1".into()).is_user("u1"));
+        assert!(!Sender::System.is_user("system") && !Sender::User("u1".into()).is_user("u2"));
+    }
 
     fn accepted() -> Message {
         let mut m = Message::outbound("01".into(), "c".into(), "u".into(), MessageKind::Text, T0);

@@ -24,7 +24,7 @@ pub fn message_event(m: &Message) -> ArchiveEvent {
     ArchiveEvent {
         conversation_id: m.conversation_id.clone(),
         kind: "message".into(),
-        actor: m.sender.clone(),
+        actor: m.sender.to_string(),
         at: m.created_at,
         message_id: Some(m.id.clone()),
         wamid: m.wamid.clone(),

@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::domain::contact::{text_intent, ConsentState, InboundIntent, InboundOutcome};
 use crate::domain::message::{Reaction, SystemPurpose};
 use crate::domain::notice::{Notice, NoticeCode};
-use crate::domain::{Contact, Conversation, Direction, Message, MessageKind, MessageStatus};
+use crate::domain::{Contact, Conversation, Direction, Message, MessageKind, MessageStatus, Sender};
 use crate::meta::webhook::{InboundContent, InboundMessage};
 use crate::ports::{Cond, Effect, Item, Key, MediaFetch, ReceiptsJob, StoreError, Versioned, Write};
 use time::OffsetDateTime as Time;
@@ -114,7 +114,7 @@ fn screen_inbound(settings: &Settings, msg: &mut Message) {
 }
 
 fn stored_message(conv_id: &str, m: &InboundMessage, now: time::OffsetDateTime) -> Message {
-    let mut msg = Message::outbound(new_id(), conv_id.to_string(), "contact".into(), MessageKind::Text, now);
+    let mut msg = Message::outbound(new_id(), conv_id.to_string(), Sender::Contact, MessageKind::Text, now);
     msg.direction = Direction::Inbound;
     msg.status = MessageStatus::Delivered;
     msg.wamid = Some(m.wamid.clone());

@@ -106,9 +106,6 @@ pub struct Caller {
 /// The roles the connector knows; any other role a token names grants nothing.
 pub const ROLES: [&str; 2] = ["agent", "admin"];
 
-/// Sender ids the connector uses itself: never a user's.
-const RESERVED_IDS: [&str; 2] = ["contact", "system"];
-
 /// The known roles among `names`, each once.
 pub fn known_roles<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
@@ -155,7 +152,7 @@ impl Caller {
         if self.user_id.trim().is_empty() || self.user_id.len() > 128 {
             return Err("the token's sub must be 1 to 128 characters");
         }
-        if RESERVED_IDS.contains(&self.user_id.as_str()) {
+        if crate::domain::Sender::RESERVED.contains(&self.user_id.as_str()) {
             return Err("the token's sub is reserved by the connector");
         }
         Ok(self)
@@ -344,7 +341,13 @@ pub(crate) async fn load_contact(store: &dyn Store, key: &str) -> Result<Version
 
 /// A notice message for a thread.
 pub(crate) fn notice_message(conversation_id: &str, notice: Notice, now: OffsetDateTime) -> Message {
-    let mut m = Message::outbound(new_id(), conversation_id.to_string(), "system".into(), MessageKind::Notice, now);
+    let mut m = Message::outbound(
+        new_id(),
+        conversation_id.to_string(),
+        crate::domain::Sender::System,
+        MessageKind::Notice,
+        now,
+    );
     m.direction = crate::domain::Direction::Notice;
     m.status = MessageStatus::Delivered;
     m.notice = Some(notice);
@@ -366,7 +369,7 @@ pub(crate) fn system_template(
         params,
         buttons,
     };
-    let mut m = Message::outbound(new_id(), conv.id.clone(), "system".into(), MessageKind::Template, now);
+    let mut m = Message::outbound(new_id(), conv.id.clone(), crate::domain::Sender::System, MessageKind::Template, now);
     m.system = Some(purpose);
     match purpose {
         SystemPurpose::OptinRequest => {
@@ -408,7 +411,7 @@ pub(crate) fn participant_update(
 ) -> Message {
     let lang = Lang::of(&conv.language);
     let text = notice::contact_text(ContactText::Participant(change), lang).replace("{name}", name);
-    let mut m = Message::outbound(new_id(), conv.id.clone(), "system".into(), MessageKind::Text, now);
+    let mut m = Message::outbound(new_id(), conv.id.clone(), crate::domain::Sender::System, MessageKind::Text, now);
     m.system = Some(SystemPurpose::ParticipantUpdate(change));
     if window_open {
         m.text = Some(text);

@@ -181,7 +181,7 @@ fn fail(plan: &mut FailurePlan, failure: &Failure, reason: FailureReason, now: O
         }
         None => {
             let mut n = Notice::to_all(NoticeCode::MessageFailed);
-            n.audience = Audience::User(plan.msg.sender.clone());
+            n.audience = Audience::User(plan.msg.sender.to_string());
             n.reason = Some(reason);
             n.message_id = Some(plan.msg.id.clone());
             notice(plan, n, now);

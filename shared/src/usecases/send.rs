@@ -7,7 +7,7 @@ use crate::dlp::{Policy, Verdict};
 use crate::domain::contact::SendGate;
 use crate::domain::message::{SystemPurpose, TemplateSpec};
 use crate::domain::notice::{Notice, NoticeCode};
-use crate::domain::{Contact, Conversation, DomainError, Message, MessageKind, MessageStatus};
+use crate::domain::{Contact, Conversation, DomainError, Message, MessageKind, MessageStatus, Sender};
 use crate::ports::{Cond, Effect, Item, Key, StoreError, Timer, Versioned, Write};
 use time::OffsetDateTime as Time;
 
@@ -253,7 +253,8 @@ fn compose(
     media: Option<&Versioned<MediaRecord>>,
     now: Time,
 ) -> Result<(Message, Option<Write>)> {
-    let mut msg = Message::outbound(new_id(), c.id.clone(), caller.user_id.clone(), MessageKind::Text, now);
+    let mut msg =
+        Message::outbound(new_id(), c.id.clone(), Sender::User(caller.user_id.clone()), MessageKind::Text, now);
     let mut media_write = None;
     match content {
         Content::Text(t) => {
@@ -310,7 +311,7 @@ pub async fn recall(ports: &Ports, caller: &Caller, conversation_id: &str, messa
         let conv = participant_conversation(&*ports.store, caller, conversation_id).await?;
         let key = Key::message(conversation_id, message_id);
         let m = load::<Message>(&*ports.store, &key).await?.ok_or(UseCaseError::NotFound)?;
-        if m.item.sender != caller.user_id || m.item.direction != crate::domain::Direction::Outbound {
+        if !m.item.sender.is_user(&caller.user_id) || m.item.direction != crate::domain::Direction::Outbound {
             return Err(UseCaseError::Forbidden("only its sender can recall a message"));
         }
         let was = m.item.status;

@@ -139,7 +139,7 @@ impl MessageView {
             id: m.id.clone(),
             conversation_id: m.conversation_id.clone(),
             direction: m.direction,
-            sender: m.sender.clone(),
+            sender: m.sender.to_string(),
             kind: m.kind,
             text,
             media_id: m.media_id.clone(),
