@@ -8,17 +8,81 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::domain::Sender;
+
 /// The hash before a thread's first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What a record records. Stored, hashed and exported as its snake_case name; a name this
+/// build does not know is kept as written, so every stored chain still reads and verifies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum ArchiveKind {
+    /// A message as first shown (its own record, written by the commit that creates it).
+    Message,
+    /// Consent asked, given or withdrawn.
+    Consent,
+    /// What data-loss prevention redacted or blocked.
+    Dlp,
+    ConversationStarted,
+    /// An agent took a contact-started thread.
+    Claimed,
+    /// Someone added, removed, left or handed over.
+    Participants,
+    /// Held messages went out.
+    QueueRelease,
+    /// Its sender took a message back before it left.
+    Recalled,
+    Other(String),
+}
+
+impl ArchiveKind {
+    const NAMED: [(ArchiveKind, &'static str); 8] = [
+        (ArchiveKind::Message, "message"),
+        (ArchiveKind::Consent, "consent"),
+        (ArchiveKind::Dlp, "dlp"),
+        (ArchiveKind::ConversationStarted, "conversation_started"),
+        (ArchiveKind::Claimed, "claimed"),
+        (ArchiveKind::Participants, "participants"),
+        (ArchiveKind::QueueRelease, "queue_release"),
+        (ArchiveKind::Recalled, "recalled"),
+    ];
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            ArchiveKind::Other(name) => name,
+            known => ArchiveKind::NAMED.iter().find(|(k, _)| k == known).map_or("", |(_, name)| name),
+        }
+    }
+}
+
+impl From<String> for ArchiveKind {
+    fn from(name: String) -> ArchiveKind {
+        ArchiveKind::NAMED.into_iter().find(|(_, n)| *n == name).map_or(ArchiveKind::Other(name), |(k, _)| k)
+    }
+}
+
+impl From<ArchiveKind> for String {
+    fn from(kind: ArchiveKind) -> String {
+        match kind {
+            ArchiveKind::Other(name) => name,
+            known => known.as_str().to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for ArchiveKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Something to archive, as a use case reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArchiveEvent {
     pub conversation_id: String,
-    /// `message`, `consent`, `participant`, `queue_release`, `dlp`, ...
-    pub kind: String,
-    /// A user id, `contact` or `system`.
-    pub actor: String,
+    pub kind: ArchiveKind,
+    pub actor: Sender,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
     pub message_id: Option<String>,
@@ -207,10 +271,43 @@ mod tests {
     use super::*;
     use time::macros::datetime;
 
+    #[test]
+    fn a_kind_is_stored_as_the_name_it_always_had_and_an_unknown_one_as_written() {
+        for (kind, name) in ArchiveKind::NAMED {
+            assert_eq!(serde_json::to_value(&kind).unwrap(), serde_json::json!(name));
+            assert_eq!(serde_json::from_value::<ArchiveKind>(serde_json::json!(name)).unwrap(), kind);
+            assert_eq!(kind.to_string(), name);
+        }
+        let later: ArchiveKind = serde_json::from_value(serde_json::json!("retention_hold")).unwrap();
+        assert_eq!(later, ArchiveKind::Other("retention_hold".into()));
+        assert_eq!(serde_json::to_value(&later).unwrap(), serde_json::json!("retention_hold"));
+    }
+
+    #[test]
+    fn a_record_written_with_string_kinds_and_actors_still_verifies() {
+        // As a record was stored before kinds and actors had types: the same bytes, the same hash.
+        let e = ArchiveEvent {
+            conversation_id: "c".into(),
+            kind: ArchiveKind::Consent,
+            actor: Sender::Contact,
+            at: datetime!(2026-09-20 12:00 UTC),
+            message_id: None,
+            wamid: Some("wamid.1".into()),
+            text_as_sent: None,
+            text_as_written: None,
+            details: serde_json::json!({"consent": "opted_in"}),
+        };
+        let stored = format!(
+            r#"{{"seq":1,"prev_hash":"{GENESIS}","event":{{"conversation_id":"c","kind":"consent","actor":"contact","at":"2026-09-20T12:00:00Z","message_id":null,"wamid":"wamid.1","text_as_sent":null,"text_as_written":null,"details":{{"consent":"opted_in"}}}}}}"#
+        );
+        let expected = hex::encode(Sha256::digest(stored.as_bytes()));
+        assert_eq!(hash(1, GENESIS, &e), expected);
+    }
+
     fn event(text: &str) -> ArchiveEvent {
         ArchiveEvent {
             conversation_id: "c".into(),
-            kind: "message".into(),
+            kind: ArchiveKind::Message,
             actor: "u1".into(),
             at: datetime!(2026-09-20 12:00 UTC),
             message_id: Some("m".into()),

@@ -54,7 +54,13 @@ async fn records_for_a_thread_that_does_not_exist_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (ports, _, _) = setup(&dir).await;
     let plan = Plan {
-        archive: vec![archive::event("nope", "note", "u1", ports.clock.now(), serde_json::json!({}))],
+        archive: vec![archive::event(
+            "nope",
+            shared::archive::ArchiveKind::Other("note".into()),
+            "u1".into(),
+            ports.clock.now(),
+            serde_json::json!({}),
+        )],
         ..Plan::default()
     };
     assert!(matches!(commit(&ports, plan).await, Err(StoreError::Corrupt(_))));
@@ -78,7 +84,13 @@ async fn a_commit_writes_state_archive_and_outbox_together_and_the_relay_publish
     let (ports, embedded, _) = setup(&dir).await;
     let plan = Plan {
         writes: vec![Write::Put { item: Item::Message(message("c1", "01A")), cond: Cond::NotExists }],
-        archive: vec![archive::event("c1", "note", "u1", ports.clock.now(), serde_json::json!({}))],
+        archive: vec![archive::event(
+            "c1",
+            shared::archive::ArchiveKind::Other("note".into()),
+            "u1".into(),
+            ports.clock.now(),
+            serde_json::json!({}),
+        )],
         effects: vec![job("c1", "01A")],
     };
     commit(&ports, plan).await.unwrap();
@@ -99,7 +111,13 @@ async fn a_failed_condition_writes_nothing_at_all() {
         .unwrap();
     let again = Plan {
         writes: vec![Write::Put { item: Item::Message(message("c1", "01A")), cond: Cond::NotExists }],
-        archive: vec![archive::event("c1", "note", "u1", ports.clock.now(), serde_json::json!({}))],
+        archive: vec![archive::event(
+            "c1",
+            shared::archive::ArchiveKind::Other("note".into()),
+            "u1".into(),
+            ports.clock.now(),
+            serde_json::json!({}),
+        )],
         effects: vec![job("c1", "01A")],
     };
     assert!(matches!(commit(&ports, again).await, Err(StoreError::Conflict { index: 0 })));
@@ -136,12 +154,27 @@ async fn a_thread_without_a_head_goes_on_from_its_last_record() {
     let (ports, _, _) = setup(&dir).await;
     let mut prev = None;
     for n in 0..2 {
-        let r = shared::archive::link(prev.as_ref(), archive::event("c1", "note", "u1", ports.clock.now(), n.into()));
+        let r = shared::archive::link(
+            prev.as_ref(),
+            archive::event(
+                "c1",
+                shared::archive::ArchiveKind::Other("note".into()),
+                "u1".into(),
+                ports.clock.now(),
+                n.into(),
+            ),
+        );
         prev = Some(r.head());
         ports.store.transact(vec![Write::Put { item: Item::ArchiveEntry(r), cond: Cond::NotExists }]).await.unwrap();
     }
     let plan = Plan {
-        archive: vec![archive::event("c1", "note", "u1", ports.clock.now(), serde_json::json!(2))],
+        archive: vec![archive::event(
+            "c1",
+            shared::archive::ArchiveKind::Other("note".into()),
+            "u1".into(),
+            ports.clock.now(),
+            serde_json::json!(2),
+        )],
         ..Plan::default()
     };
     commit(&ports, plan).await.unwrap();
@@ -160,7 +193,7 @@ async fn concurrent_commits_to_one_thread_keep_one_unbroken_chain() {
         tasks.push(tokio::spawn(async move {
             let event = |n: usize| ArchiveEvent {
                 conversation_id: "c1".into(),
-                kind: "note".into(),
+                kind: shared::archive::ArchiveKind::Other("note".into()),
                 actor: "u1".into(),
                 at: time::OffsetDateTime::now_utc(),
                 message_id: None,

@@ -6,9 +6,9 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::archive::{
-    check_anchor, holds, verify_with_head, Anchor, ArchiveEvent, ArchiveRecord, ChainHead, Verification,
+    check_anchor, holds, verify_with_head, Anchor, ArchiveEvent, ArchiveKind, ArchiveRecord, ChainHead, Verification,
 };
-use crate::domain::{Conversation, Message};
+use crate::domain::{Conversation, Message, Sender};
 use crate::ports::{Item, Key, Store, StoreError, Versioned};
 
 use super::commit::{commit, retry, Attempt, Plan};
@@ -23,8 +23,8 @@ pub fn message_event(m: &Message) -> ArchiveEvent {
     };
     ArchiveEvent {
         conversation_id: m.conversation_id.clone(),
-        kind: "message".into(),
-        actor: m.sender.to_string(),
+        kind: ArchiveKind::Message,
+        actor: m.sender.clone(),
         at: m.created_at,
         message_id: Some(m.id.clone()),
         wamid: m.wamid.clone(),
@@ -54,15 +54,15 @@ pub fn original(settings: &Settings, written: &str) -> Result<String> {
 
 pub fn event(
     conversation_id: &str,
-    kind: &str,
-    actor: &str,
+    kind: ArchiveKind,
+    actor: Sender,
     at: OffsetDateTime,
     details: serde_json::Value,
 ) -> ArchiveEvent {
     ArchiveEvent {
         conversation_id: conversation_id.to_string(),
-        kind: kind.to_string(),
-        actor: actor.to_string(),
+        kind,
+        actor,
         at,
         message_id: None,
         wamid: None,

@@ -1,6 +1,7 @@
 //! Starting a thread (and asking for consent), resending the opt-in request, claiming a
 //! contact-started thread, reading threads.
 
+use crate::archive::ArchiveKind;
 use crate::domain::message::SystemPurpose;
 use crate::domain::notice::{Notice, NoticeCode};
 use crate::domain::{Contact, Conversation, Participant, Phone};
@@ -86,8 +87,8 @@ pub async fn start(ports: &Ports, caller: &Caller, cmd: StartConversation) -> Re
         );
         plan.archive.push(archive::event(
             &conv.id,
-            "conversation_started",
-            &caller.user_id,
+            ArchiveKind::ConversationStarted,
+            caller.sender(),
             now,
             json!({"contact": contact_key, "consent": contact.consent, "optin_requested": asked}),
         ));
@@ -114,8 +115,13 @@ pub async fn resend_optin(ports: &Ports, caller: &Caller, conversation_id: &str)
         let optin = system_template(&c, SystemPurpose::OptinRequest, &ports.settings, now);
         c.optin_sent(optin.id.clone(), now);
         k.optin_requested(now);
-        let mut e =
-            archive::event(&c.id, "consent", &caller.user_id, now, json!({"consent": "requested", "resend": true}));
+        let mut e = archive::event(
+            &c.id,
+            ArchiveKind::Consent,
+            caller.sender(),
+            now,
+            json!({"consent": "requested", "resend": true}),
+        );
         e.message_id = Some(optin.id.clone());
         let plan = Plan {
             effects: dispatch_effects([&optin]),
@@ -164,8 +170,8 @@ pub async fn claim(ports: &Ports, caller: &Caller, conversation_id: &str) -> Res
         );
         plan.archive.push(archive::event(
             &c.id,
-            "claimed",
-            &caller.user_id,
+            ArchiveKind::Claimed,
+            caller.sender(),
             now,
             json!({"consent": k.consent, "optin_requested": asked}),
         ));

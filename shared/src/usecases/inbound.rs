@@ -1,6 +1,7 @@
 //! Inbound messages from the contact: consent answers, the window, routing to a thread, and
 //! releasing what was held.
 
+use crate::archive::ArchiveKind;
 use serde_json::json;
 
 use crate::domain::contact::{text_intent, ConsentState, InboundIntent, InboundOutcome};
@@ -257,8 +258,8 @@ pub fn plan_inbound(state: &InboundState, m: &InboundMessage, settings: &Setting
             plan.writes.push(put_new(Item::Unassigned { conversation_id: c.id.clone() }));
             plan.archive.push(archive::event(
                 &c.id,
-                "conversation_started",
-                "contact",
+                ArchiveKind::ConversationStarted,
+                Sender::Contact,
                 now,
                 json!({"contact": k.key, "unassigned": true}),
             ));
@@ -273,8 +274,13 @@ pub fn plan_inbound(state: &InboundState, m: &InboundMessage, settings: &Setting
     if !msg.dlp_rules.is_empty() {
         // Employees see the redacted text; the archive keeps the original, its findings
         // fingerprinted.
-        let mut e =
-            archive::event(&c.id, "dlp", "contact", now, json!({"action": "redact_inbound", "rules": msg.dlp_rules}));
+        let mut e = archive::event(
+            &c.id,
+            ArchiveKind::Dlp,
+            Sender::Contact,
+            now,
+            json!({"action": "redact_inbound", "rules": msg.dlp_rules}),
+        );
         e.message_id = Some(msg.id.clone());
         e.wamid = Some(m.wamid.clone());
         e.text_as_written = original.map(|t| archive::original(settings, &t)).transpose()?;
@@ -321,7 +327,13 @@ fn tell_threads(
 ) {
     let others: Vec<String> = state.threads.iter().map(|t| t.item.id.clone()).filter(|id| *id != c.id).collect();
     let consent_event = outcome.consent_changed.map(|change| {
-        let mut e = archive::event(&c.id, "consent", "contact", now, json!({"consent": change, "contact": k.key}));
+        let mut e = archive::event(
+            &c.id,
+            ArchiveKind::Consent,
+            Sender::Contact,
+            now,
+            json!({"consent": change, "contact": k.key}),
+        );
         e.wamid = Some(m.wamid.clone());
         e
     });
@@ -485,7 +497,7 @@ mod tests {
         assert!(written.iter().any(|m| m.notice.as_ref().is_some_and(|n| n.code == NoticeCode::OptinRejected)));
         // The other thread hears of it through the outbox, with the consent record.
         assert!(p.plan.effects.iter().any(|e| matches!(e,
-            Effect::Notice { conversation_ids, archive: Some(a), .. } if conversation_ids == &["c1"] && a.kind == "consent")));
+            Effect::Notice { conversation_ids, archive: Some(a), .. } if conversation_ids == &["c1"] && a.kind == ArchiveKind::Consent)));
         assert_eq!(p.plan.archive.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["consent"]);
         assert!(!p.plan.effects.iter().any(|e| matches!(e, Effect::ReleaseHeld { .. })));
     }

@@ -119,6 +119,11 @@ pub fn known_roles<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Vec<Str
 }
 
 impl Caller {
+    /// The caller as the author of what they do.
+    pub fn sender(&self) -> crate::domain::Sender {
+        crate::domain::Sender::User(self.user_id.clone())
+    }
+
     /// From an API Gateway JWT authorizer's claims (all strings). API Gateway writes an array
     /// claim as `[a b]`; a plain string is a comma-separated list. Only known roles count, so a
     /// role named "support admin" written as a string grants nothing.

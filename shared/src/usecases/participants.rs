@@ -2,6 +2,7 @@
 //! conversation (so two adds racing for the last seat cannot both win), with its notices to
 //! the employees and a message telling the contact.
 
+use crate::archive::ArchiveKind;
 use time::OffsetDateTime;
 
 use crate::domain::contact::ConsentState;
@@ -119,8 +120,8 @@ where
         let after: Vec<&str> = change.conv.participants.iter().map(|p| p.user_id.as_str()).collect();
         let e = archive::event(
             &change.conv.id,
-            "participants",
-            &caller.user_id,
+            ArchiveKind::Participants,
+            caller.sender(),
             now,
             json!({"before": before, "after": after, "closed": change.conv.closed}),
         );

@@ -1,6 +1,8 @@
 //! Releasing held messages, in order, once the contact's consent and window allow it.
 
+use crate::archive::ArchiveKind;
 use crate::domain::contact::ConsentState;
+use crate::domain::Sender;
 use crate::domain::{Message, MessageKind, MessageStatus};
 use crate::ports::{Cond, Item, Key, StoreError, Write};
 
@@ -76,8 +78,8 @@ async fn release_page(ports: &Ports, conversation_id: &str) -> Result<Attempt<us
         let ids: Vec<&str> = batch.iter().map(|m| m.id.as_str()).collect();
         plan.archive.push(super::archive::event(
             conversation_id,
-            "queue_release",
-            "system",
+            ArchiveKind::QueueRelease,
+            Sender::System,
             now,
             serde_json::json!({"message_ids": ids}),
         ));

@@ -1,6 +1,7 @@
 //! `POST /conversations/{id}/messages`: compose, then hold or queue by the contact's consent and
 //! window, asking once per pause for the conversation to resume.
 
+use crate::archive::ArchiveKind;
 use serde_json::json;
 
 use crate::dlp::{Policy, Verdict};
@@ -81,8 +82,8 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
         Err(UseCaseError::Domain(DomainError::DlpBlocked(rules))) => {
             let mut e = archive::event(
                 conversation_id,
-                "dlp",
-                &caller.user_id,
+                ArchiveKind::Dlp,
+                caller.sender(),
                 ports.clock.now(),
                 json!({"action": "block", "rules": rules}),
             );
@@ -231,7 +232,13 @@ pub fn plan_send(
         plan.effects.push(Effect::Timer { timer, at: now + settings.held_ttl });
     }
     if !dlp_rules.is_empty() {
-        let mut e = archive::event(&c.id, "dlp", &caller.user_id, now, json!({"action": "redact", "rules": dlp_rules}));
+        let mut e = archive::event(
+            &c.id,
+            ArchiveKind::Dlp,
+            caller.sender(),
+            now,
+            json!({"action": "redact", "rules": dlp_rules}),
+        );
         e.message_id = Some(msg.id.clone());
         e.text_as_written = Some(archive::original(settings, written)?);
         e.text_as_sent = Some(written_text(content));
@@ -330,7 +337,8 @@ pub async fn recall(ports: &Ports, caller: &Caller, conversation_id: &str, messa
             writes.push(put_versioned(Item::Conversation(c), Some(conv.version)));
             writes.push(Write::Delete { key: Key::held(conversation_id, message_id), cond: Cond::Always });
         }
-        let mut e = archive::event(conversation_id, "recalled", &caller.user_id, now, json!({"was": was.public()}));
+        let mut e =
+            archive::event(conversation_id, ArchiveKind::Recalled, caller.sender(), now, json!({"was": was.public()}));
         e.message_id = Some(message_id.to_string());
         match commit(ports, Plan { writes, archive: vec![e], effects: Vec::new() }).await {
             Ok(()) => {
