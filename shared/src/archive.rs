@@ -15,8 +15,8 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 
 /// What a record records. Stored, hashed and exported as its snake_case name; a name this
 /// build does not know is kept as written, so every stored chain still reads and verifies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "String")]
 pub enum ArchiveKind {
     /// A message as first shown (its own record, written by the commit that creates it).
     Message,
@@ -37,37 +37,40 @@ pub enum ArchiveKind {
 }
 
 impl ArchiveKind {
-    const NAMED: [(ArchiveKind, &'static str); 8] = [
-        (ArchiveKind::Message, "message"),
-        (ArchiveKind::Consent, "consent"),
-        (ArchiveKind::Dlp, "dlp"),
-        (ArchiveKind::ConversationStarted, "conversation_started"),
-        (ArchiveKind::Claimed, "claimed"),
-        (ArchiveKind::Participants, "participants"),
-        (ArchiveKind::QueueRelease, "queue_release"),
-        (ArchiveKind::Recalled, "recalled"),
-    ];
-
     pub fn as_str(&self) -> &str {
         match self {
+            ArchiveKind::Message => "message",
+            ArchiveKind::Consent => "consent",
+            ArchiveKind::Dlp => "dlp",
+            ArchiveKind::ConversationStarted => "conversation_started",
+            ArchiveKind::Claimed => "claimed",
+            ArchiveKind::Participants => "participants",
+            ArchiveKind::QueueRelease => "queue_release",
+            ArchiveKind::Recalled => "recalled",
             ArchiveKind::Other(name) => name,
-            known => ArchiveKind::NAMED.iter().find(|(k, _)| k == known).map_or("", |(_, name)| name),
         }
     }
 }
 
 impl From<String> for ArchiveKind {
     fn from(name: String) -> ArchiveKind {
-        ArchiveKind::NAMED.into_iter().find(|(_, n)| *n == name).map_or(ArchiveKind::Other(name), |(k, _)| k)
+        match name.as_str() {
+            "message" => ArchiveKind::Message,
+            "consent" => ArchiveKind::Consent,
+            "dlp" => ArchiveKind::Dlp,
+            "conversation_started" => ArchiveKind::ConversationStarted,
+            "claimed" => ArchiveKind::Claimed,
+            "participants" => ArchiveKind::Participants,
+            "queue_release" => ArchiveKind::QueueRelease,
+            "recalled" => ArchiveKind::Recalled,
+            _ => ArchiveKind::Other(name),
+        }
     }
 }
 
-impl From<ArchiveKind> for String {
-    fn from(kind: ArchiveKind) -> String {
-        match kind {
-            ArchiveKind::Other(name) => name,
-            known => known.as_str().to_string(),
-        }
+impl Serialize for ArchiveKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -273,13 +276,23 @@ mod tests {
 
     #[test]
     fn a_kind_is_stored_as_the_name_it_always_had_and_an_unknown_one_as_written() {
-        for (kind, name) in ArchiveKind::NAMED {
+        use ArchiveKind::*;
+        for (kind, name) in [
+            (Message, "message"),
+            (Consent, "consent"),
+            (Dlp, "dlp"),
+            (ConversationStarted, "conversation_started"),
+            (Claimed, "claimed"),
+            (Participants, "participants"),
+            (QueueRelease, "queue_release"),
+            (Recalled, "recalled"),
+        ] {
             assert_eq!(serde_json::to_value(&kind).unwrap(), serde_json::json!(name));
             assert_eq!(serde_json::from_value::<ArchiveKind>(serde_json::json!(name)).unwrap(), kind);
             assert_eq!(kind.to_string(), name);
         }
         let later: ArchiveKind = serde_json::from_value(serde_json::json!("retention_hold")).unwrap();
-        assert_eq!(later, ArchiveKind::Other("retention_hold".into()));
+        assert_eq!(later, Other("retention_hold".into()));
         assert_eq!(serde_json::to_value(&later).unwrap(), serde_json::json!("retention_hold"));
     }
 

@@ -168,8 +168,8 @@ pub struct Reaction {
 
 /// Who wrote a message. Stored and shown as one string: `contact`, `system`, or the employee's
 /// user id (no user may have either of the other two as id).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "String")]
 pub enum Sender {
     Contact,
     /// The connector itself: templates it sends, notices.
@@ -211,12 +211,9 @@ impl From<&str> for Sender {
     }
 }
 
-impl From<Sender> for String {
-    fn from(s: Sender) -> String {
-        match s {
-            Sender::User(id) => id,
-            other => other.as_str().to_string(),
-        }
+impl Serialize for Sender {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
