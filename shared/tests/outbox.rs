@@ -229,3 +229,54 @@ async fn concurrent_commits_to_one_thread_keep_one_unbroken_chain() {
     };
     assert_eq!(c.archive_head, records.last().map(|r| r.head()), "the head is on the thread, at the last record");
 }
+
+/// A burst of sends whose queue messages all arrive late (their relay failed): the newest one's
+/// job comes first, and dispatch sends every older one before it, in order, however many.
+#[tokio::test]
+async fn a_burst_overtaken_by_its_last_message_still_leaves_in_order() {
+    use shared::domain::contact::InboundIntent;
+    use shared::domain::Participant;
+    use shared::usecases::{dispatch, send, Caller};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (ports, embedded, flaky) = setup(&dir).await;
+    let now = ports.clock.now();
+    let mut contact = Contact::new("447700900124".into(), Some("+447700900124".into()), None);
+    contact.inbound(InboundIntent::Accept, now, now);
+    let mut thread = Conversation::new("c2".into(), &contact, "en".into(), now);
+    thread.participants = vec![Participant {
+        user_id: "u1".into(),
+        name: "Alex".into(),
+        locale: "en".into(),
+        joined_at: now,
+        history_from: None,
+    }];
+    ports
+        .store
+        .transact(vec![
+            Write::Put { item: Item::Contact(contact), cond: Cond::NotExists },
+            Write::Put { item: Item::Conversation(thread), cond: Cond::NotExists },
+        ])
+        .await
+        .unwrap();
+    let caller = Caller {
+        user_id: "u1".into(),
+        name: "Alex".into(),
+        locale: "en".into(),
+        sub_org: "retail".into(),
+        region: "eu".into(),
+        roles: vec![],
+    };
+    flaky.down.store(true, Ordering::SeqCst);
+    let mut last = None;
+    for i in 0..12 {
+        let cmd = send::SendCommand { content: send::Content::Text(format!("t{i}")), client_id: None };
+        last = Some(send::send(&ports, &caller, "c2", cmd).await.unwrap().id);
+    }
+    flaky.down.store(false, Ordering::SeqCst);
+    let job = OutboundJob { conversation_id: "c2".into(), message_id: last.unwrap(), generation: 0 };
+    dispatch::dispatch(&ports, &job).await.unwrap();
+    let sandbox = embedded.sandbox.as_ref().expect("the sandbox is the default WhatsApp");
+    let texts: Vec<String> = sandbox.inbox("447700900124").into_iter().filter_map(|r| r.text).collect();
+    assert_eq!(texts, (0..12).map(|i| format!("t{i}")).collect::<Vec<_>>());
+}

@@ -17,21 +17,17 @@ const LEASE: Duration = Duration::seconds(60);
 /// How long a send whose answer was lost waits for a status webhook before it fails.
 pub const DELIVERY_DEADLINE: Duration = Duration::minutes(15);
 
-/// How far back dispatch looks for older messages of the thread still waiting: two requests
-/// committed in one order can reach the queue in the other, and the older goes first.
+/// Dispatch first sends the thread's older messages still queued: requests committed in one
+/// order can reach the queue in the other (their publishes race), and the older goes first.
+/// It looks back in pages of `LOOK_BACK` messages, and on while a whole page is of this
+/// message's burst (made less than `OVERTAKE` before it), so a burst of any size keeps its
+/// order; at most `MAX_PAGES` pages.
 const LOOK_BACK: usize = 8;
+const OVERTAKE: Duration = Duration::seconds(5);
+const MAX_PAGES: usize = 16;
 
 pub async fn dispatch(ports: &Ports, job: &OutboundJob) -> Result<Disposition> {
-    let earlier = ports.store.messages(&job.conversation_id, Some(&job.message_id), LOOK_BACK, false).await?;
-    let mut waiting: Vec<String> = earlier
-        .into_iter()
-        .filter_map(|v| match v.item {
-            Item::Message(m) if m.status == MessageStatus::Queued => Some(m.id),
-            _ => None,
-        })
-        .collect();
-    waiting.reverse();
-    for id in waiting {
+    for id in queued_before(ports, job).await? {
         let d = dispatch_one(ports, &Key::message(&job.conversation_id, &id)).await?;
         if d != Disposition::Done {
             // The older one must wait: so must this one, behind it.
@@ -39,6 +35,35 @@ pub async fn dispatch(ports: &Ports, job: &OutboundJob) -> Result<Disposition> {
         }
     }
     dispatch_one(ports, &Key::message(&job.conversation_id, &job.message_id)).await
+}
+
+/// The thread's messages older than the job's that are still queued, oldest first.
+async fn queued_before(ports: &Ports, job: &OutboundJob) -> Result<Vec<String>> {
+    // Message ids are ULIDs, made in commit order: their times say which made a burst.
+    let made = |id: &str| ulid::Ulid::from_string(id).ok().map(|u| u.timestamp_ms());
+    let overtake = OVERTAKE.whole_milliseconds() as u64;
+    let burst_from = made(&job.message_id).map(|ms| ms.saturating_sub(overtake));
+    let mut waiting = Vec::new();
+    let mut before = job.message_id.clone();
+    for _ in 0..MAX_PAGES {
+        let page = ports.store.messages(&job.conversation_id, Some(&before), LOOK_BACK, false).await?;
+        let full = page.len() == LOOK_BACK;
+        let mut past_burst = burst_from.is_none();
+        for v in page {
+            if let Item::Message(m) = v.item {
+                past_burst |= made(&m.id).is_none_or(|ms| burst_from.is_some_and(|from| ms < from));
+                if m.status == MessageStatus::Queued {
+                    waiting.push(m.id.clone());
+                }
+                before = m.id;
+            }
+        }
+        if !full || past_burst {
+            break;
+        }
+    }
+    waiting.reverse();
+    Ok(waiting)
 }
 
 async fn dispatch_one(ports: &Ports, key: &Key) -> Result<Disposition> {
