@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use shared::adapters::embedded::DevClock;
+use shared::adapters::embedded::{DevClock, DevClockError};
 use shared::adapters::sandbox::{ContactAction, SandboxWhatsApp};
 use shared::app::Embedded;
 use shared::domain::Phone;
@@ -41,7 +41,10 @@ pub fn clock_router(state: AppState, embedded: Embedded, clock: Arc<DevClock>) -
                 if a.advance_secs < 0 {
                     return Err(ApiError::InvalidRequest("advance_secs must be 0 or more".into()));
                 }
-                let now = clock.advance(a.advance_secs).await.map_err(ApiError::InvalidRequest)?;
+                let now = clock.advance(a.advance_secs).await.map_err(|e| match e {
+                    DevClockError::TooFar => ApiError::InvalidRequest(e.to_string()),
+                    DevClockError::Db(e) => ApiError::Internal(Box::new(e)),
+                })?;
                 crate::workers::run_due_timers(&state.ports, &embedded).await;
                 let now = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
                 Ok(Json(json!({ "now": now })))

@@ -13,6 +13,7 @@ use axum::routing::get;
 use axum::Router;
 use futures_util::stream::{self, Stream};
 
+use shared::error::Report;
 use shared::http::{ApiError, AppState, Identity};
 use shared::live::hub::{Cursor, Hub, Listener};
 use shared::usecases::Caller;
@@ -73,7 +74,7 @@ async fn events(
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, user_id = %s.caller.user_id, "live events: stream ended");
+                    tracing::warn!(error = %Report(&e), user_id = %s.caller.user_id, "live events: stream ended");
                     return None;
                 }
             }

@@ -15,6 +15,7 @@ use axum::Router;
 use tokio::task::JoinHandle;
 
 use shared::app::Embedded;
+use shared::error::Report;
 use shared::http::AppState;
 use shared::live::hub::Hub;
 use shared::Config;
@@ -199,7 +200,7 @@ pub async fn start_with(
     let app = router(state.clone(), &embedded, hub);
     tasks.push(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error.message = %e, "server stopped");
+            tracing::error!(error.message = %Report(&e), "server stopped");
         }
     }));
     tracing::info!(%addr, sandbox = embedded.sandbox.is_some(), dev_clock = embedded.dev_clock.is_some(), "connector listening");

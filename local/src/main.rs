@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use shared::error::Report;
 use shared::http::issue_token;
 use shared::Config;
 
@@ -52,7 +53,7 @@ async fn main() -> ExitCode {
 
 async fn serve(config: Config) -> Result<(), String> {
     shared::telemetry::init();
-    let running = connector_local::start(config).await.map_err(|e| e.to_string())?;
+    let running = connector_local::start(config).await.map_err(|e| Report(&*e).to_string())?;
     eprintln!("connector listening on http://{}", running.addr);
     tokio::select! {
         _ = running.wait() => {},
@@ -112,18 +113,20 @@ async fn archive(config: Config, args: &[String]) -> Result<(), String> {
     };
     if verb == "fingerprint" {
         let kept = shared::usecases::archive::original(&config.settings, &args[1..].join(" "));
-        println!("{}", kept.map_err(|e| e.to_string())?);
+        println!("{}", kept.map_err(|e| Report(&e).to_string())?);
         return Ok(());
     }
-    let db = shared::adapters::embedded::Db::open(&config.data_dir).map_err(|e| e.to_string())?;
-    let records =
-        shared::adapters::embedded::SqliteArchive::new(db.clone()).read(conv).await.map_err(|e| e.to_string())?;
+    let db = shared::adapters::embedded::Db::open(&config.data_dir).map_err(|e| Report(&e).to_string())?;
+    let records = shared::adapters::embedded::SqliteArchive::new(db.clone())
+        .read(conv)
+        .await
+        .map_err(|e| Report(&e).to_string())?;
     match verb.as_str() {
         "verify" => {
             let store = shared::adapters::embedded::SqliteStore::new(db);
             let v = shared::usecases::archive::verify_against_head(&store, conv, &records)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| Report(&e).to_string())?;
             println!("{}", serde_json::to_string(&v).unwrap_or_default());
             if v.valid {
                 Ok(())

@@ -7,6 +7,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use shared::adapters::embedded::{QueueName, ReceivedJob};
 use shared::app::Embedded;
+use shared::error::Report;
 use shared::http::AppState;
 use shared::ports::{Disposition, OutboundJob};
 #[cfg(feature = "aws")]
@@ -125,14 +126,14 @@ async fn handle(ports: &Ports, q: QueueName, job: &ReceivedJob) -> Result<Dispos
         QueueName::Outbound => match serde_json::from_str::<OutboundJob>(&job.body) {
             Ok(j) => dispatch::handle(ports, &j).await,
             Err(e) => {
-                tracing::error!(error.message = %e, "outbound job unreadable; dropped");
+                tracing::error!(error.message = %Report(&e), "outbound job unreadable; dropped");
                 Ok(Disposition::Done)
             }
         },
         QueueName::Receipts => match serde_json::from_str(&job.body) {
             Ok(j) => receipts::handle(ports, &j, job.receives).await,
             Err(e) => {
-                tracing::error!(error.message = %e, "receipt unreadable; dropped");
+                tracing::error!(error.message = %Report(&e), "receipt unreadable; dropped");
                 Ok(Disposition::Done)
             }
         },
@@ -146,7 +147,7 @@ async fn consume(ports: Ports, embedded: Embedded, q: QueueName) {
         let jobs = match embedded.queue.receive(q, ports.clock.now(), BATCH).await {
             Ok(j) => j,
             Err(e) => {
-                tracing::error!(error.message = %e, "queue receive failed");
+                tracing::error!(error.message = %Report(&e), "queue receive failed");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
@@ -164,16 +165,16 @@ async fn consume(ports: Ports, embedded: Embedded, q: QueueName) {
                     Ok(Disposition::Done) => embedded.queue.ack(job.seq).await,
                     Ok(Disposition::RetryAfter(d)) => embedded.queue.retry_at(job.seq, ports.clock.now() + d).await,
                     Err(e) if job.receives >= MAX_RECEIVES => {
-                        tracing::error!(error.message = %e, seq = job.seq, "giving up on a queue message");
+                        tracing::error!(error.message = %Report(&e), seq = job.seq, "giving up on a queue message");
                         embedded.queue.ack(job.seq).await
                     }
                     Err(e) => {
-                        tracing::warn!(error.message = %e, seq = job.seq, "queue message failed; will retry");
+                        tracing::warn!(error.message = %Report(&e), seq = job.seq, "queue message failed; will retry");
                         embedded.queue.retry_at(job.seq, ports.clock.now() + Duration::from_secs(1)).await
                     }
                 };
                 if let Err(e) = settled {
-                    tracing::error!(error.message = %e, "could not settle a queue message");
+                    tracing::error!(error.message = %Report(&e), "could not settle a queue message");
                 }
             });
         }
@@ -194,11 +195,11 @@ pub async fn run_due_timers(ports: &Ports, embedded: &Embedded) {
         Ok(due) => {
             for timer in due {
                 if let Err(e) = timers::function_handler(ports, timer).await {
-                    tracing::error!(error.message = %e, "timer failed");
+                    tracing::error!(error.message = %Report(&e), "timer failed");
                 }
             }
         }
-        Err(e) => tracing::error!(error.message = %e, "reading due timers failed"),
+        Err(e) => tracing::error!(error.message = %Report(&e), "reading due timers failed"),
     }
 }
 
@@ -206,7 +207,7 @@ pub async fn run_due_timers(ports: &Ports, embedded: &Embedded) {
 async fn relay_loop(ports: Ports) {
     loop {
         if let Err(e) = shared::usecases::relay::sweep(&ports).await {
-            tracing::warn!(error.message = %e, "outbox sweep failed");
+            tracing::warn!(error.message = %Report(&e), "outbox sweep failed");
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
@@ -216,7 +217,7 @@ async fn relay_loop(ports: Ports) {
 async fn sweep_loop(ports: Ports, embedded: Embedded) {
     loop {
         if let Err(e) = embedded.store.sweep_expired(ports.clock.now()).await {
-            tracing::warn!(error.message = %e, "sweep failed");
+            tracing::warn!(error.message = %Report(&e), "sweep failed");
         }
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }

@@ -17,6 +17,8 @@ use crate::adapters::sandbox::SandboxWhatsApp;
 #[cfg(feature = "aws")]
 use crate::config::AwsResources;
 use crate::config::{Config, ConfigError};
+#[cfg(feature = "embedded")]
+use crate::error::Report;
 use crate::http::AppState;
 #[cfg(feature = "aws")]
 use crate::ports::{Archive, Store};
@@ -39,9 +41,10 @@ pub struct Embedded {
 
 #[cfg(feature = "embedded")]
 pub async fn embedded(config: Config) -> Result<(AppState, Embedded), ConfigError> {
-    let db = Db::open(&config.data_dir).map_err(|e| ConfigError(format!("{}: {e}", config.data_dir.display())))?;
+    let db = Db::open(&config.data_dir)
+        .map_err(|e| ConfigError(format!("{}: {}", config.data_dir.display(), Report(&e))))?;
     let (clock, dev_clock): (Arc<dyn Clock>, _) = if config.dev_clock {
-        let dev = Arc::new(DevClock::load(db.clone()).await.map_err(ConfigError)?);
+        let dev = Arc::new(DevClock::load(db.clone()).await.map_err(|e| ConfigError(Report(&e).to_string()))?);
         (dev.clone(), Some(dev))
     } else {
         (Arc::new(SystemClock), None)
@@ -59,7 +62,7 @@ pub async fn embedded(config: Config) -> Result<(AppState, Embedded), ConfigErro
     let ports = Ports {
         store: Arc::new(store.clone()),
         archive,
-        media: Arc::new(DiskMediaStore::new(&config.data_dir).map_err(|e| ConfigError(e.to_string()))?),
+        media: Arc::new(DiskMediaStore::new(&config.data_dir).map_err(|e| ConfigError(Report(&e).to_string()))?),
         vault: None,
         queue: Arc::new(queue.clone()),
         scheduler: Arc::new(scheduler.clone()),

@@ -8,6 +8,7 @@ pub mod archive;
 pub mod config;
 pub mod dlp;
 pub mod domain;
+pub mod error;
 pub mod http;
 pub mod live;
 pub mod meta;

@@ -34,7 +34,7 @@ async fn archive_route(
     let records = archive::export(&state.ports, &caller, &id).await?;
     let mut body = String::new();
     for r in records {
-        body.push_str(&serde_json::to_string(&r).map_err(|e| ApiError::Internal(e.to_string()))?);
+        body.push_str(&serde_json::to_string(&r).map_err(|e| ApiError::Internal(Box::new(e)))?);
         body.push('\n');
     }
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())

@@ -7,6 +7,7 @@
 
 use serde_json::{json, Value};
 use shared::archive::ChainHead;
+use shared::error::Report;
 use shared::ports::Item;
 use shared::usecases::{archive, Ports, UseCaseError};
 
@@ -50,7 +51,7 @@ pub fn heads_of_stream(event: &Value) -> Vec<(String, ChainHead)> {
             Ok(Item::ArchiveEntry(r)) => Some((r.event.conversation_id.clone(), r.head())),
             Ok(_) => None,
             Err(e) => {
-                tracing::warn!(error = %e, "anchor: a stream record whose body is not an item");
+                tracing::warn!(error = %Report(&e), "anchor: a stream record whose body is not an item");
                 None
             }
         })

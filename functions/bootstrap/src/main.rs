@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
+use shared::error::Report;
 use shared::http::AppState;
 
 /// The handlers `template.yaml` names, in its order.
@@ -47,7 +48,7 @@ async fn state() -> Result<AppState, Error> {
     if state.config.aws.is_some() {
         let warm = shared::ports::Key { pk: "WARM".into(), sk: "WARM".into() };
         if let Err(e) = state.ports.store.get(&warm).await {
-            tracing::warn!(error.message = %e, "warming the DynamoDB connection failed");
+            tracing::warn!(error.message = %Report(&e), "warming the DynamoDB connection failed");
         }
     }
     Ok(state)

@@ -8,6 +8,7 @@ use axum::Router;
 use lambda_http::request::RequestContext;
 use lambda_http::RequestExt;
 
+use shared::error::Report;
 use shared::usecases::Caller;
 
 /// The router as API Gateway drives it: the authorizer's claims become the caller.
@@ -92,7 +93,7 @@ where
                         Ok(Disposition::Done) => None,
                         Ok(Disposition::RetryAfter(after)) => Some(after),
                         Err(e) => {
-                            tracing::error!(message_id = %id, error.message = %e, "queue record failed");
+                            tracing::error!(message_id = %id, error.message = %Report(&e), "queue record failed");
                             // The queue's own visibility timeout paces a failure.
                             Some(Duration::MAX)
                         }
@@ -106,7 +107,7 @@ where
         let Some(after) = later else { continue };
         if after != Duration::MAX {
             if let Err(e) = queue.delay(spec.kind, &receipt, after).await {
-                tracing::warn!(message_id = %id, error.message = %e, "could not set when the record comes back");
+                tracing::warn!(message_id = %id, error.message = %Report(&e), "could not set when the record comes back");
             }
         }
         stopped.entry(group).or_insert(after);

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use shared::error::Report;
 use shared::http::{ApiError, JwksVerifier, JwtVerifier};
 use shared::live::socket;
 use shared::ports::Push;
@@ -104,7 +105,7 @@ async fn route(live: &Live, kind: &str, event: &Value) -> Result<Value, HandlerE
     let Some(connection_id) = event.pointer("/requestContext/connectionId").and_then(Value::as_str) else {
         return Ok(status(400));
     };
-    let failed = |e: shared::usecases::UseCaseError| HandlerError::Failed(e.to_string());
+    let failed = |e: shared::usecases::UseCaseError| HandlerError::Failed(Report(&e).to_string());
     match kind {
         "CONNECT" => {
             let proven = event.pointer("/requestContext/authorizer/caller").and_then(Value::as_str);
@@ -145,7 +146,7 @@ async fn stream(live: &Live, event: &Value) -> Value {
         let seq = record.pointer("/dynamodb/SequenceNumber").and_then(Value::as_str).unwrap_or("0");
         for change in socket::changes_of_record(record) {
             if let Err(e) = socket::fan_out(&live.ports, &*live.push, seq, &change).await {
-                tracing::warn!(error = %e, seq, "live: fan-out failed; the batch is retried from here");
+                tracing::warn!(error = %Report(&e), seq, "live: fan-out failed; the batch is retried from here");
                 return json!({"batchItemFailures": [{"itemIdentifier": seq}]});
             }
         }

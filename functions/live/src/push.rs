@@ -29,7 +29,7 @@ impl Push for ApiGatewayPush {
         match sent {
             Ok(_) => Ok(()),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_gone_exception()) => Err(PushError::Gone),
-            Err(e) => Err(PushError::Failed(aws_sdk_apigatewaymanagement::error::DisplayErrorContext(e).to_string())),
+            Err(e) => Err(PushError::Failed(Box::new(e))),
         }
     }
 }

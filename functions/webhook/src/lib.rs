@@ -10,6 +10,7 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
+use shared::error::Report;
 use shared::http::{ApiError, AppState, MAX_WEBHOOK_BODY};
 use shared::meta::signature;
 use shared::meta::webhook::{self, WebhookEvent};
@@ -64,7 +65,7 @@ async fn receive(
         return Err(ApiError::Unauthorized);
     }
     let events = webhook::parse(&body, &state.config.phone_number_id).map_err(|e| {
-        tracing::warn!(error.message = %e, "signed webhook is not a WhatsApp delivery");
+        tracing::warn!(error.message = %Report(&e), "signed webhook is not a WhatsApp delivery");
         ApiError::InvalidJson(e.to_string())
     })?;
     for event in events {

@@ -139,8 +139,8 @@ impl JwksVerifier {
         self.keys
             .get_or_try_init(|| async {
                 let url = format!("{}/.well-known/jwks.json", self.issuer);
-                let resp = self.http.get(&url).send().await.map_err(|e| ApiError::Internal(format!("{url}: {e}")))?;
-                resp.json().await.map_err(|e| ApiError::Internal(format!("{url}: {e}")))
+                let resp = self.http.get(&url).send().await.map_err(|e| ApiError::Internal(Box::new(e)))?;
+                resp.json().await.map_err(|e| ApiError::Internal(Box::new(e)))
             })
             .await
     }

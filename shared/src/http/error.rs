@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::domain::DomainError;
+use crate::error::Report;
 use crate::usecases::UseCaseError;
 
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +55,7 @@ pub enum ApiError {
     Upstream(String),
     /// Logged with its cause; the client reads a generic message.
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] crate::error::Cause),
 }
 
 impl ApiError {
@@ -88,8 +89,8 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(error.message = %cause, "request failed");
+        if let ApiError::Internal(_) = &self {
+            tracing::error!(error.message = %Report(&self), "request failed");
         }
         (status, axum::Json(json!({ "error": { "code": code, "message": self.to_string() } }))).into_response()
     }
@@ -119,7 +120,7 @@ impl From<UseCaseError> for ApiError {
             UseCaseError::Forbidden(role) => ApiError::Forbidden(role),
             UseCaseError::Unidentified(why) => ApiError::Unidentified(why),
             UseCaseError::Contention | UseCaseError::Store(crate::ports::StoreError::Busy) => ApiError::Busy,
-            other => ApiError::Internal(format!("{other}: {:?}", std::error::Error::source(&other))),
+            other => ApiError::Internal(Box::new(other)),
         }
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::error::Report;
 use crate::ports::Feed;
 use crate::usecases::{Caller, Ports, Result};
 
@@ -103,7 +104,7 @@ impl Hub {
         let changed = self.feed.notify();
         loop {
             if let Err(e) = self.take_in().await {
-                tracing::warn!(error = %e, "live events: reading the change feed failed");
+                tracing::warn!(error = %Report(&e), "live events: reading the change feed failed");
             }
             tokio::select! {
                 _ = changed.notified() => {},

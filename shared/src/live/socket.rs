@@ -6,6 +6,7 @@
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 
+use crate::error::Report;
 use crate::ports::{Cond, Item, Key, Push, PushError, Write};
 use crate::usecases::{Caller, Ports, Result};
 
@@ -63,7 +64,7 @@ pub fn changes_of_record(record: &Value) -> Vec<Change> {
     match body.map(serde_json::from_str::<Item>) {
         Some(Ok(item)) => changes_of(&[Write::Put { item, cond: Cond::Always }]),
         Some(Err(e)) => {
-            tracing::warn!(error = %e, "live: a stream record whose body is not an item");
+            tracing::warn!(error = %Report(&e), "live: a stream record whose body is not an item");
             Vec::new()
         }
         None => Vec::new(),
@@ -130,8 +131,8 @@ pub async fn fan_out(ports: &Ports, push: &dyn Push, id: &str, change: &Change) 
                         done.pruned += 1;
                         break;
                     }
-                    Err(PushError::Failed(e)) => {
-                        tracing::warn!(connection_id = %connection_id, error = %e, "live: post failed");
+                    Err(e @ PushError::Failed(_)) => {
+                        tracing::warn!(connection_id = %connection_id, error = %Report(&e), "live: post failed");
                         break;
                     }
                 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::domain::{Contact, Conversation, Message};
+pub use crate::error::Cause;
 use crate::meta::graph::{GraphError, OutboundRequest};
 use crate::meta::webhook::StatusEvent;
 
@@ -69,10 +70,10 @@ pub enum StoreError {
     /// and nothing was written: no condition failed, so the same plan may be tried again.
     #[error("the transaction collided with another; nothing was written")]
     Busy,
-    #[error("stored item is corrupt: {0}")]
-    Corrupt(String),
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
+    #[error("stored item is corrupt")]
+    Corrupt(#[source] Cause),
+    #[error("store unavailable")]
+    Unavailable(#[source] Cause),
 }
 
 /// Items in one table: `get`, ordered `query` within a partition, and all-or-nothing
@@ -198,8 +199,8 @@ impl OutboundJob {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("queue unavailable: {0}")]
-pub struct QueueError(pub String);
+#[error("queue unavailable")]
+pub struct QueueError(#[source] pub Cause);
 
 /// What a queue consumer did with one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,8 +279,8 @@ fn sanitize(s: &str) -> String {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("scheduler unavailable: {0}")]
-pub struct SchedulerError(pub String);
+#[error("scheduler unavailable")]
+pub struct SchedulerError(#[source] pub Cause);
 
 #[async_trait]
 pub trait Scheduler: Send + Sync {
@@ -324,8 +325,8 @@ pub enum PushError {
     /// The client disconnected: forget the connection.
     #[error("the connection is gone")]
     Gone,
-    #[error("push failed: {0}")]
-    Failed(String),
+    #[error("push failed")]
+    Failed(#[source] Cause),
 }
 
 /// Sends one message to a client's live connection (API Gateway's WebSocket management API).
@@ -345,8 +346,8 @@ pub struct TemplateInfo {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("media store unavailable: {0}")]
-pub struct MediaStoreError(pub String);
+#[error("media store unavailable")]
+pub struct MediaStoreError(#[source] pub Cause);
 
 /// Where picture bytes live: the local disk, or S3. Beside the pictures, uploads in progress
 /// (`upload` names them), which a client writes directly where the store can sign a URL for it.
@@ -394,8 +395,8 @@ pub enum ReceiptsJob {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("archive unavailable: {0}")]
-pub struct ArchiveError(pub String);
+#[error("archive unavailable")]
+pub struct ArchiveError(#[source] pub Cause);
 
 /// The compliance archive, read side: records are appended by the commit that makes the change
 /// they record (`Item::ArchiveEntry` writes; the chain head is on the thread), so this port
@@ -506,10 +507,9 @@ macro_rules! item_kind {
             fn from_item(item: Item) -> Result<Self, StoreError> {
                 match item {
                     Item::$variant(v) => Ok(v),
-                    other => Err(StoreError::Corrupt(format!(
-                        concat!("expected ", stringify!($variant), ", found {:?}"),
-                        other.key()
-                    ))),
+                    other => Err(StoreError::Corrupt(
+                        format!(concat!("expected ", stringify!($variant), ", found {:?}"), other.key()).into(),
+                    )),
                 }
             }
         }

@@ -77,7 +77,7 @@ async fn archive_writes(ports: &Ports, writes: &mut Vec<Write>, events: Vec<Arch
             Some(Versioned { item: item @ Item::Conversation(_), version }) => {
                 writes.push(Write::Put { item, cond: Cond::Version(version) })
             }
-            _ => return Err(StoreError::Corrupt(format!("archive records for a missing thread: {}", key.pk))),
+            _ => return Err(StoreError::Corrupt(format!("archive records for a missing thread: {}", key.pk).into())),
         }
     }
     // A thread from a store written while the head was an item of its own goes on from its last

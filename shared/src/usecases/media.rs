@@ -10,6 +10,7 @@ use crate::domain::media::{ImageType, MAX_IMAGE_BYTES};
 use crate::domain::message::MessageError;
 use crate::domain::meta_error::FailureReason;
 use crate::domain::{DomainError, Message, MessageStatus};
+use crate::error::Report;
 use crate::meta::graph::GraphError;
 use crate::ports::{Cond, Disposition, Item, Key, MediaFetch, MediaRecord, StoreError, Write};
 
@@ -222,7 +223,7 @@ pub async fn fetch_inbound(ports: &Ports, job: &MediaFetch, receives: u32) -> Re
     let (info, bytes) = match outcome {
         Ok(ok) => ok,
         Err(e) if receives < FETCH_ATTEMPTS && e.code != Some(131052) => {
-            tracing::warn!(media_id = %job.media_id, error = %e, "picture download failed; will retry");
+            tracing::warn!(media_id = %job.media_id, error = %Report(&e), "picture download failed; will retry");
             return Ok(Disposition::RetryAfter(std::time::Duration::from_secs(u64::from(receives.max(1)))));
         }
         Err(e) => return give_up(ports, job, &e.message).await,

@@ -340,7 +340,7 @@ pub(crate) async fn readable_conversation(
 
 pub(crate) async fn load_contact(store: &dyn Store, key: &str) -> Result<Versioned<Contact>> {
     load::<Contact>(store, &Key::contact(key)).await?.ok_or_else(|| {
-        UseCaseError::Store(StoreError::Corrupt(format!("conversation refers to missing contact {key}")))
+        UseCaseError::Store(StoreError::Corrupt(format!("conversation refers to missing contact {key}").into()))
     })
 }
 

@@ -3,6 +3,7 @@
 //! failed publish left behind (locally a worker of the runner, on AWS a scheduled invocation
 //! of `timers`). Every effect is idempotent downstream, so publishing twice is harmless.
 
+use crate::error::Report;
 use crate::ports::{Cond, Effect, Item, Key, OutboxEntry, Write, OUTBOX_SHARDS};
 
 use super::{notice_message, Ports, Result};
@@ -21,7 +22,7 @@ pub fn publish(ports: &Ports, entries: Vec<OutboxEntry>) -> BoxFuture<'_, ()> {
         for entry in entries {
             let id = entry.id.clone();
             if let Err(e) = publish_one(ports, entry).await {
-                tracing::warn!(outbox_id = %id, error.message = %e, "outbox entry left for the sweep");
+                tracing::warn!(outbox_id = %id, error.message = %Report(&e), "outbox entry left for the sweep");
                 return;
             }
         }
@@ -97,7 +98,7 @@ pub async fn sweep(ports: &Ports) -> Result<usize> {
             match publish_one(ports, entry).await {
                 Ok(()) => published += 1,
                 Err(e) => {
-                    tracing::error!(outbox_id = %id, error.message = %e, "outbox entry could not be published");
+                    tracing::error!(outbox_id = %id, error.message = %Report(&e), "outbox entry could not be published");
                     break;
                 }
             }

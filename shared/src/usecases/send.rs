@@ -374,7 +374,7 @@ async fn replay(ports: &Ports, caller: &Caller, conversation_id: &str, client_id
         return Err(StoreError::Corrupt("client id item of another kind".into()).into());
     };
     let Some(m) = load::<Message>(&*ports.store, &Key::message(conversation_id, &message_id)).await? else {
-        return Err(StoreError::Corrupt(format!("client id points at missing message {message_id}")).into());
+        return Err(StoreError::Corrupt(format!("client id points at missing message {message_id}").into()).into());
     };
     Ok(Some(MessageView::new(&m.item, &caller.locale)))
 }

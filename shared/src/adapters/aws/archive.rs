@@ -22,6 +22,6 @@ impl DynamoArchive {
 #[async_trait]
 impl Archive for DynamoArchive {
     async fn read(&self, conversation_id: &str) -> Result<Vec<ArchiveRecord>, ArchiveError> {
-        self.store.archive_records(conversation_id).await.map_err(|e| ArchiveError(e.to_string()))
+        self.store.archive_records(conversation_id).await.map_err(|e| ArchiveError(Box::new(e)))
     }
 }

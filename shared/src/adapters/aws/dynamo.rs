@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use time::OffsetDateTime;
 
-use crate::ports::{Cond, Item, Key, Store, StoreError, Versioned, Write};
+use crate::ports::{Cause, Cond, Item, Key, Store, StoreError, Versioned, Write};
 
 pub struct DynamoStore {
     client: Client,
@@ -43,8 +43,8 @@ fn now_secs() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
-fn unavailable<E: std::fmt::Debug>(e: E) -> StoreError {
-    StoreError::Unavailable(format!("{e:?}"))
+fn unavailable(e: impl Into<Cause>) -> StoreError {
+    StoreError::Unavailable(e.into())
 }
 
 /// A condition expression with the names and values it uses.
@@ -86,7 +86,7 @@ fn condition(cond: Cond) -> Expr {
 
 /// The `SET` of a put: the body, the next version, and the expiry if any.
 fn put_update(item: &Item, cond: Cond) -> Result<(String, Expr), StoreError> {
-    let body = serde_json::to_string(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let body = serde_json::to_string(item).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
     let mut e = condition(cond);
     e.names.insert("#b".into(), "body".into());
     e.names.insert("#v".into(), "v".into());
@@ -121,17 +121,15 @@ fn decode(attrs: &Attrs) -> Result<Option<Versioned<Item>>, StoreError> {
         Some(AttributeValue::N(v)) => v.parse().map_err(|_| StoreError::Corrupt("bad version".into()))?,
         _ => return Err(StoreError::Corrupt("item without a version".into())),
     };
-    let item = serde_json::from_str(body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let item = serde_json::from_str(body).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
     Ok(Some(Versioned { item, version }))
 }
 
 /// A single write's answer: a failed condition is a conflict on write 0.
-fn single_outcome<E: std::fmt::Debug, R>(
-    r: Result<(), SdkError<E, R>>,
-    is_conditional: impl Fn(&E) -> bool,
-) -> Result<(), StoreError>
+fn single_outcome<E, R>(r: Result<(), SdkError<E, R>>, is_conditional: impl Fn(&E) -> bool) -> Result<(), StoreError>
 where
-    R: std::fmt::Debug,
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
     match r {
         Ok(()) => Ok(()),
@@ -276,7 +274,7 @@ impl DynamoStore {
             .await
         {
             Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(se)) => match se.err() {
+            Err(SdkError::ServiceError(se)) => match se.into_err() {
                 TransactWriteItemsError::TransactionCanceledException(c) => Err(cancelled(c.cancellation_reasons())),
                 TransactWriteItemsError::TransactionInProgressException(_) => Err(StoreError::Busy),
                 other => Err(unavailable(other)),
@@ -299,7 +297,7 @@ fn cancelled(reasons: &[CancellationReason]) -> StoreError {
     if reasons.iter().any(|r| r.code().is_some_and(|c| retryable.contains(&c))) {
         return StoreError::Busy;
     }
-    unavailable(reasons)
+    unavailable(format!("transaction cancelled: {reasons:?}"))
 }
 
 #[async_trait]
@@ -396,7 +394,7 @@ impl Store for DynamoStore {
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         if writes.len() > MAX_TRANSACTION_ACTIONS {
-            return Err(StoreError::Unavailable(format!(
+            return Err(unavailable(format!(
                 "a transaction of {} writes is over DynamoDB's {MAX_TRANSACTION_ACTIONS}",
                 writes.len()
             )));

@@ -8,7 +8,7 @@ use std::time::Duration;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 
-use crate::ports::{MediaStore, MediaStoreError};
+use crate::ports::{Cause, MediaStore, MediaStoreError};
 
 pub struct S3MediaStore {
     client: aws_sdk_s3::Client,
@@ -21,8 +21,8 @@ impl S3MediaStore {
     }
 }
 
-fn err<E: std::fmt::Debug>(e: E) -> MediaStoreError {
-    MediaStoreError(format!("{e:?}"))
+fn err(e: impl Into<Cause>) -> MediaStoreError {
+    MediaStoreError(e.into())
 }
 
 #[async_trait]

@@ -8,7 +8,7 @@ use aws_sdk_scheduler::types::{
 };
 use time::OffsetDateTime;
 
-use crate::ports::{Scheduler, SchedulerError, Timer};
+use crate::ports::{Cause, Scheduler, SchedulerError, Timer};
 
 pub struct EventBridgeScheduler {
     client: aws_sdk_scheduler::Client,
@@ -48,8 +48,8 @@ impl EventBridgeScheduler {
     }
 }
 
-fn err<E: std::fmt::Debug>(e: E) -> SchedulerError {
-    SchedulerError(format!("{e:?}"))
+fn err(e: impl Into<Cause>) -> SchedulerError {
+    SchedulerError(e.into())
 }
 
 /// `at(yyyy-mm-ddThh:mm:ss)` in UTC, rounded up to the next second.

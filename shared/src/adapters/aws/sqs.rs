@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::ports::{OutboundJob, Queue, QueueError, QueueKind, ReceiptsJob};
+use crate::ports::{Cause, OutboundJob, Queue, QueueError, QueueKind, ReceiptsJob};
 
 pub struct SqsQueue {
     client: aws_sdk_sqs::Client,
@@ -19,8 +19,8 @@ impl SqsQueue {
     }
 }
 
-fn err<E: std::fmt::Debug>(e: E) -> QueueError {
-    QueueError(format!("{e:?}"))
+fn err(e: impl Into<Cause>) -> QueueError {
+    QueueError(e.into())
 }
 
 #[async_trait]

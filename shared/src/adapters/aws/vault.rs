@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ChecksumAlgorithm;
 
-use crate::ports::{ArchiveError, Vault};
+use crate::ports::{ArchiveError, Cause, Vault};
 
 pub struct S3Vault {
     client: aws_sdk_s3::Client,
@@ -19,8 +19,8 @@ impl S3Vault {
     }
 }
 
-fn err<E: std::fmt::Debug>(e: E) -> ArchiveError {
-    ArchiveError(format!("anchor bucket: {e:?}"))
+fn err(e: impl Into<Cause>) -> ArchiveError {
+    ArchiveError(e.into())
 }
 
 #[async_trait]

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::Db;
+use super::db::{Db, DbError};
 use crate::archive::ArchiveRecord;
 use crate::ports::{Archive, ArchiveError};
 
@@ -25,17 +25,11 @@ impl Archive for SqliteArchive {
         let bodies = self
             .db
             .read(move |c| {
-                let mut stmt = c
-                    .prepare_cached("SELECT body FROM archive WHERE conversation_id = ?1 ORDER BY seq")
-                    .map_err(|e| e.to_string())?;
-                let rows = stmt.query_map([id], |r| r.get::<_, String>(0)).map_err(|e| e.to_string())?;
-                rows.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
+                let mut stmt = c.prepare_cached("SELECT body FROM archive WHERE conversation_id = ?1 ORDER BY seq")?;
+                let rows = stmt.query_map([id], |r| r.get::<_, String>(0))?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(DbError::from)
             })
-            .await
-            .map_err(ArchiveError)?;
-        bodies
-            .iter()
-            .map(|b| serde_json::from_str(b).map_err(|e| ArchiveError(format!("unreadable record: {e}"))))
-            .collect()
+            .await?;
+        bodies.iter().map(|b| serde_json::from_str(b).map_err(|e| ArchiveError(Box::new(e)))).collect()
     }
 }

@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 use rusqlite::Connection;
 use tokio::sync::Semaphore;
 
+use crate::error::Report;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS items (
     pk TEXT NOT NULL,
@@ -89,7 +91,7 @@ enum Job {
 /// A grouped job runs its statements and says whether to keep them; what it returns answers the
 /// caller with the group's COMMIT outcome.
 type Grouped = Box<dyn FnOnce(&Connection) -> (bool, Answer) + Send>;
-type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Answer = Box<dyn FnOnce(Result<(), Arc<DbError>>) + Send>;
 
 /// At most this many callers' transactions share one COMMIT.
 const MAX_GROUP: usize = 256;
@@ -103,8 +105,42 @@ const STATEMENTS: usize = 64;
 const READERS: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
-#[error("embedded database: {0}")]
-pub struct DbError(#[from] pub rusqlite::Error);
+pub enum DbError {
+    #[error("embedded database")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("embedded database files")]
+    Io(#[from] std::io::Error),
+    /// The group transaction this caller's writes were in was not committed.
+    #[error("the shared transaction was not committed")]
+    Group(#[source] Arc<DbError>),
+    /// A job of the group failed after it had written, so the group was rolled back.
+    #[error("a transaction failed after writing; its group was rolled back")]
+    GroupRolledBack,
+    /// The writer dropped the job: it panicked, or the database is closing.
+    #[error("the database did not run the write")]
+    NotRun,
+    #[error("a database read did not finish")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("a database connection's lock is poisoned")]
+    Poisoned,
+}
+
+/// Every port the embedded database serves sees its failures as its own `unavailable`.
+macro_rules! unavailable_from_db {
+    ($($port:path => $make:expr),* $(,)?) => {$(
+        impl From<DbError> for $port {
+            fn from(e: DbError) -> $port {
+                $make(Box::new(e))
+            }
+        }
+    )*};
+}
+unavailable_from_db!(
+    crate::ports::StoreError => crate::ports::StoreError::Unavailable,
+    crate::ports::QueueError => crate::ports::QueueError,
+    crate::ports::SchedulerError => crate::ports::SchedulerError,
+    crate::ports::ArchiveError => crate::ports::ArchiveError,
+);
 
 /// Statements are prepared once per connection and kept: a cache large enough for every
 /// statement the adapters run (rusqlite keeps 16 by default, fewer than the writer runs), and
@@ -114,10 +150,6 @@ pub struct DbError(#[from] pub rusqlite::Error);
 fn prepare_once(c: &Connection) -> Result<(), rusqlite::Error> {
     c.set_prepared_statement_cache_capacity(STATEMENTS);
     c.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map(|_| ())
-}
-
-fn io_error(e: std::io::Error) -> DbError {
-    DbError(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
 /// WAL frames (pages) after which the checkpointer is woken.
@@ -152,15 +184,12 @@ impl Checkpoints {
         let turn = Arc::new(Mutex::new(()));
         let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
         let theirs = turn.clone();
-        std::thread::Builder::new()
-            .name("sqlite-checkpoint".into())
-            .spawn(move || {
-                while woken.recv().is_ok() {
-                    let _turn = theirs.lock().unwrap_or_else(|e| e.into_inner());
-                    checkpoint(&conn);
-                }
-            })
-            .map_err(io_error)?;
+        std::thread::Builder::new().name("sqlite-checkpoint".into()).spawn(move || {
+            while woken.recv().is_ok() {
+                let _turn = theirs.lock().unwrap_or_else(|e| e.into_inner());
+                checkpoint(&conn);
+            }
+        })?;
         Ok(Checkpoints { frames, wake, turn })
     }
 
@@ -181,7 +210,7 @@ impl Checkpoints {
 /// A PASSIVE checkpoint: it copies what no reader still needs, and never waits.
 fn checkpoint(conn: &Connection) {
     if let Err(e) = conn.wal_checkpoint_v2(None::<&str>, rusqlite::wal::CheckpointMode::PASSIVE) {
-        tracing::warn!(error.message = %e, "WAL checkpoint failed");
+        tracing::warn!(error.message = %Report(&e), "WAL checkpoint failed");
     }
 }
 
@@ -199,7 +228,7 @@ impl Db {
     /// Opens (creating if needed) `dir/connector.db` in WAL mode, and starts its writer thread
     /// (which ends when the last clone of this `Db` is dropped).
     pub fn open(dir: &Path) -> Result<Db, DbError> {
-        std::fs::create_dir_all(dir).map_err(io_error)?;
+        std::fs::create_dir_all(dir)?;
         let path = dir.join("connector.db");
         let mut conn = Connection::open(&path)?;
         // WAL with synchronous=NORMAL keeps every committed transaction across a killed process
@@ -213,10 +242,7 @@ impl Db {
         let readers = (0..READERS).map(|_| reader(&path)).collect::<Result<Vec<_>, _>>()?;
         let checkpoints = Checkpoints::start(&path, &mut conn)?;
         let (jobs, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("sqlite-writer".into())
-            .spawn(move || writer(conn, rx, checkpoints))
-            .map_err(io_error)?;
+        std::thread::Builder::new().name("sqlite-writer".into()).spawn(move || writer(conn, rx, checkpoints))?;
         Ok(Db {
             jobs,
             waiting: Arc::new(Semaphore::new(MAX_WAITING)),
@@ -228,10 +254,10 @@ impl Db {
 
     /// Runs a short read-only `f` (point reads, bounded queries) on a free reader connection on
     /// this thread; on the blocking pool when every such connection is busy.
-    pub async fn read_now<T, F>(&self, f: F) -> Result<T, String>
+    pub async fn read_now<T, F>(&self, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, String> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
     {
         let f = match self.inline.iter().find_map(|r| r.try_lock().ok()) {
             Some(conn) => return f(&conn),
@@ -241,48 +267,47 @@ impl Db {
     }
 
     /// Runs a read-only `f` on a reader connection on the blocking pool.
-    pub async fn read<T, F>(&self, f: F) -> Result<T, String>
+    pub async fn read<T, F>(&self, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, String> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
     {
         let readers = self.readers.clone();
-        let slot = self.read_slots.clone().acquire_owned().await.map_err(|e| e.to_string())?;
+        // The semaphore is never closed.
+        let slot = self.read_slots.clone().acquire_owned().await.map_err(|_| DbError::NotRun)?;
         tokio::task::spawn_blocking(move || {
             // The slot guarantees one reader is free.
             let guard = readers
                 .iter()
                 .find_map(|r| r.try_lock().ok())
-                .map_or_else(|| readers[0].lock().map_err(|_| "database lock poisoned".to_string()), Ok)?;
+                .map_or_else(|| readers[0].lock().map_err(|_| DbError::Poisoned), Ok)?;
             let out = f(&guard);
             drop(guard);
             drop(slot);
             out
         })
-        .await
-        .map_err(|e| format!("database task failed: {e}"))?
+        .await?
     }
 
     /// Runs `f` on the writer's connection, alone.
-    pub async fn call<T, F>(&self, f: F) -> Result<T, String>
+    pub async fn call<T, F>(&self, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, String> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.submit(Job::Alone(Box::new(move |c| {
             let _ = tx.send(f(c));
         })))
         .await?;
-        rx.await.map_err(|_| "the database did not run the write".to_string())?
+        rx.await.map_err(|_| DbError::NotRun)?
     }
 
     /// Runs `f` inside a transaction it may share with other callers' (see `Db`). `f` answers
     /// `Ok` to keep its writes, `Err` when it wrote nothing (it checks before it writes); either
     /// is returned once the shared transaction is committed. An `Err` after a write fails the
-    /// whole group. An `Err(String)` from the outer result means nothing of this call was
-    /// committed.
-    pub async fn transact<T, E, F>(&self, f: F) -> Result<Result<T, E>, String>
+    /// whole group. An `Err` from the outer result means nothing of this call was committed.
+    pub async fn transact<T, E, F>(&self, f: F) -> Result<Result<T, E>, DbError>
     where
         T: Send + 'static,
         E: Send + 'static,
@@ -293,16 +318,17 @@ impl Db {
             let out = f(c);
             let keep = out.is_ok();
             let answer: Answer = Box::new(move |committed| {
-                let _ = tx.send(committed.map(|()| out));
+                let _ = tx.send(committed.map(|()| out).map_err(DbError::Group));
             });
             (keep, answer)
         })))
         .await?;
-        rx.await.map_err(|_| "the database did not run the write".to_string())?
+        rx.await.map_err(|_| DbError::NotRun)?
     }
 
-    async fn submit(&self, job: Job) -> Result<(), String> {
-        let permit = self.waiting.clone().acquire_owned().await.map_err(|e| e.to_string())?;
+    async fn submit(&self, job: Job) -> Result<(), DbError> {
+        // The semaphore is never closed.
+        let permit = self.waiting.clone().acquire_owned().await.map_err(|_| DbError::NotRun)?;
         // The permit goes back once the writer has taken the job off the channel.
         let job = match job {
             Job::Alone(f) => Job::Alone(Box::new(move |c| {
@@ -314,27 +340,24 @@ impl Db {
                 f(c)
             })),
         };
-        self.jobs.send(job).map_err(|_| "the database did not run the write".to_string())
+        self.jobs.send(job).map_err(|_| DbError::NotRun)
     }
 
-    pub async fn setting(&self, key: &'static str) -> Result<Option<String>, String> {
+    pub async fn setting(&self, key: &'static str) -> Result<Option<String>, DbError> {
         self.call(move |c| {
             use rusqlite::OptionalExtension;
-            c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
-                .optional()
-                .map_err(|e| e.to_string())
+            Ok(c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?)
         })
         .await
     }
 
-    pub async fn set_setting(&self, key: &'static str, value: String) -> Result<(), String> {
+    pub async fn set_setting(&self, key: &'static str, value: String) -> Result<(), DbError> {
         self.call(move |c| {
             c.execute(
                 "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 rusqlite::params![key, value],
-            )
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+            )?;
+            Ok(())
         })
         .await
     }
@@ -393,7 +416,7 @@ fn run_group(conn: &Connection, group: Vec<Grouped>) {
             let kept = matches!(ran, Ok((true, _)));
             answers.extend(ran.ok().map(|(_, answer)| answer));
             if !kept && conn.total_changes() != before {
-                outcome = Err("a transaction failed after writing; its group was rolled back".into());
+                outcome = Err(Arc::new(DbError::GroupRolledBack));
                 break;
             }
         }
@@ -413,8 +436,8 @@ fn run_group(conn: &Connection, group: Vec<Grouped>) {
 }
 
 /// Runs one statement from the connection's cache (parsing it once, not per transaction).
-fn exec(conn: &Connection, sql: &str) -> Result<(), String> {
-    conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(|_| ()).map_err(|e| e.to_string())
+fn exec(conn: &Connection, sql: &str) -> Result<(), Arc<DbError>> {
+    conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(|_| ()).map_err(|e| Arc::new(e.into()))
 }
 
 #[cfg(test)]
@@ -430,7 +453,7 @@ mod tests {
         tokio::spawn(async move {
             db.call(move |_| {
                 let _ = started.send(());
-                wait.recv().map_err(|e| e.to_string())
+                wait.recv().map_err(|_| DbError::NotRun)
             })
             .await
         });
@@ -448,14 +471,10 @@ mod tests {
 
     async fn put_blob(db: &Db, key: String, bytes: usize) {
         let value = "x".repeat(bytes);
-        db.transact(move |c| {
-            c.execute("INSERT INTO settings (key, value) VALUES (?1, ?2)", [key, value])
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .unwrap()
-        .unwrap();
+        db.transact(move |c| c.execute("INSERT INTO settings (key, value) VALUES (?1, ?2)", [key, value]).map(|_| ()))
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     fn size(path: &Path) -> u64 {
@@ -495,7 +514,7 @@ mod tests {
         let release = hold_writer(&db).await;
         let ok = tokio::spawn({
             let db = db.clone();
-            async move { db.transact(|c| insert(c, "a").map(|_| ()).map_err(|e| e.to_string())).await }
+            async move { db.transact(|c| insert(c, "a").map(|_| ())).await }
         });
         let refused = tokio::spawn({
             let db = db.clone();
@@ -503,8 +522,8 @@ mod tests {
         });
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         release.send(()).unwrap();
-        assert_eq!(ok.await.unwrap(), Ok(Ok(())));
-        assert_eq!(refused.await.unwrap(), Ok(Err("condition failed")));
+        assert!(matches!(ok.await.unwrap(), Ok(Ok(()))));
+        assert!(matches!(refused.await.unwrap(), Ok(Err("condition failed"))));
         assert!(stored(&db, "a").await);
     }
 
@@ -541,7 +560,7 @@ mod tests {
             assert!(!stored(&db, key).await, "{key} was kept");
         }
         // The writer goes on.
-        assert_eq!(db.transact(|c| insert(c, "d").map(|_| ()).map_err(|e| e.to_string())).await, Ok(Ok(())));
+        assert!(matches!(db.transact(|c| insert(c, "d").map(|_| ())).await, Ok(Ok(()))));
         assert!(stored(&db, "d").await);
     }
 }

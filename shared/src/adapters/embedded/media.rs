@@ -15,14 +15,14 @@ pub struct DiskMediaStore {
 impl DiskMediaStore {
     pub fn new(data_dir: &std::path::Path) -> Result<DiskMediaStore, MediaStoreError> {
         let dir = data_dir.join("media");
-        std::fs::create_dir_all(&dir).map_err(|e| MediaStoreError(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(|e| MediaStoreError(format!("{}: {e}", dir.display()).into()))?;
         Ok(DiskMediaStore { dir })
     }
 
     fn path(&self, id: &str) -> Result<PathBuf, MediaStoreError> {
         // Ids are ULIDs; anything else could walk out of the folder.
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(MediaStoreError(format!("bad media id {id:?}")));
+            return Err(MediaStoreError(format!("bad media id {id:?}").into()));
         }
         Ok(self.dir.join(id))
     }
@@ -34,8 +34,8 @@ impl DiskMediaStore {
 
     async fn write(path: PathBuf, bytes: Vec<u8>) -> Result<(), MediaStoreError> {
         let tmp = path.with_extension("part");
-        tokio::fs::write(&tmp, bytes).await.map_err(|e| MediaStoreError(e.to_string()))?;
-        tokio::fs::rename(&tmp, &path).await.map_err(|e| MediaStoreError(e.to_string()))
+        tokio::fs::write(&tmp, bytes).await.map_err(|e| MediaStoreError(Box::new(e)))?;
+        tokio::fs::rename(&tmp, &path).await.map_err(|e| MediaStoreError(Box::new(e)))
     }
 
     async fn read(path: PathBuf, max: Option<usize>) -> Result<Option<Vec<u8>>, MediaStoreError> {
@@ -43,11 +43,11 @@ impl DiskMediaStore {
         let file = match tokio::fs::File::open(path).await {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(MediaStoreError(e.to_string())),
+            Err(e) => return Err(MediaStoreError(Box::new(e))),
         };
         let mut out = Vec::new();
         let limit = max.map_or(u64::MAX, |m| m as u64 + 1);
-        file.take(limit).read_to_end(&mut out).await.map_err(|e| MediaStoreError(e.to_string()))?;
+        file.take(limit).read_to_end(&mut out).await.map_err(|e| MediaStoreError(Box::new(e)))?;
         Ok(Some(out))
     }
 }

@@ -11,8 +11,8 @@ mod store;
 
 pub use crate::adapters::clock::{ManualClock, SystemClock};
 pub use archive::SqliteArchive;
-pub use clock::DevClock;
-pub use db::Db;
+pub use clock::{DevClock, DevClockError};
+pub use db::{Db, DbError};
 pub use media::DiskMediaStore;
 pub use queue::{QueueName, ReceivedJob, SqliteQueue};
 pub use scheduler::SqliteScheduler;

@@ -9,7 +9,7 @@ use rusqlite::params;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
-use super::Db;
+use super::db::{Db, DbError};
 use crate::ports::{OutboundJob, Queue, QueueError, ReceiptsJob};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,10 +78,9 @@ impl SqliteQueue {
                     params![q.as_str(), group, dedupe, body],
                 )
                 .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(DbError::from)
             })
-            .await
-            .map_err(QueueError)?;
+            .await?;
         self.notify(q).notify_one();
         Ok(())
     }
@@ -92,7 +91,7 @@ impl SqliteQueue {
         let hidden_until = now_ms + VISIBILITY.as_millis() as i64;
         self.db
             .call(move |c| {
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| e.to_string())?;
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let jobs = {
                     let mut stmt = tx
                         .prepare_cached(
@@ -100,34 +99,31 @@ impl SqliteQueue {
                              AND (group_key IS NULL OR NOT EXISTS (
                                  SELECT 1 FROM queue p WHERE p.queue = q.queue AND p.group_key = q.group_key AND p.seq < q.seq))
                              ORDER BY seq LIMIT ?3",
-                        )
-                        .map_err(|e| e.to_string())?;
+                        )?;
                     let rows = stmt
                         .query_map(params![q.as_str(), now_ms, max as i64], |r| {
                             Ok(ReceivedJob { seq: r.get(0)?, body: r.get(1)?, receives: r.get::<_, u32>(2)? + 1 })
-                        })
-                        .map_err(|e| e.to_string())?;
-                    rows.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?
+                        })?;
+                    rows.collect::<Result<Vec<_>, _>>()?
                 };
                 for j in &jobs {
                     tx.execute(
                         "UPDATE queue SET visible_at = ?1, receives = receives + 1 WHERE seq = ?2",
                         params![hidden_until, j.seq],
-                    )
-                    .map_err(|e| e.to_string())?;
+                    )?;
                 }
-                tx.commit().map_err(|e| e.to_string())?;
+                tx.commit()?;
                 Ok(jobs)
             })
             .await
-            .map_err(QueueError)
+            .map_err(QueueError::from)
     }
 
     pub async fn ack(&self, seq: i64) -> Result<(), QueueError> {
         self.db
-            .call(move |c| c.execute("DELETE FROM queue WHERE seq = ?1", [seq]).map(|_| ()).map_err(|e| e.to_string()))
+            .call(move |c| c.execute("DELETE FROM queue WHERE seq = ?1", [seq]).map(|_| ()).map_err(DbError::from))
             .await
-            .map_err(QueueError)
+            .map_err(QueueError::from)
     }
 
     /// Makes the message visible again at `at` (it keeps its place in its group).
@@ -137,10 +133,10 @@ impl SqliteQueue {
             .call(move |c| {
                 c.execute("UPDATE queue SET visible_at = ?1 WHERE seq = ?2", params![at, seq])
                     .map(|_| ())
-                    .map_err(|e| e.to_string())
+                    .map_err(DbError::from)
             })
             .await
-            .map_err(QueueError)
+            .map_err(QueueError::from)
     }
 
     /// Messages waiting or in flight (for tests and the status line).
@@ -149,22 +145,22 @@ impl SqliteQueue {
             .call(move |c| {
                 c.query_row("SELECT COUNT(*) FROM queue WHERE queue = ?1", [q.as_str()], |r| r.get::<_, i64>(0))
                     .map(|n| n as u64)
-                    .map_err(|e| e.to_string())
+                    .map_err(DbError::from)
             })
             .await
-            .map_err(QueueError)
+            .map_err(QueueError::from)
     }
 }
 
 #[async_trait]
 impl Queue for SqliteQueue {
     async fn send_outbound(&self, job: OutboundJob) -> Result<(), QueueError> {
-        let body = serde_json::to_string(&job).map_err(|e| QueueError(e.to_string()))?;
+        let body = serde_json::to_string(&job).map_err(|e| QueueError(Box::new(e)))?;
         self.push(QueueName::Outbound, Some(job.conversation_id.clone()), Some(job.dedupe_id()), body).await
     }
 
     async fn send_receipt(&self, job: ReceiptsJob) -> Result<(), QueueError> {
-        let body = serde_json::to_string(&job).map_err(|e| QueueError(e.to_string()))?;
+        let body = serde_json::to_string(&job).map_err(|e| QueueError(Box::new(e)))?;
         self.push(QueueName::Receipts, None, None, body).await
     }
 }

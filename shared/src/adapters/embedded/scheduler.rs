@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use rusqlite::params;
 use time::OffsetDateTime;
 
-use super::Db;
+use super::db::{Db, DbError};
 use crate::ports::{Scheduler, SchedulerError, Timer};
 
 #[derive(Clone)]
@@ -24,20 +24,17 @@ impl SqliteScheduler {
         let bodies = self
             .db
             .call(move |c| {
-                let tx = c.transaction().map_err(|e| e.to_string())?;
+                let tx = c.transaction()?;
                 let bodies = {
-                    let mut stmt = tx
-                        .prepare("SELECT body FROM timers WHERE due_at <= ?1 ORDER BY due_at, name")
-                        .map_err(|e| e.to_string())?;
-                    let rows = stmt.query_map([now], |r| r.get::<_, String>(0)).map_err(|e| e.to_string())?;
-                    rows.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?
+                    let mut stmt = tx.prepare("SELECT body FROM timers WHERE due_at <= ?1 ORDER BY due_at, name")?;
+                    let rows = stmt.query_map([now], |r| r.get::<_, String>(0))?;
+                    rows.collect::<Result<Vec<_>, _>>()?
                 };
-                tx.execute("DELETE FROM timers WHERE due_at <= ?1", [now]).map_err(|e| e.to_string())?;
-                tx.commit().map_err(|e| e.to_string())?;
+                tx.execute("DELETE FROM timers WHERE due_at <= ?1", [now])?;
+                tx.commit()?;
                 Ok(bodies)
             })
-            .await
-            .map_err(SchedulerError)?;
+            .await?;
         Ok(bodies.iter().filter_map(|b| serde_json::from_str(b).ok()).collect())
     }
 }
@@ -46,7 +43,7 @@ impl SqliteScheduler {
 impl Scheduler for SqliteScheduler {
     async fn schedule(&self, timer: &Timer, at: OffsetDateTime) -> Result<(), SchedulerError> {
         let name = timer.name();
-        let body = serde_json::to_string(timer).map_err(|e| SchedulerError(e.to_string()))?;
+        let body = serde_json::to_string(timer).map_err(|e| SchedulerError(Box::new(e)))?;
         let due = at.unix_timestamp();
         self.db
             .call(move |c| {
@@ -56,9 +53,9 @@ impl Scheduler for SqliteScheduler {
                     params![name, due, body],
                 )
                 .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(DbError::from)
             })
             .await
-            .map_err(SchedulerError)
+            .map_err(SchedulerError::from)
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use super::Db;
+use super::db::{Db, DbError};
 use crate::live::Change;
 use crate::ports::{Cond, Feed, Item, Key, Store, StoreError, Versioned, Write};
 
@@ -41,15 +41,15 @@ impl SqliteStore {
                 let n = c.execute("DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?1", [now]);
                 c.execute("DELETE FROM changes WHERE seq <= (SELECT MAX(seq) FROM changes) - ?1", [CHANGES_KEPT])
                     .and(n)
-                    .map_err(|e| e.to_string())
+                    .map_err(DbError::from)
             })
             .await
-            .map_err(StoreError::Unavailable)
+            .map_err(StoreError::from)
     }
 }
 
 fn decode(body: &str, version: i64) -> Result<Versioned<Item>, StoreError> {
-    let item = serde_json::from_str(body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let item = serde_json::from_str(body).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
     Ok(Versioned { item, version: version as u64 })
 }
 
@@ -72,7 +72,7 @@ fn holds(cond: Cond, current: Option<i64>) -> bool {
 
 enum TxError {
     Conflict(usize),
-    Other(String),
+    Db(rusqlite::Error),
 }
 
 /// A write with its body serialized, on the caller's thread: the writer thread, which every
@@ -135,7 +135,7 @@ impl Row {
 /// conflict leaves nothing behind without a savepoint of its own (see `Db::transact`); an error
 /// after that is the database's own, and fails the group.
 fn apply(tx: &Connection, rows: &[Row]) -> Result<(), TxError> {
-    let other = |e: rusqlite::Error| TxError::Other(e.to_string());
+    let other = TxError::Db;
     // Versions as this transaction leaves them, for a key it writes twice; and each put's new one.
     let mut written: Vec<(&Key, Option<i64>)> = Vec::new();
     let mut versions = vec![0; rows.len()];
@@ -202,10 +202,9 @@ impl Store for SqliteStore {
                     s.query_row(params![key.pk, key.sk, now_secs()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
                         .optional()
                 })
-                .map_err(|e| e.to_string())
+                .map_err(DbError::from)
             })
-            .await
-            .map_err(StoreError::Unavailable)?;
+            .await?;
         row.map(|(body, v)| decode(&body, v)).transpose()
     }
 
@@ -228,17 +227,14 @@ impl Store for SqliteStore {
             };
             // Every key that starts with `prefix` sorts in [prefix, prefix + U+10FFFF).
             let upper = format!("{prefix}\u{10FFFF}");
-            let mut stmt = c.prepare_cached(sql).map_err(|e| e.to_string())?;
-            let rows = stmt
-                .query_map(params![pk, prefix, upper, after, now_secs(), limit as i64], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-                })
-                .map_err(|e| e.to_string())?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
+            let mut stmt = c.prepare_cached(sql)?;
+            let rows = stmt.query_map(params![pk, prefix, upper, after, now_secs(), limit as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(DbError::from)
         };
         // A bounded query is a point read; an unbounded one (a whole archive) goes to the pool.
-        let rows = if limit <= SHORT_QUERY { self.db.read_now(run).await } else { self.db.read(run).await }
-            .map_err(StoreError::Unavailable)?;
+        let rows = if limit <= SHORT_QUERY { self.db.read_now(run).await } else { self.db.read(run).await }?;
         rows.iter().map(|(b, v)| decode(b, *v)).collect()
     }
 
@@ -250,30 +246,28 @@ impl Store for SqliteStore {
                 let mut stmt = c
                     .prepare_cached(
                         "SELECT body, version FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
-                    )
-                    .map_err(|e| e.to_string())?;
+                    )?;
                 let now = now_secs();
                 keys.iter()
                     .map(|k| {
                         stmt.query_row(params![k.pk, k.sk, now], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
                             .optional()
-                            .map_err(|e| e.to_string())
+                            .map_err(DbError::from)
                     })
                     .collect::<Result<Vec<_>, _>>()
             })
-            .await
-            .map_err(StoreError::Unavailable)?;
+            .await?;
         rows.into_iter().map(|r| r.map(|(b, v)| decode(&b, v)).transpose()).collect()
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         let changes = writes.iter().any(|w| matches!(w, Write::Put { item: Item::Change { .. }, .. }));
         let rows = writes.into_iter().map(Row::of).collect::<Result<Vec<_>, _>>();
-        let rows = rows.map_err(|e| StoreError::Unavailable(format!("an item could not be serialized: {e}")))?;
-        let outcome = match self.db.transact(move |c| apply(c, &rows)).await.map_err(StoreError::Unavailable)? {
+        let rows = rows.map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        let outcome = match self.db.transact(move |c| apply(c, &rows)).await? {
             Ok(()) => Ok(()),
             Err(TxError::Conflict(i)) => Err(StoreError::Conflict { index: i }),
-            Err(TxError::Other(e)) => Err(StoreError::Unavailable(e)),
+            Err(TxError::Db(e)) => Err(DbError::from(e).into()),
         };
         if changes && outcome.is_ok() {
             self.changed.notify_one();
@@ -292,22 +286,19 @@ impl Feed for SqliteStore {
         let rows = self
             .db
             .read(move |c| {
-                let mut stmt = c
-                    .prepare_cached("SELECT seq, body FROM changes WHERE seq >= ?1 ORDER BY seq LIMIT ?2")
-                    .map_err(|e| e.to_string())?;
+                let mut stmt =
+                    c.prepare_cached("SELECT seq, body FROM changes WHERE seq >= ?1 ORDER BY seq LIMIT ?2")?;
                 let rows = stmt
                     // One more row: the first may hold only changes at or before `cursor`.
                     .query_map(params![(cursor / PER_ROW) as i64, limit as i64 + 1], |r| {
                         Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-                    })
-                    .map_err(|e| e.to_string())?;
-                rows.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
+                    })?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(DbError::from)
             })
-            .await
-            .map_err(StoreError::Unavailable)?;
+            .await?;
         let mut out = Vec::new();
         for (seq, body) in rows {
-            let changes: Vec<Change> = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let changes: Vec<Change> = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
             let first = seq as u64 * PER_ROW;
             out.extend((first..).zip(changes).filter(|(pos, _)| *pos > cursor));
         }
@@ -323,10 +314,10 @@ impl Feed for SqliteStore {
                 })
                 .optional()
                 .map(Option::unwrap_or_default)
-                .map_err(|e| e.to_string())
+                .map_err(DbError::from)
             })
             .await
-            .map_err(StoreError::Unavailable)
+            .map_err(StoreError::from)
     }
 
     fn notify(&self) -> Arc<Notify> {

@@ -113,7 +113,7 @@ impl Vault for MemoryVault {
     async fn put(&self, name: &str, body: Vec<u8>) -> Result<(), ArchiveError> {
         let mut objects = self.objects.lock().map_err(|_| ArchiveError("vault lock poisoned".into()))?;
         match objects.get(name) {
-            Some(old) if *old != body => Err(ArchiveError(format!("{name} is locked"))),
+            Some(old) if *old != body => Err(ArchiveError(format!("{name} is locked").into())),
             _ => {
                 objects.insert(name.to_string(), body);
                 Ok(())

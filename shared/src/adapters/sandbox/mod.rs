@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::error::Report;
 use crate::meta::graph::{request_json, GraphError, OutboundBody, OutboundRequest, Recipient};
 use crate::meta::signature;
 use crate::ports::{Clock, MediaInfo, TemplateInfo, WhatsApp};
@@ -334,7 +335,7 @@ impl WhatsApp for SandboxWhatsApp {
                         "biz_opaque_callback_data": callback}]}),
                 );
                 if let Err(e) = inner.post(&body).await {
-                    tracing::warn!(error = %e, "sandbox could not post a status");
+                    tracing::warn!(error = %Report(&e), "sandbox could not post a status");
                 }
             }
         });
