@@ -14,7 +14,7 @@ use axum::Router;
 use futures_util::stream::{self, Stream};
 
 use shared::error::Report;
-use shared::http::{ApiError, AppState, Identity};
+use shared::http::{admit, ApiError, AppState, Identity};
 use shared::live::hub::{Cursor, Hub, Listener};
 use shared::usecases::Caller;
 
@@ -22,7 +22,11 @@ use shared::usecases::Caller;
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
 pub fn router(state: AppState, hub: Arc<Hub>) -> Router {
-    Router::new().route("/events", get(events)).layer(Extension(hub)).with_state(state)
+    Router::new()
+        .route("/events", get(events))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), admit))
+        .layer(Extension(hub))
+        .with_state(state)
 }
 
 struct Stream_ {

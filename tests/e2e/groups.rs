@@ -56,6 +56,40 @@ async fn directory_lists_enabled_colleagues_of_the_same_sub_org_and_region_by_na
 }
 
 #[tokio::test]
+async fn a_users_first_authenticated_call_of_any_kind_records_them_in_the_directory() {
+    let app = spawn_app().await;
+    let search = |q: &'static str| {
+        let app = &app;
+        async move {
+            let (s, v) = app.call("GET", &format!("/directory/users?q={q}"), Some("u1"), None).await;
+            assert_eq!(s, 200, "{v}");
+            v["users"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["user_id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    // Refused before the token is checked, or by a bad token: nobody is recorded.
+    let (s, _) = app.call_with("GET", "/conversations", "not-a-token", None).await;
+    assert_eq!(s, 401);
+    assert!(search("user").await.iter().all(|id| id == "u1"));
+    // A read, a refused write and another sub-organization's user: each caller is recorded once,
+    // in their own sub-organization and region.
+    let (s, _) = app.call("GET", "/conversations", Some("reader"), None).await;
+    assert_eq!(s, 200);
+    let (s, _) = app.call("POST", "/conversations", Some("writer"), Some(json!({"contact": {}}))).await;
+    assert_eq!(s, 422);
+    let outsider = token_with("outsider", "en", "wholesale", "eu", &[]);
+    assert_eq!(app.call_with("GET", "/conversations", &outsider, None).await.0, 200);
+    assert_eq!(search("user").await, vec!["reader", "u1", "writer"]);
+    let (_, v) = app.call_with("GET", "/directory/users?q=user", &outsider, None).await;
+    assert_eq!(v["users"][0]["user_id"], "outsider");
+    assert_eq!(v["users"][0]["name"], "User outsider");
+}
+
+#[tokio::test]
 async fn an_admin_who_moves_or_disables_a_user_overrides_the_token_they_still_hold() {
     let app = spawn_app().await;
     let admin = token_with("boss", "en", "retail", "eu", &["admin"]);

@@ -7,11 +7,14 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use shared::http::{ApiError, AppState, Identity};
+use shared::http::{admit, ApiError, AppState, Identity};
 use shared::usecases::archive;
 
 pub fn router(state: AppState) -> Router {
-    Router::new().route("/admin/conversations/{id}/archive", get(archive_route)).with_state(state)
+    Router::new()
+        .route("/admin/conversations/{id}/archive", get(archive_route))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), admit))
+        .with_state(state)
 }
 
 #[derive(Deserialize)]

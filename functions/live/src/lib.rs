@@ -120,7 +120,7 @@ async fn route(live: &Live, kind: &str, event: &Value) -> Result<Value, HandlerE
                     None => return Ok(status(401)),
                 },
             };
-            let caller = match shared::usecases::directory::resolve(&live.ports, caller).await {
+            let caller = match shared::usecases::directory::admit(&live.ports, caller).await {
                 Ok(c) => c,
                 Err(shared::usecases::UseCaseError::Forbidden(_)) => return Ok(status(403)),
                 Err(shared::usecases::UseCaseError::Unidentified(_)) => return Ok(status(401)),

@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use shared::domain::Phone;
-use shared::http::{ApiError, AppJson, AppState, Identity, MAX_JSON_BODY};
+use shared::http::{admit, ApiError, AppJson, AppState, Identity, MAX_JSON_BODY};
 use shared::usecases::conversations::{self, ListFilter, StartConversation};
 use shared::usecases::views::ConversationView;
 
@@ -19,6 +19,7 @@ pub fn router(state: AppState) -> Router {
         .route("/conversations/{id}/optin", post(resend))
         .route("/conversations/{id}/claim", post(claim))
         .route("/conversations/{id}/read", post(read))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), admit))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .with_state(state)
 }

@@ -6,7 +6,7 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use shared::http::{ApiError, AppJson, AppState, Identity, MAX_JSON_BODY};
+use shared::http::{admit, ApiError, AppJson, AppState, Identity, MAX_JSON_BODY};
 use shared::ports::DirectoryUser;
 use shared::usecases::directory::{self, Upsert};
 use shared::usecases::participants;
@@ -20,6 +20,7 @@ pub fn router(state: AppState) -> Router {
         .route("/conversations/{id}/transfer", post(transfer))
         .route("/directory/users", get(search))
         .route("/directory/users/{id}", put(upsert))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), admit))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .with_state(state)
 }

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use shared::domain::media::MAX_IMAGE_BYTES;
 use shared::domain::message::TemplateSpec;
-use shared::http::{ApiError, AppJson, AppState, Identity, MAX_JSON_BODY};
+use shared::http::{admit, ApiError, AppJson, AppState, Identity, MAX_JSON_BODY};
 use shared::usecases::media;
 use shared::usecases::send::{self, Content, SendCommand};
 use shared::usecases::views::{self, MessageView};
@@ -35,7 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/media/{id}", get(download))
         // One byte over the limit is enough to tell "too large".
         .layer(DefaultBodyLimit::max(MAX_IMAGE_BYTES + 1));
-    messages.merge(media).with_state(state)
+    messages.merge(media).route_layer(axum::middleware::from_fn_with_state(state.clone(), admit)).with_state(state)
 }
 
 async fn recall(

@@ -1,8 +1,10 @@
 //! Who is calling: an HS256 JWT checked here (the local runner), or claims an API Gateway JWT
 //! authorizer already checked, placed in the request's extensions by the Lambda entry point.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::Response;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -93,25 +95,41 @@ pub fn issue_token(secret: &str, claims: &Claims) -> String {
         .unwrap_or_default()
 }
 
-/// The authenticated caller of a client route.
+/// The caller of a client route, as `admit` let them in.
+#[derive(Clone)]
 pub struct Identity(pub Caller);
 
-impl FromRequestParts<AppState> for Identity {
+/// The layer in front of every client route (`route_layer(from_fn_with_state(state, admit))`):
+/// checks the caller's token (or takes the claims API Gateway's authorizer checked) and admits
+/// them through the directory, which records a caller seen for the first time (the contract:
+/// a user's first authenticated call records them). This is the one step before a handler
+/// that may write; handlers read its answer with the `Identity` extractor, which only reads.
+pub async fn admit(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, ApiError> {
+    let caller = match req.extensions().get::<Caller>() {
+        Some(caller) => caller.clone(),
+        None => {
+            let header = req.headers().get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+            let token = header
+                .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+                .ok_or(ApiError::Unauthorized)?;
+            state.auth.verify(token.trim())?
+        }
+    };
+    let caller = caller.checked().map_err(ApiError::Unidentified)?;
+    let caller = crate::usecases::directory::admit(&state.ports, caller).await?;
+    req.extensions_mut().insert(Identity(caller));
+    Ok(next.run(req).await)
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Identity {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let caller = match parts.extensions.get::<Caller>() {
-            Some(caller) => caller.clone(),
-            None => {
-                let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-                let token = header
-                    .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-                    .ok_or(ApiError::Unauthorized)?;
-                state.auth.verify(token.trim())?
-            }
-        };
-        let caller = caller.checked().map_err(ApiError::Unidentified)?;
-        Ok(Identity(crate::usecases::directory::resolve(&state.ports, caller).await?))
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Identity>()
+            .cloned()
+            .ok_or_else(|| ApiError::Internal("a client route without the admit layer".into()))
     }
 }
 

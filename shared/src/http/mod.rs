@@ -5,7 +5,7 @@ mod auth;
 mod error;
 mod json;
 
-pub use auth::{issue_token, Claims, Identity, JwksVerifier, JwtVerifier};
+pub use auth::{admit, issue_token, Claims, Identity, JwksVerifier, JwtVerifier};
 pub use error::ApiError;
 pub use json::AppJson;
 

@@ -23,7 +23,7 @@ fn from_caller(caller: &Caller) -> DirectoryUser {
 /// written their profile, it decides their sub-organization and region and whether they may
 /// use WhatsApp at all, whatever their token (valid for hours yet) still says. A caller seen
 /// for the first time is recorded from their token.
-pub async fn resolve(ports: &Ports, caller: Caller) -> Result<Caller> {
+pub async fn admit(ports: &Ports, caller: Caller) -> Result<Caller> {
     let unscoped = |c: Caller| c.scoped().map_err(UseCaseError::Unidentified);
     let Some(profile) = load::<DirectoryUser>(&*ports.store, &Key::profile(&caller.user_id)).await? else {
         let caller = unscoped(caller)?;

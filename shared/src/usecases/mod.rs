@@ -152,7 +152,7 @@ impl Caller {
     }
 
     /// The caller, if the token names one: an id that is not one of the connector's own sender
-    /// ids. Their scope is checked once the directory has had its say (`directory::resolve`).
+    /// ids. Their scope is checked once the directory has had its say (`directory::admit`).
     pub fn checked(self) -> std::result::Result<Caller, &'static str> {
         if self.user_id.trim().is_empty() || self.user_id.len() > 128 {
             return Err("the token's sub must be 1 to 128 characters");
