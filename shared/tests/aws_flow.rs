@@ -235,14 +235,7 @@ async fn a_thread_on_aws_from_optin_to_receipts_within_its_call_budget() {
     let config = shared::Config::from_lookup(|_| None).unwrap();
     let state = shared::app::aws(config, r.clone(), clients.clone()).await.unwrap();
     let ports: &Ports = &state.ports;
-    let caller = Caller {
-        user_id: "u1".into(),
-        name: "Alex".into(),
-        locale: "en".into(),
-        sub_org: "retail".into(),
-        region: "eu".into(),
-        roles: vec![],
-    };
+    let caller = Caller::new("u1", "Alex", "retail", "eu");
 
     let conv = conversations::start(
         ports,
@@ -360,14 +353,7 @@ async fn concurrent_sends_on_aws_are_all_stored() {
     let config = shared::Config::from_lookup(|_| None).unwrap();
     let state = shared::app::aws(config, r.clone(), clients.clone()).await.unwrap();
     let ports = state.ports.clone();
-    let caller = Caller {
-        user_id: "u1".into(),
-        name: "A".into(),
-        locale: "en".into(),
-        sub_org: "s".into(),
-        region: "r".into(),
-        roles: vec![],
-    };
+    let caller = Caller::new("u1", "A", "s", "r");
     let conv = conversations::start(
         &ports,
         &caller,

@@ -53,16 +53,7 @@ async fn setup(dir: &tempfile::TempDir) -> (Ports, Embedded, Arc<FlakyQueue>) {
 async fn records_for_a_thread_that_does_not_exist_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (ports, _, _) = setup(&dir).await;
-    let plan = Plan {
-        archive: vec![archive::event(
-            "nope",
-            shared::archive::ArchiveKind::Other("note".into()),
-            "u1".into(),
-            ports.clock.now(),
-            serde_json::json!({}),
-        )],
-        ..Plan::default()
-    };
+    let plan = Plan { archive: vec![note(&ports, "nope", serde_json::json!({}))], ..Plan::default() };
     assert!(matches!(commit(&ports, plan).await, Err(StoreError::Corrupt(_))));
     assert!(ports.archive.read("nope").await.unwrap().is_empty());
 }
@@ -72,6 +63,11 @@ fn message(conv: &str, id: &str) -> Message {
         Message::outbound(id.into(), conv.into(), "u1".into(), MessageKind::Text, time::OffsetDateTime::now_utc());
     m.text = Some(format!("text of {id}"));
     m
+}
+
+/// A record of a kind this build does not know, by `u1`, now.
+fn note(ports: &Ports, conv: &str, body: serde_json::Value) -> ArchiveEvent {
+    archive::event(conv, shared::archive::ArchiveKind::Other("note".into()), "u1".into(), ports.clock.now(), body)
 }
 
 fn job(conv: &str, id: &str) -> Effect {
@@ -84,13 +80,7 @@ async fn a_commit_writes_state_archive_and_outbox_together_and_the_relay_publish
     let (ports, embedded, _) = setup(&dir).await;
     let plan = Plan {
         writes: vec![Write::Put { item: Item::Message(message("c1", "01A")), cond: Cond::NotExists }],
-        archive: vec![archive::event(
-            "c1",
-            shared::archive::ArchiveKind::Other("note".into()),
-            "u1".into(),
-            ports.clock.now(),
-            serde_json::json!({}),
-        )],
+        archive: vec![note(&ports, "c1", serde_json::json!({}))],
         effects: vec![job("c1", "01A")],
     };
     commit(&ports, plan).await.unwrap();
@@ -111,13 +101,7 @@ async fn a_failed_condition_writes_nothing_at_all() {
         .unwrap();
     let again = Plan {
         writes: vec![Write::Put { item: Item::Message(message("c1", "01A")), cond: Cond::NotExists }],
-        archive: vec![archive::event(
-            "c1",
-            shared::archive::ArchiveKind::Other("note".into()),
-            "u1".into(),
-            ports.clock.now(),
-            serde_json::json!({}),
-        )],
+        archive: vec![note(&ports, "c1", serde_json::json!({}))],
         effects: vec![job("c1", "01A")],
     };
     assert!(matches!(commit(&ports, again).await, Err(StoreError::Conflict { index: 0 })));
@@ -154,29 +138,11 @@ async fn a_thread_without_a_head_goes_on_from_its_last_record() {
     let (ports, _, _) = setup(&dir).await;
     let mut prev = None;
     for n in 0..2 {
-        let r = shared::archive::link(
-            prev.as_ref(),
-            archive::event(
-                "c1",
-                shared::archive::ArchiveKind::Other("note".into()),
-                "u1".into(),
-                ports.clock.now(),
-                n.into(),
-            ),
-        );
+        let r = shared::archive::link(prev.as_ref(), note(&ports, "c1", n.into()));
         prev = Some(r.head());
         ports.store.transact(vec![Write::Put { item: Item::ArchiveEntry(r), cond: Cond::NotExists }]).await.unwrap();
     }
-    let plan = Plan {
-        archive: vec![archive::event(
-            "c1",
-            shared::archive::ArchiveKind::Other("note".into()),
-            "u1".into(),
-            ports.clock.now(),
-            serde_json::json!(2),
-        )],
-        ..Plan::default()
-    };
+    let plan = Plan { archive: vec![note(&ports, "c1", serde_json::json!(2))], ..Plan::default() };
     commit(&ports, plan).await.unwrap();
     let records = ports.archive.read("c1").await.unwrap();
     assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
@@ -259,14 +225,7 @@ async fn a_burst_overtaken_by_its_last_message_still_leaves_in_order() {
         ])
         .await
         .unwrap();
-    let caller = Caller {
-        user_id: "u1".into(),
-        name: "Alex".into(),
-        locale: "en".into(),
-        sub_org: "retail".into(),
-        region: "eu".into(),
-        roles: vec![],
-    };
+    let caller = Caller::new("u1", "Alex", "retail", "eu");
     flaky.down.store(true, Ordering::SeqCst);
     let mut last = None;
     for i in 0..12 {

@@ -281,14 +281,7 @@ struct World {
 const CONTACTS: [&str; 3] = ["447700900101", "447700900102", "447700900103"];
 
 fn caller(user: &str, roles: &[&str]) -> Caller {
-    Caller {
-        user_id: user.into(),
-        name: format!("User {user}"),
-        locale: "en".into(),
-        sub_org: "retail".into(),
-        region: "eu".into(),
-        roles: roles.iter().map(|r| r.to_string()).collect(),
-    }
+    Caller::new(user, &format!("User {user}"), "retail", "eu").with_roles(roles)
 }
 
 fn rank(s: MessageStatus) -> u8 {

@@ -16,14 +16,7 @@ use shared::ports::{Cond, Item, Key, Write};
 use shared::usecases::{archive, conversations, send, Caller, Ports};
 
 fn caller(user: &str, roles: &[&str]) -> Caller {
-    Caller {
-        user_id: user.into(),
-        name: format!("User {user}"),
-        locale: "en".into(),
-        sub_org: "retail".into(),
-        region: "eu".into(),
-        roles: roles.iter().map(|r| r.to_string()).collect(),
-    }
+    Caller::new(user, &format!("User {user}"), "retail", "eu").with_roles(roles)
 }
 
 /// A table and a bucket locked in compliance mode for a day by default, as `template.yaml`

@@ -44,14 +44,7 @@ async fn live(dir: &tempfile::TempDir) -> (Live, Arc<Recorder>) {
 }
 
 fn alex() -> Caller {
-    Caller {
-        user_id: "alex".into(),
-        name: "Alex Kim".into(),
-        locale: "en".into(),
-        sub_org: "retail".into(),
-        region: "eu".into(),
-        roles: vec![],
-    }
+    Caller::new("alex", "Alex Kim", "retail", "eu")
 }
 
 #[tokio::test]

@@ -13,14 +13,7 @@ use shared::ports::{Item, Push};
 use shared::usecases::{conversations, Caller};
 
 fn caller(user: &str) -> Caller {
-    Caller {
-        user_id: user.into(),
-        name: format!("User {user}"),
-        locale: "en".into(),
-        sub_org: "retail".into(),
-        region: "eu".into(),
-        roles: vec![],
-    }
+    Caller::new(user, &format!("User {user}"), "retail", "eu")
 }
 
 #[tokio::test]

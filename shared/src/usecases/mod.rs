@@ -119,6 +119,24 @@ pub fn known_roles<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Vec<Str
 }
 
 impl Caller {
+    /// An employee of `sub_org` in `region` with no roles, who reads English: what a token
+    /// that names no `locale` and no `roles` makes.
+    pub fn new(user_id: &str, name: &str, sub_org: &str, region: &str) -> Caller {
+        Caller {
+            user_id: user_id.into(),
+            name: name.into(),
+            locale: "en".into(),
+            sub_org: sub_org.into(),
+            region: region.into(),
+            roles: Vec::new(),
+        }
+    }
+
+    /// The same caller with the known roles among `roles`.
+    pub fn with_roles(self, roles: &[&str]) -> Caller {
+        Caller { roles: known_roles(roles), ..self }
+    }
+
     /// The caller as the author of what they do.
     pub fn sender(&self) -> crate::domain::Sender {
         crate::domain::Sender::User(self.user_id.clone())

@@ -263,17 +263,11 @@ fn compose(
     let mut msg =
         Message::outbound(new_id(), c.id.clone(), Sender::User(caller.user_id.clone()), MessageKind::Text, now);
     let mut media_write = None;
+    let speaker = c.participant(&caller.user_id).map_or(caller.name.as_str(), |p| p.name.as_str());
     match content {
         Content::Text(t) => {
-            let speaker = c.participant(&caller.user_id).map_or(caller.name.as_str(), |p| p.name.as_str());
             msg.prefix = c.speaker_prefix(speaker);
-            let total = msg.prefix.as_ref().map_or(0, |p| p.chars().count()) + t.chars().count();
-            if total > MAX_TEXT_CHARS {
-                return Err(DomainError::Invalid(format!(
-                    "text and the sender's name are longer than {MAX_TEXT_CHARS} characters"
-                ))
-                .into());
-            }
+            fits(msg.prefix.as_deref(), t, "text", MAX_TEXT_CHARS)?;
             msg.text = Some(t.clone());
         }
         Content::Template(t) => {
@@ -283,20 +277,12 @@ fn compose(
         Content::Image { media_id, caption } => {
             let media = media.ok_or(UseCaseError::NotFound)?;
             media::sendable(&media.item, caller, &c.id)?;
-            let speaker = c.participant(&caller.user_id).map_or(caller.name.as_str(), |p| p.name.as_str());
             msg.kind = MessageKind::Image;
             msg.media_id = Some(media_id.clone());
-            msg.text = caption.clone();
-            if caption.is_some() {
+            if let Some(caption) = caption {
                 msg.prefix = c.speaker_prefix(speaker);
-            }
-            let total = msg.prefix.as_ref().map_or(0, |p| p.chars().count())
-                + caption.as_ref().map_or(0, |t| t.chars().count());
-            if total > MAX_CAPTION_CHARS {
-                return Err(DomainError::Invalid(format!(
-                    "caption and the sender's name are longer than {MAX_CAPTION_CHARS} characters"
-                ))
-                .into());
+                fits(msg.prefix.as_deref(), caption, "caption", MAX_CAPTION_CHARS)?;
+                msg.text = Some(caption.clone());
             }
             // Once sent, the thread's participants who may see this message may fetch it.
             let mut shared_with = media.item.clone();
@@ -308,6 +294,16 @@ fn compose(
         }
     }
     Ok((msg, media_write))
+}
+
+/// Refuses a text or caption that, with the sender's name before it, is over `max` characters.
+fn fits(prefix: Option<&str>, text: &str, what: &str, max: usize) -> Result<()> {
+    if prefix.map_or(0, |p| p.chars().count()) + text.chars().count() > max {
+        return Err(
+            DomainError::Invalid(format!("{what} and the sender's name are longer than {max} characters")).into()
+        );
+    }
+    Ok(())
 }
 
 /// `DELETE /conversations/{id}/messages/{message_id}`: its sender takes back a message still
@@ -425,14 +421,7 @@ mod tests {
     const T0: Time = datetime!(2026-09-20 12:00 UTC);
 
     fn caller() -> Caller {
-        Caller {
-            user_id: "u1".into(),
-            name: "Alex".into(),
-            locale: "en".into(),
-            sub_org: "retail".into(),
-            region: "eu".into(),
-            roles: vec![],
-        }
+        Caller::new("u1", "Alex", "retail", "eu")
     }
 
     /// A thread with a contact who accepted at T0 (their window open for 24 hours).
