@@ -1,27 +1,16 @@
-//! The other AWS adapters on moto: S3 media, the EventBridge archive (and its chain under
-//! concurrent appends), scheduler re-arming, SQS FIFO deduplication, and the WhatsApp secrets
-//! from Secrets Manager.
+//! What only the AWS adapters do, on moto: a timer's schedule (deleted after it fires, its dead
+//! letters), and the WhatsApp secrets from Secrets Manager. What every adapter of a port does
+//! is in `port_contracts.rs`.
 
-use shared::adapters::aws::{EventBridgeScheduler, S3MediaStore, SqsQueue};
-use shared::ports::{MediaStore, OutboundJob, Queue, Scheduler, Timer};
+use shared::adapters::aws::EventBridgeScheduler;
+use shared::ports::{Scheduler, Timer};
 use time::OffsetDateTime;
 
 mod support;
 use support::{aws_clients, unique};
 
 #[tokio::test]
-async fn s3_media_round_trips_and_a_missing_picture_is_none() {
-    let Some(c) = aws_clients().await else { return };
-    let bucket = unique("media");
-    c.s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    let media = S3MediaStore::new(c.s3.clone(), bucket);
-    media.put("01ABC", b"\x89PNG....".to_vec(), "image/png").await.unwrap();
-    assert_eq!(media.get("01ABC").await.unwrap().as_deref(), Some(&b"\x89PNG...."[..]));
-    assert_eq!(media.get("01NONE").await.unwrap(), None);
-}
-
-#[tokio::test]
-async fn arming_a_timer_again_replaces_it() {
+async fn a_schedule_is_armed_once_per_name_deletes_itself_and_has_a_dead_letter_queue() {
     let Some(c) = aws_clients().await else { return };
     let group = unique("timers");
     c.scheduler.create_schedule_group().name(&group).send().await.unwrap();
@@ -51,26 +40,6 @@ async fn arming_a_timer_again_replaces_it() {
         Some("arn:aws:sqs:us-east-1:123456789012:timers-dlq")
     );
     assert_eq!(target.retry_policy().and_then(|r| r.maximum_event_age_in_seconds()), Some(86_400));
-}
-
-#[tokio::test]
-async fn the_fifo_queue_drops_a_duplicate_job() {
-    let Some(c) = aws_clients().await else { return };
-    let url = support::fifo_queue(&c, "outbound").await;
-    let q = SqsQueue::new(c.sqs.clone(), url.clone(), url.clone());
-    let job = OutboundJob { conversation_id: "c1".into(), message_id: "m1".into(), generation: 0 };
-    q.send_outbound(job.clone()).await.unwrap();
-    q.send_outbound(job.clone()).await.unwrap();
-    q.send_outbound(OutboundJob { generation: 1, ..job }).await.unwrap();
-    let mut bodies = Vec::new();
-    for _ in 0..5 {
-        let out = c.sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
-        for m in out.messages() {
-            bodies.push(m.body().unwrap().to_string());
-            c.sqs.delete_message().queue_url(&url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
-        }
-    }
-    assert_eq!(bodies.len(), 2, "{bodies:?}");
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! `Vault` on S3: the anchor bucket, created with Object Lock in compliance mode and a default
-//! retention (`template.yaml`), so every object put here is locked for that long; its
-//! versioning keeps a rewritten name's first object too.
+//! retention (`template.yaml`), so every object put here is locked for that long. A name is
+//! written once: puts are conditional (`If-None-Match: *`, which the bucket's policy demands of
+//! every put), and a read takes the name's first version, so a version put past both (by
+//! someone who may bypass the policy) cannot stand in for the anchor.
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
@@ -19,6 +21,27 @@ impl S3Vault {
     }
 }
 
+impl S3Vault {
+    /// The id of `name`'s oldest version (S3 lists a key's versions newest first).
+    async fn first_version(&self, name: &str) -> Result<Option<String>, ArchiveError> {
+        let (mut first, mut after) = (None, None::<(Option<String>, Option<String>)>);
+        loop {
+            let mut list = self.client.list_object_versions().bucket(&self.bucket).prefix(name);
+            if let Some((key, version)) = after {
+                list = list.set_key_marker(key).set_version_id_marker(version);
+            }
+            let page = list.send().await.map_err(err)?;
+            let versions = page.versions().iter().filter(|v| v.key() == Some(name));
+            first = versions.filter_map(|v| v.version_id().map(str::to_string)).next_back().or(first);
+            if page.is_truncated() != Some(true) {
+                return Ok(first);
+            }
+            after =
+                Some((page.next_key_marker().map(str::to_string), page.next_version_id_marker().map(str::to_string)));
+        }
+    }
+}
+
 fn err(e: impl Into<Cause>) -> ArchiveError {
     ArchiveError(e.into())
 }
@@ -28,16 +51,23 @@ impl Vault for S3Vault {
     async fn put(&self, name: &str, body: Vec<u8>) -> Result<(), ArchiveError> {
         // S3 takes a put into a locked bucket only with an integrity checksum.
         let put = self.client.put_object().bucket(&self.bucket).key(name).content_type("application/json");
-        put.checksum_algorithm(ChecksumAlgorithm::Sha256).body(ByteStream::from(body)).send().await.map_err(err)?;
-        Ok(())
+        let put = put.checksum_algorithm(ChecksumAlgorithm::Sha256).if_none_match("*");
+        match put.body(ByteStream::from(body.clone())).send().await {
+            Ok(_) => Ok(()),
+            // Taken: a retry of this very put is done; other bytes are refused.
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => match self.get(name).await? {
+                Some(first) if first == body => Ok(()),
+                _ => Err(ArchiveError(format!("{name} is written already, with other bytes").into())),
+            },
+            Err(e) => Err(err(e)),
+        }
     }
 
     async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, ArchiveError> {
-        match self.client.get_object().bucket(&self.bucket).key(name).send().await {
-            Ok(out) => Ok(Some(out.body.collect().await.map_err(err)?.into_bytes().to_vec())),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-            Err(e) => Err(err(e)),
-        }
+        let Some(first) = self.first_version(name).await? else { return Ok(None) };
+        let out =
+            self.client.get_object().bucket(&self.bucket).key(name).version_id(first).send().await.map_err(err)?;
+        Ok(Some(out.body.collect().await.map_err(err)?.into_bytes().to_vec()))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, ArchiveError> {
