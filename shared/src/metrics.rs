@@ -51,7 +51,7 @@ pub fn of_commit(writes: &[Write]) -> Vec<Metric> {
                 Some(("MessagesFailed", Some(("Reason", code))))
             }
             (Direction::Notice, true, _) => m.notice.as_ref().map(|n| {
-                let code = serde_json::to_value(n.code).ok().and_then(|v| v.as_str().map(str::to_string));
+                let code = serde_json::to_value(n.code()).ok().and_then(|v| v.as_str().map(str::to_string));
                 ("Notices", Some(("Code", code.unwrap_or_default())))
             }),
             _ => None,
@@ -117,7 +117,7 @@ pub fn write(metrics: &[Metric]) {
 mod tests {
     use super::*;
     use crate::domain::message::{Message, MessageError, MessageKind};
-    use crate::domain::notice::{Notice, NoticeCode};
+    use crate::domain::notice::{Notice, NoticeKind};
     use crate::ports::Item;
 
     fn put(m: Message, cond: Cond) -> Write {
@@ -137,9 +137,9 @@ mod tests {
         m
     }
 
-    fn notice(code: NoticeCode) -> Message {
+    fn notice(kind: NoticeKind) -> Message {
         let mut m = message(Direction::Notice, MessageStatus::Delivered);
-        m.notice = Some(Notice::to_all(code));
+        m.notice = Some(Notice::to_all(kind));
         m
     }
 
@@ -154,7 +154,7 @@ mod tests {
             put(message(Direction::Outbound, MessageStatus::Delivered), Cond::Version(3)),
             put(message(Direction::Outbound, MessageStatus::Sending), Cond::Version(1)),
             put(failed, Cond::Version(2)),
-            put(notice(NoticeCode::WindowPaused), Cond::NotExists),
+            put(notice(NoticeKind::WindowPaused), Cond::NotExists),
         ];
         let got = of_commit(&writes);
         let find = |name: &str| got.iter().find(|m| m.name == name).cloned();

@@ -691,8 +691,8 @@ impl World {
         let failed_notices: HashSet<&str> = messages
             .iter()
             .filter_map(|m| m.notice.as_ref())
-            .filter(|n| n.code == NoticeCode::MessageFailed)
-            .filter_map(|n| n.message_id.as_deref())
+            .filter(|n| n.code() == NoticeCode::MessageFailed)
+            .filter_map(|n| n.message_id())
             .collect();
         let threads: HashMap<String, Conversation> = self.all_threads().await.into_iter().collect();
         let now = self.clock.now();

@@ -44,27 +44,67 @@ impl Audience {
     }
 }
 
+/// A notice: what it tells, with the facts it tells of, and who reads it.
+///
+/// Stored flat (`StoredNotice`, the shape earlier builds wrote): a stored notice without the
+/// facts its code needs is refused as corrupt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "StoredNotice", into = "StoredNotice")]
 pub struct Notice {
-    pub code: NoticeCode,
+    pub kind: NoticeKind,
     pub audience: Audience,
-    #[serde(default)]
-    pub sms_fallback: bool,
-    pub subject_user_id: Option<String>,
-    /// For `message_failed`: why, and which message.
-    pub reason: Option<FailureReason>,
-    pub message_id: Option<String>,
-    /// Participant changes: who acted, and on whom (display names, as at the time).
-    #[serde(default)]
-    pub actor_name: Option<String>,
-    #[serde(default)]
-    pub subject_name: Option<String>,
-    /// For `notify_failed`: which change the contact could not be told about.
-    #[serde(default)]
-    pub change: Option<ParticipantChange>,
-    /// The notice speaks to its subject ("... removed you", "You left ...").
-    #[serde(default)]
-    pub personal: bool,
+}
+
+/// What a notice tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoticeKind {
+    OptinRequested,
+    OptinAccepted,
+    OptinRejected,
+    /// The opt-in request failed; it goes again in 24 hours. `sms_fallback`: the number is
+    /// not on WhatsApp, so the notice suggests another channel.
+    OptinFailed {
+        sms_fallback: bool,
+    },
+    OptinClosed,
+    WindowPaused,
+    ResumeRequested,
+    ResumeFailed,
+    Resumed,
+    WindowClosing,
+    /// Data-loss prevention redacted the reader's message.
+    DlpRedacted {
+        message_id: String,
+    },
+    /// `actor` added `subject`.
+    ParticipantAdded {
+        actor: String,
+        subject: Subject,
+    },
+    /// `actor` removed `subject`.
+    ParticipantRemoved {
+        actor: String,
+        subject: Subject,
+    },
+    ParticipantLeft {
+        subject: Subject,
+    },
+    /// The contact could not be told of a `change` of participants.
+    NotifyFailed {
+        change: ParticipantChange,
+    },
+    /// The reader's message failed, for `reason`.
+    MessageFailed {
+        message_id: String,
+        reason: FailureReason,
+    },
+}
+
+/// The participant a change of participants is about (their name as at the time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    pub user_id: String,
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,10 +116,125 @@ pub enum ParticipantChange {
 }
 
 impl Notice {
-    pub fn to_all(code: NoticeCode) -> Notice {
-        Notice {
+    /// To every participant.
+    pub fn to_all(kind: NoticeKind) -> Notice {
+        Notice { kind, audience: Audience::Participants }
+    }
+
+    /// To `user_id` alone.
+    pub fn to(user_id: &str, kind: NoticeKind) -> Notice {
+        Notice { kind, audience: Audience::User(user_id.to_string()) }
+    }
+
+    pub fn code(&self) -> NoticeCode {
+        use NoticeKind as K;
+        match &self.kind {
+            K::OptinRequested => NoticeCode::OptinRequested,
+            K::OptinAccepted => NoticeCode::OptinAccepted,
+            K::OptinRejected => NoticeCode::OptinRejected,
+            K::OptinFailed { .. } => NoticeCode::OptinFailed,
+            K::OptinClosed => NoticeCode::OptinClosed,
+            K::WindowPaused => NoticeCode::WindowPaused,
+            K::ResumeRequested => NoticeCode::ResumeRequested,
+            K::ResumeFailed => NoticeCode::ResumeFailed,
+            K::Resumed => NoticeCode::Resumed,
+            K::WindowClosing => NoticeCode::WindowClosing,
+            K::DlpRedacted { .. } => NoticeCode::DlpRedacted,
+            K::ParticipantAdded { .. } => NoticeCode::ParticipantAdded,
+            K::ParticipantRemoved { .. } => NoticeCode::ParticipantRemoved,
+            K::ParticipantLeft { .. } => NoticeCode::ParticipantLeft,
+            K::NotifyFailed { .. } => NoticeCode::NotifyFailed,
+            K::MessageFailed { .. } => NoticeCode::MessageFailed,
+        }
+    }
+
+    /// The participant a change of participants is about.
+    pub fn subject(&self) -> Option<&Subject> {
+        match &self.kind {
+            NoticeKind::ParticipantAdded { subject, .. }
+            | NoticeKind::ParticipantRemoved { subject, .. }
+            | NoticeKind::ParticipantLeft { subject } => Some(subject),
+            _ => None,
+        }
+    }
+
+    /// The reader's message it is about.
+    pub fn message_id(&self) -> Option<&str> {
+        match &self.kind {
+            NoticeKind::DlpRedacted { message_id } | NoticeKind::MessageFailed { message_id, .. } => Some(message_id),
+            _ => None,
+        }
+    }
+
+    pub fn sms_fallback(&self) -> bool {
+        matches!(self.kind, NoticeKind::OptinFailed { sms_fallback: true })
+    }
+
+    /// It speaks to its subject ("... removed you", "You left ..."): addressed to them alone.
+    pub fn personal(&self) -> bool {
+        match (&self.audience, self.subject()) {
+            (Audience::User(reader), Some(subject)) => *reader == subject.user_id,
+            _ => false,
+        }
+    }
+
+    /// The notice in the reader's language.
+    pub fn render(&self, locale: &str) -> String {
+        let lang = Lang::of(locale);
+        let template = match (&self.kind, self.personal()) {
+            (NoticeKind::ParticipantRemoved { .. }, true) => REMOVED_YOU,
+            (NoticeKind::ParticipantLeft { .. }, true) => YOU_LEFT,
+            (NoticeKind::NotifyFailed { change: ParticipantChange::Added }, _) => NOTIFY_FAILED_ADDED,
+            (NoticeKind::NotifyFailed { change: ParticipantChange::Removed }, _) => NOTIFY_FAILED_REMOVED,
+            (NoticeKind::NotifyFailed { change: ParticipantChange::Left }, _) => NOTIFY_FAILED_LEFT,
+            _ => notice_text(self.code()),
+        };
+        let mut text = lang.pick(template).to_string();
+        match &self.kind {
+            NoticeKind::ParticipantAdded { actor, subject } | NoticeKind::ParticipantRemoved { actor, subject } => {
+                text = text.replace("{actor}", actor).replace("{subject}", &subject.name);
+            }
+            NoticeKind::ParticipantLeft { subject } => {
+                text = text.replace("{actor}", &subject.name).replace("{subject}", &subject.name);
+            }
+            NoticeKind::MessageFailed { reason, .. } => text = text.replace("{reason}", failure_text(*reason, lang)),
+            NoticeKind::OptinFailed { sms_fallback: true } => {
+                text.push(' ');
+                text.push_str(lang.pick(SMS_FALLBACK));
+            }
+            _ => {}
+        }
+        text
+    }
+}
+
+/// A notice as stored: its code and every fact any code needs, each optional.
+#[derive(Serialize, Deserialize)]
+struct StoredNotice {
+    code: NoticeCode,
+    audience: Audience,
+    #[serde(default)]
+    sms_fallback: bool,
+    subject_user_id: Option<String>,
+    reason: Option<FailureReason>,
+    message_id: Option<String>,
+    #[serde(default)]
+    actor_name: Option<String>,
+    #[serde(default)]
+    subject_name: Option<String>,
+    #[serde(default)]
+    change: Option<ParticipantChange>,
+    /// Written for readers of the stored shape; `Notice::personal` derives it.
+    #[serde(default)]
+    personal: bool,
+}
+
+impl From<Notice> for StoredNotice {
+    fn from(n: Notice) -> StoredNotice {
+        let (code, personal) = (n.code(), n.personal());
+        let mut s = StoredNotice {
             code,
-            audience: Audience::Participants,
+            audience: n.audience,
             sms_fallback: false,
             subject_user_id: None,
             reason: None,
@@ -87,33 +242,65 @@ impl Notice {
             actor_name: None,
             subject_name: None,
             change: None,
-            personal: false,
-        }
-    }
-
-    /// The notice in the reader's language.
-    pub fn render(&self, locale: &str) -> String {
-        let lang = Lang::of(locale);
-        let template = match (self.code, self.personal, self.change) {
-            (NoticeCode::ParticipantRemoved, true, _) => REMOVED_YOU,
-            (NoticeCode::ParticipantLeft, true, _) => YOU_LEFT,
-            (NoticeCode::NotifyFailed, _, Some(ParticipantChange::Added)) => NOTIFY_FAILED_ADDED,
-            (NoticeCode::NotifyFailed, _, Some(ParticipantChange::Removed)) => NOTIFY_FAILED_REMOVED,
-            (NoticeCode::NotifyFailed, _, Some(ParticipantChange::Left)) => NOTIFY_FAILED_LEFT,
-            (code, _, _) => notice_text(code),
+            personal,
         };
-        let mut text = lang
-            .pick(template)
-            .replace("{actor}", self.actor_name.as_deref().unwrap_or("?"))
-            .replace("{subject}", self.subject_name.as_deref().unwrap_or("?"));
-        if self.sms_fallback {
-            text.push(' ');
-            text.push_str(lang.pick(SMS_FALLBACK));
+        match n.kind {
+            NoticeKind::OptinFailed { sms_fallback } => s.sms_fallback = sms_fallback,
+            NoticeKind::DlpRedacted { message_id } => s.message_id = Some(message_id),
+            NoticeKind::MessageFailed { message_id, reason } => {
+                (s.message_id, s.reason) = (Some(message_id), Some(reason))
+            }
+            NoticeKind::ParticipantAdded { actor, subject } | NoticeKind::ParticipantRemoved { actor, subject } => {
+                (s.actor_name, s.subject_name, s.subject_user_id) =
+                    (Some(actor), Some(subject.name), Some(subject.user_id));
+            }
+            NoticeKind::ParticipantLeft { subject } => {
+                s.actor_name = Some(subject.name.clone());
+                (s.subject_name, s.subject_user_id) = (Some(subject.name), Some(subject.user_id));
+            }
+            NoticeKind::NotifyFailed { change } => s.change = Some(change),
+            _ => {}
         }
-        if let Some(reason) = self.reason {
-            text = text.replace("{reason}", failure_text(reason, lang));
-        }
-        text
+        s
+    }
+}
+
+impl TryFrom<StoredNotice> for Notice {
+    type Error = String;
+
+    fn try_from(s: StoredNotice) -> Result<Notice, String> {
+        let missing = |what: &str| format!("a {:?} notice without its {what}", s.code);
+        let subject = || -> Result<Subject, String> {
+            Ok(Subject {
+                user_id: s.subject_user_id.clone().ok_or_else(|| missing("subject"))?,
+                name: s.subject_name.clone().ok_or_else(|| missing("subject's name"))?,
+            })
+        };
+        let actor = || s.actor_name.clone().ok_or_else(|| missing("actor"));
+        let message_id = || s.message_id.clone().ok_or_else(|| missing("message"));
+        use NoticeCode as C;
+        let kind = match s.code {
+            C::OptinRequested => NoticeKind::OptinRequested,
+            C::OptinAccepted => NoticeKind::OptinAccepted,
+            C::OptinRejected => NoticeKind::OptinRejected,
+            C::OptinFailed => NoticeKind::OptinFailed { sms_fallback: s.sms_fallback },
+            C::OptinClosed => NoticeKind::OptinClosed,
+            C::WindowPaused => NoticeKind::WindowPaused,
+            C::ResumeRequested => NoticeKind::ResumeRequested,
+            C::ResumeFailed => NoticeKind::ResumeFailed,
+            C::Resumed => NoticeKind::Resumed,
+            C::WindowClosing => NoticeKind::WindowClosing,
+            C::DlpRedacted => NoticeKind::DlpRedacted { message_id: message_id()? },
+            C::ParticipantAdded => NoticeKind::ParticipantAdded { actor: actor()?, subject: subject()? },
+            C::ParticipantRemoved => NoticeKind::ParticipantRemoved { actor: actor()?, subject: subject()? },
+            C::ParticipantLeft => NoticeKind::ParticipantLeft { subject: subject()? },
+            C::NotifyFailed => NoticeKind::NotifyFailed { change: s.change.ok_or_else(|| missing("change"))? },
+            C::MessageFailed => NoticeKind::MessageFailed {
+                message_id: message_id()?,
+                reason: s.reason.ok_or_else(|| missing("reason"))?,
+            },
+        };
+        Ok(Notice { kind, audience: s.audience })
     }
 }
 
@@ -498,29 +685,31 @@ mod tests {
 
     #[test]
     fn renders_in_the_readers_language_with_english_fallback() {
-        let n = Notice::to_all(NoticeCode::Resumed);
+        let n = Notice::to_all(NoticeKind::Resumed);
         assert_eq!(
             n.render("en"),
             "The contact has resumed the conversation. You can now continue messaging with them."
         );
         assert!(n.render("pt-BR").starts_with("O contacto retomou"));
         assert_eq!(n.render("xx"), n.render("en"));
-        assert_eq!(Notice::to_all(NoticeCode::ResumeFailed).render("en-GB"), "Failed to deliver resume request.");
+        assert_eq!(Notice::to_all(NoticeKind::ResumeFailed).render("en-GB"), "Failed to deliver resume request.");
+    }
+
+    fn sam() -> Subject {
+        Subject { user_id: "u2".into(), name: "Sam".into() }
     }
 
     #[test]
     fn participant_notices_name_who_did_what_and_speak_to_their_subject() {
-        let mut n = Notice::to_all(NoticeCode::ParticipantRemoved);
-        n.actor_name = Some("Alex".into());
-        n.subject_name = Some("Sam".into());
+        let n = Notice::to_all(NoticeKind::ParticipantRemoved { actor: "Alex".into(), subject: sam() });
         assert_eq!(n.render("en"), "Your colleague Alex has removed Sam from the conversation.");
-        n.personal = true;
-        assert_eq!(n.render("en"), "Your colleague Alex has removed you from the conversation.");
-        let mut left = Notice::to_all(NoticeCode::ParticipantLeft);
-        left.personal = true;
+        assert!(!n.personal());
+        let to_sam = Notice { audience: Audience::User("u2".into()), ..n.clone() };
+        assert!(to_sam.personal());
+        assert_eq!(to_sam.render("en"), "Your colleague Alex has removed you from the conversation.");
+        let left = Notice::to("u2", NoticeKind::ParticipantLeft { subject: sam() });
         assert_eq!(left.render("en"), "You left the conversation.");
-        let mut nf = Notice::to_all(NoticeCode::NotifyFailed);
-        nf.change = Some(ParticipantChange::Left);
+        let nf = Notice::to_all(NoticeKind::NotifyFailed { change: ParticipantChange::Left });
         assert_eq!(
             nf.render("en"),
             "We were unable to notify the contact that a participant has left the conversation."
@@ -529,11 +718,40 @@ mod tests {
 
     #[test]
     fn message_failed_names_the_reason_and_sms_fallback_is_appended() {
-        let mut n = Notice::to_all(NoticeCode::MessageFailed);
-        n.reason = Some(FailureReason::Template);
+        let n =
+            Notice::to("u1", NoticeKind::MessageFailed { message_id: "m1".into(), reason: FailureReason::Template });
         assert!(n.render("de").contains("Vorlage"));
-        let mut f = Notice::to_all(NoticeCode::OptinFailed);
-        f.sms_fallback = true;
+        let f = Notice::to_all(NoticeKind::OptinFailed { sms_fallback: true });
         assert!(f.render("fr").contains("SMS"));
+        assert!(!Notice::to_all(NoticeKind::OptinFailed { sms_fallback: false }).render("fr").contains("SMS"));
+    }
+
+    /// Items written before notices carried their own data read back the same, and a notice is
+    /// stored in that shape.
+    #[test]
+    fn a_notice_is_stored_flat_as_before_and_read_back_whole() {
+        let stored = serde_json::json!({
+            "code": "participant_removed", "audience": {"type": "user", "user_id": "u2"},
+            "sms_fallback": false, "subject_user_id": "u2", "reason": null, "message_id": null,
+            "actor_name": "Alex", "subject_name": "Sam", "change": null, "personal": true
+        });
+        let n: Notice = serde_json::from_value(stored.clone()).unwrap();
+        assert_eq!(n, Notice::to("u2", NoticeKind::ParticipantRemoved { actor: "Alex".into(), subject: sam() }));
+        assert_eq!(serde_json::to_value(&n).unwrap(), stored);
+        let kinds = [
+            NoticeKind::OptinRequested,
+            NoticeKind::OptinFailed { sms_fallback: true },
+            NoticeKind::DlpRedacted { message_id: "m1".into() },
+            NoticeKind::ParticipantAdded { actor: "Alex".into(), subject: sam() },
+            NoticeKind::ParticipantLeft { subject: sam() },
+            NoticeKind::NotifyFailed { change: ParticipantChange::Added },
+            NoticeKind::MessageFailed { message_id: "m1".into(), reason: FailureReason::HeldExpired },
+        ];
+        for kind in kinds {
+            let n = Notice::to("u1", kind);
+            assert_eq!(serde_json::from_value::<Notice>(serde_json::to_value(&n).unwrap()).unwrap(), n);
+        }
+        let lacking = serde_json::json!({"code": "message_failed", "audience": {"type": "participants"}});
+        assert!(serde_json::from_value::<Notice>(lacking).is_err(), "a failure notice without its message");
     }
 }

@@ -121,7 +121,7 @@ pub async fn audience(ports: &Ports, change: &Change) -> Result<Audience> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::notice::{Notice, NoticeCode};
+    use crate::domain::notice::{Notice, NoticeKind, Subject};
     use crate::domain::{Message, MessageKind};
     use crate::ports::{Cond, Key};
     use time::macros::datetime;
@@ -131,9 +131,11 @@ mod tests {
         let now = datetime!(2026-12-01 10:00 UTC);
         let m = Message::outbound("m1".into(), "c1".into(), "u1".into(), MessageKind::Text, now);
         let mut personal = Message::outbound("m2".into(), "c1".into(), "system".into(), MessageKind::Notice, now);
-        let mut n = Notice::to_all(NoticeCode::ParticipantRemoved);
-        n.audience = notice::Audience::User("u2".into());
-        personal.notice = Some(n);
+        let removed = NoticeKind::ParticipantRemoved {
+            actor: "Alex".into(),
+            subject: Subject { user_id: "u2".into(), name: "Sam".into() },
+        };
+        personal.notice = Some(Notice::to("u2", removed));
         let put = |item| Write::Put { item, cond: Cond::Always };
         let writes = vec![
             put(Item::Message(m.clone())),

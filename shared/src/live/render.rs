@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::domain::{Contact, Conversation};
+use crate::domain::{Contact, Conversation, Notice};
 use crate::ports::{Item, Key};
 use crate::usecases::read_state::unread_after;
 use crate::usecases::views::{visible_to, ConversationView, MessageView};
@@ -53,7 +53,7 @@ pub async fn events_for(ports: &Ports, caller: &Caller, change: &Change, threads
                 Some(p) if p.may_see(&m.id) => vec![Event::Message(view)],
                 Some(_) => Vec::new(),
                 // A personal notice to someone no longer in the thread: they were taken out.
-                None if m.notice.as_ref().is_some_and(|n| n.personal) => {
+                None if m.notice.as_ref().is_some_and(Notice::personal) => {
                     vec![Event::Removed { conversation_id: conversation_id.clone(), notice: view }]
                 }
                 None if may_read(&conv, caller) => vec![Event::Message(view)],

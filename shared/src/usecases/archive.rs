@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use crate::archive::{
     check_anchor, holds, verify_with_head, Anchor, ArchiveEvent, ArchiveKind, ArchiveRecord, ChainHead, Verification,
 };
-use crate::domain::{Conversation, Message, Sender};
+use crate::domain::{Conversation, Message, Notice, Sender};
 use crate::ports::{Item, Key, Store, StoreError, Versioned};
 
 use super::commit::{commit, retry, Attempt, Plan};
@@ -35,7 +35,7 @@ pub fn message_event(m: &Message) -> ArchiveEvent {
             "kind": m.kind,
             "status": m.status.public(),
             "system": m.system,
-            "notice": m.notice.as_ref().map(|n| n.code),
+            "notice": m.notice.as_ref().map(Notice::code),
             "media_id": m.media_id,
             "dlp_rules": m.dlp_rules,
         }),

@@ -3,7 +3,7 @@
 
 use crate::archive::ArchiveKind;
 use crate::domain::message::SystemPurpose;
-use crate::domain::notice::{Notice, NoticeCode};
+use crate::domain::notice::{Notice, NoticeKind};
 use crate::domain::{Contact, Conversation, Participant, Phone};
 use crate::ports::{Cond, Item, Key, StoreError, Write};
 
@@ -40,7 +40,7 @@ fn ask_consent(
     conv.optin_sent(optin.id.clone(), now);
     plan.effects.extend(dispatch_effects([&optin]));
     plan.writes.push(put_new(Item::Message(optin)));
-    plan.writes.push(put_new(Item::Message(notice_message(&conv.id, Notice::to_all(NoticeCode::OptinRequested), now))));
+    plan.writes.push(put_new(Item::Message(notice_message(&conv.id, Notice::to_all(NoticeKind::OptinRequested), now))));
     true
 }
 
@@ -129,7 +129,7 @@ pub async fn resend_optin(ports: &Ports, caller: &Caller, conversation_id: &str)
                 put_versioned(Item::Conversation(c.clone()), Some(conv.version)),
                 put_versioned(Item::Contact(k.clone()), Some(contact.version)),
                 put_new(Item::Message(optin)),
-                put_new(Item::Message(notice_message(&c.id, Notice::to_all(NoticeCode::OptinRequested), now))),
+                put_new(Item::Message(notice_message(&c.id, Notice::to_all(NoticeKind::OptinRequested), now))),
             ],
             archive: vec![e],
         };

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::domain::contact::{text_intent, ConsentState, InboundIntent, InboundOutcome};
 use crate::domain::message::{Reaction, SystemPurpose};
-use crate::domain::notice::{Notice, NoticeCode};
+use crate::domain::notice::{Notice, NoticeKind};
 use crate::domain::{Contact, Conversation, Direction, Message, MessageKind, MessageStatus, Sender};
 use crate::meta::webhook::{InboundContent, InboundMessage};
 use crate::ports::{Cond, Effect, Item, Key, MediaFetch, ReceiptsJob, StoreError, Versioned, Write};
@@ -339,19 +339,15 @@ fn tell_threads(
     });
     plan.archive.extend(consent_event.clone());
     let notice = match outcome.consent_changed {
-        Some(ConsentState::OptedIn) => Some(NoticeCode::OptinAccepted),
-        Some(ConsentState::OptedOut) => Some(NoticeCode::OptinRejected),
-        _ if outcome.reopened && k.consent == ConsentState::OptedIn => Some(NoticeCode::Resumed),
+        Some(ConsentState::OptedIn) => Some(Notice::to_all(NoticeKind::OptinAccepted)),
+        Some(ConsentState::OptedOut) => Some(Notice::to_all(NoticeKind::OptinRejected)),
+        _ if outcome.reopened && k.consent == ConsentState::OptedIn => Some(Notice::to_all(NoticeKind::Resumed)),
         _ => None,
     };
-    if let Some(code) = notice {
-        plan.writes.push(put_new(Item::Message(notice_message(&c.id, Notice::to_all(code), now))));
+    if let Some(notice) = notice {
+        plan.writes.push(put_new(Item::Message(notice_message(&c.id, notice.clone(), now))));
         if !others.is_empty() {
-            plan.effects.push(Effect::Notice {
-                conversation_ids: others.clone(),
-                notice: Notice::to_all(code),
-                archive: consent_event,
-            });
+            plan.effects.push(Effect::Notice { conversation_ids: others.clone(), notice, archive: consent_event });
         }
     }
     if outcome.release_held {
@@ -494,7 +490,9 @@ mod tests {
         let confirmation =
             written.iter().find(|m| m.system == Some(SystemPurpose::OptOutConfirmation)).expect("confirmation");
         assert!(p.plan.effects.iter().any(|e| matches!(e, Effect::Outbound(j) if j.message_id == confirmation.id)));
-        assert!(written.iter().any(|m| m.notice.as_ref().is_some_and(|n| n.code == NoticeCode::OptinRejected)));
+        assert!(written
+            .iter()
+            .any(|m| m.notice.as_ref().is_some_and(|n| n.code() == crate::domain::NoticeCode::OptinRejected)));
         // The other thread hears of it through the outbox, with the consent record.
         assert!(p.plan.effects.iter().any(|e| matches!(e,
             Effect::Notice { conversation_ids, archive: Some(a), .. } if conversation_ids == &["c1"] && a.kind == ArchiveKind::Consent)));
@@ -515,7 +513,9 @@ mod tests {
         let p = plan(&s, &text("Sorry, I was away", closed), closed);
         let (k, _) = contact(&p.plan);
         assert!(!k.paused && k.window_open(closed));
-        assert!(messages(&p.plan).iter().any(|m| m.notice.as_ref().is_some_and(|n| n.code == NoticeCode::Resumed)));
+        assert!(messages(&p.plan)
+            .iter()
+            .any(|m| m.notice.as_ref().is_some_and(|n| n.code() == crate::domain::NoticeCode::Resumed)));
         assert!(p
             .plan
             .effects

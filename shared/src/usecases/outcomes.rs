@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use crate::domain::conversation::OptinFailure;
 use crate::domain::message::{MessageError, SystemPurpose};
 use crate::domain::meta_error::{classify, ErrorClass, FailureReason};
-use crate::domain::notice::{Audience, Notice, NoticeCode};
+use crate::domain::notice::{Notice, NoticeKind};
 use crate::domain::{Contact, Conversation, Message, MessageStatus};
 use crate::ports::{Cond, Item, Key, Timer, Write};
 
@@ -144,7 +144,7 @@ fn hold_for_window(plan: &mut FailurePlan, settings: &Settings, now: OffsetDateT
     plan.timers.push((expiry, now + settings.held_ttl));
     if plan.contact.take_resume_request() {
         plan.to_queue.push(system_template(&plan.conv, SystemPurpose::ResumeRequest, settings, now));
-        notice(plan, Notice::to_all(NoticeCode::ResumeRequested), now);
+        notice(plan, Notice::to_all(NoticeKind::ResumeRequested), now);
     }
 }
 
@@ -155,36 +155,30 @@ fn fail(plan: &mut FailurePlan, failure: &Failure, reason: FailureReason, now: O
     plan.msg.status_at.failed.get_or_insert(now);
     plan.msg.error = Some(MessageError { code, detail: failure.detail.clone(), reason: Some(reason) });
     if reason == FailureReason::MarketingOptOut && plan.contact.marketing_opt_out(now) {
-        notice(plan, Notice::to_all(NoticeCode::OptinRejected), now);
+        notice(plan, Notice::to_all(NoticeKind::OptinRejected), now);
     }
     match plan.msg.system {
         Some(SystemPurpose::OptinRequest) => match plan.conv.optin_failed(&plan.msg.id, now) {
             Some(OptinFailure::RetryAt(at)) => {
-                let mut n = Notice::to_all(NoticeCode::OptinFailed);
-                n.sms_fallback = failure.code == Some(131026);
-                notice(plan, n, now);
+                let sms_fallback = failure.code == Some(131026);
+                notice(plan, Notice::to_all(NoticeKind::OptinFailed { sms_fallback }), now);
                 plan.timers.push((Timer::OptinRetry { conversation_id: plan.conv.id.clone() }, at));
             }
-            Some(OptinFailure::Close) => notice(plan, Notice::to_all(NoticeCode::OptinClosed), now),
+            Some(OptinFailure::Close) => notice(plan, Notice::to_all(NoticeKind::OptinClosed), now),
             None => {}
         },
         Some(SystemPurpose::ResumeRequest) => {
             // The next held message may ask again.
             plan.contact.resume_requested = false;
-            notice(plan, Notice::to_all(NoticeCode::ResumeFailed), now);
+            notice(plan, Notice::to_all(NoticeKind::ResumeFailed), now);
         }
         Some(SystemPurpose::OptOutConfirmation | SystemPurpose::OptinConfirmation) => {}
         Some(SystemPurpose::ParticipantUpdate(change)) => {
-            let mut n = Notice::to_all(NoticeCode::NotifyFailed);
-            n.change = Some(change);
-            notice(plan, n, now);
+            notice(plan, Notice::to_all(NoticeKind::NotifyFailed { change }), now);
         }
         None => {
-            let mut n = Notice::to_all(NoticeCode::MessageFailed);
-            n.audience = Audience::User(plan.msg.sender.to_string());
-            n.reason = Some(reason);
-            n.message_id = Some(plan.msg.id.clone());
-            notice(plan, n, now);
+            let failed = NoticeKind::MessageFailed { message_id: plan.msg.id.clone(), reason };
+            notice(plan, Notice::to(plan.msg.sender.as_str(), failed), now);
         }
     }
 }

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use crate::domain::contact::ConsentState;
 use crate::domain::conversation::Added;
-use crate::domain::notice::{Audience, Notice, NoticeCode, ParticipantChange};
+use crate::domain::notice::{Audience, Notice, NoticeKind, ParticipantChange, Subject};
 use crate::domain::{Contact, Conversation, DomainError, Message, Participant};
 use crate::ports::{Cond, DirectoryUser, Item, Key, StoreError, Versioned, Write};
 
@@ -62,18 +62,14 @@ impl Change {
     }
 }
 
-fn participant_notice(code: NoticeCode, actor: &str, subject: Option<&Participant>) -> Notice {
-    let mut n = Notice::to_all(code);
-    n.actor_name = Some(actor.to_string());
-    n.subject_name = subject.map(|p| p.name.clone());
-    n.subject_user_id = subject.map(|p| p.user_id.clone());
-    n
+fn subject(p: &Participant) -> Subject {
+    Subject { user_id: p.user_id.clone(), name: p.name.clone() }
 }
 
-fn personal(mut n: Notice, user_id: &str) -> Notice {
-    n.audience = Audience::User(user_id.to_string());
-    n.personal = true;
-    n
+/// The same notice, to its subject alone (it then speaks to them: "... removed you").
+fn personal(n: Notice) -> Notice {
+    let user_id = n.subject().map(|s| s.user_id.clone()).unwrap_or_default();
+    Notice { audience: Audience::User(user_id), ..n }
 }
 
 async fn addable_user(ports: &Ports, caller: &Caller, user_id: &str) -> Result<DirectoryUser> {
@@ -155,7 +151,10 @@ pub async fn add(
         change
             .writes
             .push(put_new(Item::Membership { user_id: p.user_id.clone(), conversation_id: change.conv.id.clone() }));
-        change.notice(participant_notice(NoticeCode::ParticipantAdded, &caller.name, Some(&p)), now);
+        change.notice(
+            Notice::to_all(NoticeKind::ParticipantAdded { actor: caller.name.clone(), subject: subject(&p) }),
+            now,
+        );
         change.tell_contact(contact, ParticipantChange::Added, &p.name, ports, now);
         Ok(())
     })
@@ -170,8 +169,8 @@ pub async fn remove(ports: &Ports, caller: &Caller, conversation_id: &str, user_
     change_thread(ports, caller, conversation_id, |change, contact, now| {
         let gone = change.conv.remove_participant(user_id, now).ok_or(UseCaseError::NotFound)?;
         change.writes.push(Write::Delete { key: Key::membership(user_id, &change.conv.id), cond: Cond::Always });
-        let n = participant_notice(NoticeCode::ParticipantRemoved, &caller.name, Some(&gone));
-        change.notice(personal(n.clone(), &gone.user_id), now);
+        let n = Notice::to_all(NoticeKind::ParticipantRemoved { actor: caller.name.clone(), subject: subject(&gone) });
+        change.notice(personal(n.clone()), now);
         change.notice(n, now);
         change.tell_contact(contact, ParticipantChange::Removed, &gone.name, ports, now);
         Ok(())
@@ -191,8 +190,8 @@ pub async fn leave(ports: &Ports, caller: &Caller, conversation_id: &str) -> Res
 fn leave_in(change: &mut Change, caller: &Caller, contact: &Contact, ports: &Ports, now: OffsetDateTime) {
     let Some(me) = change.conv.remove_participant(&caller.user_id, now) else { return };
     change.writes.push(Write::Delete { key: Key::membership(&me.user_id, &change.conv.id), cond: Cond::Always });
-    let n = participant_notice(NoticeCode::ParticipantLeft, &me.name, Some(&me));
-    change.notice(personal(n.clone(), &me.user_id), now);
+    let n = Notice::to_all(NoticeKind::ParticipantLeft { subject: subject(&me) });
+    change.notice(personal(n.clone()), now);
     if !change.conv.participants.is_empty() {
         change.notice(n, now);
     }
@@ -225,7 +224,10 @@ pub async fn transfer(
                 user_id: p.user_id.clone(),
                 conversation_id: change.conv.id.clone(),
             }));
-            change.notice(participant_notice(NoticeCode::ParticipantAdded, &caller.name, Some(&p)), now);
+            change.notice(
+                Notice::to_all(NoticeKind::ParticipantAdded { actor: caller.name.clone(), subject: subject(&p) }),
+                now,
+            );
             change.tell_contact(contact, ParticipantChange::Added, &p.name, ports, now);
         }
         change.conv.participants.retain(|x| x.user_id != me.user_id);

@@ -145,7 +145,7 @@ pub async fn marketing_preference(ports: &Ports, wa_id: &str, stop: bool) -> Res
         if !threads.is_empty() {
             plan.effects.push(Effect::Notice {
                 conversation_ids: threads,
-                notice: crate::domain::Notice::to_all(crate::domain::NoticeCode::OptinRejected),
+                notice: crate::domain::Notice::to_all(crate::domain::NoticeKind::OptinRejected),
                 archive: None,
             });
         }

@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::dlp::{Policy, Verdict};
 use crate::domain::contact::SendGate;
 use crate::domain::message::{SystemPurpose, TemplateSpec};
-use crate::domain::notice::{Notice, NoticeCode};
+use crate::domain::notice::{Notice, NoticeKind};
 use crate::domain::{Contact, Conversation, DomainError, Message, MessageKind, MessageStatus, Sender};
 use crate::ports::{Cond, Effect, Item, Key, StoreError, Timer, Versioned, Write};
 use time::OffsetDateTime as Time;
@@ -179,7 +179,7 @@ pub fn plan_send(
                 let resume = system_template(&c, SystemPurpose::ResumeRequest, settings, now);
                 extra.push(put_new(Item::Message(notice_message(
                     &c.id,
-                    Notice::to_all(NoticeCode::ResumeRequested),
+                    Notice::to_all(NoticeKind::ResumeRequested),
                     now,
                 ))));
                 to_queue.push(resume);
@@ -198,9 +198,7 @@ pub fn plan_send(
         to_queue.insert(0, msg.clone());
     }
     if !dlp_rules.is_empty() {
-        let mut n = Notice::to_all(NoticeCode::DlpRedacted);
-        n.audience = crate::domain::Audience::User(caller.user_id.clone());
-        n.message_id = Some(msg.id.clone());
+        let n = Notice::to(&caller.user_id, NoticeKind::DlpRedacted { message_id: msg.id.clone() });
         extra.push(put_new(Item::Message(notice_message(&c.id, n, now))));
     }
     c.last_activity_at = now;
@@ -524,7 +522,7 @@ mod tests {
         assert_eq!(resume.len(), 1);
         assert_eq!(queued(&first.plan), [resume[0].id.as_str()]);
         assert!(written(&first.plan).iter().any(|i| matches!(i,
-            Item::Message(m) if m.notice.as_ref().is_some_and(|n| n.code == NoticeCode::ResumeRequested))));
+            Item::Message(m) if m.notice.as_ref().is_some_and(|n| n.code() == crate::domain::NoticeCode::ResumeRequested))));
         // The contact now says a request went out during this pause, under the version read.
         let asked = first
             .plan
@@ -610,9 +608,9 @@ mod tests {
         let p = plan(&state(), &screened, T0);
         assert_eq!(p.msg.dlp_rules, ["card"]);
         assert!(written(&p.plan).iter().any(|i| matches!(i,
-            Item::Message(m) if m.notice.as_ref().is_some_and(|n| n.code == NoticeCode::DlpRedacted
+            Item::Message(m) if m.notice.as_ref().is_some_and(|n| n.code() == crate::domain::NoticeCode::DlpRedacted
                 && n.audience == crate::domain::Audience::User("u1".into())
-                && n.message_id.as_ref() == Some(&p.msg.id)))));
+                && n.message_id() == Some(p.msg.id.as_str())))));
         let [e] = &p.plan.archive[..] else { panic!("{:?}", p.plan.archive) };
         assert_eq!((e.kind.as_str(), e.text_as_sent.as_deref()), ("dlp", Some("card [REDACTED:card]")));
         assert!(!e.text_as_written.as_deref().unwrap().contains("4111"));

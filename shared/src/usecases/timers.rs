@@ -4,7 +4,7 @@
 //! repeated timer is harmless.
 
 use crate::domain::message::SystemPurpose;
-use crate::domain::notice::{Notice, NoticeCode};
+use crate::domain::notice::{Notice, NoticeKind};
 use time::OffsetDateTime;
 
 use crate::domain::contact::Reminder;
@@ -65,7 +65,7 @@ async fn window_reminder(ports: &Ports, contact_key: &str) -> Result<()> {
                 if !threads.is_empty() {
                     plan.effects.push(Effect::Notice {
                         conversation_ids: threads,
-                        notice: Notice::to_all(NoticeCode::WindowClosing),
+                        notice: Notice::to_all(NoticeKind::WindowClosing),
                         archive: None,
                     });
                 }
@@ -101,7 +101,7 @@ async fn window_expired(ports: &Ports, contact_key: &str) -> Result<()> {
                     if !threads.is_empty() {
                         plan.effects.push(Effect::Notice {
                             conversation_ids: threads,
-                            notice: Notice::to_all(NoticeCode::WindowPaused),
+                            notice: Notice::to_all(NoticeKind::WindowPaused),
                             archive: None,
                         });
                     }
