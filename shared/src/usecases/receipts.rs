@@ -3,7 +3,7 @@
 
 use crate::domain::{Contact, Conversation, Message, MessageStatus, ReceiptOutcome};
 use crate::meta::webhook::StatusEvent;
-use crate::ports::{Effect, Item, Key, StoreError, Write};
+use crate::ports::{Effect, Item, Key, StoreError, Versioned, Write};
 
 use super::commit::{commit, retry, Attempt, Plan};
 use super::dispatch::commit_plan;
@@ -25,14 +25,14 @@ pub enum ReceiptResult {
 pub async fn apply_status(ports: &Ports, ev: &StatusEvent) -> Result<ReceiptResult> {
     retry(|| async move {
         let now = ports.clock.now();
-        let Some((conversation_id, message_id, learned)) = find_message(ports, ev).await? else {
+        let Some(msg) = find_message(ports, ev).await? else {
             return Ok(Attempt::Done(ReceiptResult::UnknownWamid));
         };
-        let key = Key::message(&conversation_id, &message_id);
-        let msg = load::<Message>(&*ports.store, &key).await?.ok_or(UseCaseError::NotFound)?;
-        // Found by the link dispatch writes before the message: the answer is not on the
-        // message yet (it may never be, if dispatch died between the two). The status settles it.
-        let learned = learned || (msg.item.status == MessageStatus::Sending && msg.item.wamid.is_none());
+        let (conversation_id, message_id) = (msg.item.conversation_id.clone(), msg.item.id.clone());
+        // The send's answer is not on the message: lost, or (found by the link dispatch writes
+        // first) not recorded yet, maybe never, if dispatch died between the two. The status,
+        // which echoes our callback, settles it.
+        let learned = msg.item.status == MessageStatus::Sending && msg.item.wamid.is_none();
         let mut next = msg.item.clone();
         if learned {
             // The send's answer was lost; Meta's status (echoing our callback) settles it.
@@ -80,23 +80,27 @@ pub async fn apply_status(ports: &Ports, ev: &StatusEvent) -> Result<ReceiptResu
     .await
 }
 
-/// The message a status is about: by its wamid, or (when the send's answer was lost and the
-/// wamid never recorded) by the callback data we sent with it, `<conversation>/<message>`,
-/// while that message is still `sending`. `true` when found by the callback.
-async fn find_message(ports: &Ports, ev: &StatusEvent) -> Result<Option<(String, String, bool)>> {
-    if let Some(link) = ports.store.get(&Key::wamid(&ev.wamid)).await? {
-        let Item::Wamid { conversation_id, message_id, .. } = link.item else {
-            return Err(StoreError::Corrupt("wamid item of another kind".into()).into());
-        };
-        return Ok(Some((conversation_id, message_id, false)));
+/// The message a status is about, read. First by the callback data we sent with it,
+/// `<conversation>/<message>` (one read): the message, when it has this wamid or none yet (the
+/// send's answer was lost, or is not recorded yet). Otherwise by the wamid's link, for a status
+/// without our callback.
+async fn find_message(ports: &Ports, ev: &StatusEvent) -> Result<Option<Versioned<Message>>> {
+    if let Some((conv, msg)) = ev.callback.as_deref().and_then(|c| c.split_once('/')) {
+        if let Some(m) = load::<Message>(&*ports.store, &Key::message(conv, msg)).await? {
+            match m.item.wamid.as_deref() {
+                Some(w) if w == ev.wamid => return Ok(Some(m)),
+                None if m.item.status == MessageStatus::Sending => return Ok(Some(m)),
+                _ => {}
+            }
+        }
     }
-    let Some((conv, msg)) = ev.callback.as_deref().and_then(|c| c.split_once('/')) else {
+    let Some(link) = ports.store.get(&Key::wamid(&ev.wamid)).await? else {
         return Ok(None);
     };
-    match load::<Message>(&*ports.store, &Key::message(conv, msg)).await? {
-        Some(m) if m.item.status == MessageStatus::Sending => Ok(Some((conv.to_string(), msg.to_string(), true))),
-        _ => Ok(None),
-    }
+    let Item::Wamid { conversation_id, message_id, .. } = link.item else {
+        return Err(StoreError::Corrupt("wamid item of another kind".into()).into());
+    };
+    load::<Message>(&*ports.store, &Key::message(&conversation_id, &message_id)).await
 }
 
 fn wamid_link(ev: &StatusEvent, conversation_id: &str, message_id: &str) -> Write {

@@ -72,8 +72,9 @@ pub struct SendPlan {
 
 pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: SendCommand) -> Result<MessageView> {
     validate(&cmd.content)?;
-    // The participant check comes first: only a participant's attempt is archived.
-    participant_conversation(&*ports.store, caller, conversation_id).await?;
+    // The participant check comes first: only a participant's attempt is archived. What it
+    // read serves the first attempt; a retry reads again.
+    let mut first_read = Some(participant_conversation(&*ports.store, caller, conversation_id).await?);
     if let Content::Template(t) = &cmd.content {
         super::templates::check(ports, t).await?;
     }
@@ -94,8 +95,13 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
         other => other?,
     };
     let screened = &Screened { content, dlp_rules, written, client_id: cmd.client_id };
-    retry(|| async move {
-        let conv = participant_conversation(&*ports.store, caller, conversation_id).await?;
+    retry(|| {
+        let first_read = first_read.take();
+        async move {
+        let conv = match first_read {
+            Some(conv) => conv,
+            None => participant_conversation(&*ports.store, caller, conversation_id).await?,
+        };
         if let Some(client_id) = &screened.client_id {
             if let Some(existing) = replay(ports, caller, conversation_id, client_id).await? {
                 return Ok(Attempt::Done(existing));
@@ -109,14 +115,22 @@ pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: Se
         let state = SendState { conv, contact, media };
         // Planned after the versioned reads: the message's id sorts in commit order.
         let SendPlan { plan, msg, held } = plan_send(&state, caller, screened, &ports.settings, ports.clock.now())?;
+        let releases = plan.effects.iter().any(|e| matches!(e, Effect::ReleaseHeld { .. }));
         match commit(ports, plan).await {
             Ok(()) => {
                 tracing::info!(conversation_id = %msg.conversation_id, message_id = %msg.id, held, "message accepted");
-                let current = load::<Message>(&*ports.store, &Key::message(&msg.conversation_id, &msg.id)).await?;
-                Ok(Attempt::Done(MessageView::new(&current.map_or(msg, |v| v.item), &caller.locale)))
+                // The release the commit's relay ran may have moved this message on already.
+                let msg = match releases {
+                    true => load::<Message>(&*ports.store, &Key::message(&msg.conversation_id, &msg.id))
+                        .await?
+                        .map_or(msg, |v| v.item),
+                    false => msg,
+                };
+                Ok(Attempt::Done(MessageView::new(&msg, &caller.locale)))
             }
             Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
             Err(e) => Err(e.into()),
+        }
         }
     })
     .await
