@@ -2,7 +2,6 @@
 //! letters), and the WhatsApp secrets from Secrets Manager. What every adapter of a port does
 //! is in `port_contracts.rs`.
 
-use shared::adapters::aws::EventBridgeScheduler;
 use shared::ports::{Scheduler, Timer};
 use time::OffsetDateTime;
 
@@ -12,15 +11,8 @@ use support::{aws_clients, unique};
 #[tokio::test]
 async fn a_schedule_is_armed_once_per_name_deletes_itself_and_has_a_dead_letter_queue() {
     let Some(c) = aws_clients().await else { return };
-    let group = unique("timers");
-    c.scheduler.create_schedule_group().name(&group).send().await.unwrap();
-    let s = EventBridgeScheduler::new(
-        c.scheduler.clone(),
-        group.clone(),
-        "arn:aws:lambda:us-east-1:123456789012:function:timers".into(),
-        "arn:aws:iam::123456789012:role/s".into(),
-    )
-    .with_dead_letter(Some("arn:aws:sqs:us-east-1:123456789012:timers-dlq".into()));
+    let (s, group) = support::eventbridge_scheduler(&c).await;
+    let s = s.with_dead_letter(Some("arn:aws:sqs:us-east-1:123456789012:timers-dlq".into()));
     let timer = Timer::WindowExpiry { contact_key: "447700900123".into() };
     let first = OffsetDateTime::now_utc() + time::Duration::hours(24);
     s.schedule(&timer, first).await.unwrap();

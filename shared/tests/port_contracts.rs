@@ -244,14 +244,7 @@ async fn sqlite_timers() -> Option<(Timers, tempfile::TempDir)> {
 
 async fn eventbridge_timers() -> Option<(Timers, ())> {
     let c = aws_clients().await?;
-    let group = unique("timers");
-    c.scheduler.create_schedule_group().name(&group).send().await.unwrap();
-    let s = EventBridgeScheduler::new(
-        c.scheduler.clone(),
-        group.clone(),
-        "arn:aws:lambda:us-east-1:123456789012:function:timers".into(),
-        "arn:aws:iam::123456789012:role/s".into(),
-    );
+    let (s, group) = support::eventbridge_scheduler(&c).await;
     Some((Timers::EventBridge(s, c, group), ()))
 }
 

@@ -256,23 +256,8 @@ mod tests {
     const T0: Time = datetime!(2026-09-20 12:00 UTC);
 
     fn conv() -> Conversation {
-        Conversation {
-            id: "c1".into(),
-            contact_key: "447700900123".into(),
-            contact_phone: Some("+447700900123".into()),
-            contact_name: None,
-            participants: vec![],
-            language: "en".into(),
-            closed: false,
-            optin: OptinAttempts::default(),
-            pending_count: 0,
-            created_at: T0,
-            last_activity_at: T0,
-            last_outbound_at: None,
-            unassigned: false,
-            inbound_count: 0,
-            archive_head: None,
-        }
+        let contact = Contact::new("447700900123".into(), Some("+447700900123".into()), None);
+        Conversation::new("c1".into(), &contact, "en".into(), T0)
     }
 
     fn contact() -> Contact {

@@ -197,24 +197,8 @@ mod tests {
     const T0: OffsetDateTime = datetime!(2026-09-20 12:00 UTC);
 
     fn fixture() -> (Conversation, Contact, Message) {
-        let conv = Conversation {
-            id: "c".into(),
-            contact_key: "1".into(),
-            contact_phone: None,
-            contact_name: None,
-            participants: vec![],
-            language: "en".into(),
-            closed: false,
-            optin: Default::default(),
-            pending_count: 0,
-            created_at: T0,
-            last_activity_at: T0,
-            last_outbound_at: None,
-            unassigned: false,
-            inbound_count: 0,
-            archive_head: None,
-        };
         let mut contact = Contact::new("1".into(), None, None);
+        let conv = Conversation::new("c".into(), &contact, "en".into(), T0);
         contact.inbound(InboundIntent::Accept, T0, T0);
         let mut m = Message::outbound("m".into(), "c".into(), "u1".into(), MessageKind::Text, T0);
         m.status = MessageStatus::Sending;

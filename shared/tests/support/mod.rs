@@ -27,3 +27,18 @@ pub async fn fifo_queue(c: &AwsClients, prefix: &str) -> String {
         .unwrap();
     out.queue_url().unwrap_or_default().to_string()
 }
+
+/// A scheduler on a new schedule group of the emulator, firing a made-up `timers` function; the
+/// group's name.
+#[allow(dead_code)] // not every test binary that includes this module uses it
+pub async fn eventbridge_scheduler(c: &AwsClients) -> (shared::adapters::aws::EventBridgeScheduler, String) {
+    let group = unique("timers");
+    c.scheduler.create_schedule_group().name(&group).send().await.unwrap();
+    let s = shared::adapters::aws::EventBridgeScheduler::new(
+        c.scheduler.clone(),
+        group.clone(),
+        "arn:aws:lambda:us-east-1:123456789012:function:timers".into(),
+        "arn:aws:iam::123456789012:role/s".into(),
+    );
+    (s, group)
+}
