@@ -44,6 +44,7 @@ pub fn spawn(state: AppState, embedded: Embedded, consumers: Consumers) -> Vec<J
     };
     tasks.push(tokio::spawn(timer_loop(ports.clone(), embedded.clone())));
     tasks.push(tokio::spawn(relay_loop(ports.clone())));
+    tasks.push(tokio::spawn(anchor_loop(ports.clone(), embedded.clone())));
     tasks.push(tokio::spawn(sweep_loop(ports, embedded)));
     tasks
 }
@@ -220,5 +221,88 @@ async fn sweep_loop(ports: Ports, embedded: Embedded) {
             tracing::warn!(error.message = %Report(&e), "sweep failed");
         }
         tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+}
+
+/// How often the chain heads that moved are anchored: on AWS the table's stream brings them to
+/// the `anchor` function in batches of up to five minutes.
+const ANCHOR_EVERY: Duration = Duration::from_secs(60);
+/// The change feed's position up to which heads were anchored.
+const ANCHOR_CURSOR: &str = "anchor_cursor";
+
+/// The local stand-in for the stream that feeds the `anchor` function (docs/aws.md, "The
+/// archive's anchors"): every minute, the heads of the threads the change feed names since the
+/// last anchor go into one write-once anchor in the data directory's vault.
+async fn anchor_loop(ports: Ports, embedded: Embedded) {
+    loop {
+        tokio::time::sleep(ANCHOR_EVERY).await;
+        if let Err(e) = anchor_moved_heads(&ports, &embedded).await {
+            tracing::warn!(error.message = %Report(&e), "anchoring the archive failed; will retry");
+        }
+    }
+}
+
+/// Anchors the chain heads of the threads changed since the last anchor; the anchor's name, or
+/// `None` when nothing changed. The feed's position moves on only once the anchor is written.
+pub async fn anchor_moved_heads(ports: &Ports, embedded: &Embedded) -> Result<Option<String>, UseCaseError> {
+    use shared::live::Change;
+    use shared::ports::{Feed, StoreError};
+    let setting = embedded.db.setting(ANCHOR_CURSOR).await.map_err(StoreError::from)?;
+    let from: u64 = setting.and_then(|v| v.parse().ok()).unwrap_or(0);
+    let (mut at, mut threads) = (from, std::collections::BTreeSet::new());
+    loop {
+        let page = embedded.store.after(at, 1000).await?;
+        let Some((last, _)) = page.last() else { break };
+        at = *last;
+        threads.extend(page.into_iter().filter_map(|(_, change)| match change {
+            Change::Message { conversation_id, .. }
+            | Change::Conversation { conversation_id }
+            | Change::Read { conversation_id, .. } => Some(conversation_id),
+            Change::Contact { .. } => None,
+        }));
+    }
+    if at == from {
+        return Ok(None);
+    }
+    let heads = shared::usecases::archive::heads_of(ports, &threads.into_iter().collect::<Vec<_>>()).await?;
+    let name = shared::usecases::archive::anchor(ports, heads).await?;
+    embedded.db.set_setting(ANCHOR_CURSOR, at.to_string()).await.map_err(StoreError::from)?;
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::usecases::{archive, conversations, send, Caller};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_heads_that_moved_are_anchored_once_and_the_verifier_checks_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().display().to_string();
+        let config = shared::Config::from_lookup(|k| (k == "CONNECTOR_DATA_DIR").then(|| data.clone())).unwrap();
+        let (state, embedded) = shared::app::embedded(config).await.unwrap();
+        let ports = state.ports.clone();
+        let (alex, admin) = (
+            Caller::new("alex", "Alex", "retail", "eu"),
+            Caller::new("ines", "Ines", "retail", "eu").with_roles(&["admin"]),
+        );
+        let phone = shared::domain::Phone::parse("+447700900123").unwrap();
+        let cmd = conversations::StartConversation { phone, name: None };
+        let conv = conversations::start(&ports, &alex, cmd).await.unwrap();
+
+        let first = anchor_moved_heads(&ports, &embedded).await.unwrap().expect("the new thread's head anchored");
+        assert_eq!(anchor_moved_heads(&ports, &embedded).await.unwrap(), None, "nothing moved since");
+        let v = archive::verify_chain(&ports, &admin, &conv.id).await.unwrap();
+        let check = v.anchor.clone().expect("checked against its anchor");
+        assert!(v.valid && check.matches && check.object == first, "{v:?}");
+
+        let cmd = send::SendCommand { content: send::Content::Text("Your statement is ready".into()), client_id: None };
+        send::send(&ports, &alex, &conv.id, cmd).await.unwrap();
+        let second = anchor_moved_heads(&ports, &embedded).await.unwrap().expect("the moved head anchored");
+        assert_ne!(second, first);
+        let v = archive::verify_chain(&ports, &admin, &conv.id).await.unwrap();
+        let check = v.anchor.expect("checked against its new anchor");
+        assert!(v.valid && check.matches && check.object == second);
+        assert_eq!(check.head.map(|h| h.seq), Some(v.records as u64), "the anchor holds the newest head");
     }
 }

@@ -10,7 +10,7 @@ use crate::adapters::aws::{
 use crate::adapters::clock::SystemClock;
 #[cfg(feature = "embedded")]
 use crate::adapters::embedded::{
-    Db, DevClock, DiskMediaStore, SqliteArchive, SqliteQueue, SqliteScheduler, SqliteStore,
+    Db, DevClock, DiskMediaStore, DiskVault, SqliteArchive, SqliteQueue, SqliteScheduler, SqliteStore,
 };
 use crate::adapters::graph::GraphWhatsApp;
 use crate::adapters::sandbox::SandboxWhatsApp;
@@ -63,7 +63,7 @@ pub async fn embedded(config: Config) -> Result<(AppState, Embedded), ConfigErro
         store: Arc::new(store.clone()),
         archive,
         media: Arc::new(DiskMediaStore::new(&config.data_dir).map_err(|e| ConfigError(Report(&e).to_string()))?),
-        vault: None,
+        vault: Some(Arc::new(DiskVault::new(&config.data_dir))),
         queue: Arc::new(queue.clone()),
         scheduler: Arc::new(scheduler.clone()),
         clock,

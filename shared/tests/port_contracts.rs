@@ -12,7 +12,7 @@ use shared::adapters::aws::{
     at_expression, AwsClients, DynamoArchive, DynamoStore, EventBridgeScheduler, S3MediaStore, S3Vault, SqsQueue,
 };
 use shared::adapters::embedded::{
-    Db, DiskMediaStore, QueueName, SqliteArchive, SqliteQueue, SqliteScheduler, SqliteStore,
+    Db, DiskMediaStore, DiskVault, QueueName, SqliteArchive, SqliteQueue, SqliteScheduler, SqliteStore,
 };
 use shared::adapters::memory::MemoryVault;
 use shared::archive::{ArchiveKind, ArchiveRecord};
@@ -364,6 +364,21 @@ async fn s3_vault() -> Option<(Arc<dyn Vault>, AwsClients, String)> {
     Some((Arc::new(S3Vault::new(c.s3.clone(), bucket.clone())), c, bucket))
 }
 
+async fn disk_vault() -> Option<(Arc<dyn Vault>, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    Some((Arc::new(DiskVault::new(dir.path())), dir))
+}
+
+/// A name is a path of plain parts inside the vault's folder.
+#[tokio::test]
+async fn disk_a_name_that_would_leave_the_vault_is_refused() {
+    let (vault, dir) = disk_vault().await.unwrap();
+    for name in ["../escaped", "anchors/../../escaped", "/etc/escaped", ""] {
+        assert!(vault.put(name, b"x".to_vec()).await.is_err(), "{name:?}");
+    }
+    assert!(!dir.path().join("escaped").exists());
+}
+
 async fn memory_vault() -> Option<(Arc<dyn Vault>, ())> {
     Some((Arc::new(MemoryVault::default()), ()))
 }
@@ -424,5 +439,6 @@ contract!(scheduler_sqlite = sqlite_timers: arming_a_timer_again_moves_it, timer
 contract!(scheduler_eventbridge = eventbridge_timers: arming_a_timer_again_moves_it, timers_of_other_names_are_armed_side_by_side);
 contract!(archive_sqlite = sqlite_archive: a_threads_records_are_read_oldest_first_and_no_one_elses, a_taken_place_in_the_chain_is_not_written_twice);
 contract!(archive_dynamodb = dynamo_archive: a_threads_records_are_read_oldest_first_and_no_one_elses, a_taken_place_in_the_chain_is_not_written_twice);
+contract!(vault_disk = disk_vault: a_name_is_written_once, names_are_listed_by_prefix_in_order);
 contract!(vault_memory = memory_vault: a_name_is_written_once, names_are_listed_by_prefix_in_order);
 contract!(vault_s3 = s3_vault_port: a_name_is_written_once, names_are_listed_by_prefix_in_order);

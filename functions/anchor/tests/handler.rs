@@ -1,5 +1,6 @@
 //! The anchor function on the sample stream event in `events/` (as `cargo lambda invoke
-//! --data-file` takes it), over the embedded backend with an in-memory vault.
+//! --data-file` takes it), over the embedded backend with an in-memory vault instead of its
+//! disk one.
 
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ async fn a_batch_becomes_one_anchor_and_without_a_vault_nothing_happens() {
     let data = dir.path().display().to_string();
     let config = shared::Config::from_lookup(|k| (k == "CONNECTOR_DATA_DIR").then(|| data.clone())).unwrap();
     let mut ports = shared::app::embedded(config).await.unwrap().0.ports;
+    ports.vault = None;
     assert_eq!(anchor::handle(&ports, &event()).await.unwrap(), serde_json::json!({"anchor": null}));
 
     let vault = Arc::new(MemoryVault::default());

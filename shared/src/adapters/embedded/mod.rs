@@ -8,6 +8,7 @@ mod media;
 mod queue;
 mod scheduler;
 mod store;
+mod vault;
 
 pub use crate::adapters::clock::{ManualClock, SystemClock};
 pub use archive::SqliteArchive;
@@ -17,3 +18,4 @@ pub use media::DiskMediaStore;
 pub use queue::{QueueName, ReceivedJob, SqliteQueue};
 pub use scheduler::SqliteScheduler;
 pub use store::SqliteStore;
+pub use vault::DiskVault;
