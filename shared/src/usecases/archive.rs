@@ -86,7 +86,7 @@ pub async fn export(ports: &Ports, caller: &Caller, conversation_id: &str) -> Re
     if load::<Conversation>(&*ports.store, &Key::conversation(conversation_id)).await?.is_none() {
         return Err(UseCaseError::NotFound);
     }
-    ports.archive.read(conversation_id).await.map_err(|e| UseCaseError::Store(StoreError::Unavailable(e.0)))
+    Ok(ports.archive.read(conversation_id).await?)
 }
 
 /// `GET /admin/conversations/{id}/archive?verify=true`: the chain, its end against the head
@@ -100,7 +100,7 @@ pub async fn verify_chain(ports: &Ports, caller: &Caller, conversation_id: &str)
     else {
         return Ok(v);
     };
-    let stored = vault.get(&object).await.map_err(|e| UseCaseError::Store(StoreError::Unavailable(e.0)))?;
+    let stored = vault.get(&object).await?;
     let anchor = stored.and_then(|body| serde_json::from_slice::<Anchor>(&body).ok());
     Ok(check_anchor(v, &records, conversation_id, object, anchor.as_ref()))
 }
@@ -117,7 +117,7 @@ pub async fn anchor(ports: &Ports, heads: Vec<(String, ChainHead)>) -> Result<Op
         return Ok(None);
     }
     let (name, body) = anchor.document();
-    vault.put(&name, body).await.map_err(|e| UseCaseError::Store(StoreError::Unavailable(e.0)))?;
+    vault.put(&name, body).await?;
     for (thread, head) in &anchor.heads {
         retry(|| note_anchor(ports, thread, head.seq, &name)).await?;
     }
@@ -168,12 +168,11 @@ pub struct Mismatch {
 /// older anchors.
 pub async fn audit(ports: &Ports, prefix: &str) -> Result<Audit> {
     let Some(vault) = &ports.vault else { return Ok(Audit::default()) };
-    let unavailable = |e: crate::ports::ArchiveError| UseCaseError::Store(StoreError::Unavailable(e.0));
     let mut report = Audit::default();
     let mut by_thread: std::collections::BTreeMap<String, Vec<(String, ChainHead)>> = Default::default();
-    for object in vault.list(prefix).await.map_err(unavailable)? {
+    for object in vault.list(prefix).await? {
         report.anchors += 1;
-        let body = vault.get(&object).await.map_err(unavailable)?;
+        let body = vault.get(&object).await?;
         match body.and_then(|b| serde_json::from_slice::<Anchor>(&b).ok()) {
             Some(anchor) => {
                 for (thread, head) in anchor.heads {
@@ -184,7 +183,7 @@ pub async fn audit(ports: &Ports, prefix: &str) -> Result<Audit> {
         }
     }
     for (thread, heads) in by_thread {
-        let records = ports.archive.read(&thread).await.map_err(unavailable)?;
+        let records = ports.archive.read(&thread).await?;
         for (object, head) in heads {
             report.heads += 1;
             if !holds(&records, &head) {

@@ -85,7 +85,7 @@ async fn archive_writes(ports: &Ports, writes: &mut Vec<Write>, events: Vec<Arch
     for w in writes.iter_mut() {
         if let Write::Put { item: Item::Conversation(c), cond: Cond::Version(_) } = w {
             if c.archive_head.is_none() && events.iter().any(|e| e.conversation_id == c.id) {
-                let records = ports.archive.read(&c.id).await.map_err(|e| StoreError::Unavailable(e.0))?;
+                let records = ports.archive.read(&c.id).await.map_err(|e| StoreError::Unavailable(Box::new(e)))?;
                 c.archive_head = records.last().map(ArchiveRecord::head);
             }
         }

@@ -22,10 +22,6 @@ const META_MEDIA_LIFETIME: Duration = Duration::days(29);
 /// Receives of a fetch job before a picture is given up on.
 const FETCH_ATTEMPTS: u32 = 5;
 
-fn media_error(e: crate::ports::MediaStoreError) -> UseCaseError {
-    UseCaseError::Store(StoreError::Unavailable(e.0))
-}
-
 fn image_type(content_type: Option<&str>) -> Result<ImageType> {
     content_type
         .and_then(ImageType::from_mime)
@@ -75,7 +71,7 @@ fn upload_name(caller: &Caller, id: &str) -> Result<String> {
 pub async fn start_upload(ports: &Ports, caller: &Caller, content_type: Option<&str>) -> Result<UploadSlot> {
     let mime = image_type(content_type)?.mime().to_string();
     let id = new_id();
-    let signed = ports.media.upload_url(&upload_name(caller, &id)?, &mime, URL_TTL).await.map_err(media_error)?;
+    let signed = ports.media.upload_url(&upload_name(caller, &id)?, &mime, URL_TTL).await?;
     // Where the store signs no URL, the API takes the bytes itself (a path on the API).
     let url = signed.unwrap_or_else(|| format!("/media/uploads/{id}"));
     let upload = UploadRequest { method: "PUT", url, headers: [("content-type", mime)].into() };
@@ -87,7 +83,7 @@ pub async fn put_upload(ports: &Ports, caller: &Caller, id: &str, bytes: Vec<u8>
     if bytes.len() > MAX_IMAGE_BYTES {
         return Err(DomainError::TooLarge(MAX_IMAGE_BYTES).into());
     }
-    ports.media.put_upload(&upload_name(caller, id)?, bytes).await.map_err(media_error)
+    Ok(ports.media.put_upload(&upload_name(caller, id)?, bytes).await?)
 }
 
 /// `POST /media/uploads/{id}/complete`: the uploaded bytes checked as `POST /media` checks
@@ -97,8 +93,7 @@ pub async fn finish_upload(ports: &Ports, caller: &Caller, id: &str) -> Result<M
     if let Some(done) = load::<MediaRecord>(&*ports.store, &Key::media(id)).await? {
         return if done.item.owner == caller.user_id { Ok(done.item) } else { Err(UseCaseError::NotFound) };
     }
-    let bytes =
-        ports.media.get_upload(&name, MAX_IMAGE_BYTES).await.map_err(media_error)?.ok_or(UseCaseError::NotFound)?;
+    let bytes = ports.media.get_upload(&name, MAX_IMAGE_BYTES).await?.ok_or(UseCaseError::NotFound)?;
     if bytes.len() > MAX_IMAGE_BYTES {
         return Err(DomainError::TooLarge(MAX_IMAGE_BYTES).into());
     }
@@ -128,7 +123,7 @@ async fn keep(ports: &Ports, caller: &Caller, id: String, bytes: Vec<u8>) -> Res
         latest_message: Default::default(),
         created_at: ports.clock.now(),
     };
-    ports.media.put(&record.id, bytes, real.mime()).await.map_err(media_error)?;
+    ports.media.put(&record.id, bytes, real.mime()).await?;
     commit(ports, Plan::of(vec![Write::Put { item: Item::Media(record.clone()), cond: Cond::NotExists }])).await?;
     Ok(record)
 }
@@ -164,10 +159,10 @@ pub async fn get(ports: &Ports, caller: &Caller, id: &str) -> Result<Picture> {
     if !may_see(ports, caller, &record).await? {
         return Err(UseCaseError::NotFound);
     }
-    if let Some(url) = ports.media.download_url(id, URL_TTL).await.map_err(media_error)? {
+    if let Some(url) = ports.media.download_url(id, URL_TTL).await? {
         return Ok(Picture::At(url));
     }
-    let bytes = ports.media.get(id).await.map_err(media_error)?.ok_or(UseCaseError::NotFound)?;
+    let bytes = ports.media.get(id).await?.ok_or(UseCaseError::NotFound)?;
     Ok(Picture::Bytes(bytes, record.mime_type))
 }
 
@@ -188,7 +183,7 @@ pub(crate) async fn meta_id(ports: &Ports, id: &str) -> Result<std::result::Resu
             return Ok(Ok(meta.clone()));
         }
     }
-    let bytes = ports.media.get(id).await.map_err(media_error)?.ok_or(UseCaseError::NotFound)?;
+    let bytes = ports.media.get(id).await?.ok_or(UseCaseError::NotFound)?;
     let meta = match ports.whatsapp.upload_media(bytes, &v.item.mime_type).await {
         Ok(m) => m,
         Err(e) => return Ok(Err(e)),
@@ -247,7 +242,7 @@ pub async fn fetch_inbound(ports: &Ports, job: &MediaFetch, receives: u32) -> Re
         latest_message: [(job.conversation_id.clone(), job.message_id.clone())].into(),
         created_at: ports.clock.now(),
     };
-    ports.media.put(&job.media_id, bytes, &mime).await.map_err(media_error)?;
+    ports.media.put(&job.media_id, bytes, &mime).await?;
     match commit(ports, Plan::of(vec![Write::Put { item: Item::Media(record), cond: Cond::NotExists }])).await {
         Ok(()) | Err(StoreError::Conflict { .. }) => {}
         Err(e) => return Err(e.into()),

@@ -228,6 +228,10 @@ pub enum UseCaseError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
+    #[error(transparent)]
+    Archive(#[from] crate::ports::ArchiveError),
+    #[error(transparent)]
+    Media(#[from] crate::ports::MediaStoreError),
     /// This function was not given what the request needs (a secret): a deployment error.
     #[error("not configured: {0}")]
     Unconfigured(&'static str),
