@@ -508,7 +508,8 @@ impl World {
                     timestamp: self.clock.now(),
                     recipient_id: None,
                     errors,
-                    callback: Some(t.callback),
+                    // Meta echoes our callback data in sent, delivered and read statuses only.
+                    callback: (!failed).then_some(t.callback),
                 });
             }
         }
