@@ -19,7 +19,9 @@ const USAGE: &str = "usage:
   connector-local archive verify CONVERSATION  re-compute a thread's hash chain (reads CONNECTOR_DATA_DIR)
   connector-local archive export CONVERSATION  print a thread's archive as JSON Lines
   connector-local archive fingerprint TEXT     TEXT as the archive keeps it when DLP finds something in it
-                                               (CONNECTOR_ARCHIVE_KEY, CONNECTOR_DLP_POLICY): search exports for it";
+                                               (CONNECTOR_ARCHIVE_KEY, CONNECTOR_DLP_POLICY): search exports for it
+  connector-local archive audit PREFIX         check every anchor under PREFIX (anchors/ for all) against
+                                               the chains as they stand";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -115,6 +117,15 @@ async fn archive(config: Config, args: &[String]) -> Result<(), String> {
         let kept = shared::usecases::archive::original(&config.settings, &args[1..].join(" "));
         println!("{}", kept.map_err(|e| Report(&e).to_string())?);
         return Ok(());
+    }
+    if verb == "audit" {
+        let (state, _) = shared::app::embedded(config).await.map_err(|e| e.to_string())?;
+        let report = shared::usecases::archive::audit(&state.ports, conv).await.map_err(|e| Report(&e).to_string())?;
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        return match report.mismatches.len() {
+            0 => Ok(()),
+            n => Err(format!("{n} anchored heads do not match the chains")),
+        };
     }
     let db = shared::adapters::embedded::Db::open(&config.data_dir).map_err(|e| Report(&e).to_string())?;
     let records = shared::adapters::embedded::SqliteArchive::new(db.clone())

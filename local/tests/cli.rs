@@ -23,3 +23,20 @@ fn archive_fingerprint_prints_a_text_as_the_archive_keeps_it() {
     let (_, clean) = run(&["archive", "fingerprint", "order", "4111111111111112"], &[]);
     assert_eq!(clean, "order 4111111111111112");
 }
+
+#[test]
+fn archive_audit_checks_every_anchor_under_a_prefix_against_the_chains() {
+    let (ok, out) = run(&["archive", "audit", "anchors/"], &[]);
+    assert!(ok, "{out}");
+    assert!(out.contains("\"anchors\":0"), "{out}");
+    // An anchor of a head no chain holds: a thread whose records were rewritten or removed.
+    let dir = std::env::temp_dir().join(format!("connector-cli-{}", std::process::id()));
+    let anchors = dir.join("vault/anchors/2026/12/04");
+    std::fs::create_dir_all(&anchors).unwrap();
+    let anchor = r#"{"at":"2026-12-04T10:00:00Z","heads":{"c1":{"seq":3,"hash":"feed"}}}"#;
+    std::fs::write(anchors.join("100000Z-x.json"), anchor).unwrap();
+    let (ok, out) = run(&["archive", "audit", "anchors/2026/"], &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("\"conversation_id\":\"c1\"") && out.contains("\"seq\":3"), "{out}");
+    let _ = std::fs::remove_dir_all(dir.join("vault"));
+}
