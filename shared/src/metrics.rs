@@ -50,7 +50,7 @@ pub fn of_commit(writes: &[Write]) -> Vec<Metric> {
                 let code = m.error.as_ref().map_or("unknown".to_string(), |e| e.code.clone());
                 Some(("MessagesFailed", Some(("Reason", code))))
             }
-            (Direction::Notice, true, _) => m.notice.as_ref().map(|n| {
+            (Direction::Notice, true, _) => m.body.notice().map(|n| {
                 let code = serde_json::to_value(n.code()).ok().and_then(|v| v.as_str().map(str::to_string));
                 ("Notices", Some(("Code", code.unwrap_or_default())))
             }),
@@ -116,8 +116,9 @@ pub fn write(metrics: &[Metric]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::message::{Message, MessageError, MessageKind};
+    use crate::domain::message::{Message, MessageError};
     use crate::domain::notice::{Notice, NoticeKind};
+    use crate::domain::Body;
     use crate::ports::Item;
 
     fn put(m: Message, cond: Cond) -> Write {
@@ -129,7 +130,7 @@ mod tests {
             "m1".into(),
             "c1".into(),
             "u1".into(),
-            MessageKind::Text,
+            Body::text("hi"),
             time::OffsetDateTime::UNIX_EPOCH,
         );
         m.direction = direction;
@@ -139,7 +140,7 @@ mod tests {
 
     fn notice(kind: NoticeKind) -> Message {
         let mut m = message(Direction::Notice, MessageStatus::Delivered);
-        m.notice = Some(Notice::to_all(kind));
+        m.body = Body::Notice(Notice::to_all(kind));
         m
     }
 

@@ -2,7 +2,7 @@
 //! status that comes between them (or after dispatch died there) finds the message by the link
 //! while it is still `sending`, and settles it: never dropped as a duplicate.
 
-use shared::domain::{Contact, Conversation, Message, MessageKind, MessageStatus, ReceiptStatus};
+use shared::domain::{Body, Contact, Conversation, Message, MessageStatus, ReceiptStatus};
 use shared::meta::webhook::StatusEvent;
 use shared::ports::{Cond, Item, Key, Write};
 use shared::usecases::receipts::{self, ReceiptResult};
@@ -16,8 +16,7 @@ async fn a_status_between_the_link_and_the_message_settles_the_send() {
     let now = ports.clock.now();
     let contact = Contact::new("447700900123".into(), Some("+447700900123".into()), None);
     let thread = Conversation::new("c1".into(), &contact, "en".into(), now);
-    let mut m = Message::outbound("m1".into(), "c1".into(), "u1".into(), MessageKind::Text, now);
-    m.text = Some("hello".into());
+    let mut m = Message::outbound("m1".into(), "c1".into(), "u1".into(), Body::text("hello"), now);
     m.status = MessageStatus::Sending;
     m.lease_until = Some(now + time::Duration::seconds(60));
     let link = Item::Wamid { wamid: "wamid.A".into(), conversation_id: "c1".into(), message_id: "m1".into() };

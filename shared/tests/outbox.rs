@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use shared::adapters::embedded::QueueName;
 use shared::app::Embedded;
 use shared::archive::ArchiveEvent;
-use shared::domain::{Contact, Conversation, Message, MessageKind};
+use shared::domain::{Body, Contact, Conversation, Message};
 use shared::ports::{Cond, Effect, Item, Key, OutboundJob, Queue, QueueError, ReceiptsJob, StoreError, Write};
 use shared::usecases::commit::{commit, Plan};
 use shared::usecases::{archive, relay, Ports};
@@ -59,10 +59,8 @@ async fn records_for_a_thread_that_does_not_exist_are_refused() {
 }
 
 fn message(conv: &str, id: &str) -> Message {
-    let mut m =
-        Message::outbound(id.into(), conv.into(), "u1".into(), MessageKind::Text, time::OffsetDateTime::now_utc());
-    m.text = Some(format!("text of {id}"));
-    m
+    let text = Body::text(format!("text of {id}"));
+    Message::outbound(id.into(), conv.into(), "u1".into(), text, time::OffsetDateTime::now_utc())
 }
 
 /// A record of a kind this build does not know, by `u1`, now.

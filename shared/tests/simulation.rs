@@ -691,7 +691,7 @@ impl World {
         // 3. Every outbound message ended well, failed with a notice, or waits for a reason.
         let failed_notices: HashSet<&str> = messages
             .iter()
-            .filter_map(|m| m.notice.as_ref())
+            .filter_map(|m| m.body.notice())
             .filter(|n| n.code() == NoticeCode::MessageFailed)
             .filter_map(|n| n.message_id())
             .collect();
@@ -721,7 +721,7 @@ impl World {
                     m.id,
                     contact
                 ),
-                other => panic!("{} ended {other:?} (text {:?})", m.id, m.text),
+                other => panic!("{} ended {other:?} (body {:?})", m.id, m.body),
             }
         }
         // Held markers match the counts.

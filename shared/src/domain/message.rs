@@ -166,6 +166,176 @@ pub struct Reaction {
     pub emoji: Option<String>,
 }
 
+/// What a message says: one kind, with what that kind has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// A text: an employee's, a contact's (or what stands for a kind we do not show), or one the
+    /// connector writes to the contact. `prefix`: `*Name*: `, put before it for the contact in
+    /// a group thread.
+    Text {
+        text: String,
+        prefix: Option<String>,
+    },
+    /// A picture, with its caption. `media_id` is ours, once the bytes are stored (a contact's
+    /// picture is fetched from Meta after its message is written).
+    Image {
+        media_id: Option<String>,
+        caption: Option<String>,
+        prefix: Option<String>,
+    },
+    Template(TemplateSpec),
+    Reaction(Reaction),
+    Notice(Notice),
+}
+
+impl Body {
+    pub fn text(text: impl Into<String>) -> Body {
+        Body::Text { text: text.into(), prefix: None }
+    }
+
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Body::Text { .. } => MessageKind::Text,
+            Body::Image { .. } => MessageKind::Image,
+            Body::Template(_) => MessageKind::Template,
+            Body::Reaction(_) => MessageKind::Reaction,
+            Body::Notice(_) => MessageKind::Notice,
+        }
+    }
+
+    /// What it reads as: the text, the caption, the reaction's emoji.
+    pub fn words(&self) -> Option<&str> {
+        match self {
+            Body::Text { text, .. } => Some(text),
+            Body::Image { caption, .. } => caption.as_deref(),
+            Body::Reaction(r) => r.emoji.as_deref(),
+            Body::Template(_) | Body::Notice(_) => None,
+        }
+    }
+
+    /// The text or caption, for data-loss prevention to redact in place.
+    pub fn words_mut(&mut self) -> Option<&mut String> {
+        match self {
+            Body::Text { text, .. } => Some(text),
+            Body::Image { caption, .. } => caption.as_mut(),
+            _ => None,
+        }
+    }
+
+    pub fn prefix(&self) -> Option<&str> {
+        match self {
+            Body::Text { prefix, .. } | Body::Image { prefix, .. } => prefix.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The text or caption as the contact receives it: after the speaker's prefix.
+    pub fn as_sent(&self) -> Option<String> {
+        let words = match self {
+            Body::Text { text, .. } => text,
+            Body::Image { caption: Some(caption), .. } => caption,
+            _ => return None,
+        };
+        Some(format!("{}{words}", self.prefix().unwrap_or("")))
+    }
+
+    pub fn media_id(&self) -> Option<&str> {
+        match self {
+            Body::Image { media_id, .. } => media_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn template(&self) -> Option<&TemplateSpec> {
+        match self {
+            Body::Template(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    pub fn reaction(&self) -> Option<&Reaction> {
+        match self {
+            Body::Reaction(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    pub fn notice(&self) -> Option<&Notice> {
+        match self {
+            Body::Notice(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+/// A body as stored: its kind, and each thing any kind has (a reaction's emoji is its text, a
+/// picture's caption too).
+#[derive(Deserialize)]
+struct StoredBody {
+    kind: MessageKind,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    prefix: Option<String>,
+    #[serde(default)]
+    media_id: Option<String>,
+    #[serde(default)]
+    template: Option<TemplateSpec>,
+    #[serde(default)]
+    reaction: Option<Reaction>,
+    #[serde(default)]
+    notice: Option<Notice>,
+}
+
+/// The same, borrowed, for writing without a copy.
+#[derive(Serialize)]
+struct StoredBodyRef<'a> {
+    kind: MessageKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prefix: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    media_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    template: Option<&'a TemplateSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reaction: Option<&'a Reaction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notice: Option<&'a Notice>,
+}
+
+impl Serialize for Body {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        StoredBodyRef {
+            kind: self.kind(),
+            text: self.words(),
+            prefix: self.prefix(),
+            media_id: self.media_id(),
+            template: self.template(),
+            reaction: self.reaction(),
+            notice: self.notice(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Body {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Body, D::Error> {
+        use serde::de::Error;
+        let s = StoredBody::deserialize(d)?;
+        let kind = s.kind;
+        let missing = |what: &str| D::Error::custom(format!("a {kind:?} message without its {what}"));
+        Ok(match kind {
+            MessageKind::Text => Body::Text { text: s.text.ok_or_else(|| missing("text"))?, prefix: s.prefix },
+            MessageKind::Image => Body::Image { media_id: s.media_id, caption: s.text, prefix: s.prefix },
+            MessageKind::Template => Body::Template(s.template.ok_or_else(|| missing("template"))?),
+            MessageKind::Reaction => Body::Reaction(s.reaction.ok_or_else(|| missing("reaction"))?),
+            MessageKind::Notice => Body::Notice(s.notice.ok_or_else(|| missing("notice"))?),
+        })
+    }
+}
+
 /// Who wrote a message. Stored and shown as one string: `contact`, `system`, or the employee's
 /// user id (no user may have either of the other two as id).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -229,26 +399,15 @@ pub struct Message {
     pub id: String,
     pub conversation_id: String,
     pub direction: Direction,
-    pub kind: MessageKind,
     pub sender: Sender,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
-    /// Data-loss prevention rules that redacted this message's text.
+    /// What it says. Stored flat beside the other fields, as before it had a type.
+    #[serde(flatten)]
+    pub body: Body,
+    /// Data-loss prevention rules that redacted this message's text or caption.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dlp_rules: Vec<String>,
-    /// `*Name*: `, put before the text sent to the contact in a group thread.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prefix: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub media_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template: Option<TemplateSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reaction: Option<Reaction>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system: Option<SystemPurpose>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notice: Option<Notice>,
     pub status: MessageStatus,
     pub status_at: StatusTimes,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -281,21 +440,15 @@ pub enum ReceiptOutcome {
 }
 
 impl Message {
-    pub fn outbound(id: String, conversation_id: String, sender: Sender, kind: MessageKind, now: Time) -> Message {
+    pub fn outbound(id: String, conversation_id: String, sender: Sender, body: Body, now: Time) -> Message {
         Message {
             id,
             conversation_id,
             direction: Direction::Outbound,
-            kind,
             sender,
-            text: None,
+            body,
             dlp_rules: Vec::new(),
-            prefix: None,
-            media_id: None,
-            template: None,
-            reaction: None,
             system: None,
-            notice: None,
             status: MessageStatus::Queued,
             status_at: StatusTimes::default(),
             error: None,
@@ -369,8 +522,56 @@ mod tests {
         assert!(!Sender::System.is_user("system") && !Sender::User("u1".into()).is_user("u2"));
     }
 
+    /// Items written before a message's body had a type read back the same and are written
+    /// in the same shape.
+    #[test]
+    fn a_message_is_stored_flat_as_before_and_read_back_typed() {
+        let base = serde_json::json!({
+            "id": "01", "conversation_id": "c", "direction": "outbound", "sender": "u1",
+            "status": "queued", "created_at": "2026-09-20T12:00:00Z", "attempts": 0, "generation": 0,
+            "status_at": {"sent": null, "delivered": null, "read": null, "failed": null}
+        });
+        let stored = |fields: serde_json::Value| {
+            let mut v = base.clone();
+            v.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
+            v
+        };
+        let cases = [
+            (
+                stored(serde_json::json!({"kind": "text", "text": "hi", "prefix": "*Alex*: "})),
+                Body::Text { text: "hi".into(), prefix: Some("*Alex*: ".into()) },
+            ),
+            (
+                stored(serde_json::json!({"kind": "image", "text": "the receipt"})),
+                Body::Image { media_id: None, caption: Some("the receipt".into()), prefix: None },
+            ),
+            (
+                stored(serde_json::json!({"kind": "reaction", "text": "👍",
+                    "reaction": {"message_id": "m0", "emoji": "👍"}})),
+                Body::Reaction(Reaction { message_id: "m0".into(), emoji: Some("👍".into()) }),
+            ),
+            (
+                stored(serde_json::json!({"kind": "template",
+                    "template": {"name": "optin", "language": "en", "params": ["Acme"], "buttons": ["OPT_IN_YES:c"]}})),
+                Body::Template(TemplateSpec {
+                    name: "optin".into(),
+                    language: "en".into(),
+                    params: vec!["Acme".into()],
+                    buttons: vec!["OPT_IN_YES:c".into()],
+                }),
+            ),
+        ];
+        for (json, body) in cases {
+            let m: Message = serde_json::from_value(json.clone()).unwrap();
+            assert_eq!(m.body, body);
+            assert_eq!(serde_json::to_value(&m).unwrap(), json, "written as before");
+        }
+        let lacking = stored(serde_json::json!({"kind": "template"}));
+        assert!(serde_json::from_value::<Message>(lacking).is_err(), "a template message without its template");
+    }
+
     fn accepted() -> Message {
-        let mut m = Message::outbound("01".into(), "c".into(), "u".into(), MessageKind::Text, T0);
+        let mut m = Message::outbound("01".into(), "c".into(), "u".into(), Body::text("hi"), T0);
         m.status = MessageStatus::Accepted;
         m.wamid = Some("w1".into());
         m

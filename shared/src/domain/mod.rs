@@ -11,7 +11,7 @@ pub mod phone;
 
 pub use contact::{ConsentState, Contact, InboundIntent, WindowTimer};
 pub use conversation::{Conversation, ConversationStatus, Participant};
-pub use message::{Direction, Message, MessageKind, MessageStatus, ReceiptOutcome, ReceiptStatus, Sender};
+pub use message::{Body, Direction, Message, MessageKind, MessageStatus, ReceiptOutcome, ReceiptStatus, Sender};
 pub use notice::{Audience, Notice, NoticeCode, NoticeKind, Subject};
 pub use phone::Phone;
 

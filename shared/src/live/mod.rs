@@ -50,7 +50,7 @@ pub fn changes_of(writes: &[Write]) -> Vec<Change> {
             Item::Message(m) => Change::Message {
                 conversation_id: m.conversation_id.clone(),
                 message_id: m.id.clone(),
-                only: match m.notice.as_ref().map(|n| &n.audience) {
+                only: match m.body.notice().map(|n| &n.audience) {
                     Some(notice::Audience::User(u)) => Some(u.clone()),
                     _ => None,
                 },
@@ -122,20 +122,21 @@ pub async fn audience(ports: &Ports, change: &Change) -> Result<Audience> {
 mod tests {
     use super::*;
     use crate::domain::notice::{Notice, NoticeKind, Subject};
-    use crate::domain::{Message, MessageKind};
+    use crate::domain::Body;
+    use crate::domain::Message;
     use crate::ports::{Cond, Key};
     use time::macros::datetime;
 
     #[test]
     fn a_commit_names_each_thing_it_changed_once_and_nothing_else() {
         let now = datetime!(2026-12-01 10:00 UTC);
-        let m = Message::outbound("m1".into(), "c1".into(), "u1".into(), MessageKind::Text, now);
-        let mut personal = Message::outbound("m2".into(), "c1".into(), "system".into(), MessageKind::Notice, now);
+        let m = Message::outbound("m1".into(), "c1".into(), "u1".into(), Body::text("hi"), now);
         let removed = NoticeKind::ParticipantRemoved {
             actor: "Alex".into(),
             subject: Subject { user_id: "u2".into(), name: "Sam".into() },
         };
-        personal.notice = Some(Notice::to("u2", removed));
+        let personal =
+            Message::outbound("m2".into(), "c1".into(), "system".into(), Body::Notice(Notice::to("u2", removed)), now);
         let put = |item| Write::Put { item, cond: Cond::Always };
         let writes = vec![
             put(Item::Message(m.clone())),

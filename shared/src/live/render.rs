@@ -53,7 +53,7 @@ pub async fn events_for(ports: &Ports, caller: &Caller, change: &Change, threads
                 Some(p) if p.may_see(&m.id) => vec![Event::Message(view)],
                 Some(_) => Vec::new(),
                 // A personal notice to someone no longer in the thread: they were taken out.
-                None if m.notice.as_ref().is_some_and(Notice::personal) => {
+                None if m.body.notice().is_some_and(Notice::personal) => {
                     vec![Event::Removed { conversation_id: conversation_id.clone(), notice: view }]
                 }
                 None if may_read(&conv, caller) => vec![Event::Message(view)],

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use crate::archive::{
     check_anchor, holds, verify_with_head, Anchor, ArchiveEvent, ArchiveKind, ArchiveRecord, ChainHead, Verification,
 };
-use crate::domain::{Conversation, Message, Notice, Sender};
+use crate::domain::{Body, Conversation, Message, Notice, Sender};
 use crate::ports::{Item, Key, Store, StoreError, Versioned};
 
 use super::commit::{commit, retry, Attempt, Plan};
@@ -16,10 +16,11 @@ use super::{load, put_versioned, Caller, Ports, Result, Settings, UseCaseError};
 
 /// The archive record of a message as it was stored (the text as sent).
 pub fn message_event(m: &Message) -> ArchiveEvent {
-    let text = match (&m.notice, &m.template) {
-        (Some(n), _) => Some(n.render("en")),
-        (None, Some(t)) => Some(format!("[template {} ({})] {}", t.name, t.language, t.params.join(" | "))),
-        _ => m.text.as_ref().map(|t| format!("{}{t}", m.prefix.as_deref().unwrap_or(""))),
+    let text = match &m.body {
+        Body::Notice(n) => Some(n.render("en")),
+        Body::Template(t) => Some(format!("[template {} ({})] {}", t.name, t.language, t.params.join(" | "))),
+        Body::Reaction(r) => r.emoji.clone(),
+        Body::Text { .. } | Body::Image { .. } => m.body.as_sent(),
     };
     ArchiveEvent {
         conversation_id: m.conversation_id.clone(),
@@ -28,15 +29,15 @@ pub fn message_event(m: &Message) -> ArchiveEvent {
         at: m.created_at,
         message_id: Some(m.id.clone()),
         wamid: m.wamid.clone(),
-        text_as_written: m.text.clone(),
+        text_as_written: m.body.words().map(str::to_string),
         text_as_sent: text,
         details: json!({
             "direction": m.direction,
-            "kind": m.kind,
+            "kind": m.body.kind(),
             "status": m.status.public(),
             "system": m.system,
-            "notice": m.notice.as_ref().map(Notice::code),
-            "media_id": m.media_id,
+            "notice": m.body.notice().map(Notice::code),
+            "media_id": m.body.media_id(),
             "dlp_rules": m.dlp_rules,
         }),
     }

@@ -3,7 +3,7 @@
 
 use time::Duration;
 
-use crate::domain::{Contact, Conversation, Message, MessageKind, MessageStatus};
+use crate::domain::{Body, Contact, Conversation, Message, MessageStatus};
 use crate::meta::graph::{OutboundBody, OutboundRequest, Recipient};
 use crate::ports::{Disposition, Effect, Item, Key, OutboundJob, StoreError, Timer, Versioned, Write};
 
@@ -79,7 +79,7 @@ async fn dispatch_one(ports: &Ports, key: &Key) -> Result<Disposition> {
         .ok_or(UseCaseError::NotFound)?;
     let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
     let mut meta_media = None;
-    if let (MessageKind::Image, Some(id)) = (claimed.kind, &claimed.media_id) {
+    if let Some(id) = claimed.body.media_id() {
         match super::media::meta_id(ports, id).await? {
             Ok(meta) => meta_media = Some(meta),
             Err(e) => {
@@ -234,16 +234,11 @@ fn request_for(
         (None, Some(u)) => Recipient::UserId(u.clone()),
         (None, None) => Recipient::Phone(conv.contact_phone.clone()?),
     };
-    let body = match m.kind {
-        MessageKind::Text => {
-            OutboundBody::Text { body: format!("{}{}", m.prefix.as_deref().unwrap_or(""), m.text.as_deref()?) }
-        }
-        MessageKind::Template => OutboundBody::Template(m.template.clone()?),
-        MessageKind::Image => OutboundBody::Image {
-            media_id: meta_media?,
-            caption: m.text.as_ref().map(|t| format!("{}{t}", m.prefix.as_deref().unwrap_or(""))),
-        },
-        MessageKind::Reaction | MessageKind::Notice => return None,
+    let body = match &m.body {
+        Body::Text { .. } => OutboundBody::Text { body: m.body.as_sent()? },
+        Body::Template(t) => OutboundBody::Template(t.clone()),
+        Body::Image { .. } => OutboundBody::Image { media_id: meta_media?, caption: m.body.as_sent() },
+        Body::Reaction(_) | Body::Notice(_) => return None,
     };
     Some(OutboundRequest { to, body, callback: format!("{}/{}", m.conversation_id, m.id) })
 }

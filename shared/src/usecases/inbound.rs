@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::domain::contact::{text_intent, ConsentState, InboundIntent, InboundOutcome};
 use crate::domain::message::{Reaction, SystemPurpose};
 use crate::domain::notice::{Notice, NoticeKind};
-use crate::domain::{Contact, Conversation, Direction, Message, MessageKind, MessageStatus, Sender};
+use crate::domain::{Body, Contact, Conversation, Direction, Message, MessageStatus, Sender};
 use crate::meta::webhook::{InboundContent, InboundMessage};
 use crate::ports::{Cond, Effect, Item, Key, MediaFetch, ReceiptsJob, StoreError, Versioned, Write};
 use time::OffsetDateTime as Time;
@@ -100,44 +100,39 @@ fn screen_inbound(settings: &Settings, msg: &mut Message) {
     if !settings.dlp.inbound {
         return;
     }
-    let Some(text) = &msg.text else { return };
-    match settings.dlp.apply(text) {
+    let Some(words) = msg.body.words_mut() else { return };
+    match settings.dlp.apply(words) {
         crate::dlp::Verdict::Clean => {}
         crate::dlp::Verdict::Redacted { text, rules } => {
-            msg.text = Some(text);
+            *words = text;
             msg.dlp_rules = rules;
         }
         crate::dlp::Verdict::Blocked { rules } => {
-            msg.text = Some(format!("[BLOCKED:{}]", rules.join(",")));
+            *words = format!("[BLOCKED:{}]", rules.join(","));
             msg.dlp_rules = rules;
         }
     }
 }
 
 fn stored_message(conv_id: &str, m: &InboundMessage, now: time::OffsetDateTime) -> Message {
-    let mut msg = Message::outbound(new_id(), conv_id.to_string(), Sender::Contact, MessageKind::Text, now);
+    let body = match &m.content {
+        InboundContent::Text { body } => Body::text(body.as_str()),
+        InboundContent::Button { text, .. } => Body::text(text.as_str()),
+        InboundContent::Reply { title, .. } => Body::text(title.as_str()),
+        // The picture is fetched from Meta after the 200; `media_id` is set once it is stored.
+        InboundContent::Image { caption, .. } => Body::Image { media_id: None, caption: caption.clone(), prefix: None },
+        InboundContent::Reaction { message_id, emoji } => {
+            Body::Reaction(Reaction { message_id: message_id.clone(), emoji: emoji.clone() })
+        }
+        InboundContent::Unsupported { kind, .. } => Body::text(format!("[unsupported message: {kind}]")),
+        InboundContent::System { body, .. } => Body::text(body.as_str()),
+        InboundContent::Other { kind } => Body::text(format!("[{kind}]")),
+    };
+    let mut msg = Message::outbound(new_id(), conv_id.to_string(), Sender::Contact, body, now);
     msg.direction = Direction::Inbound;
     msg.status = MessageStatus::Delivered;
     msg.wamid = Some(m.wamid.clone());
     msg.status_at.delivered = Some(m.timestamp);
-    match &m.content {
-        InboundContent::Text { body } => msg.text = Some(body.clone()),
-        InboundContent::Button { text, .. } => msg.text = Some(text.clone()),
-        InboundContent::Reply { title, .. } => msg.text = Some(title.clone()),
-        InboundContent::Image { caption, .. } => {
-            // The picture is fetched from Meta after the 200; `media_id` is set once it is stored.
-            msg.kind = MessageKind::Image;
-            msg.text = caption.clone();
-        }
-        InboundContent::Reaction { message_id, emoji } => {
-            msg.kind = MessageKind::Reaction;
-            msg.text = emoji.clone();
-            msg.reaction = Some(Reaction { message_id: message_id.clone(), emoji: emoji.clone() });
-        }
-        InboundContent::Unsupported { kind, .. } => msg.text = Some(format!("[unsupported message: {kind}]")),
-        InboundContent::System { body, .. } => msg.text = Some(body.clone()),
-        InboundContent::Other { kind } => msg.text = Some(format!("[{kind}]")),
-    }
     msg
 }
 
@@ -269,7 +264,7 @@ pub fn plan_inbound(state: &InboundState, m: &InboundMessage, settings: &Setting
     c.last_activity_at = now;
     c.inbound_count += 1;
     let mut msg = stored_message(&c.id, m, now);
-    let original = msg.text.clone();
+    let original = msg.body.words().map(str::to_string);
     screen_inbound(settings, &mut msg);
     if !msg.dlp_rules.is_empty() {
         // Employees see the redacted text; the archive keeps the original, its findings
@@ -284,7 +279,7 @@ pub fn plan_inbound(state: &InboundState, m: &InboundMessage, settings: &Setting
         e.message_id = Some(msg.id.clone());
         e.wamid = Some(m.wamid.clone());
         e.text_as_written = original.map(|t| archive::original(settings, &t)).transpose()?;
-        e.text_as_sent = msg.text.clone();
+        e.text_as_sent = msg.body.words().map(str::to_string);
         plan.archive.push(e);
     }
     if let InboundContent::Image { media_id, sha256, .. } = &m.content {
@@ -449,7 +444,7 @@ mod tests {
         assert_eq!((c.inbound_count, c.last_activity_at), (1, now));
         let [m] = messages(&p.plan)[..] else { panic!() };
         assert_eq!(
-            (m.direction, m.text.as_deref(), m.wamid.as_deref()),
+            (m.direction, m.body.words(), m.wamid.as_deref()),
             (Direction::Inbound, Some("Is my order ready?"), Some("wamid.1"))
         );
         assert_eq!(m.conversation_id, "c0");
@@ -492,7 +487,7 @@ mod tests {
         assert!(p.plan.effects.iter().any(|e| matches!(e, Effect::Outbound(j) if j.message_id == confirmation.id)));
         assert!(written
             .iter()
-            .any(|m| m.notice.as_ref().is_some_and(|n| n.code() == crate::domain::NoticeCode::OptinRejected)));
+            .any(|m| m.body.notice().is_some_and(|n| n.code() == crate::domain::NoticeCode::OptinRejected)));
         // The other thread hears of it through the outbox, with the consent record.
         assert!(p.plan.effects.iter().any(|e| matches!(e,
             Effect::Notice { conversation_ids, archive: Some(a), .. } if conversation_ids == &["c1"] && a.kind == ArchiveKind::Consent)));
@@ -515,7 +510,7 @@ mod tests {
         assert!(!k.paused && k.window_open(closed));
         assert!(messages(&p.plan)
             .iter()
-            .any(|m| m.notice.as_ref().is_some_and(|n| n.code() == crate::domain::NoticeCode::Resumed)));
+            .any(|m| m.body.notice().is_some_and(|n| n.code() == crate::domain::NoticeCode::Resumed)));
         assert!(p
             .plan
             .effects
@@ -540,14 +535,14 @@ mod tests {
         let p = plan_inbound(&state(1), &text(written, T0), &settings, T0).unwrap();
         let [m] = messages(&p.plan)[..] else { panic!() };
         assert_eq!(m.dlp_rules, ["project"]);
-        assert!(!m.text.as_deref().unwrap().contains("PRJ-1234"), "{:?}", m.text);
+        assert!(!m.body.words().unwrap().contains("PRJ-1234"), "{:?}", m.body);
         let [e] = &p.plan.archive[..] else { panic!("{:?}", p.plan.archive) };
         assert_eq!(
             (e.kind.as_str(), e.message_id.as_deref(), e.text_as_sent.as_ref()),
-            ("dlp", Some(m.id.as_str()), m.text.as_ref())
+            ("dlp", Some(m.id.as_str()), m.body.words().map(str::to_string).as_ref())
         );
         let kept = e.text_as_written.as_deref().unwrap();
-        assert!(!kept.contains("PRJ-1234") && kept != m.text.as_deref().unwrap(), "{kept}");
+        assert!(!kept.contains("PRJ-1234") && kept != m.body.words().unwrap(), "{kept}");
 
         // Without the fingerprint key the finding cannot be archived: nothing is planned.
         let keyless = Settings { archive_key: None, ..settings };
@@ -565,7 +560,7 @@ mod tests {
         };
         let p = plan(&state(1), &inbound("wamid.2", picture, T0), T0);
         let [m] = messages(&p.plan)[..] else { panic!() };
-        assert_eq!((m.kind, m.text.as_deref()), (MessageKind::Image, Some("the receipt")));
+        assert_eq!((m.body.kind(), m.body.words()), (crate::domain::MessageKind::Image, Some("the receipt")));
         assert!(p.plan.effects.iter().any(|e| matches!(e,
             Effect::Receipt(ReceiptsJob::FetchMedia(f)) if f.meta_id == "meta-media-1" && f.message_id == m.id && f.conversation_id == "c0")));
     }

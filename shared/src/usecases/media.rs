@@ -9,7 +9,7 @@ use time::Duration;
 use crate::domain::media::{ImageType, MAX_IMAGE_BYTES};
 use crate::domain::message::MessageError;
 use crate::domain::meta_error::FailureReason;
-use crate::domain::{DomainError, Message, MessageStatus};
+use crate::domain::{Body, DomainError, Message, MessageStatus};
 use crate::error::Report;
 use crate::meta::graph::GraphError;
 use crate::ports::{Cond, Disposition, Item, Key, MediaFetch, MediaRecord, StoreError, Write};
@@ -247,7 +247,12 @@ pub async fn fetch_inbound(ports: &Ports, job: &MediaFetch, receives: u32) -> Re
         Ok(()) | Err(StoreError::Conflict { .. }) => {}
         Err(e) => return Err(e.into()),
     }
-    set_message(ports, job, |m| m.media_id = Some(job.media_id.clone())).await?;
+    set_message(ports, job, |m| {
+        if let Body::Image { media_id, .. } = &mut m.body {
+            *media_id = Some(job.media_id.clone());
+        }
+    })
+    .await?;
     Ok(Disposition::Done)
 }
 

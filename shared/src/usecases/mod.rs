@@ -25,7 +25,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::domain::message::{SystemPurpose, TemplateSpec};
 use crate::domain::notice::{self, ContactText, Lang, Notice, ParticipantChange};
-use crate::domain::{Contact, Conversation, DomainError, Message, MessageKind, MessageStatus};
+use crate::domain::{Body, Contact, Conversation, DomainError, Message, MessageStatus};
 use crate::ports::{
     Clock, Cond, Item, ItemKind, Key, OutboundJob, Queue, QueueError, Scheduler, SchedulerError, Store, StoreError,
     Versioned, WhatsApp, Write,
@@ -372,12 +372,11 @@ pub(crate) fn notice_message(conversation_id: &str, notice: Notice, now: OffsetD
         new_id(),
         conversation_id.to_string(),
         crate::domain::Sender::System,
-        MessageKind::Notice,
+        Body::Notice(notice),
         now,
     );
     m.direction = crate::domain::Direction::Notice;
     m.status = MessageStatus::Delivered;
-    m.notice = Some(notice);
     m
 }
 
@@ -396,33 +395,25 @@ pub(crate) fn system_template(
         params,
         buttons,
     };
-    let mut m = Message::outbound(new_id(), conv.id.clone(), crate::domain::Sender::System, MessageKind::Template, now);
-    m.system = Some(purpose);
-    match purpose {
+    let body = match purpose {
         SystemPurpose::OptinRequest => {
             let buttons =
                 vec![format!("{}:{}", payload::OPT_IN_YES, conv.id), format!("{}:{}", payload::OPT_IN_NO, conv.id)];
-            m.template = Some(template(&settings.optin_template, buttons, vec![settings.business_name.clone()]));
+            Body::Template(template(&settings.optin_template, buttons, vec![settings.business_name.clone()]))
         }
         SystemPurpose::ResumeRequest => {
             let buttons = vec![format!("{}:{}", payload::RESUME, conv.id)];
-            m.template = Some(template(&settings.resume_template, buttons, vec![settings.business_name.clone()]));
+            Body::Template(template(&settings.resume_template, buttons, vec![settings.business_name.clone()]))
         }
-        SystemPurpose::OptOutConfirmation => {
-            m.kind = MessageKind::Text;
-            m.text = Some(notice::contact_text(ContactText::OptedOut, lang).to_string());
-        }
-        SystemPurpose::OptinConfirmation => {
-            m.kind = MessageKind::Text;
-            m.text = Some(notice::contact_text(ContactText::OptedIn, lang).to_string());
-        }
+        SystemPurpose::OptOutConfirmation => Body::text(notice::contact_text(ContactText::OptedOut, lang)),
+        SystemPurpose::OptinConfirmation => Body::text(notice::contact_text(ContactText::OptedIn, lang)),
+        // Named updates come from `participant_update`; this is the nameless form.
         SystemPurpose::ParticipantUpdate(change) => {
-            // Named updates come from `participant_update`; this is the nameless form.
-            m.kind = MessageKind::Text;
-            m.text =
-                Some(notice::contact_text(ContactText::Participant(change), lang).replace("{name}", "A colleague"));
+            Body::text(notice::contact_text(ContactText::Participant(change), lang).replace("{name}", "A colleague"))
         }
-    }
+    };
+    let mut m = Message::outbound(new_id(), conv.id.clone(), crate::domain::Sender::System, body, now);
+    m.system = Some(purpose);
     m
 }
 
@@ -438,19 +429,17 @@ pub(crate) fn participant_update(
 ) -> Message {
     let lang = Lang::of(&conv.language);
     let text = notice::contact_text(ContactText::Participant(change), lang).replace("{name}", name);
-    let mut m = Message::outbound(new_id(), conv.id.clone(), crate::domain::Sender::System, MessageKind::Text, now);
-    m.system = Some(SystemPurpose::ParticipantUpdate(change));
-    if window_open {
-        m.text = Some(text);
-    } else {
-        m.kind = MessageKind::Template;
-        m.template = Some(TemplateSpec {
+    let body = match window_open {
+        true => Body::text(text),
+        false => Body::Template(TemplateSpec {
             name: settings.participant_template.clone(),
             language: lang.code().to_string(),
             params: vec![text],
             buttons: vec![],
-        });
-    }
+        }),
+    };
+    let mut m = Message::outbound(new_id(), conv.id.clone(), crate::domain::Sender::System, body, now);
+    m.system = Some(SystemPurpose::ParticipantUpdate(change));
     m
 }
 

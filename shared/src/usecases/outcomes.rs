@@ -191,7 +191,6 @@ fn notice(plan: &mut FailurePlan, n: Notice, now: OffsetDateTime) {
 mod tests {
     use super::*;
     use crate::domain::contact::InboundIntent;
-    use crate::domain::MessageKind;
     use time::macros::datetime;
 
     const T0: OffsetDateTime = datetime!(2026-09-20 12:00 UTC);
@@ -200,7 +199,7 @@ mod tests {
         let mut contact = Contact::new("1".into(), None, None);
         let conv = Conversation::new("c".into(), &contact, "en".into(), T0);
         contact.inbound(InboundIntent::Accept, T0, T0);
-        let mut m = Message::outbound("m".into(), "c".into(), "u1".into(), MessageKind::Text, T0);
+        let mut m = Message::outbound("m".into(), "c".into(), "u1".into(), crate::domain::Body::text("hi"), T0);
         m.status = MessageStatus::Sending;
         m.attempts = 1;
         (conv, contact, m)

@@ -54,7 +54,7 @@ async fn release_page(ports: &Ports, conversation_id: &str) -> Result<Attempt<us
             continue;
         };
         // Free-form text waits for the window; order is kept, so stop at the first that must wait.
-        if !window_open && m.item.kind != MessageKind::Template {
+        if !window_open && m.item.body.kind() != MessageKind::Template {
             break;
         }
         let mut next = m.item.clone();

@@ -8,7 +8,7 @@ use crate::dlp::{Policy, Verdict};
 use crate::domain::contact::SendGate;
 use crate::domain::message::{SystemPurpose, TemplateSpec};
 use crate::domain::notice::{Notice, NoticeKind};
-use crate::domain::{Contact, Conversation, DomainError, Message, MessageKind, MessageStatus, Sender};
+use crate::domain::{Body, Contact, Conversation, DomainError, Message, MessageKind, MessageStatus, Sender};
 use crate::ports::{Cond, Effect, Item, Key, StoreError, Timer, Versioned, Write};
 use time::OffsetDateTime as Time;
 
@@ -182,11 +182,11 @@ pub fn plan_send(
     let mut extra = Vec::new();
     let mut to_queue = Vec::new();
     msg.dlp_rules = dlp_rules.clone();
-    let gate = k.gate_send(msg.kind == MessageKind::Template, now);
+    let gate = k.gate_send(msg.body.kind() == MessageKind::Template, now);
     let hold = match gate.clone() {
         SendGate::Refuse(e) => return Err(e.into()),
         // Held text goes first: new text waits behind it. A template need not wait.
-        SendGate::Deliver => msg.kind != MessageKind::Template && c.pending_count > 0,
+        SendGate::Deliver => msg.body.kind() != MessageKind::Template && c.pending_count > 0,
         SendGate::HoldForConsent => true,
         SendGate::HoldForWindow { request_resume } => {
             if request_resume {
@@ -272,39 +272,34 @@ fn compose(
     media: Option<&Versioned<MediaRecord>>,
     now: Time,
 ) -> Result<(Message, Option<Write>)> {
-    let mut msg =
-        Message::outbound(new_id(), c.id.clone(), Sender::User(caller.user_id.clone()), MessageKind::Text, now);
+    let id = new_id();
     let mut media_write = None;
     let speaker = c.participant(&caller.user_id).map_or(caller.name.as_str(), |p| p.name.as_str());
-    match content {
+    let body = match content {
         Content::Text(t) => {
-            msg.prefix = c.speaker_prefix(speaker);
-            fits(msg.prefix.as_deref(), t, "text", MAX_TEXT_CHARS)?;
-            msg.text = Some(t.clone());
+            let prefix = c.speaker_prefix(speaker);
+            fits(prefix.as_deref(), t, "text", MAX_TEXT_CHARS)?;
+            Body::Text { text: t.clone(), prefix }
         }
-        Content::Template(t) => {
-            msg.kind = MessageKind::Template;
-            msg.template = Some(t.clone());
-        }
+        Content::Template(t) => Body::Template(t.clone()),
         Content::Image { media_id, caption } => {
             let media = media.ok_or(UseCaseError::NotFound)?;
             media::sendable(&media.item, caller, &c.id)?;
-            msg.kind = MessageKind::Image;
-            msg.media_id = Some(media_id.clone());
+            let prefix = caption.as_ref().and_then(|_| c.speaker_prefix(speaker));
             if let Some(caption) = caption {
-                msg.prefix = c.speaker_prefix(speaker);
-                fits(msg.prefix.as_deref(), caption, "caption", MAX_CAPTION_CHARS)?;
-                msg.text = Some(caption.clone());
+                fits(prefix.as_deref(), caption, "caption", MAX_CAPTION_CHARS)?;
             }
             // Once sent, the thread's participants who may see this message may fetch it.
             let mut shared_with = media.item.clone();
             if !shared_with.conversations.contains(&c.id) {
                 shared_with.conversations.push(c.id.clone());
             }
-            shared_with.latest_message.insert(c.id.clone(), msg.id.clone());
+            shared_with.latest_message.insert(c.id.clone(), id.clone());
             media_write = Some(put_versioned(Item::Media(shared_with), Some(media.version)));
+            Body::Image { media_id: Some(media_id.clone()), caption: caption.clone(), prefix }
         }
-    }
+    };
+    let msg = Message::outbound(id, c.id.clone(), Sender::User(caller.user_id.clone()), body, now);
     Ok((msg, media_write))
 }
 
@@ -495,7 +490,7 @@ mod tests {
         let now = T0 + time::Duration::hours(1);
         let p = plan(&state(), &text("Your order is ready"), now);
         assert!(!p.held);
-        assert_eq!((p.msg.status, p.msg.text.as_deref()), (MessageStatus::Queued, Some("Your order is ready")));
+        assert_eq!((p.msg.status, p.msg.body.words()), (MessageStatus::Queued, Some("Your order is ready")));
         assert_eq!(queued(&p.plan), [p.msg.id.as_str()]);
         assert!(!holds(&p.plan));
         assert_eq!(p.plan.writes[0], put_versioned(Item::Conversation(thread(&p.plan).clone()), Some(4)));
@@ -536,7 +531,7 @@ mod tests {
         assert_eq!(resume.len(), 1);
         assert_eq!(queued(&first.plan), [resume[0].id.as_str()]);
         assert!(written(&first.plan).iter().any(|i| matches!(i,
-            Item::Message(m) if m.notice.as_ref().is_some_and(|n| n.code() == crate::domain::NoticeCode::ResumeRequested))));
+            Item::Message(m) if m.body.notice().is_some_and(|n| n.code() == crate::domain::NoticeCode::ResumeRequested))));
         // The contact now says a request went out during this pause, under the version read.
         let asked = first
             .plan
@@ -622,7 +617,7 @@ mod tests {
         let p = plan(&state(), &screened, T0);
         assert_eq!(p.msg.dlp_rules, ["card"]);
         assert!(written(&p.plan).iter().any(|i| matches!(i,
-            Item::Message(m) if m.notice.as_ref().is_some_and(|n| n.code() == crate::domain::NoticeCode::DlpRedacted
+            Item::Message(m) if m.body.notice().is_some_and(|n| n.code() == crate::domain::NoticeCode::DlpRedacted
                 && n.audience == crate::domain::Audience::User("u1".into())
                 && n.message_id() == Some(p.msg.id.as_str())))));
         let [e] = &p.plan.archive[..] else { panic!("{:?}", p.plan.archive) };

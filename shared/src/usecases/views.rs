@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use crate::domain::message::StatusTimes;
 use crate::domain::notice::{failure_text, Audience, Lang};
-use crate::domain::{Contact, Conversation, Message, Participant};
+use crate::domain::{Body, Contact, Conversation, Message, Participant};
 use crate::ports::Item;
 
 use super::{readable_conversation, Caller, Ports, Result};
@@ -131,26 +131,26 @@ impl MessageView {
     /// `m` as `locale` reads it.
     pub fn new(m: &Message, locale: &str) -> MessageView {
         let lang = Lang::of(locale);
-        let text = match &m.notice {
-            Some(n) => Some(n.render(locale)),
-            None => m.text.clone(),
+        let text = match &m.body {
+            Body::Notice(n) => Some(n.render(locale)),
+            body => body.words().map(str::to_string),
         };
         MessageView {
             id: m.id.clone(),
             conversation_id: m.conversation_id.clone(),
             direction: m.direction,
             sender: m.sender.to_string(),
-            kind: m.kind,
+            kind: m.body.kind(),
             text,
-            media_id: m.media_id.clone(),
-            template: m.template.as_ref().map(|t| TemplateView {
+            media_id: m.body.media_id().map(str::to_string),
+            template: m.body.template().map(|t| TemplateView {
                 name: t.name.clone(),
                 language: t.language.clone(),
                 params: t.params.clone(),
             }),
             reaction: m
-                .reaction
-                .as_ref()
+                .body
+                .reaction()
                 .map(|r| ReactionView { message_id: r.message_id.clone(), emoji: r.emoji.clone() }),
             system: m.system,
             status: m.status.public(),
@@ -163,7 +163,7 @@ impl MessageView {
                     None => e.detail.clone(),
                 },
             }),
-            notice: m.notice.as_ref().map(|n| NoticeView {
+            notice: m.body.notice().map(|n| NoticeView {
                 code: n.code(),
                 audience: n.audience.public().to_string(),
                 sms_fallback: n.sms_fallback().then_some(true),
@@ -178,7 +178,7 @@ impl MessageView {
 
 /// Whether `user_id` may see `m`: notices addressed to one user are theirs alone.
 pub fn visible_to(m: &Message, user_id: &str) -> bool {
-    match m.notice.as_ref().map(|n| &n.audience) {
+    match m.body.notice().map(|n| &n.audience) {
         Some(Audience::User(u)) => u == user_id,
         _ => true,
     }
