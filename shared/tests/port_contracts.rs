@@ -350,17 +350,9 @@ async fn a_taken_place_in_the_chain_is_not_written_twice(a: Archives) {
 // ---- Vault ------------------------------------------------------------------------------
 
 async fn s3_vault() -> Option<(Arc<dyn Vault>, AwsClients, String)> {
-    use aws_sdk_s3::types::{
-        DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule,
-    };
     let c = aws_clients().await?;
     let bucket = unique("anchors");
-    c.s3.create_bucket().bucket(&bucket).object_lock_enabled_for_bucket(true).send().await.unwrap();
-    let rule = ObjectLockRule::builder()
-        .default_retention(DefaultRetention::builder().mode(ObjectLockRetentionMode::Compliance).days(1).build())
-        .build();
-    let lock = ObjectLockConfiguration::builder().object_lock_enabled(ObjectLockEnabled::Enabled).rule(rule).build();
-    c.s3.put_object_lock_configuration().bucket(&bucket).object_lock_configuration(lock).send().await.unwrap();
+    S3Vault::create_bucket(&c.s3, &bucket, 1).await.unwrap();
     Some((Arc::new(S3Vault::new(c.s3.clone(), bucket.clone())), c, bucket))
 }
 

@@ -4,9 +4,6 @@
 
 use std::sync::Arc;
 
-use aws_sdk_s3::types::{
-    DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule,
-};
 use serde_json::{json, Value};
 
 use shared::adapters::aws::{AwsClients, DynamoArchive, DynamoStore, S3Vault};
@@ -24,12 +21,7 @@ fn caller(user: &str, roles: &[&str]) -> Caller {
 async fn ports(clients: &AwsClients, dir: &tempfile::TempDir, test: &str) -> (Ports, String) {
     let name = format!("anchor-{test}-{}", std::process::id());
     DynamoStore::create_table(&clients.dynamodb, &name).await.unwrap();
-    clients.s3.create_bucket().bucket(&name).object_lock_enabled_for_bucket(true).send().await.unwrap();
-    let rule = ObjectLockRule::builder()
-        .default_retention(DefaultRetention::builder().mode(ObjectLockRetentionMode::Compliance).days(1).build())
-        .build();
-    let lock = ObjectLockConfiguration::builder().object_lock_enabled(ObjectLockEnabled::Enabled).rule(rule).build();
-    clients.s3.put_object_lock_configuration().bucket(&name).object_lock_configuration(lock).send().await.unwrap();
+    S3Vault::create_bucket(&clients.s3, &name, 1).await.unwrap();
     let data = dir.path().display().to_string();
     let config = shared::Config::from_lookup(|k| (k == "CONNECTOR_DATA_DIR").then(|| data.clone())).unwrap();
     let mut ports = shared::app::embedded(config).await.unwrap().0.ports;

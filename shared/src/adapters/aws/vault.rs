@@ -22,6 +22,22 @@ impl S3Vault {
 }
 
 impl S3Vault {
+    /// Creates the bucket as `template.yaml` does, Object Lock in compliance mode for `days` by
+    /// default (for tests against an emulator).
+    pub async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str, days: i32) -> Result<(), ArchiveError> {
+        use aws_sdk_s3::types::{
+            DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule,
+        };
+        client.create_bucket().bucket(bucket).object_lock_enabled_for_bucket(true).send().await.map_err(err)?;
+        let retention = DefaultRetention::builder().mode(ObjectLockRetentionMode::Compliance).days(days).build();
+        let rule = ObjectLockRule::builder().default_retention(retention).build();
+        let lock =
+            ObjectLockConfiguration::builder().object_lock_enabled(ObjectLockEnabled::Enabled).rule(rule).build();
+        let put = client.put_object_lock_configuration().bucket(bucket).object_lock_configuration(lock);
+        put.send().await.map_err(err)?;
+        Ok(())
+    }
+
     /// The id of `name`'s oldest version (S3 lists a key's versions newest first).
     async fn first_version(&self, name: &str) -> Result<Option<String>, ArchiveError> {
         let (mut first, mut after) = (None, None::<(Option<String>, Option<String>)>);
