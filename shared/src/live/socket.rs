@@ -98,9 +98,8 @@ pub async fn fan_out(ports: &Ports, push: &dyn Push, id: &str, change: &Change) 
     }
     if who.agents {
         // Agents and admins not already reached see the unclaimed thread too.
-        let agents = ports.store.query(&Key::agent_connection("").pk, "WS#", None, 1000, true).await?;
-        for v in agents {
-            let Item::AgentConnection { connection_id, caller, .. } = v.item else { continue };
+        for agent in ports.store.agent_connections(1000).await? {
+            let Item::AgentConnection { connection_id, caller, .. } = agent else { continue };
             match groups.iter_mut().find(|(c, _)| c.user_id == caller.user_id) {
                 Some((_, ids)) if ids.contains(&connection_id) => {}
                 Some((_, ids)) => ids.push(connection_id),

@@ -138,6 +138,26 @@ pub trait Store: Send + Sync {
         Ok(found.into_iter().map(|v| v.item).collect())
     }
 
+    /// The directory's entries of one sub-organization and region, by user id.
+    async fn directory(&self, sub_org: &str, region: &str, limit: usize) -> Result<Vec<DirectoryUser>, StoreError> {
+        Ok(self
+            .query(&directory_partition(sub_org, region), "USER#", None, limit, true)
+            .await?
+            .into_iter()
+            .filter_map(|v| match v.item {
+                Item::DirectoryEntry(u) => Some(u),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The open live connections of agents and admins (AWS WebSockets), who hear of threads
+    /// nobody has claimed.
+    async fn agent_connections(&self, limit: usize) -> Result<Vec<Item>, StoreError> {
+        let found = self.query(&Key::agent_connection("").pk, "WS#", None, limit, true).await?;
+        Ok(found.into_iter().map(|v| v.item).collect())
+    }
+
     /// A contact's partition: the contact, and a link to each of their threads.
     async fn contact_partition(&self, contact_key: &str, limit: usize) -> Result<Vec<Versioned<Item>>, StoreError> {
         self.query(&Key::contact(contact_key).pk, "", None, limit, true).await

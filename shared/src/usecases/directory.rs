@@ -2,7 +2,7 @@
 //! searched by colleagues who want to add someone to a thread.
 
 use crate::domain::DomainError;
-use crate::ports::{directory_partition, Cond, DirectoryUser, Item, Key, StoreError, Write};
+use crate::ports::{Cond, DirectoryUser, Item, Key, StoreError, Write};
 
 use super::commit::{commit, retry, Attempt, Plan};
 use super::{load, participant_conversation, put_versioned, Caller, Ports, Result, UseCaseError};
@@ -142,14 +142,9 @@ pub async fn search(
         None => vec![],
     };
     let q = q.trim().to_lowercase();
-    let entries =
-        ports.store.query(&directory_partition(&caller.sub_org, &caller.region), "USER#", None, MAX_SCAN, true).await?;
+    let entries = ports.store.directory(&caller.sub_org, &caller.region, MAX_SCAN).await?;
     let mut users: Vec<DirectoryUser> = entries
         .into_iter()
-        .filter_map(|v| match v.item {
-            Item::DirectoryEntry(u) => Some(u),
-            _ => None,
-        })
         .filter(|u| u.whatsapp_enabled && u.name.to_lowercase().starts_with(&q) && !exclude.contains(&u.user_id))
         .collect();
     users.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()).then(a.user_id.cmp(&b.user_id)));
