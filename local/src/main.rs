@@ -127,15 +127,16 @@ async fn archive(config: Config, args: &[String]) -> Result<(), String> {
             n => Err(format!("{n} anchored heads do not match the chains")),
         };
     }
+    let conv = shared::domain::ConversationId::from(conv.as_str());
     let db = shared::adapters::embedded::Db::open(&config.data_dir).map_err(|e| Report(&e).to_string())?;
     let records = shared::adapters::embedded::SqliteArchive::new(db.clone())
-        .read(conv)
+        .read(&conv)
         .await
         .map_err(|e| Report(&e).to_string())?;
     match verb.as_str() {
         "verify" => {
             let store = shared::adapters::embedded::SqliteStore::new(db);
-            let v = shared::usecases::archive::verify_against_head(&store, conv, &records)
+            let v = shared::usecases::archive::verify_against_head(&store, &conv, &records)
                 .await
                 .map_err(|e| Report(&e).to_string())?;
             println!("{}", serde_json::to_string(&v).unwrap_or_default());

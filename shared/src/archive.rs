@@ -8,7 +8,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::domain::Sender;
+use crate::domain::{ConversationId, MessageId, Sender};
 
 /// The hash before a thread's first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -83,12 +83,12 @@ impl std::fmt::Display for ArchiveKind {
 /// Something to archive, as a use case reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArchiveEvent {
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     pub kind: ArchiveKind,
     pub actor: Sender,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
-    pub message_id: Option<String>,
+    pub message_id: Option<MessageId>,
     pub wamid: Option<String>,
     pub text_as_sent: Option<String>,
     pub text_as_written: Option<String>,
@@ -196,12 +196,12 @@ pub struct Anchor {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
     /// Each thread's newest head among those given, by thread id.
-    pub heads: BTreeMap<String, ChainHead>,
+    pub heads: BTreeMap<ConversationId, ChainHead>,
 }
 
 impl Anchor {
-    pub fn of(heads: impl IntoIterator<Item = (String, ChainHead)>, at: OffsetDateTime) -> Anchor {
-        let mut newest: BTreeMap<String, ChainHead> = BTreeMap::new();
+    pub fn of(heads: impl IntoIterator<Item = (ConversationId, ChainHead)>, at: OffsetDateTime) -> Anchor {
+        let mut newest: BTreeMap<ConversationId, ChainHead> = BTreeMap::new();
         for (thread, head) in heads {
             if newest.get(&thread).is_none_or(|h| h.seq < head.seq) {
                 newest.insert(thread, head);
@@ -254,7 +254,7 @@ pub struct AnchorCheck {
 pub fn check_anchor(
     mut v: Verification,
     records: &[ArchiveRecord],
-    thread: &str,
+    thread: &ConversationId,
     object: String,
     anchor: Option<&Anchor>,
 ) -> Verification {
@@ -402,7 +402,7 @@ mod tests {
     fn a_chain_rewritten_before_its_anchor_is_found_though_it_verifies_alone() {
         let c = chain(5);
         let anchor = Anchor::of([("c".into(), c[3].head())], datetime!(2026-12-03 21:00 UTC));
-        let ok = check_anchor(verify(&c), &c, "c", "a.json".into(), Some(&anchor));
+        let ok = check_anchor(verify(&c), &c, &"c".into(), "a.json".into(), Some(&anchor));
         assert!(ok.valid && ok.anchor.as_ref().unwrap().matches, "{ok:?}");
         // Someone with the table rewrites record 2 and re-hashes every record after it.
         let mut forged = vec![c[0].clone()];
@@ -414,16 +414,16 @@ mod tests {
             forged.push(link(forged.last().map(ArchiveRecord::head).as_ref(), e));
         }
         assert!(verify(&forged).valid, "the chain alone cannot see it");
-        let v = check_anchor(verify(&forged), &forged, "c", "a.json".into(), Some(&anchor));
+        let v = check_anchor(verify(&forged), &forged, &"c".into(), "a.json".into(), Some(&anchor));
         assert!(!v.valid && !v.anchor.as_ref().unwrap().matches);
         assert_eq!(v.first_break, Some(4));
         // Records cut back to before the anchored head.
-        let cut = check_anchor(verify(&c[..2]), &c[..2], "c", "a.json".into(), Some(&anchor));
+        let cut = check_anchor(verify(&c[..2]), &c[..2], &"c".into(), "a.json".into(), Some(&anchor));
         assert_eq!((cut.valid, cut.first_break), (false, Some(4)));
         // The anchor the thread's record names is not there, or does not hold the thread.
-        let gone = check_anchor(verify(&c), &c, "c", "gone.json".into(), None);
+        let gone = check_anchor(verify(&c), &c, &"c".into(), "gone.json".into(), None);
         assert_eq!((gone.valid, gone.first_break, gone.anchor.unwrap().head), (false, Some(1), None));
-        let other = check_anchor(verify(&c), &c, "x", "a.json".into(), Some(&anchor));
+        let other = check_anchor(verify(&c), &c, &"x".into(), "a.json".into(), Some(&anchor));
         assert!(!other.valid);
     }
 }

@@ -391,6 +391,9 @@ async fn concurrent_sends_on_aws_are_all_stored() {
     let v = shared::usecases::archive::verify_against_head(&*ports.store, &conv.id, &records).await.unwrap();
     assert!(v.valid, "{v:?}");
     for id in &ids {
-        assert!(records.iter().any(|r| r.event.message_id.as_deref() == Some(id.as_str())), "{id} not archived");
+        assert!(
+            records.iter().any(|r| r.event.message_id.as_ref().is_some_and(|m| m == id.as_str())),
+            "{id} not archived"
+        );
     }
 }

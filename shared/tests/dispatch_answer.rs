@@ -36,7 +36,9 @@ async fn a_status_between_the_link_and_the_message_settles_the_send() {
         callback: Some("c1/m1".into()),
     };
     assert_eq!(receipts::apply_status(&ports, &ev).await.unwrap(), ReceiptResult::Applied);
-    let Some(Item::Message(m)) = ports.store.get(&Key::message("c1", "m1")).await.unwrap().map(|v| v.item) else {
+    let Some(Item::Message(m)) =
+        ports.store.get(&Key::message(&"c1".into(), &"m1".into())).await.unwrap().map(|v| v.item)
+    else {
         panic!("the message is gone")
     };
     assert_eq!((m.status, m.wamid.as_deref(), m.lease_until), (MessageStatus::Delivered, Some("wamid.A"), None));

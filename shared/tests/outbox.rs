@@ -55,7 +55,7 @@ async fn records_for_a_thread_that_does_not_exist_are_refused() {
     let (ports, _, _) = setup(&dir).await;
     let plan = Plan { archive: vec![note(&ports, "nope", serde_json::json!({}))], ..Plan::default() };
     assert!(matches!(commit(&ports, plan).await, Err(StoreError::Corrupt(_))));
-    assert!(ports.archive.read("nope").await.unwrap().is_empty());
+    assert!(ports.archive.read(&"nope".into()).await.unwrap().is_empty());
 }
 
 fn message(conv: &str, id: &str) -> Message {
@@ -65,7 +65,13 @@ fn message(conv: &str, id: &str) -> Message {
 
 /// A record of a kind this build does not know, by `u1`, now.
 fn note(ports: &Ports, conv: &str, body: serde_json::Value) -> ArchiveEvent {
-    archive::event(conv, shared::archive::ArchiveKind::Other("note".into()), "u1".into(), ports.clock.now(), body)
+    archive::event(
+        &conv.into(),
+        shared::archive::ArchiveKind::Other("note".into()),
+        "u1".into(),
+        ports.clock.now(),
+        body,
+    )
 }
 
 fn job(conv: &str, id: &str) -> Effect {
@@ -84,9 +90,9 @@ async fn a_commit_writes_state_archive_and_outbox_together_and_the_relay_publish
     commit(&ports, plan).await.unwrap();
     assert_eq!(embedded.queue.depth(QueueName::Outbound).await.unwrap(), 1);
     assert_eq!(relay::pending(&ports).await.unwrap(), 0, "published and deleted");
-    let records = ports.archive.read("c1").await.unwrap();
+    let records = ports.archive.read(&"c1".into()).await.unwrap();
     assert_eq!(records.len(), 2, "the message and the note");
-    let v = archive::verify_against_head(&*ports.store, "c1", &records).await.unwrap();
+    let v = archive::verify_against_head(&*ports.store, &"c1".into(), &records).await.unwrap();
     assert!(v.valid, "{v:?}");
 }
 
@@ -103,7 +109,7 @@ async fn a_failed_condition_writes_nothing_at_all() {
         effects: vec![job("c1", "01A")],
     };
     assert!(matches!(commit(&ports, again).await, Err(StoreError::Conflict { index: 0 })));
-    assert_eq!(ports.archive.read("c1").await.unwrap().len(), 1, "no record of what did not happen");
+    assert_eq!(ports.archive.read(&"c1".into()).await.unwrap().len(), 1, "no record of what did not happen");
     assert_eq!(embedded.queue.depth(QueueName::Outbound).await.unwrap(), 0);
     assert_eq!(relay::pending(&ports).await.unwrap(), 0);
 }
@@ -124,8 +130,7 @@ async fn what_the_relay_could_not_publish_waits_in_the_outbox_for_the_sweep_in_o
     assert_eq!(relay::sweep(&ports).await.unwrap(), 2);
     assert_eq!(relay::pending(&ports).await.unwrap(), 0);
     let jobs = embedded.queue.receive(QueueName::Outbound, ports.clock.now(), 10).await.unwrap();
-    let ids: Vec<String> =
-        jobs.iter().map(|j| serde_json::from_str::<OutboundJob>(&j.body).unwrap().message_id).collect();
+    let ids: Vec<_> = jobs.iter().map(|j| serde_json::from_str::<OutboundJob>(&j.body).unwrap().message_id).collect();
     assert_eq!(ids, vec!["01A"], "one group head at a time, the older first");
 }
 
@@ -142,9 +147,9 @@ async fn a_thread_without_a_head_goes_on_from_its_last_record() {
     }
     let plan = Plan { archive: vec![note(&ports, "c1", serde_json::json!(2))], ..Plan::default() };
     commit(&ports, plan).await.unwrap();
-    let records = ports.archive.read("c1").await.unwrap();
+    let records = ports.archive.read(&"c1".into()).await.unwrap();
     assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
-    assert!(archive::verify_against_head(&*ports.store, "c1", &records).await.unwrap().valid);
+    assert!(archive::verify_against_head(&*ports.store, &"c1".into(), &records).await.unwrap().valid);
 }
 
 #[tokio::test]
@@ -185,10 +190,11 @@ async fn concurrent_commits_to_one_thread_keep_one_unbroken_chain() {
     for t in tasks {
         t.await.unwrap();
     }
-    let records = ports.archive.read("c1").await.unwrap();
+    let records = ports.archive.read(&"c1".into()).await.unwrap();
     assert_eq!(records.len(), 20);
-    assert!(archive::verify_against_head(&*ports.store, "c1", &records).await.unwrap().valid);
-    let Some(Item::Conversation(c)) = ports.store.get(&Key::conversation("c1")).await.unwrap().map(|v| v.item) else {
+    assert!(archive::verify_against_head(&*ports.store, &"c1".into(), &records).await.unwrap().valid);
+    let Some(Item::Conversation(c)) = ports.store.get(&Key::conversation(&"c1".into())).await.unwrap().map(|v| v.item)
+    else {
         panic!("the thread is gone")
     };
     assert_eq!(c.archive_head, records.last().map(|r| r.head()), "the head is on the thread, at the last record");
@@ -228,7 +234,7 @@ async fn a_burst_overtaken_by_its_last_message_still_leaves_in_order() {
     let mut last = None;
     for i in 0..12 {
         let cmd = send::SendCommand { content: send::Content::Text(format!("t{i}")), client_id: None };
-        last = Some(send::send(&ports, &caller, "c2", cmd).await.unwrap().id);
+        last = Some(send::send(&ports, &caller, &"c2".into(), cmd).await.unwrap().id);
     }
     flaky.down.store(false, Ordering::SeqCst);
     let job = OutboundJob { conversation_id: "c2".into(), message_id: last.unwrap(), generation: 0 };

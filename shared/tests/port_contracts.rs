@@ -160,7 +160,8 @@ async fn one_threads_jobs_are_taken_in_the_order_sent(q: Queues) {
     let taken = q.outbound().await;
     assert_eq!(taken.len(), 12, "{taken:?}");
     for conv in ["c1", "c2"] {
-        let ids: Vec<_> = taken.iter().filter(|j| j.conversation_id == conv).map(|j| &j.message_id[1..]).collect();
+        let ids: Vec<_> =
+            taken.iter().filter(|j| j.conversation_id == conv).map(|j| &j.message_id.as_str()[1..]).collect();
         assert_eq!(ids, ["0", "1", "2", "3", "4", "5"], "{conv}");
     }
 }
@@ -304,7 +305,7 @@ async fn append(store: &dyn Store, conv: &str, n: usize) -> Vec<ArchiveRecord> {
     let mut chain: Vec<ArchiveRecord> = Vec::new();
     for i in 0..n {
         let event = shared::usecases::archive::event(
-            conv,
+            &conv.into(),
             ArchiveKind::Other("note".into()),
             "u1".into(),
             OffsetDateTime::now_utc(),
@@ -324,9 +325,9 @@ async fn a_threads_records_are_read_oldest_first_and_no_one_elses(a: Archives) {
     let Archives { store, archive } = a;
     let c1 = append(&*store, "c1", 3).await;
     let c2 = append(&*store, "c2", 1).await;
-    assert_eq!(archive.read("c1").await.unwrap(), c1);
-    assert_eq!(archive.read("c2").await.unwrap(), c2);
-    assert_eq!(archive.read("c0").await.unwrap(), vec![], "a thread without records");
+    assert_eq!(archive.read(&"c1".into()).await.unwrap(), c1);
+    assert_eq!(archive.read(&"c2".into()).await.unwrap(), c2);
+    assert_eq!(archive.read(&"c0".into()).await.unwrap(), vec![], "a thread without records");
 }
 
 async fn a_taken_place_in_the_chain_is_not_written_twice(a: Archives) {
@@ -335,7 +336,7 @@ async fn a_taken_place_in_the_chain_is_not_written_twice(a: Archives) {
     let fork = shared::archive::link(
         None,
         shared::usecases::archive::event(
-            "c1",
+            &"c1".into(),
             ArchiveKind::Other("fork".into()),
             "u2".into(),
             OffsetDateTime::now_utc(),
@@ -344,7 +345,7 @@ async fn a_taken_place_in_the_chain_is_not_written_twice(a: Archives) {
     );
     let again = store.transact(vec![Write::Put { item: Item::ArchiveEntry(fork), cond: Cond::NotExists }]).await;
     assert!(again.is_err(), "a second record 1 was written");
-    assert_eq!(archive.read("c1").await.unwrap(), chain);
+    assert_eq!(archive.read(&"c1".into()).await.unwrap(), chain);
 }
 
 // ---- Vault ------------------------------------------------------------------------------

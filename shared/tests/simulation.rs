@@ -22,7 +22,9 @@ use shared::adapters::embedded::ManualClock;
 use shared::adapters::memory::MemoryStore;
 use shared::domain::contact::ConsentState;
 use shared::domain::notice::NoticeCode;
-use shared::domain::{Contact, Conversation, Direction, Message, MessageStatus, Phone, ReceiptStatus};
+use shared::domain::{
+    Contact, Conversation, ConversationId, Direction, Message, MessageId, MessageStatus, Phone, ReceiptStatus, UserId,
+};
 use shared::meta::graph::{GraphError, OutboundRequest};
 use shared::meta::webhook::{InboundContent, InboundMessage, StatusEvent};
 use shared::ports::{
@@ -267,7 +269,7 @@ struct World {
     scheduler: Arc<SimScheduler>,
     meta: Arc<SimMeta>,
     faults: Arc<Faults>,
-    threads: Vec<(String, String)>,
+    threads: Vec<(ConversationId, UserId)>,
     /// Inbound webhooks the contact sent: (message, acknowledged with 200).
     inbound: Vec<(InboundMessage, bool)>,
     /// Deliveries Meta will try (again): redeliveries and duplicates.
@@ -275,7 +277,7 @@ struct World {
     statuses: Vec<StatusEvent>,
     n: u64,
     /// Highest status rank each message was seen at.
-    seen: HashMap<String, u8>,
+    seen: HashMap<MessageId, u8>,
 }
 
 const CONTACTS: [&str; 3] = ["447700900101", "447700900102", "447700900103"];
@@ -375,7 +377,7 @@ impl World {
         let contact = self.pick(&CONTACTS[..2]).unwrap();
         let cmd = conversations::StartConversation { phone: Phone::parse(&format!("+{contact}")).unwrap(), name: None };
         if let Ok(view) = conversations::start(&self.ports, &caller(user, &[]), cmd).await {
-            self.threads.push((view.id.clone(), user.to_string()));
+            self.threads.push((view.id.clone(), user.into()));
         }
     }
 
@@ -386,7 +388,7 @@ impl World {
             send::SendCommand { content: send::Content::Text(format!("text {client_id}")), client_id: Some(client_id) };
         // A client retries a failed call with the same idempotency key.
         for _ in 0..3 {
-            if send::send(&self.ports, &caller(&user, &[]), &conv, cmd.clone()).await.is_ok() {
+            if send::send(&self.ports, &caller(user.as_str(), &[]), &conv, cmd.clone()).await.is_ok() {
                 return;
             }
         }
@@ -396,7 +398,7 @@ impl World {
     async fn employee_recalls(&mut self) {
         let Some((conv, user)) = self.pick(&self.threads.clone()) else { return };
         let recent = self.store.messages(&conv, None, 5, false).await.unwrap_or_default();
-        let mine: Vec<String> = recent
+        let mine: Vec<MessageId> = recent
             .into_iter()
             .filter_map(|v| match v.item {
                 Item::Message(m) if m.sender.is_user(&user) => Some(m.id),
@@ -404,7 +406,7 @@ impl World {
             })
             .collect();
         let Some(id) = self.pick(&mine) else { return };
-        let _ = send::recall(&self.ports, &caller(&user, &[]), &conv, &id).await;
+        let _ = send::recall(&self.ports, &caller(user.as_str(), &[]), &conv, &id).await;
     }
 
     async fn contact_writes(&mut self) {
@@ -564,7 +566,7 @@ impl World {
         assert!(!(ra.is_ok() && rb.is_ok()), "two claims of {id} both won");
         for (r, who) in [(ra, "agent1"), (rb, "agent2")] {
             if r.is_ok() {
-                self.threads.push((id.clone(), who.to_string()));
+                self.threads.push((id.clone(), who.into()));
             }
         }
     }
@@ -582,7 +584,7 @@ impl World {
         out
     }
 
-    async fn all_threads(&self) -> Vec<(String, Conversation)> {
+    async fn all_threads(&self) -> Vec<(ConversationId, Conversation)> {
         let mut out = Vec::new();
         for c in CONTACTS {
             for v in self.store.contact_partition(c, 10_000).await.unwrap() {
@@ -689,13 +691,13 @@ impl World {
             assert_eq!(*n, 1, "{cb} reached Meta {n} times");
         }
         // 3. Every outbound message ended well, failed with a notice, or waits for a reason.
-        let failed_notices: HashSet<&str> = messages
+        let failed_notices: HashSet<&MessageId> = messages
             .iter()
             .filter_map(|m| m.body.notice())
             .filter(|n| n.code() == NoticeCode::MessageFailed)
             .filter_map(|n| n.message_id())
             .collect();
-        let threads: HashMap<String, Conversation> = self.all_threads().await.into_iter().collect();
+        let threads: HashMap<ConversationId, Conversation> = self.all_threads().await.into_iter().collect();
         let now = self.clock.now();
         for m in messages.iter().filter(|m| m.direction == Direction::Outbound) {
             let conv = &threads[&m.conversation_id];
@@ -712,7 +714,7 @@ impl World {
                 }
                 MessageStatus::Failed => {
                     if m.system.is_none() {
-                        assert!(failed_notices.contains(m.id.as_str()), "{} failed without a notice", m.id);
+                        assert!(failed_notices.contains(&m.id), "{} failed without a notice", m.id);
                     }
                 }
                 MessageStatus::Pending => assert!(
@@ -734,9 +736,9 @@ impl World {
             let records = self.ports.archive.read(id).await.unwrap();
             let v = shared::usecases::archive::verify_against_head(&*self.store, id, &records).await.unwrap();
             assert!(v.valid, "thread {id}: {v:?}");
-            let archived: HashSet<&str> = records.iter().filter_map(|r| r.event.message_id.as_deref()).collect();
+            let archived: HashSet<&MessageId> = records.iter().filter_map(|r| r.event.message_id.as_ref()).collect();
             for m in messages.iter().filter(|m| &m.conversation_id == id) {
-                assert!(archived.contains(m.id.as_str()), "message {} of {id} is not archived", m.id);
+                assert!(archived.contains(&m.id), "message {} of {id} is not archived", m.id);
             }
         }
     }

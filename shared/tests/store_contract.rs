@@ -99,7 +99,11 @@ async fn queries_follow_sort_order_prefix_after_and_limit(store: Arc<dyn Store>)
     assert_eq!(keys(back), vec!["CONV#cu2", "CONV#cu1"]);
     assert!(store.query("USER#q", "MSG#", None, 5, true).await.unwrap().is_empty());
     let many = store
-        .get_many(&[Key::membership("q", "cu2"), Key::membership("q", "none"), Key::membership("q", "cu1")])
+        .get_many(&[
+            Key::membership(&"q".into(), &"cu2".into()),
+            Key::membership(&"q".into(), &"none".into()),
+            Key::membership(&"q".into(), &"cu1".into()),
+        ])
         .await
         .unwrap();
     assert_eq!(many.iter().map(|m| m.is_some()).collect::<Vec<_>>(), vec![true, false, true]);
@@ -184,7 +188,7 @@ async fn concurrent_transactions_lose_none(store: Arc<dyn Store>) {
         t.await.unwrap();
     }
     assert_eq!(store.get(&key).await.unwrap().unwrap().version, 21);
-    let links: Vec<Key> = (0..20).map(|i| Key::membership(&format!("u{i}"), "tx")).collect();
+    let links: Vec<Key> = (0..20).map(|i| Key::membership(&format!("u{i}").into(), &"tx".into())).collect();
     let found = store.get_many(&links).await.unwrap();
     assert!(found.iter().all(|f| f.is_some()), "every committed transaction's new item is stored");
 }
@@ -212,7 +216,7 @@ async fn a_failed_transaction_undoes_only_itself(store: Arc<dyn Store>) {
             _ => assert!(matches!(r, Err(StoreError::Conflict { index: 1 })), "{i}: {r:?}"),
         }
     }
-    let links: Vec<Key> = (0..64).map(|i| Key::membership(&format!("u{i}"), "grp")).collect();
+    let links: Vec<Key> = (0..64).map(|i| Key::membership(&format!("u{i}").into(), &"grp".into())).collect();
     for (i, found) in store.get_many(&links).await.unwrap().iter().enumerate() {
         assert_eq!(found.is_some(), i % 2 == 0, "u{i}");
     }

@@ -7,6 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use shared::domain::ConversationId;
 use shared::http::{admit, ApiError, AppState, Identity};
 use shared::usecases::archive;
 
@@ -27,7 +28,7 @@ struct ArchiveQuery {
 async fn archive_route(
     State(state): State<AppState>,
     Identity(caller): Identity,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     query: Result<Query<ArchiveQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;

@@ -7,6 +7,7 @@
 
 use serde_json::{json, Value};
 use shared::archive::ChainHead;
+use shared::domain::ConversationId;
 use shared::error::Report;
 use shared::ports::Item;
 use shared::usecases::{archive, Ports, UseCaseError};
@@ -27,7 +28,7 @@ pub async fn handle(ports: &Ports, event: &Value) -> Result<Value, HandlerError>
         return Ok(serde_json::to_value(report).unwrap_or_default());
     }
     let heads = if let Some(ids) = event.get("conversation_ids").and_then(Value::as_array) {
-        let ids: Vec<String> = ids.iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
+        let ids: Vec<ConversationId> = ids.iter().filter_map(|v| v.as_str().map(ConversationId::from)).collect();
         archive::heads_of(ports, &ids).await?
     } else if event.pointer("/Records/0/eventSource").and_then(Value::as_str) == Some("aws:dynamodb") {
         heads_of_stream(event)
@@ -42,7 +43,7 @@ pub async fn handle(ports: &Ports, event: &Value) -> Result<Value, HandlerError>
 
 /// The chain heads the archive records in a stream batch reached; any other record is passed
 /// over (the filter lets none through).
-pub fn heads_of_stream(event: &Value) -> Vec<(String, ChainHead)> {
+pub fn heads_of_stream(event: &Value) -> Vec<(ConversationId, ChainHead)> {
     let records = event["Records"].as_array().map(Vec::as_slice).unwrap_or_default();
     records
         .iter()

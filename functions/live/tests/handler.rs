@@ -73,7 +73,7 @@ async fn connections_are_kept_and_forgotten_on_disconnect() {
     let dir = tempfile::tempdir().unwrap();
     let (live, _) = live(&dir).await;
     assert_eq!(live::handle(&live, event("live-connect.json")).await.unwrap(), json!({"statusCode": 200}));
-    let conns = live.ports.store.connections("alex").await.unwrap();
+    let conns = live.ports.store.connections(&"alex".into()).await.unwrap();
     assert!(
         matches!(&conns[..], [Item::Connection { connection_id, caller, .. }] if connection_id == "Xa1bCd2eFg3=" && *caller == alex())
     );
@@ -83,7 +83,7 @@ async fn connections_are_kept_and_forgotten_on_disconnect() {
     assert_eq!(live::handle(&live, message).await.unwrap(), json!({"statusCode": 200}));
 
     assert_eq!(live::handle(&live, event("live-disconnect.json")).await.unwrap(), json!({"statusCode": 200}));
-    assert!(live.ports.store.connections("alex").await.unwrap().is_empty());
+    assert!(live.ports.store.connections(&"alex".into()).await.unwrap().is_empty());
     assert!(live.ports.store.get(&Key::connection_owner("Xa1bCd2eFg3=")).await.unwrap().is_none());
 
     // Without an authorizer in front (cargo lambda watch), $connect checks the token itself.
@@ -106,18 +106,18 @@ async fn connect_takes_the_scope_an_admin_set_and_refuses_a_user_turned_off() {
         locale: "en".into(),
         whatsapp_enabled: enabled,
     };
-    shared::usecases::directory::upsert(&live.ports, &boss, "alex", set(true)).await.unwrap();
+    shared::usecases::directory::upsert(&live.ports, &boss, &"alex".into(), set(true)).await.unwrap();
     assert_eq!(live::handle(&live, event("live-connect.json")).await.unwrap(), json!({"statusCode": 200}));
-    let conns = live.ports.store.connections("alex").await.unwrap();
+    let conns = live.ports.store.connections(&"alex".into()).await.unwrap();
     assert!(
         matches!(&conns[..], [Item::Connection { caller, .. }] if caller.sub_org == "wholesale"),
         "the directory's scope, not the token's: {conns:?}"
     );
     live::handle(&live, event("live-disconnect.json")).await.unwrap();
 
-    shared::usecases::directory::upsert(&live.ports, &boss, "alex", set(false)).await.unwrap();
+    shared::usecases::directory::upsert(&live.ports, &boss, &"alex".into(), set(false)).await.unwrap();
     assert_eq!(live::handle(&live, event("live-connect.json")).await.unwrap(), json!({"statusCode": 403}));
-    assert!(live.ports.store.connections("alex").await.unwrap().is_empty());
+    assert!(live.ports.store.connections(&"alex".into()).await.unwrap().is_empty());
 }
 
 /// The fixture's stream record, carrying `item` as its new image.
@@ -158,7 +158,7 @@ async fn the_stream_reaches_the_participants_connections_and_prunes_gone_ones() 
     let ids: Vec<String> = live
         .ports
         .store
-        .connections("alex")
+        .connections(&"alex".into())
         .await
         .unwrap()
         .into_iter()
@@ -236,7 +236,7 @@ async fn a_caller_without_scope_connects_only_once_an_admin_has_set_it() {
     let mut connect = event("live-connect.json");
     connect["requestContext"]["authorizer"]["caller"] = json!(serde_json::to_string(&stock).unwrap());
     assert_eq!(live::handle(&live, connect.clone()).await.unwrap(), json!({"statusCode": 401}));
-    assert!(live.ports.store.connections("cognito-7").await.unwrap().is_empty());
+    assert!(live.ports.store.connections(&"cognito-7".into()).await.unwrap().is_empty());
 
     let boss = Caller { user_id: "boss".into(), roles: vec!["admin".into()], ..alex() };
     let profile = shared::usecases::directory::Upsert {
@@ -246,8 +246,8 @@ async fn a_caller_without_scope_connects_only_once_an_admin_has_set_it() {
         locale: "en".into(),
         whatsapp_enabled: true,
     };
-    shared::usecases::directory::upsert(&live.ports, &boss, "cognito-7", profile).await.unwrap();
+    shared::usecases::directory::upsert(&live.ports, &boss, &"cognito-7".into(), profile).await.unwrap();
     assert_eq!(live::handle(&live, connect).await.unwrap(), json!({"statusCode": 200}));
-    let conns = live.ports.store.connections("cognito-7").await.unwrap();
+    let conns = live.ports.store.connections(&"cognito-7".into()).await.unwrap();
     assert!(matches!(&conns[..], [Item::Connection { caller, .. }] if caller.sub_org == "retail"), "{conns:?}");
 }

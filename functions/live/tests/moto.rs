@@ -38,7 +38,7 @@ async fn connections_live_in_dynamodb_and_the_stream_reaches_them_through_the_ma
     let connect = json!({"requestContext": {"eventType": "CONNECT", "connectionId": "conn-1",
         "authorizer": {"caller": serde_json::to_string(&alex).unwrap()}}});
     assert_eq!(live::handle(&live, connect).await.unwrap(), json!({"statusCode": 200}));
-    assert_eq!(ports.store.connections("alex").await.unwrap().len(), 1);
+    assert_eq!(ports.store.connections(&"alex".into()).await.unwrap().len(), 1);
 
     let message = ports.store.messages(&conv.id, None, 10, true).await.unwrap().pop().unwrap().item;
     let record = json!({"Records": [{"eventSource": "aws:dynamodb", "eventName": "INSERT",
@@ -47,6 +47,6 @@ async fn connections_live_in_dynamodb_and_the_stream_reaches_them_through_the_ma
 
     let disconnect = json!({"requestContext": {"eventType": "DISCONNECT", "connectionId": "conn-1"}});
     assert_eq!(live::handle(&live, disconnect).await.unwrap(), json!({"statusCode": 200}));
-    let left: Vec<Item> = ports.store.connections("alex").await.unwrap();
+    let left: Vec<Item> = ports.store.connections(&"alex".into()).await.unwrap();
     assert!(left.is_empty(), "{left:?}");
 }

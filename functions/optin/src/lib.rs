@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use shared::domain::Phone;
+use shared::domain::{ConversationId, MessageId, Phone};
 use shared::http::{admit, ApiError, AppJson, AppState, Identity, MAX_JSON_BODY};
 use shared::usecases::conversations::{self, ListFilter, StartConversation};
 use shared::usecases::views::ConversationView;
@@ -85,7 +85,7 @@ async fn list(
 async fn claim(
     State(state): State<AppState>,
     Identity(caller): Identity,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
 ) -> Result<Json<ConversationView>, ApiError> {
     Ok(Json(conversations::claim(&state.ports, &caller, &id).await?))
 }
@@ -93,13 +93,13 @@ async fn claim(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReadBody {
-    up_to: String,
+    up_to: MessageId,
 }
 
 async fn read(
     State(state): State<AppState>,
     Identity(caller): Identity,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     AppJson(body): AppJson<ReadBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let unread = shared::usecases::read_state::mark_read(&state.ports, &caller, &id, &body.up_to).await?;
@@ -109,7 +109,7 @@ async fn read(
 async fn get_one(
     State(state): State<AppState>,
     Identity(caller): Identity,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
 ) -> Result<Json<ConversationView>, ApiError> {
     Ok(Json(conversations::get(&state.ports, &caller, &id).await?))
 }
@@ -117,7 +117,7 @@ async fn get_one(
 async fn resend(
     State(state): State<AppState>,
     Identity(caller): Identity,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
 ) -> Result<(StatusCode, Json<ConversationView>), ApiError> {
     Ok((StatusCode::ACCEPTED, Json(conversations::resend_optin(&state.ports, &caller, &id).await?)))
 }

@@ -6,6 +6,7 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use shared::domain::{ConversationId, UserId};
 use shared::http::{admit, ApiError, AppJson, AppState, Identity, MAX_JSON_BODY};
 use shared::ports::DirectoryUser;
 use shared::usecases::directory::{self, Upsert};
@@ -28,7 +29,7 @@ pub fn router(state: AppState) -> Router {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AddBody {
-    user_id: String,
+    user_id: UserId,
     #[serde(default)]
     share_history: bool,
 }
@@ -36,7 +37,7 @@ struct AddBody {
 async fn add(
     State(state): State<AppState>,
     Identity(caller): Identity,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     AppJson(body): AppJson<AddBody>,
 ) -> Result<Json<ConversationView>, ApiError> {
     Ok(Json(participants::add(&state.ports, &caller, &id, &body.user_id, body.share_history).await?.view))
@@ -45,21 +46,21 @@ async fn add(
 async fn remove(
     State(state): State<AppState>,
     Identity(caller): Identity,
-    Path((id, user_id)): Path<(String, String)>,
+    Path((id, user_id)): Path<(ConversationId, UserId)>,
 ) -> Result<Json<ConversationView>, ApiError> {
     Ok(Json(participants::remove(&state.ports, &caller, &id, &user_id).await?.view))
 }
 
 #[derive(Serialize)]
 struct Left {
-    id: String,
+    id: ConversationId,
     status: shared::domain::ConversationStatus,
 }
 
 async fn leave(
     State(state): State<AppState>,
     Identity(caller): Identity,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
 ) -> Result<Json<Left>, ApiError> {
     let changed = participants::leave(&state.ports, &caller, &id).await?;
     Ok(Json(Left { id: changed.view.id, status: changed.view.status }))
@@ -68,7 +69,7 @@ async fn leave(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TransferBody {
-    to_user_id: String,
+    to_user_id: UserId,
     #[serde(default)]
     share_history: bool,
 }
@@ -76,7 +77,7 @@ struct TransferBody {
 async fn transfer(
     State(state): State<AppState>,
     Identity(caller): Identity,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     AppJson(body): AppJson<TransferBody>,
 ) -> Result<Json<Left>, ApiError> {
     let changed = participants::transfer(&state.ports, &caller, &id, &body.to_user_id, body.share_history).await?;
@@ -88,7 +89,7 @@ async fn transfer(
 struct SearchQuery {
     #[serde(default)]
     q: String,
-    conversation_id: Option<String>,
+    conversation_id: Option<ConversationId>,
 }
 
 #[derive(Serialize)]
@@ -102,7 +103,7 @@ async fn search(
     query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Users>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
-    let users = directory::search(&state.ports, &caller, &q.q, q.conversation_id.as_deref()).await?;
+    let users = directory::search(&state.ports, &caller, &q.q, q.conversation_id.as_ref()).await?;
     Ok(Json(Users { users }))
 }
 
@@ -119,7 +120,7 @@ struct UpsertBody {
 async fn upsert(
     State(state): State<AppState>,
     Identity(caller): Identity,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
     AppJson(b): AppJson<UpsertBody>,
 ) -> Result<Json<DirectoryUser>, ApiError> {
     for (field, v) in [("name", &b.name), ("sub_org", &b.sub_org), ("region", &b.region), ("locale", &b.locale)] {
@@ -127,7 +128,7 @@ async fn upsert(
             return Err(ApiError::InvalidRequest(format!("{field} must be 1 to 256 characters")));
         }
     }
-    if id.is_empty() || id.len() > 256 {
+    if id.as_str().is_empty() || id.as_str().len() > 256 {
         return Err(ApiError::InvalidRequest("user id must be 1 to 256 characters".into()));
     }
     let upsert = Upsert {

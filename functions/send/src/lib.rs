@@ -16,6 +16,7 @@ use serde_json::json;
 
 use shared::domain::media::MAX_IMAGE_BYTES;
 use shared::domain::message::TemplateSpec;
+use shared::domain::{ConversationId, MessageId};
 use shared::http::{admit, ApiError, AppJson, AppState, Identity, MAX_JSON_BODY};
 use shared::usecases::media;
 use shared::usecases::send::{self, Content, SendCommand};
@@ -41,7 +42,7 @@ pub fn router(state: AppState) -> Router {
 async fn recall(
     State(state): State<AppState>,
     Identity(caller): Identity,
-    Path((id, message_id)): Path<(String, String)>,
+    Path((id, message_id)): Path<(ConversationId, MessageId)>,
 ) -> Result<Json<MessageView>, ApiError> {
     Ok(Json(send::recall(&state.ports, &caller, &id, &message_id).await?))
 }
@@ -166,7 +167,7 @@ fn command(body: SendBody) -> Result<SendCommand, ApiError> {
 async fn send_message(
     State(state): State<AppState>,
     Identity(caller): Identity,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     AppJson(body): AppJson<SendBody>,
 ) -> Result<(StatusCode, Json<MessageView>), ApiError> {
     let cmd = command(body)?;
@@ -177,7 +178,7 @@ async fn send_message(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HistoryQuery {
-    after: Option<String>,
+    after: Option<MessageId>,
     limit: Option<usize>,
 }
 
@@ -189,7 +190,7 @@ struct HistoryPage {
 async fn history(
     State(state): State<AppState>,
     Identity(caller): Identity,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<HistoryPage>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
@@ -197,6 +198,6 @@ async fn history(
     if limit == 0 || limit > views::MAX_PAGE {
         return Err(ApiError::InvalidRequest(format!("limit must be 1 to {}", views::MAX_PAGE)));
     }
-    let messages = views::history(&state.ports, &caller, &id, q.after.as_deref(), limit).await?;
+    let messages = views::history(&state.ports, &caller, &id, q.after.as_ref(), limit).await?;
     Ok(Json(HistoryPage { messages }))
 }

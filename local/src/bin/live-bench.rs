@@ -209,7 +209,7 @@ async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>, StatusCode> {
     let token = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let caller = token.and_then(|t| JwtVerifier::hs256(bench::JWT).verify(t).ok()).ok_or(StatusCode::UNAUTHORIZED)?;
-    let i: u64 = caller.user_id.trim_start_matches('e').parse().map_err(|_| StatusCode::UNAUTHORIZED)?;
+    let i: u64 = caller.user_id.as_str().trim_start_matches('e').parse().map_err(|_| StatusCode::UNAUTHORIZED)?;
     let (tx, rx) = mpsc::unbounded_channel::<String>();
     streams.lock().unwrap().entry(i).or_default().push(tx);
     let s = stream::unfold(rx, |mut rx| async move {

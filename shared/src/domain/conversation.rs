@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::contact::{ConsentState, Contact};
-use super::{DomainError, Time, OPTIN_RESEND_AFTER};
+use super::{ConversationId, DomainError, MessageId, Time, UserId, OPTIN_RESEND_AFTER};
 use crate::archive::ChainHead;
 
 /// At most this many employees in one thread.
@@ -12,19 +12,19 @@ pub const MAX_PARTICIPANTS: usize = 10;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Participant {
-    pub user_id: String,
+    pub user_id: UserId,
     pub name: String,
     pub locale: String,
     #[serde(with = "time::serde::rfc3339")]
     pub joined_at: Time,
     /// The first message id they may see (joined without the history); `None`: everything.
     #[serde(default)]
-    pub history_from: Option<String>,
+    pub history_from: Option<MessageId>,
 }
 
 impl Participant {
-    pub fn may_see(&self, message_id: &str) -> bool {
-        self.history_from.as_deref().is_none_or(|from| message_id >= from)
+    pub fn may_see(&self, message_id: &MessageId) -> bool {
+        self.history_from.as_ref().is_none_or(|from| message_id >= from)
     }
 }
 
@@ -55,7 +55,7 @@ pub struct OptinAttempts {
     /// Delivery failures in a row (a second one closes the thread).
     pub failures: u8,
     /// The current request's message id.
-    pub message_id: Option<String>,
+    pub message_id: Option<MessageId>,
 }
 
 /// What one failed opt-in request does.
@@ -69,7 +69,7 @@ pub enum OptinFailure {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conversation {
-    pub id: String,
+    pub id: ConversationId,
     pub contact_key: String,
     pub contact_phone: Option<String>,
     pub contact_name: Option<String>,
@@ -99,7 +99,7 @@ pub struct Conversation {
 
 impl Conversation {
     /// A new open thread with `contact`, in `language`, nobody in it yet.
-    pub fn new(id: String, contact: &Contact, language: String, now: Time) -> Conversation {
+    pub fn new(id: ConversationId, contact: &Contact, language: String, now: Time) -> Conversation {
         Conversation {
             id,
             contact_key: contact.key.clone(),
@@ -119,8 +119,8 @@ impl Conversation {
         }
     }
 
-    pub fn is_participant(&self, user_id: &str) -> bool {
-        self.participants.iter().any(|p| p.user_id == user_id)
+    pub fn is_participant(&self, user_id: &UserId) -> bool {
+        self.participants.iter().any(|p| p.user_id == *user_id)
     }
 
     pub fn status(&self, contact: &Contact, now: Time) -> ConversationStatus {
@@ -165,15 +165,15 @@ impl Conversation {
         }
     }
 
-    pub fn optin_sent(&mut self, message_id: String, now: Time) {
+    pub fn optin_sent(&mut self, message_id: MessageId, now: Time) {
         self.optin.last_sent_at = Some(now);
         self.optin.message_id = Some(message_id);
         self.last_activity_at = now;
     }
 
     /// The opt-in request `message_id` failed to deliver.
-    pub fn optin_failed(&mut self, message_id: &str, now: Time) -> Option<OptinFailure> {
-        if self.optin.message_id.as_deref() != Some(message_id) || self.closed {
+    pub fn optin_failed(&mut self, message_id: &MessageId, now: Time) -> Option<OptinFailure> {
+        if self.optin.message_id.as_ref() != Some(message_id) || self.closed {
             return None;
         }
         self.optin.failures += 1;
@@ -193,8 +193,8 @@ impl Conversation {
         !self.closed && self.optin.failures == 1 && contact.consent == ConsentState::Requested
     }
 
-    pub fn participant(&self, user_id: &str) -> Option<&Participant> {
-        self.participants.iter().find(|p| p.user_id == user_id)
+    pub fn participant(&self, user_id: &UserId) -> Option<&Participant> {
+        self.participants.iter().find(|p| p.user_id == *user_id)
     }
 
     /// Adds `p` unless already in; a thread holds at most `MAX_PARTICIPANTS`.
@@ -212,8 +212,8 @@ impl Conversation {
     }
 
     /// Takes `user_id` out; the thread closes when nobody is left. `None` if not a participant.
-    pub fn remove_participant(&mut self, user_id: &str, now: Time) -> Option<Participant> {
-        let i = self.participants.iter().position(|p| p.user_id == user_id)?;
+    pub fn remove_participant(&mut self, user_id: &UserId, now: Time) -> Option<Participant> {
+        let i = self.participants.iter().position(|p| p.user_id == *user_id)?;
         let gone = self.participants.remove(i);
         self.last_activity_at = now;
         if self.participants.is_empty() {
@@ -278,10 +278,10 @@ mod tests {
     fn second_optin_failure_closes_the_thread() {
         let mut c = conv();
         c.optin_sent("m1".into(), T0);
-        assert_eq!(c.optin_failed("m1", T0), Some(OptinFailure::RetryAt(T0 + Duration::hours(24))));
-        assert_eq!(c.optin_failed("m1", T0), None, "the same failure reported twice counts once");
+        assert_eq!(c.optin_failed(&"m1".into(), T0), Some(OptinFailure::RetryAt(T0 + Duration::hours(24))));
+        assert_eq!(c.optin_failed(&"m1".into(), T0), None, "the same failure reported twice counts once");
         c.optin_sent("m2".into(), T0 + Duration::hours(24));
-        assert_eq!(c.optin_failed("m2", T0), Some(OptinFailure::Close));
+        assert_eq!(c.optin_failed(&"m2".into(), T0), Some(OptinFailure::Close));
         assert!(c.closed);
         assert_eq!(c.status(&contact(), T0), ConversationStatus::Closed);
     }
@@ -290,7 +290,7 @@ mod tests {
     fn failure_of_an_older_request_is_ignored() {
         let mut c = conv();
         c.optin_sent("m2".into(), T0);
-        assert_eq!(c.optin_failed("m1", T0), None);
+        assert_eq!(c.optin_failed(&"m1".into(), T0), None);
     }
 
     fn person(id: &str) -> Participant {
@@ -312,10 +312,10 @@ mod tests {
         let mut c = conv();
         c.add_participant(person("a"), T0).unwrap();
         c.add_participant(person("b"), T0).unwrap();
-        assert!(c.remove_participant("a", T0).is_some());
+        assert!(c.remove_participant(&"a".into(), T0).is_some());
         assert!(!c.closed);
-        assert!(c.remove_participant("a", T0).is_none());
-        c.remove_participant("b", T0);
+        assert!(c.remove_participant(&"a".into(), T0).is_none());
+        c.remove_participant(&"b".into(), T0);
         assert!(c.closed);
         assert_eq!(c.add_participant(person("c"), T0), Err(DomainError::ConversationClosed));
     }
@@ -328,7 +328,7 @@ mod tests {
         c.add_participant(person("b"), T0).unwrap();
         assert_eq!(c.speaker_prefix("Alex Kim").as_deref(), Some("*Alex Kim*: "));
         let late = Participant { history_from: Some("01B".into()), ..person("c") };
-        assert!(!late.may_see("01A") && late.may_see("01B") && late.may_see("01C"));
+        assert!(!late.may_see(&"01A".into()) && late.may_see(&"01B".into()) && late.may_see(&"01C".into()));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::notice::Notice;
-use super::Time;
+use super::{ConversationId, MessageId, Time, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -344,7 +344,7 @@ pub enum Sender {
     Contact,
     /// The connector itself: templates it sends, notices.
     System,
-    User(String),
+    User(UserId),
 }
 
 impl Sender {
@@ -355,12 +355,12 @@ impl Sender {
         match self {
             Sender::Contact => "contact",
             Sender::System => "system",
-            Sender::User(id) => id,
+            Sender::User(id) => id.as_str(),
         }
     }
 
     /// Whether the employee `user_id` wrote it.
-    pub fn is_user(&self, user_id: &str) -> bool {
+    pub fn is_user(&self, user_id: &UserId) -> bool {
         matches!(self, Sender::User(id) if id == user_id)
     }
 }
@@ -370,7 +370,7 @@ impl From<String> for Sender {
         match s.as_str() {
             "contact" => Sender::Contact,
             "system" => Sender::System,
-            _ => Sender::User(s),
+            _ => Sender::User(UserId::from(s)),
         }
     }
 }
@@ -396,8 +396,8 @@ impl std::fmt::Display for Sender {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     /// ULID: sorts by creation, so a thread's history and its held messages are in order.
-    pub id: String,
-    pub conversation_id: String,
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
     pub direction: Direction,
     pub sender: Sender,
     /// What it says. Stored flat beside the other fields, as before it had a type.
@@ -440,7 +440,7 @@ pub enum ReceiptOutcome {
 }
 
 impl Message {
-    pub fn outbound(id: String, conversation_id: String, sender: Sender, body: Body, now: Time) -> Message {
+    pub fn outbound(id: MessageId, conversation_id: ConversationId, sender: Sender, body: Body, now: Time) -> Message {
         Message {
             id,
             conversation_id,
@@ -518,8 +518,8 @@ mod tests {
             assert_eq!(serde_json::from_value::<Sender>(serde_json::json!(stored)).unwrap(), sender);
             assert_eq!(sender.to_string(), stored);
         }
-        assert!(Sender::User("u1".into()).is_user("u1"));
-        assert!(!Sender::System.is_user("system") && !Sender::User("u1".into()).is_user("u2"));
+        assert!(Sender::User("u1".into()).is_user(&"u1".into()));
+        assert!(!Sender::System.is_user(&"system".into()) && !Sender::User("u1".into()).is_user(&"u2".into()));
     }
 
     /// Items written before a message's body had a type read back the same and are written

@@ -3,6 +3,7 @@
 
 pub mod contact;
 pub mod conversation;
+pub mod ids;
 pub mod media;
 pub mod message;
 pub mod meta_error;
@@ -11,6 +12,7 @@ pub mod phone;
 
 pub use contact::{ConsentState, Contact, InboundIntent, WindowTimer};
 pub use conversation::{Conversation, ConversationStatus, Participant};
+pub use ids::{ConversationId, MessageId, UserId};
 pub use message::{Body, Direction, Message, MessageKind, MessageStatus, ReceiptOutcome, ReceiptStatus, Sender};
 pub use notice::{Audience, Notice, NoticeCode, NoticeKind, Subject};
 pub use phone::Phone;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::meta_error::FailureReason;
+use super::{MessageId, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -32,7 +33,7 @@ pub enum NoticeCode {
 #[serde(rename_all = "snake_case", tag = "type", content = "user_id")]
 pub enum Audience {
     Participants,
-    User(String),
+    User(UserId),
 }
 
 impl Audience {
@@ -74,7 +75,7 @@ pub enum NoticeKind {
     WindowClosing,
     /// Data-loss prevention redacted the reader's message.
     DlpRedacted {
-        message_id: String,
+        message_id: MessageId,
     },
     /// `actor` added `subject`.
     ParticipantAdded {
@@ -95,7 +96,7 @@ pub enum NoticeKind {
     },
     /// The reader's message failed, for `reason`.
     MessageFailed {
-        message_id: String,
+        message_id: MessageId,
         reason: FailureReason,
     },
 }
@@ -103,7 +104,7 @@ pub enum NoticeKind {
 /// The participant a change of participants is about (their name as at the time).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
-    pub user_id: String,
+    pub user_id: UserId,
     pub name: String,
 }
 
@@ -122,8 +123,8 @@ impl Notice {
     }
 
     /// To `user_id` alone.
-    pub fn to(user_id: &str, kind: NoticeKind) -> Notice {
-        Notice { kind, audience: Audience::User(user_id.to_string()) }
+    pub fn to(user_id: &UserId, kind: NoticeKind) -> Notice {
+        Notice { kind, audience: Audience::User(user_id.clone()) }
     }
 
     pub fn code(&self) -> NoticeCode {
@@ -159,7 +160,7 @@ impl Notice {
     }
 
     /// The reader's message it is about.
-    pub fn message_id(&self) -> Option<&str> {
+    pub fn message_id(&self) -> Option<&MessageId> {
         match &self.kind {
             NoticeKind::DlpRedacted { message_id } | NoticeKind::MessageFailed { message_id, .. } => Some(message_id),
             _ => None,
@@ -215,9 +216,9 @@ struct StoredNotice {
     audience: Audience,
     #[serde(default)]
     sms_fallback: bool,
-    subject_user_id: Option<String>,
+    subject_user_id: Option<UserId>,
     reason: Option<FailureReason>,
-    message_id: Option<String>,
+    message_id: Option<MessageId>,
     #[serde(default)]
     actor_name: Option<String>,
     #[serde(default)]
@@ -707,7 +708,7 @@ mod tests {
         let to_sam = Notice { audience: Audience::User("u2".into()), ..n.clone() };
         assert!(to_sam.personal());
         assert_eq!(to_sam.render("en"), "Your colleague Alex has removed you from the conversation.");
-        let left = Notice::to("u2", NoticeKind::ParticipantLeft { subject: sam() });
+        let left = Notice::to(&"u2".into(), NoticeKind::ParticipantLeft { subject: sam() });
         assert_eq!(left.render("en"), "You left the conversation.");
         let nf = Notice::to_all(NoticeKind::NotifyFailed { change: ParticipantChange::Left });
         assert_eq!(
@@ -718,8 +719,10 @@ mod tests {
 
     #[test]
     fn message_failed_names_the_reason_and_sms_fallback_is_appended() {
-        let n =
-            Notice::to("u1", NoticeKind::MessageFailed { message_id: "m1".into(), reason: FailureReason::Template });
+        let n = Notice::to(
+            &"u1".into(),
+            NoticeKind::MessageFailed { message_id: "m1".into(), reason: FailureReason::Template },
+        );
         assert!(n.render("de").contains("Vorlage"));
         let f = Notice::to_all(NoticeKind::OptinFailed { sms_fallback: true });
         assert!(f.render("fr").contains("SMS"));
@@ -736,7 +739,10 @@ mod tests {
             "actor_name": "Alex", "subject_name": "Sam", "change": null, "personal": true
         });
         let n: Notice = serde_json::from_value(stored.clone()).unwrap();
-        assert_eq!(n, Notice::to("u2", NoticeKind::ParticipantRemoved { actor: "Alex".into(), subject: sam() }));
+        assert_eq!(
+            n,
+            Notice::to(&"u2".into(), NoticeKind::ParticipantRemoved { actor: "Alex".into(), subject: sam() })
+        );
         assert_eq!(serde_json::to_value(&n).unwrap(), stored);
         let kinds = [
             NoticeKind::OptinRequested,
@@ -748,7 +754,7 @@ mod tests {
             NoticeKind::MessageFailed { message_id: "m1".into(), reason: FailureReason::HeldExpired },
         ];
         for kind in kinds {
-            let n = Notice::to("u1", kind);
+            let n = Notice::to(&"u1".into(), kind);
             assert_eq!(serde_json::from_value::<Notice>(serde_json::to_value(&n).unwrap()).unwrap(), n);
         }
         let lacking = serde_json::json!({"code": "message_failed", "audience": {"type": "participants"}});

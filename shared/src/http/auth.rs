@@ -31,7 +31,7 @@ impl From<Claims> for Caller {
     fn from(c: Claims) -> Caller {
         Caller {
             name: c.name.filter(|n| !n.is_empty()).unwrap_or_else(|| c.sub.clone()),
-            user_id: c.sub,
+            user_id: c.sub.into(),
             locale: c.locale.unwrap_or_else(|| "en".into()),
             sub_org: c.sub_org.unwrap_or_default(),
             region: c.region.unwrap_or_default(),

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::domain::UserId;
 use crate::error::Report;
 use crate::ports::Feed;
 use crate::usecases::{Caller, Ports, Result};
@@ -59,7 +60,7 @@ struct State {
     ring_from: u64,
     /// The newest change taken in.
     head: u64,
-    users: HashMap<String, Vec<Weak<Notify>>>,
+    users: HashMap<UserId, Vec<Weak<Notify>>>,
     agents: Vec<Weak<Notify>>,
 }
 

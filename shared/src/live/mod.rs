@@ -9,7 +9,7 @@ pub mod socket;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::notice;
-use crate::domain::Conversation;
+use crate::domain::{Conversation, ConversationId, MessageId, UserId};
 use crate::ports::{Item, Key, Write};
 use crate::usecases::{contact_threads, Caller, Ports, Result};
 
@@ -20,17 +20,17 @@ use crate::usecases::{contact_threads, Caller, Ports, Result};
 pub enum Change {
     /// A message was created or changed; `only` names the one user a personal notice is for.
     Message {
-        conversation_id: String,
-        message_id: String,
+        conversation_id: ConversationId,
+        message_id: MessageId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        only: Option<String>,
+        only: Option<UserId>,
     },
     /// A thread's status, participants or activity changed.
-    Conversation { conversation_id: String },
+    Conversation { conversation_id: ConversationId },
     /// A contact's consent or window changed: every thread with them shows it.
     Contact { contact_key: String },
     /// One employee's read mark moved.
-    Read { conversation_id: String, user_id: String },
+    Read { conversation_id: ConversationId, user_id: UserId },
 }
 
 /// The changes a set of writes makes, once each, in write order. A thread whose contact the
@@ -75,11 +75,11 @@ pub fn changes_of(writes: &[Write]) -> Vec<Change> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Audience {
     /// Participants, or the one user a personal notice is for.
-    pub users: Vec<String>,
+    pub users: Vec<UserId>,
     /// Agents and admins too (a thread nobody claimed).
     pub agents: bool,
     /// For a contact change: the contact's open threads.
-    pub threads: Vec<String>,
+    pub threads: Vec<ConversationId>,
 }
 
 impl Audience {
@@ -135,15 +135,20 @@ mod tests {
             actor: "Alex".into(),
             subject: Subject { user_id: "u2".into(), name: "Sam".into() },
         };
-        let personal =
-            Message::outbound("m2".into(), "c1".into(), "system".into(), Body::Notice(Notice::to("u2", removed)), now);
+        let personal = Message::outbound(
+            "m2".into(),
+            "c1".into(),
+            "system".into(),
+            Body::Notice(Notice::to(&"u2".into(), removed)),
+            now,
+        );
         let put = |item| Write::Put { item, cond: Cond::Always };
         let writes = vec![
             put(Item::Message(m.clone())),
             put(Item::Message(m)),
             put(Item::Message(personal)),
             put(Item::Held { conversation_id: "c1".into(), message_id: "m1".into() }),
-            Write::Delete { key: Key::membership("u2", "c1"), cond: Cond::Always },
+            Write::Delete { key: Key::membership(&"u2".into(), &"c1".into()), cond: Cond::Always },
         ];
         assert_eq!(
             changes_of(&writes),

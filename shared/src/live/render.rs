@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::domain::{Contact, Conversation, Notice};
+use crate::domain::{Contact, Conversation, ConversationId, Notice};
 use crate::ports::{Item, Key};
 use crate::usecases::read_state::unread_after;
 use crate::usecases::views::{visible_to, ConversationView, MessageView};
@@ -18,7 +18,7 @@ use super::Change;
 pub enum Event {
     Message(MessageView),
     Conversation(ConversationView),
-    Removed { conversation_id: String, notice: MessageView },
+    Removed { conversation_id: ConversationId, notice: MessageView },
 }
 
 impl Event {
@@ -33,7 +33,12 @@ impl Event {
 }
 
 /// What `caller` is told of `change`; `threads` are the contact's threads for a contact change.
-pub async fn events_for(ports: &Ports, caller: &Caller, change: &Change, threads: &[String]) -> Result<Vec<Event>> {
+pub async fn events_for(
+    ports: &Ports,
+    caller: &Caller,
+    change: &Change,
+    threads: &[ConversationId],
+) -> Result<Vec<Event>> {
     Ok(match change {
         Change::Message { conversation_id, message_id, only } => {
             if only.as_ref().is_some_and(|u| *u != caller.user_id) {
@@ -82,9 +87,9 @@ async fn thread_events(
     ports: &Ports,
     caller: &Caller,
     contact_key: Option<&str>,
-    ids: &[String],
+    ids: &[ConversationId],
 ) -> Result<Vec<Event>> {
-    let mut keys: Vec<Key> = ids.iter().map(|id| Key::conversation(id)).collect();
+    let mut keys: Vec<Key> = ids.iter().map(Key::conversation).collect();
     keys.extend(ids.iter().map(|id| Key::read_mark(&caller.user_id, id)));
     keys.extend(contact_key.map(Key::contact));
     let mut found: Vec<Option<Item>> =

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::domain::{Contact, Conversation, Message};
+use crate::domain::{Contact, Conversation, ConversationId, Message, MessageId, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
@@ -19,60 +19,60 @@ impl Key {
     pub fn contact_alias(user_id: &str) -> Key {
         Key { pk: format!("BSUID#{user_id}"), sk: "BSUID".into() }
     }
-    pub fn conversation(id: &str) -> Key {
+    pub fn conversation(id: &ConversationId) -> Key {
         Key { pk: format!("CONV#{id}"), sk: "META".into() }
     }
-    pub fn message(conv: &str, msg: &str) -> Key {
+    pub fn message(conv: &ConversationId, msg: &MessageId) -> Key {
         Key { pk: format!("CONV#{conv}"), sk: format!("MSG#{msg}") }
     }
-    pub fn held(conv: &str, msg: &str) -> Key {
+    pub fn held(conv: &ConversationId, msg: &MessageId) -> Key {
         Key { pk: format!("CONV#{conv}"), sk: format!("HELD#{msg}") }
     }
-    pub fn client_id(conv: &str, user: &str, client_id: &str) -> Key {
+    pub fn client_id(conv: &ConversationId, user: &UserId, client_id: &str) -> Key {
         Key { pk: format!("CONV#{conv}"), sk: format!("CLIENT#{user}#{client_id}") }
     }
     pub fn wamid(wamid: &str) -> Key {
         Key { pk: format!("WAMID#{wamid}"), sk: "WAMID".into() }
     }
-    pub fn membership(user: &str, conv: &str) -> Key {
+    pub fn membership(user: &UserId, conv: &ConversationId) -> Key {
         Key { pk: format!("USER#{user}"), sk: format!("CONV#{conv}") }
     }
-    pub fn contact_thread(contact_key: &str, conv: &str) -> Key {
+    pub fn contact_thread(contact_key: &str, conv: &ConversationId) -> Key {
         Key { pk: format!("CONTACT#{contact_key}"), sk: format!("CONV#{conv}") }
     }
-    pub fn profile(user: &str) -> Key {
+    pub fn profile(user: &UserId) -> Key {
         Key { pk: format!("USER#{user}"), sk: "PROFILE".into() }
     }
-    pub fn directory_entry(sub_org: &str, region: &str, user: &str) -> Key {
+    pub fn directory_entry(sub_org: &str, region: &str, user: &UserId) -> Key {
         Key { pk: directory_partition(sub_org, region), sk: format!("USER#{user}") }
     }
     pub fn media(id: &str) -> Key {
         Key { pk: format!("MEDIA#{id}"), sk: "MEDIA".into() }
     }
     /// Zero-padded so records sort by sequence.
-    pub fn archive_entry(conv: &str, seq: u64) -> Key {
+    pub fn archive_entry(conv: &ConversationId, seq: u64) -> Key {
         Key { pk: Key::archive_partition(conv), sk: format!("REC#{seq:012}") }
     }
-    pub fn anchored(conv: &str) -> Key {
+    pub fn anchored(conv: &ConversationId) -> Key {
         Key { pk: format!("ANCHOR#{conv}"), sk: "ANCHOR".into() }
     }
     pub fn dedupe(id: &str) -> Key {
         Key { pk: format!("DEDUPE#{id}"), sk: "DEDUPE".into() }
     }
     /// The index of contact-started threads nobody has claimed.
-    pub fn unassigned(conv: &str) -> Key {
+    pub fn unassigned(conv: &ConversationId) -> Key {
         Key { pk: UNASSIGNED.into(), sk: format!("CONV#{conv}") }
     }
     /// The partition of a thread's archive records (their chain head is on the thread).
-    pub fn archive_partition(conv: &str) -> String {
+    pub fn archive_partition(conv: &ConversationId) -> String {
         format!("ARCHIVE#{conv}")
     }
     /// A user's read mark in one thread (beside their memberships, outside the `CONV#` prefix).
-    pub fn read_mark(user: &str, conv: &str) -> Key {
+    pub fn read_mark(user: &UserId, conv: &ConversationId) -> Key {
         Key { pk: format!("USER#{user}"), sk: format!("READ#{conv}") }
     }
     /// One of a user's live WebSocket connections (AWS), beside their memberships.
-    pub fn connection(user: &str, connection_id: &str) -> Key {
+    pub fn connection(user: &UserId, connection_id: &str) -> Key {
         Key { pk: format!("USER#{user}"), sk: format!("WS#{connection_id}") }
     }
     /// An agent's or admin's connection, in the index the unclaimed threads' changes go to.
@@ -118,7 +118,7 @@ pub fn directory_partition(sub_org: &str, region: &str) -> String {
 /// An employee as the directory knows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectoryUser {
-    pub user_id: String,
+    pub user_id: UserId,
     pub name: String,
     pub sub_org: String,
     pub region: String,
@@ -134,8 +134,8 @@ pub struct DirectoryUser {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MediaRecord {
     pub id: String,
-    /// The uploading user's id, or `contact`.
-    pub owner: String,
+    /// The uploading user, or the contact.
+    pub owner: crate::domain::Sender,
     pub mime_type: String,
     pub size: u64,
     /// Hex SHA-256 of the bytes.
@@ -145,11 +145,11 @@ pub struct MediaRecord {
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub meta_uploaded_at: Option<OffsetDateTime>,
     /// Threads it was sent or received in: their participants may fetch it.
-    pub conversations: Vec<String>,
+    pub conversations: Vec<ConversationId>,
     /// Per thread, the newest message that carries it: a participant who joined without the
     /// history may fetch it only if they may see that message.
     #[serde(default)]
-    pub latest_message: std::collections::BTreeMap<String, String>,
+    pub latest_message: std::collections::BTreeMap<ConversationId, MessageId>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -170,35 +170,35 @@ pub enum Item {
     Message(Message),
     /// A pending message of a conversation, in order (its id is a ULID).
     Held {
-        conversation_id: String,
-        message_id: String,
+        conversation_id: ConversationId,
+        message_id: MessageId,
     },
     /// A `client_id` already used by this user in this conversation.
     ClientId {
-        conversation_id: String,
-        user_id: String,
+        conversation_id: ConversationId,
+        user_id: UserId,
         client_id: String,
-        message_id: String,
+        message_id: MessageId,
     },
     /// Meta's id of one attempt of one of our messages, or of an inbound message.
     Wamid {
         wamid: String,
-        conversation_id: String,
-        message_id: String,
+        conversation_id: ConversationId,
+        message_id: MessageId,
     },
     /// A user's membership of a conversation (their thread list).
     Membership {
-        user_id: String,
-        conversation_id: String,
+        user_id: UserId,
+        conversation_id: ConversationId,
     },
     /// A contact-started thread waiting to be claimed.
     Unassigned {
-        conversation_id: String,
+        conversation_id: ConversationId,
     },
     /// A conversation with this contact.
     ContactThread {
         contact_key: String,
-        conversation_id: String,
+        conversation_id: ConversationId,
     },
     /// A user's profile (`USER#<id>`), the source of truth for adds.
     Profile(DirectoryUser),
@@ -210,7 +210,7 @@ pub enum Item {
     /// Where a thread's chain was last anchored (`usecases::archive::anchor`): the verifier
     /// reads the head from that write-once anchor, never from here.
     Anchored {
-        conversation_id: String,
+        conversation_id: ConversationId,
         seq: u64,
         object: String,
     },
@@ -219,9 +219,9 @@ pub enum Item {
     /// How far one employee has read a thread: up to message `up_to`, which leaves
     /// `inbound_seen` of the thread's inbound messages read.
     ReadMark {
-        user_id: String,
-        conversation_id: String,
-        up_to: String,
+        user_id: UserId,
+        conversation_id: ConversationId,
+        up_to: MessageId,
         inbound_seen: u64,
     },
     /// The changes one commit made, for client apps' live events (stores that keep a feed).
@@ -247,7 +247,7 @@ pub enum Item {
     /// Whose connection `connection_id` is.
     ConnectionOwner {
         connection_id: String,
-        user_id: String,
+        user_id: UserId,
         #[serde(with = "time::serde::rfc3339")]
         expires_at: OffsetDateTime,
     },

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::domain::{Contact, Conversation, Message};
+use crate::domain::{Contact, Conversation, ConversationId, Message, MessageId, UserId};
 pub use crate::error::Cause;
 use crate::meta::graph::{GraphError, OutboundRequest};
 use crate::meta::webhook::StatusEvent;
@@ -105,8 +105,8 @@ pub trait Store: Send + Sync {
     /// first when `!ascending`.
     async fn messages(
         &self,
-        conversation_id: &str,
-        after: Option<&str>,
+        conversation_id: &ConversationId,
+        after: Option<&MessageId>,
         limit: usize,
         ascending: bool,
     ) -> Result<Vec<Versioned<Item>>, StoreError> {
@@ -115,12 +115,12 @@ pub trait Store: Send + Sync {
     }
 
     /// A thread's held markers, oldest first.
-    async fn held(&self, conversation_id: &str, limit: usize) -> Result<Vec<Versioned<Item>>, StoreError> {
+    async fn held(&self, conversation_id: &ConversationId, limit: usize) -> Result<Vec<Versioned<Item>>, StoreError> {
         self.query(&Key::conversation(conversation_id).pk, "HELD#", None, limit, true).await
     }
 
     /// Ids of the threads a user belongs to.
-    async fn memberships(&self, user_id: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+    async fn memberships(&self, user_id: &UserId, limit: usize) -> Result<Vec<ConversationId>, StoreError> {
         Ok(self
             .query(&Key::profile(user_id).pk, "CONV#", None, limit, true)
             .await?
@@ -133,7 +133,7 @@ pub trait Store: Send + Sync {
     }
 
     /// A user's open live connections (AWS WebSockets).
-    async fn connections(&self, user_id: &str) -> Result<Vec<Item>, StoreError> {
+    async fn connections(&self, user_id: &UserId) -> Result<Vec<Item>, StoreError> {
         let found = self.query(&Key::profile(user_id).pk, "WS#", None, 1000, true).await?;
         Ok(found.into_iter().map(|v| v.item).collect())
     }
@@ -165,7 +165,10 @@ pub trait Store: Send + Sync {
 
     /// A thread's archive records, oldest first, where they are items (DynamoDB, memory); the
     /// SQLite store keeps them in their append-only table, read by `SqliteArchive`.
-    async fn archive_records(&self, conversation_id: &str) -> Result<Vec<crate::archive::ArchiveRecord>, StoreError> {
+    async fn archive_records(
+        &self,
+        conversation_id: &ConversationId,
+    ) -> Result<Vec<crate::archive::ArchiveRecord>, StoreError> {
         Ok(self
             .query(&Key::archive_partition(conversation_id), "REC#", None, usize::MAX / 2, true)
             .await?
@@ -191,7 +194,7 @@ pub trait Store: Send + Sync {
     }
 
     /// Ids of contact-started threads nobody has claimed, oldest first.
-    async fn query_unassigned(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+    async fn query_unassigned(&self, limit: usize) -> Result<Vec<ConversationId>, StoreError> {
         Ok(self
             .query(item::UNASSIGNED, "CONV#", None, limit, true)
             .await?
@@ -207,8 +210,8 @@ pub trait Store: Send + Sync {
 /// An outbound message to dispatch: FIFO per conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboundJob {
-    pub conversation_id: String,
-    pub message_id: String,
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
     pub generation: u32,
 }
 
@@ -259,20 +262,20 @@ pub enum Timer {
         contact_key: String,
     },
     OptinRetry {
-        conversation_id: String,
+        conversation_id: ConversationId,
     },
     /// 15 minutes after a send whose answer was lost: fail it as `delivery_unknown` unless a
     /// status webhook settled it.
     DeliveryDeadline {
-        conversation_id: String,
-        message_id: String,
+        conversation_id: ConversationId,
+        message_id: MessageId,
     },
     /// Publish what the outbox still holds (a recurring schedule on AWS, never armed by code).
     OutboxSweep,
     /// `CONNECTOR_HELD_TTL` after a message was held: fail it as `held_expired` if still held.
     HeldExpiry {
-        conversation_id: String,
-        message_id: String,
+        conversation_id: ConversationId,
+        message_id: MessageId,
     },
     /// `CONNECTOR_WINDOW_REMINDER_SECS` before the contact's window closes: tell their threads.
     WindowReminder {
@@ -398,8 +401,8 @@ pub trait MediaStore: Send + Sync {
 /// A contact's picture to fetch from Meta, on the receipts queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MediaFetch {
-    pub conversation_id: String,
-    pub message_id: String,
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
     /// Our id for it.
     pub media_id: String,
     pub meta_id: String,
@@ -424,7 +427,7 @@ pub struct ArchiveError(#[source] pub Cause);
 #[async_trait]
 pub trait Archive: Send + Sync {
     /// A thread's records, oldest first.
-    async fn read(&self, conversation_id: &str) -> Result<Vec<crate::archive::ArchiveRecord>, ArchiveError>;
+    async fn read(&self, conversation_id: &ConversationId) -> Result<Vec<crate::archive::ArchiveRecord>, ArchiveError>;
 }
 
 /// Write-once storage for the archive's anchors: on AWS an S3 bucket under Object Lock in
@@ -459,12 +462,12 @@ pub enum Effect {
         at: OffsetDateTime,
     },
     /// Queue these threads' held messages, in order, if the contact now allows it.
-    ReleaseHeld { conversation_ids: Vec<String> },
+    ReleaseHeld { conversation_ids: Vec<ConversationId> },
     /// Post a notice (and archive why: `archive`, re-addressed to each thread) in threads other
     /// than the one the commit changed, one commit each, so a commit's size does not grow with
     /// the contact's number of threads.
     Notice {
-        conversation_ids: Vec<String>,
+        conversation_ids: Vec<ConversationId>,
         notice: crate::domain::notice::Notice,
         archive: Option<crate::archive::ArchiveEvent>,
     },
@@ -474,10 +477,10 @@ impl Effect {
     /// What its order matters against: a thread's effects are published in commit order.
     pub fn order_key(&self) -> Option<&str> {
         match self {
-            Effect::Outbound(job) => Some(&job.conversation_id),
-            Effect::Receipt(ReceiptsJob::FetchMedia(f)) => Some(&f.conversation_id),
+            Effect::Outbound(job) => Some(job.conversation_id.as_str()),
+            Effect::Receipt(ReceiptsJob::FetchMedia(f)) => Some(f.conversation_id.as_str()),
             Effect::ReleaseHeld { conversation_ids } | Effect::Notice { conversation_ids, .. } => {
-                conversation_ids.first().map(String::as_str)
+                conversation_ids.first().map(ConversationId::as_str)
             }
             Effect::Receipt(ReceiptsJob::Status(_)) | Effect::Timer { .. } => None,
         }

@@ -13,6 +13,7 @@ use crate::ports::{Item, Key, Store, StoreError, Versioned};
 
 use super::commit::{commit, retry, Attempt, Plan};
 use super::{load, put_versioned, Caller, Ports, Result, Settings, UseCaseError};
+use crate::domain::ids::ConversationId;
 
 /// The archive record of a message as it was stored (the text as sent).
 pub fn message_event(m: &Message) -> ArchiveEvent {
@@ -54,14 +55,14 @@ pub fn original(settings: &Settings, written: &str) -> Result<String> {
 }
 
 pub fn event(
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     kind: ArchiveKind,
     actor: Sender,
     at: OffsetDateTime,
     details: serde_json::Value,
 ) -> ArchiveEvent {
     ArchiveEvent {
-        conversation_id: conversation_id.to_string(),
+        conversation_id: conversation_id.clone(),
         kind,
         actor,
         at,
@@ -82,7 +83,7 @@ fn require_admin(caller: &Caller) -> Result<()> {
 }
 
 /// `GET /admin/conversations/{id}/archive`: the thread's records, oldest first.
-pub async fn export(ports: &Ports, caller: &Caller, conversation_id: &str) -> Result<Vec<ArchiveRecord>> {
+pub async fn export(ports: &Ports, caller: &Caller, conversation_id: &ConversationId) -> Result<Vec<ArchiveRecord>> {
     require_admin(caller)?;
     if load::<Conversation>(&*ports.store, &Key::conversation(conversation_id)).await?.is_none() {
         return Err(UseCaseError::NotFound);
@@ -93,7 +94,7 @@ pub async fn export(ports: &Ports, caller: &Caller, conversation_id: &str) -> Re
 /// `GET /admin/conversations/{id}/archive?verify=true`: the chain, its end against the head
 /// the commits moved (so records cut from the end are found too), and, where the thread was
 /// anchored, the chain against the head its last anchor holds.
-pub async fn verify_chain(ports: &Ports, caller: &Caller, conversation_id: &str) -> Result<Verification> {
+pub async fn verify_chain(ports: &Ports, caller: &Caller, conversation_id: &ConversationId) -> Result<Verification> {
     let records = export(ports, caller, conversation_id).await?;
     let v = verify_against_head(&*ports.store, conversation_id, &records).await?;
     let Some(vault) = &ports.vault else { return Ok(v) };
@@ -111,7 +112,7 @@ pub async fn verify_chain(ports: &Ports, caller: &Caller, conversation_id: &str)
 /// it was last anchored. Returns the document's name; `None` when there is no vault or
 /// nothing to anchor. A failure before every note is written leaves the heads to the next
 /// anchor, which a retry of the same heads is.
-pub async fn anchor(ports: &Ports, heads: Vec<(String, ChainHead)>) -> Result<Option<String>> {
+pub async fn anchor(ports: &Ports, heads: Vec<(ConversationId, ChainHead)>) -> Result<Option<String>> {
     let Some(vault) = &ports.vault else { return Ok(None) };
     let anchor = Anchor::of(heads, ports.clock.now());
     if anchor.heads.is_empty() {
@@ -128,7 +129,7 @@ pub async fn anchor(ports: &Ports, heads: Vec<(String, ChainHead)>) -> Result<Op
 
 /// Moves thread `thread`'s note to the anchor `object` of its head `seq`, unless it already
 /// names a later one (anchors of one thread may finish out of order).
-async fn note_anchor(ports: &Ports, thread: &str, seq: u64, object: &str) -> Result<Attempt<()>> {
+async fn note_anchor(ports: &Ports, thread: &ConversationId, seq: u64, object: &str) -> Result<Attempt<()>> {
     let found = ports.store.get(&Key::anchored(thread)).await?;
     let version = match found {
         Some(Versioned { item: Item::Anchored { seq: noted, .. }, .. }) if noted >= seq => {
@@ -136,7 +137,7 @@ async fn note_anchor(ports: &Ports, thread: &str, seq: u64, object: &str) -> Res
         }
         found => found.map(|v| v.version),
     };
-    let note = Item::Anchored { conversation_id: thread.to_string(), seq, object: object.to_string() };
+    let note = Item::Anchored { conversation_id: thread.clone(), seq, object: object.to_string() };
     match commit(ports, Plan::of(vec![put_versioned(note, version)])).await {
         Ok(()) => Ok(Attempt::Done(())),
         Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
@@ -158,7 +159,7 @@ pub struct Audit {
 pub struct Mismatch {
     pub object: String,
     /// `None`: the anchor itself cannot be read.
-    pub conversation_id: Option<String>,
+    pub conversation_id: Option<ConversationId>,
     pub seq: Option<u64>,
 }
 
@@ -170,7 +171,7 @@ pub struct Mismatch {
 pub async fn audit(ports: &Ports, prefix: &str) -> Result<Audit> {
     let Some(vault) = &ports.vault else { return Ok(Audit::default()) };
     let mut report = Audit::default();
-    let mut by_thread: std::collections::BTreeMap<String, Vec<(String, ChainHead)>> = Default::default();
+    let mut by_thread: std::collections::BTreeMap<ConversationId, Vec<(String, ChainHead)>> = Default::default();
     for object in vault.list(prefix).await? {
         report.anchors += 1;
         let body = vault.get(&object).await?;
@@ -197,8 +198,8 @@ pub async fn audit(ports: &Ports, prefix: &str) -> Result<Audit> {
 
 /// The chain heads of threads `ids` as their items hold them now (an operator anchoring quiet
 /// threads by hand, after the anchor's dead-letter queue took a batch).
-pub async fn heads_of(ports: &Ports, ids: &[String]) -> Result<Vec<(String, ChainHead)>> {
-    let keys: Vec<Key> = ids.iter().map(|id| Key::conversation(id)).collect();
+pub async fn heads_of(ports: &Ports, ids: &[ConversationId]) -> Result<Vec<(ConversationId, ChainHead)>> {
+    let keys: Vec<Key> = ids.iter().map(Key::conversation).collect();
     let found = ports.store.get_many(&keys).await?;
     Ok(found
         .into_iter()
@@ -212,7 +213,7 @@ pub async fn heads_of(ports: &Ports, ids: &[String]) -> Result<Vec<(String, Chai
 /// `verify`, then the last record against the thread's stored chain head.
 pub async fn verify_against_head(
     store: &dyn Store,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     records: &[ArchiveRecord],
 ) -> Result<Verification, StoreError> {
     let head = match store.get(&Key::conversation(conversation_id)).await?.map(|v| v.item) {

@@ -9,10 +9,11 @@
 
 use crate::archive::{link, ArchiveEvent, ArchiveRecord};
 use crate::domain::Conversation;
+use crate::domain::ConversationId;
 use crate::ports::{Cond, Effect, Item, Key, OutboxEntry, StoreError, Versioned, Write};
 
 use super::archive::message_event;
-use super::{new_id, put_new, relay, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES};
+use super::{new_ulid, put_new, relay, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES};
 
 /// What one commit writes. Writes keep their indices in the transaction (a use case may read
 /// meaning into `Conflict { index }`); archive and outbox writes come after them.
@@ -36,7 +37,7 @@ pub async fn commit(ports: &Ports, plan: Plan) -> Result<(), StoreError> {
     if ports.store.keeps_changes() {
         let changes = crate::live::changes_of(&writes);
         if !changes.is_empty() {
-            writes.push(put_new(Item::Change { id: new_id(), changes }));
+            writes.push(put_new(Item::Change { id: new_ulid(), changes }));
         }
     }
     let mut events: Vec<ArchiveEvent> = writes
@@ -51,7 +52,8 @@ pub async fn commit(ports: &Ports, plan: Plan) -> Result<(), StoreError> {
         archive_writes(ports, &mut writes, events).await?;
     }
     let now = ports.clock.now();
-    let entries: Vec<OutboxEntry> = effects.into_iter().map(|effect| OutboxEntry::new(new_id(), effect, now)).collect();
+    let entries: Vec<OutboxEntry> =
+        effects.into_iter().map(|effect| OutboxEntry::new(new_ulid(), effect, now)).collect();
     writes.extend(entries.iter().map(|e| Write::Put { item: Item::Outbox(e.clone()), cond: Cond::NotExists }));
     let counted = crate::metrics::counted(&writes);
     ports.store.transact(writes).await?;
@@ -102,9 +104,9 @@ async fn archive_writes(ports: &Ports, writes: &mut Vec<Write>, events: Vec<Arch
 }
 
 /// The thread `id` as this commit writes it, if it does.
-fn planned_thread<'a>(writes: &'a mut [Write], id: &str) -> Option<&'a mut Conversation> {
+fn planned_thread<'a>(writes: &'a mut [Write], id: &ConversationId) -> Option<&'a mut Conversation> {
     writes.iter_mut().find_map(|w| match w {
-        Write::Put { item: Item::Conversation(c), .. } if c.id == id => Some(c),
+        Write::Put { item: Item::Conversation(c), .. } if c.id == *id => Some(c),
         _ => None,
     })
 }

@@ -14,9 +14,10 @@ use super::commit::{commit, retry, Attempt, Plan};
 use super::read_state::unread_counts;
 use super::views::ConversationView;
 use super::{
-    dispatch_effects, load, load_contact, new_id, notice_message, participant_conversation, put_new, put_versioned,
+    dispatch_effects, load, load_contact, notice_message, participant_conversation, put_new, put_versioned,
     readable_conversation, system_template, Caller, Ports, Result, UseCaseError,
 };
+use crate::domain::ids::ConversationId;
 
 pub struct StartConversation {
     pub phone: Phone,
@@ -70,7 +71,7 @@ pub async fn start(ports: &Ports, caller: &Caller, cmd: StartConversation) -> Re
         if contact.name.is_none() {
             contact.name = cmd.name.clone();
         }
-        let mut conv = Conversation::new(new_id(), &contact, caller.locale.clone(), now);
+        let mut conv = Conversation::new(ConversationId::generate(), &contact, caller.locale.clone(), now);
         conv.contact_phone = Some(cmd.phone.as_str().to_string());
         conv.contact_name = cmd.name.clone().or_else(|| contact.name.clone());
         conv.participants = vec![participant(caller, now)];
@@ -105,7 +106,11 @@ pub async fn start(ports: &Ports, caller: &Caller, cmd: StartConversation) -> Re
 }
 
 /// `POST /conversations/{id}/optin`: at most once per 24 hours, and only while unanswered.
-pub async fn resend_optin(ports: &Ports, caller: &Caller, conversation_id: &str) -> Result<ConversationView> {
+pub async fn resend_optin(
+    ports: &Ports,
+    caller: &Caller,
+    conversation_id: &ConversationId,
+) -> Result<ConversationView> {
     retry(|| async move {
         let now = ports.clock.now();
         let conv = participant_conversation(&*ports.store, caller, conversation_id).await?;
@@ -145,7 +150,7 @@ pub async fn resend_optin(ports: &Ports, caller: &Caller, conversation_id: &str)
 /// `POST /conversations/{id}/claim`: an agent becomes the first participant of a thread a
 /// contact started; of racing claims one wins (the conversation's version decides), the others
 /// get `already_claimed`. Consent is then asked as for a new thread.
-pub async fn claim(ports: &Ports, caller: &Caller, conversation_id: &str) -> Result<ConversationView> {
+pub async fn claim(ports: &Ports, caller: &Caller, conversation_id: &ConversationId) -> Result<ConversationView> {
     caller.require_agent()?;
     retry(|| async move {
         let now = ports.clock.now();
@@ -188,7 +193,7 @@ pub async fn claim(ports: &Ports, caller: &Caller, conversation_id: &str) -> Res
 }
 
 /// `GET /conversations/{id}`.
-pub async fn get(ports: &Ports, caller: &Caller, conversation_id: &str) -> Result<ConversationView> {
+pub async fn get(ports: &Ports, caller: &Caller, conversation_id: &ConversationId) -> Result<ConversationView> {
     let conv = readable_conversation(&*ports.store, caller, conversation_id).await?;
     crate::live::render::view_for(ports, caller, &conv.item).await
 }

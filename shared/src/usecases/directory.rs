@@ -6,6 +6,7 @@ use crate::ports::{Cond, DirectoryUser, Item, Key, StoreError, Write};
 
 use super::commit::{commit, retry, Attempt, Plan};
 use super::{load, participant_conversation, put_versioned, Caller, Ports, Result, UseCaseError};
+use crate::domain::ids::{ConversationId, UserId};
 
 fn from_caller(caller: &Caller) -> DirectoryUser {
     DirectoryUser {
@@ -64,16 +65,16 @@ pub struct Upsert {
 }
 
 /// `PUT /directory/users/{id}`, admins only.
-pub async fn upsert(ports: &Ports, caller: &Caller, user_id: &str, u: Upsert) -> Result<DirectoryUser> {
+pub async fn upsert(ports: &Ports, caller: &Caller, user_id: &UserId, u: Upsert) -> Result<DirectoryUser> {
     if !caller.has_role("admin") {
         return Err(UseCaseError::Forbidden("this needs the admin role"));
     }
     // An admin who turned themselves off could not turn themselves on again.
-    if user_id == caller.user_id && !u.whatsapp_enabled {
+    if *user_id == caller.user_id && !u.whatsapp_enabled {
         return Err(DomainError::Invalid("you cannot turn WhatsApp off for yourself; ask another admin".into()).into());
     }
     let user = DirectoryUser {
-        user_id: user_id.to_string(),
+        user_id: user_id.clone(),
         name: u.name,
         sub_org: u.sub_org,
         region: u.region,
@@ -116,7 +117,7 @@ pub fn addable(caller: &Caller, user: &DirectoryUser) -> std::result::Result<(),
 /// One answer for every reason a user cannot be added (unknown, disabled, another
 /// organization or region), so the answer tells nothing about the directory beyond the caller's
 /// own partition.
-pub fn not_addable(user_id: &str) -> String {
+pub fn not_addable(user_id: &UserId) -> String {
     format!("{user_id} cannot be added: only colleagues of your sub-organization and region who use WhatsApp can")
 }
 
@@ -129,9 +130,9 @@ pub async fn search(
     ports: &Ports,
     caller: &Caller,
     q: &str,
-    conversation_id: Option<&str>,
+    conversation_id: Option<&ConversationId>,
 ) -> Result<Vec<DirectoryUser>> {
-    let exclude: Vec<String> = match conversation_id {
+    let exclude: Vec<UserId> = match conversation_id {
         Some(id) => participant_conversation(&*ports.store, caller, id)
             .await?
             .item

@@ -10,6 +10,7 @@ use crate::ports::{Disposition, Effect, Item, Key, OutboundJob, StoreError, Time
 use super::commit::{commit, retry, Attempt, Plan};
 use super::outcomes::{plan_failure, plan_given_up, Failure, FailurePlan, GivenUp};
 use super::{dispatch_effects, load, load_contact, put_versioned, Ports, Result, UseCaseError};
+use crate::domain::ids::{ConversationId, MessageId};
 
 /// How long a claim holds; a claim older than this lapsed (the process died mid-call).
 const LEASE: Duration = Duration::seconds(60);
@@ -38,11 +39,10 @@ pub async fn dispatch(ports: &Ports, job: &OutboundJob) -> Result<Disposition> {
 }
 
 /// The thread's messages older than the job's that are still queued, oldest first.
-async fn queued_before(ports: &Ports, job: &OutboundJob) -> Result<Vec<String>> {
+async fn queued_before(ports: &Ports, job: &OutboundJob) -> Result<Vec<MessageId>> {
     // Message ids are ULIDs, made in commit order: their times say which made a burst.
-    let made = |id: &str| ulid::Ulid::from_string(id).ok().map(|u| u.timestamp_ms());
     let overtake = OVERTAKE.whole_milliseconds() as u64;
-    let burst_from = made(&job.message_id).map(|ms| ms.saturating_sub(overtake));
+    let burst_from = job.message_id.made_ms().map(|ms| ms.saturating_sub(overtake));
     let mut waiting = Vec::new();
     let mut before = job.message_id.clone();
     for _ in 0..MAX_PAGES {
@@ -51,7 +51,7 @@ async fn queued_before(ports: &Ports, job: &OutboundJob) -> Result<Vec<String>> 
         let mut past_burst = burst_from.is_none();
         for v in page {
             if let Item::Message(m) = v.item {
-                past_burst |= made(&m.id).is_none_or(|ms| burst_from.is_some_and(|from| ms < from));
+                past_burst |= m.id.made_ms().is_none_or(|ms| burst_from.is_some_and(|from| ms < from));
                 if m.status == MessageStatus::Queued {
                     waiting.push(m.id.clone());
                 }
@@ -200,7 +200,11 @@ async fn known_or_load(ports: &Ports, key: &Key, known: Option<Versioned<Message
 
 /// The delivery deadline of a send whose answer was lost: still unsettled, it fails as
 /// `delivery_unknown` with a notice, so the employee decides whether to send it again.
-pub(crate) async fn delivery_deadline(ports: &Ports, conversation_id: &str, message_id: &str) -> Result<()> {
+pub(crate) async fn delivery_deadline(
+    ports: &Ports,
+    conversation_id: &ConversationId,
+    message_id: &MessageId,
+) -> Result<()> {
     let key = Key::message(conversation_id, message_id);
     let failure = Failure { code: None, http_status: None, detail: "no answer from WhatsApp".into() };
     match load::<Message>(&*ports.store, &key).await? {
@@ -212,7 +216,11 @@ pub(crate) async fn delivery_deadline(ports: &Ports, conversation_id: &str, mess
 }
 
 /// `CONNECTOR_HELD_TTL` after a message was held: if it still is, it fails as `held_expired`.
-pub(crate) async fn held_expired(ports: &Ports, conversation_id: &str, message_id: &str) -> Result<()> {
+pub(crate) async fn held_expired(
+    ports: &Ports,
+    conversation_id: &ConversationId,
+    message_id: &MessageId,
+) -> Result<()> {
     let key = Key::message(conversation_id, message_id);
     let failure = Failure { code: None, http_status: None, detail: "held too long".into() };
     match load::<Message>(&*ports.store, &key).await? {

@@ -15,9 +15,10 @@ use time::OffsetDateTime as Time;
 use super::archive;
 use super::commit::{commit, retry, Attempt, Plan};
 use super::{
-    contact_with_threads, dispatch_effects, new_id, notice_message, payload, put_new, put_versioned, system_template,
+    contact_with_threads, dispatch_effects, new_ulid, notice_message, payload, put_new, put_versioned, system_template,
     Ports, Result, Settings,
 };
+use crate::domain::ids::{ConversationId, MessageId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InboundResult {
@@ -114,7 +115,7 @@ fn screen_inbound(settings: &Settings, msg: &mut Message) {
     }
 }
 
-fn stored_message(conv_id: &str, m: &InboundMessage, now: time::OffsetDateTime) -> Message {
+fn stored_message(conv_id: &ConversationId, m: &InboundMessage, now: time::OffsetDateTime) -> Message {
     let body = match &m.content {
         InboundContent::Text { body } => Body::text(body.as_str()),
         InboundContent::Button { text, .. } => Body::text(text.as_str()),
@@ -128,7 +129,7 @@ fn stored_message(conv_id: &str, m: &InboundMessage, now: time::OffsetDateTime) 
         InboundContent::System { body, .. } => Body::text(body.as_str()),
         InboundContent::Other { kind } => Body::text(format!("[{kind}]")),
     };
-    let mut msg = Message::outbound(new_id(), conv_id.to_string(), Sender::Contact, body, now);
+    let mut msg = Message::outbound(MessageId::generate(), conv_id.clone(), Sender::Contact, body, now);
     msg.direction = Direction::Inbound;
     msg.status = MessageStatus::Delivered;
     msg.wamid = Some(m.wamid.clone());
@@ -139,7 +140,7 @@ fn stored_message(conv_id: &str, m: &InboundMessage, now: time::OffsetDateTime) 
 /// A contact-started thread for a message that routes to no open thread: open, unclaimed,
 /// in the language the contact's profile does not give (the business default, English).
 fn unassigned_thread(contact: &Contact, now: time::OffsetDateTime) -> Conversation {
-    let mut c = Conversation::new(new_id(), contact, "en".into(), now);
+    let mut c = Conversation::new(ConversationId::generate(), contact, "en".into(), now);
     c.unassigned = true;
     c
 }
@@ -167,7 +168,7 @@ pub struct InboundState {
 #[derive(Debug)]
 pub struct InboundPlan {
     pub plan: Plan,
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
 }
 
 /// The dedupe mark of an inbound message; the plan's write 0, so that a conflict there (and
@@ -286,7 +287,7 @@ pub fn plan_inbound(state: &InboundState, m: &InboundMessage, settings: &Setting
         plan.effects.push(Effect::Receipt(ReceiptsJob::FetchMedia(MediaFetch {
             conversation_id: c.id.clone(),
             message_id: msg.id.clone(),
-            media_id: new_id(),
+            media_id: new_ulid(),
             meta_id: media_id.clone(),
             sha256: sha256.clone(),
         })));
@@ -320,7 +321,8 @@ fn tell_threads(
     m: &InboundMessage,
     now: Time,
 ) {
-    let others: Vec<String> = state.threads.iter().map(|t| t.item.id.clone()).filter(|id| *id != c.id).collect();
+    let others: Vec<ConversationId> =
+        state.threads.iter().map(|t| t.item.id.clone()).filter(|id| *id != c.id).collect();
     let consent_event = outcome.consent_changed.map(|change| {
         let mut e = archive::event(
             &c.id,
@@ -383,7 +385,10 @@ mod tests {
         contact.inbound(InboundIntent::Accept, T0, T0);
         contact.window_timer_at = contact.window_open_until;
         let threads: Vec<_> = (0..threads)
-            .map(|i| Versioned { item: Conversation::new(format!("c{i}"), &contact, "en".into(), T0), version: 3 })
+            .map(|i| Versioned {
+                item: Conversation::new(format!("c{i}").into(), &contact, "en".into(), T0),
+                version: 3,
+            })
             .collect();
         InboundState { contact, contact_version: Some(7), routed: threads.first().cloned(), threads }
     }
@@ -538,8 +543,8 @@ mod tests {
         assert!(!m.body.words().unwrap().contains("PRJ-1234"), "{:?}", m.body);
         let [e] = &p.plan.archive[..] else { panic!("{:?}", p.plan.archive) };
         assert_eq!(
-            (e.kind.as_str(), e.message_id.as_deref(), e.text_as_sent.as_ref()),
-            ("dlp", Some(m.id.as_str()), m.body.words().map(str::to_string).as_ref())
+            (e.kind.as_str(), e.message_id.as_ref(), e.text_as_sent.as_ref()),
+            ("dlp", Some(&m.id), m.body.words().map(str::to_string).as_ref())
         );
         let kept = e.text_as_written.as_deref().unwrap();
         assert!(!kept.contains("PRJ-1234") && kept != m.body.words().unwrap(), "{kept}");

@@ -9,13 +9,14 @@ use time::Duration;
 use crate::domain::media::{ImageType, MAX_IMAGE_BYTES};
 use crate::domain::message::MessageError;
 use crate::domain::meta_error::FailureReason;
-use crate::domain::{Body, DomainError, Message, MessageStatus};
+use crate::domain::{Body, DomainError, Message, MessageStatus, Sender};
 use crate::error::Report;
 use crate::meta::graph::GraphError;
 use crate::ports::{Cond, Disposition, Item, Key, MediaFetch, MediaRecord, StoreError, Write};
 
 use super::commit::{commit, retry, Attempt, Plan};
-use super::{load, new_id, put_versioned, Caller, Ports, Result, UseCaseError};
+use super::{load, new_ulid, put_versioned, Caller, Ports, Result, UseCaseError};
+use crate::domain::ids::ConversationId;
 
 /// Meta keeps uploaded media 30 days; re-upload a day before.
 const META_MEDIA_LIFETIME: Duration = Duration::days(29);
@@ -34,7 +35,7 @@ pub async fn upload(ports: &Ports, caller: &Caller, bytes: Vec<u8>, content_type
         return Err(DomainError::TooLarge(MAX_IMAGE_BYTES).into());
     }
     image_type(content_type)?;
-    keep(ports, caller, new_id(), bytes).await
+    keep(ports, caller, new_ulid(), bytes).await
 }
 
 /// How long a client has to put an upload's bytes, and to fetch a picture from its URL.
@@ -63,14 +64,14 @@ fn upload_name(caller: &Caller, id: &str) -> Result<String> {
     if id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(UseCaseError::NotFound);
     }
-    Ok(format!("{id}{}", &hex::encode(Sha256::digest(caller.user_id.as_bytes()))[..16]))
+    Ok(format!("{id}{}", &hex::encode(Sha256::digest(caller.user_id.as_str()))[..16]))
 }
 
 /// `POST /media/uploads`: a picture of `content_type` announced; its bytes go where the slot
 /// says, then `finish_upload` checks and keeps them. On S3 the client writes them itself.
 pub async fn start_upload(ports: &Ports, caller: &Caller, content_type: Option<&str>) -> Result<UploadSlot> {
     let mime = image_type(content_type)?.mime().to_string();
-    let id = new_id();
+    let id = new_ulid();
     let signed = ports.media.upload_url(&upload_name(caller, &id)?, &mime, URL_TTL).await?;
     // Where the store signs no URL, the API takes the bytes itself (a path on the API).
     let url = signed.unwrap_or_else(|| format!("/media/uploads/{id}"));
@@ -91,7 +92,7 @@ pub async fn put_upload(ports: &Ports, caller: &Caller, id: &str, bytes: Vec<u8>
 pub async fn finish_upload(ports: &Ports, caller: &Caller, id: &str) -> Result<MediaRecord> {
     let name = upload_name(caller, id)?;
     if let Some(done) = load::<MediaRecord>(&*ports.store, &Key::media(id)).await? {
-        return if done.item.owner == caller.user_id { Ok(done.item) } else { Err(UseCaseError::NotFound) };
+        return if done.item.owner.is_user(&caller.user_id) { Ok(done.item) } else { Err(UseCaseError::NotFound) };
     }
     let bytes = ports.media.get_upload(&name, MAX_IMAGE_BYTES).await?.ok_or(UseCaseError::NotFound)?;
     if bytes.len() > MAX_IMAGE_BYTES {
@@ -113,7 +114,7 @@ async fn keep(ports: &Ports, caller: &Caller, id: String, bytes: Vec<u8>) -> Res
         .ok_or_else(|| DomainError::UnsupportedMedia("the bytes are not a JPEG or a PNG".into()))?;
     let record = MediaRecord {
         id,
-        owner: caller.user_id.clone(),
+        owner: caller.sender(),
         mime_type: real.mime().to_string(),
         size: bytes.len() as u64,
         sha256: hex::encode(Sha256::digest(&bytes)),
@@ -132,10 +133,10 @@ async fn keep(ports: &Ports, caller: &Caller, id: String, bytes: Vec<u8>) -> Res
 /// who may see a message of that thread carrying it (one who joined without the history may
 /// not fetch the pictures from before).
 async fn may_see(ports: &Ports, caller: &Caller, m: &MediaRecord) -> Result<bool> {
-    if m.owner == caller.user_id {
+    if m.owner.is_user(&caller.user_id) {
         return Ok(true);
     }
-    let keys: Vec<Key> = m.conversations.iter().map(|c| Key::conversation(c)).collect();
+    let keys: Vec<Key> = m.conversations.iter().map(Key::conversation).collect();
     for v in ports.store.get_many(&keys).await?.into_iter().flatten() {
         let Item::Conversation(c) = v.item else { continue };
         let Some(p) = c.participants.iter().find(|p| p.user_id == caller.user_id) else { continue };
@@ -167,8 +168,8 @@ pub async fn get(ports: &Ports, caller: &Caller, id: &str) -> Result<Picture> {
 }
 
 /// Whether the caller may send this picture in `conversation_id`: theirs, or already there.
-pub(crate) fn sendable(record: &MediaRecord, caller: &Caller, conversation_id: &str) -> Result<()> {
-    if record.owner != caller.user_id && !record.conversations.iter().any(|c| c == conversation_id) {
+pub(crate) fn sendable(record: &MediaRecord, caller: &Caller, conversation_id: &ConversationId) -> Result<()> {
+    if !record.owner.is_user(&caller.user_id) && !record.conversations.contains(conversation_id) {
         return Err(UseCaseError::NotFound);
     }
     Ok(())
@@ -232,7 +233,7 @@ pub async fn fetch_inbound(ports: &Ports, job: &MediaFetch, receives: u32) -> Re
     let mime = ImageType::sniff(&bytes).map_or(info.mime_type.clone(), |t| t.mime().to_string());
     let record = MediaRecord {
         id: job.media_id.clone(),
-        owner: "contact".into(),
+        owner: Sender::Contact,
         mime_type: mime.clone(),
         size: bytes.len() as u64,
         sha256: hex::encode(Sha256::digest(&bytes)),

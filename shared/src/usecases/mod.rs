@@ -25,7 +25,9 @@ use time::{Duration, OffsetDateTime};
 
 use crate::domain::message::{SystemPurpose, TemplateSpec};
 use crate::domain::notice::{self, ContactText, Lang, Notice, ParticipantChange};
-use crate::domain::{Body, Contact, Conversation, DomainError, Message, MessageStatus};
+use crate::domain::{
+    Body, Contact, Conversation, ConversationId, DomainError, Message, MessageId, MessageStatus, UserId,
+};
 use crate::ports::{
     Clock, Cond, Item, ItemKind, Key, OutboundJob, Queue, QueueError, Scheduler, SchedulerError, Store, StoreError,
     Versioned, WhatsApp, Write,
@@ -95,7 +97,7 @@ pub struct Ports {
 /// The authenticated employee making a call.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Caller {
-    pub user_id: String,
+    pub user_id: UserId,
     pub name: String,
     pub locale: String,
     pub sub_org: String,
@@ -161,7 +163,7 @@ impl Caller {
             .unwrap_or_default();
         Some(Caller {
             name: claims.get("name").filter(|n| !n.is_empty()).cloned().unwrap_or_else(|| sub.clone()),
-            user_id: sub,
+            user_id: sub.into(),
             locale: claims.get("locale").filter(|l| !l.is_empty()).cloned().unwrap_or_else(|| "en".into()),
             sub_org: get("sub_org"),
             region: get("region"),
@@ -172,7 +174,7 @@ impl Caller {
     /// The caller, if the token names one: an id that is not one of the connector's own sender
     /// ids. Their scope is checked once the directory has had its say (`directory::admit`).
     pub fn checked(self) -> std::result::Result<Caller, &'static str> {
-        if self.user_id.trim().is_empty() || self.user_id.len() > 128 {
+        if self.user_id.as_str().trim().is_empty() || self.user_id.as_str().len() > 128 {
             return Err("the token's sub must be 1 to 128 characters");
         }
         if crate::domain::Sender::RESERVED.contains(&self.user_id.as_str()) {
@@ -284,7 +286,7 @@ mod caller_tests {
         for bad in [
             with(&[("sub", "system"), ("sub_org", "retail"), ("region", "eu")]),
             with(&[("sub", "contact"), ("sub_org", "retail"), ("region", "eu")]),
-            Caller { user_id: "x".repeat(129), ..ok },
+            Caller { user_id: "x".repeat(129).into(), ..ok },
         ] {
             assert!(bad.clone().checked().is_err(), "{bad:?}");
         }
@@ -317,20 +319,13 @@ pub(crate) fn put_new(item: Item) -> Write {
     Write::Put { item, cond: Cond::NotExists }
 }
 
-/// A ULID, strictly increasing within the process, so ids made after a conditional read sort
-/// in commit order.
-pub(crate) fn new_id() -> String {
-    static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
-    let mut guard = GENERATOR.lock().unwrap_or_else(|p| p.into_inner());
-    let generator = guard.get_or_insert_with(ulid::Generator::new);
-    generator.generate().unwrap_or_else(|_| ulid::Ulid::new()).to_string()
-}
+pub(crate) use crate::domain::ids::new_ulid;
 
 /// A conversation the caller takes part in, or `NotFound` (same answer for "not yours").
 pub(crate) async fn participant_conversation(
     store: &dyn Store,
     caller: &Caller,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
 ) -> Result<Versioned<Conversation>> {
     conversation_where(store, conversation_id, |c| c.is_participant(&caller.user_id)).await
 }
@@ -338,7 +333,7 @@ pub(crate) async fn participant_conversation(
 /// The conversation, if it passes `may`; `NotFound` otherwise (the same answer as for none).
 async fn conversation_where(
     store: &dyn Store,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     may: impl Fn(&Conversation) -> bool,
 ) -> Result<Versioned<Conversation>> {
     match load::<Conversation>(store, &Key::conversation(conversation_id)).await? {
@@ -352,7 +347,7 @@ async fn conversation_where(
 pub(crate) async fn readable_conversation(
     store: &dyn Store,
     caller: &Caller,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
 ) -> Result<Versioned<Conversation>> {
     conversation_where(store, conversation_id, |c| {
         c.is_participant(&caller.user_id) || (c.unassigned && caller.require_agent().is_ok())
@@ -367,10 +362,10 @@ pub(crate) async fn load_contact(store: &dyn Store, key: &str) -> Result<Version
 }
 
 /// A notice message for a thread.
-pub(crate) fn notice_message(conversation_id: &str, notice: Notice, now: OffsetDateTime) -> Message {
+pub(crate) fn notice_message(conversation_id: &ConversationId, notice: Notice, now: OffsetDateTime) -> Message {
     let mut m = Message::outbound(
-        new_id(),
-        conversation_id.to_string(),
+        MessageId::generate(),
+        conversation_id.clone(),
         crate::domain::Sender::System,
         Body::Notice(notice),
         now,
@@ -412,7 +407,7 @@ pub(crate) fn system_template(
             Body::text(notice::contact_text(ContactText::Participant(change), lang).replace("{name}", "A colleague"))
         }
     };
-    let mut m = Message::outbound(new_id(), conv.id.clone(), crate::domain::Sender::System, body, now);
+    let mut m = Message::outbound(MessageId::generate(), conv.id.clone(), crate::domain::Sender::System, body, now);
     m.system = Some(purpose);
     m
 }
@@ -438,7 +433,7 @@ pub(crate) fn participant_update(
             buttons: vec![],
         }),
     };
-    let mut m = Message::outbound(new_id(), conv.id.clone(), crate::domain::Sender::System, body, now);
+    let mut m = Message::outbound(MessageId::generate(), conv.id.clone(), crate::domain::Sender::System, body, now);
     m.system = Some(SystemPurpose::ParticipantUpdate(change));
     m
 }

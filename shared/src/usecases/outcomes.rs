@@ -7,7 +7,7 @@ use crate::domain::conversation::OptinFailure;
 use crate::domain::message::{MessageError, SystemPurpose};
 use crate::domain::meta_error::{classify, ErrorClass, FailureReason};
 use crate::domain::notice::{Notice, NoticeKind};
-use crate::domain::{Contact, Conversation, Message, MessageStatus};
+use crate::domain::{Contact, Conversation, Message, MessageStatus, Sender};
 use crate::ports::{Cond, Item, Key, Timer, Write};
 
 use super::{notice_message, put_new, system_template, Settings};
@@ -178,7 +178,12 @@ fn fail(plan: &mut FailurePlan, failure: &Failure, reason: FailureReason, now: O
         }
         None => {
             let failed = NoticeKind::MessageFailed { message_id: plan.msg.id.clone(), reason };
-            notice(plan, Notice::to(plan.msg.sender.as_str(), failed), now);
+            // An employee's own message: its author is told (anything else, everyone).
+            let told = match &plan.msg.sender {
+                Sender::User(author) => Notice::to(author, failed),
+                _ => Notice::to_all(failed),
+            };
+            notice(plan, told, now);
         }
     }
 }

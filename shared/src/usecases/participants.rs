@@ -18,9 +18,10 @@ use super::commit::{commit, retry, Attempt, Plan};
 use super::directory::addable;
 use super::views::ConversationView;
 use super::{
-    dispatch_effects, load, load_contact, new_id, notice_message, participant_conversation, participant_update,
-    put_new, put_versioned, Caller, Ports, Result, UseCaseError,
+    dispatch_effects, load, load_contact, notice_message, participant_conversation, participant_update, put_new,
+    put_versioned, Caller, Ports, Result, UseCaseError,
 };
+use crate::domain::ids::{ConversationId, MessageId, UserId};
 
 /// The result of a change: the thread as the caller now sees it (if still in it).
 pub struct Changed {
@@ -72,7 +73,7 @@ fn personal(n: Notice) -> Notice {
     Notice { audience: Audience::User(user_id), ..n }
 }
 
-async fn addable_user(ports: &Ports, caller: &Caller, user_id: &str) -> Result<DirectoryUser> {
+async fn addable_user(ports: &Ports, caller: &Caller, user_id: &UserId) -> Result<DirectoryUser> {
     let user = load::<DirectoryUser>(&*ports.store, &Key::profile(user_id))
         .await?
         .ok_or_else(|| DomainError::NotAddable(super::directory::not_addable(user_id)))?
@@ -88,12 +89,12 @@ fn joiner(user: &DirectoryUser, share_history: bool, now: OffsetDateTime) -> Par
         locale: user.locale.clone(),
         joined_at: now,
         // Ids grow with time: everything made from now on is at or after this one.
-        history_from: (!share_history).then(new_id),
+        history_from: (!share_history).then(MessageId::generate),
     }
 }
 
 /// Reads, lets `f` change a copy, and writes it back under the version read; retried on conflict.
-async fn change_thread<F>(ports: &Ports, caller: &Caller, conversation_id: &str, f: F) -> Result<Changed>
+async fn change_thread<F>(ports: &Ports, caller: &Caller, conversation_id: &ConversationId, f: F) -> Result<Changed>
 where
     F: Fn(&mut Change, &Contact, OffsetDateTime) -> Result<()>,
 {
@@ -138,8 +139,8 @@ where
 pub async fn add(
     ports: &Ports,
     caller: &Caller,
-    conversation_id: &str,
-    user_id: &str,
+    conversation_id: &ConversationId,
+    user_id: &UserId,
     share_history: bool,
 ) -> Result<Changed> {
     let user = addable_user(ports, caller, user_id).await?;
@@ -162,8 +163,13 @@ pub async fn add(
 }
 
 /// `DELETE /conversations/{id}/participants/{user_id}`: remove a colleague (not oneself: leave).
-pub async fn remove(ports: &Ports, caller: &Caller, conversation_id: &str, user_id: &str) -> Result<Changed> {
-    if user_id == caller.user_id {
+pub async fn remove(
+    ports: &Ports,
+    caller: &Caller,
+    conversation_id: &ConversationId,
+    user_id: &UserId,
+) -> Result<Changed> {
+    if *user_id == caller.user_id {
         return Err(DomainError::Invalid("to take yourself out, leave the conversation".into()).into());
     }
     change_thread(ports, caller, conversation_id, |change, contact, now| {
@@ -179,7 +185,7 @@ pub async fn remove(ports: &Ports, caller: &Caller, conversation_id: &str, user_
 }
 
 /// `POST /conversations/{id}/leave`: the last one out closes the thread.
-pub async fn leave(ports: &Ports, caller: &Caller, conversation_id: &str) -> Result<Changed> {
+pub async fn leave(ports: &Ports, caller: &Caller, conversation_id: &ConversationId) -> Result<Changed> {
     change_thread(ports, caller, conversation_id, |change, contact, now| {
         leave_in(change, caller, contact, ports, now);
         Ok(())
@@ -205,11 +211,11 @@ fn leave_in(change: &mut Change, caller: &Caller, contact: &Contact, ports: &Por
 pub async fn transfer(
     ports: &Ports,
     caller: &Caller,
-    conversation_id: &str,
-    to_user_id: &str,
+    conversation_id: &ConversationId,
+    to_user_id: &UserId,
     share_history: bool,
 ) -> Result<Changed> {
-    if to_user_id == caller.user_id {
+    if *to_user_id == caller.user_id {
         return Err(DomainError::Invalid("transfer to someone else".into()).into());
     }
     let user = addable_user(ports, caller, to_user_id).await?;

@@ -5,6 +5,7 @@ use crate::ports::{Item, Key, StoreError, Versioned};
 
 use super::commit::{commit, retry, Attempt, Plan};
 use super::{participant_conversation, put_versioned, Caller, Ports, Result, UseCaseError};
+use crate::domain::ids::{ConversationId, MessageId, UserId};
 
 /// Messages read per page while counting.
 const PAGE: usize = 500;
@@ -12,7 +13,12 @@ const PAGE: usize = 500;
 /// `POST /conversations/{id}/read {"up_to"}`: the caller has read the thread up to that
 /// message. The mark never moves back: an older `up_to` leaves it where it is. Returns the
 /// caller's unread count.
-pub async fn mark_read(ports: &Ports, caller: &Caller, conversation_id: &str, up_to: &str) -> Result<u64> {
+pub async fn mark_read(
+    ports: &Ports,
+    caller: &Caller,
+    conversation_id: &ConversationId,
+    up_to: &MessageId,
+) -> Result<u64> {
     retry(|| async move {
         let conv = participant_conversation(&*ports.store, caller, conversation_id).await?;
         if ports.store.get(&Key::message(conversation_id, up_to)).await?.is_none() {
@@ -27,14 +33,14 @@ pub async fn mark_read(ports: &Ports, caller: &Caller, conversation_id: &str, up
             Some(_) => return Err(StoreError::Corrupt("read mark of another kind".into()).into()),
             None => (None, 0, None),
         };
-        if up_to_before.as_deref().is_some_and(|b| b >= up_to) {
+        if up_to_before.as_ref().is_some_and(|b| b >= up_to) {
             return Ok(Attempt::Done(unread(&conv.item, seen_before)));
         }
         let seen = inbound_through(ports, conversation_id, up_to).await?;
         let mark = Item::ReadMark {
             user_id: caller.user_id.clone(),
-            conversation_id: conversation_id.to_string(),
-            up_to: up_to.to_string(),
+            conversation_id: conversation_id.clone(),
+            up_to: up_to.clone(),
             inbound_seen: seen.max(seen_before),
         };
         match commit(ports, Plan::of(vec![put_versioned(mark, version)])).await {
@@ -47,15 +53,15 @@ pub async fn mark_read(ports: &Ports, caller: &Caller, conversation_id: &str, up
 }
 
 /// How many of the contact's messages in the thread are at or before message `up_to`.
-async fn inbound_through(ports: &Ports, conversation_id: &str, up_to: &str) -> Result<u64> {
+async fn inbound_through(ports: &Ports, conversation_id: &ConversationId, up_to: &MessageId) -> Result<u64> {
     let mut count = 0;
-    let mut after: Option<String> = None;
+    let mut after: Option<MessageId> = None;
     loop {
-        let page = ports.store.messages(conversation_id, after.as_deref(), PAGE, true).await?;
+        let page = ports.store.messages(conversation_id, after.as_ref(), PAGE, true).await?;
         let full = page.len() == PAGE;
         for v in page {
             let Item::Message(m) = v.item else { continue };
-            if m.id.as_str() > up_to {
+            if m.id > *up_to {
                 return Ok(count);
             }
             if m.direction == Direction::Inbound {
@@ -74,7 +80,7 @@ fn unread(conv: &Conversation, seen: u64) -> u64 {
 }
 
 /// Each thread's unread count for `user_id`, in the order given (one batch read).
-pub async fn unread_counts(ports: &Ports, user_id: &str, convs: &[&Conversation]) -> Result<Vec<u64>> {
+pub async fn unread_counts(ports: &Ports, user_id: &UserId, convs: &[&Conversation]) -> Result<Vec<u64>> {
     let keys: Vec<Key> = convs.iter().map(|c| Key::read_mark(user_id, &c.id)).collect();
     let marks = ports.store.get_many(&keys).await?;
     Ok(convs.iter().zip(marks).map(|(c, mark)| unread_after(c, mark.map(|v| v.item).as_ref())).collect())

@@ -9,6 +9,7 @@ use super::commit::{commit, retry, Attempt, Plan};
 use super::dispatch::commit_plan;
 use super::outcomes::{plan_failure, Failure};
 use super::{load, load_contact, put_versioned, Ports, Result, UseCaseError};
+use crate::domain::ids::{ConversationId, MessageId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReceiptResult {
@@ -86,7 +87,8 @@ pub async fn apply_status(ports: &Ports, ev: &StatusEvent) -> Result<ReceiptResu
 /// without our callback.
 async fn find_message(ports: &Ports, ev: &StatusEvent) -> Result<Option<Versioned<Message>>> {
     if let Some((conv, msg)) = ev.callback.as_deref().and_then(|c| c.split_once('/')) {
-        if let Some(m) = load::<Message>(&*ports.store, &Key::message(conv, msg)).await? {
+        let key = Key::message(&ConversationId::from(conv), &MessageId::from(msg));
+        if let Some(m) = load::<Message>(&*ports.store, &key).await? {
             match m.item.wamid.as_deref() {
                 Some(w) if w == ev.wamid => return Ok(Some(m)),
                 None if m.item.status == MessageStatus::Sending => return Ok(Some(m)),
@@ -103,12 +105,12 @@ async fn find_message(ports: &Ports, ev: &StatusEvent) -> Result<Option<Versione
     load::<Message>(&*ports.store, &Key::message(&conversation_id, &message_id)).await
 }
 
-fn wamid_link(ev: &StatusEvent, conversation_id: &str, message_id: &str) -> Write {
+fn wamid_link(ev: &StatusEvent, conversation_id: &ConversationId, message_id: &MessageId) -> Write {
     Write::Put {
         item: Item::Wamid {
             wamid: ev.wamid.clone(),
-            conversation_id: conversation_id.to_string(),
-            message_id: message_id.to_string(),
+            conversation_id: conversation_id.clone(),
+            message_id: message_id.clone(),
         },
         cond: crate::ports::Cond::Always,
     }
@@ -144,7 +146,7 @@ pub async fn marketing_preference(ports: &Ports, wa_id: &str, stop: bool) -> Res
             return Ok(Attempt::Done(()));
         }
         let mut plan = Plan::of(vec![put_versioned(Item::Contact(k), Some(contact.version))]);
-        let threads: Vec<String> =
+        let threads: Vec<ConversationId> =
             super::contact_threads(&*ports.store, wa_id).await?.into_iter().map(|t| t.item.id).collect();
         if !threads.is_empty() {
             plan.effects.push(Effect::Notice {

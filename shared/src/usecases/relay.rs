@@ -7,6 +7,7 @@ use crate::error::Report;
 use crate::ports::{Cond, Effect, Item, Key, OutboxEntry, Write, OUTBOX_SHARDS};
 
 use super::{notice_message, Ports, Result};
+use crate::domain::ids::{ConversationId, MessageId};
 
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
@@ -52,7 +53,7 @@ async fn run(ports: &Ports, entry: &OutboxEntry) -> Result<()> {
                     e.conversation_id = id.clone();
                     e
                 });
-                post_notice(ports, &entry.id, id, notice, why).await?;
+                post_notice(ports, &MessageId::from(entry.id.as_str()), id, notice, why).await?;
             }
         }
     }
@@ -63,8 +64,8 @@ async fn run(ports: &Ports, entry: &OutboxEntry) -> Result<()> {
 /// finds it written and stops.
 async fn post_notice(
     ports: &Ports,
-    id: &str,
-    conversation_id: &str,
+    id: &MessageId,
+    conversation_id: &ConversationId,
     notice: &crate::domain::notice::Notice,
     archive: Option<crate::archive::ArchiveEvent>,
 ) -> Result<()> {
@@ -72,7 +73,7 @@ async fn post_notice(
         return Ok(());
     }
     let mut msg = notice_message(conversation_id, notice.clone(), ports.clock.now());
-    msg.id = id.to_string();
+    msg.id = id.clone();
     let plan = super::commit::Plan {
         writes: vec![Write::Put { item: Item::Message(msg), cond: Cond::NotExists }],
         archive: archive.into_iter().collect(),

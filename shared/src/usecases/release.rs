@@ -8,6 +8,7 @@ use crate::ports::{Cond, Item, Key, StoreError, Write};
 
 use super::commit::{commit, retry, Attempt, Plan};
 use super::{dispatch_effects, load, load_contact, put_versioned, Ports, Result};
+use crate::domain::ids::ConversationId;
 use crate::domain::Conversation;
 
 /// Held messages moved per transaction: two writes and an outbox entry each, plus the check,
@@ -16,7 +17,7 @@ const PAGE: usize = 30;
 
 /// Queues the held messages of one thread, oldest first, while the contact allows it. Returns
 /// how many were released. Idempotent: a second run finds nothing left to release.
-pub async fn release_held(ports: &Ports, conversation_id: &str) -> Result<usize> {
+pub async fn release_held(ports: &Ports, conversation_id: &ConversationId) -> Result<usize> {
     let mut released = 0;
     loop {
         match retry(|| release_page(ports, conversation_id)).await? {
@@ -27,7 +28,7 @@ pub async fn release_held(ports: &Ports, conversation_id: &str) -> Result<usize>
 }
 
 /// Releases up to `PAGE` held messages in one commit: how many (0 when nothing more can go).
-async fn release_page(ports: &Ports, conversation_id: &str) -> Result<Attempt<usize>> {
+async fn release_page(ports: &Ports, conversation_id: &ConversationId) -> Result<Attempt<usize>> {
     let now = ports.clock.now();
     let Some(conv) = load::<Conversation>(&*ports.store, &Key::conversation(conversation_id)).await? else {
         return Ok(Attempt::Done(0));

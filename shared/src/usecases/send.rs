@@ -17,9 +17,10 @@ use super::commit::{commit, retry, Attempt, Plan};
 use super::media;
 use super::views::MessageView;
 use super::{
-    dispatch_effects, load, load_contact, new_id, notice_message, participant_conversation, put_new, put_versioned,
+    dispatch_effects, load, load_contact, notice_message, participant_conversation, put_new, put_versioned,
     system_template, Caller, Ports, Result, Settings, UseCaseError,
 };
+use crate::domain::ids::{ConversationId, MessageId};
 use crate::domain::media::MAX_CAPTION_CHARS;
 use crate::ports::MediaRecord;
 
@@ -70,7 +71,12 @@ pub struct SendPlan {
     pub held: bool,
 }
 
-pub async fn send(ports: &Ports, caller: &Caller, conversation_id: &str, cmd: SendCommand) -> Result<MessageView> {
+pub async fn send(
+    ports: &Ports,
+    caller: &Caller,
+    conversation_id: &ConversationId,
+    cmd: SendCommand,
+) -> Result<MessageView> {
     validate(&cmd.content)?;
     // The participant check comes first: only a participant's attempt is archived. What it
     // read serves the first attempt; a retry reads again.
@@ -272,7 +278,7 @@ fn compose(
     media: Option<&Versioned<MediaRecord>>,
     now: Time,
 ) -> Result<(Message, Option<Write>)> {
-    let id = new_id();
+    let id = MessageId::generate();
     let mut media_write = None;
     let speaker = c.participant(&caller.user_id).map_or(caller.name.as_str(), |p| p.name.as_str());
     let body = match content {
@@ -315,7 +321,12 @@ fn fits(prefix: Option<&str>, text: &str, what: &str, max: usize) -> Result<()> 
 
 /// `DELETE /conversations/{id}/messages/{message_id}`: its sender takes back a message still
 /// held or queued (not yet claimed for the Graph API); it stays in the history as `recalled`.
-pub async fn recall(ports: &Ports, caller: &Caller, conversation_id: &str, message_id: &str) -> Result<MessageView> {
+pub async fn recall(
+    ports: &Ports,
+    caller: &Caller,
+    conversation_id: &ConversationId,
+    message_id: &MessageId,
+) -> Result<MessageView> {
     retry(|| async move {
         let now = ports.clock.now();
         let conv = participant_conversation(&*ports.store, caller, conversation_id).await?;
@@ -342,10 +353,10 @@ pub async fn recall(ports: &Ports, caller: &Caller, conversation_id: &str, messa
         }
         let mut e =
             archive::event(conversation_id, ArchiveKind::Recalled, caller.sender(), now, json!({"was": was.public()}));
-        e.message_id = Some(message_id.to_string());
+        e.message_id = Some(message_id.clone());
         match commit(ports, Plan { writes, archive: vec![e], effects: Vec::new() }).await {
             Ok(()) => {
-                tracing::info!(conversation_id, message_id, "message recalled");
+                tracing::info!(%conversation_id, %message_id, "message recalled");
                 Ok(Attempt::Done(MessageView::new(&next, &caller.locale)))
             }
             Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
@@ -369,7 +380,12 @@ async fn archive_only(ports: &Ports, event: crate::archive::ArchiveEvent) -> Res
 }
 
 /// The message an earlier call with this `client_id` created, queued again if it never left.
-async fn replay(ports: &Ports, caller: &Caller, conversation_id: &str, client_id: &str) -> Result<Option<MessageView>> {
+async fn replay(
+    ports: &Ports,
+    caller: &Caller,
+    conversation_id: &ConversationId,
+    client_id: &str,
+) -> Result<Option<MessageView>> {
     let Some(link) = ports.store.get(&Key::client_id(conversation_id, &caller.user_id, client_id)).await? else {
         return Ok(None);
     };
@@ -619,7 +635,7 @@ mod tests {
         assert!(written(&p.plan).iter().any(|i| matches!(i,
             Item::Message(m) if m.body.notice().is_some_and(|n| n.code() == crate::domain::NoticeCode::DlpRedacted
                 && n.audience == crate::domain::Audience::User("u1".into())
-                && n.message_id() == Some(p.msg.id.as_str())))));
+                && n.message_id() == Some(&p.msg.id)))));
         let [e] = &p.plan.archive[..] else { panic!("{:?}", p.plan.archive) };
         assert_eq!((e.kind.as_str(), e.text_as_sent.as_deref()), ("dlp", Some("card [REDACTED:card]")));
         assert!(!e.text_as_written.as_deref().unwrap().contains("4111"));

@@ -16,6 +16,7 @@ use super::{
     contact_threads, dispatch_effects, load, load_contact, put_new, put_versioned, system_template, Ports, Result,
     Settings,
 };
+use crate::domain::ids::ConversationId;
 
 pub async fn fire(ports: &Ports, timer: &Timer) -> Result<()> {
     match timer {
@@ -60,7 +61,7 @@ async fn window_reminder(ports: &Ports, contact_key: &str) -> Result<()> {
                 plan.effects.push(Effect::Timer { timer, at });
             }
             Reminder::Remind => {
-                let threads: Vec<String> =
+                let threads: Vec<ConversationId> =
                     contact_threads(&*ports.store, contact_key).await?.into_iter().map(|t| t.item.id).collect();
                 if !threads.is_empty() {
                     plan.effects.push(Effect::Notice {
@@ -96,7 +97,7 @@ async fn window_expired(ports: &Ports, contact_key: &str) -> Result<()> {
             WindowTimer::Rearm(at) => plan.effects.extend(window_timers(&ports.settings, contact_key, at)),
             WindowTimer::Paused => {
                 if k.consent == ConsentState::OptedIn {
-                    let threads: Vec<String> =
+                    let threads: Vec<ConversationId> =
                         contact_threads(&*ports.store, contact_key).await?.into_iter().map(|t| t.item.id).collect();
                     if !threads.is_empty() {
                         plan.effects.push(Effect::Notice {
@@ -119,7 +120,7 @@ async fn window_expired(ports: &Ports, contact_key: &str) -> Result<()> {
 }
 
 /// 24 hours after a failed opt-in request: send it once more unless answered or closed.
-async fn optin_retry(ports: &Ports, conversation_id: &str) -> Result<()> {
+async fn optin_retry(ports: &Ports, conversation_id: &ConversationId) -> Result<()> {
     retry(|| async move {
         let now = ports.clock.now();
         let Some(conv) = load::<Conversation>(&*ports.store, &Key::conversation(conversation_id)).await? else {

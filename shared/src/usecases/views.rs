@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use crate::domain::message::StatusTimes;
 use crate::domain::notice::{failure_text, Audience, Lang};
-use crate::domain::{Body, Contact, Conversation, Message, Participant};
+use crate::domain::{Body, Contact, Conversation, ConversationId, Message, MessageId, Participant, UserId};
 use crate::ports::Item;
 
 use super::{readable_conversation, Caller, Ports, Result};
@@ -19,7 +19,7 @@ pub struct ContactView {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ParticipantView {
-    pub user_id: String,
+    pub user_id: UserId,
     pub name: String,
     #[serde(with = "time::serde::rfc3339")]
     pub joined_at: OffsetDateTime,
@@ -33,7 +33,7 @@ impl From<&Participant> for ParticipantView {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ConversationView {
-    pub id: String,
+    pub id: ConversationId,
     pub contact: ContactView,
     pub status: crate::domain::ConversationStatus,
     pub consent: &'static str,
@@ -82,9 +82,9 @@ pub struct NoticeView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sms_fallback: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub subject_user_id: Option<String>,
+    pub subject_user_id: Option<UserId>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<String>,
+    pub message_id: Option<MessageId>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -102,8 +102,8 @@ pub struct ReactionView {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MessageView {
-    pub id: String,
-    pub conversation_id: String,
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
     pub direction: crate::domain::Direction,
     pub sender: String,
     pub kind: crate::domain::MessageKind,
@@ -168,7 +168,7 @@ impl MessageView {
                 audience: n.audience.public().to_string(),
                 sms_fallback: n.sms_fallback().then_some(true),
                 subject_user_id: n.subject().map(|s| s.user_id.clone()),
-                message_id: n.message_id().map(str::to_string),
+                message_id: n.message_id().cloned(),
             }),
             created_at: m.created_at,
             client_id: m.client_id.clone(),
@@ -177,7 +177,7 @@ impl MessageView {
 }
 
 /// Whether `user_id` may see `m`: notices addressed to one user are theirs alone.
-pub fn visible_to(m: &Message, user_id: &str) -> bool {
+pub fn visible_to(m: &Message, user_id: &UserId) -> bool {
     match m.body.notice().map(|n| &n.audience) {
         Some(Audience::User(u)) => u == user_id,
         _ => true,
@@ -191,8 +191,8 @@ pub const MAX_PAGE: usize = 500;
 pub async fn history(
     ports: &Ports,
     caller: &Caller,
-    conversation_id: &str,
-    after: Option<&str>,
+    conversation_id: &ConversationId,
+    after: Option<&MessageId>,
     limit: usize,
 ) -> Result<Vec<MessageView>> {
     let conv = readable_conversation(&*ports.store, caller, conversation_id).await?.item;
@@ -200,10 +200,10 @@ pub async fn history(
     let me = conv.participant(&caller.user_id);
     let limit = limit.clamp(1, MAX_PAGE);
     let mut out = Vec::new();
-    let mut cursor = after.map(str::to_string);
+    let mut cursor = after.cloned();
     // Pages skip notices meant for someone else, so read until `limit` visible ones are found.
     loop {
-        let page = ports.store.messages(conversation_id, cursor.as_deref(), limit, true).await?;
+        let page = ports.store.messages(conversation_id, cursor.as_ref(), limit, true).await?;
         let full = page.len() == limit;
         for v in page {
             if let Item::Message(m) = v.item {

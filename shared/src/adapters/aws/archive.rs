@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::archive::ArchiveRecord;
+use crate::domain::ConversationId;
 use crate::ports::{Archive, ArchiveError, Store};
 
 pub struct DynamoArchive {
@@ -21,7 +22,7 @@ impl DynamoArchive {
 
 #[async_trait]
 impl Archive for DynamoArchive {
-    async fn read(&self, conversation_id: &str) -> Result<Vec<ArchiveRecord>, ArchiveError> {
+    async fn read(&self, conversation_id: &ConversationId) -> Result<Vec<ArchiveRecord>, ArchiveError> {
         self.store.archive_records(conversation_id).await.map_err(|e| ArchiveError(Box::new(e)))
     }
 }

@@ -31,7 +31,7 @@ impl Queue for SqsQueue {
             .send_message()
             .queue_url(&self.outbound_url)
             .message_body(body)
-            .message_group_id(&job.conversation_id)
+            .message_group_id(job.conversation_id.as_str())
             .message_deduplication_id(job.dedupe_id())
             .send()
             .await

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 
 use super::db::{Db, DbError};
 use crate::archive::ArchiveRecord;
+use crate::domain::ConversationId;
 use crate::ports::{Archive, ArchiveError};
 
 #[derive(Clone)]
@@ -20,7 +21,7 @@ impl SqliteArchive {
 
 #[async_trait]
 impl Archive for SqliteArchive {
-    async fn read(&self, conversation_id: &str) -> Result<Vec<ArchiveRecord>, ArchiveError> {
+    async fn read(&self, conversation_id: &ConversationId) -> Result<Vec<ArchiveRecord>, ArchiveError> {
         let id = conversation_id.to_string();
         let bodies = self
             .db

@@ -156,7 +156,7 @@ impl SqliteQueue {
 impl Queue for SqliteQueue {
     async fn send_outbound(&self, job: OutboundJob) -> Result<(), QueueError> {
         let body = serde_json::to_string(&job).map_err(|e| QueueError(Box::new(e)))?;
-        self.push(QueueName::Outbound, Some(job.conversation_id.clone()), Some(job.dedupe_id()), body).await
+        self.push(QueueName::Outbound, Some(job.conversation_id.to_string()), Some(job.dedupe_id()), body).await
     }
 
     async fn send_receipt(&self, job: ReceiptsJob) -> Result<(), QueueError> {

@@ -113,7 +113,7 @@ impl Row {
                 body: serde_json::to_string(&record)?,
                 seq: record.seq as i64,
                 hash: record.hash,
-                conversation_id: record.event.conversation_id,
+                conversation_id: record.event.conversation_id.into(),
             },
             Write::Put { item: Item::Change { changes, .. }, .. } => {
                 Row::Changes { body: serde_json::to_string(&changes)? }
