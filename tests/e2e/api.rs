@@ -1,3 +1,6 @@
+//! The client API's surface: every route's auth and scope, bad input answered with a 4xx
+//! JSON error (never a 5xx), history pages, list order and the readers' locales.
+
 use serde_json::{json, Value};
 
 use crate::helpers::*;

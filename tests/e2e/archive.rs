@@ -1,3 +1,6 @@
+//! The compliance archive over HTTP: every message, consent and DLP action in one verifiable
+//! chain per thread, read by admins only, and a tampered record found by the verifier.
+
 use serde_json::json;
 
 use crate::helpers::*;

@@ -1,3 +1,6 @@
+//! Consent: the opt-in template, messages pending until the contact accepts, STOP and "yes",
+//! resending after 24 hours, and a failed request retried once before the thread closes.
+
 use serde_json::json;
 
 use crate::helpers::*;

@@ -1,3 +1,6 @@
+//! Sending to Meta: Graph API errors retried within bounds, permanent ones failed with a
+//! notice, re-engagement errors held, `client_id` idempotency and order under concurrency.
+
 use serde_json::json;
 
 use crate::helpers::*;

@@ -1,3 +1,6 @@
+//! Data-loss prevention: cards, IBANs and SSNs redacted before storage and sending, a policy
+//! that blocks or adds rules, and contacts' texts redacted for employees.
+
 use serde_json::json;
 
 use crate::helpers::*;

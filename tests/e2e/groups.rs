@@ -1,3 +1,6 @@
+//! Group threads: add (same sub-organization and region), remove, leave and transfer, with or
+//! without the history; the contact and the employees told, and told when telling failed.
+
 use serde_json::{json, Value};
 
 use crate::helpers::*;

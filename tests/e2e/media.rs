@@ -1,3 +1,6 @@
+//! Pictures both ways: uploads checked by their bytes, sent to Meta by id, contacts' pictures
+//! fetched and checked, and each served only to who may see it.
+
 use base64::Engine;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};

@@ -1,3 +1,6 @@
+//! Receipts: sent, delivered, read and failed, each with its time, never moving backwards,
+//! whatever order Meta's statuses arrive in.
+
 use crate::helpers::*;
 
 async fn sent_message(app: &TestApp) -> (String, serde_json::Value, String) {

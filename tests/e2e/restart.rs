@@ -1,3 +1,5 @@
+//! A `kill -9` of the local runner and a restart lose nothing acknowledged.
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 

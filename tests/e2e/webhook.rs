@@ -1,3 +1,6 @@
+//! Meta's side of the webhook: the verification handshake, signatures, every fixture, garbage
+//! and huge bodies, duplicates, several entries in one delivery, and business-scoped ids.
+
 use serde_json::json;
 
 use crate::helpers::*;

@@ -1,3 +1,6 @@
+//! The 24-hour window: messages held once it closes, one resume request, the flush in order
+//! when the contact writes again, and the held-message cap.
+
 use serde_json::json;
 
 use crate::helpers::*;
