@@ -13,7 +13,10 @@ use crate::domain::ConversationId;
 use crate::ports::{Cond, Effect, Item, Key, OutboxEntry, StoreError, Versioned, Write};
 
 use super::archive::message_event;
-use super::{new_ulid, put_new, relay, Ports, Result, UseCaseError, MAX_CONFLICT_RETRIES};
+use super::{new_ulid, put_new, relay, Ports, Result, UseCaseError};
+
+/// Attempts of a read-modify-write before giving up with `Contention`.
+pub(crate) const MAX_CONFLICT_RETRIES: usize = 24;
 
 /// What one commit writes. Writes keep their indices in the transaction (a use case may read
 /// meaning into `Conflict { index }`); archive and outbox writes come after them.
