@@ -1,5 +1,7 @@
-//! What the outside world gives the use cases: storage with conditional writes, queues, one-time
-//! timers, the clock and WhatsApp. Adapters implement these; use cases only see the traits.
+//! What the outside world gives the use cases: storage with conditional writes (and its change
+//! feed), queues, one-time timers, the clock, WhatsApp, pictures' bytes, the archive's records,
+//! the write-once vault of its anchors, and pushes to live connections. Adapters implement
+//! these; use cases only see the traits.
 
 use std::time::Duration;
 
