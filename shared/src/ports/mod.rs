@@ -123,15 +123,11 @@ pub trait Store: Send + Sync {
 
     /// Ids of the threads a user belongs to.
     async fn memberships(&self, user_id: &UserId, limit: usize) -> Result<Vec<ConversationId>, StoreError> {
-        Ok(self
-            .query(&Key::profile(user_id).pk, "CONV#", None, limit, true)
-            .await?
-            .into_iter()
-            .filter_map(|v| match v.item {
-                Item::Membership { conversation_id, .. } => Some(conversation_id),
-                _ => None,
-            })
-            .collect())
+        let found = self.query(&Key::profile(user_id).pk, "CONV#", None, limit, true).await?;
+        Ok(picked(found, |item| match item {
+            Item::Membership { conversation_id, .. } => Some(conversation_id),
+            _ => None,
+        }))
     }
 
     /// A user's open live connections (AWS WebSockets).
@@ -142,15 +138,11 @@ pub trait Store: Send + Sync {
 
     /// The directory's entries of one sub-organization and region, by user id.
     async fn directory(&self, sub_org: &str, region: &str, limit: usize) -> Result<Vec<DirectoryUser>, StoreError> {
-        Ok(self
-            .query(&directory_partition(sub_org, region), "USER#", None, limit, true)
-            .await?
-            .into_iter()
-            .filter_map(|v| match v.item {
-                Item::DirectoryEntry(u) => Some(u),
-                _ => None,
-            })
-            .collect())
+        let found = self.query(&directory_partition(sub_org, region), "USER#", None, limit, true).await?;
+        Ok(picked(found, |item| match item {
+            Item::DirectoryEntry(u) => Some(u),
+            _ => None,
+        }))
     }
 
     /// The open live connections of agents and admins (AWS WebSockets), who hear of threads
@@ -171,42 +163,35 @@ pub trait Store: Send + Sync {
         &self,
         conversation_id: &ConversationId,
     ) -> Result<Vec<crate::archive::ArchiveRecord>, StoreError> {
-        Ok(self
-            .query(&Key::archive_partition(conversation_id), "REC#", None, usize::MAX / 2, true)
-            .await?
-            .into_iter()
-            .filter_map(|v| match v.item {
-                Item::ArchiveEntry(r) => Some(r),
-                _ => None,
-            })
-            .collect())
+        let found = self.query(&Key::archive_partition(conversation_id), "REC#", None, usize::MAX / 2, true).await?;
+        Ok(picked(found, |item| match item {
+            Item::ArchiveEntry(r) => Some(r),
+            _ => None,
+        }))
     }
 
     /// Entries waiting in one outbox partition, oldest first.
     async fn outbox(&self, shard: u32, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        Ok(self
-            .query(&outbox_partition(shard), "OUT#", None, limit, true)
-            .await?
-            .into_iter()
-            .filter_map(|v| match v.item {
-                Item::Outbox(e) => Some(e),
-                _ => None,
-            })
-            .collect())
+        let found = self.query(&outbox_partition(shard), "OUT#", None, limit, true).await?;
+        Ok(picked(found, |item| match item {
+            Item::Outbox(e) => Some(e),
+            _ => None,
+        }))
     }
 
     /// Ids of contact-started threads nobody has claimed, oldest first.
     async fn query_unassigned(&self, limit: usize) -> Result<Vec<ConversationId>, StoreError> {
-        Ok(self
-            .query(item::UNASSIGNED, "CONV#", None, limit, true)
-            .await?
-            .into_iter()
-            .filter_map(|v| match v.item {
-                Item::Unassigned { conversation_id } => Some(conversation_id),
-                _ => None,
-            })
-            .collect())
+        let found = self.query(item::UNASSIGNED, "CONV#", None, limit, true).await?;
+        Ok(picked(found, |item| match item {
+            Item::Unassigned { conversation_id } => Some(conversation_id),
+            _ => None,
+        }))
     }
+}
+
+/// What `pick` takes of the items found, in their order.
+fn picked<T>(found: Vec<Versioned<Item>>, pick: impl FnMut(Item) -> Option<T>) -> Vec<T> {
+    found.into_iter().map(|v| v.item).filter_map(pick).collect()
 }
 
 /// An outbound message to dispatch: FIFO per conversation.
