@@ -1,6 +1,8 @@
 //! Messages of a thread (outbound, inbound, notices) and their receipts, which only move
 //! forward: queued < sent < delivered < read, with `failed` apart.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use super::notice::Notice;
@@ -269,52 +271,34 @@ impl Body {
 }
 
 /// A body as stored: its kind, and each thing any kind has (a reaction's emoji is its text, a
-/// picture's caption too).
-#[derive(Deserialize)]
-struct StoredBody {
+/// picture's caption too). Written borrowed from the body, without a copy; read owned.
+#[derive(Serialize, Deserialize)]
+struct StoredBody<'a> {
     kind: MessageKind,
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    prefix: Option<String>,
-    #[serde(default)]
-    media_id: Option<String>,
-    #[serde(default)]
-    template: Option<TemplateSpec>,
-    #[serde(default)]
-    reaction: Option<Reaction>,
-    #[serde(default)]
-    notice: Option<Notice>,
-}
-
-/// The same, borrowed, for writing without a copy.
-#[derive(Serialize)]
-struct StoredBodyRef<'a> {
-    kind: MessageKind,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    text: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    prefix: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    media_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    template: Option<&'a TemplateSpec>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reaction: Option<&'a Reaction>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    notice: Option<&'a Notice>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prefix: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    media_id: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    template: Option<Cow<'a, TemplateSpec>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reaction: Option<Cow<'a, Reaction>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    notice: Option<Cow<'a, Notice>>,
 }
 
 impl Serialize for Body {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        StoredBodyRef {
+        StoredBody {
             kind: self.kind(),
-            text: self.words(),
-            prefix: self.prefix(),
-            media_id: self.media_id(),
-            template: self.template(),
-            reaction: self.reaction(),
-            notice: self.notice(),
+            text: self.words().map(Cow::Borrowed),
+            prefix: self.prefix().map(Cow::Borrowed),
+            media_id: self.media_id().map(Cow::Borrowed),
+            template: self.template().map(Cow::Borrowed),
+            reaction: self.reaction().map(Cow::Borrowed),
+            notice: self.notice().map(Cow::Borrowed),
         }
         .serialize(s)
     }
@@ -326,12 +310,13 @@ impl<'de> Deserialize<'de> for Body {
         let s = StoredBody::deserialize(d)?;
         let kind = s.kind;
         let missing = |what: &str| D::Error::custom(format!("a {kind:?} message without its {what}"));
+        let (text, prefix) = (s.text.map(Cow::into_owned), s.prefix.map(Cow::into_owned));
         Ok(match kind {
-            MessageKind::Text => Body::Text { text: s.text.ok_or_else(|| missing("text"))?, prefix: s.prefix },
-            MessageKind::Image => Body::Image { media_id: s.media_id, caption: s.text, prefix: s.prefix },
-            MessageKind::Template => Body::Template(s.template.ok_or_else(|| missing("template"))?),
-            MessageKind::Reaction => Body::Reaction(s.reaction.ok_or_else(|| missing("reaction"))?),
-            MessageKind::Notice => Body::Notice(s.notice.ok_or_else(|| missing("notice"))?),
+            MessageKind::Text => Body::Text { text: text.ok_or_else(|| missing("text"))?, prefix },
+            MessageKind::Image => Body::Image { media_id: s.media_id.map(Cow::into_owned), caption: text, prefix },
+            MessageKind::Template => Body::Template(s.template.ok_or_else(|| missing("template"))?.into_owned()),
+            MessageKind::Reaction => Body::Reaction(s.reaction.ok_or_else(|| missing("reaction"))?.into_owned()),
+            MessageKind::Notice => Body::Notice(s.notice.ok_or_else(|| missing("notice"))?.into_owned()),
         })
     }
 }
