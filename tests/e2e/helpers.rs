@@ -242,8 +242,8 @@ async fn aws_resources(env: &mut HashMap<String, String>) -> shared::adapters::a
     let endpoint =
         std::env::var("MOTO_ENDPOINT").expect("E2E_BACKEND=aws needs MOTO_ENDPOINT (scripts/test sets both)");
     let (_, c) = shared::adapters::aws::AwsClients::emulator(&endpoint).await;
-    let n = next_id();
-    let name = |p: &str| format!("e2e-{p}-{}-{n}", std::process::id());
+    let run = shared::adapters::aws::AwsClients::emulator_name("e2e");
+    let name = |p: &str| format!("{run}-{p}");
     shared::adapters::aws::DynamoStore::create_table(&c.dynamodb, &name("table")).await.unwrap();
     let fifo = c
         .sqs

@@ -19,7 +19,7 @@ fn caller(user: &str, roles: &[&str]) -> Caller {
 /// A table and a bucket locked in compliance mode for a day by default, as `template.yaml`
 /// makes them.
 async fn ports(clients: &AwsClients, dir: &tempfile::TempDir, test: &str) -> (Ports, String) {
-    let name = format!("anchor-{test}-{}", std::process::id());
+    let name = AwsClients::emulator_name(&format!("anchor-{test}"));
     DynamoStore::create_table(&clients.dynamodb, &name).await.unwrap();
     S3Vault::create_bucket(&clients.s3, &name, 1).await.unwrap();
     let data = dir.path().display().to_string();

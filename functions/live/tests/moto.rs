@@ -19,7 +19,7 @@ fn caller(user: &str) -> Caller {
 #[tokio::test]
 async fn connections_live_in_dynamodb_and_the_stream_reaches_them_through_the_management_api() {
     let Some((conf, clients)) = AwsClients::emulator_from_env().await else { return };
-    let table = format!("live-{}", std::process::id());
+    let table = AwsClients::emulator_name("live");
     DynamoStore::create_table(&clients.dynamodb, &table).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().display().to_string();

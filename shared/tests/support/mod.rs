@@ -10,8 +10,7 @@ pub async fn aws_clients() -> Option<AwsClients> {
 }
 
 pub fn unique(prefix: &str) -> String {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+    AwsClients::emulator_name(prefix)
 }
 
 /// A new FIFO queue on the emulator; its URL.

@@ -60,6 +60,14 @@ impl AwsClients {
         (conf, clients)
     }
 
+    /// A name for a test's own table, queue or bucket on a shared emulator: `prefix`, then a
+    /// fresh ULID. Not a process id: one emulator outlives many test processes (40 in
+    /// `scripts/e2e-soak`), and a reused process id met the tables an earlier one made.
+    /// Lowercase, as bucket names must be.
+    pub fn emulator_name(prefix: &str) -> String {
+        format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
+    }
+
     /// For the adapter tests: the emulator `scripts/test` started (`MOTO_ENDPOINT`), or `None`
     /// when it did not (the tests then pass without running, unless
     /// `CONNECTOR_REQUIRE_AWS_TESTS=1`, as in CI, makes that an error).
