@@ -249,17 +249,18 @@ async fn eventbridge_timers() -> Option<(Timers, ())> {
     Some((Timers::EventBridge(s, c, group), ()))
 }
 
-/// Whole seconds: what every scheduler keeps.
-fn in_hours(h: i64) -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    OffsetDateTime::from_unix_timestamp(now + h * 3600).unwrap()
+/// `h` hours after `now`, in whole seconds: what every scheduler keeps. Each test reads the
+/// clock once, so the times it arms and the times it expects cannot straddle a second.
+fn hours_after(now: OffsetDateTime, h: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(now.unix_timestamp() + h * 3600).unwrap()
 }
 
 async fn arming_a_timer_again_moves_it(t: Timers) {
+    let now = OffsetDateTime::now_utc();
     let timer = Timer::WindowExpiry { contact_key: "447700900123".into() };
-    t.port().schedule(&timer, in_hours(24)).await.unwrap();
-    t.port().schedule(&timer, in_hours(27)).await.unwrap();
-    assert_eq!(t.armed().await, vec![(timer.name(), at_expression(in_hours(27)))]);
+    t.port().schedule(&timer, hours_after(now, 24)).await.unwrap();
+    t.port().schedule(&timer, hours_after(now, 27)).await.unwrap();
+    assert_eq!(t.armed().await, vec![(timer.name(), at_expression(hours_after(now, 27)))]);
 }
 
 async fn timers_of_other_names_are_armed_side_by_side(t: Timers) {
@@ -269,11 +270,15 @@ async fn timers_of_other_names_are_armed_side_by_side(t: Timers) {
         Timer::OptinRetry { conversation_id: "c1".into() },
         Timer::HeldExpiry { conversation_id: "c1".into(), message_id: "m1".into() },
     ];
+    let now = OffsetDateTime::now_utc();
     for (i, timer) in timers.iter().enumerate() {
-        t.port().schedule(timer, in_hours(i as i64 + 1)).await.unwrap();
+        t.port().schedule(timer, hours_after(now, i as i64 + 1)).await.unwrap();
     }
-    let mut want: Vec<_> =
-        timers.iter().enumerate().map(|(i, timer)| (timer.name(), at_expression(in_hours(i as i64 + 1)))).collect();
+    let mut want: Vec<_> = timers
+        .iter()
+        .enumerate()
+        .map(|(i, timer)| (timer.name(), at_expression(hours_after(now, i as i64 + 1))))
+        .collect();
     want.sort();
     assert_eq!(t.armed().await, want);
 }
