@@ -2,6 +2,9 @@
 //! template.yaml.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
@@ -30,7 +33,7 @@ pub struct Config {
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Vec<String>,
     pub dev_clock: bool,
-    pub settings: crate::usecases::Settings,
+    pub settings: Settings,
     /// The AWS resources, when the functions run on AWS (set by template.yaml).
     pub aws: Option<AwsResources>,
     /// The secrets this process was not given (`Config::from_lookup_holding`).
@@ -193,7 +196,7 @@ impl Config {
                 None => Ok(d),
             }
         };
-        let mut settings = crate::usecases::Settings::default();
+        let mut settings = Settings::default();
         settings.max_held = number("CONNECTOR_MAX_HELD", settings.max_held as u64)? as u32;
         settings.max_attempts = number("CONNECTOR_MAX_ATTEMPTS", settings.max_attempts as u64)?.max(1) as u32;
         settings.retry_base = std::time::Duration::from_millis(number("CONNECTOR_RETRY_BASE_MS", 1000)?);
@@ -335,6 +338,52 @@ mod tests {
         );
         for bad in ["https://media.example.com", "*.example.com", "example.com:443", "com", ".example.com", " , "] {
             assert!(hosts(bad).is_err(), "{bad:?}");
+        }
+    }
+}
+
+/// The settings use cases need (from `Config`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub business_name: String,
+    pub optin_template: String,
+    pub resume_template: String,
+    /// Template telling the contact, outside the window, that a participant joined or left.
+    pub participant_template: String,
+    /// Held messages allowed per thread before `429 queue_full`.
+    pub max_held: u32,
+    /// Graph API attempts per message before it fails for good.
+    pub max_attempts: u32,
+    /// First retry delay; later ones grow exponentially, with jitter.
+    pub retry_base: std::time::Duration,
+    /// How long webhook ids are remembered for dedupe (Meta retries for up to 7 days).
+    pub dedupe_ttl: Duration,
+    /// Data-loss prevention rules for outbound (and optionally inbound) text.
+    pub dlp: Arc<crate::dlp::Policy>,
+    /// How long a message may stay held before it fails as `held_expired`.
+    pub held_ttl: Duration,
+    /// How long before the window closes its participants get `window_closing` (0: never).
+    pub window_reminder: Duration,
+    /// The key of the fingerprints that stand for what DLP found in an archived original;
+    /// `None` in a function not given it (a fingerprint is then an error).
+    pub archive_key: Option<Arc<[u8]>>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            business_name: "Our business".into(),
+            optin_template: "connector_optin".into(),
+            resume_template: "connector_resume".into(),
+            participant_template: "connector_participant_update".into(),
+            max_held: 50,
+            max_attempts: 5,
+            retry_base: std::time::Duration::from_secs(1),
+            dedupe_ttl: Duration::days(9),
+            dlp: Arc::new(crate::dlp::Policy::default()),
+            held_ttl: Duration::days(7),
+            window_reminder: Duration::hours(1),
+            archive_key: Some(Arc::from(LOCAL_ARCHIVE_KEY.as_bytes())),
         }
     }
 }

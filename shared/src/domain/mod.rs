@@ -1,6 +1,7 @@
 //! The pure core: contacts (consent, 24-hour window), conversations, messages and receipts,
 //! notices and Meta's error classes. No I/O and no clock: every rule takes `now` as an argument.
 
+pub mod caller;
 pub mod contact;
 pub mod conversation;
 pub mod ids;
@@ -10,6 +11,7 @@ pub mod meta_error;
 pub mod notice;
 pub mod phone;
 
+pub use caller::{known_roles, Caller, NO_SCOPE, ROLES};
 pub use contact::{ConsentState, Contact, InboundIntent, WindowTimer};
 pub use conversation::{Conversation, ConversationStatus, Participant};
 pub use ids::{ConversationId, MessageId, UserId};

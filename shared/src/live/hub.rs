@@ -175,7 +175,7 @@ impl Hub {
         let wake = Arc::new(Notify::new());
         let mut st = self.lock();
         st.users.entry(caller.user_id.clone()).or_default().push(Arc::downgrade(&wake));
-        if caller.require_agent().is_ok() {
+        if caller.is_agent() {
             st.agents.push(Arc::downgrade(&wake));
         }
         Ok((Listener { wake }, st.head))

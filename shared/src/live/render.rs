@@ -78,7 +78,7 @@ pub async fn events_for(
 
 /// Participants read their threads; agents and admins also the unclaimed ones.
 fn may_read(conv: &Conversation, caller: &Caller) -> bool {
-    conv.is_participant(&caller.user_id) || (conv.unassigned && !conv.closed && caller.require_agent().is_ok())
+    conv.is_participant(&caller.user_id) || (conv.unassigned && !conv.closed && caller.is_agent())
 }
 
 /// The caller's view of each of `ids` they may read, with the threads, the caller's read marks

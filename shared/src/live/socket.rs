@@ -34,7 +34,7 @@ pub async fn connect(ports: &Ports, caller: &Caller, connection_id: &str, now: O
         },
     ];
     let mut writes = writes;
-    if caller.require_agent().is_ok() {
+    if caller.is_agent() {
         let item =
             Item::AgentConnection { connection_id: connection_id.to_string(), caller: caller.clone(), expires_at };
         writes.push(Write::Put { item, cond: Cond::Always });

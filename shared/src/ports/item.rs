@@ -227,20 +227,20 @@ pub enum Item {
     /// The changes one commit made, for client apps' live events (stores that keep a feed).
     Change {
         id: String,
-        changes: Vec<crate::live::Change>,
+        changes: Vec<super::change::Change>,
     },
     /// A client app's live WebSocket connection, with the identity its `$connect` proved;
     /// API Gateway closes a connection after 2 hours, the item goes soon after.
     Connection {
         connection_id: String,
-        caller: crate::usecases::Caller,
+        caller: crate::domain::Caller,
         #[serde(with = "time::serde::rfc3339")]
         expires_at: OffsetDateTime,
     },
     /// The same connection of an agent or admin, listed for the unclaimed threads' changes.
     AgentConnection {
         connection_id: String,
-        caller: crate::usecases::Caller,
+        caller: crate::domain::Caller,
         #[serde(with = "time::serde::rfc3339")]
         expires_at: OffsetDateTime,
     },

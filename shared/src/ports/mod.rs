@@ -14,6 +14,7 @@ pub use crate::error::Cause;
 use crate::meta::graph::{GraphError, OutboundRequest};
 use crate::meta::webhook::StatusEvent;
 
+pub mod change;
 pub mod item;
 pub use item::{directory_partition, outbox_partition, DirectoryUser, Item, Key, MediaRecord, OUTBOX_SHARDS};
 
@@ -499,7 +500,7 @@ impl OutboxEntry {
 #[async_trait]
 pub trait Feed: Send + Sync {
     /// Up to `limit` changes after position `cursor`, oldest first.
-    async fn after(&self, cursor: u64, limit: usize) -> Result<Vec<(u64, crate::live::Change)>, StoreError>;
+    async fn after(&self, cursor: u64, limit: usize) -> Result<Vec<(u64, change::Change)>, StoreError>;
     /// The position of the newest change (0 when none).
     async fn head(&self) -> Result<u64, StoreError>;
     /// Notified after a commit that added changes (in this process).

@@ -151,7 +151,7 @@ pub async fn resend_optin(
 /// contact started; of racing claims one wins (the conversation's version decides), the others
 /// get `already_claimed`. Consent is then asked as for a new thread.
 pub async fn claim(ports: &Ports, caller: &Caller, conversation_id: &ConversationId) -> Result<ConversationView> {
-    caller.require_agent()?;
+    super::require_agent(caller)?;
     retry(|| async move {
         let now = ports.clock.now();
         let conv = load::<Conversation>(&*ports.store, &Key::conversation(conversation_id))
@@ -211,7 +211,7 @@ pub struct ListFilter {
 pub async fn list(ports: &Ports, caller: &Caller, filter: ListFilter) -> Result<Vec<ConversationView>> {
     let now = ports.clock.now();
     let keys: Vec<Key> = if filter.unassigned {
-        caller.require_agent()?;
+        super::require_agent(caller)?;
         ports.store.query_unassigned(1000).await?.into_iter().map(|id| Key::conversation(&id)).collect()
     } else {
         ports.store.memberships(&caller.user_id, 1000).await?.into_iter().map(|id| Key::conversation(&id)).collect()

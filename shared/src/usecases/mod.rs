@@ -4,7 +4,6 @@
 //! and the reads and writes every use case makes the same way.
 
 pub mod archive;
-mod caller;
 pub mod commit;
 pub mod conversations;
 pub mod directory;
@@ -22,11 +21,19 @@ pub mod templates;
 pub mod timers;
 pub mod views;
 
-pub use caller::{known_roles, Caller, NO_SCOPE, ROLES};
+pub use crate::domain::caller::{known_roles, Caller, NO_SCOPE, ROLES};
+
+/// Agents and admins handle contact-started threads.
+pub(crate) fn require_agent(caller: &Caller) -> Result<()> {
+    match caller.is_agent() {
+        true => Ok(()),
+        false => Err(UseCaseError::Forbidden("this needs the agent role")),
+    }
+}
 
 use std::sync::Arc;
 
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use crate::domain::message::{SystemPurpose, TemplateSpec};
 use crate::domain::notice::{self, ContactText, Lang, Notice, ParticipantChange};
@@ -36,51 +43,7 @@ use crate::ports::{
     Versioned, WhatsApp, Write,
 };
 
-/// The settings use cases need (from `Config`).
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub business_name: String,
-    pub optin_template: String,
-    pub resume_template: String,
-    /// Template telling the contact, outside the window, that a participant joined or left.
-    pub participant_template: String,
-    /// Held messages allowed per thread before `429 queue_full`.
-    pub max_held: u32,
-    /// Graph API attempts per message before it fails for good.
-    pub max_attempts: u32,
-    /// First retry delay; later ones grow exponentially, with jitter.
-    pub retry_base: std::time::Duration,
-    /// How long webhook ids are remembered for dedupe (Meta retries for up to 7 days).
-    pub dedupe_ttl: Duration,
-    /// Data-loss prevention rules for outbound (and optionally inbound) text.
-    pub dlp: Arc<crate::dlp::Policy>,
-    /// How long a message may stay held before it fails as `held_expired`.
-    pub held_ttl: Duration,
-    /// How long before the window closes its participants get `window_closing` (0: never).
-    pub window_reminder: Duration,
-    /// The key of the fingerprints that stand for what DLP found in an archived original;
-    /// `None` in a function not given it (a fingerprint is then an error).
-    pub archive_key: Option<Arc<[u8]>>,
-}
-
-impl Default for Settings {
-    fn default() -> Settings {
-        Settings {
-            business_name: "Our business".into(),
-            optin_template: "connector_optin".into(),
-            resume_template: "connector_resume".into(),
-            participant_template: "connector_participant_update".into(),
-            max_held: 50,
-            max_attempts: 5,
-            retry_base: std::time::Duration::from_secs(1),
-            dedupe_ttl: Duration::days(9),
-            dlp: Arc::new(crate::dlp::Policy::default()),
-            held_ttl: Duration::days(7),
-            window_reminder: Duration::hours(1),
-            archive_key: Some(Arc::from(crate::config::LOCAL_ARCHIVE_KEY.as_bytes())),
-        }
-    }
-}
+pub use crate::config::Settings;
 
 /// Everything a use case may touch.
 #[derive(Clone)]
@@ -177,7 +140,7 @@ pub(crate) async fn readable_conversation(
     conversation_id: &ConversationId,
 ) -> Result<Versioned<Conversation>> {
     conversation_where(store, conversation_id, |c| {
-        c.is_participant(&caller.user_id) || (c.unassigned && caller.require_agent().is_ok())
+        c.is_participant(&caller.user_id) || (c.unassigned && caller.is_agent())
     })
     .await
 }

@@ -2,9 +2,7 @@
 //! region) and their roles, from a verified token or an API Gateway authorizer's claims. Not
 //! here: verifying tokens (`http::auth`) or what the directory says of them (`directory`).
 
-use crate::domain::UserId;
-
-use super::{Result, UseCaseError};
+use super::UserId;
 
 /// The authenticated employee making a call.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -52,8 +50,8 @@ impl Caller {
     }
 
     /// The caller as the author of what they do.
-    pub fn sender(&self) -> crate::domain::Sender {
-        crate::domain::Sender::User(self.user_id.clone())
+    pub fn sender(&self) -> super::Sender {
+        super::Sender::User(self.user_id.clone())
     }
 
     /// From an API Gateway JWT authorizer's claims (all strings). API Gateway writes an array
@@ -89,7 +87,7 @@ impl Caller {
         if self.user_id.as_str().trim().is_empty() || self.user_id.as_str().len() > 128 {
             return Err("the token's sub must be 1 to 128 characters");
         }
-        if crate::domain::Sender::RESERVED.contains(&self.user_id.as_str()) {
+        if super::Sender::RESERVED.contains(&self.user_id.as_str()) {
             return Err("the token's sub is reserved by the connector");
         }
         Ok(self)
@@ -114,12 +112,8 @@ impl Caller {
     }
 
     /// Agents and admins handle contact-started threads.
-    pub fn require_agent(&self) -> Result<()> {
-        if self.has_role("agent") || self.has_role("admin") {
-            Ok(())
-        } else {
-            Err(UseCaseError::Forbidden("this needs the agent role"))
-        }
+    pub fn is_agent(&self) -> bool {
+        self.has_role("agent") || self.has_role("admin")
     }
 }
 
