@@ -81,13 +81,55 @@ id!(
     UserId
 );
 
-/// A ULID, strictly increasing within the process, so ids made after a conditional read sort
-/// in commit order.
+/// Where new ids and random choices come from: the process's clock and randomness, unless the
+/// thread has a source of its own installed (`install_entropy`). The deterministic simulation
+/// installs a seeded one, so that a seed replays exactly, ids and jitter included.
+pub trait Entropy {
+    /// A new ULID, later than any this source made before.
+    fn ulid(&mut self) -> ulid::Ulid;
+    /// A uniformly random number.
+    fn next_u64(&mut self) -> u64;
+}
+
+thread_local! {
+    static LOCAL: std::cell::RefCell<Option<Box<dyn Entropy>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Makes `source` this thread's entropy until the guard is dropped.
+pub fn install_entropy(source: Box<dyn Entropy>) -> EntropyGuard {
+    LOCAL.with(|l| *l.borrow_mut() = Some(source));
+    EntropyGuard(())
+}
+
+/// Puts the process's own entropy back when dropped.
+pub struct EntropyGuard(());
+
+impl Drop for EntropyGuard {
+    fn drop(&mut self) {
+        LOCAL.with(|l| *l.borrow_mut() = None);
+    }
+}
+
+/// A ULID, strictly increasing within the process (or the installed source), so ids made after
+/// a conditional read sort in commit order.
 fn next_ulid() -> ulid::Ulid {
+    if let Some(u) = LOCAL.with(|l| l.borrow_mut().as_mut().map(|s| s.ulid())) {
+        return u;
+    }
     static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
     let mut guard = GENERATOR.lock().unwrap_or_else(|p| p.into_inner());
     let generator = guard.get_or_insert_with(ulid::Generator::new);
     generator.generate().unwrap_or_else(|_| ulid::Ulid::new())
+}
+
+/// A random number from this thread's entropy.
+pub fn random_u64() -> u64 {
+    LOCAL.with(|l| l.borrow_mut().as_mut().map(|s| s.next_u64())).unwrap_or_else(rand::random)
+}
+
+/// A random fraction in `[0, 1)` from this thread's entropy.
+pub fn random_fraction() -> f64 {
+    (random_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// A new ULID as text, for ids that have no type of their own (outbox entries, changes,

@@ -141,6 +141,6 @@ where
 /// writers racing for one item spread out instead of colliding again in lockstep.
 async fn backoff(attempt: usize) {
     let ceiling_ms = 1u64 << attempt.min(6);
-    let ms = rand::random::<u64>() % (ceiling_ms + 1);
+    let ms = crate::domain::ids::random_u64() % (ceiling_ms + 1);
     tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
 }

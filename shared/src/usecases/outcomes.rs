@@ -55,7 +55,7 @@ pub fn backoff(base: std::time::Duration, attempts: u32, pair_rate: bool) -> std
     let exp = attempts.saturating_sub(1).min(10);
     let factor = if pair_rate { 4u64.saturating_pow(exp) } else { 2u64.saturating_pow(exp) };
     let raw = base.saturating_mul(factor as u32).min(std::time::Duration::from_secs(900));
-    let jitter = 0.75 + rand::random::<f64>() * 0.5;
+    let jitter = 0.75 + crate::domain::ids::random_fraction() * 0.5;
     raw.mul_f64(jitter)
 }
 

@@ -3,21 +3,33 @@
 //! connector.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::ports::{ArchiveError, Item, Key, Store, StoreError, Vault, Versioned, Write};
+use crate::ports::{ArchiveError, Clock, Item, Key, Store, StoreError, Vault, Versioned, Write};
 
-#[derive(Default)]
 pub struct MemoryStore {
     items: Mutex<BTreeMap<(String, String), Versioned<Item>>>,
+    /// What expiring items (TTLs) are measured against.
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> MemoryStore {
+        MemoryStore::with_clock(Arc::new(super::clock::SystemClock))
+    }
 }
 
 impl MemoryStore {
     pub fn new() -> MemoryStore {
         MemoryStore::default()
+    }
+
+    /// A store whose items expire by `clock` (the simulation's), as TTLs do by the wall clock.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> MemoryStore {
+        MemoryStore { items: Mutex::default(), clock }
     }
 }
 
@@ -33,7 +45,7 @@ fn unavailable() -> StoreError {
 impl Store for MemoryStore {
     async fn get(&self, key: &Key) -> Result<Option<Versioned<Item>>, StoreError> {
         let items = self.items.lock().map_err(|_| unavailable())?;
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         Ok(items.get(&(key.pk.clone(), key.sk.clone())).filter(|v| live(v, now)).cloned())
     }
 
@@ -46,7 +58,7 @@ impl Store for MemoryStore {
         ascending: bool,
     ) -> Result<Vec<Versioned<Item>>, StoreError> {
         let items = self.items.lock().map_err(|_| unavailable())?;
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         let range = items
             .range((pk.to_string(), prefix.to_string())..)
             .take_while(|((p, s), _)| p == pk && s.starts_with(prefix));
@@ -71,7 +83,7 @@ impl Store for MemoryStore {
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         let mut items = self.items.lock().map_err(|_| unavailable())?;
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         let current = |items: &BTreeMap<(String, String), Versioned<Item>>, key: &Key| {
             items.get(&(key.pk.clone(), key.sk.clone())).filter(|v| live(v, now)).map(|v| v.version)
         };
