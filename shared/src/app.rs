@@ -13,6 +13,7 @@ use crate::adapters::embedded::{
     Db, DevClock, DiskMediaStore, DiskVault, SqliteArchive, SqliteQueue, SqliteScheduler, SqliteStore,
 };
 use crate::adapters::graph::GraphWhatsApp;
+#[cfg(feature = "sandbox")]
 use crate::adapters::sandbox::SandboxWhatsApp;
 #[cfg(feature = "aws")]
 use crate::config::AwsResources;
@@ -143,11 +144,18 @@ fn whatsapp(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn WhatsApp>,
             )
             .map_err(|e| ConfigError(format!("HTTP client: {e}")))?,
         ),
+        #[cfg(feature = "sandbox")]
         None => sandbox(config, clock),
+        #[cfg(not(feature = "sandbox"))]
+        None => {
+            let _ = clock;
+            return Err(ConfigError("WHATSAPP_API_BASE_URL is not set: this build has no WhatsApp sandbox".into()));
+        }
     };
     Ok(guarded(config, whatsapp))
 }
 
+#[cfg(feature = "sandbox")]
 fn sandbox(config: &Config, clock: Arc<dyn Clock>) -> Arc<SandboxWhatsApp> {
     Arc::new(SandboxWhatsApp::new(
         config.app_secret.clone(),
