@@ -100,6 +100,13 @@ pub fn record_millis(name: &'static str, millis: f64) {
     }
 }
 
+/// One outbox entry parked after failing too often (`OutboxParked`, which an alarm watches).
+pub fn parked() {
+    if ON.load(Ordering::Relaxed) {
+        write(&[Metric { name: "OutboxParked", dimension: None, value: 1.0, unit: "Count" }]);
+    }
+}
+
 /// Writes metrics as EMF lines on stdout.
 pub fn write(metrics: &[Metric]) {
     use std::io::Write as _;

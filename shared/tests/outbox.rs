@@ -10,7 +10,7 @@ use shared::app::Embedded;
 use shared::archive::ArchiveEvent;
 use shared::domain::{Body, Contact, Conversation, Message};
 use shared::ports::{Cond, Effect, Item, Key, OutboundJob, Queue, QueueError, ReceiptsJob, StoreError, Write};
-use shared::usecases::commit::{commit, Plan};
+use shared::usecases::commit::{commit, execute, CommitError, Decision, Plan};
 use shared::usecases::{archive, relay, Ports};
 
 /// A queue that refuses everything while `down` is set.
@@ -53,8 +53,9 @@ async fn setup(dir: &tempfile::TempDir) -> (Ports, Embedded, Arc<FlakyQueue>) {
 async fn records_for_a_thread_that_does_not_exist_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (ports, _, _) = setup(&dir).await;
-    let plan = Plan { archive: vec![note(&ports, "nope", serde_json::json!({}))], ..Plan::default() };
-    assert!(matches!(commit(&ports, plan).await, Err(StoreError::Corrupt(_))));
+    let mut plan = Plan::default();
+    plan.archive = vec![note(&ports, "nope", serde_json::json!({}))];
+    assert!(matches!(commit(&ports, plan).await, Err(CommitError::Store(StoreError::Corrupt(_)))));
     assert!(ports.archive.read(&"nope".into()).await.unwrap().is_empty());
 }
 
@@ -82,12 +83,13 @@ fn job(conv: &str, id: &str) -> Effect {
 async fn a_commit_writes_state_archive_and_outbox_together_and_the_relay_publishes_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let (ports, embedded, _) = setup(&dir).await;
-    let plan = Plan {
-        writes: vec![Write::Put { item: Item::Message(message("c1", "01A")), cond: Cond::NotExists }],
-        archive: vec![note(&ports, "c1", serde_json::json!({}))],
-        effects: vec![job("c1", "01A")],
+    let plan = || {
+        let mut plan = Plan::of(vec![Write::Put { item: Item::Message(message("c1", "01A")), cond: Cond::NotExists }]);
+        plan.archive = vec![note(&ports, "c1", serde_json::json!({}))];
+        plan.effects = vec![job("c1", "01A")];
+        plan
     };
-    commit(&ports, plan).await.unwrap();
+    execute(&ports, || async { Ok(Decision::Commit(plan(), ())) }).await.unwrap();
     assert_eq!(embedded.queue.depth(QueueName::Outbound).await.unwrap(), 1);
     assert_eq!(relay::pending(&ports).await.unwrap(), 0, "published and deleted");
     let records = ports.archive.read(&"c1".into()).await.unwrap();
@@ -103,12 +105,10 @@ async fn a_failed_condition_writes_nothing_at_all() {
     commit(&ports, Plan::of(vec![Write::Put { item: Item::Message(message("c1", "01A")), cond: Cond::NotExists }]))
         .await
         .unwrap();
-    let again = Plan {
-        writes: vec![Write::Put { item: Item::Message(message("c1", "01A")), cond: Cond::NotExists }],
-        archive: vec![note(&ports, "c1", serde_json::json!({}))],
-        effects: vec![job("c1", "01A")],
-    };
-    assert!(matches!(commit(&ports, again).await, Err(StoreError::Conflict { index: 0 })));
+    let mut again = Plan::of(vec![Write::Put { item: Item::Message(message("c1", "01A")), cond: Cond::NotExists }]);
+    again.archive = vec![note(&ports, "c1", serde_json::json!({}))];
+    again.effects = vec![job("c1", "01A")];
+    assert!(matches!(commit(&ports, again).await, Err(CommitError::Stale)));
     assert_eq!(ports.archive.read(&"c1".into()).await.unwrap().len(), 1, "no record of what did not happen");
     assert_eq!(embedded.queue.depth(QueueName::Outbound).await.unwrap(), 0);
     assert_eq!(relay::pending(&ports).await.unwrap(), 0);
@@ -119,7 +119,13 @@ async fn what_the_relay_could_not_publish_waits_in_the_outbox_for_the_sweep_in_o
     let dir = tempfile::tempdir().unwrap();
     let (ports, embedded, flaky) = setup(&dir).await;
     flaky.down.store(true, Ordering::SeqCst);
-    commit(&ports, Plan { effects: vec![job("c1", "01A"), job("c1", "01B")], ..Plan::default() }).await.unwrap();
+    execute(&ports, || {
+        let mut plan = Plan::default();
+        plan.effects = vec![job("c1", "01A"), job("c1", "01B")];
+        async move { Ok(Decision::Commit(plan, ())) }
+    })
+    .await
+    .unwrap();
     assert_eq!(relay::pending(&ports).await.unwrap(), 2, "committed, not lost");
     assert_eq!(embedded.queue.depth(QueueName::Outbound).await.unwrap(), 0);
 
@@ -145,7 +151,8 @@ async fn a_thread_without_a_head_goes_on_from_its_last_record() {
         prev = Some(r.head());
         ports.store.transact(vec![Write::Put { item: Item::ArchiveEntry(r), cond: Cond::NotExists }]).await.unwrap();
     }
-    let plan = Plan { archive: vec![note(&ports, "c1", serde_json::json!(2))], ..Plan::default() };
+    let mut plan = Plan::default();
+    plan.archive = vec![note(&ports, "c1", serde_json::json!(2))];
     commit(&ports, plan).await.unwrap();
     let records = ports.archive.read(&"c1".into()).await.unwrap();
     assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
@@ -171,17 +178,10 @@ async fn concurrent_commits_to_one_thread_keep_one_unbroken_chain() {
                 text_as_written: None,
                 details: serde_json::Value::Null,
             };
-            shared::usecases::commit::retry(|| {
-                let plan = Plan { archive: vec![event(i)], ..Plan::default() };
-                let ports = ports.clone();
-                async move {
-                    use shared::usecases::commit::Attempt;
-                    match commit(&ports, plan).await {
-                        Ok(()) => Ok(Attempt::Done(())),
-                        Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
-                        Err(e) => Err(e.into()),
-                    }
-                }
+            execute(&ports, || {
+                let mut plan = Plan::default();
+                plan.archive = vec![event(i)];
+                async move { Ok(Decision::Commit(plan, ())) }
             })
             .await
             .unwrap()

@@ -29,7 +29,7 @@ use shared::meta::graph::{GraphError, OutboundRequest};
 use shared::meta::webhook::{InboundContent, InboundMessage, StatusEvent};
 use shared::ports::{
     Clock, Disposition, Item, Key, MediaInfo, MediaStore, MediaStoreError, OutboundJob, Queue, QueueError, ReceiptsJob,
-    Scheduler, SchedulerError, Store, StoreError, Timer, Versioned, WhatsApp, Write,
+    Scheduler, SchedulerError, Store, StoreError, Timer, Transaction, Versioned, WhatsApp,
 };
 use shared::usecases::{conversations, dispatch, inbound, receipts, relay, send, timers, Caller, Ports, Settings};
 
@@ -100,14 +100,14 @@ impl Store for FaultyStore {
         }
         self.inner.get_many(keys).await
     }
-    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+    async fn submit(&self, tx: &Transaction) -> Result<(), StoreError> {
         match self.faults.roll() {
             Some(Fault::Before) => Err(down()),
             Some(Fault::After) => {
-                self.inner.transact(writes).await?;
-                Err(down())
+                self.inner.submit(tx).await?;
+                Err(StoreError::Unknown("injected".into()))
             }
-            None => self.inner.transact(writes).await,
+            None => self.inner.submit(tx).await,
         }
     }
 }
@@ -163,11 +163,11 @@ impl Scheduler for SimScheduler {
     async fn schedule(&self, timer: &Timer, at: OffsetDateTime) -> Result<(), SchedulerError> {
         let fault = self.faults.as_ref().and_then(|f| f.roll());
         if fault == Some(Fault::Before) {
-            return Err(SchedulerError("injected".into()));
+            return Err(SchedulerError::Unavailable("injected".into()));
         }
         self.timers.lock().unwrap().insert(timer.name(), (timer.clone(), at));
         if fault == Some(Fault::After) {
-            return Err(SchedulerError("injected".into()));
+            return Err(SchedulerError::Unavailable("injected".into()));
         }
         Ok(())
     }

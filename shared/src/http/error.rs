@@ -119,7 +119,12 @@ impl From<UseCaseError> for ApiError {
             UseCaseError::Upstream(m) => ApiError::Upstream(format!("WhatsApp is unavailable: {m}")),
             UseCaseError::Forbidden(role) => ApiError::Forbidden(role),
             UseCaseError::Unidentified(why) => ApiError::Unidentified(why),
-            UseCaseError::Contention | UseCaseError::Store(crate::ports::StoreError::Busy) => ApiError::Busy,
+            // Nothing was written, or what was is unknown: the client may try again (with its
+            // `client_id`, a repeat is the same message).
+            UseCaseError::Contention
+            | UseCaseError::Store(crate::ports::StoreError::Busy | crate::ports::StoreError::Unknown(_)) => {
+                ApiError::Busy
+            }
             other => ApiError::Internal(Box::new(other)),
         }
     }

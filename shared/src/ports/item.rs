@@ -91,10 +91,17 @@ impl Key {
     pub fn outbox(shard: u32, id: &str) -> Key {
         Key { pk: outbox_partition(shard), sk: format!("OUT#{id}") }
     }
+    /// An outbox entry parked after failing too often, by its ULID.
+    pub fn parked(id: &str) -> Key {
+        Key { pk: PARKED.into(), sk: format!("OUT#{id}") }
+    }
 }
 
 /// The partition of the unassigned-threads index.
 pub const UNASSIGNED: &str = "UNASSIGNED";
+
+/// The partition of parked outbox entries.
+pub const PARKED: &str = "PARKED";
 
 /// Partitions the outbox is spread over (the relay's sweep reads each).
 pub const OUTBOX_SHARDS: u32 = 8;
@@ -216,6 +223,8 @@ pub enum Item {
     },
     /// An effect committed with the state, for the relay to publish (then delete).
     Outbox(crate::ports::OutboxEntry),
+    /// An outbox entry that failed `MAX_PUBLISH_ATTEMPTS` times, kept for an operator.
+    Parked(crate::ports::OutboxEntry),
     /// How far one employee has read a thread: up to message `up_to`, which leaves
     /// `inbound_seen` of the thread's inbound messages read.
     ReadMark {
@@ -280,6 +289,7 @@ impl Item {
             Item::ArchiveEntry(r) => Key::archive_entry(&r.event.conversation_id, r.seq),
             Item::Anchored { conversation_id, .. } => Key::anchored(conversation_id),
             Item::Outbox(e) => Key::outbox(e.shard, &e.id),
+            Item::Parked(e) => Key::parked(&e.id),
             Item::Dedupe { id, .. } => Key::dedupe(id),
             Item::ReadMark { user_id, conversation_id, .. } => Key::read_mark(user_id, conversation_id),
             Item::Change { id, .. } => Key::change(id),

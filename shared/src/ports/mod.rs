@@ -70,14 +70,91 @@ pub enum StoreError {
     #[error("condition failed on write {index}")]
     Conflict { index: usize },
     /// The transaction collided with another one in flight (DynamoDB's `TransactionConflict`)
-    /// and nothing was written: no condition failed, so the same plan may be tried again.
+    /// or was throttled, and nothing was written: no condition failed, so the same plan may be
+    /// tried again.
     #[error("the transaction collided with another; nothing was written")]
     Busy,
+    /// The transaction may or may not have been written: its answer was lost, or it is still in
+    /// progress (DynamoDB's `TransactionInProgress`). Resubmitting the same transaction (same
+    /// token) tells which, without writing twice; planning again could.
+    #[error("the transaction's outcome is unknown")]
+    Unknown(#[source] Cause),
+    /// Over DynamoDB's limits (100 writes, 4 MB in all, 400 KB an item): nothing was written,
+    /// and trying again cannot help.
+    #[error("the transaction is too large: {0}")]
+    TooLarge(String),
     #[error("stored item is corrupt")]
     Corrupt(#[source] Cause),
+    /// Nothing was written (or, for a read, nothing was read).
     #[error("store unavailable")]
     Unavailable(#[source] Cause),
 }
+
+/// One all-or-nothing set of conditional writes, and the token that makes submitting it again
+/// idempotent: a store that can answer `Unknown` answers a resubmission of a transaction that
+/// did commit (within `IDEMPOTENCY_WINDOW`) with `Ok`, and writes nothing more (DynamoDB's
+/// `ClientRequestToken`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transaction {
+    /// At most 36 characters (DynamoDB's limit).
+    pub token: String,
+    pub writes: Vec<Write>,
+}
+
+impl Transaction {
+    /// `writes` under a new token.
+    pub fn new(writes: Vec<Write>) -> Transaction {
+        Transaction { token: crate::domain::ids::new_ulid(), writes }
+    }
+
+    /// Refuses what DynamoDB would: over `MAX_TRANSACTION_WRITES` writes, an item over
+    /// `MAX_ITEM_BYTES`, or over `MAX_TRANSACTION_BYTES` in all (items measured as their JSON
+    /// and keys). Every store holds to these, so a plan that fits one fits all.
+    pub fn check_limits(&self) -> Result<(), StoreError> {
+        self.check_count()?;
+        check_sizes(self.writes.iter().map(|w| match w {
+            Write::Put { item, .. } => {
+                let key = item.key();
+                key.pk.len() + key.sk.len() + serde_json::to_vec(item).map_or(0, |b| b.len())
+            }
+            Write::Delete { key, .. } | Write::Check { key, .. } => key.pk.len() + key.sk.len(),
+        }))
+    }
+
+    /// The count limit alone, for stores that measure sizes as they serialize.
+    pub fn check_count(&self) -> Result<(), StoreError> {
+        match self.writes.len() {
+            n if n > MAX_TRANSACTION_WRITES => {
+                Err(StoreError::TooLarge(format!("{n} writes, over the {MAX_TRANSACTION_WRITES} a transaction takes")))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The size limits of `Transaction::check_limits`, over each write's size.
+pub fn check_sizes(sizes: impl IntoIterator<Item = usize>) -> Result<(), StoreError> {
+    let mut total = 0;
+    for size in sizes {
+        if size > MAX_ITEM_BYTES {
+            return Err(StoreError::TooLarge(format!("an item of {size} bytes, over {MAX_ITEM_BYTES}")));
+        }
+        total += size;
+    }
+    if total > MAX_TRANSACTION_BYTES {
+        return Err(StoreError::TooLarge(format!(
+            "{total} bytes, over the {MAX_TRANSACTION_BYTES} a transaction takes"
+        )));
+    }
+    Ok(())
+}
+
+/// DynamoDB's limits, which every store keeps.
+pub const MAX_TRANSACTION_WRITES: usize = 100;
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+pub const MAX_TRANSACTION_BYTES: usize = 4 * 1024 * 1024;
+/// How long a committed transaction's token is remembered (DynamoDB: 10 minutes).
+pub const IDEMPOTENCY_WINDOW: time::Duration = time::Duration::minutes(10);
 
 /// Items in one table: `get`, ordered `query` within a partition, and all-or-nothing
 /// conditional `transact`. A put increments the version (a new item starts at 1).
@@ -96,7 +173,13 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<Versioned<Item>>, StoreError>;
     /// Several items at once (a batch read), in the order of `keys`.
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Versioned<Item>>>, StoreError>;
-    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+    /// Commits all of `tx.writes` or none (see `Transaction` for resubmission and limits).
+    async fn submit(&self, tx: &Transaction) -> Result<(), StoreError>;
+
+    /// `writes` as one transaction of its own.
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.submit(&Transaction::new(writes)).await
+    }
 
     /// Whether `Item::Change` puts feed a change log (`Feed`): then `commit` adds one for each
     /// thing it changes. Elsewhere (DynamoDB) the table's own stream is the feed.
@@ -176,6 +259,15 @@ pub trait Store: Send + Sync {
         let found = self.query(&outbox_partition(shard), "OUT#", None, limit, true).await?;
         Ok(picked(found, |item| match item {
             Item::Outbox(e) => Some(e),
+            _ => None,
+        }))
+    }
+
+    /// Outbox entries parked after failing too often, oldest first.
+    async fn parked(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        let found = self.query(item::PARKED, "OUT#", None, limit, true).await?;
+        Ok(picked(found, |item| match item {
+            Item::Parked(e) => Some(e),
             _ => None,
         }))
     }
@@ -290,8 +382,14 @@ fn sanitize(s: &str) -> String {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("scheduler unavailable")]
-pub struct SchedulerError(#[source] pub Cause);
+pub enum SchedulerError {
+    /// The time has passed: EventBridge Scheduler refuses a one-time schedule in the past (the
+    /// caller fires the timer itself instead).
+    #[error("the timer's time has passed")]
+    Past,
+    #[error("scheduler unavailable")]
+    Unavailable(#[source] Cause),
+}
 
 #[async_trait]
 pub trait Scheduler: Send + Sync {
@@ -486,12 +584,19 @@ pub struct OutboxEntry {
     pub effect: Effect,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Failed publishes so far (the sweep parks it at `relay::MAX_PUBLISH_ATTEMPTS`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl OutboxEntry {
     pub fn new(id: String, effect: Effect, created_at: OffsetDateTime) -> OutboxEntry {
         let shard = item::outbox_shard(effect.order_key().unwrap_or(&id));
-        OutboxEntry { id, shard, effect, created_at }
+        OutboxEntry { id, shard, effect, created_at, attempts: 0 }
     }
 }
 

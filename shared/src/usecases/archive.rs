@@ -11,7 +11,7 @@ use crate::archive::{
 use crate::domain::{Body, Conversation, Message, Notice, Sender};
 use crate::ports::{Item, Key, Store, StoreError, Versioned};
 
-use super::commit::{commit, retry, Attempt, Plan};
+use super::commit::{execute, Decision, Plan};
 use super::{load, put_versioned, Caller, Ports, Result, Settings, UseCaseError};
 use crate::domain::ids::ConversationId;
 
@@ -121,7 +121,7 @@ pub async fn anchor(ports: &Ports, heads: Vec<(ConversationId, ChainHead)>) -> R
     let (name, body) = anchor.document();
     vault.put(&name, body).await?;
     for (thread, head) in &anchor.heads {
-        retry(|| note_anchor(ports, thread, head.seq, &name)).await?;
+        execute(ports, || note_anchor(ports, thread, head.seq, &name)).await?;
     }
     tracing::info!(object = %name, threads = anchor.heads.len(), "archive heads anchored");
     Ok(Some(name))
@@ -129,20 +129,16 @@ pub async fn anchor(ports: &Ports, heads: Vec<(ConversationId, ChainHead)>) -> R
 
 /// Moves thread `thread`'s note to the anchor `object` of its head `seq`, unless it already
 /// names a later one (anchors of one thread may finish out of order).
-async fn note_anchor(ports: &Ports, thread: &ConversationId, seq: u64, object: &str) -> Result<Attempt<()>> {
+async fn note_anchor(ports: &Ports, thread: &ConversationId, seq: u64, object: &str) -> Result<Decision<()>> {
     let found = ports.store.get(&Key::anchored(thread)).await?;
     let version = match found {
         Some(Versioned { item: Item::Anchored { seq: noted, .. }, .. }) if noted >= seq => {
-            return Ok(Attempt::Done(()))
+            return Ok(Decision::Done(()))
         }
         found => found.map(|v| v.version),
     };
     let note = Item::Anchored { conversation_id: thread.clone(), seq, object: object.to_string() };
-    match commit(ports, Plan::of(vec![put_versioned(note, version)])).await {
-        Ok(()) => Ok(Attempt::Done(())),
-        Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
-        Err(e) => Err(e.into()),
-    }
+    Ok(Decision::Commit(Plan::of(vec![put_versioned(note, version)]), ()))
 }
 
 /// What an audit of the anchors found.

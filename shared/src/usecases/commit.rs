@@ -1,16 +1,22 @@
-//! The one way a use case changes anything: a `Plan` (state writes, archive events, effects)
-//! committed in ONE atomic transaction. Messages the plan creates are archived with it; the
-//! archive records are linked to each thread's chain head, kept on the thread item, which the
-//! same transaction moves (conditionally), so a record can be neither lost, skipped nor forked;
-//! effects go into the outbox in the same transaction and the relay publishes them after the
-//! commit.
+//! The executor: the one way a use case changes anything, and the one place that retries.
+//! `execute` runs an attempt (read, then plan purely), commits the attempt's `Plan` (state
+//! writes, archive records, outbox entries) in ONE atomic transaction, and on a stale read reads
+//! and plans again, bounded, with backoff. A transaction whose answer was lost is submitted again
+//! unchanged (same token) until the store says whether it committed, so a lost answer never
+//! becomes a second write. A write the plan names as a `Guard` is a decision, not a stale read:
+//! its failure ends the attempt with that name.
 //!
-//! Not here: deciding what to write (the planners) and retrying (`retry`).
+//! Messages the plan creates are archived with it; the archive records are linked to each
+//! thread's chain head, kept on the thread item, which the same transaction moves
+//! (conditionally), so a record can be neither lost, skipped nor forked.
+//!
+//! Not here: deciding what to write (the planners) and publishing what the outbox holds (the
+//! relay, which `execute` hands a commit's entries to once it is done).
 
 use crate::archive::{link, ArchiveEvent, ArchiveRecord};
 use crate::domain::Conversation;
 use crate::domain::ConversationId;
-use crate::ports::{Cond, Effect, Item, Key, OutboxEntry, StoreError, Versioned, Write};
+use crate::ports::{Cond, Effect, Item, Key, OutboxEntry, StoreError, Transaction, Versioned, Write};
 
 use super::archive::message_event;
 use super::{new_ulid, put_new, relay, Ports, Result, UseCaseError};
@@ -18,27 +24,104 @@ use super::{new_ulid, put_new, relay, Ports, Result, UseCaseError};
 /// Attempts of a read-modify-write before giving up with `Contention`.
 pub(crate) const MAX_CONFLICT_RETRIES: usize = 24;
 
-/// What one commit writes. Writes keep their indices in the transaction (a use case may read
-/// meaning into `Conflict { index }`); archive and outbox writes come after them.
+/// Submissions of one transaction whose outcome stays unknown before giving up with
+/// `StoreError::Unknown` (nothing is planned again: that could write twice).
+const MAX_SUBMISSIONS: usize = 8;
+
+/// A condition that is a decision of the plan, not a stale read: when it fails, the attempt
+/// ends with its name (`UseCaseError::Guarded`) instead of reading again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// The inbound message (its wamid's mark) was applied before.
+    AlreadyApplied,
+    /// The notice (its id: the outbox entry's) was posted before.
+    AlreadyPosted,
+}
+
+/// What one commit writes: the state writes, the archive events they call for, the effects to
+/// publish after, and which writes are guards.
 #[derive(Debug, Default)]
 pub struct Plan {
     pub writes: Vec<Write>,
     pub archive: Vec<ArchiveEvent>,
     pub effects: Vec<Effect>,
+    /// Which writes are guards (set through `guard`).
+    pub(super) guards: Vec<(usize, Guard)>,
 }
 
 impl Plan {
     pub fn of(writes: Vec<Write>) -> Plan {
         Plan { writes, ..Plan::default() }
     }
+
+    /// Adds `write` as the guard `guard`.
+    pub fn guard(&mut self, guard: Guard, write: Write) {
+        self.guards.push((self.writes.len(), guard));
+        self.writes.push(write);
+    }
 }
 
-/// Commits `plan` atomically, then hands its effects to the relay (a failure there leaves them
-/// in the outbox for the relay's sweep). `Conflict` means nothing was written.
-pub async fn commit(ports: &Ports, plan: Plan) -> Result<(), StoreError> {
-    let Plan { mut writes, archive, effects } = plan;
+/// What an attempt decided.
+pub enum Decision<T> {
+    /// Nothing (more) to write: the answer.
+    Done(T),
+    /// Commit the plan; once committed, the answer.
+    Commit(Plan, T),
+}
+
+/// Why a commit did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// A guard's condition failed: nothing was written.
+    #[error("guard {0:?} failed")]
+    Guard(Guard),
+    /// A condition on what was read failed, or the transaction collided with another: nothing
+    /// was written, and reading and planning again may succeed.
+    #[error("the state moved since it was read")]
+    Stale,
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+/// Runs `attempt` until its plan commits (or it needs none), then publishes the commit's
+/// outbox entries; `Guarded` when a guard failed, `Contention` when the state kept moving.
+pub async fn execute<T, F, Fut>(ports: &Ports, attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Decision<T>>>,
+{
+    let (value, entries) = execute_unpublished(ports, attempt).await?;
+    relay::publish(ports, entries).await;
+    Ok(value)
+}
+
+/// `execute`, leaving the committed entries to the caller (the relay, publishing in a loop of
+/// its own).
+pub async fn execute_unpublished<T, F, Fut>(ports: &Ports, mut attempt: F) -> Result<(T, Vec<OutboxEntry>)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Decision<T>>>,
+{
+    for n in 0..MAX_CONFLICT_RETRIES {
+        match attempt().await? {
+            Decision::Done(v) => return Ok((v, Vec::new())),
+            Decision::Commit(plan, v) => match commit(ports, plan).await {
+                Ok(entries) => return Ok((v, entries)),
+                Err(CommitError::Guard(g)) => return Err(UseCaseError::Guarded(g)),
+                Err(CommitError::Stale) => backoff(n).await,
+                Err(CommitError::Store(e)) => return Err(e.into()),
+            },
+        }
+    }
+    Err(UseCaseError::Contention)
+}
+
+/// Commits `plan` atomically and returns its outbox entries; it publishes nothing.
+pub async fn commit(ports: &Ports, plan: Plan) -> Result<Vec<OutboxEntry>, CommitError> {
+    let Plan { mut writes, archive, effects, guards } = plan;
+    let guard_at = |index: usize| guards.iter().find(|(i, _)| *i == index).map(|(_, g)| *g);
     if ports.store.keeps_changes() {
-        let changes = crate::live::changes_of(&writes);
+        let changes = crate::ports::change::changes_of(&writes);
         if !changes.is_empty() {
             writes.push(put_new(Item::Change { id: new_ulid(), changes }));
         }
@@ -52,17 +135,42 @@ pub async fn commit(ports: &Ports, plan: Plan) -> Result<(), StoreError> {
         .collect();
     events.extend(archive);
     if !events.is_empty() {
-        archive_writes(ports, &mut writes, events).await?;
+        archive_writes(ports, &mut writes, events).await.map_err(CommitError::Store)?;
     }
     let now = ports.clock.now();
     let entries: Vec<OutboxEntry> =
         effects.into_iter().map(|effect| OutboxEntry::new(new_ulid(), effect, now)).collect();
     writes.extend(entries.iter().map(|e| Write::Put { item: Item::Outbox(e.clone()), cond: Cond::NotExists }));
     let counted = crate::metrics::counted(&writes);
-    ports.store.transact(writes).await?;
-    crate::metrics::write(&counted);
-    relay::publish(ports, entries).await;
-    Ok(())
+    match submit(ports, &Transaction::new(writes)).await {
+        Ok(()) => {
+            crate::metrics::write(&counted);
+            Ok(entries)
+        }
+        Err(StoreError::Conflict { index }) => match guard_at(index) {
+            Some(g) => Err(CommitError::Guard(g)),
+            None => Err(CommitError::Stale),
+        },
+        Err(StoreError::Busy) => Err(CommitError::Stale),
+        Err(e) => Err(CommitError::Store(e)),
+    }
+}
+
+/// Submits `tx`, and submits it again while its outcome is unknown: the store answers a
+/// resubmission of a transaction that committed with `Ok`, so the answer is the first one that
+/// is not `Unknown` (a conflict then means it did not commit).
+async fn submit(ports: &Ports, tx: &Transaction) -> Result<(), StoreError> {
+    let mut n = 0;
+    loop {
+        match ports.store.submit(tx).await {
+            Err(StoreError::Unknown(e)) if n + 1 < MAX_SUBMISSIONS => {
+                tracing::warn!(token = %tx.token, error.message = %crate::error::Report(&*e), "transaction outcome unknown; submitting it again");
+                backoff(n).await;
+                n += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// The records of `events` linked onto their threads' chains, and each thread's head moved to
@@ -112,29 +220,6 @@ fn planned_thread<'a>(writes: &'a mut [Write], id: &ConversationId) -> Option<&'
         Write::Put { item: Item::Conversation(c), .. } if c.id == *id => Some(c),
         _ => None,
     })
-}
-
-/// What one attempt of a read → plan → commit came to.
-pub enum Attempt<T> {
-    Done(T),
-    /// The state moved under us (a conditional write lost): read and plan again.
-    Retry,
-}
-
-/// Runs `attempt` until it is done, backing off between tries; the only retry loop of the use
-/// cases. `Contention` once the tries run out.
-pub async fn retry<T, F, Fut>(mut attempt: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Attempt<T>>>,
-{
-    for n in 0..MAX_CONFLICT_RETRIES {
-        match attempt().await? {
-            Attempt::Done(v) => return Ok(v),
-            Attempt::Retry => backoff(n).await,
-        }
-    }
-    Err(UseCaseError::Contention)
 }
 
 /// A short random pause after a lost conditional write, growing with the attempts, so that

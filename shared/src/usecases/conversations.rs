@@ -5,12 +5,12 @@ use crate::archive::ArchiveKind;
 use crate::domain::message::SystemPurpose;
 use crate::domain::notice::{Notice, NoticeKind};
 use crate::domain::{Contact, Conversation, Participant, Phone};
-use crate::ports::{Cond, Item, Key, StoreError, Write};
+use crate::ports::{Cond, Item, Key, Write};
 
 use serde_json::json;
 
 use super::archive;
-use super::commit::{commit, retry, Attempt, Plan};
+use super::commit::{execute, Decision, Plan};
 use super::read_state::unread_counts;
 use super::views::ConversationView;
 use super::{
@@ -61,7 +61,7 @@ fn participant(caller: &Caller, now: time::OffsetDateTime) -> Participant {
 pub async fn start(ports: &Ports, caller: &Caller, cmd: StartConversation) -> Result<ConversationView> {
     let contact_key = &cmd.phone.digits().to_string();
     let cmd = &cmd;
-    retry(|| async move {
+    let (view, id, asked) = execute(ports, || async move {
         let now = ports.clock.now();
         let existing = load::<Contact>(&*ports.store, &Key::contact(contact_key)).await?;
         let version = existing.as_ref().map(|c| c.version);
@@ -93,16 +93,11 @@ pub async fn start(ports: &Ports, caller: &Caller, cmd: StartConversation) -> Re
             now,
             json!({"contact": contact_key, "consent": contact.consent, "optin_requested": asked}),
         ));
-        match commit(ports, plan).await {
-            Ok(()) => {
-                tracing::info!(conversation_id = %conv.id, optin = asked, "conversation started");
-                Ok(Attempt::Done(ConversationView::new(&conv, &contact, now)))
-            }
-            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
-            Err(e) => Err(e.into()),
-        }
+        Ok(Decision::Commit(plan, (ConversationView::new(&conv, &contact, now), conv.id, asked)))
     })
-    .await
+    .await?;
+    tracing::info!(conversation_id = %id, optin = asked, "conversation started");
+    Ok(view)
 }
 
 /// `POST /conversations/{id}/optin`: at most once per 24 hours, and only while unanswered.
@@ -111,7 +106,7 @@ pub async fn resend_optin(
     caller: &Caller,
     conversation_id: &ConversationId,
 ) -> Result<ConversationView> {
-    retry(|| async move {
+    execute(ports, || async move {
         let now = ports.clock.now();
         let conv = participant_conversation(&*ports.store, caller, conversation_id).await?;
         let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
@@ -137,12 +132,9 @@ pub async fn resend_optin(
                 put_new(Item::Message(notice_message(&c.id, Notice::to_all(NoticeKind::OptinRequested), now))),
             ],
             archive: vec![e],
+            ..Plan::default()
         };
-        match commit(ports, plan).await {
-            Ok(()) => Ok(Attempt::Done(ConversationView::new(&c, &k, now))),
-            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
-            Err(e) => Err(e.into()),
-        }
+        Ok(Decision::Commit(plan, ConversationView::new(&c, &k, now)))
     })
     .await
 }
@@ -152,7 +144,7 @@ pub async fn resend_optin(
 /// get `already_claimed`. Consent is then asked as for a new thread.
 pub async fn claim(ports: &Ports, caller: &Caller, conversation_id: &ConversationId) -> Result<ConversationView> {
     super::require_agent(caller)?;
-    retry(|| async move {
+    let (view, id) = execute(ports, || async move {
         let now = ports.clock.now();
         let conv = load::<Conversation>(&*ports.store, &Key::conversation(conversation_id))
             .await?
@@ -180,16 +172,11 @@ pub async fn claim(ports: &Ports, caller: &Caller, conversation_id: &Conversatio
             now,
             json!({"consent": k.consent, "optin_requested": asked}),
         ));
-        match commit(ports, plan).await {
-            Ok(()) => {
-                tracing::info!(conversation_id = %c.id, user_id = %caller.user_id, "conversation claimed");
-                Ok(Attempt::Done(ConversationView::new(&c, &k, now)))
-            }
-            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
-            Err(e) => Err(e.into()),
-        }
+        Ok(Decision::Commit(plan, (ConversationView::new(&c, &k, now), c.id)))
     })
-    .await
+    .await?;
+    tracing::info!(conversation_id = %id, user_id = %caller.user_id, "conversation claimed");
+    Ok(view)
 }
 
 /// `GET /conversations/{id}`.

@@ -2,9 +2,9 @@
 //! searched by colleagues who want to add someone to a thread.
 
 use crate::domain::DomainError;
-use crate::ports::{Cond, DirectoryUser, Item, Key, StoreError, Write};
+use crate::ports::{Cond, DirectoryUser, Item, Key, Write};
 
-use super::commit::{commit, retry, Attempt, Plan};
+use super::commit::{execute, Decision, Plan};
 use super::{load, participant_conversation, put_versioned, Caller, Ports, Result, UseCaseError};
 use crate::domain::ids::{ConversationId, UserId};
 
@@ -42,18 +42,18 @@ pub async fn admit(ports: &Ports, caller: Caller) -> Result<Caller> {
 /// Records the caller the first time they are seen (an existing profile, maybe an admin's, is
 /// left as it is).
 pub async fn record(ports: &Ports, caller: &Caller) -> Result<()> {
-    if load::<DirectoryUser>(&*ports.store, &Key::profile(&caller.user_id)).await?.is_some() {
-        return Ok(());
-    }
-    let user = from_caller(caller);
-    let writes = vec![
-        Write::Put { item: Item::Profile(user.clone()), cond: Cond::NotExists },
-        Write::Put { item: Item::DirectoryEntry(user), cond: Cond::Always },
-    ];
-    match commit(ports, Plan::of(writes)).await {
-        Ok(()) | Err(StoreError::Conflict { .. }) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    execute(ports, || async move {
+        if load::<DirectoryUser>(&*ports.store, &Key::profile(&caller.user_id)).await?.is_some() {
+            return Ok(Decision::Done(()));
+        }
+        let user = from_caller(caller);
+        let writes = vec![
+            Write::Put { item: Item::Profile(user.clone()), cond: Cond::NotExists },
+            Write::Put { item: Item::DirectoryEntry(user), cond: Cond::Always },
+        ];
+        Ok(Decision::Commit(Plan::of(writes), ()))
+    })
+    .await
 }
 
 pub struct Upsert {
@@ -83,7 +83,7 @@ pub async fn upsert(ports: &Ports, caller: &Caller, user_id: &UserId, u: Upsert)
         managed: true,
     };
     let user = &user;
-    retry(|| async move {
+    execute(ports, || async move {
         let existing = load::<DirectoryUser>(&*ports.store, &Key::profile(user_id)).await?;
         let mut writes = vec![
             put_versioned(Item::Profile(user.clone()), existing.as_ref().map(|e| e.version)),
@@ -97,11 +97,7 @@ pub async fn upsert(ports: &Ports, caller: &Caller, user_id: &UserId, u: Upsert)
                 });
             }
         }
-        match commit(ports, Plan::of(writes)).await {
-            Ok(()) => Ok(Attempt::Done(user.clone())),
-            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
-            Err(e) => Err(e.into()),
-        }
+        Ok(Decision::Commit(Plan::of(writes), user.clone()))
     })
     .await
 }

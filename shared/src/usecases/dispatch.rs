@@ -5,9 +5,9 @@ use time::Duration;
 
 use crate::domain::{Body, Contact, Conversation, Message, MessageStatus};
 use crate::meta::graph::{OutboundBody, OutboundRequest, Recipient};
-use crate::ports::{Disposition, Effect, Item, Key, OutboundJob, StoreError, Timer, Versioned, Write};
+use crate::ports::{Disposition, Effect, Item, Key, OutboundJob, Timer, Versioned, Write};
 
-use super::commit::{commit, retry, Attempt, Plan};
+use super::commit::{execute, Decision, Plan};
 use super::outcomes::{plan_failure, plan_given_up, Failure, FailurePlan, GivenUp};
 use super::{dispatch_effects, load, load_contact, put_versioned, Ports, Result, UseCaseError};
 use crate::domain::ids::{ConversationId, MessageId};
@@ -125,32 +125,29 @@ enum Claim {
 /// never came, mid-call) is never retaken: the earlier attempt may have reached Meta, so the
 /// message waits for a status webhook or its delivery deadline instead.
 async fn claim(ports: &Ports, key: &Key) -> Result<Claim> {
-    retry(|| async move {
+    execute(ports, || async move {
         let now = ports.clock.now();
         let Some(m) = load::<Message>(&*ports.store, key).await? else {
             tracing::warn!(pk = %key.pk, sk = %key.sk, "queued message not found");
-            return Ok(Attempt::Done(Claim::NotOurs));
+            return Ok(Decision::Done(Claim::NotOurs));
         };
         if m.item.claim_lapsed(now) {
             let started = m.item.lease_until.map_or(now, |l| l - LEASE);
             settle_later(ports, &m, started).await?;
-            return Ok(Attempt::Done(Claim::NotOurs));
+            return Ok(Decision::Done(Claim::NotOurs));
         }
         if let (MessageStatus::Sending, Some(lease)) = (m.item.status, m.item.lease_until) {
-            return Ok(Attempt::Done(Claim::Held((lease - now).unsigned_abs())));
+            return Ok(Decision::Done(Claim::Held((lease - now).unsigned_abs())));
         }
         if m.item.status != MessageStatus::Queued {
-            return Ok(Attempt::Done(Claim::NotOurs));
+            return Ok(Decision::Done(Claim::NotOurs));
         }
         let mut next = m.item.clone();
         next.status = MessageStatus::Sending;
         next.lease_until = Some(now + LEASE);
         next.attempts += 1;
-        match commit(ports, Plan::of(vec![put_versioned(Item::Message(next.clone()), Some(m.version))])).await {
-            Ok(()) => Ok(Attempt::Done(Claim::Taken(Box::new(next), m.version + 1))),
-            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
-            Err(e) => Err(e.into()),
-        }
+        let plan = Plan::of(vec![put_versioned(Item::Message(next.clone()), Some(m.version))]);
+        Ok(Decision::Commit(plan, Claim::Taken(Box::new(next), m.version + 1)))
     })
     .await
 }
@@ -161,33 +158,28 @@ async fn claim(ports: &Ports, key: &Key) -> Result<Claim> {
 async fn settle_later(ports: &Ports, seen: &Versioned<Message>, started: time::OffsetDateTime) -> Result<()> {
     let key = &Key::message(&seen.item.conversation_id, &seen.item.id);
     let mut first = Some(seen.clone());
-    retry(|| {
+    execute(ports, || {
         let known = first.take();
         async move {
             let current = known_or_load(ports, key, known).await?;
             if current.item.status != MessageStatus::Sending || current.item.lease_until.is_none() {
-                return Ok(Attempt::Done(()));
+                return Ok(Decision::Done(false));
             }
             let mut next = current.item.clone();
             next.lease_until = None;
             let timer =
                 Timer::DeliveryDeadline { conversation_id: next.conversation_id.clone(), message_id: next.id.clone() };
             let plan = Plan {
-                writes: vec![put_versioned(Item::Message(next.clone()), Some(current.version))],
-                archive: Vec::new(),
+                writes: vec![put_versioned(Item::Message(next), Some(current.version))],
                 effects: vec![Effect::Timer { timer, at: started + DELIVERY_DEADLINE }],
+                ..Plan::default()
             };
-            match commit(ports, plan).await {
-                Ok(()) => {
-                    tracing::warn!(message_id = %next.id, "no answer from the Graph API: waiting for a status");
-                    Ok(Attempt::Done(()))
-                }
-                Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
-                Err(e) => Err(e.into()),
-            }
+            Ok(Decision::Commit(plan, true))
         }
     })
-    .await
+    .await?
+    .then(|| tracing::warn!(message_id = %seen.item.id, "no answer from the Graph API: waiting for a status"));
+    Ok(())
 }
 
 /// The message as this attempt already knows it (the first try), or as stored (a retry).
@@ -267,17 +259,14 @@ pub(crate) async fn record_accepted(
     // crash before the message is written leaves a claim that lapses and is settled by its
     // status, which the link (or the callback data) already leads to.
     let link = &link;
-    retry(|| async move {
-        match commit(ports, Plan::of(vec![Write::Put { item: link.clone(), cond: crate::ports::Cond::Always }])).await {
-            Ok(()) => Ok(Attempt::Done(())),
-            Err(StoreError::Busy) => Ok(Attempt::Retry),
-            Err(e) => Err(e.into()),
-        }
+    execute(ports, || async move {
+        Ok(Decision::Commit(Plan::of(vec![Write::Put { item: link.clone(), cond: crate::ports::Cond::Always }]), ()))
     })
     .await?;
     let wamid = &wamid;
+    let id = claimed.id.clone();
     let mut first = Some(Versioned { item: claimed, version });
-    retry(|| {
+    execute(ports, || {
         let known = first.take();
         async move {
             let current = known_or_load(ports, key, known).await?;
@@ -287,18 +276,12 @@ pub(crate) async fn record_accepted(
             }
             next.wamid = Some(wamid.clone());
             next.lease_until = None;
-            let writes = vec![put_versioned(Item::Message(next), Some(current.version))];
-            match commit(ports, Plan::of(writes)).await {
-                Ok(()) => {
-                    tracing::info!(message_id = %current.item.id, %wamid, "accepted by WhatsApp");
-                    Ok(Attempt::Done(()))
-                }
-                Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
-                Err(e) => Err(e.into()),
-            }
+            Ok(Decision::Commit(Plan::of(vec![put_versioned(Item::Message(next), Some(current.version))]), ()))
         }
     })
-    .await
+    .await?;
+    tracing::info!(message_id = %id, %wamid, "accepted by WhatsApp");
+    Ok(())
 }
 
 /// How a send ended badly.
@@ -320,7 +303,7 @@ pub(crate) async fn apply_outcome(
     failure: &Failure,
     outcome: Outcome,
 ) -> Result<Disposition> {
-    retry(|| async move {
+    execute(ports, || async move {
         let now = ports.clock.now();
         let msg = load::<Message>(&*ports.store, key).await?.ok_or(UseCaseError::NotFound)?;
         let conv = load::<Conversation>(&*ports.store, &Key::conversation(&msg.item.conversation_id))
@@ -332,7 +315,7 @@ pub(crate) async fn apply_outcome(
                 plan_given_up(&conv.item, &contact.item, &msg.item, failure, GivenUp::DeliveryUnknown, now)
             }
             Outcome::HeldExpired if msg.item.status != MessageStatus::Pending => {
-                return Ok(Attempt::Done(Disposition::Done))
+                return Ok(Decision::Done(Disposition::Done))
             }
             Outcome::HeldExpired => {
                 plan_given_up(&conv.item, &contact.item, &msg.item, failure, GivenUp::HeldExpired, now)
@@ -346,25 +329,22 @@ pub(crate) async fn apply_outcome(
             plan.msg.generation += 1;
             plan.to_queue.insert(0, plan.msg.clone());
         }
-        if !commit_plan(ports, &conv, &contact, &msg, &plan).await? {
-            return Ok(Attempt::Retry);
-        }
-        Ok(Attempt::Done(match plan.retry_after {
+        let disposition = match plan.retry_after {
             Some(after) if in_queue => Disposition::RetryAfter(after),
             _ => Disposition::Done,
-        }))
+        };
+        Ok(Decision::Commit(failure_commit(&conv, &contact, &msg, &plan), disposition))
     })
     .await
 }
 
-/// Writes a failure plan under the versions read; `false` on a conflict (read again and retry).
-pub(crate) async fn commit_plan(
-    ports: &Ports,
+/// The commit of a failure plan, under the versions read.
+pub(crate) fn failure_commit(
     conv: &Versioned<Conversation>,
     contact: &Versioned<Contact>,
     msg: &Versioned<Message>,
     plan: &FailurePlan,
-) -> Result<bool> {
+) -> Plan {
     let mut writes = vec![put_versioned(Item::Message(plan.msg.clone()), Some(msg.version))];
     if plan.conv != conv.item {
         writes.push(put_versioned(Item::Conversation(plan.conv.clone()), Some(conv.version)));
@@ -377,9 +357,5 @@ pub(crate) async fn commit_plan(
         .extend(plan.to_queue.iter().filter(|m| m.id != plan.msg.id).map(|m| super::put_new(Item::Message(m.clone()))));
     let mut effects = dispatch_effects(&plan.to_queue);
     effects.extend(plan.timers.iter().map(|(timer, at)| Effect::Timer { timer: timer.clone(), at: *at }));
-    match commit(ports, Plan { writes, archive: Vec::new(), effects }).await {
-        Ok(()) => Ok(true),
-        Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    Plan { writes, effects, ..Plan::default() }
 }

@@ -9,14 +9,14 @@ use crate::domain::message::{Reaction, SystemPurpose};
 use crate::domain::notice::{Notice, NoticeKind};
 use crate::domain::{Body, Contact, Conversation, Direction, Message, MessageStatus, Sender};
 use crate::meta::webhook::{InboundContent, InboundMessage};
-use crate::ports::{Cond, Effect, Item, Key, MediaFetch, ReceiptsJob, StoreError, Versioned, Write};
+use crate::ports::{Cond, Effect, Item, Key, MediaFetch, ReceiptsJob, Versioned, Write};
 use time::OffsetDateTime as Time;
 
 use super::archive;
-use super::commit::{commit, retry, Attempt, Plan};
+use super::commit::{execute, Decision, Guard, Plan};
 use super::{
     contact_with_threads, dispatch_effects, new_ulid, notice_message, payload, put_new, put_versioned, system_template,
-    Ports, Result, Settings,
+    Ports, Result, Settings, UseCaseError,
 };
 use crate::domain::ids::{ConversationId, MessageId};
 
@@ -171,8 +171,8 @@ pub struct InboundPlan {
     pub conversation_id: ConversationId,
 }
 
-/// The dedupe mark of an inbound message; the plan's write 0, so that a conflict there (and
-/// only there) means the message was applied before.
+/// The dedupe mark of an inbound message: the plan's `AlreadyApplied` guard (it is there when
+/// the message was applied before).
 fn dedupe_mark(wamid: &str, settings: &Settings, now: Time) -> Write {
     put_new(Item::Dedupe { id: format!("msg#{wamid}"), expires_at: now + settings.dedupe_ttl })
 }
@@ -183,23 +183,25 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
         return Ok(InboundResult::TooOld);
     }
     let (intent, _) = intent_of(&m.content);
-    retry(|| async move {
+    let applied = execute(ports, || async move {
         let Some(state) = read_state(ports, m).await? else {
             tracing::warn!(wamid = %m.wamid, "inbound message with neither a number nor a user id");
-            return Ok(Attempt::Done(InboundResult::NoThread));
+            return Ok(Decision::Done(None));
         };
         let routed = state.routed.is_some();
         let InboundPlan { plan, conversation_id } = plan_inbound(&state, m, &ports.settings, ports.clock.now())?;
-        match commit(ports, plan).await {
-            Ok(()) => {}
-            Err(StoreError::Conflict { index: 0 }) => return Ok(Attempt::Done(InboundResult::Duplicate)),
-            Err(StoreError::Conflict { .. } | StoreError::Busy) => return Ok(Attempt::Retry),
-            Err(e) => return Err(e.into()),
-        }
-        tracing::info!(wamid = %m.wamid, %conversation_id, unassigned = !routed, ?intent, "inbound message applied");
-        Ok(Attempt::Done(if routed { InboundResult::Applied } else { InboundResult::Unassigned }))
+        Ok(Decision::Commit(plan, Some((conversation_id, routed))))
     })
-    .await
+    .await;
+    match applied {
+        Ok(Some((conversation_id, routed))) => {
+            tracing::info!(wamid = %m.wamid, %conversation_id, unassigned = !routed, ?intent, "inbound message applied");
+            Ok(if routed { InboundResult::Applied } else { InboundResult::Unassigned })
+        }
+        Ok(None) => Ok(InboundResult::NoThread),
+        Err(UseCaseError::Guarded(Guard::AlreadyApplied)) => Ok(InboundResult::Duplicate),
+        Err(e) => Err(e),
+    }
 }
 
 /// The contact who wrote (or a new one), their open threads and the one the message routes
@@ -235,7 +237,7 @@ pub fn plan_inbound(state: &InboundState, m: &InboundMessage, settings: &Setting
     if let Some(at) = k.arm_window_timer(now) {
         plan.effects.extend(super::timers::window_timers(settings, &k.key, at));
     }
-    plan.writes.push(dedupe_mark(&m.wamid, settings, now));
+    plan.guard(Guard::AlreadyApplied, dedupe_mark(&m.wamid, settings, now));
     plan.writes.push(put_versioned(Item::Contact(k.clone()), state.contact_version));
     if let (None, Some(user_id)) = (&contact.user_id, &k.user_id) {
         // Learn the business-scoped id, so later messages without a number still find them.

@@ -12,9 +12,9 @@ use crate::domain::meta_error::FailureReason;
 use crate::domain::{Body, DomainError, Message, MessageStatus, Sender};
 use crate::error::Report;
 use crate::meta::graph::GraphError;
-use crate::ports::{Cond, Disposition, Item, Key, MediaFetch, MediaRecord, StoreError, Write};
+use crate::ports::{Cond, Disposition, Item, Key, MediaFetch, MediaRecord, Write};
 
-use super::commit::{commit, retry, Attempt, Plan};
+use super::commit::{execute, Decision, Plan};
 use super::{load, new_ulid, put_versioned, Caller, Ports, Result, UseCaseError};
 use crate::domain::ids::ConversationId;
 
@@ -98,14 +98,7 @@ pub async fn finish_upload(ports: &Ports, caller: &Caller, id: &str) -> Result<M
     if bytes.len() > MAX_IMAGE_BYTES {
         return Err(DomainError::TooLarge(MAX_IMAGE_BYTES).into());
     }
-    match keep(ports, caller, id.to_string(), bytes).await {
-        // Finished twice at once: the other one kept it.
-        Err(UseCaseError::Store(StoreError::Conflict { .. })) => {
-            let done = load::<MediaRecord>(&*ports.store, &Key::media(id)).await?.ok_or(UseCaseError::NotFound)?;
-            Ok(done.item)
-        }
-        other => other,
-    }
+    keep(ports, caller, id.to_string(), bytes).await
 }
 
 /// Keeps `bytes` as the picture `id` of `caller`, if they are a JPEG or a PNG.
@@ -125,8 +118,20 @@ async fn keep(ports: &Ports, caller: &Caller, id: String, bytes: Vec<u8>) -> Res
         created_at: ports.clock.now(),
     };
     ports.media.put(&record.id, bytes, real.mime()).await?;
-    commit(ports, Plan::of(vec![Write::Put { item: Item::Media(record.clone()), cond: Cond::NotExists }])).await?;
-    Ok(record)
+    record_once(ports, record).await
+}
+
+/// Writes `record` unless it is there already (finished twice at once: the first one counts).
+async fn record_once(ports: &Ports, record: MediaRecord) -> Result<MediaRecord> {
+    let record = &record;
+    execute(ports, || async move {
+        if let Some(kept) = load::<MediaRecord>(&*ports.store, &Key::media(&record.id)).await? {
+            return Ok(Decision::Done(kept.item));
+        }
+        let put = Write::Put { item: Item::Media(record.clone()), cond: Cond::NotExists };
+        Ok(Decision::Commit(Plan::of(vec![put]), record.clone()))
+    })
+    .await
 }
 
 /// Whether `caller` may see the picture: its uploader, or a participant of a thread it is in
@@ -189,14 +194,22 @@ pub(crate) async fn meta_id(ports: &Ports, id: &str) -> Result<std::result::Resu
         Ok(m) => m,
         Err(e) => return Ok(Err(e)),
     };
-    let mut next = v.item.clone();
-    next.meta_id = Some(meta.clone());
-    next.meta_uploaded_at = Some(now);
-    // A lost race only means another upload's id is kept; either is valid.
-    match commit(ports, Plan::of(vec![put_versioned(Item::Media(next), Some(v.version))])).await {
-        Ok(()) | Err(StoreError::Conflict { .. }) => Ok(Ok(meta)),
-        Err(e) => Err(e.into()),
-    }
+    let meta = &meta;
+    execute(ports, || async move {
+        let Some(v) = load::<MediaRecord>(&*ports.store, &Key::media(id)).await? else {
+            return Err(UseCaseError::NotFound);
+        };
+        // Another upload's id, kept meanwhile, is as good as this one.
+        if v.item.meta_id.is_some() && v.item.meta_uploaded_at.is_some_and(|at| now < at + META_MEDIA_LIFETIME) {
+            return Ok(Decision::Done(()));
+        }
+        let mut next = v.item.clone();
+        next.meta_id = Some(meta.clone());
+        next.meta_uploaded_at = Some(now);
+        Ok(Decision::Commit(Plan::of(vec![put_versioned(Item::Media(next), Some(v.version))]), ()))
+    })
+    .await?;
+    Ok(Ok(meta.clone()))
 }
 
 /// Whether `bytes` match Meta's `sha256` (base64, or hex).
@@ -244,10 +257,7 @@ pub async fn fetch_inbound(ports: &Ports, job: &MediaFetch, receives: u32) -> Re
         created_at: ports.clock.now(),
     };
     ports.media.put(&job.media_id, bytes, &mime).await?;
-    match commit(ports, Plan::of(vec![Write::Put { item: Item::Media(record), cond: Cond::NotExists }])).await {
-        Ok(()) | Err(StoreError::Conflict { .. }) => {}
-        Err(e) => return Err(e.into()),
-    }
+    record_once(ports, record).await?;
     set_message(ports, job, |m| {
         if let Body::Image { media_id, .. } = &mut m.body {
             *media_id = Some(job.media_id.clone());
@@ -276,15 +286,11 @@ async fn give_up(ports: &Ports, job: &MediaFetch, why: &str) -> Result<Dispositi
 async fn set_message(ports: &Ports, job: &MediaFetch, f: impl Fn(&mut Message)) -> Result<()> {
     let key = &Key::message(&job.conversation_id, &job.message_id);
     let f = &f;
-    retry(|| async move {
-        let Some(v) = load::<Message>(&*ports.store, key).await? else { return Ok(Attempt::Done(())) };
+    execute(ports, || async move {
+        let Some(v) = load::<Message>(&*ports.store, key).await? else { return Ok(Decision::Done(())) };
         let mut next = v.item.clone();
         f(&mut next);
-        match commit(ports, Plan::of(vec![put_versioned(Item::Message(next), Some(v.version))])).await {
-            Ok(()) => Ok(Attempt::Done(())),
-            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
-            Err(e) => Err(e.into()),
-        }
+        Ok(Decision::Commit(Plan::of(vec![put_versioned(Item::Message(next), Some(v.version))]), ()))
     })
     .await
 }

@@ -1,7 +1,7 @@
-//! One async function per verb, written against the ports: each reads, decides with a pure
-//! planner, and commits the plan in one transaction (`commit`), which `commit::retry` runs
-//! again on a conflict. This module holds what they share: the ports, the settings, the error,
-//! and the reads and writes every use case makes the same way.
+//! One async function per verb, written against the ports: each reads and decides with a pure
+//! planner, and the executor (`commit::execute`) commits the plan in one transaction, reading and
+//! planning again on a conflict. This module holds what they share: the ports, the settings,
+//! the error, and the reads and writes every use case makes the same way.
 
 pub mod archive;
 pub mod commit;
@@ -73,6 +73,9 @@ pub enum UseCaseError {
     Unidentified(&'static str),
     #[error("too many concurrent changes; try again")]
     Contention,
+    /// A guard of the plan failed (`commit::Guard`): the use case that named it answers.
+    #[error("guard {0:?} failed")]
+    Guarded(commit::Guard),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

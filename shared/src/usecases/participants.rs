@@ -9,12 +9,12 @@ use crate::domain::contact::ConsentState;
 use crate::domain::conversation::Added;
 use crate::domain::notice::{Audience, Notice, NoticeKind, ParticipantChange, Subject};
 use crate::domain::{Contact, Conversation, DomainError, Message, Participant};
-use crate::ports::{Cond, DirectoryUser, Item, Key, StoreError, Versioned, Write};
+use crate::ports::{Cond, DirectoryUser, Item, Key, Versioned, Write};
 
 use serde_json::json;
 
 use super::archive;
-use super::commit::{commit, retry, Attempt, Plan};
+use super::commit::{execute, Decision, Plan};
 use super::directory::addable;
 use super::views::ConversationView;
 use super::{
@@ -99,14 +99,14 @@ where
     F: Fn(&mut Change, &Contact, OffsetDateTime) -> Result<()>,
 {
     let f = &f;
-    retry(|| async move {
+    execute(ports, || async move {
         let now = ports.clock.now();
         let conv: Versioned<Conversation> = participant_conversation(&*ports.store, caller, conversation_id).await?;
         let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
         let mut change = Change::new(conv.item.clone());
         f(&mut change, &contact.item, now)?;
         if change.conv == conv.item {
-            return Ok(Attempt::Done(Changed {
+            return Ok(Decision::Done(Changed {
                 view: ConversationView::new(&conv.item, &contact.item, now),
                 conversation: conv.item,
             }));
@@ -122,15 +122,9 @@ where
             now,
             json!({"before": before, "after": after, "closed": change.conv.closed}),
         );
-        let plan = Plan { effects: dispatch_effects(&change.to_queue), writes, archive: vec![e] };
-        match commit(ports, plan).await {
-            Ok(()) => Ok(Attempt::Done(Changed {
-                view: ConversationView::new(&change.conv, &contact.item, now),
-                conversation: change.conv,
-            })),
-            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
-            Err(e) => Err(e.into()),
-        }
+        let plan = Plan { effects: dispatch_effects(&change.to_queue), writes, archive: vec![e], ..Plan::default() };
+        let view = ConversationView::new(&change.conv, &contact.item, now);
+        Ok(Decision::Commit(plan, Changed { view, conversation: change.conv }))
     })
     .await
 }

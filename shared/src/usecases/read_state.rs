@@ -3,7 +3,7 @@
 use crate::domain::{Conversation, Direction};
 use crate::ports::{Item, Key, StoreError, Versioned};
 
-use super::commit::{commit, retry, Attempt, Plan};
+use super::commit::{execute, Decision, Plan};
 use super::{participant_conversation, put_versioned, Caller, Ports, Result, UseCaseError};
 use crate::domain::ids::{ConversationId, MessageId, UserId};
 
@@ -19,7 +19,7 @@ pub async fn mark_read(
     conversation_id: &ConversationId,
     up_to: &MessageId,
 ) -> Result<u64> {
-    retry(|| async move {
+    execute(ports, || async move {
         let conv = participant_conversation(&*ports.store, caller, conversation_id).await?;
         if ports.store.get(&Key::message(conversation_id, up_to)).await?.is_none() {
             return Err(UseCaseError::NotFound);
@@ -34,7 +34,7 @@ pub async fn mark_read(
             None => (None, 0, None),
         };
         if up_to_before.as_ref().is_some_and(|b| b >= up_to) {
-            return Ok(Attempt::Done(unread(&conv.item, seen_before)));
+            return Ok(Decision::Done(unread(&conv.item, seen_before)));
         }
         let seen = inbound_through(ports, conversation_id, up_to).await?;
         let mark = Item::ReadMark {
@@ -43,11 +43,7 @@ pub async fn mark_read(
             up_to: up_to.clone(),
             inbound_seen: seen.max(seen_before),
         };
-        match commit(ports, Plan::of(vec![put_versioned(mark, version)])).await {
-            Ok(()) => Ok(Attempt::Done(unread(&conv.item, seen.max(seen_before)))),
-            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
-            Err(e) => Err(e.into()),
-        }
+        Ok(Decision::Commit(Plan::of(vec![put_versioned(mark, version)]), unread(&conv.item, seen.max(seen_before))))
     })
     .await
 }

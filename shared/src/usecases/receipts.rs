@@ -5,8 +5,8 @@ use crate::domain::{Contact, Conversation, Message, MessageStatus, ReceiptOutcom
 use crate::meta::webhook::StatusEvent;
 use crate::ports::{Effect, Item, Key, StoreError, Versioned, Write};
 
-use super::commit::{commit, retry, Attempt, Plan};
-use super::dispatch::commit_plan;
+use super::commit::{execute, Decision, Plan};
+use super::dispatch::failure_commit;
 use super::outcomes::{plan_failure, Failure};
 use super::{load, load_contact, put_versioned, Ports, Result, UseCaseError};
 use crate::domain::ids::{ConversationId, MessageId};
@@ -24,10 +24,10 @@ pub enum ReceiptResult {
 /// applied, for as long as the message exists, so a redelivery is found without a separate
 /// dedupe item, and a status costs one conditional write.
 pub async fn apply_status(ports: &Ports, ev: &StatusEvent) -> Result<ReceiptResult> {
-    retry(|| async move {
+    let applied = execute(ports, || async move {
         let now = ports.clock.now();
         let Some(msg) = find_message(ports, ev).await? else {
-            return Ok(Attempt::Done(ReceiptResult::UnknownWamid));
+            return Ok(Decision::Done(ReceiptResult::UnknownWamid));
         };
         let (conversation_id, message_id) = (msg.item.conversation_id.clone(), msg.item.id.clone());
         // The send's answer is not on the message: lost, or (found by the link dispatch writes
@@ -36,14 +36,13 @@ pub async fn apply_status(ports: &Ports, ev: &StatusEvent) -> Result<ReceiptResu
         let learned = msg.item.status == MessageStatus::Sending && msg.item.wamid.is_none();
         let mut next = msg.item.clone();
         if learned {
-            // The send's answer was lost; Meta's status (echoing our callback) settles it.
             next.wamid = Some(ev.wamid.clone());
             next.lease_until = None;
             next.status = MessageStatus::Accepted;
         }
         let outcome = next.apply_receipt(&ev.wamid, ev.status, ev.timestamp);
-        let committed = match outcome {
-            ReceiptOutcome::Ignored if !learned => return Ok(Attempt::Done(ReceiptResult::Duplicate)),
+        let plan = match outcome {
+            ReceiptOutcome::Ignored if !learned => return Ok(Decision::Done(ReceiptResult::Duplicate)),
             ReceiptOutcome::Failed => {
                 let conv = load::<Conversation>(&*ports.store, &Key::conversation(&conversation_id))
                     .await?
@@ -58,27 +57,23 @@ pub async fn apply_status(ports: &Ports, ev: &StatusEvent) -> Result<ReceiptResu
                 if learned {
                     plan.writes.push(wamid_link(ev, &conversation_id, &message_id));
                 }
-                commit_plan(ports, &conv, &contact, &msg, &plan).await?
+                failure_commit(&conv, &contact, &msg, &plan)
             }
             _ => {
                 let mut writes = vec![put_versioned(Item::Message(next), Some(msg.version))];
                 if learned {
                     writes.push(wamid_link(ev, &conversation_id, &message_id));
                 }
-                match commit(ports, Plan::of(writes)).await {
-                    Ok(()) => true,
-                    Err(StoreError::Conflict { .. } | StoreError::Busy) => false,
-                    Err(e) => return Err(e.into()),
-                }
+                Plan::of(writes)
             }
         };
-        if !committed {
-            return Ok(Attempt::Retry);
-        }
-        tracing::info!(message_id = %message_id, status = ev.status.as_str(), ?outcome, learned, "receipt applied");
-        Ok(Attempt::Done(ReceiptResult::Applied))
+        Ok(Decision::Commit(plan, ReceiptResult::Applied))
     })
-    .await
+    .await?;
+    if applied == ReceiptResult::Applied {
+        tracing::info!(wamid = %ev.wamid, status = ev.status.as_str(), "receipt applied");
+    }
+    Ok(applied)
 }
 
 /// The message a status is about, read. First by the callback data we sent with it,
@@ -136,14 +131,14 @@ pub async fn marketing_preference(ports: &Ports, wa_id: &str, stop: bool) -> Res
         // "resume" re-allows marketing from Meta's side; consent here still needs their "yes".
         return Ok(());
     }
-    retry(|| async move {
+    execute(ports, || async move {
         let now = ports.clock.now();
         let Some(contact) = load::<Contact>(&*ports.store, &Key::contact(wa_id)).await? else {
-            return Ok(Attempt::Done(()));
+            return Ok(Decision::Done(()));
         };
         let mut k = contact.item.clone();
         if !k.marketing_opt_out(now) {
-            return Ok(Attempt::Done(()));
+            return Ok(Decision::Done(()));
         }
         let mut plan = Plan::of(vec![put_versioned(Item::Contact(k), Some(contact.version))]);
         let threads: Vec<ConversationId> =
@@ -155,11 +150,7 @@ pub async fn marketing_preference(ports: &Ports, wa_id: &str, stop: bool) -> Res
                 archive: None,
             });
         }
-        match commit(ports, plan).await {
-            Ok(()) => Ok(Attempt::Done(())),
-            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
-            Err(e) => Err(e.into()),
-        }
+        Ok(Decision::Commit(plan, ()))
     })
     .await
 }

@@ -4,9 +4,9 @@ use crate::archive::ArchiveKind;
 use crate::domain::contact::ConsentState;
 use crate::domain::Sender;
 use crate::domain::{Message, MessageKind, MessageStatus};
-use crate::ports::{Cond, Item, Key, StoreError, Write};
+use crate::ports::{Cond, Item, Key, Write};
 
-use super::commit::{commit, retry, Attempt, Plan};
+use super::commit::{execute, Decision, Plan};
 use super::{dispatch_effects, load, load_contact, put_versioned, Ports, Result};
 use crate::domain::ids::ConversationId;
 use crate::domain::Conversation;
@@ -20,7 +20,7 @@ const PAGE: usize = 30;
 pub async fn release_held(ports: &Ports, conversation_id: &ConversationId) -> Result<usize> {
     let mut released = 0;
     loop {
-        match retry(|| release_page(ports, conversation_id)).await? {
+        match execute(ports, || release_page(ports, conversation_id)).await? {
             0 => return Ok(released),
             n => released += n,
         }
@@ -28,17 +28,17 @@ pub async fn release_held(ports: &Ports, conversation_id: &ConversationId) -> Re
 }
 
 /// Releases up to `PAGE` held messages in one commit: how many (0 when nothing more can go).
-async fn release_page(ports: &Ports, conversation_id: &ConversationId) -> Result<Attempt<usize>> {
+async fn release_page(ports: &Ports, conversation_id: &ConversationId) -> Result<Decision<usize>> {
     let now = ports.clock.now();
     let Some(conv) = load::<Conversation>(&*ports.store, &Key::conversation(conversation_id)).await? else {
-        return Ok(Attempt::Done(0));
+        return Ok(Decision::Done(0));
     };
     if conv.item.closed || conv.item.pending_count == 0 {
-        return Ok(Attempt::Done(0));
+        return Ok(Decision::Done(0));
     }
     let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
     if contact.item.consent != ConsentState::OptedIn {
-        return Ok(Attempt::Done(0));
+        return Ok(Decision::Done(0));
     }
     let window_open = contact.item.window_open(now);
     let held = ports.store.held(conversation_id, PAGE).await?;
@@ -71,10 +71,10 @@ async fn release_page(ports: &Ports, conversation_id: &ConversationId) -> Result
         // The count drifted from the markers (nothing is held): mend it.
         c.pending_count = 0;
     } else if writes.len() == 1 {
-        return Ok(Attempt::Done(0));
+        return Ok(Decision::Done(0));
     }
     writes.push(put_versioned(Item::Conversation(c), Some(conv.version)));
-    let mut plan = Plan { effects: dispatch_effects(&batch), writes, archive: Vec::new() };
+    let mut plan = Plan { effects: dispatch_effects(&batch), writes, ..Plan::default() };
     if !batch.is_empty() {
         let ids: Vec<&str> = batch.iter().map(|m| m.id.as_str()).collect();
         plan.archive.push(super::archive::event(
@@ -85,9 +85,5 @@ async fn release_page(ports: &Ports, conversation_id: &ConversationId) -> Result
             serde_json::json!({"message_ids": ids}),
         ));
     }
-    match commit(ports, plan).await {
-        Ok(()) => Ok(Attempt::Done(batch.len())),
-        Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
-        Err(e) => Err(e.into()),
-    }
+    Ok(Decision::Commit(plan, batch.len()))
 }

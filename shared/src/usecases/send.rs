@@ -13,7 +13,7 @@ use crate::ports::{Cond, Effect, Item, Key, StoreError, Timer, Versioned, Write}
 use time::OffsetDateTime as Time;
 
 use super::archive;
-use super::commit::{commit, retry, Attempt, Plan};
+use super::commit::{execute, Decision, Plan};
 use super::media;
 use super::views::MessageView;
 use super::{
@@ -101,45 +101,50 @@ pub async fn send(
         other => other?,
     };
     let screened = &Screened { content, dlp_rules, written, client_id: cmd.client_id };
-    retry(|| {
+    let sent = execute(ports, || {
         let first_read = first_read.take();
         async move {
-        let conv = match first_read {
-            Some(conv) => conv,
-            None => participant_conversation(&*ports.store, caller, conversation_id).await?,
-        };
-        if let Some(client_id) = &screened.client_id {
-            if let Some(existing) = replay(ports, caller, conversation_id, client_id).await? {
-                return Ok(Attempt::Done(existing));
+            let conv = match first_read {
+                Some(conv) => conv,
+                None => participant_conversation(&*ports.store, caller, conversation_id).await?,
+            };
+            if let Some(client_id) = &screened.client_id {
+                if let Some(existing) = replay(ports, caller, conversation_id, client_id).await? {
+                    return Ok(Decision::Done(Sent::Replayed(existing)));
+                }
             }
-        }
-        let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
-        let media = match &screened.content {
-            Content::Image { media_id, .. } => load::<MediaRecord>(&*ports.store, &Key::media(media_id)).await?,
-            _ => None,
-        };
-        let state = SendState { conv, contact, media };
-        // Planned after the versioned reads: the message's id sorts in commit order.
-        let SendPlan { plan, msg, held } = plan_send(&state, caller, screened, &ports.settings, ports.clock.now())?;
-        let releases = plan.effects.iter().any(|e| matches!(e, Effect::ReleaseHeld { .. }));
-        match commit(ports, plan).await {
-            Ok(()) => {
-                tracing::info!(conversation_id = %msg.conversation_id, message_id = %msg.id, held, "message accepted");
-                // The release the commit's relay ran may have moved this message on already.
-                let msg = match releases {
-                    true => load::<Message>(&*ports.store, &Key::message(&msg.conversation_id, &msg.id))
-                        .await?
-                        .map_or(msg, |v| v.item),
-                    false => msg,
-                };
-                Ok(Attempt::Done(MessageView::new(&msg, &caller.locale)))
-            }
-            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
-            Err(e) => Err(e.into()),
-        }
+            let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
+            let media = match &screened.content {
+                Content::Image { media_id, .. } => load::<MediaRecord>(&*ports.store, &Key::media(media_id)).await?,
+                _ => None,
+            };
+            let state = SendState { conv, contact, media };
+            // Planned after the versioned reads: the message's id sorts in commit order.
+            let SendPlan { plan, msg, held } = plan_send(&state, caller, screened, &ports.settings, ports.clock.now())?;
+            let releases = plan.effects.iter().any(|e| matches!(e, Effect::ReleaseHeld { .. }));
+            Ok(Decision::Commit(plan, Sent::New { msg, held, releases }))
         }
     })
-    .await
+    .await?;
+    let (msg, held, releases) = match sent {
+        Sent::Replayed(view) => return Ok(view),
+        Sent::New { msg, held, releases } => (msg, held, releases),
+    };
+    tracing::info!(conversation_id = %msg.conversation_id, message_id = %msg.id, held, "message accepted");
+    // The release the commit's effects ran may have moved this message on already.
+    let msg = match releases {
+        true => {
+            load::<Message>(&*ports.store, &Key::message(&msg.conversation_id, &msg.id)).await?.map_or(msg, |v| v.item)
+        }
+        false => msg,
+    };
+    Ok(MessageView::new(&msg, &caller.locale))
+}
+
+/// What one send came to: a new message, or the one an earlier call with its `client_id` made.
+enum Sent {
+    Replayed(MessageView),
+    New { msg: Message, held: bool, releases: bool },
 }
 
 /// What the API refuses before anything is read: empty or over-long text, over-long templates.
@@ -244,7 +249,7 @@ pub fn plan_send(
     writes.extend(to_queue.iter().filter(|m| m.id != msg.id).map(|m| put_new(Item::Message(m.clone()))));
     writes.extend(extra);
     writes.extend(media_write);
-    let mut plan = Plan { effects: dispatch_effects(&to_queue), writes, archive: Vec::new() };
+    let mut plan = Plan { effects: dispatch_effects(&to_queue), writes, ..Plan::default() };
     if hold {
         let timer = Timer::HeldExpiry { conversation_id: c.id.clone(), message_id: msg.id.clone() };
         plan.effects.push(Effect::Timer { timer, at: now + settings.held_ttl });
@@ -327,7 +332,7 @@ pub async fn recall(
     conversation_id: &ConversationId,
     message_id: &MessageId,
 ) -> Result<MessageView> {
-    retry(|| async move {
+    let view = execute(ports, || async move {
         let now = ports.clock.now();
         let conv = participant_conversation(&*ports.store, caller, conversation_id).await?;
         let key = Key::message(conversation_id, message_id);
@@ -337,7 +342,7 @@ pub async fn recall(
         }
         let was = m.item.status;
         match was {
-            MessageStatus::Recalled => return Ok(Attempt::Done(MessageView::new(&m.item, &caller.locale))),
+            MessageStatus::Recalled => return Ok(Decision::Done(MessageView::new(&m.item, &caller.locale))),
             MessageStatus::Pending | MessageStatus::Queued => {}
             _ => return Err(DomainError::AlreadySent.into()),
         }
@@ -354,29 +359,21 @@ pub async fn recall(
         let mut e =
             archive::event(conversation_id, ArchiveKind::Recalled, caller.sender(), now, json!({"was": was.public()}));
         e.message_id = Some(message_id.clone());
-        match commit(ports, Plan { writes, archive: vec![e], effects: Vec::new() }).await {
-            Ok(()) => {
-                tracing::info!(%conversation_id, %message_id, "message recalled");
-                Ok(Attempt::Done(MessageView::new(&next, &caller.locale)))
-            }
-            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
-            Err(e) => Err(e.into()),
-        }
+        Ok(Decision::Commit(
+            Plan { writes, archive: vec![e], ..Plan::default() },
+            MessageView::new(&next, &caller.locale),
+        ))
     })
-    .await
+    .await?;
+    tracing::info!(%conversation_id, %message_id, "message recalled");
+    Ok(view)
 }
 
 /// Records an attempt that changed nothing else (a blocked send) in the thread's archive.
 async fn archive_only(ports: &Ports, event: crate::archive::ArchiveEvent) -> Result<()> {
     let event = &event;
-    retry(|| async move {
-        match commit(ports, Plan { archive: vec![event.clone()], ..Plan::default() }).await {
-            Ok(()) => Ok(Attempt::Done(())),
-            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
-            Err(e) => Err(e.into()),
-        }
-    })
-    .await
+    execute(ports, || async move { Ok(Decision::Commit(Plan { archive: vec![event.clone()], ..Plan::default() }, ())) })
+        .await
 }
 
 /// The message an earlier call with this `client_id` created, queued again if it never left.

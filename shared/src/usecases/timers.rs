@@ -9,9 +9,9 @@ use time::OffsetDateTime;
 
 use crate::domain::contact::Reminder;
 use crate::domain::{ConsentState, Contact, Conversation, WindowTimer};
-use crate::ports::{Effect, Item, Key, StoreError, Timer};
+use crate::ports::{Effect, Item, Key, Timer};
 
-use super::commit::{commit, retry, Attempt, Plan};
+use super::commit::{execute, Decision, Plan};
 use super::{
     contact_threads, dispatch_effects, load, load_contact, put_new, put_versioned, system_template, Ports, Result,
     Settings,
@@ -47,15 +47,15 @@ pub(crate) fn window_timers(settings: &Settings, contact_key: &str, until: Offse
 /// Shortly before the window closes: `window_closing` to each of the contact's open threads,
 /// once per window.
 async fn window_reminder(ports: &Ports, contact_key: &str) -> Result<()> {
-    retry(|| async move {
+    execute(ports, || async move {
         let now = ports.clock.now();
         let Some(contact) = load::<Contact>(&*ports.store, &Key::contact(contact_key)).await? else {
-            return Ok(Attempt::Done(()));
+            return Ok(Decision::Done(()));
         };
         let mut k = contact.item.clone();
         let mut plan = Plan::default();
         match k.reminder_fired(ports.settings.window_reminder, now) {
-            Reminder::Nothing => return Ok(Attempt::Done(())),
+            Reminder::Nothing => return Ok(Decision::Done(())),
             Reminder::Rearm(at) => {
                 let timer = Timer::WindowReminder { contact_key: contact_key.to_string() };
                 plan.effects.push(Effect::Timer { timer, at });
@@ -73,11 +73,7 @@ async fn window_reminder(ports: &Ports, contact_key: &str) -> Result<()> {
             }
         }
         plan.writes.push(put_versioned(Item::Contact(k), Some(contact.version)));
-        match commit(ports, plan).await {
-            Ok(()) => Ok(Attempt::Done(())),
-            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
-            Err(e) => Err(e.into()),
-        }
+        Ok(Decision::Commit(plan, ()))
     })
     .await
 }
@@ -85,15 +81,15 @@ async fn window_reminder(ports: &Ports, contact_key: &str) -> Result<()> {
 /// The window closed: the contact's threads are paused (once per pause) and told so, each by
 /// its own commit through the outbox.
 async fn window_expired(ports: &Ports, contact_key: &str) -> Result<()> {
-    retry(|| async move {
+    execute(ports, || async move {
         let now = ports.clock.now();
         let Some(contact) = load::<Contact>(&*ports.store, &Key::contact(contact_key)).await? else {
-            return Ok(Attempt::Done(()));
+            return Ok(Decision::Done(()));
         };
         let mut k = contact.item.clone();
-        let mut plan = Plan::of(vec![put_versioned(Item::Contact(k.clone()), Some(contact.version))]);
+        let mut plan = Plan::default();
         match k.window_timer_fired(now) {
-            WindowTimer::Nothing => return Ok(Attempt::Done(())),
+            WindowTimer::Nothing => return Ok(Decision::Done(())),
             WindowTimer::Rearm(at) => plan.effects.extend(window_timers(&ports.settings, contact_key, at)),
             WindowTimer::Paused => {
                 if k.consent == ConsentState::OptedIn {
@@ -109,26 +105,22 @@ async fn window_expired(ports: &Ports, contact_key: &str) -> Result<()> {
                 }
             }
         }
-        plan.writes[0] = put_versioned(Item::Contact(k), Some(contact.version));
-        match commit(ports, plan).await {
-            Ok(()) => Ok(Attempt::Done(())),
-            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
-            Err(e) => Err(e.into()),
-        }
+        plan.writes.push(put_versioned(Item::Contact(k), Some(contact.version)));
+        Ok(Decision::Commit(plan, ()))
     })
     .await
 }
 
 /// 24 hours after a failed opt-in request: send it once more unless answered or closed.
 async fn optin_retry(ports: &Ports, conversation_id: &ConversationId) -> Result<()> {
-    retry(|| async move {
+    execute(ports, || async move {
         let now = ports.clock.now();
         let Some(conv) = load::<Conversation>(&*ports.store, &Key::conversation(conversation_id)).await? else {
-            return Ok(Attempt::Done(()));
+            return Ok(Decision::Done(()));
         };
         let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
         if !conv.item.optin_retry_due(&contact.item) {
-            return Ok(Attempt::Done(()));
+            return Ok(Decision::Done(()));
         }
         let mut c = conv.item.clone();
         let optin = system_template(&c, SystemPurpose::OptinRequest, &ports.settings, now);
@@ -136,13 +128,9 @@ async fn optin_retry(ports: &Ports, conversation_id: &ConversationId) -> Result<
         let plan = Plan {
             effects: dispatch_effects([&optin]),
             writes: vec![put_versioned(Item::Conversation(c), Some(conv.version)), put_new(Item::Message(optin))],
-            archive: Vec::new(),
+            ..Plan::default()
         };
-        match commit(ports, plan).await {
-            Ok(()) => Ok(Attempt::Done(())),
-            Err(StoreError::Conflict { .. } | StoreError::Busy) => Ok(Attempt::Retry),
-            Err(e) => Err(e.into()),
-        }
+        Ok(Decision::Commit(plan, ()))
     })
     .await
 }

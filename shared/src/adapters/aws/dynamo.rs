@@ -7,15 +7,18 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, CancellationReason, ConditionCheck, Delete, KeySchemaElement,
-    KeyType, KeysAndAttributes, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+    KeyType, KeysAndAttributes, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+    TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use time::OffsetDateTime;
 
-use crate::ports::{Cause, Cond, Item, Key, Store, StoreError, Versioned, Write};
+use crate::ports::{Cause, Cond, Item, Key, Store, StoreError, Transaction, Versioned, Write};
 
 pub struct DynamoStore {
     client: Client,
@@ -125,16 +128,50 @@ fn decode(attrs: &Attrs) -> Result<Option<Versioned<Item>>, StoreError> {
     Ok(Some(Versioned { item, version }))
 }
 
-/// A single write's answer: a failed condition is a conflict on write 0.
-fn single_outcome<E, R>(r: Result<(), SdkError<E, R>>, is_conditional: impl Fn(&E) -> bool) -> Result<(), StoreError>
+/// What a failed write means, by DynamoDB's error code: a collision or a throttle wrote
+/// nothing (`Busy`); a request that was never built wrote nothing; anything else (a time-out, a
+/// lost or unreadable answer, a server error, `TransactionInProgress`) may have written, and is
+/// `Unknown` until the same write is submitted again.
+fn write_failure<E, R>(e: SdkError<E, R>) -> StoreError
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    match r {
-        Ok(()) => Ok(()),
-        Err(SdkError::ServiceError(se)) if is_conditional(se.err()) => Err(StoreError::Conflict { index: 0 }),
-        Err(other) => Err(unavailable(other)),
+    match &e {
+        SdkError::ConstructionFailure(_) => unavailable(e),
+        SdkError::ServiceError(se) => match se.err().code() {
+            Some("ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded") => {
+                StoreError::Busy
+            }
+            Some("ValidationException") => match se.err().message() {
+                Some(m) if m.contains("size") => StoreError::TooLarge(m.to_string()),
+                _ => unavailable(e),
+            },
+            Some("ResourceNotFoundException" | "AccessDeniedException") => unavailable(e),
+            _ => StoreError::Unknown(Box::new(e)),
+        },
+        _ => StoreError::Unknown(Box::new(e)),
+    }
+}
+
+/// A single write's failed condition: a conflict on write 0, unless the item already is what
+/// this write makes (`old`: the item as DynamoDB found it). That is this very write, committed
+/// by an attempt whose answer was lost (the SDK's own retry, or the executor's resubmission):
+/// a single write has no token to say so, so the item itself does.
+fn single_conflict(w: &Write, old: Option<&Attrs>) -> Result<(), StoreError> {
+    let landed = match (w, old) {
+        (Write::Put { item, .. }, Some(old)) => {
+            let ours = serde_json::to_string(item).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
+            matches!(old.get("body"), Some(AttributeValue::S(b)) if *b == ours)
+        }
+        // Gone, as the delete asked.
+        (Write::Delete { .. }, None) => true,
+        (Write::Delete { .. }, Some(old)) => !old.contains_key("body"),
+        _ => false,
+    };
+    match landed {
+        true => Ok(()),
+        false => Err(StoreError::Conflict { index: 0 }),
     }
 }
 
@@ -178,12 +215,12 @@ impl DynamoStore {
         Ok(())
     }
 
-    async fn single(&self, w: Write) -> Result<(), StoreError> {
-        match w {
+    async fn single(&self, tx: &Transaction) -> Result<(), StoreError> {
+        let w = &tx.writes[0];
+        let outcome = match w {
             Write::Put { item, cond } => {
-                let (update, e) = put_update(&item, cond)?;
-                let r = self
-                    .client
+                let (update, e) = put_update(item, *cond)?;
+                self.client
                     .update_item()
                     .table_name(&self.table)
                     .set_key(Some(key_attrs(&item.key())))
@@ -191,32 +228,56 @@ impl DynamoStore {
                     .set_condition_expression(e.condition)
                     .set_expression_attribute_names(Some(e.names))
                     .set_expression_attribute_values(Some(e.values))
+                    .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                     .send()
-                    .await;
-                single_outcome(r.map(drop), |e| e.is_conditional_check_failed_exception())
+                    .await
+                    .map(drop)
+                    .map_err(|e| match e {
+                        SdkError::ServiceError(se) if se.err().is_conditional_check_failed_exception() => {
+                            match se.into_err() {
+                                UpdateItemError::ConditionalCheckFailedException(c) => Ok(c.item),
+                                _ => Ok(None),
+                            }
+                        }
+                        other => Err(write_failure(other)),
+                    })
             }
             Write::Delete { key, cond } => {
-                let mut e = condition(cond);
+                let mut e = condition(*cond);
                 let (names, values) = e.maps();
-                let r = self
-                    .client
+                self.client
                     .delete_item()
                     .table_name(&self.table)
-                    .set_key(Some(key_attrs(&key)))
+                    .set_key(Some(key_attrs(key)))
                     .set_condition_expression(e.condition)
                     .set_expression_attribute_names(names)
                     .set_expression_attribute_values(values)
+                    .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                     .send()
-                    .await;
-                single_outcome(r.map(drop), |e| e.is_conditional_check_failed_exception())
+                    .await
+                    .map(drop)
+                    .map_err(|e| match e {
+                        SdkError::ServiceError(se) if se.err().is_conditional_check_failed_exception() => {
+                            match se.into_err() {
+                                DeleteItemError::ConditionalCheckFailedException(c) => Ok(c.item),
+                                _ => Ok(None),
+                            }
+                        }
+                        other => Err(write_failure(other)),
+                    })
             }
-            check @ Write::Check { .. } => self.many(vec![check]).await,
+            Write::Check { .. } => return self.many(tx).await,
+        };
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(Ok(old)) => single_conflict(w, old.as_ref()),
+            Err(Err(e)) => Err(e),
         }
     }
 
-    async fn many(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let mut items = Vec::with_capacity(writes.len());
-        for w in &writes {
+    async fn many(&self, tx: &Transaction) -> Result<(), StoreError> {
+        let mut items = Vec::with_capacity(tx.writes.len());
+        for w in &tx.writes {
             let item = match w {
                 Write::Put { item, cond } => {
                     let (update, e) = put_update(item, *cond)?;
@@ -262,30 +323,25 @@ impl DynamoStore {
             };
             items.push(item);
         }
-        // The token makes the SDK's own retry of a transaction that did commit (its answer lost)
-        // succeed without writing twice; a new call (a re-plan) gets a new token.
-        let token = ulid::Ulid::new().to_string();
+        // The token makes a resubmission of a transaction that did commit (the SDK's own retry,
+        // or the executor's after `Unknown`) succeed without writing twice.
         match self
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
-            .client_request_token(token)
+            .client_request_token(&tx.token)
             .send()
             .await
         {
             Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(se)) => match se.into_err() {
+            Err(SdkError::ServiceError(se)) if se.err().is_transaction_canceled_exception() => match se.into_err() {
                 TransactWriteItemsError::TransactionCanceledException(c) => Err(cancelled(c.cancellation_reasons())),
-                TransactWriteItemsError::TransactionInProgressException(_) => Err(StoreError::Busy),
-                other => Err(unavailable(other)),
+                other => Err(StoreError::Unknown(Box::new(other))),
             },
-            Err(other) => Err(unavailable(other)),
+            Err(other) => Err(write_failure(other)),
         }
     }
 }
-
-/// Most actions DynamoDB takes in one transaction.
-pub const MAX_TRANSACTION_ACTIONS: usize = 100;
 
 /// What a cancelled transaction means: a failed condition names its write; a collision with
 /// another transaction (or throttling) wrote nothing and may be retried as it was.
@@ -392,21 +448,16 @@ impl Store for DynamoStore {
         Ok(keys.iter().map(|k| found.remove(&(k.pk.clone(), k.sk.clone()))).collect())
     }
 
-    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        if writes.len() > MAX_TRANSACTION_ACTIONS {
-            return Err(unavailable(format!(
-                "a transaction of {} writes is over DynamoDB's {MAX_TRANSACTION_ACTIONS}",
-                writes.len()
-            )));
-        }
+    async fn submit(&self, tx: &Transaction) -> Result<(), StoreError> {
+        tx.check_count()?;
         let _serial = match &self.serial_writes {
             Some(lock) => Some(lock.lock().await),
             None => None,
         };
-        match writes.len() {
+        match tx.writes.len() {
             0 => Ok(()),
-            1 => self.single(writes.into_iter().next().expect("one write")).await,
-            _ => self.many(writes).await,
+            1 => self.single(tx).await,
+            _ => self.many(tx).await,
         }
     }
 }

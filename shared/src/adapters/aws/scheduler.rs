@@ -49,7 +49,7 @@ impl EventBridgeScheduler {
 }
 
 fn err(e: impl Into<Cause>) -> SchedulerError {
-    SchedulerError(e.into())
+    SchedulerError::Unavailable(e.into())
 }
 
 /// `at(yyyy-mm-ddThh:mm:ss)` in UTC, rounded up to the next second.
@@ -70,6 +70,13 @@ pub fn at_expression(at: OffsetDateTime) -> String {
 #[async_trait]
 impl Scheduler for EventBridgeScheduler {
     async fn schedule(&self, timer: &Timer, at: OffsetDateTime) -> Result<(), SchedulerError> {
+        // Scheduler refuses a time in the past and fires within the minute: a timer due by then
+        // is armed a minute out rather than risk a refusal, and one already due is the caller's.
+        let now = OffsetDateTime::now_utc();
+        if at <= now {
+            return Err(SchedulerError::Past);
+        }
+        let at = at.max(now + time::Duration::minutes(1));
         let input = serde_json::to_string(timer).map_err(err)?;
         let window = FlexibleTimeWindow::builder().mode(FlexibleTimeWindowMode::Off).build().map_err(err)?;
         let target = self.target(input)?;
@@ -102,6 +109,12 @@ impl Scheduler for EventBridgeScheduler {
                     .await
                     .map_err(err)?;
                 Ok(())
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_validation_exception()) => {
+                // Our expressions are well formed: what Scheduler refuses is a time it thinks
+                // has passed (its clock ahead of ours).
+                tracing::warn!(schedule = %name, error.message = ?e, "Scheduler refused the time; firing now");
+                Err(SchedulerError::Past)
             }
             Err(e) => Err(err(e)),
         }

@@ -138,7 +138,7 @@ macro_rules! unavailable_from_db {
 unavailable_from_db!(
     crate::ports::StoreError => crate::ports::StoreError::Unavailable,
     crate::ports::QueueError => crate::ports::QueueError,
-    crate::ports::SchedulerError => crate::ports::SchedulerError,
+    crate::ports::SchedulerError => crate::ports::SchedulerError::Unavailable,
     crate::ports::ArchiveError => crate::ports::ArchiveError,
 );
 

@@ -43,7 +43,7 @@ impl SqliteScheduler {
 impl Scheduler for SqliteScheduler {
     async fn schedule(&self, timer: &Timer, at: OffsetDateTime) -> Result<(), SchedulerError> {
         let name = timer.name();
-        let body = serde_json::to_string(timer).map_err(|e| SchedulerError(Box::new(e)))?;
+        let body = serde_json::to_string(timer).map_err(|e| SchedulerError::Unavailable(Box::new(e)))?;
         let due = at.unix_timestamp();
         self.db
             .call(move |c| {

@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 
 use super::db::{Db, DbError};
 use crate::live::Change;
-use crate::ports::{Cond, Feed, Item, Key, Store, StoreError, Versioned, Write};
+use crate::ports::{Cond, Feed, Item, Key, Store, StoreError, Transaction, Versioned, Write};
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -107,26 +107,35 @@ enum Row {
 }
 
 impl Row {
-    fn of(w: Write) -> Result<Row, serde_json::Error> {
+    fn of(w: &Write) -> Result<Row, serde_json::Error> {
         Ok(match w {
             Write::Put { item: Item::ArchiveEntry(record), .. } => Row::Archive {
-                body: serde_json::to_string(&record)?,
+                body: serde_json::to_string(record)?,
                 seq: record.seq as i64,
-                hash: record.hash,
-                conversation_id: record.event.conversation_id.into(),
+                hash: record.hash.clone(),
+                conversation_id: record.event.conversation_id.to_string(),
             },
             Write::Put { item: Item::Change { changes, .. }, .. } => {
-                Row::Changes { body: serde_json::to_string(&changes)? }
+                Row::Changes { body: serde_json::to_string(changes)? }
             }
             Write::Put { item, cond } => Row::Put {
                 key: item.key(),
-                cond,
+                cond: *cond,
                 expires: item.expires_at().map(|t| t.unix_timestamp()),
-                body: serde_json::to_string(&item)?,
+                body: serde_json::to_string(item)?,
             },
-            Write::Delete { key, cond } => Row::Delete { key, cond },
-            Write::Check { key, cond } => Row::Check { key, cond },
+            Write::Delete { key, cond } => Row::Delete { key: key.clone(), cond: *cond },
+            Write::Check { key, cond } => Row::Check { key: key.clone(), cond: *cond },
         })
+    }
+
+    /// Its size as DynamoDB would count it (keys and body), for the limits every store keeps.
+    fn size(&self) -> usize {
+        match self {
+            Row::Archive { body, .. } | Row::Changes { body } => body.len(),
+            Row::Put { key, body, .. } => key.pk.len() + key.sk.len() + body.len(),
+            Row::Delete { key, .. } | Row::Check { key, .. } => key.pk.len() + key.sk.len(),
+        }
     }
 }
 
@@ -260,10 +269,13 @@ impl Store for SqliteStore {
         rows.into_iter().map(|r| r.map(|(b, v)| decode(&b, v)).transpose()).collect()
     }
 
-    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let changes = writes.iter().any(|w| matches!(w, Write::Put { item: Item::Change { .. }, .. }));
-        let rows = writes.into_iter().map(Row::of).collect::<Result<Vec<_>, _>>();
+    /// Never answers `Unknown`: a commit here is local, and a crash ends the caller with it.
+    async fn submit(&self, tx: &Transaction) -> Result<(), StoreError> {
+        tx.check_count()?;
+        let changes = tx.writes.iter().any(|w| matches!(w, Write::Put { item: Item::Change { .. }, .. }));
+        let rows = tx.writes.iter().map(Row::of).collect::<Result<Vec<_>, _>>();
         let rows = rows.map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        crate::ports::check_sizes(rows.iter().map(Row::size))?;
         let outcome = match self.db.transact(move |c| apply(c, &rows)).await? {
             Ok(()) => Ok(()),
             Err(TxError::Conflict(i)) => Err(StoreError::Conflict { index: i }),

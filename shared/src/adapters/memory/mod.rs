@@ -8,11 +8,16 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::ports::{ArchiveError, Clock, Item, Key, Store, StoreError, Vault, Versioned, Write};
+use crate::ports::{
+    ArchiveError, Clock, Item, Key, Store, StoreError, Transaction, Vault, Versioned, Write, IDEMPOTENCY_WINDOW,
+};
 
 pub struct MemoryStore {
     items: Mutex<BTreeMap<(String, String), Versioned<Item>>>,
-    /// What expiring items (TTLs) are measured against.
+    /// Tokens of committed transactions and when they committed: a resubmission within
+    /// `IDEMPOTENCY_WINDOW` answers `Ok` and writes nothing, as DynamoDB's does.
+    tokens: Mutex<BTreeMap<String, OffsetDateTime>>,
+    /// What expiring items (TTLs) and tokens are measured against.
     clock: Arc<dyn Clock>,
 }
 
@@ -29,7 +34,7 @@ impl MemoryStore {
 
     /// A store whose items expire by `clock` (the simulation's), as TTLs do by the wall clock.
     pub fn with_clock(clock: Arc<dyn Clock>) -> MemoryStore {
-        MemoryStore { items: Mutex::default(), clock }
+        MemoryStore { items: Mutex::default(), tokens: Mutex::default(), clock }
     }
 }
 
@@ -81,13 +86,19 @@ impl Store for MemoryStore {
         Ok(out)
     }
 
-    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let mut items = self.items.lock().map_err(|_| unavailable())?;
+    async fn submit(&self, tx: &Transaction) -> Result<(), StoreError> {
+        tx.check_limits()?;
         let now = self.clock.now();
+        let mut items = self.items.lock().map_err(|_| unavailable())?;
+        let mut tokens = self.tokens.lock().map_err(|_| unavailable())?;
+        tokens.retain(|_, at| *at + IDEMPOTENCY_WINDOW > now);
+        if tokens.contains_key(&tx.token) {
+            return Ok(());
+        }
         let current = |items: &BTreeMap<(String, String), Versioned<Item>>, key: &Key| {
             items.get(&(key.pk.clone(), key.sk.clone())).filter(|v| live(v, now)).map(|v| v.version)
         };
-        for (index, w) in writes.iter().enumerate() {
+        for (index, w) in tx.writes.iter().enumerate() {
             let (key, cond) = match w {
                 Write::Put { item, cond } => (item.key(), *cond),
                 Write::Delete { key, cond } | Write::Check { key, cond } => (key.clone(), *cond),
@@ -96,19 +107,20 @@ impl Store for MemoryStore {
                 return Err(StoreError::Conflict { index });
             }
         }
-        for w in writes {
+        for w in &tx.writes {
             match w {
                 Write::Put { item, .. } => {
                     let key = item.key();
                     let version = current(&items, &key).unwrap_or(0) + 1;
-                    items.insert((key.pk, key.sk), Versioned { item, version });
+                    items.insert((key.pk, key.sk), Versioned { item: item.clone(), version });
                 }
                 Write::Delete { key, .. } => {
-                    items.remove(&(key.pk, key.sk));
+                    items.remove(&(key.pk.clone(), key.sk.clone()));
                 }
                 Write::Check { .. } => {}
             }
         }
+        tokens.insert(tx.token.clone(), now);
         Ok(())
     }
 }
