@@ -132,13 +132,24 @@ pub fn parse_send_response(http_status: u16, body: &[u8]) -> Result<String, Grap
     Err(parse_error(http_status, body))
 }
 
+/// Meta's codes after which it may have taken the message all the same: 1 ("An unknown error
+/// occurred"), 2 (service temporarily unavailable) and 131000 ("Something went wrong").
+const MAYBE_TAKEN: [i64; 3] = [1, 2, 131000];
+
+/// Reads a refusal. A Graph error body names its code; a gateway's 502 or 504 without one means
+/// the request may have reached Meta and its answer was lost on the way back. Both may hide a
+/// message Meta took, so they are `lost` (never sent again blindly); every other refusal took
+/// nothing.
 pub fn parse_error(http_status: u16, body: &[u8]) -> GraphError {
     match serde_json::from_slice::<ErrorEnvelope>(body) {
-        Ok(e) => {
-            GraphError { lost: false, http_status: Some(http_status), code: e.error.code, message: e.error.message }
-        }
+        Ok(e) => GraphError {
+            lost: e.error.code.is_some_and(|c| MAYBE_TAKEN.contains(&c)),
+            http_status: Some(http_status),
+            code: e.error.code,
+            message: e.error.message,
+        },
         Err(_) => GraphError {
-            lost: false,
+            lost: matches!(http_status, 502 | 504),
             http_status: Some(http_status),
             code: None,
             message: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
@@ -169,6 +180,22 @@ mod tests {
             assert_eq!(parse_send_response(400, &fixture(name)).unwrap_err().code, Some(code), "{name}");
         }
         assert_eq!(parse_send_response(502, b"<html>").unwrap_err().code, None);
+    }
+
+    /// Issue 26, path 6: answers after which Meta may have taken the message are lost answers
+    /// (sending again could send twice), however they look.
+    #[test]
+    fn answers_that_cannot_say_whether_meta_took_the_message_are_lost() {
+        let lost = |status: u16, body: &str| parse_send_response(status, body.as_bytes()).unwrap_err().lost;
+        assert!(lost(502, "<html>Bad Gateway</html>"), "a proxy's 502 without a Graph body");
+        assert!(lost(504, ""), "a proxy's 504 without a Graph body");
+        assert!(lost(500, r#"{"error":{"message":"An unknown error occurred","code":1}}"#), "code 1");
+        assert!(lost(503, r#"{"error":{"message":"Service temporarily unavailable","code":2}}"#), "code 2");
+        assert!(lost(500, r#"{"error":{"message":"Something went wrong","code":131000}}"#), "code 131000");
+        // Refusals say nothing was taken.
+        assert!(!lost(400, r#"{"error":{"message":"(#131056) Pair rate limit hit","code":131056}}"#));
+        assert!(!lost(429, ""), "a bare 429 is a refusal");
+        assert!(!lost(503, "<html>Service Unavailable</html>"), "a proxy's 503 refused before Meta");
     }
 
     #[test]
