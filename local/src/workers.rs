@@ -192,11 +192,18 @@ async fn timer_loop(ports: Ports, embedded: Embedded) {
 }
 
 pub async fn run_due_timers(ports: &Ports, embedded: &Embedded) {
-    match embedded.scheduler.take_due(ports.clock.now()).await {
+    match embedded.scheduler.due(ports.clock.now()).await {
         Ok(due) => {
-            for timer in due {
-                if let Err(e) = timers::function_handler(ports, timer).await {
-                    tracing::error!(error.message = %Report(&e), "timer failed");
+            for (timer, at) in due {
+                // Disarmed once handled (a failure arms it again, a little later): a process
+                // killed meanwhile fires it again when it restarts.
+                match timers::function_handler(ports, timer.clone()).await {
+                    Ok(()) => {
+                        if let Err(e) = embedded.scheduler.fired(&timer, at).await {
+                            tracing::error!(error.message = %Report(&e), "could not disarm a fired timer");
+                        }
+                    }
+                    Err(e) => tracing::error!(error.message = %Report(&e), "timer failed"),
                 }
             }
         }

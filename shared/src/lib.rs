@@ -13,6 +13,7 @@ pub mod http;
 pub mod live;
 pub mod meta;
 pub mod metrics;
+pub mod plant;
 pub mod ports;
 pub mod telemetry;
 pub mod usecases;

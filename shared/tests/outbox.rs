@@ -76,7 +76,7 @@ fn note(ports: &Ports, conv: &str, body: serde_json::Value) -> ArchiveEvent {
 }
 
 fn job(conv: &str, id: &str) -> Effect {
-    Effect::Outbound(OutboundJob { conversation_id: conv.into(), message_id: id.into(), generation: 0 })
+    Effect::Outbound(OutboundJob { conversation_id: conv.into(), message_id: id.into(), generation: 0, carried: 0 })
 }
 
 #[tokio::test]
@@ -237,7 +237,7 @@ async fn a_burst_overtaken_by_its_last_message_still_leaves_in_order() {
         last = Some(send::send(&ports, &caller, &"c2".into(), cmd).await.unwrap().id);
     }
     flaky.down.store(false, Ordering::SeqCst);
-    let job = OutboundJob { conversation_id: "c2".into(), message_id: last.unwrap(), generation: 0 };
+    let job = OutboundJob { conversation_id: "c2".into(), message_id: last.unwrap(), generation: 0, carried: 0 };
     dispatch::dispatch(&ports, &job).await.unwrap();
     let sandbox = embedded.sandbox.as_ref().expect("the sandbox is the default WhatsApp");
     let texts: Vec<String> = sandbox.inbox("447700900124").into_iter().filter_map(|r| r.text).collect();

@@ -141,7 +141,7 @@ async fn sqs_queue() -> Option<(Queues, ())> {
 }
 
 fn job(conv: &str, message: &str, generation: u32) -> OutboundJob {
-    OutboundJob { conversation_id: conv.into(), message_id: message.into(), generation }
+    OutboundJob { conversation_id: conv.into(), message_id: message.into(), generation, carried: 0 }
 }
 
 async fn a_job_sent_again_is_taken_once_and_a_new_generation_is_another(q: Queues) {

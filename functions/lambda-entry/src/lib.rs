@@ -50,12 +50,15 @@ pub struct QueueSpec {
 }
 
 /// The one queue runner, for SQS batches on Lambda and (through the same handlers) the local
-/// runner's SQS consumer. Every record goes through `handle`; the ones to redeliver are reported:
+/// runner's queues. Every record goes through `handle`; the ones to redeliver are reported:
 /// - `RetryAfter(d)`: made visible again after `d` (`ChangeMessageVisibility`), not after the
-///   queue's fixed visibility timeout;
-/// - FIFO: after a record of a group fails or must wait, the later records of that group are
-///   not run (never out of order); they come back with it. They were not attempted: the
-///   handlers count attempts on the message itself (dispatch's claim), not by receive count;
+///   queue's fixed visibility timeout. On a FIFO queue it carries the later records of its
+///   group in the batch: each is sent again as a new message behind it (`Queue::send_again`)
+///   and acknowledged, unrun. Reported instead, each would count a receive, for nothing,
+///   every time the first one waits, and reach the dead letters untried; the handler keeps a
+///   thread's order itself (dispatch sends older queued messages first);
+/// - a handler error: paced by the queue's visibility timeout; on a FIFO queue the later
+///   records of its group are reported with it, unrun (never out of order);
 /// - a record that could not finish before `deadline` is not started, and comes back at once;
 /// - a body that is not a job is logged and dropped.
 pub async fn process_sqs<J, F, Fut>(
@@ -73,8 +76,16 @@ where
     use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
     use shared::ports::Disposition;
     use std::time::Duration;
-    // Per FIFO group that stopped: when its records should come back.
-    let mut stopped: std::collections::HashMap<String, Duration> = Default::default();
+    /// What became of a FIFO group's first record that did not finish.
+    #[derive(Clone, Copy)]
+    enum Stopped {
+        /// It waits this long, carrying the rest.
+        Carries(Duration),
+        /// It failed (or was not started): the rest come back with it, this much later.
+        Holds(Duration),
+    }
+    let fifo = spec.ordering == Ordering::Fifo;
+    let mut stopped: std::collections::BTreeMap<String, Stopped> = Default::default();
     let mut failures = Vec::new();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
@@ -82,38 +93,59 @@ where
         let group = record.attributes.get("MessageGroupId").cloned().unwrap_or_default();
         let receives = record.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1);
         let out_of_time = deadline.is_some_and(|d| std::time::Instant::now() + spec.per_record > d);
-        let later: Option<Duration> =
-            if let Some(after) = stopped.get(&group).filter(|_| spec.ordering == Ordering::Fifo) {
-                Some(*after)
-            } else if out_of_time {
-                Some(Duration::ZERO)
-            } else {
-                match record.body.as_deref().map(serde_json::from_str::<J>) {
-                    Some(Ok(job)) => match handle(job, receives).await {
-                        Ok(Disposition::Done) => None,
-                        Ok(Disposition::RetryAfter(after)) => Some(after),
+        let later: Option<Duration> = match stopped.get(&group).filter(|_| fifo) {
+            Some(Stopped::Carries(after)) => {
+                let body = record.body.as_deref().unwrap_or_default();
+                let charged = shared::plant::active(shared::plant::Bug::FollowersCharged);
+                match charged {
+                    false => match queue.send_again(spec.kind, body).await {
+                        Ok(()) => continue,
                         Err(e) => {
-                            tracing::error!(message_id = %id, error.message = %Report(&e), "queue record failed");
-                            // The queue's own visibility timeout paces a failure.
-                            Some(Duration::MAX)
+                            tracing::warn!(message_id = %id, error.message = %Report(&e), "could not carry a record; it comes back with the one it waits behind");
+                            Some(*after)
                         }
                     },
-                    _ => {
-                        tracing::error!(message_id = %id, "queue record is not a job; dropped");
-                        None
-                    }
+                    true => Some(*after),
                 }
-            };
+            }
+            Some(Stopped::Holds(after)) => Some(*after),
+            None if out_of_time => Some(Duration::ZERO),
+            None => match record.body.as_deref().map(serde_json::from_str::<J>) {
+                Some(Ok(job)) => match handle(job, receives).await {
+                    Ok(Disposition::Done) => None,
+                    Ok(Disposition::RetryAfter(after)) => {
+                        if queue.delay(spec.kind, &receipt, after).await.is_err() {
+                            tracing::warn!(message_id = %id, "could not set when the record comes back");
+                        }
+                        stopped.entry(group).or_insert(Stopped::Carries(after));
+                        failures.push(failure(id));
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::error!(message_id = %id, error.message = %Report(&e), "queue record failed");
+                        // The queue's own visibility timeout paces a failure.
+                        Some(Duration::MAX)
+                    }
+                },
+                _ => {
+                    tracing::error!(message_id = %id, "queue record is not a job; dropped");
+                    None
+                }
+            },
+        };
         let Some(after) = later else { continue };
         if after != Duration::MAX {
             if let Err(e) = queue.delay(spec.kind, &receipt, after).await {
                 tracing::warn!(message_id = %id, error.message = %Report(&e), "could not set when the record comes back");
             }
         }
-        stopped.entry(group).or_insert(after);
+        stopped.entry(group).or_insert(Stopped::Holds(after));
+        failures.push(failure(id));
+    }
+    fn failure(id: String) -> BatchItemFailure {
         let mut f = BatchItemFailure::default();
         f.item_identifier = id;
-        failures.push(f);
+        f
     }
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failures;

@@ -17,10 +17,12 @@ fn event(name: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// Remembers what was posted; connections named `gone-*` are gone.
+/// Remembers what was posted; connections named `gone-*` are gone, `down-*` always fail, and
+/// `flaky-*` fail their first post.
 #[derive(Default)]
 struct Recorder {
     posted: Mutex<Vec<(String, Value)>>,
+    failed_once: Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -28,6 +30,16 @@ impl Push for Recorder {
     async fn post(&self, connection_id: &str, payload: &[u8]) -> Result<(), PushError> {
         if connection_id.starts_with("gone-") {
             return Err(PushError::Gone);
+        }
+        if connection_id.starts_with("down-") {
+            return Err(PushError::Failed("management API unavailable".into()));
+        }
+        if connection_id.starts_with("flaky-") {
+            let mut failed = self.failed_once.lock().unwrap();
+            if !failed.iter().any(|c| c == connection_id) {
+                failed.push(connection_id.to_string());
+                return Err(PushError::Failed("throttled".into()));
+            }
         }
         self.posted.lock().unwrap().push((connection_id.to_string(), serde_json::from_slice(payload).unwrap()));
         Ok(())
@@ -168,6 +180,30 @@ async fn the_stream_reaches_the_participants_connections_and_prunes_gone_ones() 
         })
         .collect();
     assert_eq!(ids, vec!["phone-1"], "the gone connection was pruned");
+}
+
+/// Issue 26, path 7: a post that fails is tried again, and an event a connection still did not
+/// get brings the stream record back (Lambda retries it) instead of being dropped.
+#[tokio::test]
+async fn path7_a_failed_post_is_tried_again_and_then_the_record_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (live, push) = live(&dir).await;
+    let cmd = conversations::StartConversation { phone: Phone::parse("+447700900123").unwrap(), name: None };
+    let conv = conversations::start(&live.ports, &alex(), cmd).await.unwrap();
+    let now = live.ports.clock.now();
+    shared::live::socket::connect(&live.ports, &alex(), "flaky-phone", now).await.unwrap();
+    let notice = live.ports.store.messages(&conv.id, None, 10, true).await.unwrap().pop().unwrap().item;
+    let answer = live::handle(&live, stream_of(&notice)).await.unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}), "the second try got through");
+    assert_eq!(push.posted.lock().unwrap().len(), 1);
+
+    shared::live::socket::connect(&live.ports, &alex(), "down-laptop", now).await.unwrap();
+    let answer = live::handle(&live, stream_of(&notice)).await.unwrap();
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": [{"itemIdentifier": "4421584500000000017450439091"}]}),
+        "the record comes back for the connection that did not get it"
+    );
 }
 
 #[tokio::test]

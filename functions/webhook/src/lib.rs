@@ -15,7 +15,7 @@ use shared::http::{ApiError, AppState, MAX_WEBHOOK_BODY};
 use shared::meta::signature;
 use shared::meta::webhook::{self, WebhookEvent};
 use shared::ports::ReceiptsJob;
-use shared::usecases::{inbound, receipts, UseCaseError};
+use shared::usecases::{inbound, receipts, Ports, UseCaseError};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -69,7 +69,7 @@ async fn receive(
         ApiError::InvalidJson(e.to_string())
     })?;
     for event in events {
-        apply(&state, event).await.map_err(ApiError::from)?;
+        apply_event(&state.ports, event).await.map_err(ApiError::from)?;
     }
     shared::metrics::record_millis("WebhookLatency", started.elapsed().as_secs_f64() * 1000.0);
     Ok(StatusCode::OK)
@@ -77,8 +77,7 @@ async fn receive(
 
 /// One event of a delivery. An error here answers 5xx so that Meta delivers again; everything
 /// already applied is deduplicated on that redelivery.
-async fn apply(state: &AppState, event: WebhookEvent) -> Result<(), UseCaseError> {
-    let ports = &state.ports;
+pub async fn apply_event(ports: &Ports, event: WebhookEvent) -> Result<(), UseCaseError> {
     match event {
         WebhookEvent::Inbound(m) => {
             inbound::apply_inbound(ports, &m).await?;

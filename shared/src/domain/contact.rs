@@ -41,6 +41,14 @@ pub struct Contact {
     /// so several employees starting threads cannot spam them.
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub optin_sent_at: Option<Time>,
+    /// Meta's time of the contact's last answer (yes or STOP): an answer written before it, and
+    /// delivered after it (webhooks come out of order), changes nothing.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub answered_at: Option<Time>,
+    /// When an opt-in template last left for Meta (dispatch's own record): at most one a day
+    /// reaches the contact, however late a request planned earlier is sent.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub optin_dispatched_at: Option<Time>,
     /// The window end the participants were last reminded of (`window_closing`, once a window).
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub reminded_until: Option<Time>,
@@ -122,6 +130,8 @@ impl Contact {
             resume_requested: false,
             window_timer_at: None,
             optin_sent_at: None,
+            optin_dispatched_at: None,
+            answered_at: None,
             reminded_until: None,
         }
     }
@@ -159,7 +169,15 @@ impl Contact {
     /// Applies one inbound message sent at `sent_at` (Meta's timestamp).
     pub fn inbound(&mut self, intent: InboundIntent, sent_at: Time, now: Time) -> InboundOutcome {
         let mut out = InboundOutcome::default();
+        let answer = matches!(intent, InboundIntent::Accept | InboundIntent::Reject);
+        if answer && self.answered_at.is_some_and(|at| sent_at < at) {
+            // Overtaken by a later answer: the contact's last word stands.
+        } else if answer {
+            self.answered_at = Some(sent_at);
+        }
+        let stale = answer && self.answered_at != Some(sent_at);
         match intent {
+            _ if stale => {}
             InboundIntent::Accept if self.consent != ConsentState::OptedIn => {
                 self.consent = ConsentState::OptedIn;
                 self.consent_at = Some(now);
@@ -310,6 +328,21 @@ mod tests {
         let out = c.inbound(InboundIntent::Message, t0 + Duration::hours(31), t0 + Duration::hours(31));
         assert!(out.release_held);
         assert!(!out.reopened, "no pause or resume request to announce");
+    }
+
+    #[test]
+    fn an_answer_delivered_after_a_later_one_changes_nothing() {
+        // "yes" at T0, then STOP a minute later; Meta delivers the STOP first.
+        let mut c = Contact::new("1".into(), None, None);
+        c.optin_requested(T0);
+        let out = c.inbound(InboundIntent::Reject, T0 + Duration::minutes(1), T0 + Duration::minutes(2));
+        assert_eq!(out.consent_changed, Some(ConsentState::OptedOut));
+        let out = c.inbound(InboundIntent::Accept, T0, T0 + Duration::minutes(3));
+        assert_eq!(out.consent_changed, None, "the STOP was the contact's last word");
+        assert_eq!(c.consent, ConsentState::OptedOut);
+        // A yes written after the STOP opts them back in.
+        let out = c.inbound(InboundIntent::Accept, T0 + Duration::minutes(5), T0 + Duration::minutes(5));
+        assert_eq!(out.consent_changed, Some(ConsentState::OptedIn));
     }
 
     #[test]

@@ -67,6 +67,16 @@ pub enum OptinFailure {
     Close,
 }
 
+/// What an opt-in retry timer does when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptinRetry {
+    Now,
+    /// The contact was asked less than a day ago: not before then.
+    At(Time),
+    /// Answered, closed, or retried already.
+    No,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conversation {
     pub id: ConversationId,
@@ -188,9 +198,18 @@ impl Conversation {
         }
     }
 
-    /// The retry timer fired: retry only if still failing, not answered and not closed.
-    pub fn optin_retry_due(&self, contact: &Contact) -> bool {
-        !self.closed && self.optin.failures == 1 && contact.consent == ConsentState::Requested
+    /// The retry timer fired: retry only if this thread's request failed once and no retry went
+    /// out since, the contact has not answered, the thread is open, and the contact was not
+    /// asked (from any thread) in the last day; then, when they may be.
+    pub fn optin_retry_due(&self, contact: &Contact, now: Time) -> OptinRetry {
+        let failing = !self.closed && self.optin.failures == 1 && self.optin.message_id.is_none();
+        if !failing || contact.consent != ConsentState::Requested {
+            return OptinRetry::No;
+        }
+        match contact.optin_sent_at {
+            Some(at) if now < at + OPTIN_RESEND_AFTER => OptinRetry::At(at + OPTIN_RESEND_AFTER),
+            _ => OptinRetry::Now,
+        }
     }
 
     pub fn participant(&self, user_id: &UserId) -> Option<&Participant> {

@@ -404,12 +404,26 @@ pub struct Message {
     /// Meta's id of the current attempt (outbound) or of the message (inbound).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wamid: Option<String>,
-    /// Graph API attempts so far (for bounded retries).
+    /// Graph API attempts so far (for bounded retries; rate limits do not count).
     pub attempts: u32,
+    /// Times Meta's rate limits made it wait (its backoff grows with them; it never fails for them).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub waits: u32,
+    /// Not to be sent before this (a rate limit's backoff).
+    #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Time>,
+    /// The dispatch attempt holding the claim (with `lease_until`): a claim whose own write was
+    /// submitted twice is still recognised as its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
     /// Bumped each time the message is queued again, so queue dedupe ids stay unique.
     pub generation: u32,
     #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
     pub lease_until: Option<Time>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// What a status webhook did to a message.
@@ -441,6 +455,9 @@ impl Message {
             client_id: None,
             wamid: None,
             attempts: 0,
+            waits: 0,
+            not_before: None,
+            claim: None,
             generation: 0,
             lease_until: None,
         }
@@ -458,6 +475,7 @@ impl Message {
         }
         let target = status.as_status();
         let advances = match (self.status.rank(), target.rank()) {
+            (Some(cur), Some(new)) if crate::plant::active(crate::plant::Bug::StatusMovesBack) => new != cur,
             (Some(cur), Some(new)) => new > cur,
             // Failed overrides only what is not yet delivered.
             (Some(cur), None) => cur < MessageStatus::Delivered.rank().unwrap_or(0),

@@ -25,14 +25,20 @@ pub enum FailureReason {
     DeliveryUnknown,
     /// Held longer than `CONNECTOR_HELD_TTL`: never sent.
     HeldExpired,
+    /// The contact opted out before it left: never sent.
+    OptedOut,
     Unknown,
 }
 
 /// What to do with an error from the Graph API or a `failed` status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
-    /// Transient: back off and retry (bounded). `pair_rate` asks for Meta's 4^X s schedule.
-    Retry { pair_rate: bool },
+    /// Meta's rate limits (131056 pair rate, 130429 throughput, 131048 spam rate, 4 and 80007
+    /// call rates, a bare 429): wait and send again, in order, however long it takes; the
+    /// message never fails for them. `pair_rate` asks for Meta's 4^X s schedule.
+    RateLimited { pair_rate: bool },
+    /// Transient: back off and retry (bounded by the attempts).
+    Retry,
     /// The 24-hour window is closed (131047, legacy 470): hold the message and ask to resume.
     Reengage,
     /// Permanent for this message.
@@ -46,14 +52,16 @@ pub fn classify(code: Option<i64>, http_status: Option<u16>) -> ErrorClass {
     use FailureReason::*;
     let Some(code) = code else {
         return match http_status {
-            None | Some(429) | Some(500..=599) | Some(408) => ErrorClass::Retry { pair_rate: false },
+            Some(429) => ErrorClass::RateLimited { pair_rate: false },
+            None | Some(500..=599) | Some(408) => ErrorClass::Retry,
             _ => ErrorClass::Permanent(Unknown),
         };
     };
     match code {
         131047 | 470 => ErrorClass::Reengage,
-        131056 => ErrorClass::Retry { pair_rate: true },
-        130429 | 131000 | 131016 | 133004 | 2 | 131057 | 4 | 80007 | 1 => ErrorClass::Retry { pair_rate: false },
+        131056 => ErrorClass::RateLimited { pair_rate: true },
+        130429 | 131048 | 4 | 80007 => ErrorClass::RateLimited { pair_rate: false },
+        131000 | 131016 | 133004 | 2 | 131057 | 1 => ErrorClass::Retry,
         131026 => ErrorClass::Permanent(Undeliverable),
         131049 => ErrorClass::Permanent(MarketingLimit),
         131050 => ErrorClass::Permanent(MarketingOptOut),
@@ -61,7 +69,6 @@ pub fn classify(code: Option<i64>, http_status: Option<u16>) -> ErrorClass {
         132001 | 132015 | 132016 | 132005 | 132007 => ErrorClass::Permanent(Template),
         131052 | 131053 => ErrorClass::Permanent(Media),
         190 => ErrorClass::Permanent(TokenExpired),
-        131048 => ErrorClass::Permanent(SpamLimit),
         130403 => ErrorClass::Permanent(BlockedByBusiness),
         130472 => ErrorClass::Permanent(Experiment),
         131062 => ErrorClass::Permanent(RecipientIdUnsupported),
@@ -88,11 +95,13 @@ mod tests {
     }
 
     #[test]
-    fn transient_codes_retry_and_window_codes_reengage() {
-        assert_eq!(classify(Some(130429), Some(400)), ErrorClass::Retry { pair_rate: false });
-        assert_eq!(classify(Some(131056), Some(400)), ErrorClass::Retry { pair_rate: true });
-        assert_eq!(classify(None, Some(503)), ErrorClass::Retry { pair_rate: false });
-        assert_eq!(classify(None, None), ErrorClass::Retry { pair_rate: false });
+    fn rate_limits_wait_transient_codes_retry_and_window_codes_reengage() {
+        assert_eq!(classify(Some(130429), Some(400)), ErrorClass::RateLimited { pair_rate: false });
+        assert_eq!(classify(Some(131056), Some(400)), ErrorClass::RateLimited { pair_rate: true });
+        assert_eq!(classify(Some(131048), Some(400)), ErrorClass::RateLimited { pair_rate: false });
+        assert_eq!(classify(None, Some(429)), ErrorClass::RateLimited { pair_rate: false });
+        assert_eq!(classify(None, Some(503)), ErrorClass::Retry);
+        assert_eq!(classify(None, None), ErrorClass::Retry);
         assert_eq!(classify(Some(131047), Some(400)), ErrorClass::Reengage);
         assert_eq!(classify(None, Some(400)), ErrorClass::Permanent(FailureReason::Unknown));
     }

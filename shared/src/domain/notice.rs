@@ -627,6 +627,13 @@ pub fn failure_text(reason: FailureReason, lang: Lang) -> &'static str {
             "sie hat zu lange auf die Zustimmung oder Antwort des Kontakts gewartet und wurde nicht gesendet. Senden Sie sie erneut, falls sie noch wichtig ist.",
             "esperou demasiado pelo consentimento ou resposta do contacto e não foi enviada. Envie-a novamente se ainda for relevante.",
         ],
+        OptedOut => &[
+            "the contact opted out of WhatsApp messages before it could be sent, so it was not sent.",
+            "el contacto dejó de aceptar mensajes de WhatsApp antes de que pudiera enviarse, así que no se envió.",
+            "le contact s'est désabonné des messages WhatsApp avant son envoi : il n'a pas été envoyé.",
+            "der Kontakt hat WhatsApp-Nachrichten abbestellt, bevor sie gesendet werden konnte; sie wurde nicht gesendet.",
+            "o contacto deixou de aceitar mensagens do WhatsApp antes de poder ser enviada, por isso não foi enviada.",
+        ],
         Unknown => &[
             "WhatsApp refused the message. Send it again, and tell your administrator if it keeps failing.",
             "WhatsApp rechazó el mensaje. Vuelva a enviarlo y avise a su administrador si sigue fallando.",

@@ -8,7 +8,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::error::Report;
 use crate::ports::{Cond, Item, Key, Push, PushError, Write};
-use crate::usecases::{Caller, Ports, Result};
+use crate::usecases::{Caller, Ports, Result, UseCaseError};
 
 use super::render::events_for;
 use super::{audience, changes_of, Change};
@@ -76,6 +76,8 @@ pub fn changes_of_record(record: &Value) -> Vec<Change> {
 pub struct FanOut {
     pub posted: usize,
     pub pruned: usize,
+    /// Connections an event could not reach after its tries (the record is then retried).
+    pub failed: usize,
 }
 
 /// Sends each change's events to the connections of everyone who may see them. `id` names
@@ -123,7 +125,7 @@ pub async fn fan_out(ports: &Ports, push: &dyn Push, id: &str, change: &Change) 
             .collect();
         for connection_id in connections {
             for p in &payloads {
-                match push.post(connection_id, p).await {
+                match post(push, connection_id, p).await {
                     Ok(()) => done.posted += 1,
                     Err(PushError::Gone) => {
                         disconnect(ports, connection_id).await?;
@@ -132,11 +134,32 @@ pub async fn fan_out(ports: &Ports, push: &dyn Push, id: &str, change: &Change) 
                     }
                     Err(e @ PushError::Failed(_)) => {
                         tracing::warn!(connection_id = %connection_id, error = %Report(&e), "live: post failed");
+                        done.failed += 1;
                         break;
                     }
                 }
             }
         }
     }
+    // An event a connection did not get comes again: the stream record is retried (the events
+    // carry their ids, so a client that got them already skips them).
+    if done.failed > 0 {
+        return Err(UseCaseError::Upstream(format!("{} live posts failed", done.failed)));
+    }
     Ok(done)
+}
+
+/// Posts one event, trying again twice, a little later each time, while it fails for a
+/// reason other than the connection being gone.
+async fn post(push: &dyn Push, connection_id: &str, payload: &[u8]) -> Result<(), PushError> {
+    let mut tries = 0;
+    loop {
+        match push.post(connection_id, payload).await {
+            Err(PushError::Failed(_)) if tries < 2 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50 << (2 * tries))).await;
+            }
+            other => return other,
+        }
+    }
 }

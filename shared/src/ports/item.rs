@@ -28,6 +28,11 @@ impl Key {
     pub fn held(conv: &ConversationId, msg: &MessageId) -> Key {
         Key { pk: format!("CONV#{conv}"), sk: format!("HELD#{msg}") }
     }
+    /// A thread's message on its way to Meta (queued, or claimed and not yet settled), in the
+    /// thread's outgoing queue, which dispatch sends in order.
+    pub fn queued(conv: &ConversationId, msg: &MessageId) -> Key {
+        Key { pk: format!("CONV#{conv}"), sk: format!("QUEUED#{msg}") }
+    }
     pub fn client_id(conv: &ConversationId, user: &UserId, client_id: &str) -> Key {
         Key { pk: format!("CONV#{conv}"), sk: format!("CLIENT#{user}#{client_id}") }
     }
@@ -180,6 +185,13 @@ pub enum Item {
         conversation_id: ConversationId,
         message_id: MessageId,
     },
+    /// A message on its way to Meta, in its thread's outgoing queue: written with the job that
+    /// queues it, gone once dispatch settled it (accepted, failed, held again, or waiting for a
+    /// status after a lost answer).
+    Queued {
+        conversation_id: ConversationId,
+        message_id: MessageId,
+    },
     /// A `client_id` already used by this user in this conversation.
     ClientId {
         conversation_id: ConversationId,
@@ -276,6 +288,7 @@ impl Item {
             Item::Conversation(c) => Key::conversation(&c.id),
             Item::Message(m) => Key::message(&m.conversation_id, &m.id),
             Item::Held { conversation_id, message_id } => Key::held(conversation_id, message_id),
+            Item::Queued { conversation_id, message_id } => Key::queued(conversation_id, message_id),
             Item::ClientId { conversation_id, user_id, client_id, .. } => {
                 Key::client_id(conversation_id, user_id, client_id)
             }

@@ -64,6 +64,16 @@ pub enum Write {
     },
 }
 
+impl Write {
+    /// The item it writes or checks.
+    pub fn key(&self) -> Key {
+        match self {
+            Write::Put { item, .. } => item.key(),
+            Write::Delete { key, .. } | Write::Check { key, .. } => key.clone(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Write number `index` of the transaction failed its condition; nothing was written.
@@ -79,10 +89,10 @@ pub enum StoreError {
     /// token) tells which, without writing twice; planning again could.
     #[error("the transaction's outcome is unknown")]
     Unknown(#[source] Cause),
-    /// Over DynamoDB's limits (100 writes, 4 MB in all, 400 KB an item): nothing was written,
-    /// and trying again cannot help.
-    #[error("the transaction is too large: {0}")]
-    TooLarge(String),
+    /// Refused as DynamoDB refuses it: over its limits (100 writes, 4 MB in all, 400 KB an
+    /// item), or two writes of one item. Nothing was written, and trying again cannot help.
+    #[error("the transaction is refused: {0}")]
+    Invalid(String),
     #[error("stored item is corrupt")]
     Corrupt(#[source] Cause),
     /// Nothing was written (or, for a read, nothing was read).
@@ -125,7 +135,7 @@ impl Transaction {
     pub fn check_count(&self) -> Result<(), StoreError> {
         match self.writes.len() {
             n if n > MAX_TRANSACTION_WRITES => {
-                Err(StoreError::TooLarge(format!("{n} writes, over the {MAX_TRANSACTION_WRITES} a transaction takes")))
+                Err(StoreError::Invalid(format!("{n} writes, over the {MAX_TRANSACTION_WRITES} a transaction takes")))
             }
             _ => Ok(()),
         }
@@ -137,12 +147,12 @@ pub fn check_sizes(sizes: impl IntoIterator<Item = usize>) -> Result<(), StoreEr
     let mut total = 0;
     for size in sizes {
         if size > MAX_ITEM_BYTES {
-            return Err(StoreError::TooLarge(format!("an item of {size} bytes, over {MAX_ITEM_BYTES}")));
+            return Err(StoreError::Invalid(format!("an item of {size} bytes, over {MAX_ITEM_BYTES}")));
         }
         total += size;
     }
     if total > MAX_TRANSACTION_BYTES {
-        return Err(StoreError::TooLarge(format!(
+        return Err(StoreError::Invalid(format!(
             "{total} bytes, over the {MAX_TRANSACTION_BYTES} a transaction takes"
         )));
     }
@@ -198,6 +208,15 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<Versioned<Item>>, StoreError> {
         let after = after.map(|a| Key::message(conversation_id, a).sk);
         self.query(&Key::conversation(conversation_id).pk, "MSG#", after.as_deref(), limit, ascending).await
+    }
+
+    /// A thread's outgoing queue: its messages on their way to Meta, oldest first.
+    async fn queued(&self, conversation_id: &ConversationId, limit: usize) -> Result<Vec<MessageId>, StoreError> {
+        let found = self.query(&Key::conversation(conversation_id).pk, "QUEUED#", None, limit, true).await?;
+        Ok(picked(found, |item| match item {
+            Item::Queued { message_id, .. } => Some(message_id),
+            _ => None,
+        }))
     }
 
     /// A thread's held markers, oldest first.
@@ -293,11 +312,17 @@ pub struct OutboundJob {
     pub conversation_id: ConversationId,
     pub message_id: MessageId,
     pub generation: u32,
+    /// Times a waiting record carried it and sent it again (its deduplication id changes).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub carried: u32,
 }
 
 impl OutboundJob {
     pub fn dedupe_id(&self) -> String {
-        format!("{}-{}", self.message_id, self.generation)
+        match self.carried {
+            0 => format!("{}-{}", self.message_id, self.generation),
+            n => format!("{}-{}-{n}", self.message_id, self.generation),
+        }
     }
 }
 
@@ -326,6 +351,19 @@ pub trait Queue: Send + Sync {
     async fn send_outbound(&self, job: OutboundJob) -> Result<(), QueueError>;
     /// Onto the receipts queue: a status, or a contact's picture to fetch.
     async fn send_receipt(&self, job: ReceiptsJob) -> Result<(), QueueError>;
+    /// Sends a received record's job (`body`) again, as a new message behind the rest of its
+    /// group: a FIFO follower that a waiting record carries (its receive count starts over).
+    async fn send_again(&self, kind: QueueKind, body: &str) -> Result<(), QueueError> {
+        let unreadable = |e: serde_json::Error| QueueError(Box::new(e));
+        match kind {
+            QueueKind::Outbound => {
+                let mut job: OutboundJob = serde_json::from_str(body).map_err(unreadable)?;
+                job.carried += 1;
+                self.send_outbound(job).await
+            }
+            QueueKind::Receipts => self.send_receipt(serde_json::from_str(body).map_err(unreadable)?).await,
+        }
+    }
     /// Makes a received message (`receipt`: its receipt handle) visible again after `after`
     /// (SQS `ChangeMessageVisibility`), so a retry waits as long as asked rather than the
     /// queue's fixed visibility timeout. Queues that pace redelivery themselves ignore it.
@@ -560,6 +598,24 @@ pub enum Effect {
 }
 
 impl Effect {
+    /// The same notice in each of these threads: one entry each, so that a thread that cannot
+    /// take it now holds back no other.
+    pub fn notices(
+        conversation_ids: Vec<ConversationId>,
+        notice: crate::domain::notice::Notice,
+        archive: Option<crate::archive::ArchiveEvent>,
+    ) -> Vec<Effect> {
+        conversation_ids
+            .into_iter()
+            .map(|id| Effect::Notice { conversation_ids: vec![id], notice: notice.clone(), archive: archive.clone() })
+            .collect()
+    }
+
+    /// The held messages of each of these threads released: one entry each.
+    pub fn releases(conversation_ids: Vec<ConversationId>) -> Vec<Effect> {
+        conversation_ids.into_iter().map(|id| Effect::ReleaseHeld { conversation_ids: vec![id] }).collect()
+    }
+
     /// What its order matters against: a thread's effects are published in commit order.
     pub fn order_key(&self) -> Option<&str> {
         match self {

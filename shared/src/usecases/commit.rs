@@ -132,10 +132,22 @@ pub async fn commit(ports: &Ports, plan: Plan) -> Result<Vec<OutboxEntry>, Commi
             Write::Put { item: Item::Message(m), cond: Cond::NotExists } => Some(message_event(m)),
             _ => None,
         })
+        .filter(|e| {
+            let skip = e.message_id.as_ref().is_some_and(|id| id.as_str().ends_with(['0', '1']));
+            !(skip && crate::plant::active(crate::plant::Bug::SkipArchiveRecord))
+        })
         .collect();
     events.extend(archive);
     if !events.is_empty() {
         archive_writes(ports, &mut writes, events).await.map_err(CommitError::Store)?;
+    }
+    // A message queued for dispatch joins its thread's outgoing queue in the same commit.
+    for e in &effects {
+        if let Effect::Outbound(job) = e {
+            let marker =
+                Item::Queued { conversation_id: job.conversation_id.clone(), message_id: job.message_id.clone() };
+            writes.push(Write::Put { item: marker, cond: Cond::Always });
+        }
     }
     let now = ports.clock.now();
     let entries: Vec<OutboxEntry> =
@@ -149,8 +161,14 @@ pub async fn commit(ports: &Ports, plan: Plan) -> Result<Vec<OutboxEntry>, Commi
         }
         Err(StoreError::Conflict { index }) => match guard_at(index) {
             Some(g) => Err(CommitError::Guard(g)),
+            None if crate::plant::active(crate::plant::Bug::ConflictIsDuplicate) && !guards.is_empty() => {
+                Err(CommitError::Guard(guards[0].1))
+            }
             None => Err(CommitError::Stale),
         },
+        Err(StoreError::Busy) if crate::plant::active(crate::plant::Bug::ConflictIsDuplicate) && !guards.is_empty() => {
+            Err(CommitError::Guard(guards[0].1))
+        }
         Err(StoreError::Busy) => Err(CommitError::Stale),
         Err(e) => Err(CommitError::Store(e)),
     }
@@ -158,19 +176,25 @@ pub async fn commit(ports: &Ports, plan: Plan) -> Result<Vec<OutboxEntry>, Commi
 
 /// Submits `tx`, and submits it again while its outcome is unknown: the store answers a
 /// resubmission of a transaction that committed with `Ok`, so the answer is the first one that
-/// is not `Unknown` (a conflict then means it did not commit).
+/// is neither `Unknown` nor, once it was unknown, `Busy` (a throttled resubmission says nothing
+/// of the first submission); a conflict then means it did not commit.
 async fn submit(ports: &Ports, tx: &Transaction) -> Result<(), StoreError> {
-    let mut n = 0;
-    loop {
+    let mut unknown = false;
+    for n in 0..MAX_SUBMISSIONS {
         match ports.store.submit(tx).await {
-            Err(StoreError::Unknown(e)) if n + 1 < MAX_SUBMISSIONS => {
-                tracing::warn!(token = %tx.token, error.message = %crate::error::Report(&*e), "transaction outcome unknown; submitting it again");
-                backoff(n).await;
-                n += 1;
+            Err(StoreError::Unknown(_)) if crate::plant::active(crate::plant::Bug::ReplanUnknown) => {
+                return Err(StoreError::Busy)
             }
+            Err(StoreError::Unknown(e)) => {
+                tracing::warn!(token = %tx.token, error.message = %crate::error::Report(&*e), "transaction outcome unknown; submitting it again");
+                unknown = true;
+            }
+            Err(StoreError::Busy) if unknown => {}
             other => return other,
         }
+        backoff(n).await;
     }
+    Err(StoreError::Unknown("still unknown after every resubmission".into()))
 }
 
 /// The records of `events` linked onto their threads' chains, and each thread's head moved to

@@ -33,7 +33,10 @@ fn ask_consent(
     plan: &mut Plan,
     now: time::OffsetDateTime,
 ) -> bool {
-    if !contact.optin_due(now) {
+    let unanswered =
+        matches!(contact.consent, crate::domain::ConsentState::Unknown | crate::domain::ConsentState::Requested);
+    let due = contact.optin_due(now) || (unanswered && crate::plant::active(crate::plant::Bug::OptinEveryThread));
+    if !due {
         return false;
     }
     let optin = system_template(conv, SystemPurpose::OptinRequest, &ports.settings, now);

@@ -1,16 +1,24 @@
-//! The outbound queue's consumer: claim the message (`queued → sending`), call the Graph API,
-//! record the wamid, or hand the failure to `outcomes`.
+//! The outbound queue's consumer. A thread's queued messages go out in id (= commit) order: a
+//! job first sends those older than its own that are still queued (their queue messages may
+//! come after it), then its own. Each is claimed (`queued → sending`) and re-checked at that
+//! moment: a contact who opted out since gets nothing, a window that closed holds free text
+//! again, older held messages keep their place, an opt-in request waits a day after the last
+//! one. Then the Graph API call, the wamid, or the failure handed to `outcomes`. A rate limit
+//! makes the message wait (`RetryAfter`), and every later one with it: the queue runner applies
+//! the wait to this record, and sends its group's later records again behind it.
 
 use time::Duration;
 
-use crate::domain::{Body, Contact, Conversation, Message, MessageStatus};
+use crate::domain::message::SystemPurpose;
+use crate::domain::{Body, ConsentState, Contact, Conversation, Message, MessageKind, MessageStatus};
 use crate::meta::graph::{OutboundBody, OutboundRequest, Recipient};
-use crate::ports::{Disposition, Effect, Item, Key, OutboundJob, Timer, Versioned, Write};
+use crate::plant::{self, Bug};
+use crate::ports::{Cond, Disposition, Effect, Item, Key, OutboundJob, Timer, Versioned, Write};
 
 use super::commit::{execute, Decision, Plan};
-use super::outcomes::{plan_failure, plan_given_up, Failure, FailurePlan, GivenUp};
-use super::{dispatch_effects, load, load_contact, put_versioned, Ports, Result, UseCaseError};
-use crate::domain::ids::{ConversationId, MessageId};
+use super::outcomes::{plan_failure, plan_given_up, plan_hold_again, Failure, FailurePlan, GivenUp};
+use super::{dispatch_effects, load, load_contact, put_versioned, Ports, Result, Settings, UseCaseError};
+use crate::domain::ids::{new_ulid, ConversationId, MessageId};
 
 /// How long a claim holds; a claim older than this lapsed (the process died mid-call).
 const LEASE: Duration = Duration::seconds(60);
@@ -18,66 +26,50 @@ const LEASE: Duration = Duration::seconds(60);
 /// How long a send whose answer was lost waits for a status webhook before it fails.
 pub const DELIVERY_DEADLINE: Duration = Duration::minutes(15);
 
-/// Dispatch first sends the thread's older messages still queued: requests committed in one
-/// order can reach the queue in the other (their publishes race), and the older goes first.
-/// It looks back in pages of `LOOK_BACK` messages, and on while a whole page is of this
-/// message's burst (made less than `OVERTAKE` before it), so a burst of any size keeps its
-/// order; at most `MAX_PAGES` pages.
-const LOOK_BACK: usize = 8;
-const OVERTAKE: Duration = Duration::seconds(5);
-const MAX_PAGES: usize = 16;
+/// Messages one job sends at most: its own and those queued before it in its thread.
+const MAX_IN_ONE_GO: usize = 64;
 
-pub async fn dispatch(ports: &Ports, job: &OutboundJob) -> Result<Disposition> {
-    for id in queued_before(ports, job).await? {
-        let d = dispatch_one(ports, &Key::message(&job.conversation_id, &id)).await?;
-        if d != Disposition::Done {
-            // The older one must wait: so must this one, behind it.
-            return Ok(d);
-        }
-    }
-    dispatch_one(ports, &Key::message(&job.conversation_id, &job.message_id)).await
+/// What dispatching one message came to.
+enum Step {
+    /// Sent, failed, held again, or not ours to send: on to the next.
+    Next,
+    /// It must wait this long, and everything after it with it.
+    Wait(std::time::Duration),
 }
 
-/// The thread's messages older than the job's that are still queued, oldest first.
-async fn queued_before(ports: &Ports, job: &OutboundJob) -> Result<Vec<MessageId>> {
-    // Message ids are ULIDs, made in commit order: their times say which made a burst.
-    let overtake = OVERTAKE.whole_milliseconds() as u64;
-    let burst_from = job.message_id.made_ms().map(|ms| ms.saturating_sub(overtake));
-    let mut waiting = Vec::new();
-    let mut before = job.message_id.clone();
-    for _ in 0..MAX_PAGES {
-        let page = ports.store.messages(&job.conversation_id, Some(&before), LOOK_BACK, false).await?;
-        let full = page.len() == LOOK_BACK;
-        let mut past_burst = burst_from.is_none();
-        for v in page {
-            if let Item::Message(m) = v.item {
-                past_burst |= m.id.made_ms().is_none_or(|ms| burst_from.is_some_and(|from| ms < from));
-                if m.status == MessageStatus::Queued {
-                    waiting.push(m.id.clone());
-                }
-                before = m.id;
+/// Sends the thread's outgoing queue in order (it holds every message on its way to Meta,
+/// oldest first), up to and including the job's own message: requests committed in one order
+/// can reach the queue in the other (their publishes race, one waits for the sweep, held
+/// messages are released together), and the older always goes first.
+pub async fn dispatch(ports: &Ports, job: &OutboundJob) -> Result<Disposition> {
+    let conv = &job.conversation_id;
+    let mut own_seen = false;
+    if !plant::active(Bug::NoLookBack) {
+        for _ in 0..MAX_IN_ONE_GO {
+            let next = ports.store.queued(conv, 1).await?.into_iter().next();
+            let Some(id) = next.filter(|id| *id <= job.message_id) else { break };
+            own_seen |= id == job.message_id;
+            if let Step::Wait(d) = dispatch_one(ports, &Key::message(conv, &id), true).await? {
+                return Ok(Disposition::RetryAfter(d));
             }
         }
-        if !full || past_burst {
-            break;
+    }
+    // Its own message, when the queue did not hold it (a job written before the queue was).
+    if !own_seen {
+        if let Step::Wait(d) = dispatch_one(ports, &Key::message(conv, &job.message_id), false).await? {
+            return Ok(Disposition::RetryAfter(d));
         }
     }
-    waiting.reverse();
-    Ok(waiting)
+    Ok(Disposition::Done)
 }
 
-async fn dispatch_one(ports: &Ports, key: &Key) -> Result<Disposition> {
-    let key = key.clone();
-    let (claimed, version) = match claim(ports, &key).await? {
-        Claim::Taken(claimed, version) => (claimed, version),
-        Claim::Held(for_) => return Ok(Disposition::RetryAfter(for_)),
-        Claim::NotOurs => return Ok(Disposition::Done),
+async fn dispatch_one(ports: &Ports, key: &Key, queued: bool) -> Result<Step> {
+    let token = new_ulid();
+    let (claimed, version, conv, contact) = match claim(ports, key, &token, queued).await? {
+        Claim::Taken { msg, version, conv, contact } => (*msg, version, conv, contact),
+        Claim::Wait(d) => return Ok(Step::Wait(d)),
+        Claim::NotOurs => return Ok(Step::Next),
     };
-    let claimed = *claimed;
-    let conv = load::<Conversation>(&*ports.store, &Key::conversation(&claimed.conversation_id))
-        .await?
-        .ok_or(UseCaseError::NotFound)?;
-    let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
     let mut meta_media = None;
     if let Some(id) = claimed.body.media_id() {
         match super::media::meta_id(ports, id).await? {
@@ -85,71 +77,217 @@ async fn dispatch_one(ports: &Ports, key: &Key) -> Result<Disposition> {
             Err(e) => {
                 tracing::warn!(message_id = %claimed.id, error = %e.message, "picture upload refused");
                 let failure = Failure { code: e.code, http_status: e.http_status, detail: e.message };
-                return apply_outcome(ports, &key, &failure, Outcome::Refused { in_queue: true }).await;
+                return refused(ports, key, &failure).await;
             }
         }
     }
-    let Some(req) = request_for(&claimed, &conv.item, &contact.item, meta_media) else {
+    let Some(req) = request_for(&claimed, &conv, &contact, meta_media) else {
         tracing::error!(message_id = %claimed.id, "message has nothing to send");
-        return Ok(Disposition::Done);
+        return Ok(Step::Next);
     };
     match ports.whatsapp.send(&req).await {
         Ok(wamid) => {
-            record_accepted(ports, &key, claimed, version, wamid).await?;
-            Ok(Disposition::Done)
+            record_accepted(ports, key, claimed, version, wamid).await?;
+            Ok(Step::Next)
         }
-        Err(e) if e.lost => {
+        Err(e) if e.lost && !plant::active(Bug::RetryLostAnswer) => {
             let started = claimed.lease_until.map_or(ports.clock.now(), |l| l - LEASE);
             settle_later(ports, &Versioned { item: claimed, version }, started).await?;
-            Ok(Disposition::Done)
+            Ok(Step::Next)
         }
         Err(e) => {
             tracing::warn!(message_id = %claimed.id, code = ?e.code, http_status = ?e.http_status, error = %e.message, "Graph API refused a send");
             let failure = Failure { code: e.code, http_status: e.http_status, detail: e.message };
-            apply_outcome(ports, &key, &failure, Outcome::Refused { in_queue: true }).await
+            refused(ports, key, &failure).await
         }
     }
 }
 
-/// What dispatch finds when it goes to take a message.
-enum Claim {
-    /// Ours to send, at this version.
-    Taken(Box<Message>, u64),
-    /// Not ours to send (already sent, held again, failed, gone, or settling).
-    NotOurs,
-    /// Another attempt holds it for this long: look again then (its holder may die).
-    Held(std::time::Duration),
+/// Meta refused the send at once: retry, wait, hold again, or fail, as `outcomes` decides.
+async fn refused(ports: &Ports, key: &Key, failure: &Failure) -> Result<Step> {
+    Ok(match apply_outcome(ports, key, failure, Outcome::Refused { in_queue: true }).await? {
+        Disposition::RetryAfter(d) => Step::Wait(d),
+        Disposition::Done => Step::Next,
+    })
 }
 
-/// Takes the message for this attempt. A claim that lapsed (the process died, or the answer
-/// never came, mid-call) is never retaken: the earlier attempt may have reached Meta, so the
-/// message waits for a status webhook or its delivery deadline instead.
-async fn claim(ports: &Ports, key: &Key) -> Result<Claim> {
+/// What dispatch finds when it goes to take a message.
+#[allow(clippy::large_enum_variant)] // one, moved once
+enum Claim {
+    /// Ours to send, at this version, to this thread's contact as read.
+    Taken { msg: Box<Message>, version: u64, conv: Conversation, contact: Contact },
+    /// Not ours to send (already sent, held again, failed, gone, or settling).
+    NotOurs,
+    /// Another attempt holds it, or a rate limit's backoff runs: look again after this long.
+    Wait(std::time::Duration),
+}
+
+/// What a claim decides from the message, its thread and its contact as they are now (pure).
+#[derive(Debug)]
+pub enum ClaimPlan {
+    /// Take it for this attempt: the message as claimed, and the contact if the claim moves it.
+    Take { msg: Box<Message>, contact: Option<Contact> },
+    /// Not to be sent: failed, or held again.
+    Settle(Box<FailurePlan>),
+    /// An opt-in request when another left less than a day ago: dropped, quietly.
+    Superseded(Box<Message>),
+}
+
+/// Re-checks a queued message at the moment it would go: a contact who opted out since gets
+/// nothing (but the confirmation of their opt-out); an employee's message held too long has
+/// expired; free text finds the window closed, or older messages of its thread held, and is
+/// held again in its place; an opt-in request waits a day after the last one that left.
+pub fn plan_claim(
+    msg: &Message,
+    conv: &Conversation,
+    contact: &Contact,
+    held_before: bool,
+    settings: &Settings,
+    now: time::OffsetDateTime,
+    token: &str,
+) -> ClaimPlan {
+    let employee = msg.system.is_none();
+    let opted_out = contact.consent == ConsentState::OptedOut
+        && msg.system != Some(SystemPurpose::OptOutConfirmation)
+        && !plant::active(Bug::NoConsentRecheck);
+    let given_up = |why, detail: &str| {
+        let failure = Failure { code: None, http_status: None, detail: detail.into() };
+        plan_given_up(conv, contact, msg, &failure, why, now).map(|p| ClaimPlan::Settle(Box::new(p)))
+    };
+    if opted_out {
+        if let Some(p) = given_up(GivenUp::OptedOut, "the contact opted out before it was sent") {
+            return p;
+        }
+    }
+    if employee && now >= msg.created_at + settings.held_ttl {
+        if let Some(p) = given_up(GivenUp::HeldExpired, "queued too long") {
+            return p;
+        }
+    }
+    let free_text = msg.body.kind() != MessageKind::Template;
+    let held_before = held_before && !plant::active(Bug::NewTextOvertakesHeld);
+    if employee && free_text && (held_before || !contact.window_open(now)) {
+        return ClaimPlan::Settle(Box::new(plan_hold_again(conv, contact, msg, settings, now)));
+    }
+    let mut k = None;
+    if msg.system == Some(SystemPurpose::OptinRequest) {
+        let recent = contact.optin_dispatched_at.is_some_and(|at| now < at + crate::domain::OPTIN_RESEND_AFTER);
+        let unchecked = plant::active(Bug::OptinEveryThread) || plant::active(Bug::OptinRetryUnchecked);
+        if recent && !unchecked {
+            let mut dropped = msg.clone();
+            dropped.status = MessageStatus::Failed;
+            dropped.status_at.failed.get_or_insert(now);
+            dropped.error = Some(crate::domain::message::MessageError {
+                code: "superseded".into(),
+                detail: "another opt-in request reached the contact less than a day ago".into(),
+                reason: None,
+            });
+            return ClaimPlan::Superseded(Box::new(dropped));
+        }
+        let mut c = contact.clone();
+        c.optin_dispatched_at = Some(now);
+        k = Some(c);
+    }
+    let mut next = msg.clone();
+    next.status = MessageStatus::Sending;
+    next.lease_until = Some(now + LEASE);
+    next.attempts += 1;
+    next.claim = Some(token.to_string());
+    ClaimPlan::Take { msg: Box::new(next), contact: k }
+}
+
+/// Takes the message for this attempt (`token`), after `plan_claim`'s re-checks, under the
+/// contact's version as read. A claim that lapsed (the process died, or the answer never came,
+/// mid-call) is never retaken: the earlier attempt may have reached Meta, so the message waits
+/// for a status webhook or its delivery deadline instead. `queued`: the thread's outgoing queue
+/// named it; a message in no state to be there leaves it.
+async fn claim(ports: &Ports, key: &Key, token: &str, queued: bool) -> Result<Claim> {
+    let not_ours = |conv: &ConversationId, id: &MessageId| {
+        let gone = Write::Delete { key: Key::queued(conv, id), cond: Cond::Always };
+        Ok(match queued {
+            true => Decision::Commit(Plan::of(vec![gone]), Claim::NotOurs),
+            false => Decision::Done(Claim::NotOurs),
+        })
+    };
     execute(ports, || async move {
         let now = ports.clock.now();
         let Some(m) = load::<Message>(&*ports.store, key).await? else {
             tracing::warn!(pk = %key.pk, sk = %key.sk, "queued message not found");
-            return Ok(Decision::Done(Claim::NotOurs));
+            let (conv, id) = (key.pk.trim_start_matches("CONV#"), key.sk.trim_start_matches("MSG#"));
+            return not_ours(&ConversationId::from(conv), &MessageId::from(id));
         };
+        let mine = m.item.claim.as_deref() == Some(token) && m.item.lease_until.is_some();
+        if m.item.status == MessageStatus::Sending && mine {
+            // This attempt's own claim, written by a submission whose answer was lost.
+            let (conv, contact) = thread_of(ports, &m.item).await?;
+            return Ok(Decision::Done(Claim::Taken {
+                msg: Box::new(m.item),
+                version: m.version,
+                conv: conv.item,
+                contact: contact.item,
+            }));
+        }
         if m.item.claim_lapsed(now) {
             let started = m.item.lease_until.map_or(now, |l| l - LEASE);
             settle_later(ports, &m, started).await?;
             return Ok(Decision::Done(Claim::NotOurs));
         }
         if let (MessageStatus::Sending, Some(lease)) = (m.item.status, m.item.lease_until) {
-            return Ok(Decision::Done(Claim::Held((lease - now).unsigned_abs())));
+            return Ok(Decision::Done(Claim::Wait((lease - now).unsigned_abs())));
         }
         if m.item.status != MessageStatus::Queued {
-            return Ok(Decision::Done(Claim::NotOurs));
+            return not_ours(&m.item.conversation_id, &m.item.id);
         }
-        let mut next = m.item.clone();
-        next.status = MessageStatus::Sending;
-        next.lease_until = Some(now + LEASE);
-        next.attempts += 1;
-        let plan = Plan::of(vec![put_versioned(Item::Message(next.clone()), Some(m.version))]);
-        Ok(Decision::Commit(plan, Claim::Taken(Box::new(next), m.version + 1)))
+        if let Some(at) = m.item.not_before.filter(|at| *at > now) {
+            return Ok(Decision::Done(Claim::Wait((at - now).unsigned_abs())));
+        }
+        let (conv, contact) = thread_of(ports, &m.item).await?;
+        let held_before = conv.item.pending_count > 0
+            && ports.store.held(&conv.item.id, 1).await?.first().is_some_and(|h| {
+                matches!(&h.item, Item::Held { message_id, .. } if *message_id < m.item.id)
+            });
+        let plan = plan_claim(&m.item, &conv.item, &contact.item, held_before, &ports.settings, now, token);
+        let (plan, claimed) = match plan {
+            ClaimPlan::Take { msg, contact: moved } => {
+                let mut writes = vec![put_versioned(Item::Message((*msg).clone()), Some(m.version))];
+                let mut contact_now = contact.item.clone();
+                writes.push(match moved {
+                    Some(k) => {
+                        contact_now = k.clone();
+                        put_versioned(Item::Contact(k), Some(contact.version))
+                    }
+                    // Sent on consent and a window as read: a STOP meanwhile means deciding again.
+                    None => Write::Check { key: Key::contact(&contact.item.key), cond: Cond::Version(contact.version) },
+                });
+                let taken = Claim::Taken { msg, version: m.version + 1, conv: conv.item.clone(), contact: contact_now };
+                (Plan::of(writes), taken)
+            }
+            ClaimPlan::Settle(failure) => {
+                tracing::info!(message_id = %m.item.id, status = ?failure.msg.status, "re-checked at dispatch: not sent");
+                (failure_commit(&conv, &contact, &m, &failure), Claim::NotOurs)
+            }
+            ClaimPlan::Superseded(msg) => {
+                let out_of_queue = Write::Delete { key: Key::queued(&msg.conversation_id, &msg.id), cond: Cond::Always };
+                (Plan::of(vec![put_versioned(Item::Message(*msg), Some(m.version)), out_of_queue]), Claim::NotOurs)
+            }
+        };
+        if plant::active(Bug::NoClaim) {
+            if let Claim::Taken { .. } = claimed {
+                return Ok(Decision::Done(claimed));
+            }
+        }
+        Ok(Decision::Commit(plan, claimed))
     })
     .await
+}
+
+/// The thread a message is in, and its contact.
+async fn thread_of(ports: &Ports, m: &Message) -> Result<(Versioned<Conversation>, Versioned<Contact>)> {
+    let conv = load::<Conversation>(&*ports.store, &Key::conversation(&m.conversation_id))
+        .await?
+        .ok_or(UseCaseError::NotFound)?;
+    let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
+    Ok((conv, contact))
 }
 
 /// The Graph API may have taken the message but we cannot know: it stays `sending` (no lease)
@@ -167,10 +305,12 @@ async fn settle_later(ports: &Ports, seen: &Versioned<Message>, started: time::O
             }
             let mut next = current.item.clone();
             next.lease_until = None;
+            next.claim = None;
             let timer =
                 Timer::DeliveryDeadline { conversation_id: next.conversation_id.clone(), message_id: next.id.clone() };
+            let out_of_queue = Write::Delete { key: Key::queued(&next.conversation_id, &next.id), cond: Cond::Always };
             let plan = Plan {
-                writes: vec![put_versioned(Item::Message(next), Some(current.version))],
+                writes: vec![put_versioned(Item::Message(next), Some(current.version)), out_of_queue],
                 effects: vec![Effect::Timer { timer, at: started + DELIVERY_DEADLINE }],
                 ..Plan::default()
             };
@@ -199,8 +339,9 @@ pub(crate) async fn delivery_deadline(
 ) -> Result<()> {
     let key = Key::message(conversation_id, message_id);
     let failure = Failure { code: None, http_status: None, detail: "no answer from WhatsApp".into() };
+    let unchecked = plant::active(Bug::DeadlineWithoutRecheck);
     match load::<Message>(&*ports.store, &key).await? {
-        Some(m) if m.item.status == MessageStatus::Sending && m.item.lease_until.is_none() => {
+        Some(m) if unchecked || (m.item.status == MessageStatus::Sending && m.item.lease_until.is_none()) => {
             apply_outcome(ports, &key, &failure, Outcome::Unknown).await.map(|_| ())
         }
         _ => Ok(()),
@@ -260,7 +401,7 @@ pub(crate) async fn record_accepted(
     // status, which the link (or the callback data) already leads to.
     let link = &link;
     execute(ports, || async move {
-        Ok(Decision::Commit(Plan::of(vec![Write::Put { item: link.clone(), cond: crate::ports::Cond::Always }]), ()))
+        Ok(Decision::Commit(Plan::of(vec![Write::Put { item: link.clone(), cond: Cond::Always }]), ()))
     })
     .await?;
     let wamid = &wamid;
@@ -276,7 +417,10 @@ pub(crate) async fn record_accepted(
             }
             next.wamid = Some(wamid.clone());
             next.lease_until = None;
-            Ok(Decision::Commit(Plan::of(vec![put_versioned(Item::Message(next), Some(current.version))]), ()))
+            next.claim = None;
+            let out_of_queue = Write::Delete { key: Key::queued(&next.conversation_id, &next.id), cond: Cond::Always };
+            let writes = vec![put_versioned(Item::Message(next), Some(current.version)), out_of_queue];
+            Ok(Decision::Commit(Plan::of(writes), ()))
         }
     })
     .await?;
@@ -306,24 +450,17 @@ pub(crate) async fn apply_outcome(
     execute(ports, || async move {
         let now = ports.clock.now();
         let msg = load::<Message>(&*ports.store, key).await?.ok_or(UseCaseError::NotFound)?;
-        let conv = load::<Conversation>(&*ports.store, &Key::conversation(&msg.item.conversation_id))
-            .await?
-            .ok_or(UseCaseError::NotFound)?;
-        let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
+        let (conv, contact) = thread_of(ports, &msg.item).await?;
+        let given_up = |why| plan_given_up(&conv.item, &contact.item, &msg.item, failure, why, now);
         let mut plan = match outcome {
-            Outcome::Unknown => {
-                plan_given_up(&conv.item, &contact.item, &msg.item, failure, GivenUp::DeliveryUnknown, now)
-            }
-            Outcome::HeldExpired if msg.item.status != MessageStatus::Pending => {
-                return Ok(Decision::Done(Disposition::Done))
-            }
-            Outcome::HeldExpired => {
-                plan_given_up(&conv.item, &contact.item, &msg.item, failure, GivenUp::HeldExpired, now)
-            }
+            Outcome::Unknown => given_up(GivenUp::DeliveryUnknown),
+            Outcome::HeldExpired => given_up(GivenUp::HeldExpired),
             Outcome::Refused { .. } => {
-                plan_failure(&conv.item, &contact.item, &msg.item, failure, &ports.settings, now)
+                Some(plan_failure(&conv.item, &contact.item, &msg.item, failure, &ports.settings, now))
             }
         };
+        // Settled meanwhile (a status came first, a release moved it on): nothing to do.
+        let Some(plan) = plan.as_mut() else { return Ok(Decision::Done(Disposition::Done)) };
         let in_queue = outcome == Outcome::Refused { in_queue: true };
         if plan.retry_after.is_some() && !in_queue {
             plan.msg.generation += 1;
@@ -333,7 +470,7 @@ pub(crate) async fn apply_outcome(
             Some(after) if in_queue => Disposition::RetryAfter(after),
             _ => Disposition::Done,
         };
-        Ok(Decision::Commit(failure_commit(&conv, &contact, &msg, &plan), disposition))
+        Ok(Decision::Commit(failure_commit(&conv, &contact, &msg, plan), disposition))
     })
     .await
 }
@@ -353,6 +490,11 @@ pub(crate) fn failure_commit(
         writes.push(put_versioned(Item::Contact(plan.contact.clone()), Some(contact.version)));
     }
     writes.extend(plan.writes.iter().cloned());
+    // Settled: out of its thread's outgoing queue (a retry queued anew joins it again).
+    let requeued = plan.to_queue.iter().any(|m| m.id == plan.msg.id);
+    if plan.msg.status != MessageStatus::Queued && !requeued {
+        writes.push(Write::Delete { key: Key::queued(&plan.msg.conversation_id, &plan.msg.id), cond: Cond::Always });
+    }
     writes
         .extend(plan.to_queue.iter().filter(|m| m.id != plan.msg.id).map(|m| super::put_new(Item::Message(m.clone()))));
     let mut effects = dispatch_effects(&plan.to_queue);

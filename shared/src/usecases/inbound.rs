@@ -237,7 +237,9 @@ pub fn plan_inbound(state: &InboundState, m: &InboundMessage, settings: &Setting
     if let Some(at) = k.arm_window_timer(now) {
         plan.effects.extend(super::timers::window_timers(settings, &k.key, at));
     }
-    plan.guard(Guard::AlreadyApplied, dedupe_mark(&m.wamid, settings, now));
+    if !crate::plant::active(crate::plant::Bug::NoDedupeMark) {
+        plan.guard(Guard::AlreadyApplied, dedupe_mark(&m.wamid, settings, now));
+    }
     plan.writes.push(put_versioned(Item::Contact(k.clone()), state.contact_version));
     if let (None, Some(user_id)) = (&contact.user_id, &k.user_id) {
         // Learn the business-scoped id, so later messages without a number still find them.
@@ -345,14 +347,12 @@ fn tell_threads(
     };
     if let Some(notice) = notice {
         plan.writes.push(put_new(Item::Message(notice_message(&c.id, notice.clone(), now))));
-        if !others.is_empty() {
-            plan.effects.push(Effect::Notice { conversation_ids: others.clone(), notice, archive: consent_event });
-        }
+        plan.effects.extend(Effect::notices(others.clone(), notice, consent_event));
     }
     if outcome.release_held {
         let mut all = vec![c.id.clone()];
         all.extend(others);
-        plan.effects.push(Effect::ReleaseHeld { conversation_ids: all });
+        plan.effects.extend(Effect::releases(all));
     }
 }
 
@@ -522,7 +522,12 @@ mod tests {
             .plan
             .effects
             .iter()
-            .any(|e| matches!(e, Effect::ReleaseHeld { conversation_ids } if conversation_ids == &["c0", "c1"])));
+            .filter(|e| matches!(e, Effect::ReleaseHeld { .. }))
+            .map(|e| match e {
+                Effect::ReleaseHeld { conversation_ids } => conversation_ids.clone(),
+                _ => unreachable!(),
+            })
+            .eq([vec!["c0".into()], vec!["c1".into()]] as [Vec<ConversationId>; 2]));
         assert!(p
             .plan
             .effects

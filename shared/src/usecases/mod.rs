@@ -256,6 +256,7 @@ pub(crate) fn dispatch_effects<'a>(messages: impl IntoIterator<Item = &'a Messag
                 conversation_id: m.conversation_id.clone(),
                 message_id: m.id.clone(),
                 generation: m.generation,
+                carried: 0,
             })
         })
         .collect()

@@ -50,7 +50,8 @@ impl FailurePlan {
 }
 
 /// Backoff for attempt `attempts` (1-based): exponential from `base`, Meta's 4^X s for the pair
-/// rate limit, with ±25 % jitter, capped at 15 minutes.
+/// rate limit, with ±25 % jitter, capped at 15 minutes. The first is `base` (a second by
+/// default): well within the minute CONTRACT.md section 7 gives a rate limit's first retry.
 pub fn backoff(base: std::time::Duration, attempts: u32, pair_rate: bool) -> std::time::Duration {
     let exp = attempts.saturating_sub(1).min(10);
     let factor = if pair_rate { 4u64.saturating_pow(exp) } else { 2u64.saturating_pow(exp) };
@@ -69,17 +70,38 @@ pub fn plan_failure(
 ) -> FailurePlan {
     let mut plan = FailurePlan::unchanged(conv, contact, msg);
     let mut class = classify(failure.code, failure.http_status);
-    if let ErrorClass::Retry { pair_rate } = class {
-        if msg.attempts < settings.max_attempts {
+    if crate::plant::active(crate::plant::Bug::RateLimitFails) {
+        if let ErrorClass::RateLimited { .. } = class {
+            class = ErrorClass::Retry;
+        }
+    }
+    match class {
+        // Waits as long as Meta asks, counted apart from attempts: it never fails for it.
+        ErrorClass::RateLimited { pair_rate } => {
+            let after = backoff(settings.retry_base, msg.waits + 1, pair_rate);
             plan.msg.status = MessageStatus::Queued;
             plan.msg.lease_until = None;
-            plan.retry_after = Some(backoff(settings.retry_base, msg.attempts.max(1), pair_rate));
+            plan.msg.claim = None;
+            plan.msg.attempts = plan.msg.attempts.saturating_sub(1);
+            plan.msg.waits += 1;
+            plan.msg.not_before = Some(now + after);
+            plan.retry_after = Some(after);
             return plan;
         }
-        class = ErrorClass::Permanent(FailureReason::RetriesExhausted);
+        ErrorClass::Retry if msg.attempts < settings.max_attempts => {
+            let after = backoff(settings.retry_base, msg.attempts.max(1), false);
+            plan.msg.status = MessageStatus::Queued;
+            plan.msg.lease_until = None;
+            plan.msg.claim = None;
+            plan.msg.not_before = Some(now + after);
+            plan.retry_after = Some(after);
+            return plan;
+        }
+        ErrorClass::Retry => class = ErrorClass::Permanent(FailureReason::RetriesExhausted),
+        _ => {}
     }
     if class == ErrorClass::Reengage && msg.system.is_none() {
-        hold_for_window(&mut plan, settings, now);
+        hold_for_window(&mut plan, true, settings, now);
         return plan;
     }
     let reason = match class {
@@ -99,9 +121,25 @@ pub enum GivenUp {
     /// Held past `CONNECTOR_HELD_TTL`: its marker goes, and it never reaches the contact out
     /// of context.
     HeldExpired,
+    /// The contact opted out after it was queued: it never reaches them.
+    OptedOut,
 }
 
-/// Fails `msg` as `why` says, with the sender's notice.
+impl GivenUp {
+    /// Whether `msg` is still where giving up this way applies: a status, a send or a release
+    /// that came first has settled it otherwise.
+    fn applies(self, msg: &Message) -> bool {
+        match self {
+            GivenUp::DeliveryUnknown => msg.status == MessageStatus::Sending && msg.lease_until.is_none(),
+            // Held, or queued that long (re-checked when it would go).
+            GivenUp::HeldExpired => matches!(msg.status, MessageStatus::Pending | MessageStatus::Queued),
+            GivenUp::OptedOut => msg.status == MessageStatus::Queued,
+        }
+    }
+}
+
+/// Fails `msg` as `why` says, with the sender's notice; `None` when the message has moved on
+/// since (the deadline of a send that a status settled meanwhile, say), so nothing changes.
 pub fn plan_given_up(
     conv: &Conversation,
     contact: &Contact,
@@ -109,22 +147,47 @@ pub fn plan_given_up(
     failure: &Failure,
     why: GivenUp,
     now: OffsetDateTime,
-) -> FailurePlan {
+) -> Option<FailurePlan> {
+    let recheck = !(why == GivenUp::DeliveryUnknown && crate::plant::active(crate::plant::Bug::DeadlineWithoutRecheck));
+    if recheck && !why.applies(msg) {
+        return None;
+    }
     let mut plan = FailurePlan::unchanged(conv, contact, msg);
     let (reason, code) = match why {
         GivenUp::DeliveryUnknown => (FailureReason::DeliveryUnknown, DELIVERY_UNKNOWN),
         GivenUp::HeldExpired => {
-            plan.conv.pending_count = plan.conv.pending_count.saturating_sub(1);
-            plan.writes.push(Write::Delete { key: Key::held(&conv.id, &msg.id), cond: Cond::Always });
+            if msg.status == MessageStatus::Pending {
+                plan.conv.pending_count = plan.conv.pending_count.saturating_sub(1);
+                plan.writes.push(Write::Delete { key: Key::held(&conv.id, &msg.id), cond: Cond::Always });
+            }
             (FailureReason::HeldExpired, HELD_EXPIRED)
         }
+        GivenUp::OptedOut => (FailureReason::OptedOut, OPTED_OUT),
     };
     fail(&mut plan, failure, reason, now);
     if let Some(e) = plan.msg.error.as_mut() {
         e.code = code.into();
     }
+    Some(plan)
+}
+
+/// Holds `msg` again instead of sending it: the window closed since it was queued (a resume
+/// request goes out, once a pause), or older messages of its thread are held (it waits behind
+/// them, in order).
+pub fn plan_hold_again(
+    conv: &Conversation,
+    contact: &Contact,
+    msg: &Message,
+    settings: &Settings,
+    now: OffsetDateTime,
+) -> FailurePlan {
+    let mut plan = FailurePlan::unchanged(conv, contact, msg);
+    hold_for_window(&mut plan, !contact.window_open(now), settings, now);
     plan
 }
+
+/// `error.code` of a message its contact opted out of before it left.
+pub const OPTED_OUT: &str = "opted_out";
 
 /// `error.code` of a message that was held too long.
 pub const HELD_EXPIRED: &str = "held_expired";
@@ -132,16 +195,21 @@ pub const HELD_EXPIRED: &str = "held_expired";
 /// `error.code` of a message whose outcome never came.
 pub const DELIVERY_UNKNOWN: &str = "delivery_unknown";
 
-/// 131047: the window is closed whatever our clock said. The message is held again, and a
-/// resume request goes out unless one already did during this pause.
-fn hold_for_window(plan: &mut FailurePlan, settings: &Settings, now: OffsetDateTime) {
+/// 131047 (or the window found closed at dispatch): the message is held again, and a resume
+/// request goes out unless one already did during this pause. A message held behind others
+/// while the window is open only waits its turn.
+fn hold_for_window(plan: &mut FailurePlan, window_closed: bool, settings: &Settings, now: OffsetDateTime) {
     plan.msg.status = MessageStatus::Pending;
     plan.msg.lease_until = None;
+    plan.msg.claim = None;
     plan.conv.pending_count += 1;
     plan.writes.push(put_new(Item::Held { conversation_id: plan.conv.id.clone(), message_id: plan.msg.id.clone() }));
-    plan.contact.reengagement_required(now);
     let expiry = Timer::HeldExpiry { conversation_id: plan.conv.id.clone(), message_id: plan.msg.id.clone() };
     plan.timers.push((expiry, now + settings.held_ttl));
+    if !window_closed {
+        return;
+    }
+    plan.contact.reengagement_required(now);
     if plan.contact.take_resume_request() {
         plan.to_queue.push(system_template(&plan.conv, SystemPurpose::ResumeRequest, settings, now));
         notice(plan, Notice::to_all(NoticeKind::ResumeRequested), now);
@@ -218,13 +286,28 @@ mod tests {
     fn transient_errors_retry_until_the_cap() {
         let (c, k, mut m) = fixture();
         let s = Settings::default();
-        let p = plan_failure(&c, &k, &m, &f(130429), &s, T0);
+        let p = plan_failure(&c, &k, &m, &f(131016), &s, T0);
         assert_eq!(p.msg.status, MessageStatus::Queued);
         assert!(p.retry_after.is_some());
         m.attempts = s.max_attempts;
-        let p = plan_failure(&c, &k, &m, &f(130429), &s, T0);
+        let p = plan_failure(&c, &k, &m, &f(131016), &s, T0);
         assert_eq!(p.msg.status, MessageStatus::Failed);
         assert_eq!(p.msg.error.unwrap().reason, Some(FailureReason::RetriesExhausted));
+    }
+
+    #[test]
+    fn a_rate_limit_waits_in_order_and_never_fails_the_message() {
+        let (c, k, mut m) = fixture();
+        let s = Settings::default();
+        m.attempts = s.max_attempts;
+        for code in [131056, 130429, 131048] {
+            let p = plan_failure(&c, &k, &m, &f(code), &s, T0);
+            assert_eq!(p.msg.status, MessageStatus::Queued, "{code}");
+            let wait = p.retry_after.expect("a wait");
+            assert!(wait <= std::time::Duration::from_secs(60), "the first retry within a minute: {wait:?}");
+            assert_eq!(p.msg.not_before, Some(T0 + wait), "held back until then");
+            assert_eq!(p.msg.waits, 1);
+        }
     }
 
     #[test]

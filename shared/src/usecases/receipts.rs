@@ -3,7 +3,7 @@
 
 use crate::domain::{Contact, Conversation, Message, MessageStatus, ReceiptOutcome};
 use crate::meta::webhook::StatusEvent;
-use crate::ports::{Effect, Item, Key, StoreError, Versioned, Write};
+use crate::ports::{Cond, Effect, Item, Key, StoreError, Versioned, Write};
 
 use super::commit::{execute, Decision, Plan};
 use super::dispatch::failure_commit;
@@ -63,6 +63,7 @@ pub async fn apply_status(ports: &Ports, ev: &StatusEvent) -> Result<ReceiptResu
                 let mut writes = vec![put_versioned(Item::Message(next), Some(msg.version))];
                 if learned {
                     writes.push(wamid_link(ev, &conversation_id, &message_id));
+                    writes.push(Write::Delete { key: Key::queued(&conversation_id, &message_id), cond: Cond::Always });
                 }
                 Plan::of(writes)
             }
@@ -143,13 +144,8 @@ pub async fn marketing_preference(ports: &Ports, wa_id: &str, stop: bool) -> Res
         let mut plan = Plan::of(vec![put_versioned(Item::Contact(k), Some(contact.version))]);
         let threads: Vec<ConversationId> =
             super::contact_threads(&*ports.store, wa_id).await?.into_iter().map(|t| t.item.id).collect();
-        if !threads.is_empty() {
-            plan.effects.push(Effect::Notice {
-                conversation_ids: threads,
-                notice: crate::domain::Notice::to_all(crate::domain::NoticeKind::OptinRejected),
-                archive: None,
-            });
-        }
+        let rejected = crate::domain::Notice::to_all(crate::domain::NoticeKind::OptinRejected);
+        plan.effects.extend(Effect::notices(threads, rejected, None));
         Ok(Decision::Commit(plan, ()))
     })
     .await

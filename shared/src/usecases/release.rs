@@ -10,10 +10,12 @@ use super::commit::{execute, Decision, Plan};
 use super::{dispatch_effects, load, load_contact, put_versioned, Ports, Result};
 use crate::domain::ids::ConversationId;
 use crate::domain::Conversation;
+use crate::ports::{ItemKind, Versioned};
 
-/// Held messages moved per transaction: two writes and an outbox entry each, plus the check,
-/// the conversation and the archive record and head, within DynamoDB's 100 actions.
-const PAGE: usize = 30;
+/// Held messages moved per transaction: three writes (the marker that goes, the message, its
+/// place in the outgoing queue) and an outbox entry each, plus the check, the conversation, the
+/// archive record and the change: within DynamoDB's 100 actions.
+const PAGE: usize = 20;
 
 /// Queues the held messages of one thread, oldest first, while the contact allows it. Returns
 /// how many were released. Idempotent: a second run finds nothing left to release.
@@ -45,11 +47,19 @@ async fn release_page(ports: &Ports, conversation_id: &ConversationId) -> Result
     let mut c = conv.item.clone();
     let mut writes = vec![Write::Check { key: Key::contact(&contact.item.key), cond: Cond::Version(contact.version) }];
     let mut batch: Vec<Message> = Vec::new();
-    for h in &held {
-        let Item::Held { message_id, .. } = &h.item else {
-            continue;
-        };
-        let Some(m) = load::<Message>(&*ports.store, &Key::message(conversation_id, message_id)).await? else {
+    // The held messages in one batch read.
+    let keys: Vec<Key> = held
+        .iter()
+        .filter_map(|h| match &h.item {
+            Item::Held { message_id, .. } => Some(Key::message(conversation_id, message_id)),
+            _ => None,
+        })
+        .collect();
+    let messages = ports.store.get_many(&keys).await?;
+    for (h, found) in held.iter().zip(messages) {
+        let Some(m) =
+            found.map(|v| Message::from_item(v.item).map(|item| Versioned { item, version: v.version })).transpose()?
+        else {
             // A dangling marker: drop it so it cannot block the thread.
             writes.push(Write::Delete { key: h.item.key(), cond: Cond::Version(h.version) });
             continue;

@@ -108,7 +108,9 @@ pub async fn send(
                 Some(conv) => conv,
                 None => participant_conversation(&*ports.store, caller, conversation_id).await?,
             };
-            if let Some(client_id) = &screened.client_id {
+            if let Some(client_id) =
+                screened.client_id.as_ref().filter(|_| !crate::plant::active(crate::plant::Bug::ClientIdIgnored))
+            {
                 if let Some(existing) = replay(ports, caller, conversation_id, client_id).await? {
                     return Ok(Decision::Done(Sent::Replayed(existing)));
                 }
@@ -197,7 +199,11 @@ pub fn plan_send(
     let hold = match gate.clone() {
         SendGate::Refuse(e) => return Err(e.into()),
         // Held text goes first: new text waits behind it. A template need not wait.
-        SendGate::Deliver => msg.body.kind() != MessageKind::Template && c.pending_count > 0,
+        SendGate::Deliver => {
+            msg.body.kind() != MessageKind::Template
+                && c.pending_count > 0
+                && !crate::plant::active(crate::plant::Bug::NewTextOvertakesHeld)
+        }
         SendGate::HoldForConsent => true,
         SendGate::HoldForWindow { request_resume } => {
             if request_resume {
@@ -238,7 +244,7 @@ pub fn plan_send(
         // to them in the meantime (an opt-in, a STOP, a closed window) means deciding again.
         writes.push(Write::Check { key: Key::contact(&k.key), cond: Cond::Version(contact.version) });
     }
-    if let Some(client_id) = client_id {
+    if let Some(client_id) = client_id.as_ref().filter(|_| !crate::plant::active(crate::plant::Bug::ClientIdIgnored)) {
         writes.push(put_new(Item::ClientId {
             conversation_id: c.id.clone(),
             user_id: caller.user_id.clone(),
@@ -350,6 +356,9 @@ pub async fn recall(
         next.status = MessageStatus::Recalled;
         next.status_at.recalled = Some(now);
         let mut writes = vec![put_versioned(Item::Message(next.clone()), Some(m.version))];
+        if was == MessageStatus::Queued {
+            writes.push(Write::Delete { key: Key::queued(conversation_id, message_id), cond: Cond::Always });
+        }
         if was == MessageStatus::Pending {
             let mut c = conv.item.clone();
             c.pending_count = c.pending_count.saturating_sub(1);

@@ -8,6 +8,7 @@ use crate::domain::notice::{Notice, NoticeKind};
 use time::OffsetDateTime;
 
 use crate::domain::contact::Reminder;
+use crate::domain::conversation::OptinRetry;
 use crate::domain::{ConsentState, Contact, Conversation, WindowTimer};
 use crate::ports::{Effect, Item, Key, Timer};
 
@@ -63,13 +64,7 @@ async fn window_reminder(ports: &Ports, contact_key: &str) -> Result<()> {
             Reminder::Remind => {
                 let threads: Vec<ConversationId> =
                     contact_threads(&*ports.store, contact_key).await?.into_iter().map(|t| t.item.id).collect();
-                if !threads.is_empty() {
-                    plan.effects.push(Effect::Notice {
-                        conversation_ids: threads,
-                        notice: Notice::to_all(NoticeKind::WindowClosing),
-                        archive: None,
-                    });
-                }
+                plan.effects.extend(Effect::notices(threads, Notice::to_all(NoticeKind::WindowClosing), None));
             }
         }
         plan.writes.push(put_versioned(Item::Contact(k), Some(contact.version)));
@@ -95,13 +90,7 @@ async fn window_expired(ports: &Ports, contact_key: &str) -> Result<()> {
                 if k.consent == ConsentState::OptedIn {
                     let threads: Vec<ConversationId> =
                         contact_threads(&*ports.store, contact_key).await?.into_iter().map(|t| t.item.id).collect();
-                    if !threads.is_empty() {
-                        plan.effects.push(Effect::Notice {
-                            conversation_ids: threads,
-                            notice: Notice::to_all(NoticeKind::WindowPaused),
-                            archive: None,
-                        });
-                    }
+                    plan.effects.extend(Effect::notices(threads, Notice::to_all(NoticeKind::WindowPaused), None));
                 }
             }
         }
@@ -111,7 +100,10 @@ async fn window_expired(ports: &Ports, contact_key: &str) -> Result<()> {
     .await
 }
 
-/// 24 hours after a failed opt-in request: send it once more unless answered or closed.
+/// 24 hours after a failed opt-in request: send it once more unless answered, closed, retried
+/// already, or the contact was asked from another thread within the day (then at the day's
+/// end). The retry moves the contact's last request with it, in the same commit, so a timer
+/// that fires twice (Scheduler and Lambda deliver at least once) sends once.
 async fn optin_retry(ports: &Ports, conversation_id: &ConversationId) -> Result<()> {
     execute(ports, || async move {
         let now = ports.clock.now();
@@ -119,16 +111,31 @@ async fn optin_retry(ports: &Ports, conversation_id: &ConversationId) -> Result<
             return Ok(Decision::Done(()));
         };
         let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
-        if !conv.item.optin_retry_due(&contact.item) {
-            return Ok(Decision::Done(()));
-        }
-        let mut c = conv.item.clone();
-        let optin = system_template(&c, SystemPurpose::OptinRequest, &ports.settings, now);
-        c.optin_sent(optin.id.clone(), now);
-        let plan = Plan {
-            effects: dispatch_effects([&optin]),
-            writes: vec![put_versioned(Item::Conversation(c), Some(conv.version)), put_new(Item::Message(optin))],
-            ..Plan::default()
+        let due = match crate::plant::active(crate::plant::Bug::OptinRetryUnchecked) {
+            true => OptinRetry::Now,
+            false => conv.item.optin_retry_due(&contact.item, now),
+        };
+        let plan = match due {
+            OptinRetry::No => return Ok(Decision::Done(())),
+            OptinRetry::At(at) => {
+                let timer = Timer::OptinRetry { conversation_id: conversation_id.clone() };
+                Plan { effects: vec![Effect::Timer { timer, at }], ..Plan::default() }
+            }
+            OptinRetry::Now => {
+                let (mut c, mut k) = (conv.item.clone(), contact.item.clone());
+                let optin = system_template(&c, SystemPurpose::OptinRequest, &ports.settings, now);
+                c.optin_sent(optin.id.clone(), now);
+                k.optin_requested(now);
+                Plan {
+                    effects: dispatch_effects([&optin]),
+                    writes: vec![
+                        put_versioned(Item::Conversation(c), Some(conv.version)),
+                        put_versioned(Item::Contact(k), Some(contact.version)),
+                        put_new(Item::Message(optin)),
+                    ],
+                    ..Plan::default()
+                }
+            }
         };
         Ok(Decision::Commit(plan, ()))
     })

@@ -144,7 +144,7 @@ where
                 StoreError::Busy
             }
             Some("ValidationException") => match se.err().message() {
-                Some(m) if m.contains("size") => StoreError::TooLarge(m.to_string()),
+                Some(m) if m.contains("size") => StoreError::Invalid(m.to_string()),
                 _ => unavailable(e),
             },
             Some("ResourceNotFoundException" | "AccessDeniedException") => unavailable(e),

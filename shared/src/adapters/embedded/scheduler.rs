@@ -17,25 +17,33 @@ impl SqliteScheduler {
         SqliteScheduler { db }
     }
 
-    /// Removes and returns the timers due at `now`, earliest first. A timer whose handler then
-    /// fails is lost, which is harmless: handlers re-check state and the next event re-arms.
-    pub async fn take_due(&self, now: OffsetDateTime) -> Result<Vec<Timer>, SchedulerError> {
+    /// The timers due at `now`, earliest first, each with the time it was due; they stay armed
+    /// until `fired` (a process killed while firing them fires them again when it restarts).
+    pub async fn due(&self, now: OffsetDateTime) -> Result<Vec<(Timer, i64)>, SchedulerError> {
         let now = now.unix_timestamp();
-        let bodies = self
+        let rows = self
             .db
             .call(move |c| {
-                let tx = c.transaction()?;
-                let bodies = {
-                    let mut stmt = tx.prepare("SELECT body FROM timers WHERE due_at <= ?1 ORDER BY due_at, name")?;
-                    let rows = stmt.query_map([now], |r| r.get::<_, String>(0))?;
-                    rows.collect::<Result<Vec<_>, _>>()?
-                };
-                tx.execute("DELETE FROM timers WHERE due_at <= ?1", [now])?;
-                tx.commit()?;
-                Ok(bodies)
+                let mut stmt =
+                    c.prepare_cached("SELECT body, due_at FROM timers WHERE due_at <= ?1 ORDER BY due_at, name")?;
+                let rows = stmt.query_map([now], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(DbError::from)
             })
             .await?;
-        Ok(bodies.iter().filter_map(|b| serde_json::from_str(b).ok()).collect())
+        Ok(rows.into_iter().filter_map(|(b, at)| serde_json::from_str(&b).ok().map(|t| (t, at))).collect())
+    }
+
+    /// Disarms `timer`, fired for its time `due_at`, unless it was armed again since.
+    pub async fn fired(&self, timer: &Timer, due_at: i64) -> Result<(), SchedulerError> {
+        let name = timer.name();
+        self.db
+            .call(move |c| {
+                c.execute("DELETE FROM timers WHERE name = ?1 AND due_at = ?2", params![name, due_at])
+                    .map(|_| ())
+                    .map_err(DbError::from)
+            })
+            .await
+            .map_err(SchedulerError::from)
     }
 }
 

@@ -1,0 +1,607 @@
+//! The paths issue 26 found open, one named test each: each failed before its fix. They run
+//! the use cases over the memory store, with a WhatsApp that answers as scripted and records
+//! what it was sent, queues and a scheduler that record, and a clock moved by hand.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+use shared::adapters::clock::ManualClock;
+use shared::adapters::memory::MemoryStore;
+use shared::domain::{ConversationId, Message, MessageStatus, Phone};
+use shared::meta::graph::{parse_send_response, GraphError, OutboundBody, OutboundRequest};
+use shared::meta::webhook::{InboundContent, InboundMessage, MetaError, StatusEvent};
+use shared::ports::{
+    Archive, ArchiveError, Clock, Disposition, Item, Key, MediaInfo, MediaStore, MediaStoreError, OutboundJob, Queue,
+    QueueError, ReceiptsJob, Scheduler, SchedulerError, Store, TemplateInfo, Timer, WhatsApp,
+};
+use shared::usecases::{conversations, dispatch, inbound, receipts, relay, send, timers, Caller, Ports, Settings};
+
+const T0: OffsetDateTime = datetime!(2036-09-20 09:00 UTC);
+const CONTACT: &str = "447700900123";
+
+#[derive(Default)]
+struct Recorded {
+    jobs: Mutex<VecDeque<OutboundJob>>,
+    timers: Mutex<Vec<(Timer, OffsetDateTime)>>,
+}
+
+#[async_trait]
+impl Queue for Recorded {
+    async fn send_outbound(&self, job: OutboundJob) -> Result<(), QueueError> {
+        self.jobs.lock().unwrap().push_back(job);
+        Ok(())
+    }
+    async fn send_receipt(&self, _: ReceiptsJob) -> Result<(), QueueError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Scheduler for Recorded {
+    async fn schedule(&self, timer: &Timer, at: OffsetDateTime) -> Result<(), SchedulerError> {
+        self.timers.lock().unwrap().push((timer.clone(), at));
+        Ok(())
+    }
+}
+
+/// Meta: answers the next scripted answer (taking the message on `Ok` and on a lost answer),
+/// or takes it when the script is empty.
+#[derive(Default)]
+struct ScriptedMeta {
+    script: Mutex<VecDeque<Result<(), GraphError>>>,
+    taken: Mutex<Vec<OutboundRequest>>,
+}
+
+impl ScriptedMeta {
+    fn then(&self, answer: Result<(), GraphError>) {
+        self.script.lock().unwrap().push_back(answer);
+    }
+    fn refuse(&self, status: u16, body: &str) {
+        self.then(Err(parse_send_response(status, body.as_bytes()).unwrap_err()));
+    }
+    fn texts(&self) -> Vec<String> {
+        self.taken
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| match &r.body {
+                OutboundBody::Text { body } => body.clone(),
+                OutboundBody::Template(t) => format!("[{}]", t.name),
+                OutboundBody::Image { .. } => "[image]".into(),
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl WhatsApp for ScriptedMeta {
+    async fn send(&self, req: &OutboundRequest) -> Result<String, GraphError> {
+        let answer = self.script.lock().unwrap().pop_front().unwrap_or(Ok(()));
+        let took = answer.as_ref().map_or_else(|e| e.lost, |_| true);
+        if took {
+            self.taken.lock().unwrap().push(req.clone());
+        }
+        let n = self.taken.lock().unwrap().len();
+        answer.map(|()| format!("wamid.T{n}"))
+    }
+    async fn upload_media(&self, _: Vec<u8>, _: &str) -> Result<String, GraphError> {
+        Err(GraphError::unsent("no media"))
+    }
+    async fn media_info(&self, _: &str) -> Result<MediaInfo, GraphError> {
+        Err(GraphError::unsent("no media"))
+    }
+    async fn download(&self, _: &str, _: usize) -> Result<Vec<u8>, GraphError> {
+        Err(GraphError::unsent("no media"))
+    }
+    async fn templates(&self) -> Result<Vec<TemplateInfo>, GraphError> {
+        Ok(Vec::new())
+    }
+}
+
+struct NoMedia;
+
+#[async_trait]
+impl MediaStore for NoMedia {
+    async fn put(&self, _: &str, _: Vec<u8>, _: &str) -> Result<(), MediaStoreError> {
+        Ok(())
+    }
+    async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, MediaStoreError> {
+        Ok(None)
+    }
+    async fn put_upload(&self, _: &str, _: Vec<u8>) -> Result<(), MediaStoreError> {
+        Ok(())
+    }
+    async fn get_upload(&self, _: &str, _: usize) -> Result<Option<Vec<u8>>, MediaStoreError> {
+        Ok(None)
+    }
+}
+
+struct TableArchive(Arc<dyn Store>);
+
+#[async_trait]
+impl Archive for TableArchive {
+    async fn read(&self, id: &ConversationId) -> Result<Vec<shared::archive::ArchiveRecord>, ArchiveError> {
+        self.0.archive_records(id).await.map_err(|e| ArchiveError(Box::new(e)))
+    }
+}
+
+struct World {
+    ports: Ports,
+    clock: Arc<ManualClock>,
+    recorded: Arc<Recorded>,
+    meta: Arc<ScriptedMeta>,
+    n: Mutex<u64>,
+}
+
+fn world() -> World {
+    world_on(Arc::new(MemoryStore::new()))
+}
+
+fn world_on(store: Arc<dyn Store>) -> World {
+    let clock = Arc::new(ManualClock::new(T0));
+    let recorded = Arc::new(Recorded::default());
+    let meta = Arc::new(ScriptedMeta::default());
+    let ports = Ports {
+        archive: Arc::new(TableArchive(store.clone())),
+        store,
+        queue: recorded.clone(),
+        scheduler: recorded.clone(),
+        clock: clock.clone(),
+        whatsapp: meta.clone(),
+        media: Arc::new(NoMedia),
+        vault: None,
+        settings: Arc::new(Settings { retry_base: std::time::Duration::from_millis(1), ..Settings::default() }),
+    };
+    World { ports, clock, recorded, meta, n: Mutex::new(0) }
+}
+
+fn alex() -> Caller {
+    Caller::new("alex", "Alex", "retail", "eu")
+}
+
+impl World {
+    async fn contact_says(&self, content: InboundContent) {
+        let n = {
+            let mut n = self.n.lock().unwrap();
+            *n += 1;
+            *n
+        };
+        let m = InboundMessage {
+            wamid: format!("wamid.IN{n}"),
+            wa_id: Some(CONTACT.into()),
+            user_id: None,
+            profile_name: Some("Olivia".into()),
+            timestamp: self.clock.now(),
+            context_id: None,
+            content,
+        };
+        inbound::apply_inbound(&self.ports, &m).await.unwrap();
+    }
+
+    async fn says(&self, text: &str) {
+        self.contact_says(InboundContent::Text { body: text.into() }).await;
+    }
+
+    /// A thread with the contact, who accepted and wrote (the window open); what Meta took so
+    /// far and the jobs queued are forgotten.
+    async fn opted_in_thread(&self) -> ConversationId {
+        let cmd = conversations::StartConversation { phone: Phone::parse(&format!("+{CONTACT}")).unwrap(), name: None };
+        let conv = conversations::start(&self.ports, &alex(), cmd).await.unwrap().id;
+        self.says("yes").await;
+        self.drain().await;
+        self.meta.taken.lock().unwrap().clear();
+        conv
+    }
+
+    async fn send(&self, conv: &ConversationId, text: &str) -> Message {
+        let cmd = send::SendCommand { content: send::Content::Text(text.into()), client_id: None };
+        let view = send::send(&self.ports, &alex(), conv, cmd).await.unwrap();
+        self.message(conv, &view.id).await
+    }
+
+    async fn message(&self, conv: &ConversationId, id: &shared::domain::MessageId) -> Message {
+        match self.ports.store.get(&Key::message(conv, id)).await.unwrap().map(|v| v.item) {
+            Some(Item::Message(m)) => m,
+            other => panic!("no message {id}: {other:?}"),
+        }
+    }
+
+    /// Dispatches every queued job (those it queues in turn too) until none is left.
+    async fn drain(&self) {
+        for _ in 0..100 {
+            let Some(job) = self.recorded.jobs.lock().unwrap().pop_front() else { return };
+            if let Disposition::RetryAfter(_) = dispatch::dispatch(&self.ports, &job).await.unwrap() {
+                self.recorded.jobs.lock().unwrap().push_back(job);
+                self.clock.advance(Duration::seconds(61));
+            }
+        }
+    }
+
+    async fn thread_messages(&self, conv: &ConversationId) -> Vec<Message> {
+        self.ports
+            .store
+            .messages(conv, None, 1000, true)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|v| match v.item {
+                Item::Message(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Path 3: a text queued before the contact's STOP (its job still on the queue) is never
+/// handed to Meta; it fails as `opted_out`, and its author is told.
+#[tokio::test]
+async fn path3_a_text_queued_before_a_stop_never_reaches_the_contact() {
+    let w = world();
+    let conv = w.opted_in_thread().await;
+    let msg = w.send(&conv, "Your statement is ready").await;
+    assert_eq!(msg.status, MessageStatus::Queued);
+    let job = w.recorded.jobs.lock().unwrap().pop_front().expect("the text's job");
+    w.says("STOP").await;
+    w.meta.taken.lock().unwrap().clear(); // the opt-out confirmation
+    w.recorded.jobs.lock().unwrap().clear();
+    dispatch::dispatch(&w.ports, &job).await.unwrap();
+    let confirmation = shared::domain::notice::contact_text(
+        shared::domain::notice::ContactText::OptedOut,
+        shared::domain::notice::Lang::of("en"),
+    );
+    let sent: Vec<String> = w.meta.texts().into_iter().filter(|t| t != confirmation).collect();
+    assert!(sent.is_empty(), "sent after STOP: {sent:?}");
+    let after = w.message(&conv, &msg.id).await;
+    assert_eq!(after.status, MessageStatus::Failed);
+    assert_eq!(after.error.map(|e| e.code).as_deref(), Some("opted_out"));
+    let told = w
+        .thread_messages(&conv)
+        .await
+        .iter()
+        .filter_map(|m| m.body.notice().cloned())
+        .any(|n| n.code() == shared::domain::NoticeCode::MessageFailed && n.message_id() == Some(&msg.id));
+    assert!(told, "its author gets a message_failed notice");
+}
+
+/// Path 4: the delivery deadline of a send whose answer was lost fails it only while it is
+/// still unsettled: a status that arrived first wins.
+#[tokio::test]
+async fn path4_the_delivery_deadline_never_fails_a_delivered_message() {
+    let w = world();
+    let conv = w.opted_in_thread().await;
+    w.meta.then(Err(GraphError::transport("timed out")));
+    let msg = w.send(&conv, "Your statement is ready").await;
+    w.drain().await;
+    assert_eq!(w.message(&conv, &msg.id).await.status, MessageStatus::Sending, "waiting for a status");
+    let wamid = "wamid.T1";
+    // The deadline's first look finds it unsettled; then its status arrives; then the deadline
+    // decides (a store that lets the status in between the two reads).
+    let deadline = Timer::DeliveryDeadline { conversation_id: conv.clone(), message_id: msg.id.clone() };
+    let status = StatusEvent {
+        wamid: wamid.into(),
+        status: shared::domain::ReceiptStatus::Delivered,
+        timestamp: w.clock.now(),
+        recipient_id: None,
+        errors: Vec::new(),
+        callback: Some(format!("{conv}/{}", msg.id)),
+    };
+    let between = Between::new(w.ports.store.clone(), Key::message(&conv, &msg.id), 2);
+    let ports = Ports { store: between.clone(), ..w.ports.clone() };
+    let applied = {
+        let (ports, status) = (w.ports.clone(), status.clone());
+        move || async move { receipts::apply_status(&ports, &status).await.unwrap() }
+    };
+    *between.hook.lock().unwrap() = Some(Box::new(move || {
+        Box::pin(async move {
+            applied().await;
+        })
+    }));
+    w.clock.advance(Duration::minutes(16));
+    timers::fire(&ports, &deadline).await.unwrap();
+    let after = w.message(&conv, &msg.id).await;
+    assert_eq!(after.status, MessageStatus::Delivered, "the status settled it: {:?}", after.error);
+}
+
+type Hook = Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send>;
+
+/// A store that runs a hook just before the `nth` read of one key: another use case slipping
+/// in between two reads of this one.
+struct Between {
+    inner: Arc<dyn Store>,
+    key: Key,
+    nth: usize,
+    seen: Mutex<usize>,
+    hook: Mutex<Option<Hook>>,
+}
+
+impl Between {
+    fn new(inner: Arc<dyn Store>, key: Key, nth: usize) -> Arc<Between> {
+        Arc::new(Between { inner, key, nth, seen: Mutex::new(0), hook: Mutex::new(None) })
+    }
+}
+
+#[async_trait]
+impl Store for Between {
+    async fn get(&self, key: &Key) -> Result<Option<shared::ports::Versioned<Item>>, shared::ports::StoreError> {
+        if *key == self.key {
+            let n = {
+                let mut seen = self.seen.lock().unwrap();
+                *seen += 1;
+                *seen
+            };
+            if n == self.nth {
+                let hook = self.hook.lock().unwrap().take();
+                if let Some(h) = hook {
+                    h().await;
+                }
+            }
+        }
+        self.inner.get(key).await
+    }
+    async fn query(
+        &self,
+        pk: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        asc: bool,
+    ) -> Result<Vec<shared::ports::Versioned<Item>>, shared::ports::StoreError> {
+        self.inner.query(pk, prefix, after, limit, asc).await
+    }
+    async fn get_many(
+        &self,
+        keys: &[Key],
+    ) -> Result<Vec<Option<shared::ports::Versioned<Item>>>, shared::ports::StoreError> {
+        let mut out = Vec::new();
+        for k in keys {
+            out.push(self.get(k).await?);
+        }
+        Ok(out)
+    }
+    async fn submit(&self, tx: &shared::ports::Transaction) -> Result<(), shared::ports::StoreError> {
+        self.inner.submit(tx).await
+    }
+}
+
+/// Path 5: the opt-in retry timer sends once however often it fires, and not within a day of
+/// the contact's last opt-in request from any thread.
+#[tokio::test]
+async fn path5_an_optin_retry_timer_that_fires_twice_sends_once() {
+    let w = world();
+    let cmd = conversations::StartConversation { phone: Phone::parse(&format!("+{CONTACT}")).unwrap(), name: None };
+    let conv = conversations::start(&w.ports, &alex(), cmd).await.unwrap().id;
+    w.drain().await;
+    let first = w.meta.taken.lock().unwrap().len();
+    assert_eq!(first, 1, "the opt-in request");
+    // It fails (the number is not on WhatsApp): a retry in 24 hours.
+    let optin = w.thread_messages(&conv).await.into_iter().find(|m| m.system.is_some()).unwrap();
+    let failed = StatusEvent {
+        wamid: optin.wamid.clone().unwrap(),
+        status: shared::domain::ReceiptStatus::Failed,
+        timestamp: w.clock.now(),
+        recipient_id: None,
+        errors: vec![MetaError { code: 131026, title: "x".into(), message: "x".into(), error_data: None }],
+        callback: None,
+    };
+    receipts::apply_status(&w.ports, &failed).await.unwrap();
+    w.clock.advance(Duration::hours(24));
+    let retry = Timer::OptinRetry { conversation_id: conv.clone() };
+    timers::fire(&w.ports, &retry).await.unwrap();
+    timers::fire(&w.ports, &retry).await.unwrap();
+    w.drain().await;
+    assert_eq!(w.meta.texts().len(), 2, "the request and one retry: {:?}", w.meta.texts());
+}
+
+#[tokio::test]
+async fn path5_the_optin_retry_waits_a_day_after_the_contacts_last_request() {
+    let w = world();
+    let cmd = || conversations::StartConversation { phone: Phone::parse(&format!("+{CONTACT}")).unwrap(), name: None };
+    let conv = conversations::start(&w.ports, &alex(), cmd()).await.unwrap().id;
+    w.drain().await;
+    let optin = w.thread_messages(&conv).await.into_iter().find(|m| m.system.is_some()).unwrap();
+    // Meta reports it failed ten hours later: a retry falls due 24 hours after that.
+    w.clock.advance(Duration::hours(10));
+    let failed = StatusEvent {
+        wamid: optin.wamid.clone().unwrap(),
+        status: shared::domain::ReceiptStatus::Failed,
+        timestamp: w.clock.now(),
+        recipient_id: None,
+        errors: vec![MetaError { code: 131049, title: "x".into(), message: "x".into(), error_data: None }],
+        callback: None,
+    };
+    receipts::apply_status(&w.ports, &failed).await.unwrap();
+    // 25 hours after the first request, a colleague starts a thread: the contact is asked again.
+    w.clock.advance(Duration::hours(15));
+    let other = Caller::new("sam", "Sam", "retail", "eu");
+    conversations::start(&w.ports, &other, cmd()).await.unwrap();
+    w.drain().await;
+    let before = w.meta.texts().len();
+    assert_eq!(before, 2, "{:?}", w.meta.texts());
+    // The first thread's retry falls due nine hours later: the contact was asked nine hours ago.
+    w.clock.advance(Duration::hours(9));
+    timers::fire(&w.ports, &Timer::OptinRetry { conversation_id: conv.clone() }).await.unwrap();
+    w.drain().await;
+    assert_eq!(w.meta.texts().len(), before, "no second request within a day: {:?}", w.meta.texts());
+}
+
+/// Path 2: Meta's rate limits delay a message and never fail it, however long they last; the
+/// first retry comes within a minute.
+#[tokio::test]
+async fn path2_a_rate_limit_never_fails_a_message() {
+    let w = world();
+    let conv = w.opted_in_thread().await;
+    for _ in 0..12 {
+        w.meta.refuse(400, r#"{"error":{"message":"(#131056) Pair rate limit hit","code":131056}}"#);
+    }
+    let msg = w.send(&conv, "Your statement is ready").await;
+    let job = w.recorded.jobs.lock().unwrap().pop_front().unwrap();
+    let first = dispatch::dispatch(&w.ports, &job).await.unwrap();
+    match first {
+        Disposition::RetryAfter(d) => assert!(d <= std::time::Duration::from_secs(60), "first retry in {d:?}"),
+        other => panic!("a rate limit must delay the message: {other:?}"),
+    }
+    w.recorded.jobs.lock().unwrap().push_back(job);
+    w.drain().await;
+    let after = w.message(&conv, &msg.id).await;
+    assert_ne!(after.status, MessageStatus::Failed, "{:?}", after.error);
+    assert_eq!(w.meta.texts(), vec!["Your statement is ready".to_string()]);
+}
+
+/// Path 1: an outbox entry that fails every time is parked after its attempts, and the entries
+/// behind it in its partition are published all the same.
+#[tokio::test]
+async fn path1_a_poison_outbox_entry_is_parked_and_the_rest_are_published() {
+    use shared::ports::{Cond, Effect, OutboxEntry, Write};
+    let w = world();
+    let old = w.clock.now() - Duration::minutes(5);
+    // A release for a thread that does not exist fails every time (its contact is missing).
+    let poison =
+        OutboxEntry::new("01POISON".into(), Effect::ReleaseHeld { conversation_ids: vec!["ghost".into()] }, old);
+    // A job of another thread in the same partition, behind it.
+    let job = OutboundJob { conversation_id: "c9".into(), message_id: "m9".into(), generation: 0, carried: 0 };
+    let mut good = OutboxEntry::new("01ZGOOD".into(), Effect::Outbound(job), old);
+    good.shard = poison.shard;
+    let ghost = shared::domain::Conversation::new(
+        "ghost".into(),
+        &shared::domain::Contact::new("nobody".into(), None, None),
+        "en".into(),
+        old,
+    );
+    let mut ghost = ghost;
+    ghost.pending_count = 1;
+    w.ports
+        .store
+        .transact(vec![
+            Write::Put { item: Item::Conversation(ghost), cond: Cond::NotExists },
+            Write::Put { item: Item::Outbox(poison), cond: Cond::NotExists },
+            Write::Put { item: Item::Outbox(good), cond: Cond::NotExists },
+        ])
+        .await
+        .unwrap();
+    relay::sweep(&w.ports).await.unwrap();
+    assert_eq!(w.recorded.jobs.lock().unwrap().len(), 1, "the entry behind the poison one is published");
+    for _ in 0..relay::MAX_PUBLISH_ATTEMPTS {
+        relay::sweep(&w.ports).await.unwrap();
+    }
+    assert_eq!(relay::pending(&w.ports).await.unwrap(), 0);
+    assert_eq!(relay::parked(&w.ports).await.unwrap().len(), 1, "parked for an operator");
+}
+
+/// Path 1: a timer whose time has passed, which Scheduler refuses, fires at once.
+#[tokio::test]
+async fn path1_a_timer_whose_time_has_passed_fires_at_once() {
+    use shared::ports::{Cond, Effect, OutboxEntry, Write};
+    let w = world();
+    let conv = w.opted_in_thread().await;
+    w.meta.then(Err(GraphError::transport("timed out")));
+    let msg = w.send(&conv, "Your statement is ready").await;
+    w.drain().await;
+    // Its delivery deadline, published an hour late: due already.
+    let old = w.clock.now() - Duration::hours(1);
+    let timer = Timer::DeliveryDeadline { conversation_id: conv.clone(), message_id: msg.id.clone() };
+    let entry = OutboxEntry::new("01LATE".into(), Effect::Timer { timer, at: old }, old);
+    w.ports.store.transact(vec![Write::Put { item: Item::Outbox(entry), cond: Cond::NotExists }]).await.unwrap();
+    relay::sweep(&w.ports).await.unwrap();
+    let after = w.message(&conv, &msg.id).await;
+    assert_eq!(after.status, MessageStatus::Failed, "the deadline fired at once");
+    assert_eq!(after.error.map(|e| e.code).as_deref(), Some("delivery_unknown"));
+}
+
+/// Path 6: a transaction whose outcome is unknown (DynamoDB's `TransactionInProgress`, a lost
+/// answer) is submitted again as it was, never planned again: one send, one message.
+#[tokio::test]
+async fn path6_an_unknown_outcome_is_resubmitted_never_planned_again() {
+    let memory = Arc::new(MemoryStore::new());
+    let lossy = Arc::new(LosesAnswers { inner: memory.clone(), lose: Mutex::new(0) });
+    let w = world_on(lossy.clone());
+    let conv = w.opted_in_thread().await;
+    *lossy.lose.lock().unwrap() = 1;
+    let cmd = send::SendCommand { content: send::Content::Text("Once".into()), client_id: None };
+    send::send(&w.ports, &alex(), &conv, cmd).await.unwrap();
+    let texts: Vec<Message> =
+        w.thread_messages(&conv).await.into_iter().filter(|m| m.body.words() == Some("Once")).collect();
+    assert_eq!(texts.len(), 1, "one message, not one per plan");
+}
+
+/// Answers the next `lose` transactions with `Unknown`, after writing them.
+struct LosesAnswers {
+    inner: Arc<MemoryStore>,
+    lose: Mutex<usize>,
+}
+
+#[async_trait]
+impl Store for LosesAnswers {
+    async fn get(&self, key: &Key) -> Result<Option<shared::ports::Versioned<Item>>, shared::ports::StoreError> {
+        self.inner.get(key).await
+    }
+    async fn query(
+        &self,
+        pk: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        asc: bool,
+    ) -> Result<Vec<shared::ports::Versioned<Item>>, shared::ports::StoreError> {
+        self.inner.query(pk, prefix, after, limit, asc).await
+    }
+    async fn get_many(
+        &self,
+        keys: &[Key],
+    ) -> Result<Vec<Option<shared::ports::Versioned<Item>>>, shared::ports::StoreError> {
+        self.inner.get_many(keys).await
+    }
+    async fn submit(&self, tx: &shared::ports::Transaction) -> Result<(), shared::ports::StoreError> {
+        self.inner.submit(tx).await?;
+        let mut lose = self.lose.lock().unwrap();
+        if *lose > 0 {
+            *lose -= 1;
+            return Err(shared::ports::StoreError::Unknown("TransactionInProgress".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Path 7: every store refuses a transaction DynamoDB would (over 100 writes).
+#[tokio::test]
+async fn path7_no_store_takes_a_transaction_dynamodb_would_refuse() {
+    use shared::ports::{Cond, StoreError, Write};
+    let memory = MemoryStore::new();
+    let writes: Vec<Write> = (0..101)
+        .map(|i| Write::Put { item: Item::Unassigned { conversation_id: format!("c{i}").into() }, cond: Cond::Always })
+        .collect();
+    assert!(matches!(memory.transact(writes.clone()).await, Err(StoreError::Invalid(_))));
+    let dir = tempfile::tempdir().unwrap();
+    let db = shared::adapters::embedded::Db::open(dir.path()).unwrap();
+    let sqlite = shared::adapters::embedded::SqliteStore::new(db);
+    assert!(matches!(sqlite.transact(writes).await, Err(StoreError::Invalid(_))));
+    assert!(memory.get(&Key::unassigned(&"c0".into())).await.unwrap().is_none(), "nothing written");
+}
+
+/// Path 7: a timer the local runner was firing when it was killed (`kill -9`) fires again when
+/// it restarts; once fired, it is disarmed, unless armed again meanwhile.
+#[tokio::test]
+async fn path7_a_timer_the_local_runner_was_firing_when_killed_fires_again_after_a_restart() {
+    use shared::adapters::embedded::{Db, SqliteScheduler};
+    let dir = tempfile::tempdir().unwrap();
+    let now = OffsetDateTime::now_utc();
+    let timer = Timer::WindowExpiry { contact_key: CONTACT.into() };
+    {
+        let scheduler = SqliteScheduler::new(Db::open(dir.path()).unwrap());
+        scheduler.schedule(&timer, now - Duration::seconds(1)).await.unwrap();
+        assert_eq!(scheduler.due(now).await.unwrap().len(), 1, "firing it, then killed");
+    }
+    let scheduler = SqliteScheduler::new(Db::open(dir.path()).unwrap());
+    let due = scheduler.due(now).await.unwrap();
+    assert_eq!(due.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>(), vec![timer.clone()], "still armed");
+    // Armed again for later while it fired: disarming the old firing leaves the new one.
+    scheduler.schedule(&timer, now + Duration::hours(1)).await.unwrap();
+    scheduler.fired(&timer, due[0].1).await.unwrap();
+    assert!(scheduler.due(now).await.unwrap().is_empty());
+    assert_eq!(scheduler.due(now + Duration::hours(2)).await.unwrap().len(), 1, "the new arming stands");
+    scheduler.fired(&timer, scheduler.due(now + Duration::hours(2)).await.unwrap()[0].1).await.unwrap();
+    assert!(scheduler.due(now + Duration::hours(2)).await.unwrap().is_empty(), "disarmed once fired");
+}
