@@ -5,17 +5,14 @@ use std::time::Duration;
 
 use tokio::task::{JoinHandle, JoinSet};
 
-use shared::adapters::embedded::{QueueName, ReceivedJob};
+use shared::adapters::embedded::QueueName;
 use shared::app::Embedded;
 use shared::error::Report;
 use shared::http::AppState;
-use shared::ports::{Disposition, OutboundJob};
 #[cfg(feature = "aws")]
 use shared::ports::{Scheduler, SchedulerError, Timer};
 use shared::usecases::{Ports, UseCaseError};
 
-/// Receives after which a message that keeps failing is dropped, as an SQS redrive to the DLQ.
-const MAX_RECEIVES: u32 = 10;
 const BATCH: usize = 32;
 
 /// Where the queue consumers read: the SQLite queues, or SQS.
@@ -122,26 +119,20 @@ async fn consume_sqs(ports: Ports, sqs: aws_sdk_sqs::Client, url: String, q: Que
     }
 }
 
-async fn handle(ports: &Ports, q: QueueName, job: &ReceivedJob) -> Result<Disposition, UseCaseError> {
+/// Receives after which a message that keeps failing is dropped, as SQS moves it to the
+/// queue's dead-letter queue (the template's `maxReceiveCount` of each queue).
+fn max_receives(q: QueueName) -> u32 {
     match q {
-        QueueName::Outbound => match serde_json::from_str::<OutboundJob>(&job.body) {
-            Ok(j) => dispatch::handle(ports, &j).await,
-            Err(e) => {
-                tracing::error!(error.message = %Report(&e), "outbound job unreadable; dropped");
-                Ok(Disposition::Done)
-            }
-        },
-        QueueName::Receipts => match serde_json::from_str(&job.body) {
-            Ok(j) => receipts::handle(ports, &j, job.receives).await,
-            Err(e) => {
-                tracing::error!(error.message = %Report(&e), "receipt unreadable; dropped");
-                Ok(Disposition::Done)
-            }
-        },
+        QueueName::Outbound => 100,
+        QueueName::Receipts => 20,
     }
 }
 
-/// Hands out the heads of ready groups, runs them concurrently, and settles each.
+/// What Lambda's SQS event source mapping does, locally, over the SQLite queues: each group
+/// head handed out goes through the function's own handler (the one queue runner Lambda runs),
+/// concurrently with the others, as a batch of one. A record the runner reports comes back when
+/// it asked (`Queue::delay`) or after the queue's visibility timeout; one reported past its
+/// queue's receives is dropped with an error, as SQS would move it to its dead letters.
 async fn consume(ports: Ports, embedded: Embedded, q: QueueName) {
     let ports = Arc::new(ports);
     loop {
@@ -161,18 +152,30 @@ async fn consume(ports: Ports, embedded: Embedded, q: QueueName) {
         for job in jobs {
             let (ports, embedded) = (ports.clone(), embedded.clone());
             set.spawn(async move {
-                let outcome = handle(&ports, q, &job).await;
-                let settled = match outcome {
-                    Ok(Disposition::Done) => embedded.queue.ack(job.seq).await,
-                    Ok(Disposition::RetryAfter(d)) => embedded.queue.retry_at(job.seq, ports.clock.now() + d).await,
-                    Err(e) if job.receives >= MAX_RECEIVES => {
-                        tracing::error!(error.message = %Report(&e), seq = job.seq, "giving up on a queue message");
+                let seq = job.seq.to_string();
+                let mut record = aws_lambda_events::sqs::SqsMessage::default();
+                record.message_id = Some(seq.clone());
+                record.receipt_handle = Some(seq.clone());
+                record.body = Some(job.body.clone());
+                record.attributes.insert("ApproximateReceiveCount".into(), job.receives.to_string());
+                if let Some(g) = &job.group {
+                    record.attributes.insert("MessageGroupId".into(), g.clone());
+                }
+                let mut event = aws_lambda_events::sqs::SqsEvent::default();
+                event.records.push(record);
+                let deadline = Some(std::time::Instant::now() + Duration::from_secs(120));
+                let response = match q {
+                    QueueName::Outbound => dispatch::function_handler(&ports, event, deadline).await,
+                    QueueName::Receipts => receipts::function_handler(&ports, event, deadline).await,
+                };
+                let reported = response.batch_item_failures.iter().any(|f| f.item_identifier == seq);
+                let settled = match reported {
+                    false => embedded.queue.ack(job.seq).await,
+                    true if job.receives >= max_receives(q) => {
+                        tracing::error!(seq = job.seq, body = %job.body, "a queue message failed every receive; dropped");
                         embedded.queue.ack(job.seq).await
                     }
-                    Err(e) => {
-                        tracing::warn!(error.message = %Report(&e), seq = job.seq, "queue message failed; will retry");
-                        embedded.queue.retry_at(job.seq, ports.clock.now() + Duration::from_secs(1)).await
-                    }
+                    true => Ok(()),
                 };
                 if let Err(e) = settled {
                     tracing::error!(error.message = %Report(&e), "could not settle a queue message");

@@ -57,7 +57,7 @@ pub async fn embedded(config: Config) -> Result<(AppState, Embedded), ConfigErro
         None => whatsapp(&config, clock.clone())?,
     };
     let store = SqliteStore::new(db.clone());
-    let queue = SqliteQueue::new(db.clone());
+    let queue = SqliteQueue::new(db.clone(), clock.clone());
     let scheduler = SqliteScheduler::new(db.clone());
     let archive: Arc<dyn crate::ports::Archive> = Arc::new(SqliteArchive::new(db.clone()));
     let ports = Ports {

@@ -128,7 +128,8 @@ impl Queues {
 
 async fn sqlite_queue() -> Option<(Queues, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();
-    Some((Queues::Sqlite(SqliteQueue::new(Db::open(dir.path()).unwrap())), dir))
+    let clock = Arc::new(shared::adapters::clock::SystemClock);
+    Some((Queues::Sqlite(SqliteQueue::new(Db::open(dir.path()).unwrap(), clock)), dir))
 }
 
 async fn sqs_queue() -> Option<(Queues, ())> {

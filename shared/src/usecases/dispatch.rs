@@ -126,7 +126,7 @@ enum Claim {
 #[derive(Debug)]
 pub enum ClaimPlan {
     /// Take it for this attempt: the message as claimed, and the contact if the claim moves it.
-    Take { msg: Box<Message>, contact: Option<Contact> },
+    Take { msg: Box<Message>, contact: Option<Box<Contact>> },
     /// Not to be sent: failed, or held again.
     Settle(Box<FailurePlan>),
     /// An opt-in request when another left less than a day ago: dropped, quietly.
@@ -186,7 +186,7 @@ pub fn plan_claim(
         }
         let mut c = contact.clone();
         c.optin_dispatched_at = Some(now);
-        k = Some(c);
+        k = Some(Box::new(c));
     }
     let mut next = msg.clone();
     next.status = MessageStatus::Sending;
@@ -253,8 +253,8 @@ async fn claim(ports: &Ports, key: &Key, token: &str, queued: bool) -> Result<Cl
                 let mut contact_now = contact.item.clone();
                 writes.push(match moved {
                     Some(k) => {
-                        contact_now = k.clone();
-                        put_versioned(Item::Contact(k), Some(contact.version))
+                        contact_now = (*k).clone();
+                        put_versioned(Item::Contact(*k), Some(contact.version))
                     }
                     // Sent on consent and a window as read: a STOP meanwhile means deciding again.
                     None => Write::Check { key: Key::contact(&contact.item.key), cond: Cond::Version(contact.version) },

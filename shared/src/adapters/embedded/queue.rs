@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 use super::db::{Db, DbError};
-use crate::ports::{OutboundJob, Queue, QueueError, ReceiptsJob};
+use crate::ports::{Clock, OutboundJob, Queue, QueueError, ReceiptsJob};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueueName {
@@ -34,12 +34,16 @@ pub struct ReceivedJob {
     pub body: String,
     /// How many times it has been handed out, this time included.
     pub receives: u32,
+    /// Its FIFO group (the outbound queue's: the conversation).
+    pub group: Option<String>,
 }
 
 #[derive(Clone)]
 pub struct SqliteQueue {
     db: Db,
     wake: Arc<[Notify; 2]>,
+    /// The connector's clock (the dev clock when it runs): visibility is measured by it.
+    clock: Arc<dyn Clock>,
 }
 
 /// How long a handed-out message stays invisible if its consumer dies.
@@ -50,8 +54,8 @@ fn ms(t: OffsetDateTime) -> i64 {
 }
 
 impl SqliteQueue {
-    pub fn new(db: Db) -> SqliteQueue {
-        SqliteQueue { db, wake: Arc::new([Notify::new(), Notify::new()]) }
+    pub fn new(db: Db, clock: Arc<dyn Clock>) -> SqliteQueue {
+        SqliteQueue { db, wake: Arc::new([Notify::new(), Notify::new()]), clock }
     }
 
     fn notify(&self, q: QueueName) -> &Notify {
@@ -95,14 +99,19 @@ impl SqliteQueue {
                 let jobs = {
                     let mut stmt = tx
                         .prepare_cached(
-                            "SELECT seq, body, receives FROM queue q WHERE queue = ?1 AND visible_at <= ?2
+                            "SELECT seq, body, receives, group_key FROM queue q WHERE queue = ?1 AND visible_at <= ?2
                              AND (group_key IS NULL OR NOT EXISTS (
                                  SELECT 1 FROM queue p WHERE p.queue = q.queue AND p.group_key = q.group_key AND p.seq < q.seq))
                              ORDER BY seq LIMIT ?3",
                         )?;
                     let rows = stmt
                         .query_map(params![q.as_str(), now_ms, max as i64], |r| {
-                            Ok(ReceivedJob { seq: r.get(0)?, body: r.get(1)?, receives: r.get::<_, u32>(2)? + 1 })
+                            Ok(ReceivedJob {
+                                seq: r.get(0)?,
+                                body: r.get(1)?,
+                                receives: r.get::<_, u32>(2)? + 1,
+                                group: r.get(3)?,
+                            })
                         })?;
                     rows.collect::<Result<Vec<_>, _>>()?
                 };
@@ -162,5 +171,11 @@ impl Queue for SqliteQueue {
     async fn send_receipt(&self, job: ReceiptsJob) -> Result<(), QueueError> {
         let body = serde_json::to_string(&job).map_err(|e| QueueError(Box::new(e)))?;
         self.push(QueueName::Receipts, None, None, body).await
+    }
+
+    /// `receipt` is the message's sequence number (what the local consumer hands the runner).
+    async fn delay(&self, _: crate::ports::QueueKind, receipt: &str, after: Duration) -> Result<(), QueueError> {
+        let seq: i64 = receipt.parse().map_err(|e| QueueError(Box::new(e)))?;
+        self.retry_at(seq, self.clock.now() + after).await
     }
 }
