@@ -340,13 +340,17 @@ async fn a_thread_on_aws_from_optin_to_receipts_within_its_call_budget() {
         "  per million outbound messages with 3 statuses: ${outbound_cost:.2} ({ow} write units, {or} read units)"
     );
     println!("  per million inbound texts: ${inbound_cost:.2} ({iw} write units, {ir} read units)");
-    // Where we are (the issue's goals are $8 and $4): a rise fails here.
-    assert!(outbound_cost <= 13.5, "an outbound message costs ${outbound_cost:.2} per million");
+    // Where we are (the goals are $8 and $4): a rise fails here. Outbound rose from $13.25 with
+    // the thread's outgoing queue (its marker written with the message, deleted once it is
+    // accepted) and the read of the contact after the claim, which keep order and "nothing
+    // after STOP" exact.
+    assert!(outbound_cost <= 15.5, "an outbound message costs ${outbound_cost:.2} per million");
     assert!(inbound_cost <= 7.0, "an inbound text costs ${inbound_cost:.2} per million");
     assert!(table[2] <= 1, "a status webhook writes {} items", table[2]);
-    // The send's commit (message, thread, the check of the contact's version, its outbox entry),
-    // the entry's delete by the relay, the claim, the accepted answer (message, wamid link).
-    assert!(table[1] <= 8, "an outbound message writes {} items", table[1]);
+    // The send's commit (message, thread, the check of the contact's version, its outbox entry,
+    // its place in the thread's outgoing queue), the entry's delete by the relay, the claim, the
+    // accepted answer (message, wamid link), the place's delete.
+    assert!(table[1] <= 10, "an outbound message writes {} items", table[1]);
     assert!(table[0] <= 4, "an inbound text writes {} items", table[0]);
 }
 

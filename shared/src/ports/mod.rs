@@ -109,12 +109,16 @@ pub struct Transaction {
     /// At most 36 characters (DynamoDB's limit).
     pub token: String,
     pub writes: Vec<Write>,
+    /// Submitted before, with an unknown outcome: a store that cannot check the token (a single
+    /// DynamoDB write has none) may then take a failed condition over an item that already is
+    /// what this transaction makes as its own write, committed.
+    pub resubmitted: bool,
 }
 
 impl Transaction {
     /// `writes` under a new token.
     pub fn new(writes: Vec<Write>) -> Transaction {
-        Transaction { token: crate::domain::ids::new_ulid(), writes }
+        Transaction { token: crate::domain::ids::new_ulid(), writes, resubmitted: false }
     }
 
     /// Refuses what DynamoDB would: over `MAX_TRANSACTION_WRITES` writes, an item over

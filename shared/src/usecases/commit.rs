@@ -154,7 +154,7 @@ pub async fn commit(ports: &Ports, plan: Plan) -> Result<Vec<OutboxEntry>, Commi
         effects.into_iter().map(|effect| OutboxEntry::new(new_ulid(), effect, now)).collect();
     writes.extend(entries.iter().map(|e| Write::Put { item: Item::Outbox(e.clone()), cond: Cond::NotExists }));
     let counted = crate::metrics::counted(&writes);
-    match submit(ports, &Transaction::new(writes)).await {
+    match submit(ports, Transaction::new(writes)).await {
         Ok(()) => {
             crate::metrics::write(&counted);
             Ok(entries)
@@ -178,10 +178,11 @@ pub async fn commit(ports: &Ports, plan: Plan) -> Result<Vec<OutboxEntry>, Commi
 /// resubmission of a transaction that committed with `Ok`, so the answer is the first one that
 /// is neither `Unknown` nor, once it was unknown, `Busy` (a throttled resubmission says nothing
 /// of the first submission); a conflict then means it did not commit.
-async fn submit(ports: &Ports, tx: &Transaction) -> Result<(), StoreError> {
+async fn submit(ports: &Ports, mut tx: Transaction) -> Result<(), StoreError> {
     let mut unknown = false;
     for n in 0..MAX_SUBMISSIONS {
-        match ports.store.submit(tx).await {
+        tx.resubmitted = unknown;
+        match ports.store.submit(&tx).await {
             Err(StoreError::Unknown(_)) if crate::plant::active(crate::plant::Bug::ReplanUnknown) => {
                 return Err(StoreError::Busy)
             }

@@ -70,6 +70,15 @@ async fn dispatch_one(ports: &Ports, key: &Key, queued: bool) -> Result<Step> {
         Claim::Wait(d) => return Ok(Step::Wait(d)),
         Claim::NotOurs => return Ok(Step::Next),
     };
+    // The last look before the Graph API call: a STOP committed since the claim read the
+    // contact means this message never leaves.
+    let contact = load_contact(&*ports.store, &contact.key).await?.item;
+    if opted_out(&claimed, &contact) {
+        let failure =
+            Failure { code: None, http_status: None, detail: "the contact opted out before it was sent".into() };
+        apply_outcome(ports, key, &failure, Outcome::OptedOut).await?;
+        return Ok(Step::Next);
+    }
     let mut meta_media = None;
     if let Some(id) = claimed.body.media_id() {
         match super::media::meta_id(ports, id).await? {
@@ -133,6 +142,14 @@ pub enum ClaimPlan {
     Superseded(Box<Message>),
 }
 
+/// Whether `contact` no longer takes `msg`: they opted out, and it is not the confirmation of
+/// that.
+fn opted_out(msg: &Message, contact: &Contact) -> bool {
+    contact.consent == ConsentState::OptedOut
+        && msg.system != Some(SystemPurpose::OptOutConfirmation)
+        && !plant::active(Bug::NoConsentRecheck)
+}
+
 /// Re-checks a queued message at the moment it would go: a contact who opted out since gets
 /// nothing (but the confirmation of their opt-out); an employee's message held too long has
 /// expired; free text finds the window closed, or older messages of its thread held, and is
@@ -147,9 +164,7 @@ pub fn plan_claim(
     token: &str,
 ) -> ClaimPlan {
     let employee = msg.system.is_none();
-    let opted_out = contact.consent == ConsentState::OptedOut
-        && msg.system != Some(SystemPurpose::OptOutConfirmation)
-        && !plant::active(Bug::NoConsentRecheck);
+    let opted_out = opted_out(msg, contact);
     let given_up = |why, detail: &str| {
         let failure = Failure { code: None, http_status: None, detail: detail.into() };
         plan_given_up(conv, contact, msg, &failure, why, now).map(|p| ClaimPlan::Settle(Box::new(p)))
@@ -249,16 +264,13 @@ async fn claim(ports: &Ports, key: &Key, token: &str, queued: bool) -> Result<Cl
         let plan = plan_claim(&m.item, &conv.item, &contact.item, held_before, &ports.settings, now, token);
         let (plan, claimed) = match plan {
             ClaimPlan::Take { msg, contact: moved } => {
+                // One write, the message's: its consent is read again once it is claimed.
                 let mut writes = vec![put_versioned(Item::Message((*msg).clone()), Some(m.version))];
                 let mut contact_now = contact.item.clone();
-                writes.push(match moved {
-                    Some(k) => {
-                        contact_now = (*k).clone();
-                        put_versioned(Item::Contact(*k), Some(contact.version))
-                    }
-                    // Sent on consent and a window as read: a STOP meanwhile means deciding again.
-                    None => Write::Check { key: Key::contact(&contact.item.key), cond: Cond::Version(contact.version) },
-                });
+                if let Some(k) = moved {
+                    contact_now = (*k).clone();
+                    writes.push(put_versioned(Item::Contact(*k), Some(contact.version)));
+                }
                 let taken = Claim::Taken { msg, version: m.version + 1, conv: conv.item.clone(), contact: contact_now };
                 (Plan::of(writes), taken)
             }
@@ -406,6 +418,7 @@ pub(crate) async fn record_accepted(
     .await?;
     let wamid = &wamid;
     let id = claimed.id.clone();
+    let claimed_conv = claimed.conversation_id.clone();
     let mut first = Some(Versioned { item: claimed, version });
     execute(ports, || {
         let known = first.take();
@@ -418,12 +431,16 @@ pub(crate) async fn record_accepted(
             next.wamid = Some(wamid.clone());
             next.lease_until = None;
             next.claim = None;
-            let out_of_queue = Write::Delete { key: Key::queued(&next.conversation_id, &next.id), cond: Cond::Always };
-            let writes = vec![put_versioned(Item::Message(next), Some(current.version)), out_of_queue];
-            Ok(Decision::Commit(Plan::of(writes), ()))
+            Ok(Decision::Commit(Plan::of(vec![put_versioned(Item::Message(next), Some(current.version))]), ()))
         }
     })
     .await?;
+    // Out of the outgoing queue, on its own (a plain delete: half the units of a second item in
+    // the message's write). Were it lost, dispatch drops the marker of a settled message when
+    // it comes to it.
+    let conv = &claimed_conv;
+    let out_of_queue = Write::Delete { key: Key::queued(conv, &id), cond: Cond::Always };
+    ports.store.transact(vec![out_of_queue]).await?;
     tracing::info!(message_id = %id, %wamid, "accepted by WhatsApp");
     Ok(())
 }
@@ -438,6 +455,8 @@ pub(crate) enum Outcome {
     Unknown,
     /// Held past `CONNECTOR_HELD_TTL`: failed as `held_expired`, never sent.
     HeldExpired,
+    /// Claimed, then found its contact opted out: failed as `opted_out`, never sent.
+    OptedOut,
 }
 
 /// Applies a failure to the message under `key`: retry, hold again, or fail with notices.
@@ -455,6 +474,7 @@ pub(crate) async fn apply_outcome(
         let mut plan = match outcome {
             Outcome::Unknown => given_up(GivenUp::DeliveryUnknown),
             Outcome::HeldExpired => given_up(GivenUp::HeldExpired),
+            Outcome::OptedOut => given_up(GivenUp::OptedOut),
             Outcome::Refused { .. } => {
                 Some(plan_failure(&conv.item, &contact.item, &msg.item, failure, &ports.settings, now))
             }

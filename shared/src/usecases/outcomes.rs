@@ -133,7 +133,8 @@ impl GivenUp {
             GivenUp::DeliveryUnknown => msg.status == MessageStatus::Sending && msg.lease_until.is_none(),
             // Held, or queued that long (re-checked when it would go).
             GivenUp::HeldExpired => matches!(msg.status, MessageStatus::Pending | MessageStatus::Queued),
-            GivenUp::OptedOut => msg.status == MessageStatus::Queued,
+            // Queued, or claimed and not yet handed to Meta (the look after the claim).
+            GivenUp::OptedOut => matches!(msg.status, MessageStatus::Queued | MessageStatus::Sending),
         }
     }
 }

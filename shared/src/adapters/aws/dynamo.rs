@@ -154,10 +154,10 @@ where
     }
 }
 
-/// A single write's failed condition: a conflict on write 0, unless the item already is what
-/// this write makes (`old`: the item as DynamoDB found it). That is this very write, committed
-/// by an attempt whose answer was lost (the SDK's own retry, or the executor's resubmission):
-/// a single write has no token to say so, so the item itself does.
+/// A resubmitted single write's failed condition: a conflict on write 0, unless the item
+/// already is what this write makes (`old`: the item as DynamoDB found it). That is this very
+/// write, committed by the submission whose answer was lost: a single write has no token to
+/// say so, so the item itself does.
 fn single_conflict(w: &Write, old: Option<&Attrs>) -> Result<(), StoreError> {
     let landed = match (w, old) {
         (Write::Put { item, .. }, Some(old)) => {
@@ -270,7 +270,8 @@ impl DynamoStore {
         };
         match outcome {
             Ok(()) => Ok(()),
-            Err(Ok(old)) => single_conflict(w, old.as_ref()),
+            Err(Ok(old)) if tx.resubmitted => single_conflict(w, old.as_ref()),
+            Err(Ok(_)) => Err(StoreError::Conflict { index: 0 }),
             Err(Err(e)) => Err(e),
         }
     }
@@ -338,6 +339,16 @@ impl DynamoStore {
                 TransactWriteItemsError::TransactionCanceledException(c) => Err(cancelled(c.cancellation_reasons())),
                 other => Err(StoreError::Unknown(Box::new(other))),
             },
+            Err(SdkError::ServiceError(se))
+                if se.err().is_provisioned_throughput_exceeded_exception()
+                    || se.err().is_request_limit_exceeded()
+                    || se.err().is_throttling_exception() =>
+            {
+                Err(StoreError::Busy)
+            }
+            Err(SdkError::ServiceError(se)) if se.err().is_transaction_in_progress_exception() => {
+                Err(StoreError::Unknown(Box::new(se.into_err())))
+            }
             Err(other) => Err(write_failure(other)),
         }
     }
