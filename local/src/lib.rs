@@ -5,6 +5,8 @@ pub mod bench;
 mod console;
 mod dev;
 mod events;
+#[cfg(feature = "aws")]
+pub mod stream;
 mod workers;
 
 use std::net::SocketAddr;
@@ -130,6 +132,7 @@ fn on_aws(
         clients,
         outbound: r.outbound_queue_url.clone(),
         receipts: r.receipts_queue_url.clone(),
+        table: r.table.clone(),
     };
     (state, consumers)
 }
@@ -177,6 +180,7 @@ pub async fn start_with(
     }
     let listen = config.listen.clone();
     let (embedded_state, embedded) = shared::app::embedded(config.clone()).await?;
+    let on_embedded = config.aws.is_none();
     let (state, consumers) = match (config.aws.clone(), clients) {
         #[cfg(feature = "aws")]
         (Some(r), Some(clients)) => on_aws(config, &r, clients, &embedded_state),
@@ -189,7 +193,7 @@ pub async fn start_with(
     }
     let mut tasks = workers::spawn(state.clone(), embedded.clone(), consumers);
     // Live events need the embedded store's change feed (on AWS they go over WebSockets).
-    let hub = match state.ports.store.keeps_changes() {
+    let hub = match on_embedded {
         true => {
             let (hub, task) = Hub::start(state.ports.clone(), Arc::new(embedded.store.clone())).await?;
             tasks.insert(0, task);

@@ -16,12 +16,13 @@ const USAGE: &str = "usage:
   connector-local contact PHONE read           read everything received
   connector-local contact PHONE image [CAPTION] send a picture
   connector-local contact PHONE inbox          show what the contact received
-  connector-local archive verify CONVERSATION  re-compute a thread's hash chain (reads CONNECTOR_DATA_DIR)
+  connector-local archive verify CONVERSATION  re-compute a thread's keyed hash chain and check it holds every
+                                               change committed (reads CONNECTOR_DATA_DIR)
   connector-local archive export CONVERSATION  print a thread's archive as JSON Lines
   connector-local archive fingerprint TEXT     TEXT as the archive keeps it when DLP finds something in it
                                                (CONNECTOR_ARCHIVE_KEY, CONNECTOR_DLP_POLICY): search exports for it
-  connector-local archive audit PREFIX         check every anchor under PREFIX (anchors/ for all) against
-                                               the chains as they stand";
+  connector-local archive audit PREFIX         check every record under PREFIX (records/ for all) in the vault
+                                               against the chains as the table indexes them";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -107,38 +108,37 @@ async fn contact(config: &Config, args: &[String]) -> Result<(), String> {
     }
 }
 
-/// Reads the archive straight from the data directory (the connector may be running).
+/// Reads the archive straight from the data directory (the connector may be running: what
+/// its archiver has not reached yet, this one archives first, as a second writer may).
 async fn archive(config: Config, args: &[String]) -> Result<(), String> {
-    use shared::ports::Archive;
-    let (Some(verb), Some(conv)) = (args.first(), args.get(1)) else {
+    use shared::usecases::{archive, archiver};
+    let (Some(verb), Some(arg)) = (args.first(), args.get(1)) else {
         return Err(USAGE.into());
     };
     if verb == "fingerprint" {
-        let kept = shared::usecases::archive::original(&config.settings, &args[1..].join(" "));
+        let kept = archive::original(&config.settings, &args[1..].join(" "));
         println!("{}", kept.map_err(|e| Report(&e).to_string())?);
         return Ok(());
     }
+    let report = |e: shared::usecases::UseCaseError| Report(&e).to_string();
+    let (state, embedded) = shared::app::embedded(config).await.map_err(|e| e.to_string())?;
+    let ports = &state.ports;
+    archiver::catch_up(ports, &embedded.store).await.map_err(report)?;
     if verb == "audit" {
-        let (state, _) = shared::app::embedded(config).await.map_err(|e| e.to_string())?;
-        let report = shared::usecases::archive::audit(&state.ports, conv).await.map_err(|e| Report(&e).to_string())?;
-        println!("{}", serde_json::to_string(&report).unwrap_or_default());
-        return match report.mismatches.len() {
+        let audit = archive::audit(ports, arg).await.map_err(report)?;
+        println!("{}", serde_json::to_string(&audit).unwrap_or_default());
+        return match audit.mismatches.len() {
             0 => Ok(()),
-            n => Err(format!("{n} anchored heads do not match the chains")),
+            n => Err(format!("{n} archived records are not where their chains say")),
         };
     }
-    let conv = shared::domain::ConversationId::from(conv.as_str());
-    let db = shared::adapters::embedded::Db::open(&config.data_dir).map_err(|e| Report(&e).to_string())?;
-    let records = shared::adapters::embedded::SqliteArchive::new(db.clone())
-        .read(&conv)
-        .await
-        .map_err(|e| Report(&e).to_string())?;
+    let conv = shared::domain::ConversationId::from(arg.as_str());
+    let records = archive::records(ports, &conv).await.map_err(report)?;
     match verb.as_str() {
         "verify" => {
-            let store = shared::adapters::embedded::SqliteStore::new(db);
-            let v = shared::usecases::archive::verify_against_head(&store, &conv, &records)
-                .await
-                .map_err(|e| Report(&e).to_string())?;
+            let key = ports.settings.archive_key.clone().ok_or("CONNECTOR_ARCHIVE_KEY is not set")?;
+            let counts = archiver::counts(ports, &conv).await.map_err(report)?;
+            let v = shared::archive::verify_complete(&key, &records, &counts);
             println!("{}", serde_json::to_string(&v).unwrap_or_default());
             if v.valid {
                 Ok(())

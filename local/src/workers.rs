@@ -9,9 +9,10 @@ use shared::adapters::embedded::QueueName;
 use shared::app::Embedded;
 use shared::error::Report;
 use shared::http::AppState;
+use shared::ports::ChangeStream;
 #[cfg(feature = "aws")]
 use shared::ports::{Scheduler, SchedulerError, Timer};
-use shared::usecases::{Ports, UseCaseError};
+use shared::usecases::Ports;
 
 const BATCH: usize = 32;
 
@@ -23,25 +24,35 @@ pub enum Consumers {
         clients: shared::adapters::aws::AwsClients,
         outbound: String,
         receipts: String,
+        /// The table whose stream the archiver reads.
+        table: String,
     },
 }
 
 pub fn spawn(state: AppState, embedded: Embedded, consumers: Consumers) -> Vec<JoinHandle<()>> {
     let ports = state.ports.clone();
     let mut tasks = match consumers {
-        Consumers::Embedded => vec![
-            tokio::spawn(consume(ports.clone(), embedded.clone(), QueueName::Outbound)),
-            tokio::spawn(consume(ports.clone(), embedded.clone(), QueueName::Receipts)),
-        ],
+        Consumers::Embedded => {
+            let stream: Arc<dyn ChangeStream> = Arc::new(embedded.store.clone());
+            vec![
+                tokio::spawn(consume(ports.clone(), embedded.clone(), QueueName::Outbound)),
+                tokio::spawn(consume(ports.clone(), embedded.clone(), QueueName::Receipts)),
+                tokio::spawn(archiver_loop(ports.clone(), stream)),
+            ]
+        }
         #[cfg(feature = "aws")]
-        Consumers::Sqs { clients, outbound, receipts } => vec![
+        Consumers::Sqs { clients, outbound, receipts, table } => vec![
             tokio::spawn(consume_sqs(ports.clone(), clients.sqs.clone(), outbound, QueueName::Outbound)),
-            tokio::spawn(consume_sqs(ports.clone(), clients.sqs, receipts, QueueName::Receipts)),
+            tokio::spawn(consume_sqs(ports.clone(), clients.sqs.clone(), receipts, QueueName::Receipts)),
+            tokio::spawn(stream_archiver_loop(
+                ports.clone(),
+                crate::stream::TableStream::new(&clients, &table),
+                embedded.clone(),
+            )),
         ],
     };
     tasks.push(tokio::spawn(timer_loop(ports.clone(), embedded.clone())));
     tasks.push(tokio::spawn(relay_loop(ports.clone())));
-    tasks.push(tokio::spawn(anchor_loop(ports.clone(), embedded.clone())));
     tasks.push(tokio::spawn(sweep_loop(ports, embedded)));
     tasks
 }
@@ -224,6 +235,50 @@ async fn relay_loop(ports: Ports) {
     }
 }
 
+#[cfg(feature = "aws")]
+/// Where the local reader of the table's stream has read to (the data directory's settings).
+const STREAM_POSITION: &str = "archiver_stream_position";
+
+#[cfg(feature = "aws")]
+/// What Lambda's event source mapping does with the archiver on the table's stream, locally:
+/// batches in order, each retried until the archiver takes it, the position moved after.
+async fn stream_archiver_loop(ports: Ports, stream: crate::stream::TableStream, embedded: Embedded) {
+    let mut position = embedded.db.setting(STREAM_POSITION).await.ok().flatten();
+    loop {
+        let records = match stream.records_after(position.as_deref(), 100).await {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::warn!(error.message = %Report(&*e), "reading the table's stream failed; will retry");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let Some(last) = records.last().and_then(|r| r.pointer("/dynamodb/SequenceNumber")).and_then(|s| s.as_str())
+        else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let last = last.to_string();
+        let entries = match shared::adapters::aws::stream::entries_of_stream(&records) {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::error!(error.message = %Report(&e), "a stream record the archiver cannot read; the stream waits");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+        };
+        if let Err(e) = shared::usecases::archiver::archive(&ports, &entries).await {
+            tracing::warn!(error.message = %Report(&e), "archiving failed; will retry");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        if let Err(e) = embedded.db.set_setting(STREAM_POSITION, last.clone()).await {
+            tracing::warn!(error.message = %Report(&e), "keeping the stream's position failed");
+        }
+        position = Some(last);
+    }
+}
+
 /// Forgets dedupe marks past their time, hourly.
 async fn sweep_loop(ports: Ports, embedded: Embedded) {
     loop {
@@ -234,85 +289,18 @@ async fn sweep_loop(ports: Ports, embedded: Embedded) {
     }
 }
 
-/// How often the chain heads that moved are anchored: on AWS the table's stream brings them to
-/// the `anchor` function in batches of up to five minutes.
-const ANCHOR_EVERY: Duration = Duration::from_secs(60);
-/// The change feed's position up to which heads were anchored.
-const ANCHOR_CURSOR: &str = "anchor_cursor";
-
-/// The local stand-in for the stream that feeds the `anchor` function (docs/aws.md, "The
-/// archive's anchors"): every minute, the heads of the threads the change feed names since the
-/// last anchor go into one write-once anchor in the data directory's vault.
-async fn anchor_loop(ports: Ports, embedded: Embedded) {
+/// The local stand-in for the table's stream that feeds the `archiver` function: the archiver
+/// reads the embedded store's feed from its position as commits write it, so a record is
+/// archived moments after its commit (and after a restart, from where it stopped).
+async fn archiver_loop(ports: Ports, stream: Arc<dyn ChangeStream>) {
+    let wake = stream.archive_notify();
     loop {
-        tokio::time::sleep(ANCHOR_EVERY).await;
-        if let Err(e) = anchor_moved_heads(&ports, &embedded).await {
-            tracing::warn!(error.message = %Report(&e), "anchoring the archive failed; will retry");
+        let woken = wake.notified();
+        if let Err(e) = shared::usecases::archiver::catch_up(&ports, &*stream).await {
+            tracing::warn!(error.message = %Report(&e), "archiving failed; will retry");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
         }
-    }
-}
-
-/// Anchors the chain heads of the threads changed since the last anchor; the anchor's name, or
-/// `None` when nothing changed. The feed's position moves on only once the anchor is written.
-pub async fn anchor_moved_heads(ports: &Ports, embedded: &Embedded) -> Result<Option<String>, UseCaseError> {
-    use shared::live::Change;
-    use shared::ports::{Feed, StoreError};
-    let setting = embedded.db.setting(ANCHOR_CURSOR).await.map_err(StoreError::from)?;
-    let from: u64 = setting.and_then(|v| v.parse().ok()).unwrap_or(0);
-    let (mut at, mut threads) = (from, std::collections::BTreeSet::new());
-    loop {
-        let page = embedded.store.after(at, 1000).await?;
-        let Some((last, _)) = page.last() else { break };
-        at = *last;
-        threads.extend(page.into_iter().filter_map(|(_, change)| match change {
-            Change::Message { conversation_id, .. }
-            | Change::Conversation { conversation_id }
-            | Change::Read { conversation_id, .. } => Some(conversation_id),
-            Change::Contact { .. } => None,
-        }));
-    }
-    if at == from {
-        return Ok(None);
-    }
-    let heads = shared::usecases::archive::heads_of(ports, &threads.into_iter().collect::<Vec<_>>()).await?;
-    let name = shared::usecases::archive::anchor(ports, heads).await?;
-    embedded.db.set_setting(ANCHOR_CURSOR, at.to_string()).await.map_err(StoreError::from)?;
-    Ok(name)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use shared::usecases::{archive, conversations, send, Caller};
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_heads_that_moved_are_anchored_once_and_the_verifier_checks_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().display().to_string();
-        let config = shared::Config::from_lookup(|k| (k == "CONNECTOR_DATA_DIR").then(|| data.clone())).unwrap();
-        let (state, embedded) = shared::app::embedded(config).await.unwrap();
-        let ports = state.ports.clone();
-        let (alex, admin) = (
-            Caller::new("alex", "Alex", "retail", "eu"),
-            Caller::new("ines", "Ines", "retail", "eu").with_roles(&["admin"]),
-        );
-        let phone = shared::domain::Phone::parse("+447700900123").unwrap();
-        let cmd = conversations::StartConversation { phone, name: None };
-        let conv = conversations::start(&ports, &alex, cmd).await.unwrap();
-
-        let first = anchor_moved_heads(&ports, &embedded).await.unwrap().expect("the new thread's head anchored");
-        assert_eq!(anchor_moved_heads(&ports, &embedded).await.unwrap(), None, "nothing moved since");
-        let v = archive::verify_chain(&ports, &admin, &conv.id).await.unwrap();
-        let check = v.anchor.clone().expect("checked against its anchor");
-        assert!(v.valid && check.matches && check.object == first, "{v:?}");
-
-        let cmd = send::SendCommand { content: send::Content::Text("Your statement is ready".into()), client_id: None };
-        send::send(&ports, &alex, &conv.id, cmd).await.unwrap();
-        let second = anchor_moved_heads(&ports, &embedded).await.unwrap().expect("the moved head anchored");
-        assert_ne!(second, first);
-        let v = archive::verify_chain(&ports, &admin, &conv.id).await.unwrap();
-        let check = v.anchor.expect("checked against its new anchor");
-        assert!(v.valid && check.matches && check.object == second);
-        assert_eq!(check.head.map(|h| h.seq), Some(v.records as u64), "the anchor holds the newest head");
+        let _ = tokio::time::timeout(Duration::from_secs(5), woken).await;
     }
 }

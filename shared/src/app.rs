@@ -4,14 +4,10 @@
 use std::sync::Arc;
 
 #[cfg(feature = "aws")]
-use crate::adapters::aws::{
-    AwsClients, DynamoArchive, DynamoStore, EventBridgeScheduler, S3MediaStore, S3Vault, SqsQueue,
-};
+use crate::adapters::aws::{AwsClients, DynamoStore, EventBridgeScheduler, S3MediaStore, S3Vault, SqsQueue};
 use crate::adapters::clock::SystemClock;
 #[cfg(feature = "embedded")]
-use crate::adapters::embedded::{
-    Db, DevClock, DiskMediaStore, DiskVault, SqliteArchive, SqliteQueue, SqliteScheduler, SqliteStore,
-};
+use crate::adapters::embedded::{Db, DevClock, DiskMediaStore, DiskVault, SqliteQueue, SqliteScheduler, SqliteStore};
 use crate::adapters::graph::GraphWhatsApp;
 #[cfg(feature = "sandbox")]
 use crate::adapters::sandbox::SandboxWhatsApp;
@@ -22,7 +18,7 @@ use crate::config::{Config, ConfigError};
 use crate::error::Report;
 use crate::http::AppState;
 #[cfg(feature = "aws")]
-use crate::ports::{Archive, Store};
+use crate::ports::Store;
 use crate::ports::{Clock, WhatsApp};
 use crate::usecases::Ports;
 
@@ -59,12 +55,10 @@ pub async fn embedded(config: Config) -> Result<(AppState, Embedded), ConfigErro
     let store = SqliteStore::new(db.clone());
     let queue = SqliteQueue::new(db.clone(), clock.clone());
     let scheduler = SqliteScheduler::new(db.clone());
-    let archive: Arc<dyn crate::ports::Archive> = Arc::new(SqliteArchive::new(db.clone()));
     let ports = Ports {
         store: Arc::new(store.clone()),
-        archive,
         media: Arc::new(DiskMediaStore::new(&config.data_dir).map_err(|e| ConfigError(Report(&e).to_string()))?),
-        vault: Some(Arc::new(DiskVault::new(&config.data_dir))),
+        vault: Arc::new(DiskVault::new(&config.data_dir)),
         queue: Arc::new(queue.clone()),
         scheduler: Arc::new(scheduler.clone()),
         clock,
@@ -185,7 +179,6 @@ pub fn aws_ports(
 ) -> Ports {
     let dynamo: Arc<dyn Store> =
         Arc::new(DynamoStore::new(clients.dynamodb.clone(), r.table.clone()).with_serial_writes(r.serial_writes));
-    let archive: Arc<dyn Archive> = Arc::new(DynamoArchive::new(dynamo.clone()));
     Ports {
         store: dynamo,
         queue: Arc::new(SqsQueue::new(clients.sqs.clone(), r.outbound_queue_url.clone(), r.receipts_queue_url.clone())),
@@ -200,9 +193,11 @@ pub fn aws_ports(
         ),
         whatsapp,
         clock,
-        archive,
         media: Arc::new(S3MediaStore::new(clients.s3.clone(), r.media_bucket.clone())),
-        vault: r.anchor_bucket.as_ref().map(|b| Arc::new(S3Vault::new(clients.s3.clone(), b.clone())) as _),
+        vault: match &r.archive_bucket {
+            Some(bucket) => Arc::new(S3Vault::new(clients.s3.clone(), bucket.clone())),
+            None => Arc::new(crate::adapters::NoVault),
+        },
         settings: Arc::new(config.settings.clone()),
     }
 }

@@ -1,14 +1,22 @@
-//! The compliance archive's records and their hash chain: each record of a thread holds the
-//! SHA-256 of the one before, so an edit or a deletion is found by re-computing the chain.
+//! The compliance archive's records and their chains. Each thread's records form one chain:
+//! each holds the keyed hash (HMAC-SHA256 under the archive key) of the one before, so an edit,
+//! a deletion or a forged record is found by anyone holding the key, and by no one without it.
+//! Records are written by the archiver alone (`usecases::archiver`), batched into write-once
+//! objects; each names the item of the thread that carried its change and that item's count,
+//! so a gap between what was committed and what was archived is found too.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::domain::{ConversationId, MessageId, Sender};
+use serde_json::json;
+
+use crate::domain::{Body, ConversationId, Message, MessageId, Notice, Sender};
 
 /// The hash before a thread's first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -20,6 +28,8 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 pub enum ArchiveKind {
     /// A message as first shown (its own record, written by the commit that creates it).
     Message,
+    /// A status Meta reported for an outbound message.
+    Status,
     /// Consent asked, given or withdrawn.
     Consent,
     /// What data-loss prevention redacted or blocked.
@@ -40,6 +50,7 @@ impl ArchiveKind {
     pub fn as_str(&self) -> &str {
         match self {
             ArchiveKind::Message => "message",
+            ArchiveKind::Status => "status",
             ArchiveKind::Consent => "consent",
             ArchiveKind::Dlp => "dlp",
             ArchiveKind::ConversationStarted => "conversation_started",
@@ -56,6 +67,7 @@ impl From<String> for ArchiveKind {
     fn from(name: String) -> ArchiveKind {
         match name.as_str() {
             "message" => ArchiveKind::Message,
+            "status" => ArchiveKind::Status,
             "consent" => ArchiveKind::Consent,
             "dlp" => ArchiveKind::Dlp,
             "conversation_started" => ArchiveKind::ConversationStarted,
@@ -96,12 +108,88 @@ pub struct ArchiveEvent {
     pub details: Value,
 }
 
+/// The archive record of a message as it was stored (the text as sent).
+pub fn message_event(m: &Message) -> ArchiveEvent {
+    let text = match &m.body {
+        Body::Notice(n) => Some(n.render("en")),
+        Body::Template(t) => Some(format!("[template {} ({})] {}", t.name, t.language, t.params.join(" | "))),
+        Body::Reaction(r) => r.emoji.clone(),
+        Body::Text { .. } | Body::Image { .. } => m.body.as_sent(),
+    };
+    ArchiveEvent {
+        conversation_id: m.conversation_id.clone(),
+        kind: ArchiveKind::Message,
+        actor: m.sender.clone(),
+        at: m.created_at,
+        message_id: Some(m.id.clone()),
+        wamid: m.wamid.clone(),
+        text_as_written: m.body.words().map(str::to_string),
+        text_as_sent: text,
+        details: json!({
+            "direction": m.direction,
+            "kind": m.body.kind(),
+            "status": m.status.public(),
+            "system": m.system,
+            "notice": m.body.notice().map(Notice::code),
+            "media_id": m.body.media_id(),
+            "dlp_rules": m.dlp_rules,
+        }),
+    }
+}
+
+/// A journaled event as the item that carried it holds it in the stream: in full, or, for a
+/// message's own record, a mark that the item itself is the event (it says the same, and an
+/// item that stays under a write unit costs half).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+// Built and read one at a time, on the way to and from the stream: boxing would only allocate.
+#[allow(clippy::large_enum_variant)]
+pub enum Carried {
+    Itself { source: Source, itself: bool },
+    Event(Journaled),
+}
+
+impl Carried {
+    /// `j` as `carrier` (when it is a message) carries it.
+    pub fn of(j: &Journaled, carrier: Option<&Message>) -> Carried {
+        match carrier {
+            Some(m) if message_event(m) == j.event => Carried::Itself { source: j.source.clone(), itself: true },
+            _ => Carried::Event(j.clone()),
+        }
+    }
+
+    /// The journaled event again, given the item that carried it.
+    pub fn journaled(self, carrier: Option<&Message>) -> Option<Journaled> {
+        match self {
+            Carried::Event(j) => Some(j),
+            Carried::Itself { source, .. } => carrier.map(|m| Journaled { source, event: message_event(m) }),
+        }
+    }
+}
+
+/// The item of its thread that carried a change (its sort key: `META` for the thread,
+/// `MSG#<id>` for a message), and that item's count of changes carried so far: a thread's
+/// items, each counting what it carried, say what its archive must hold.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Source {
+    pub item: String,
+    pub n: u64,
+}
+
+/// An event as committed: the item that carried it and its place among that item's changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Journaled {
+    pub source: Source,
+    pub event: ArchiveEvent,
+}
+
 /// An archived event: its place in the thread's chain and the hashes that link it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArchiveRecord {
     pub seq: u64,
     #[serde(flatten)]
     pub event: ArchiveEvent,
+    pub source: Source,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -111,17 +199,19 @@ pub struct ArchiveRecord {
 struct Hashed<'a> {
     seq: u64,
     prev_hash: &'a str,
+    source: &'a Source,
     event: &'a ArchiveEvent,
 }
 
-pub fn hash(seq: u64, prev_hash: &str, event: &ArchiveEvent) -> String {
-    let body = serde_json::to_vec(&Hashed { seq, prev_hash, event }).unwrap_or_default();
-    hex::encode(Sha256::digest(&body))
+/// The keyed hash of a record: HMAC-SHA256 under the archive key, in lower-case hex.
+pub fn hash(key: &[u8], seq: u64, prev_hash: &str, source: &Source, event: &ArchiveEvent) -> String {
+    let body = serde_json::to_vec(&Hashed { seq, prev_hash, source, event }).unwrap_or_default();
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(&body);
+    hex::encode(mac.finalize().into_bytes())
 }
 
-/// A chain's last record. It is kept on the thread itself, so every commit that archives
-/// moves it under the thread's own condition: a record can be neither skipped, forked nor cut
-/// from the end unseen.
+/// A chain's last record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainHead {
     pub seq: u64,
@@ -134,14 +224,107 @@ impl ArchiveRecord {
     }
 }
 
-/// Links `event` after the record `prev` (or first in its thread).
-pub fn link(prev: Option<&ChainHead>, event: ArchiveEvent) -> ArchiveRecord {
+/// Links `event` (carried by `source`) after the record `prev` (or first in its thread).
+pub fn link(key: &[u8], prev: Option<&ChainHead>, j: Journaled) -> ArchiveRecord {
     let (seq, prev_hash) = match prev {
         Some(h) => (h.seq + 1, h.hash.clone()),
         None => (1, GENESIS.to_string()),
     };
-    let hash = hash(seq, &prev_hash, &event);
-    ArchiveRecord { seq, event, prev_hash, hash }
+    let hash = hash(key, seq, &prev_hash, &j.source, &j.event);
+    ArchiveRecord { seq, event: j.event, source: j.source, prev_hash, hash }
+}
+
+/// A place in the change stream: a decimal number that only grows (DynamoDB Streams' sequence
+/// numbers run to 40 digits; the embedded feed's row numbers are small), compared as a number.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Position(pub String);
+
+impl PartialEq for Position {
+    fn eq(&self, other: &Position) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Position {}
+
+impl Position {
+    pub fn of(n: u64) -> Position {
+        Position(n.to_string())
+    }
+
+    /// As a number, where it fits one (the embedded feed's).
+    pub fn number(&self) -> Option<u64> {
+        self.0.parse().ok()
+    }
+}
+
+impl Ord for Position {
+    fn cmp(&self, other: &Position) -> Ordering {
+        let digits = |p: &Position| p.0.trim_start_matches('0').to_string();
+        let (a, b) = (digits(self), digits(other));
+        a.len().cmp(&b.len()).then_with(|| a.cmp(&b))
+    }
+}
+
+impl PartialOrd for Position {
+    fn partial_cmp(&self, other: &Position) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where some of a thread's records are: one write-once object holds records `first..=last`,
+/// the last of them `head`, archived from the stream up to `position`. The archiver writes one
+/// per thread per batch, and only where no other starts at `first` (a second writer of the
+/// chain is refused); the thread's last one is its chain head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Segment {
+    pub conversation_id: ConversationId,
+    pub first: u64,
+    pub last: u64,
+    pub head: String,
+    pub position: Position,
+    pub object: String,
+}
+
+impl Segment {
+    pub fn head(&self) -> ChainHead {
+        ChainHead { seq: self.last, hash: self.head.clone() }
+    }
+}
+
+/// A batch of records as one write-once object: JSON Lines, named by the day it was written
+/// (a reader lists one day's batches, retention counts from it) and then by its content, so
+/// a batch written again is the same object, and two batches are never one.
+pub fn batch(records: &[ArchiveRecord], at: OffsetDateTime) -> (String, Vec<u8>) {
+    let mut body = Vec::new();
+    for r in records {
+        body.extend(serde_json::to_vec(r).unwrap_or_default());
+        body.push(b'\n');
+    }
+    let name = format!(
+        "records/{:04}/{:02}/{:02}/{:02}{:02}{:02}Z-{}.jsonl",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        &hex::encode(Sha256::digest(&body))[..20]
+    );
+    (name, body)
+}
+
+/// The records of a batch object; `None` when it is not one (a byte changed in its JSON).
+pub fn parse_batch(body: &[u8]) -> Option<Vec<ArchiveRecord>> {
+    let text = std::str::from_utf8(body).ok()?;
+    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).ok()).collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -150,22 +333,27 @@ pub struct Verification {
     pub records: usize,
     /// The sequence number of the first record that does not check out.
     pub first_break: Option<u64>,
-    /// The chain against its last anchored head, where one was anchored.
-    pub anchor: Option<AnchorCheck>,
+    /// Changes the thread's items carried that its chain does not hold (the items' counts
+    /// against the sources of its records).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<Source>,
 }
 
 impl Verification {
     fn of(valid: bool, records: usize, first_break: Option<u64>) -> Verification {
-        Verification { valid, records, first_break, anchor: None }
+        Verification { valid, records, first_break, missing: Vec::new() }
     }
 }
 
-/// Re-computes the chain of one thread's records (in order).
-pub fn verify(records: &[ArchiveRecord]) -> Verification {
+/// Re-computes the chain of one thread's records (in order) under `key`.
+pub fn verify(key: &[u8], records: &[ArchiveRecord]) -> Verification {
     let mut prev_hash = GENESIS.to_string();
     for (i, r) in records.iter().enumerate() {
         let expected_seq = i as u64 + 1;
-        if r.seq != expected_seq || r.prev_hash != prev_hash || r.hash != hash(r.seq, &r.prev_hash, &r.event) {
+        if r.seq != expected_seq
+            || r.prev_hash != prev_hash
+            || r.hash != hash(key, r.seq, &r.prev_hash, &r.source, &r.event)
+        {
             return Verification::of(false, records.len(), Some(expected_seq.min(r.seq)));
         }
         prev_hash = r.hash.clone();
@@ -173,99 +361,34 @@ pub fn verify(records: &[ArchiveRecord]) -> Verification {
     Verification::of(true, records.len(), None)
 }
 
-/// `verify`, and the chain's end against the head its commits recorded: records removed from
-/// the end (or a head with no records) break the chain at the first missing sequence number.
-pub fn verify_with_head(records: &[ArchiveRecord], head: Option<&ChainHead>) -> Verification {
-    let v = verify(records);
-    if !v.valid {
-        return v;
+/// The changes the thread's items say they carried (`counts`: each item's count) that the
+/// records do not hold: for each item, every `n` from 1 to its count.
+pub fn missing(records: &[ArchiveRecord], counts: &BTreeMap<String, u64>) -> Vec<Source> {
+    let mut held: BTreeMap<&str, std::collections::BTreeSet<u64>> = BTreeMap::new();
+    for r in records {
+        held.entry(r.source.item.as_str()).or_default().insert(r.source.n);
     }
-    let last = records.last().map(ArchiveRecord::head);
-    match head {
-        Some(h) if last.as_ref() != Some(h) => Verification::of(false, records.len(), Some(records.len() as u64 + 1)),
-        _ => v,
-    }
-}
-
-/// Many threads' chain heads at one moment, stored write-once (on AWS an S3 bucket under Object
-/// Lock in compliance mode). A record at or before an anchored head cannot then be changed,
-/// removed or re-hashed, not even by someone who rewrites the whole table, without the
-/// verifier seeing it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Anchor {
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
-    /// Each thread's newest head among those given, by thread id.
-    pub heads: BTreeMap<ConversationId, ChainHead>,
-}
-
-impl Anchor {
-    pub fn of(heads: impl IntoIterator<Item = (ConversationId, ChainHead)>, at: OffsetDateTime) -> Anchor {
-        let mut newest: BTreeMap<ConversationId, ChainHead> = BTreeMap::new();
-        for (thread, head) in heads {
-            if newest.get(&thread).is_none_or(|h| h.seq < head.seq) {
-                newest.insert(thread, head);
+    let mut out = Vec::new();
+    for (item, count) in counts {
+        let have = held.get(item.as_str());
+        for n in 1..=*count {
+            if !have.is_some_and(|h| h.contains(&n)) {
+                out.push(Source { item: item.clone(), n });
             }
         }
-        Anchor { at, heads: newest }
     }
-
-    /// The stored document, and its name: by time (a reader lists one day's anchors) and then
-    /// by content.
-    pub fn document(&self) -> (String, Vec<u8>) {
-        let body = serde_json::to_vec(self).unwrap_or_default();
-        let t = self.at;
-        let name = format!(
-            "anchors/{:04}/{:02}/{:02}/{:02}{:02}{:02}Z-{}.json",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            &hex::encode(Sha256::digest(&body))[..16]
-        );
-        (name, body)
-    }
+    out
 }
 
-/// Whether a thread's records (in order, from the first) hold `head` at its place.
-pub fn holds(records: &[ArchiveRecord], head: &ChainHead) -> bool {
-    head.seq >= 1 && records.get(head.seq as usize - 1).is_some_and(|r| r.seq == head.seq && r.hash == head.hash)
-}
-
-/// What the verifier found against a thread's last anchor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AnchorCheck {
-    /// The anchor's name in the write-once store.
-    pub object: String,
-    /// The head that anchor holds for the thread: `None` when the anchor, or the thread in it,
-    /// is not there (the record of where it was anchored is then not to be trusted).
-    pub head: Option<ChainHead>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub at: Option<OffsetDateTime>,
-    /// The chain holds that head at its place.
-    pub matches: bool,
-}
-
-/// `v` (a chain's verification) against the head `anchor` holds for thread `thread`, read from
-/// the write-once object `object`: the record at the anchored place must carry the anchored
-/// hash, so the chain up to there is the one anchored.
-pub fn check_anchor(
-    mut v: Verification,
-    records: &[ArchiveRecord],
-    thread: &ConversationId,
-    object: String,
-    anchor: Option<&Anchor>,
-) -> Verification {
-    let head = anchor.and_then(|a| a.heads.get(thread)).cloned();
-    let matches = head.as_ref().is_some_and(|h| holds(records, h));
-    if !matches {
+/// `verify`, and the items' counts: a change committed and not archived (or records removed
+/// from the chain's end) makes it invalid, at the first sequence number past the chain.
+pub fn verify_complete(key: &[u8], records: &[ArchiveRecord], counts: &BTreeMap<String, u64>) -> Verification {
+    let mut v = verify(key, records);
+    v.missing = missing(records, counts);
+    if v.valid && !v.missing.is_empty() {
         v.valid = false;
-        let at = head.as_ref().map_or(1, |h| h.seq.max(1));
-        v.first_break = Some(v.first_break.map_or(at, |b| b.min(at)));
+        v.first_break = Some(records.len() as u64 + 1);
     }
-    v.anchor = Some(AnchorCheck { object, head, at: anchor.map(|a| a.at), matches });
     v
 }
 
@@ -274,11 +397,14 @@ mod tests {
     use super::*;
     use time::macros::datetime;
 
+    const KEY: &[u8] = b"archive-key";
+
     #[test]
     fn a_kind_is_stored_as_the_name_it_always_had_and_an_unknown_one_as_written() {
         use ArchiveKind::*;
         for (kind, name) in [
             (Message, "message"),
+            (Status, "status"),
             (Consent, "consent"),
             (Dlp, "dlp"),
             (ConversationStarted, "conversation_started"),
@@ -294,27 +420,6 @@ mod tests {
         let later: ArchiveKind = serde_json::from_value(serde_json::json!("retention_hold")).unwrap();
         assert_eq!(later, Other("retention_hold".into()));
         assert_eq!(serde_json::to_value(&later).unwrap(), serde_json::json!("retention_hold"));
-    }
-
-    #[test]
-    fn a_record_written_with_string_kinds_and_actors_still_verifies() {
-        // As a record was stored before kinds and actors had types: the same bytes, the same hash.
-        let e = ArchiveEvent {
-            conversation_id: "c".into(),
-            kind: ArchiveKind::Consent,
-            actor: Sender::Contact,
-            at: datetime!(2026-09-20 12:00 UTC),
-            message_id: None,
-            wamid: Some("wamid.1".into()),
-            text_as_sent: None,
-            text_as_written: None,
-            details: serde_json::json!({"consent": "opted_in"}),
-        };
-        let stored = format!(
-            r#"{{"seq":1,"prev_hash":"{GENESIS}","event":{{"conversation_id":"c","kind":"consent","actor":"contact","at":"2026-09-20T12:00:00Z","message_id":null,"wamid":"wamid.1","text_as_sent":null,"text_as_written":null,"details":{{"consent":"opted_in"}}}}}}"#
-        );
-        let expected = hex::encode(Sha256::digest(stored.as_bytes()));
-        assert_eq!(hash(1, GENESIS, &e), expected);
     }
 
     fn event(text: &str) -> ArchiveEvent {
@@ -335,95 +440,90 @@ mod tests {
         let mut out: Vec<ArchiveRecord> = Vec::new();
         for i in 0..n {
             let prev = out.last().map(ArchiveRecord::head);
-            let r = link(prev.as_ref(), event(&format!("m{i}")));
-            out.push(r);
+            let source = Source { item: "META".into(), n: i as u64 + 1 };
+            out.push(link(KEY, prev.as_ref(), Journaled { source, event: event(&format!("m{i}")) }));
         }
         out
     }
 
     #[test]
     fn an_untouched_chain_verifies() {
-        assert_eq!(verify(&chain(5)), Verification { valid: true, records: 5, first_break: None, anchor: None });
-        assert!(verify(&[]).valid);
+        assert_eq!(verify(KEY, &chain(5)), Verification::of(true, 5, None));
+        assert!(verify(KEY, &[]).valid);
     }
 
     #[test]
-    fn an_edit_is_found_at_the_edited_record() {
-        let mut c = chain(5);
-        c[2].event.text_as_sent = Some("changed".into());
-        assert_eq!(verify(&c).first_break, Some(3));
-    }
-
-    #[test]
-    fn a_deletion_or_a_rehashed_edit_breaks_the_next_link() {
-        let mut c = chain(5);
-        c.remove(1);
-        assert_eq!(verify(&c).first_break, Some(2));
-        let mut d = chain(5);
-        d[1].event.text_as_sent = Some("forged".into());
-        d[1].hash = hash(d[1].seq, &d[1].prev_hash, &d[1].event);
-        assert_eq!(verify(&d).first_break, Some(3), "the forger must rewrite every later record");
-    }
-
-    #[test]
-    fn records_cut_from_the_end_are_found_by_the_head() {
-        let c = chain(5);
-        let head = c[4].head();
-        assert!(verify_with_head(&c, Some(&head)).valid);
-        assert!(verify(&c[..3]).valid, "the chain alone cannot see a cut end");
-        assert_eq!(verify_with_head(&c[..3], Some(&head)).first_break, Some(4));
-        assert_eq!(verify_with_head(&[], Some(&head)).first_break, Some(1));
-    }
-
-    #[test]
-    fn records_round_trip_through_json() {
-        let c = chain(2);
-        let line = serde_json::to_string(&c[1]).unwrap();
-        let back: ArchiveRecord = serde_json::from_str(&line).unwrap();
-        assert_eq!(back, c[1]);
-        assert!(verify(&[c[0].clone(), back]).valid);
-    }
-
-    #[test]
-    fn an_anchor_keeps_each_threads_newest_head_and_names_itself_by_time_and_content() {
+    fn the_hash_is_keyed_so_a_chain_rewritten_without_the_key_is_found() {
         let c = chain(3);
-        let at = datetime!(2026-12-03 21:05:09 UTC);
-        let a = Anchor::of([("c".into(), c[2].head()), ("c".into(), c[0].head()), ("d".into(), c[1].head())], at);
-        assert_eq!(a.heads["c"], c[2].head());
-        assert_eq!(a.heads["d"], c[1].head());
-        let (name, body) = a.document();
-        assert!(name.starts_with("anchors/2026/12/03/210509Z-") && name.ends_with(".json"), "{name}");
-        assert_eq!(serde_json::from_slice::<Anchor>(&body).unwrap(), a);
-        let (other, _) = Anchor::of([("c".into(), c[1].head())], at).document();
-        assert_ne!(name, other, "two anchors of one second have two names");
-    }
-
-    #[test]
-    fn a_chain_rewritten_before_its_anchor_is_found_though_it_verifies_alone() {
-        let c = chain(5);
-        let anchor = Anchor::of([("c".into(), c[3].head())], datetime!(2026-12-03 21:00 UTC));
-        let ok = check_anchor(verify(&c), &c, &"c".into(), "a.json".into(), Some(&anchor));
-        assert!(ok.valid && ok.anchor.as_ref().unwrap().matches, "{ok:?}");
-        // Someone with the table rewrites record 2 and re-hashes every record after it.
+        assert!(!verify(b"another key", &c).valid);
+        // Someone without the key rewrites record 2 and re-links every record after it.
         let mut forged = vec![c[0].clone()];
         for (i, r) in c.iter().enumerate().skip(1) {
             let mut e = r.event.clone();
             if i == 1 {
                 e.text_as_sent = Some("forged".into());
             }
-            forged.push(link(forged.last().map(ArchiveRecord::head).as_ref(), e));
+            let j = Journaled { source: r.source.clone(), event: e };
+            forged.push(link(b"a guess", forged.last().map(ArchiveRecord::head).as_ref(), j));
         }
-        assert!(verify(&forged).valid, "the chain alone cannot see it");
-        let v = check_anchor(verify(&forged), &forged, &"c".into(), "a.json".into(), Some(&anchor));
-        assert!(!v.valid && !v.anchor.as_ref().unwrap().matches);
-        assert_eq!(v.first_break, Some(4));
-        // Records cut back to before the anchored head.
-        let cut = check_anchor(verify(&c[..2]), &c[..2], &"c".into(), "a.json".into(), Some(&anchor));
+        assert_eq!(verify(KEY, &forged).first_break, Some(2));
+    }
+
+    #[test]
+    fn an_edit_is_found_at_the_edited_record() {
+        let mut c = chain(5);
+        c[2].event.text_as_sent = Some("changed".into());
+        assert_eq!(verify(KEY, &c).first_break, Some(3));
+        let mut d = chain(5);
+        d[3].source.n = 9;
+        assert_eq!(verify(KEY, &d).first_break, Some(4), "the source is hashed too");
+    }
+
+    #[test]
+    fn a_deletion_or_a_rehashed_edit_breaks_the_next_link() {
+        let mut c = chain(5);
+        c.remove(1);
+        assert_eq!(verify(KEY, &c).first_break, Some(2));
+        let mut d = chain(5);
+        d[1].event.text_as_sent = Some("forged".into());
+        d[1].hash = hash(KEY, d[1].seq, &d[1].prev_hash, &d[1].source, &d[1].event);
+        assert_eq!(verify(KEY, &d).first_break, Some(3), "the forger must rewrite every later record");
+    }
+
+    #[test]
+    fn changes_committed_and_not_archived_or_cut_from_the_end_are_found_by_the_items_counts() {
+        let c = chain(5);
+        let counts = BTreeMap::from([("META".to_string(), 5), ("MSG#m".to_string(), 0)]);
+        assert!(verify_complete(KEY, &c, &counts).valid);
+        assert!(verify(KEY, &c[..3]).valid, "the chain alone cannot see a cut end");
+        let cut = verify_complete(KEY, &c[..3], &counts);
         assert_eq!((cut.valid, cut.first_break), (false, Some(4)));
-        // The anchor the thread's record names is not there, or does not hold the thread.
-        let gone = check_anchor(verify(&c), &c, &"c".into(), "gone.json".into(), None);
-        assert_eq!((gone.valid, gone.first_break, gone.anchor.unwrap().head), (false, Some(1), None));
-        let other = check_anchor(verify(&c), &c, &"x".into(), "a.json".into(), Some(&anchor));
-        assert!(!other.valid);
+        assert_eq!(cut.missing, vec![Source { item: "META".into(), n: 4 }, Source { item: "META".into(), n: 5 }]);
+        let more = BTreeMap::from([("META".to_string(), 5), ("MSG#m".to_string(), 1)]);
+        assert_eq!(verify_complete(KEY, &c, &more).missing, vec![Source { item: "MSG#m".into(), n: 1 }]);
+    }
+
+    #[test]
+    fn records_round_trip_through_a_batch_named_by_day_and_content() {
+        let c = chain(3);
+        let at = datetime!(2026-12-03 21:05:09 UTC);
+        let (name, body) = batch(&c, at);
+        assert!(name.starts_with("records/2026/12/03/210509Z-") && name.ends_with(".jsonl"), "{name}");
+        assert_eq!(parse_batch(&body).unwrap(), c);
+        assert!(verify(KEY, &parse_batch(&body).unwrap()).valid);
+        assert_eq!(batch(&c, at).0, name, "the same batch is the same object");
+        assert_ne!(batch(&c[..2], at).0, name, "two batches of one second have two names");
+        let mut bad = body.clone();
+        bad[3] = b'!';
+        assert!(parse_batch(&bad).is_none());
+    }
+
+    #[test]
+    fn positions_compare_as_numbers_of_any_length() {
+        let p = |s: &str| Position(s.into());
+        assert!(p("9") < p("10"));
+        assert!(p("100000000000000000000000000000000000001") > p("99999999999999999999999999999999999999"));
+        assert_eq!(p("007").cmp(&p("7")), Ordering::Equal);
+        assert_eq!(Position::of(42).number(), Some(42));
     }
 }

@@ -76,12 +76,14 @@ impl Secret {
     /// The secrets a function needs, by its handler (template.yaml grants exactly these):
     /// the webhook checks signatures and the handshake and fingerprints what inbound DLP
     /// redacts; send lists and checks templates and fingerprints what outbound DLP finds;
-    /// dispatch and receipts call the Graph API. The rest call neither Meta nor DLP.
+    /// dispatch and receipts call the Graph API; the archiver links records and admin verifies
+    /// them under the archive key. The rest call neither Meta nor DLP.
     pub fn needed_by(handler: &str) -> &'static [Secret] {
         match handler {
             "webhook" => &[Secret::AppSecret, Secret::VerifyToken, Secret::ArchiveKey],
             "send" => &[Secret::AccessToken, Secret::ArchiveKey],
             "dispatch" | "receipts" => &[Secret::AccessToken],
+            "archiver" | "admin" => &[Secret::ArchiveKey],
             _ => &[],
         }
     }
@@ -124,8 +126,9 @@ pub struct AwsResources {
     /// The dead-letter queue of timers Scheduler could not deliver (optional).
     pub timers_dlq_arn: Option<String>,
     pub media_bucket: String,
-    /// The Object Lock bucket the archive's chain heads are anchored in (optional).
-    pub anchor_bucket: Option<String>,
+    /// The archive's Object Lock bucket: given only to the functions that read or write the
+    /// archive (the archiver, admin).
+    pub archive_bucket: Option<String>,
     /// `CONNECTOR_DYNAMODB_SERIAL_WRITES=1`: one DynamoDB write at a time, for emulators only.
     pub serial_writes: bool,
 }
@@ -267,7 +270,7 @@ fn aws_resources(get: &impl Fn(&str) -> Option<String>) -> Result<Option<AwsReso
         scheduler_role_arn: need("SCHEDULER_ROLE_ARN")?,
         timers_dlq_arn: get("TIMERS_DLQ_ARN").filter(|v| !v.is_empty()),
         media_bucket: need("MEDIA_BUCKET")?,
-        anchor_bucket: get("ANCHOR_BUCKET").filter(|v| !v.is_empty()),
+        archive_bucket: get("ARCHIVE_BUCKET").filter(|v| !v.is_empty()),
         serial_writes: get("CONNECTOR_DYNAMODB_SERIAL_WRITES").as_deref() == Some("1"),
     }))
 }
@@ -320,9 +323,12 @@ mod tests {
     }
 
     #[test]
-    fn only_the_functions_that_call_meta_or_dlp_need_secrets() {
-        for h in ["optin", "participants", "admin", "timers", "live", "anchor", "unknown"] {
+    fn only_the_functions_that_call_meta_dlp_or_the_archive_need_secrets() {
+        for h in ["optin", "participants", "timers", "live", "unknown"] {
             assert!(Secret::needed_by(h).is_empty(), "{h}");
+        }
+        for h in ["archiver", "admin"] {
+            assert_eq!(Secret::needed_by(h), &[Secret::ArchiveKey], "{h}");
         }
         assert!(Secret::needed_by("webhook").contains(&Secret::AppSecret));
         assert!(!Secret::needed_by("send").contains(&Secret::AppSecret));

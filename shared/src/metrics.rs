@@ -107,6 +107,13 @@ pub fn parked() {
     }
 }
 
+/// Changes committed and not archived, found by a reconciliation (`ArchiveGap`, alarmed).
+pub fn archive_gap(missing: usize) {
+    if ON.load(Ordering::Relaxed) {
+        write(&[Metric { name: "ArchiveGap", dimension: None, value: missing as f64, unit: "Count" }]);
+    }
+}
+
 /// Writes metrics as EMF lines on stdout.
 pub fn write(metrics: &[Metric]) {
     use std::io::Write as _;

@@ -13,8 +13,10 @@ pub enum Bug {
     ConflictIsDuplicate,
     /// Inbound writes no dedupe mark.
     NoDedupeMark,
-    /// The commit leaves a new message's archive record out, now and then.
+    /// The archiver leaves a new message's record out, now and then.
     SkipArchiveRecord,
+    /// The archiver writes a thread's segment over another writer's, instead of being refused.
+    SecondChainWriter,
     /// Dispatch reads a lost Graph API answer as "not taken" and sends again.
     RetryLostAnswer,
     /// The executor plans again when a transaction's outcome is unknown, instead of resubmitting.
@@ -44,11 +46,12 @@ pub enum Bug {
 }
 
 impl Bug {
-    pub const ALL: [Bug; 17] = [
+    pub const ALL: [Bug; 18] = [
         Bug::NoConsentRecheck,
         Bug::ConflictIsDuplicate,
         Bug::NoDedupeMark,
         Bug::SkipArchiveRecord,
+        Bug::SecondChainWriter,
         Bug::RetryLostAnswer,
         Bug::ReplanUnknown,
         Bug::StatusMovesBack,

@@ -15,8 +15,8 @@ use shared::domain::{ConversationId, Message, MessageStatus, Phone};
 use shared::meta::graph::{parse_send_response, GraphError, OutboundBody, OutboundRequest};
 use shared::meta::webhook::{InboundContent, InboundMessage, MetaError, StatusEvent};
 use shared::ports::{
-    Archive, ArchiveError, Clock, Disposition, Item, Key, MediaInfo, MediaStore, MediaStoreError, OutboundJob, Queue,
-    QueueError, ReceiptsJob, Scheduler, SchedulerError, Store, TemplateInfo, Timer, WhatsApp,
+    Clock, Disposition, Item, Key, MediaInfo, MediaStore, MediaStoreError, OutboundJob, Queue, QueueError, ReceiptsJob,
+    Scheduler, SchedulerError, Store, TemplateInfo, Timer, WhatsApp,
 };
 use shared::usecases::{conversations, dispatch, inbound, receipts, relay, send, timers, Caller, Ports, Settings};
 
@@ -120,15 +120,6 @@ impl MediaStore for NoMedia {
     }
 }
 
-struct TableArchive(Arc<dyn Store>);
-
-#[async_trait]
-impl Archive for TableArchive {
-    async fn read(&self, id: &ConversationId) -> Result<Vec<shared::archive::ArchiveRecord>, ArchiveError> {
-        self.0.archive_records(id).await.map_err(|e| ArchiveError(Box::new(e)))
-    }
-}
-
 struct World {
     ports: Ports,
     clock: Arc<ManualClock>,
@@ -146,14 +137,13 @@ fn world_on(store: Arc<dyn Store>) -> World {
     let recorded = Arc::new(Recorded::default());
     let meta = Arc::new(ScriptedMeta::default());
     let ports = Ports {
-        archive: Arc::new(TableArchive(store.clone())),
         store,
         queue: recorded.clone(),
         scheduler: recorded.clone(),
         clock: clock.clone(),
         whatsapp: meta.clone(),
         media: Arc::new(NoMedia),
-        vault: None,
+        vault: Arc::new(shared::adapters::memory::MemoryVault::default()),
         settings: Arc::new(Settings { retry_base: std::time::Duration::from_millis(1), ..Settings::default() }),
     };
     World { ports, clock, recorded, meta, n: Mutex::new(0) }

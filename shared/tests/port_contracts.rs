@@ -1,6 +1,6 @@
 //! One contract for each port beside the store (whose own is `store_contract.rs`), run on each
 //! of its adapters: the embedded one, and the AWS one on moto (started by `scripts/test`, whose
-//! address arrives in `MOTO_ENDPOINT`). Media, queue, scheduler, archive and vault.
+//! address arrives in `MOTO_ENDPOINT`). Media, queue, scheduler, change stream and vault.
 //!
 //! A port that only writes (the queue, the scheduler) is read back the way its consumer reads
 //! it: the local runner's SQLite queue and due timers, or SQS and EventBridge Scheduler.
@@ -8,18 +8,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use shared::adapters::aws::{
-    at_expression, AwsClients, DynamoArchive, DynamoStore, EventBridgeScheduler, S3MediaStore, S3Vault, SqsQueue,
+    at_expression, AwsClients, DynamoStore, EventBridgeScheduler, S3MediaStore, S3Vault, SqsQueue,
 };
-use shared::adapters::embedded::{
-    Db, DiskMediaStore, DiskVault, QueueName, SqliteArchive, SqliteQueue, SqliteScheduler, SqliteStore,
-};
+use shared::adapters::embedded::{Db, DiskMediaStore, DiskVault, QueueName, SqliteQueue, SqliteScheduler, SqliteStore};
 use shared::adapters::memory::MemoryVault;
-use shared::archive::{ArchiveKind, ArchiveRecord};
+use shared::archive::{message_event, ArchiveKind, Journaled, Source};
+use shared::domain::{Body, Contact, Conversation, Message, Sender};
 use shared::meta::webhook::StatusEvent;
 use shared::ports::{
-    Archive, Cond, Item, MediaFetch, MediaStore, OutboundJob, Queue, QueueKind, ReceiptsJob, Scheduler, Store, Timer,
-    Vault, Write,
+    ChangeStream, Cond, Item, Key, MediaFetch, MediaStore, OutboundJob, Queue, QueueKind, ReceiptsJob, Scheduler,
+    Store, StreamEntry, Timer, Transaction, Vault, Write,
 };
 use time::OffsetDateTime;
 
@@ -284,74 +284,153 @@ async fn timers_of_other_names_are_armed_side_by_side(t: Timers) {
     assert_eq!(t.armed().await, want);
 }
 
-// ---- Archive ----------------------------------------------------------------------------
+// ---- Change stream ----------------------------------------------------------------------
 
-/// The archive reads what commits to the store append.
-struct Archives {
-    store: Arc<dyn Store>,
-    archive: Arc<dyn Archive>,
+/// A store whose commits' archive events are read back as the archiver reads them: the feed
+/// the embedded and memory stores keep, or on DynamoDB each written item's `rec` as the
+/// table's stream shows it (`stream::entries_of_stream` over the item's new image).
+enum Streams {
+    Pulled(Arc<dyn Store>, Arc<dyn ChangeStream>),
+    Dynamo(Arc<dyn Store>, aws_sdk_dynamodb::Client, String),
 }
 
-async fn sqlite_archive() -> Option<(Archives, tempfile::TempDir)> {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path()).unwrap();
-    Some((Archives { store: Arc::new(SqliteStore::new(db.clone())), archive: Arc::new(SqliteArchive::new(db)) }, dir))
-}
-
-async fn dynamo_archive() -> Option<(Archives, ())> {
-    let c = aws_clients().await?;
-    let table = unique("archive");
-    DynamoStore::create_table(&c.dynamodb, &table).await.unwrap();
-    let store: Arc<dyn Store> = Arc::new(DynamoStore::new(c.dynamodb.clone(), table));
-    Some((Archives { store: store.clone(), archive: Arc::new(DynamoArchive::new(store)) }, ()))
-}
-
-/// Appends `n` records to thread `conv`'s chain, one commit each.
-async fn append(store: &dyn Store, conv: &str, n: usize) -> Vec<ArchiveRecord> {
-    let mut chain: Vec<ArchiveRecord> = Vec::new();
-    for i in 0..n {
-        let event = shared::usecases::archive::event(
-            &conv.into(),
-            ArchiveKind::Other("note".into()),
-            "u1".into(),
-            OffsetDateTime::now_utc(),
-            serde_json::json!({ "n": i }),
-        );
-        let record = shared::archive::link(chain.last().map(ArchiveRecord::head).as_ref(), event);
-        store
-            .transact(vec![Write::Put { item: Item::ArchiveEntry(record.clone()), cond: Cond::NotExists }])
-            .await
-            .unwrap();
-        chain.push(record);
+impl Streams {
+    fn store(&self) -> &dyn Store {
+        match self {
+            Streams::Pulled(s, _) | Streams::Dynamo(s, ..) => &**s,
+        }
     }
-    chain
+
+    /// Submits `tx`; the entries it added to the stream.
+    async fn commit(&self, tx: Transaction) -> (Result<(), shared::ports::StoreError>, Vec<StreamEntry>) {
+        match self {
+            Streams::Pulled(store, stream) => {
+                let before = stream.entries_after(None, 10_000).await.unwrap().last().map(|e| e.position.clone());
+                let r = store.submit(&tx).await;
+                (r, stream.entries_after(before.as_ref(), 10_000).await.unwrap())
+            }
+            Streams::Dynamo(store, client, table) => {
+                let r = store.submit(&tx).await;
+                let mut records = Vec::new();
+                for w in tx.writes.iter().filter(|w| matches!(w, Write::Put { .. })) {
+                    let key = w.key();
+                    let got = client
+                        .get_item()
+                        .table_name(table)
+                        .key("pk", AttributeValue::S(key.pk))
+                        .key("sk", AttributeValue::S(key.sk))
+                        .consistent_read(true)
+                        .send()
+                        .await
+                        .unwrap();
+                    let text = |name: &str| match got.item().and_then(|i| i.get(name)) {
+                        Some(AttributeValue::S(s)) => Some(serde_json::json!({ "S": s })),
+                        _ => None,
+                    };
+                    let mut image = serde_json::Map::new();
+                    for name in ["body", "rec"] {
+                        if let Some(v) = text(name) {
+                            image.insert(name.into(), v);
+                        }
+                    }
+                    let seq = format!("{}", 1000 + records.len());
+                    records.push(serde_json::json!({"dynamodb": {"SequenceNumber": seq, "NewImage": image}}));
+                }
+                (r, shared::adapters::aws::stream::entries_of_stream(&records).unwrap())
+            }
+        }
+    }
 }
 
-async fn a_threads_records_are_read_oldest_first_and_no_one_elses(a: Archives) {
-    let Archives { store, archive } = a;
-    let c1 = append(&*store, "c1", 3).await;
-    let c2 = append(&*store, "c2", 1).await;
-    assert_eq!(archive.read(&"c1".into()).await.unwrap(), c1);
-    assert_eq!(archive.read(&"c2".into()).await.unwrap(), c2);
-    assert_eq!(archive.read(&"c0".into()).await.unwrap(), vec![], "a thread without records");
+async fn sqlite_stream() -> Option<(Streams, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::new(Db::open(dir.path()).unwrap()));
+    Some((Streams::Pulled(store.clone(), store), dir))
 }
 
-async fn a_taken_place_in_the_chain_is_not_written_twice(a: Archives) {
-    let Archives { store, archive } = a;
-    let chain = append(&*store, "c1", 1).await;
-    let fork = shared::archive::link(
-        None,
-        shared::usecases::archive::event(
-            &"c1".into(),
-            ArchiveKind::Other("fork".into()),
-            "u2".into(),
-            OffsetDateTime::now_utc(),
-            serde_json::json!({}),
-        ),
+async fn memory_stream() -> Option<(Streams, ())> {
+    let store = Arc::new(shared::adapters::memory::MemoryStore::new());
+    Some((Streams::Pulled(store.clone(), store), ()))
+}
+
+async fn dynamo_stream() -> Option<(Streams, ())> {
+    let c = aws_clients().await?;
+    let table = unique("stream");
+    DynamoStore::create_table(&c.dynamodb, &table).await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(DynamoStore::new(c.dynamodb.clone(), table.clone()));
+    Some((Streams::Dynamo(store, c.dynamodb.clone(), table), ()))
+}
+
+fn thread_and_message() -> (Conversation, Message) {
+    let now = OffsetDateTime::now_utc();
+    let contact = Contact::new("447700900123".into(), Some("+447700900123".into()), None);
+    let conv = Conversation::new("c1".into(), &contact, "en".into(), now);
+    let m = Message::outbound("m1".into(), "c1".into(), "u1".into(), Body::text("hello"), now);
+    (conv, m)
+}
+
+fn consent(conv: &Conversation, n: u64) -> Journaled {
+    let event = shared::usecases::archive::event(
+        &conv.id,
+        ArchiveKind::Consent,
+        Sender::Contact,
+        OffsetDateTime::now_utc(),
+        serde_json::json!({ "consent": "opted_in", "n": n }),
     );
-    let again = store.transact(vec![Write::Put { item: Item::ArchiveEntry(fork), cond: Cond::NotExists }]).await;
-    assert!(again.is_err(), "a second record 1 was written");
-    assert_eq!(archive.read(&"c1".into()).await.unwrap(), chain);
+    Journaled { source: Source { item: Key::conversation(&conv.id).sk, n }, event }
+}
+
+async fn a_commits_archive_events_come_back_in_order_with_what_carried_them(s: Streams) {
+    let (mut conv, mut m) = thread_and_message();
+    m.records = 1;
+    conv.records = 1;
+    let message =
+        Journaled { source: Source { item: Key::message(&conv.id, &m.id).sk, n: 1 }, event: message_event(&m) };
+    let first = consent(&conv, 1);
+    let mut tx = Transaction::new(vec![
+        Write::Put { item: Item::Conversation(conv.clone()), cond: Cond::NotExists },
+        Write::Put { item: Item::Message(m.clone()), cond: Cond::NotExists },
+    ]);
+    tx.entry.records = vec![message.clone(), first.clone()];
+    let (r, entries) = s.commit(tx).await;
+    r.unwrap();
+    let got: Vec<Journaled> = entries.iter().flat_map(|e| e.records.clone()).collect();
+    let mut want = vec![message, first];
+    want.sort_by(|a, b| a.source.cmp(&b.source));
+    let mut sorted = got.clone();
+    sorted.sort_by(|a, b| a.source.cmp(&b.source));
+    assert_eq!(sorted, want, "every event, once, as committed");
+    let positions: Vec<_> = entries.iter().map(|e| e.position.clone()).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+
+    // The next write of the thread carries its own event, and not the first one's again.
+    conv.records = 2;
+    let second = consent(&conv, 2);
+    let mut tx = Transaction::new(vec![Write::Put { item: Item::Conversation(conv.clone()), cond: Cond::Version(1) }]);
+    tx.entry.records = vec![second.clone()];
+    let (r, entries) = s.commit(tx).await;
+    r.unwrap();
+    assert_eq!(entries.iter().flat_map(|e| e.records.clone()).collect::<Vec<_>>(), vec![second]);
+    // A write that carries nothing leaves nothing on the stream.
+    let quiet = Transaction::new(vec![Write::Put { item: Item::Conversation(conv), cond: Cond::Version(2) }]);
+    let (r, entries) = s.commit(quiet).await;
+    r.unwrap();
+    assert!(entries.is_empty(), "{entries:?}");
+}
+
+async fn a_refused_commit_leaves_nothing_on_the_stream(s: Streams) {
+    let (mut conv, _) = thread_and_message();
+    s.store()
+        .transact(vec![Write::Put { item: Item::Conversation(conv.clone()), cond: Cond::NotExists }])
+        .await
+        .unwrap();
+    conv.records = 1;
+    let mut tx = Transaction::new(vec![Write::Put { item: Item::Conversation(conv.clone()), cond: Cond::Version(7) }]);
+    tx.entry.records = vec![consent(&conv, 1)];
+    let (r, entries) = s.commit(tx).await;
+    assert!(r.is_err());
+    let carried: Vec<Journaled> = entries.iter().flat_map(|e| e.records.clone()).collect();
+    assert!(carried.is_empty(), "{carried:?}");
 }
 
 // ---- Vault ------------------------------------------------------------------------------
@@ -436,8 +515,9 @@ contract!(queue_sqlite = sqlite_queue: a_job_sent_again_is_taken_once_and_a_new_
 contract!(queue_sqs = sqs_queue: a_job_sent_again_is_taken_once_and_a_new_generation_is_another, one_threads_jobs_are_taken_in_the_order_sent, a_receipt_job_is_taken_as_it_was_sent);
 contract!(scheduler_sqlite = sqlite_timers: arming_a_timer_again_moves_it, timers_of_other_names_are_armed_side_by_side);
 contract!(scheduler_eventbridge = eventbridge_timers: arming_a_timer_again_moves_it, timers_of_other_names_are_armed_side_by_side);
-contract!(archive_sqlite = sqlite_archive: a_threads_records_are_read_oldest_first_and_no_one_elses, a_taken_place_in_the_chain_is_not_written_twice);
-contract!(archive_dynamodb = dynamo_archive: a_threads_records_are_read_oldest_first_and_no_one_elses, a_taken_place_in_the_chain_is_not_written_twice);
+contract!(stream_sqlite = sqlite_stream: a_commits_archive_events_come_back_in_order_with_what_carried_them, a_refused_commit_leaves_nothing_on_the_stream);
+contract!(stream_memory = memory_stream: a_commits_archive_events_come_back_in_order_with_what_carried_them, a_refused_commit_leaves_nothing_on_the_stream);
+contract!(stream_dynamodb = dynamo_stream: a_commits_archive_events_come_back_in_order_with_what_carried_them, a_refused_commit_leaves_nothing_on_the_stream);
 contract!(vault_disk = disk_vault: a_name_is_written_once, names_are_listed_by_prefix_in_order);
 contract!(vault_memory = memory_vault: a_name_is_written_once, names_are_listed_by_prefix_in_order);
 contract!(vault_s3 = s3_vault_port: a_name_is_written_once, names_are_listed_by_prefix_in_order);

@@ -211,3 +211,49 @@ fn each_function_may_read_exactly_the_secrets_its_handler_needs() {
     assert_eq!(t.matches("Action: secretsmanager:").count(), readers);
     assert_eq!(t.matches(":secret:").count(), grants);
 }
+
+#[test]
+fn only_the_archiver_writes_the_archive_and_no_one_deletes_or_unlocks_it() {
+    let t = template();
+    let all = resources(&t);
+    let find = |name: &str| all.iter().find(|r| r.starts_with(&format!("  {name}:"))).expect(name).clone();
+    // Object Lock in compliance mode, for CONNECTOR_RETENTION_DAYS (seven years by default).
+    let bucket = find("ArchiveBucket");
+    assert!(bucket.contains("ObjectLockEnabled: true"));
+    assert!(bucket.contains("DefaultRetention: { Mode: COMPLIANCE, Days: !Ref ArchiveRetentionDays }"), "{bucket}");
+    assert!(bucket.contains("DeletionPolicy: Retain"));
+    assert!(find("ArchiveRetentionDays").contains("Default: 2557"));
+    // The bucket's policy: puts only by the archiver's role, only conditional (write once),
+    // and nothing deleted, shortened or unlocked by anyone.
+    let policy = find("ArchiveBucketPolicy");
+    let statement = |sid: &str| {
+        let at = policy.find(&format!("Sid: {sid}")).unwrap_or_else(|| panic!("no {sid}"));
+        let rest = &policy[at..];
+        rest[..rest[1..].find("- Sid:").map_or(rest.len(), |n| n + 1)].to_string()
+    };
+    let only = statement("OnlyTheArchiverWrites");
+    assert!(
+        only.contains("Effect: Deny") && only.contains("Principal: \"*\"") && only.contains("Action: s3:PutObject")
+    );
+    assert!(only.contains(r#"ArnNotEquals: { "aws:PrincipalArn": !GetAtt ArchiverFunctionRole.Arn }"#), "{only}");
+    assert!(statement("WriteOnce").contains(r#""s3:if-none-match": "true""#));
+    let nothing = statement("NothingDeletedOrUnlocked");
+    for action in ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectRetention", "s3:BypassGovernanceRetention"]
+    {
+        assert!(nothing.contains(&format!("- {action}\n")), "{action} is not denied");
+    }
+    assert!(nothing.contains("Effect: Deny") && nothing.contains("Principal: \"*\""));
+    // Among the functions, the archiver alone may put into the bucket; none may delete.
+    let functions: Vec<&String> = all.iter().filter(|r| r.contains("Type: AWS::Serverless::Function")).collect();
+    let writers: Vec<String> = functions
+        .iter()
+        .filter(|f| f.lines().any(|l| l.contains("s3:PutObject")) && f.contains("${ArchiveBucket.Arn}"))
+        .map(|f| f.lines().next().unwrap().trim().trim_end_matches(':').to_string())
+        .collect();
+    assert_eq!(writers, vec!["ArchiverFunction"]);
+    for f in &functions {
+        if f.contains("ArchiveBucket") {
+            assert!(!f.contains("s3:DeleteObject") && !f.contains("s3:PutObjectRetention"), "{f}");
+        }
+    }
+}

@@ -9,6 +9,8 @@
 //!   group blocked while one of its messages is in flight, deduplication for five minutes),
 //!   both with visibility timeouts, receive counts and a dead-letter queue after
 //!   `max_receives`.
+//! - `SimS3`: the archive bucket under Object Lock: a name written once (the same bytes again
+//!   are a no-op), a request that fails before it lands, or lands and loses its answer.
 //! - `SimScheduler`: EventBridge Scheduler: one-time schedules by name (armed again, replaced),
 //!   a time in the past refused, fired up to a minute late; the invocation is Lambda's
 //!   asynchronous one, retried twice before its dead letter.
@@ -25,8 +27,8 @@ use time::OffsetDateTime;
 
 use shared::adapters::memory::MemoryStore;
 use shared::ports::{
-    Clock, Item, Key, OutboundJob, Queue, QueueError, QueueKind, ReceiptsJob, Scheduler, SchedulerError, Store,
-    StoreError, Timer, Transaction, Versioned,
+    ArchiveError, Clock, Item, Key, OutboundJob, Queue, QueueError, QueueKind, ReceiptsJob, Scheduler, SchedulerError,
+    Store, StoreError, Timer, Transaction, Vault, Versioned,
 };
 
 use crate::executor::{point, task_started, tick};
@@ -246,6 +248,50 @@ impl Store for SimDynamo {
             }
             // A time-out before DynamoDB wrote anything: unknown to the caller all the same.
             _ => Err(StoreError::Unknown("injected: timed out".into())),
+        }
+    }
+}
+
+// ---- S3 ---------------------------------------------------------------------------------------
+
+pub struct SimS3 {
+    pub inner: shared::adapters::memory::MemoryVault,
+    faults: Arc<Faults>,
+}
+
+impl SimS3 {
+    pub fn new(faults: Arc<Faults>) -> SimS3 {
+        SimS3 { inner: Default::default(), faults }
+    }
+}
+
+#[async_trait]
+impl Vault for SimS3 {
+    async fn put(&self, name: &str, body: Vec<u8>) -> Result<(), ArchiveError> {
+        point().await;
+        if !self.faults.roll() {
+            return self.inner.put(name, body).await;
+        }
+        if self.faults.chance(0.5) {
+            self.inner.put(name, body).await?;
+            return Err(ArchiveError("injected: S3 answer lost after the write".into()));
+        }
+        Err(ArchiveError("injected: S3 unavailable".into()))
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, ArchiveError> {
+        point().await;
+        match self.faults.roll() {
+            true => Err(ArchiveError("injected: S3 unavailable".into())),
+            false => self.inner.get(name).await,
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, ArchiveError> {
+        point().await;
+        match self.faults.roll() {
+            true => Err(ArchiveError("injected: S3 unavailable".into())),
+            false => self.inner.list(prefix).await,
         }
     }
 }

@@ -16,18 +16,17 @@ use rand::{Rng, SeedableRng};
 use time::macros::datetime;
 
 use shared::adapters::memory::MemoryStore;
-use shared::archive::ArchiveRecord;
+use shared::archive::Position;
 use shared::domain::notice::{contact_text, ContactText, Lang, NoticeCode};
 use shared::domain::{Caller, ConversationId, Direction, Message, MessageId, Phone};
 use shared::meta::webhook::{InboundContent, InboundMessage};
 use shared::plant::{Bug, Planted};
 use shared::ports::{
-    Archive, ArchiveError, Disposition, Item, MediaStore, MediaStoreError, OutboundJob, QueueKind, Store, TemplateInfo,
-    Timer,
+    ChangeStream, Disposition, Item, MediaStore, MediaStoreError, OutboundJob, QueueKind, Store, TemplateInfo, Timer,
 };
-use shared::usecases::{archive, conversations, participants, relay, send, Ports, UseCaseError};
+use shared::usecases::{archive, archiver, conversations, participants, relay, send, Ports, UseCaseError};
 
-use crate::aws::{Faults, HostClock, SeededEntropy, SimDynamo, SimScheduler, SimSqs, TrueClock};
+use crate::aws::{Faults, HostClock, SeededEntropy, SimDynamo, SimS3, SimScheduler, SimSqs, TrueClock};
 use crate::executor::{self, spawn, spawn_joined, tick, Counts, Executor};
 use crate::meta::Meta;
 use crate::model::{self, Consent, InboundRecord, Model, SendRecord};
@@ -103,16 +102,6 @@ impl MediaStore for NoMedia {
     }
 }
 
-/// The archive as DynamoDB holds it: records in the table.
-struct TableArchive(Arc<dyn Store>);
-
-#[async_trait]
-impl Archive for TableArchive {
-    async fn read(&self, id: &ConversationId) -> Result<Vec<ArchiveRecord>, ArchiveError> {
-        self.0.archive_records(id).await.map_err(|e| ArchiveError(Box::new(e)))
-    }
-}
-
 struct World {
     ports: Ports,
     memory: Arc<MemoryStore>,
@@ -127,6 +116,7 @@ struct World {
     /// The threads employees know, and who is in each.
     threads: RefCell<Vec<(ConversationId, BTreeSet<String>)>>,
     n: Cell<u64>,
+    seed: u64,
 }
 
 impl World {
@@ -215,9 +205,8 @@ async fn main(settings: Settings) -> (Vec<String>, u64, usize, u64) {
         scheduler: scheduler.clone(),
         clock: host.clone(),
         whatsapp: meta.clone(),
-        archive: Arc::new(TableArchive(store)),
         media: Arc::new(NoMedia),
-        vault: None,
+        vault: Arc::new(SimS3::new(faults.clone())),
         settings: Arc::new(config),
     };
     let world = Rc::new(World {
@@ -233,6 +222,7 @@ async fn main(settings: Settings) -> (Vec<String>, u64, usize, u64) {
         active: Cell::new(true),
         threads: RefCell::default(),
         n: Cell::new(0),
+        seed: settings.seed,
     });
 
     // The services, running throughout.
@@ -242,6 +232,7 @@ async fn main(settings: Settings) -> (Vec<String>, u64, usize, u64) {
     spawn(fire_schedules(world.clone()), false, None);
     spawn(outbox_sweeps(world.clone()), false, None);
     spawn(post_webhooks(world.clone()), false, None);
+    spawn(archive_stream(world.clone()), false, None);
     // The people, and the hosts' clocks, while active.
     for user in EMPLOYEES.iter().chain(AGENTS.iter()) {
         spawn(employee(world.clone(), user), false, None);
@@ -259,6 +250,14 @@ async fn main(settings: Settings) -> (Vec<String>, u64, usize, u64) {
         spawn(invoke_timer(world.clone(), timer), false, None);
     }
     tokio::time::sleep(settings.drain).await;
+    // What began in the drain's last moments (an opt-in retry armed a day earlier) gets its
+    // bounded time too: up to an hour more while Meta still has webhooks to post.
+    for _ in 0..6 {
+        if world.meta.deliveries().iter().all(|d| d.acked.is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(600)).await;
+    }
 
     let violations = check(&world).await;
     let taken = world.meta.taken();
@@ -393,6 +392,47 @@ async fn outbox_sweeps(world: Rc<World>) {
     loop {
         tokio::time::sleep(Duration::from_secs(300)).await;
         spawn(invoke_timer(world.clone(), Timer::OutboxSweep), false, None);
+    }
+}
+
+/// Lambda's event source mapping on the table's stream: batches in stream order, one
+/// invocation at a time, a failed or crashed one retried with the same batch until it is
+/// archived. Now and then, meanwhile, an operator replays a range of the stream, out of order
+/// (the runbook's answer to a batch in the dead-letter queue): the chains keep one writer,
+/// and every event is archived once. Its own seeded choices, so the rest of the world plays
+/// as it would without it.
+async fn archive_stream(world: Rc<World>) {
+    let mut rng = StdRng::seed_from_u64(world.seed ^ 0xa4c1);
+    let mut position: Option<Position> = None;
+    let wake = world.memory.archive_notify();
+    loop {
+        let woken = wake.notified();
+        let take = rng.random_range(1..20);
+        let batch = world.memory.entries_after(position.as_ref(), take).await.unwrap_or_default();
+        let Some(last) = batch.last().map(|e| e.position.clone()) else {
+            let _ = tokio::time::timeout(Duration::from_secs(60), woken).await;
+            continue;
+        };
+        if rng.random_bool(0.05) {
+            // Mostly over the batch in flight, sometimes anywhere before it.
+            let here = position.as_ref().and_then(Position::number).unwrap_or(0);
+            let from = match rng.random_bool(0.8) {
+                true => Position::of(here + rng.random_range(0..take as u64)),
+                false => Position::of(rng.random_range(0..here + 1)),
+            };
+            let replay = world.memory.entries_after(Some(&from), rng.random_range(1..30)).await.unwrap_or_default();
+            let ports = world.ports.clone();
+            executor::trace(|| format!("ARCHIVER replay of {} after {from:?}", replay.len()));
+            spawn(async move { drop(archiver::archive(&ports, &replay).await) }, true, None);
+        }
+        let ports = world.ports.clone();
+        let entries = batch.clone();
+        executor::trace(|| format!("ARCHIVER batch of {} after {position:?}", batch.len()));
+        match spawn_joined(async move { archiver::archive(&ports, &entries).await }, true).await {
+            Some(Ok(_)) => position = Some(last),
+            _ => tokio::time::sleep(Duration::from_millis(rng.random_range(1000..10_000))).await,
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -760,11 +800,13 @@ async fn check(world: &Rc<World>) -> Vec<String> {
         })
         .collect();
     for (id, messages) in &threads {
-        // On the record: every message the thread shows, in a chain that verifies.
-        match world.ports.archive.read(id).await {
-            Ok(records) => {
-                let v = archive::verify_against_head(&*world.ports.store, id, &records).await;
-                if !v.as_ref().is_ok_and(|v| v.valid) {
+        // On the record: every message the thread shows, in a chain that verifies under the key
+        // and holds every change the thread's items carried.
+        let key = world.ports.settings.archive_key.clone().unwrap_or_else(|| std::sync::Arc::from(&b""[..]));
+        match (archive::records(&world.ports, id).await, archiver::counts(&world.ports, id).await) {
+            (Ok(records), Ok(counts)) => {
+                let v = shared::archive::verify_complete(&key, &records, &counts);
+                if !v.valid {
                     model.violate(format!("thread {id}'s archive does not verify: {v:?}"));
                 }
                 let archived: BTreeSet<&MessageId> =
@@ -773,7 +815,7 @@ async fn check(world: &Rc<World>) -> Vec<String> {
                     model.violate(format!("message {} of {id} is not on the record", m.id));
                 }
             }
-            Err(e) => model.violate(format!("thread {id}'s archive cannot be read: {e}")),
+            (Err(e), _) | (_, Err(e)) => model.violate(format!("thread {id}'s archive cannot be read: {e}")),
         }
         let notices: BTreeSet<MessageId> = messages
             .iter()

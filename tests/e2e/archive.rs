@@ -60,7 +60,7 @@ async fn only_admins_read_the_archive() {
 #[tokio::test]
 async fn a_tampered_record_is_found_by_the_verifier() {
     if on_aws() {
-        return; // Edits the embedded SQLite archive; the AWS chain is checked in shared/tests.
+        return; // Edits the embedded vault; the AWS bucket refuses edits (functions/archiver/tests/moto.rs).
     }
     let app = spawn_app().await;
     let conv = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
@@ -70,21 +70,37 @@ async fn a_tampered_record_is_found_by_the_verifier() {
     let records = app.archive(&conv).await;
     let target = records.iter().find(|r| r["text_as_written"] == "two").unwrap()["seq"].as_i64().unwrap();
 
-    let db = rusqlite::Connection::open(app.dir.path().join("connector.db")).unwrap();
-    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    let refused = db.execute(
-        "UPDATE archive SET body = replace(body, '\"two\"', '\"2\"') WHERE conversation_id = ?1 AND seq = ?2",
-        rusqlite::params![conv, target],
-    );
-    assert!(refused.is_err(), "the table is append-only");
-    db.execute_batch("DROP TRIGGER archive_no_update").unwrap();
-    db.execute(
-        "UPDATE archive SET body = replace(body, '\"two\"', '\"2\"') WHERE conversation_id = ?1 AND seq = ?2",
-        rusqlite::params![conv, target],
-    )
-    .unwrap();
+    // The record's object in the data directory's vault, written once and read-only.
+    let object =
+        vault_objects(&app).into_iter().find(|p| std::fs::read_to_string(p).unwrap().contains("\"two\"")).unwrap();
+    let perms = std::fs::metadata(&object).unwrap().permissions();
+    assert!(perms.readonly(), "{} is writable", object.display());
+    let mut writable = perms.clone();
+    #[allow(clippy::permissions_set_readonly_false)]
+    writable.set_readonly(false);
+    std::fs::set_permissions(&object, writable).unwrap();
+    let edited = std::fs::read_to_string(&object).unwrap().replace("\"two\"", "\"2\"");
+    std::fs::write(&object, edited).unwrap();
 
     let (_, v) =
         app.call_with("GET", &format!("/admin/conversations/{conv}/archive?verify=true"), &auditor(), None).await;
-    assert_eq!((v["valid"].as_bool(), v["first_break"].as_i64()), (Some(false), Some(target)));
+    assert_eq!((v["valid"].as_bool(), v["first_break"].as_i64()), (Some(false), Some(target)), "{v}");
+}
+
+/// The batch objects in the embedded vault, oldest first.
+pub fn vault_objects(app: &crate::helpers::TestApp) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![app.dir.path().join("vault").join("records")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
 }

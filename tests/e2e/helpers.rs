@@ -256,6 +256,7 @@ async fn aws_resources(env: &mut HashMap<String, String>) -> shared::adapters::a
     let receipts = c.sqs.create_queue().queue_name(name("receipts")).send().await.unwrap();
     c.scheduler.create_schedule_group().name(name("timers")).send().await.unwrap();
     c.s3.create_bucket().bucket(name("media")).send().await.unwrap();
+    shared::adapters::aws::S3Vault::create_bucket(&c.s3, &name("archive"), 1).await.unwrap();
     for (k, v) in [
         ("CONNECTOR_TABLE", name("table")),
         ("OUTBOUND_QUEUE_URL", fifo.queue_url().unwrap().to_string()),
@@ -264,6 +265,7 @@ async fn aws_resources(env: &mut HashMap<String, String>) -> shared::adapters::a
         ("TIMERS_FUNCTION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:timers".into()),
         ("SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/scheduler".into()),
         ("MEDIA_BUCKET", name("media")),
+        ("ARCHIVE_BUCKET", name("archive")),
         // moto's transactions are not isolated from each other: one write at a time there.
         ("CONNECTOR_DYNAMODB_SERIAL_WRITES", "1".into()),
     ] {

@@ -11,7 +11,7 @@ use shared::http::AppState;
 
 /// The handlers `template.yaml` names, in its order.
 const HANDLERS: [&str; 10] =
-    ["webhook", "send", "optin", "participants", "admin", "receipts", "dispatch", "timers", "live", "anchor"];
+    ["webhook", "send", "optin", "participants", "admin", "receipts", "dispatch", "timers", "live", "archiver"];
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -32,7 +32,7 @@ async fn main() -> Result<(), Error> {
         }
         "timers" => timers().await,
         "live" => live().await,
-        "anchor" => anchor().await,
+        "archiver" => archiver().await,
         other => Err(format!("_HANDLER is {other:?}: expected one of {}", HANDLERS.join(", ")).into()),
     }
 }
@@ -108,12 +108,12 @@ async fn live() -> Result<(), Error> {
     .await
 }
 
-/// The archive's anchors, from the table's stream (or an operator's list of threads).
-async fn anchor() -> Result<(), Error> {
+/// The archive, from the table's stream (or an operator's audit or reconciliation).
+async fn archiver() -> Result<(), Error> {
     let state = state().await?;
     let ports = &state.ports;
     lambda_runtime::run(service_fn(|ev: LambdaEvent<serde_json::Value>| async move {
-        anchor::handle(ports, &ev.payload).await.map_err(Error::from)
+        archiver::handle(ports, &ev.payload).await.map_err(Error::from)
     }))
     .await
 }

@@ -93,9 +93,9 @@ async fn main() {
         let id = shared::adapters::aws::secrets::id(&secrets, secret);
         clients.secretsmanager.create_secret().name(id).secret_string(value).send().await.unwrap();
     }
-    // The anchor function puts its anchor in a bucket under Object Lock, as on AWS.
-    let anchors = format!("cold-start-anchors-{}", std::process::id());
-    clients.s3.create_bucket().bucket(&anchors).object_lock_enabled_for_bucket(true).send().await.unwrap();
+    // The archiver writes its batches to a bucket under Object Lock, as on AWS.
+    let archive = format!("cold-start-archive-{}", std::process::id());
+    clients.s3.create_bucket().bucket(&archive).object_lock_enabled_for_bucket(true).send().await.unwrap();
 
     let rt = Runtime { event: Default::default(), outcome: Default::default(), done: Arc::new(Notify::new()) };
     let app = Router::new()
@@ -119,7 +119,7 @@ async fn main() {
         ("receipts", "receipts-sqs-unknown-wamid.json", 120),
         ("dispatch", "dispatch-sqs-fifo-batch.json", 120),
         ("timers", "timers-window-expiry.json", 30),
-        ("anchor", "anchor-stream-archive.json", 300),
+        ("archiver", "archiver-stream.json", 300),
     ];
     println!("cold start: process start to first handled event, SDK clients built (moto), one run each");
     println!("{:<14} {:>12} {:>12}  outcome", "function", "cold start", "peak RSS");
@@ -148,7 +148,7 @@ async fn main() {
             .env("TIMERS_FUNCTION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:timers")
             .env("SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/scheduler")
             .env("MEDIA_BUCKET", "media")
-            .env("ANCHOR_BUCKET", &anchors)
+            .env("ARCHIVE_BUCKET", &archive)
             .env("CONNECTOR_SECRET_PREFIX", &secrets)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -14,3 +14,20 @@ pub mod graph;
 pub mod memory;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+
+/// The archive's store for a function that is not given it (least privilege: only the
+/// archiver and admin functions may touch the archive bucket): every call fails.
+pub struct NoVault;
+
+#[async_trait::async_trait]
+impl crate::ports::Vault for NoVault {
+    async fn put(&self, name: &str, _: Vec<u8>) -> Result<(), crate::ports::ArchiveError> {
+        Err(crate::ports::ArchiveError(format!("this function may not write the archive ({name})").into()))
+    }
+    async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, crate::ports::ArchiveError> {
+        Err(crate::ports::ArchiveError(format!("this function may not read the archive ({name})").into()))
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, crate::ports::ArchiveError> {
+        Err(crate::ports::ArchiveError(format!("this function may not list the archive ({prefix})").into()))
+    }
+}

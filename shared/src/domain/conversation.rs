@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 
 use super::contact::{ConsentState, Contact};
 use super::{ConversationId, DomainError, MessageId, Time, UserId, OPTIN_RESEND_AFTER};
-use crate::archive::ChainHead;
 
 /// At most this many employees in one thread.
 pub const MAX_PARTICIPANTS: usize = 10;
@@ -102,9 +101,10 @@ pub struct Conversation {
     /// Messages the contact has written here (read marks count against it).
     #[serde(default)]
     pub inbound_count: u64,
-    /// The last record of the thread's compliance archive; the commit that archives moves it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub archive_head: Option<ChainHead>,
+    /// Changes this item carried to the archive (`archive::Source`): the archive must hold
+    /// each, 1 to `records`.
+    #[serde(default, skip_serializing_if = "super::message::is_zero_u64")]
+    pub records: u64,
 }
 
 impl Conversation {
@@ -125,7 +125,7 @@ impl Conversation {
             last_outbound_at: None,
             unassigned: false,
             inbound_count: 0,
-            archive_head: None,
+            records: 0,
         }
     }
 

@@ -420,9 +420,16 @@ pub struct Message {
     pub generation: u32,
     #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
     pub lease_until: Option<Time>,
+    /// Changes this item carried to the archive (`archive::Source`): its creation, its statuses.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub records: u64,
 }
 
 fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+pub(crate) fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 
@@ -460,6 +467,7 @@ impl Message {
             claim: None,
             generation: 0,
             lease_until: None,
+            records: 0,
         }
     }
 

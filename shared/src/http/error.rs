@@ -51,6 +51,8 @@ pub enum ApiError {
     InvalidTemplate(String),
     #[error("the service is busy; try again")]
     Busy,
+    #[error("the archive has not caught up with the changes committed before this read; try again")]
+    ArchiveBehind,
     #[error("{0}")]
     Upstream(String),
     /// Logged with its cause; the client reads a generic message.
@@ -80,6 +82,7 @@ impl ApiError {
             ApiError::AlreadySent => (StatusCode::CONFLICT, "already_sent"),
             ApiError::InvalidTemplate(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_template"),
             ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            ApiError::ArchiveBehind => (StatusCode::SERVICE_UNAVAILABLE, "archive_behind"),
             ApiError::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -119,6 +122,7 @@ impl From<UseCaseError> for ApiError {
             UseCaseError::Upstream(m) => ApiError::Upstream(format!("WhatsApp is unavailable: {m}")),
             UseCaseError::Forbidden(role) => ApiError::Forbidden(role),
             UseCaseError::Unidentified(why) => ApiError::Unidentified(why),
+            UseCaseError::ArchiveBehind => ApiError::ArchiveBehind,
             // Nothing was written, or what was is unknown: the client may try again (with its
             // `client_id`, a repeat is the same message).
             UseCaseError::Contention

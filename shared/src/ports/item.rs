@@ -54,12 +54,13 @@ impl Key {
     pub fn media(id: &str) -> Key {
         Key { pk: format!("MEDIA#{id}"), sk: "MEDIA".into() }
     }
-    /// Zero-padded so records sort by sequence.
-    pub fn archive_entry(conv: &ConversationId, seq: u64) -> Key {
-        Key { pk: Key::archive_partition(conv), sk: format!("REC#{seq:012}") }
+    /// Zero-padded so segments sort by their first sequence number.
+    pub fn archive_segment(conv: &ConversationId, first: u64) -> Key {
+        Key { pk: Key::archive_partition(conv), sk: format!("SEG#{first:012}") }
     }
-    pub fn anchored(conv: &ConversationId) -> Key {
-        Key { pk: format!("ANCHOR#{conv}"), sk: "ANCHOR".into() }
+    /// How far the archiver has read the change stream, where it pulls it (embedded, memory).
+    pub fn archiver() -> Key {
+        Key { pk: "ARCHIVER".into(), sk: "POSITION".into() }
     }
     pub fn dedupe(id: &str) -> Key {
         Key { pk: format!("DEDUPE#{id}"), sk: "DEDUPE".into() }
@@ -68,7 +69,7 @@ impl Key {
     pub fn unassigned(conv: &ConversationId) -> Key {
         Key { pk: UNASSIGNED.into(), sk: format!("CONV#{conv}") }
     }
-    /// The partition of a thread's archive records (their chain head is on the thread).
+    /// The partition of a thread's archive segments (where its records are; the last is its head).
     pub fn archive_partition(conv: &ConversationId) -> String {
         format!("ARCHIVE#{conv}")
     }
@@ -87,10 +88,6 @@ impl Key {
     /// Whose a WebSocket connection is (`$disconnect` knows only its id).
     pub fn connection_owner(connection_id: &str) -> Key {
         Key { pk: format!("WS#{connection_id}"), sk: "OWNER".into() }
-    }
-    /// A committed change for the live feed, under its ULID.
-    pub fn change(id: &str) -> Key {
-        Key { pk: "LIVE".into(), sk: format!("CHG#{id}") }
     }
     /// An outbox entry in its partition (see `OutboxEntry::shard`), sorted by its ULID.
     pub fn outbox(shard: u32, id: &str) -> Key {
@@ -224,14 +221,11 @@ pub enum Item {
     /// The same user listed in their sub-organization and region, for directory searches.
     DirectoryEntry(DirectoryUser),
     Media(MediaRecord),
-    /// One archived record (AWS; locally the archive has its own append-only table).
-    ArchiveEntry(crate::archive::ArchiveRecord),
-    /// Where a thread's chain was last anchored (`usecases::archive::anchor`): the verifier
-    /// reads the head from that write-once anchor, never from here.
-    Anchored {
-        conversation_id: ConversationId,
-        seq: u64,
-        object: String,
+    /// Where some of a thread's archive records are: written by the archiver alone.
+    ArchiveSegment(crate::archive::Segment),
+    /// How far the archiver has read the change stream (where it pulls it).
+    ArchiverPosition {
+        position: crate::archive::Position,
     },
     /// An effect committed with the state, for the relay to publish (then delete).
     Outbox(crate::ports::OutboxEntry),
@@ -244,11 +238,6 @@ pub enum Item {
         conversation_id: ConversationId,
         up_to: MessageId,
         inbound_seen: u64,
-    },
-    /// The changes one commit made, for client apps' live events (stores that keep a feed).
-    Change {
-        id: String,
-        changes: Vec<super::change::Change>,
     },
     /// A client app's live WebSocket connection, with the identity its `$connect` proved;
     /// API Gateway closes a connection after 2 hours, the item goes soon after.
@@ -299,13 +288,12 @@ impl Item {
             Item::Profile(u) => Key::profile(&u.user_id),
             Item::DirectoryEntry(u) => Key::directory_entry(&u.sub_org, &u.region, &u.user_id),
             Item::Media(m) => Key::media(&m.id),
-            Item::ArchiveEntry(r) => Key::archive_entry(&r.event.conversation_id, r.seq),
-            Item::Anchored { conversation_id, .. } => Key::anchored(conversation_id),
+            Item::ArchiveSegment(seg) => Key::archive_segment(&seg.conversation_id, seg.first),
+            Item::ArchiverPosition { .. } => Key::archiver(),
             Item::Outbox(e) => Key::outbox(e.shard, &e.id),
             Item::Parked(e) => Key::parked(&e.id),
             Item::Dedupe { id, .. } => Key::dedupe(id),
             Item::ReadMark { user_id, conversation_id, .. } => Key::read_mark(user_id, conversation_id),
-            Item::Change { id, .. } => Key::change(id),
             Item::Connection { connection_id, caller, .. } => Key::connection(&caller.user_id, connection_id),
             Item::ConnectionOwner { connection_id, .. } => Key::connection_owner(connection_id),
             Item::AgentConnection { connection_id, .. } => Key::agent_connection(connection_id),

@@ -1,6 +1,6 @@
-//! What the outside world gives the use cases: storage with conditional writes (and its change
-//! feed), queues, one-time timers, the clock, WhatsApp, pictures' bytes, the archive's records,
-//! the write-once vault of its anchors, and pushes to live connections. Adapters implement
+//! What the outside world gives the use cases: storage with conditional writes (and the stream
+//! of what each commit changed), queues, one-time timers, the clock, WhatsApp, pictures' bytes,
+//! the write-once vault of the archive, and pushes to live connections. Adapters implement
 //! these; use cases only see the traits.
 
 use std::time::Duration;
@@ -109,6 +109,8 @@ pub struct Transaction {
     /// At most 36 characters (DynamoDB's limit).
     pub token: String,
     pub writes: Vec<Write>,
+    /// What the writes changed, committed with them: the stream's entry of this commit.
+    pub entry: ChangeEntry,
     /// Submitted before, with an unknown outcome: a store that cannot check the token (a single
     /// DynamoDB write has none) may then take a failed condition over an item that already is
     /// what this transaction makes as its own write, committed.
@@ -118,7 +120,7 @@ pub struct Transaction {
 impl Transaction {
     /// `writes` under a new token.
     pub fn new(writes: Vec<Write>) -> Transaction {
-        Transaction { token: crate::domain::ids::new_ulid(), writes, resubmitted: false }
+        Transaction { token: crate::domain::ids::new_ulid(), writes, entry: ChangeEntry::default(), resubmitted: false }
     }
 
     /// Refuses what DynamoDB would: over `MAX_TRANSACTION_WRITES` writes, an item over
@@ -195,12 +197,6 @@ pub trait Store: Send + Sync {
         self.submit(&Transaction::new(writes)).await
     }
 
-    /// Whether `Item::Change` puts feed a change log (`Feed`): then `commit` adds one for each
-    /// thing it changes. Elsewhere (DynamoDB) the table's own stream is the feed.
-    fn keeps_changes(&self) -> bool {
-        false
-    }
-
     /// A thread's messages in id (= creation) order, strictly after message `after`; newest
     /// first when `!ascending`.
     async fn messages(
@@ -264,15 +260,17 @@ pub trait Store: Send + Sync {
         self.query(&Key::contact(contact_key).pk, "", None, limit, true).await
     }
 
-    /// A thread's archive records, oldest first, where they are items (DynamoDB, memory); the
-    /// SQLite store keeps them in their append-only table, read by `SqliteArchive`.
-    async fn archive_records(
+    /// Where a thread's archive records are (`Segment`s), in chain order; newest first when
+    /// `!ascending` (the first is then the chain's head).
+    async fn segments(
         &self,
         conversation_id: &ConversationId,
-    ) -> Result<Vec<crate::archive::ArchiveRecord>, StoreError> {
-        let found = self.query(&Key::archive_partition(conversation_id), "REC#", None, usize::MAX / 2, true).await?;
+        limit: usize,
+        ascending: bool,
+    ) -> Result<Vec<crate::archive::Segment>, StoreError> {
+        let found = self.query(&Key::archive_partition(conversation_id), "SEG#", None, limit, ascending).await?;
         Ok(picked(found, |item| match item {
-            Item::ArchiveEntry(r) => Some(r),
+            Item::ArchiveSegment(s) => Some(s),
             _ => None,
         }))
     }
@@ -549,18 +547,10 @@ pub enum ReceiptsJob {
 #[error("archive unavailable")]
 pub struct ArchiveError(#[source] pub Cause);
 
-/// The compliance archive, read side: records are appended by the commit that makes the change
-/// they record (`Item::ArchiveEntry` writes; the chain head is on the thread), so this port
-/// only reads.
-#[async_trait]
-pub trait Archive: Send + Sync {
-    /// A thread's records, oldest first.
-    async fn read(&self, conversation_id: &ConversationId) -> Result<Vec<crate::archive::ArchiveRecord>, ArchiveError>;
-}
-
-/// Write-once storage for the archive's anchors: on AWS an S3 bucket under Object Lock in
+/// Write-once storage for the archive's records: on AWS an S3 bucket under Object Lock in
 /// compliance mode, where no one, the account's root included, can change or delete an object
-/// before its retention ends.
+/// before its retention ends; locally the data directory's vault. A name is written once: a
+/// second put of the same bytes is a no-op, of other bytes an error.
 #[async_trait]
 pub trait Vault: Send + Sync {
     async fn put(&self, name: &str, body: Vec<u8>) -> Result<(), ArchiveError>;
@@ -660,6 +650,30 @@ impl OutboxEntry {
     }
 }
 
+/// What one commit changed, written in the same transaction as its state: references for the
+/// live feed (`changes`), and the events its archive records are made of (`records`, each with
+/// the item of its thread that carried it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChangeEntry {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<change::Change>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<crate::archive::Journaled>,
+}
+
+impl ChangeEntry {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.records.is_empty()
+    }
+}
+
+/// A commit's archive events at their place in the change stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamEntry {
+    pub position: crate::archive::Position,
+    pub records: Vec<crate::archive::Journaled>,
+}
+
 /// The committed changes in commit order, each at a position that only grows (the live events'
 /// cursor).
 #[async_trait]
@@ -670,6 +684,21 @@ pub trait Feed: Send + Sync {
     async fn head(&self) -> Result<u64, StoreError>;
     /// Notified after a commit that added changes (in this process).
     fn notify(&self) -> std::sync::Arc<tokio::sync::Notify>;
+}
+
+/// The archive's side of the change stream, where the archiver pulls it (the embedded store,
+/// the memory store); on AWS the table's stream pushes the same entries to the archiver.
+#[async_trait]
+pub trait ChangeStream: Send + Sync {
+    /// Up to `limit` entries with archive events after `position` (from the first when
+    /// `None`), oldest first. Entries may be left out once archived (`release`).
+    async fn entries_after(
+        &self,
+        position: Option<&crate::archive::Position>,
+        limit: usize,
+    ) -> Result<Vec<StreamEntry>, StoreError>;
+    /// Notified after a commit with archive events (in this process).
+    fn archive_notify(&self) -> std::sync::Arc<tokio::sync::Notify>;
 }
 
 /// Typed views of the items, for use cases that read one kind.

@@ -1,48 +1,20 @@
-//! What goes into the compliance archive, and the admins' export and verification. Every
-//! message is archived by the commit that writes it (`commit::commit`); use cases add the
-//! events that are not messages (consent, participant changes, queue releases, DLP actions).
+//! What goes into the compliance archive, and the admins' export, verification and audit.
+//! Every message is journaled by the commit that writes it (`commit::commit`); use cases add
+//! the events that are not messages (consent, statuses, participant changes, queue releases,
+//! DLP actions); the archiver (`archiver`) makes them records.
 
-use serde_json::json;
+use std::collections::BTreeMap;
+
 use time::OffsetDateTime;
 
 use crate::archive::{
-    check_anchor, holds, verify_with_head, Anchor, ArchiveEvent, ArchiveKind, ArchiveRecord, ChainHead, Verification,
+    missing, parse_batch, verify_complete, ArchiveEvent, ArchiveKind, ArchiveRecord, Source, Verification,
 };
-use crate::domain::{Body, Conversation, Message, Notice, Sender};
-use crate::ports::{Item, Key, Store, StoreError, Versioned};
+use crate::domain::{Conversation, Sender};
+use crate::ports::Key;
 
-use super::commit::{execute, Decision, Plan};
-use super::{load, put_versioned, Caller, Ports, Result, Settings, UseCaseError};
+use super::{load, Caller, Ports, Result, Settings, UseCaseError};
 use crate::domain::ids::ConversationId;
-
-/// The archive record of a message as it was stored (the text as sent).
-pub fn message_event(m: &Message) -> ArchiveEvent {
-    let text = match &m.body {
-        Body::Notice(n) => Some(n.render("en")),
-        Body::Template(t) => Some(format!("[template {} ({})] {}", t.name, t.language, t.params.join(" | "))),
-        Body::Reaction(r) => r.emoji.clone(),
-        Body::Text { .. } | Body::Image { .. } => m.body.as_sent(),
-    };
-    ArchiveEvent {
-        conversation_id: m.conversation_id.clone(),
-        kind: ArchiveKind::Message,
-        actor: m.sender.clone(),
-        at: m.created_at,
-        message_id: Some(m.id.clone()),
-        wamid: m.wamid.clone(),
-        text_as_written: m.body.words().map(str::to_string),
-        text_as_sent: text,
-        details: json!({
-            "direction": m.direction,
-            "kind": m.body.kind(),
-            "status": m.status.public(),
-            "system": m.system,
-            "notice": m.body.notice().map(Notice::code),
-            "media_id": m.body.media_id(),
-            "dlp_rules": m.dlp_rules,
-        }),
-    }
-}
 
 /// What the archive keeps of a text that DLP redacted or blocked: what was written, with each
 /// finding as its kind, last four and keyed fingerprint (`Policy::fingerprinted`), so no card
@@ -82,141 +54,167 @@ fn require_admin(caller: &Caller) -> Result<()> {
     }
 }
 
-/// `GET /admin/conversations/{id}/archive`: the thread's records, oldest first.
+/// How long a read of the archive waits for the archiver to pass every change committed before
+/// it began, before it answers `ArchiveBehind`; and how long it waits once no new record
+/// comes (an archiver that moves on does so within seconds: the stream's batching window).
+pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(20);
+pub const STALLED: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A thread's records as the write-once store holds them, in chain order: read through its
+/// segments (each names the object holding some of them). A record that two objects hold (a
+/// batch written again) is read once.
+pub async fn records(ports: &Ports, conversation_id: &ConversationId) -> Result<Vec<ArchiveRecord>> {
+    let segments = ports.store.segments(conversation_id, usize::MAX / 2, true).await?;
+    let mut objects: BTreeMap<String, Vec<ArchiveRecord>> = BTreeMap::new();
+    let mut out: Vec<ArchiveRecord> = Vec::new();
+    for s in &segments {
+        if !objects.contains_key(&s.object) {
+            let body = ports.vault.get(&s.object).await?;
+            // A missing or unreadable object leaves its records out: the chain then breaks there.
+            let found = body.as_deref().and_then(parse_batch).unwrap_or_default();
+            objects.insert(s.object.clone(), found);
+        }
+        let held = objects[&s.object]
+            .iter()
+            .filter(|r| r.event.conversation_id == *conversation_id && (s.first..=s.last).contains(&r.seq));
+        for r in held {
+            if out.last().is_none_or(|l| l.seq < r.seq) {
+                out.push(r.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The thread's records once the archiver has passed every change `counts` (its items' counts,
+/// read first) names; what it holds when `SETTLE` passed, or `STALLED` without a new record.
+pub async fn settled(
+    ports: &Ports,
+    conversation_id: &ConversationId,
+    counts: &BTreeMap<String, u64>,
+) -> Result<Vec<ArchiveRecord>> {
+    let start = tokio::time::Instant::now();
+    let (mut seen, mut moved) = (0, start);
+    let mut pause = std::time::Duration::from_millis(20);
+    loop {
+        let records = records(ports, conversation_id).await?;
+        let now = tokio::time::Instant::now();
+        if records.len() > seen {
+            (seen, moved) = (records.len(), now);
+        }
+        if missing(&records, counts).is_empty() || now - start >= SETTLE || now - moved >= STALLED {
+            return Ok(records);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(500));
+    }
+}
+
+/// `GET /admin/conversations/{id}/archive`: the thread's records, oldest first, including
+/// every change committed before the request.
 pub async fn export(ports: &Ports, caller: &Caller, conversation_id: &ConversationId) -> Result<Vec<ArchiveRecord>> {
     require_admin(caller)?;
     if load::<Conversation>(&*ports.store, &Key::conversation(conversation_id)).await?.is_none() {
         return Err(UseCaseError::NotFound);
     }
-    Ok(ports.archive.read(conversation_id).await?)
+    let counts = super::archiver::counts(ports, conversation_id).await?;
+    let records = settled(ports, conversation_id, &counts).await?;
+    match missing(&records, &counts).is_empty() {
+        true => Ok(records),
+        false => Err(UseCaseError::ArchiveBehind),
+    }
 }
 
-/// `GET /admin/conversations/{id}/archive?verify=true`: the chain, its end against the head
-/// the commits moved (so records cut from the end are found too), and, where the thread was
-/// anchored, the chain against the head its last anchor holds.
+/// `GET /admin/conversations/{id}/archive?verify=true`: the chain under the archive key, and
+/// the thread's items' counts against it, once the archiver has had its time: a change
+/// committed and not archived, or records removed from the chain's end, break it.
 pub async fn verify_chain(ports: &Ports, caller: &Caller, conversation_id: &ConversationId) -> Result<Verification> {
-    let records = export(ports, caller, conversation_id).await?;
-    let v = verify_against_head(&*ports.store, conversation_id, &records).await?;
-    let Some(vault) = &ports.vault else { return Ok(v) };
-    let Some(Item::Anchored { object, .. }) = ports.store.get(&Key::anchored(conversation_id)).await?.map(|v| v.item)
-    else {
-        return Ok(v);
-    };
-    let stored = vault.get(&object).await?;
-    let anchor = stored.and_then(|body| serde_json::from_slice::<Anchor>(&body).ok());
-    Ok(check_anchor(v, &records, conversation_id, object, anchor.as_ref()))
+    require_admin(caller)?;
+    if load::<Conversation>(&*ports.store, &Key::conversation(conversation_id)).await?.is_none() {
+        return Err(UseCaseError::NotFound);
+    }
+    let key = archive_key(ports)?;
+    let counts = super::archiver::counts(ports, conversation_id).await?;
+    let records = settled(ports, conversation_id, &counts).await?;
+    Ok(verify_complete(&key, &records, &counts))
 }
 
-/// Anchors chain heads (the archive records just written, on AWS from the table's stream):
-/// one write-once document with each thread's newest head, then each thread's note of where
-/// it was last anchored. Returns the document's name; `None` when there is no vault or
-/// nothing to anchor. A failure before every note is written leaves the heads to the next
-/// anchor, which a retry of the same heads is.
-pub async fn anchor(ports: &Ports, heads: Vec<(ConversationId, ChainHead)>) -> Result<Option<String>> {
-    let Some(vault) = &ports.vault else { return Ok(None) };
-    let anchor = Anchor::of(heads, ports.clock.now());
-    if anchor.heads.is_empty() {
-        return Ok(None);
-    }
-    let (name, body) = anchor.document();
-    vault.put(&name, body).await?;
-    for (thread, head) in &anchor.heads {
-        execute(ports, || note_anchor(ports, thread, head.seq, &name)).await?;
-    }
-    tracing::info!(object = %name, threads = anchor.heads.len(), "archive heads anchored");
-    Ok(Some(name))
+/// The changes thread `conversation_id`'s items say they carried that its chain does not hold
+/// (now: the archiver may simply not have passed them yet; an operator's reconciliation asks
+/// again after the stream's batching window).
+pub async fn reconcile(ports: &Ports, conversation_id: &ConversationId) -> Result<Vec<Source>> {
+    let counts = super::archiver::counts(ports, conversation_id).await?;
+    Ok(missing(&records(ports, conversation_id).await?, &counts))
 }
 
-/// Moves thread `thread`'s note to the anchor `object` of its head `seq`, unless it already
-/// names a later one (anchors of one thread may finish out of order).
-async fn note_anchor(ports: &Ports, thread: &ConversationId, seq: u64, object: &str) -> Result<Decision<()>> {
-    let found = ports.store.get(&Key::anchored(thread)).await?;
-    let version = match found {
-        Some(Versioned { item: Item::Anchored { seq: noted, .. }, .. }) if noted >= seq => {
-            return Ok(Decision::Done(()))
+/// The threads with records in the objects of the last `days` days (by the objects' names).
+pub async fn threads_archived_since(ports: &Ports, days: u64) -> Result<Vec<ConversationId>> {
+    let today = ports.clock.now().date();
+    let mut threads = std::collections::BTreeSet::new();
+    for back in 0..days.max(1) {
+        let Some(day) = today.checked_sub(time::Duration::days(back as i64)) else { break };
+        let prefix = format!("records/{:04}/{:02}/{:02}/", day.year(), u8::from(day.month()), day.day());
+        for object in ports.vault.list(&prefix).await? {
+            let found = ports.vault.get(&object).await?.as_deref().and_then(parse_batch).unwrap_or_default();
+            threads.extend(found.into_iter().map(|r| r.event.conversation_id));
         }
-        found => found.map(|v| v.version),
-    };
-    let note = Item::Anchored { conversation_id: thread.clone(), seq, object: object.to_string() };
-    Ok(Decision::Commit(Plan::of(vec![put_versioned(note, version)]), ()))
+    }
+    Ok(threads.into_iter().collect())
 }
 
-/// What an audit of the anchors found.
+fn archive_key(ports: &Ports) -> Result<std::sync::Arc<[u8]>> {
+    ports.settings.archive_key.clone().ok_or(UseCaseError::Unconfigured("this function holds no archive key"))
+}
+
+/// What an audit of the write-once store found.
 #[derive(Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Audit {
-    pub anchors: usize,
-    /// Thread heads checked (one per thread per anchor).
-    pub heads: usize,
-    /// Anchored heads the threads' chains no longer hold, and anchors that cannot be read.
+    pub objects: usize,
+    pub records: usize,
+    /// Records the write-once store holds that their thread's chain, as the table indexes it,
+    /// does not (a segment removed or rewritten), and objects that cannot be read.
     pub mismatches: Vec<Mismatch>,
 }
 
 #[derive(Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Mismatch {
     pub object: String,
-    /// `None`: the anchor itself cannot be read.
+    /// `None`: the object itself cannot be read.
     pub conversation_id: Option<ConversationId>,
     pub seq: Option<u64>,
 }
 
-/// Checks every anchor whose name starts with `prefix` (`anchors/2026/12/` is one month's)
-/// against the chains as the table holds them now. Unlike `verify_chain`, which trusts the
-/// table's note of a thread's last anchor, this reads the write-once store alone, so a chain
-/// rewritten and then anchored again by someone who can write the table is still found by its
-/// older anchors.
+/// Checks every batch object whose name starts with `prefix` (`records/2026/12/` is one
+/// month's) against the chains as the table indexes them now. Unlike `verify_chain`, which
+/// finds records through the table's segments, this starts from the write-once store, so a
+/// record hidden by removing or rewriting a segment is still found.
 pub async fn audit(ports: &Ports, prefix: &str) -> Result<Audit> {
-    let Some(vault) = &ports.vault else { return Ok(Audit::default()) };
     let mut report = Audit::default();
-    let mut by_thread: std::collections::BTreeMap<ConversationId, Vec<(String, ChainHead)>> = Default::default();
-    for object in vault.list(prefix).await? {
-        report.anchors += 1;
-        let body = vault.get(&object).await?;
-        match body.and_then(|b| serde_json::from_slice::<Anchor>(&b).ok()) {
-            Some(anchor) => {
-                for (thread, head) in anchor.heads {
-                    by_thread.entry(thread).or_default().push((object.clone(), head));
-                }
+    let mut chains: BTreeMap<ConversationId, Vec<ArchiveRecord>> = BTreeMap::new();
+    for object in ports.vault.list(prefix).await? {
+        report.objects += 1;
+        let Some(found) = ports.vault.get(&object).await?.as_deref().and_then(parse_batch) else {
+            report.mismatches.push(Mismatch { object, conversation_id: None, seq: None });
+            continue;
+        };
+        for r in found {
+            report.records += 1;
+            let thread = r.event.conversation_id.clone();
+            if !chains.contains_key(&thread) {
+                chains.insert(thread.clone(), records(ports, &thread).await?);
             }
-            None => report.mismatches.push(Mismatch { object, conversation_id: None, seq: None }),
-        }
-    }
-    for (thread, heads) in by_thread {
-        let records = ports.archive.read(&thread).await?;
-        for (object, head) in heads {
-            report.heads += 1;
-            if !holds(&records, &head) {
-                report.mismatches.push(Mismatch { object, conversation_id: Some(thread.clone()), seq: Some(head.seq) });
+            let chain = &chains[&thread];
+            let holds = chain.get(r.seq as usize - 1).is_some_and(|c| c.seq == r.seq && c.hash == r.hash);
+            if !holds {
+                report.mismatches.push(Mismatch {
+                    object: object.clone(),
+                    conversation_id: Some(thread),
+                    seq: Some(r.seq),
+                });
             }
         }
     }
     Ok(report)
-}
-
-/// The chain heads of threads `ids` as their items hold them now (an operator anchoring quiet
-/// threads by hand, after the anchor's dead-letter queue took a batch).
-pub async fn heads_of(ports: &Ports, ids: &[ConversationId]) -> Result<Vec<(ConversationId, ChainHead)>> {
-    let keys: Vec<Key> = ids.iter().map(Key::conversation).collect();
-    let found = ports.store.get_many(&keys).await?;
-    Ok(found
-        .into_iter()
-        .filter_map(|v| match v.map(|v| v.item) {
-            Some(Item::Conversation(c)) => c.archive_head.map(|h| (c.id, h)),
-            _ => None,
-        })
-        .collect())
-}
-
-/// `verify`, then the last record against the thread's stored chain head.
-pub async fn verify_against_head(
-    store: &dyn Store,
-    conversation_id: &ConversationId,
-    records: &[ArchiveRecord],
-) -> Result<Verification, StoreError> {
-    let head = match store.get(&Key::conversation(conversation_id)).await?.map(|v| v.item) {
-        Some(Item::Conversation(c)) => c.archive_head,
-        _ => None,
-    };
-    Ok(verify_with_head(records, head.as_ref()))
 }
 
 #[cfg(test)]

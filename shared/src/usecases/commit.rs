@@ -6,20 +6,20 @@
 //! becomes a second write. A write the plan names as a `Guard` is a decision, not a stale read:
 //! its failure ends the attempt with that name.
 //!
-//! Messages the plan creates are archived with it; the archive records are linked to each
-//! thread's chain head, kept on the thread item, which the same transaction moves
-//! (conditionally), so a record can be neither lost, skipped nor forked.
+//! What the commit changed goes in the same transaction (`ChangeEntry`): the live feed's
+//! references, and the archive's events, each carried by an item of its thread that the
+//! transaction writes (the message it is about, else the thread), whose count of carried
+//! changes it moves. The archiver alone links them into the thread's chain, later; the items'
+//! counts say what that chain must hold.
 //!
 //! Not here: deciding what to write (the planners) and publishing what the outbox holds (the
 //! relay, which `execute` hands a commit's entries to once it is done).
 
-use crate::archive::{link, ArchiveEvent, ArchiveRecord};
-use crate::domain::Conversation;
-use crate::domain::ConversationId;
-use crate::ports::{Cond, Effect, Item, Key, OutboxEntry, StoreError, Transaction, Versioned, Write};
+use crate::archive::{ArchiveEvent, Journaled, Source};
+use crate::ports::{ChangeEntry, Cond, Effect, Item, Key, OutboxEntry, StoreError, Transaction, Versioned, Write};
 
-use super::archive::message_event;
-use super::{new_ulid, put_new, relay, Ports, Result, UseCaseError};
+use super::{new_ulid, relay, Ports, Result, UseCaseError};
+use crate::archive::message_event;
 
 /// Attempts of a read-modify-write before giving up with `Contention`.
 pub(crate) const MAX_CONFLICT_RETRIES: usize = 24;
@@ -120,27 +120,15 @@ where
 pub async fn commit(ports: &Ports, plan: Plan) -> Result<Vec<OutboxEntry>, CommitError> {
     let Plan { mut writes, archive, effects, guards } = plan;
     let guard_at = |index: usize| guards.iter().find(|(i, _)| *i == index).map(|(_, g)| *g);
-    if ports.store.keeps_changes() {
-        let changes = crate::ports::change::changes_of(&writes);
-        if !changes.is_empty() {
-            writes.push(put_new(Item::Change { id: new_ulid(), changes }));
-        }
-    }
     let mut events: Vec<ArchiveEvent> = writes
         .iter()
         .filter_map(|w| match w {
             Write::Put { item: Item::Message(m), cond: Cond::NotExists } => Some(message_event(m)),
             _ => None,
         })
-        .filter(|e| {
-            let skip = e.message_id.as_ref().is_some_and(|id| id.as_str().ends_with(['0', '1']));
-            !(skip && crate::plant::active(crate::plant::Bug::SkipArchiveRecord))
-        })
         .collect();
     events.extend(archive);
-    if !events.is_empty() {
-        archive_writes(ports, &mut writes, events).await.map_err(CommitError::Store)?;
-    }
+    let records = journal(ports, &mut writes, events).await.map_err(CommitError::Store)?;
     // A message queued for dispatch joins its thread's outgoing queue in the same commit.
     for e in &effects {
         if let Effect::Outbound(job) = e {
@@ -154,7 +142,9 @@ pub async fn commit(ports: &Ports, plan: Plan) -> Result<Vec<OutboxEntry>, Commi
         effects.into_iter().map(|effect| OutboxEntry::new(new_ulid(), effect, now)).collect();
     writes.extend(entries.iter().map(|e| Write::Put { item: Item::Outbox(e.clone()), cond: Cond::NotExists }));
     let counted = crate::metrics::counted(&writes);
-    match submit(ports, Transaction::new(writes)).await {
+    let changes = crate::ports::change::changes_of(&writes);
+    let tx = Transaction { entry: ChangeEntry { changes, records }, ..Transaction::new(writes) };
+    match submit(ports, tx).await {
         Ok(()) => {
             crate::metrics::write(&counted);
             Ok(entries)
@@ -198,53 +188,73 @@ async fn submit(ports: &Ports, mut tx: Transaction) -> Result<(), StoreError> {
     Err(StoreError::Unknown("still unknown after every resubmission".into()))
 }
 
-/// The records of `events` linked onto their threads' chains, and each thread's head moved to
-/// its last record. The head lives on the thread: a thread the plan writes carries it there,
-/// under the plan's own condition on it; any other thread is read and written back with a
-/// condition on the version read.
-async fn archive_writes(ports: &Ports, writes: &mut Vec<Write>, events: Vec<ArchiveEvent>) -> Result<(), StoreError> {
+/// Each of `events` carried by an item of its thread that `writes` writes: the message it is
+/// about when the plan writes that message under a condition, else the thread itself (read
+/// and written back under its version when the plan does not write it). The carrier's count
+/// of carried changes moves under the same condition, so the counts stay exact.
+async fn journal(
+    ports: &Ports,
+    writes: &mut Vec<Write>,
+    events: Vec<ArchiveEvent>,
+) -> Result<Vec<Journaled>, StoreError> {
     let mut unplanned: Vec<Key> = Vec::new();
     for e in &events {
         let key = Key::conversation(&e.conversation_id);
-        if planned_thread(writes, &e.conversation_id).is_none() && !unplanned.contains(&key) {
+        if carrier(writes, e).is_none() && !unplanned.contains(&key) {
             unplanned.push(key);
         }
     }
-    for (key, found) in unplanned.iter().zip(ports.store.get_many(&unplanned).await?) {
-        match found {
-            Some(Versioned { item: item @ Item::Conversation(_), version }) => {
-                writes.push(Write::Put { item, cond: Cond::Version(version) })
-            }
-            _ => return Err(StoreError::Corrupt(format!("archive records for a missing thread: {}", key.pk).into())),
-        }
-    }
-    // A thread from a store written while the head was an item of its own goes on from its last
-    // record (once: its head is on it from this commit on).
-    for w in writes.iter_mut() {
-        if let Write::Put { item: Item::Conversation(c), cond: Cond::Version(_) } = w {
-            if c.archive_head.is_none() && events.iter().any(|e| e.conversation_id == c.id) {
-                let records = ports.archive.read(&c.id).await.map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-                c.archive_head = records.last().map(ArchiveRecord::head);
+    if !unplanned.is_empty() {
+        for (key, found) in unplanned.iter().zip(ports.store.get_many(&unplanned).await?) {
+            match found {
+                Some(Versioned { item: item @ Item::Conversation(_), version }) => {
+                    writes.push(Write::Put { item, cond: Cond::Version(version) })
+                }
+                _ => {
+                    return Err(StoreError::Corrupt(format!("archive events for a missing thread: {}", key.pk).into()))
+                }
             }
         }
     }
-    let mut records = Vec::with_capacity(events.len());
+    let mut out = Vec::with_capacity(events.len());
     for event in events {
-        let thread = planned_thread(writes, &event.conversation_id).expect("every archived thread is written");
-        let record = link(thread.archive_head.as_ref(), event);
-        thread.archive_head = Some(record.head());
-        records.push(Write::Put { item: Item::ArchiveEntry(record), cond: Cond::NotExists });
+        let source = match carrier(writes, &event).expect("every archived thread is written") {
+            Item::Message(m) => {
+                m.records += 1;
+                Source { item: Key::message(&m.conversation_id, &m.id).sk, n: m.records }
+            }
+            Item::Conversation(c) => {
+                c.records += 1;
+                Source { item: Key::conversation(&c.id).sk, n: c.records }
+            }
+            _ => unreachable!("a carrier is a message or a thread"),
+        };
+        out.push(Journaled { source, event });
     }
-    writes.extend(records);
-    Ok(())
+    Ok(out)
 }
 
-/// The thread `id` as this commit writes it, if it does.
-fn planned_thread<'a>(writes: &'a mut [Write], id: &ConversationId) -> Option<&'a mut Conversation> {
-    writes.iter_mut().find_map(|w| match w {
-        Write::Put { item: Item::Conversation(c), .. } if c.id == *id => Some(c),
+/// The item of `writes` that carries `event`: the message it names, written under a condition
+/// (a blind write could lose a count), else its thread.
+fn carrier<'a>(writes: &'a mut [Write], event: &ArchiveEvent) -> Option<&'a mut Item> {
+    let conditional = |cond: &Cond| !matches!(cond, Cond::Always);
+    let message = writes.iter().position(|w| match w {
+        Write::Put { item: Item::Message(m), cond } => {
+            conditional(cond) && m.conversation_id == event.conversation_id && Some(&m.id) == event.message_id.as_ref()
+        }
+        _ => false,
+    });
+    let thread = || {
+        writes.iter().position(|w| match w {
+            Write::Put { item: Item::Conversation(c), cond } => conditional(cond) && c.id == event.conversation_id,
+            _ => false,
+        })
+    };
+    let at = message.or_else(thread)?;
+    match &mut writes[at] {
+        Write::Put { item, .. } => Some(item),
         _ => None,
-    })
+    }
 }
 
 /// A short random pause after a lost conditional write, growing with the attempts, so that

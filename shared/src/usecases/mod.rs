@@ -4,6 +4,7 @@
 //! the error, and the reads and writes every use case makes the same way.
 
 pub mod archive;
+pub mod archiver;
 pub mod commit;
 pub mod conversations;
 pub mod directory;
@@ -53,10 +54,9 @@ pub struct Ports {
     pub scheduler: Arc<dyn Scheduler>,
     pub clock: Arc<dyn Clock>,
     pub whatsapp: Arc<dyn WhatsApp>,
-    pub archive: Arc<dyn crate::ports::Archive>,
     pub media: Arc<dyn crate::ports::MediaStore>,
-    /// Where the archive's chain heads are anchored, write-once (AWS: `ANCHOR_BUCKET`).
-    pub vault: Option<Arc<dyn crate::ports::Vault>>,
+    /// The archive's write-once store (AWS: `ARCHIVE_BUCKET`; locally the data dir's vault).
+    pub vault: Arc<dyn crate::ports::Vault>,
     pub settings: Arc<Settings>,
 }
 
@@ -86,6 +86,9 @@ pub enum UseCaseError {
     Archive(#[from] crate::ports::ArchiveError),
     #[error(transparent)]
     Media(#[from] crate::ports::MediaStoreError),
+    /// The archiver has not yet passed every change committed before a read of the archive.
+    #[error("the archive has not caught up with the changes committed before this read; try again")]
+    ArchiveBehind,
     /// This function was not given what the request needs (a secret): a deployment error.
     #[error("not configured: {0}")]
     Unconfigured(&'static str),

@@ -1,5 +1,6 @@
 //! `Store` on one DynamoDB table: `pk`/`sk` keys, the item as JSON in `body`, its version in
-//! `v`, and `exp_at` (the table's TTL attribute) on dedupe marks. Conditions are DynamoDB
+//! `v`, `exp_at` (the table's TTL attribute) on dedupe marks, and `rec`, the archive events
+//! the write carried (for the table's stream; see `stream`). Conditions are DynamoDB
 //! condition expressions; several writes go in one `TransactWriteItems`, one write in a plain
 //! `UpdateItem`/`DeleteItem` (half the write units).
 
@@ -12,13 +13,17 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, CancellationReason, ConditionCheck, Delete, KeySchemaElement,
-    KeyType, KeysAndAttributes, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
-    TransactWriteItem, Update,
+    KeyType, KeysAndAttributes, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, StreamSpecification,
+    StreamViewType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use time::OffsetDateTime;
 
+use crate::archive::Carried;
 use crate::ports::{Cause, Cond, Item, Key, Store, StoreError, Transaction, Versioned, Write};
+
+/// The attribute a write's archive events ride in, to the table's stream.
+pub const RECORDS: &str = "rec";
 
 pub struct DynamoStore {
     client: Client,
@@ -87,8 +92,31 @@ fn condition(cond: Cond) -> Expr {
     e
 }
 
-/// The `SET` of a put: the body, the next version, and the expiry if any.
-fn put_update(item: &Item, cond: Cond) -> Result<(String, Expr), StoreError> {
+/// The archive events `item` carries in `tx` (`rec`, as JSON), for the table's stream: the
+/// archiver reads them from the stream record of the write.
+fn carried(tx: &Transaction, item: &Item) -> Option<String> {
+    if tx.entry.records.is_empty() {
+        return None;
+    }
+    let key = item.key();
+    let message = match item {
+        Item::Message(m) => Some(m),
+        _ => None,
+    };
+    let carried: Vec<Carried> = tx
+        .entry
+        .records
+        .iter()
+        .filter(|j| j.source.item == key.sk && Key::conversation(&j.event.conversation_id).pk == key.pk)
+        .map(|j| Carried::of(j, message))
+        .collect();
+    (!carried.is_empty()).then(|| serde_json::to_string(&carried).unwrap_or_default())
+}
+
+/// The `SET` of a put: the body, the next version, the expiry if any, and the archive events
+/// it carries (`rec`; removed from a write that carries none, so the stream never shows an
+/// item's events twice).
+fn put_update(item: &Item, cond: Cond, records: Option<String>) -> Result<(String, Expr), StoreError> {
     let body = serde_json::to_string(item).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
     let mut e = condition(cond);
     e.names.insert("#b".into(), "body".into());
@@ -97,13 +125,26 @@ fn put_update(item: &Item, cond: Cond) -> Result<(String, Expr), StoreError> {
     e.values.insert(":zero".into(), n(0));
     e.values.insert(":one".into(), n(1));
     let mut update = "SET #b = :b, #v = if_not_exists(#v, :zero) + :one".to_string();
+    let mut remove = Vec::new();
     e.names.insert("#e".into(), "exp_at".into());
     match item.expires_at() {
         Some(at) => {
             update.push_str(", #e = :exp");
             e.values.insert(":exp".into(), n(at.unix_timestamp()));
         }
-        None => update.push_str(" REMOVE #e"),
+        None => remove.push("#e"),
+    }
+    e.names.insert("#r".into(), RECORDS.into());
+    match records {
+        Some(json) => {
+            update.push_str(", #r = :r");
+            e.values.insert(":r".into(), s(json));
+        }
+        None => remove.push("#r"),
+    }
+    if !remove.is_empty() {
+        update.push_str(" REMOVE ");
+        update.push_str(&remove.join(", "));
     }
     Ok((update, e))
 }
@@ -200,6 +241,13 @@ impl DynamoStore {
             .attribute_definitions(attr("sk").map_err(unavailable)?)
             .key_schema(key("pk", KeyType::Hash).map_err(unavailable)?)
             .key_schema(key("sk", KeyType::Range).map_err(unavailable)?)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewImage)
+                    .build()
+                    .map_err(unavailable)?,
+            )
             .send()
             .await
             .map_err(unavailable)?;
@@ -219,7 +267,7 @@ impl DynamoStore {
         let w = &tx.writes[0];
         let outcome = match w {
             Write::Put { item, cond } => {
-                let (update, e) = put_update(item, *cond)?;
+                let (update, e) = put_update(item, *cond, carried(tx, item))?;
                 self.client
                     .update_item()
                     .table_name(&self.table)
@@ -281,7 +329,7 @@ impl DynamoStore {
         for w in &tx.writes {
             let item = match w {
                 Write::Put { item, cond } => {
-                    let (update, e) = put_update(item, *cond)?;
+                    let (update, e) = put_update(item, *cond, carried(tx, item))?;
                     let u = Update::builder()
                         .table_name(&self.table)
                         .set_key(Some(key_attrs(&item.key())))

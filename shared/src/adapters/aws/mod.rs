@@ -1,18 +1,17 @@
-//! The AWS adapters: DynamoDB (`Store`, and the archive's records and chain heads), SQS
-//! (`Queue`), EventBridge Scheduler (`Scheduler`), S3 (`MediaStore`, and `Vault` for the
-//! archive's anchors) and Secrets Manager (the WhatsApp secrets at a cold start). Clients are
+//! The AWS adapters: DynamoDB (`Store`, and `stream`: its stream as the archiver reads it), SQS
+//! (`Queue`), EventBridge Scheduler (`Scheduler`), S3 (`MediaStore`, and `Vault`: the
+//! archive's Object Lock bucket) and Secrets Manager (the WhatsApp secrets at a cold start). Clients are
 //! built once per cold start from the standard AWS configuration (`AWS_ENDPOINT_URL` points
 //! them at an emulator).
 
-mod archive;
 mod dynamo;
 mod s3;
 mod scheduler;
 pub mod secrets;
 mod sqs;
+pub mod stream;
 mod vault;
 
-pub use archive::DynamoArchive;
 pub use dynamo::DynamoStore;
 pub use s3::S3MediaStore;
 pub use scheduler::{at_expression, EventBridgeScheduler};
@@ -27,6 +26,9 @@ pub struct AwsClients {
     pub scheduler: aws_sdk_scheduler::Client,
     pub s3: aws_sdk_s3::Client,
     pub secretsmanager: aws_sdk_secretsmanager::Client,
+    /// The configuration they share, for a client of another service (the local runner's
+    /// reader of the table's stream).
+    pub sdk_config: std::sync::Arc<aws_config::SdkConfig>,
 }
 
 /// The SDK's one HTTPS client: hyper 1 and rustls with ring (the workspace's `Cargo.toml` says
@@ -92,6 +94,7 @@ impl AwsClients {
             scheduler: aws_sdk_scheduler::Client::new(&conf),
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
             secretsmanager: aws_sdk_secretsmanager::Client::new(&conf),
+            sdk_config: std::sync::Arc::new(conf),
         }
     }
 }

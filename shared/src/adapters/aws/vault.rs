@@ -1,8 +1,8 @@
-//! `Vault` on S3: the anchor bucket, created with Object Lock in compliance mode and a default
+//! `Vault` on S3: the archive bucket, created with Object Lock in compliance mode and a default
 //! retention (`template.yaml`), so every object put here is locked for that long. A name is
 //! written once: puts are conditional (`If-None-Match: *`, which the bucket's policy demands of
 //! every put), and a read takes the name's first version, so a version put past both (by
-//! someone who may bypass the policy) cannot stand in for the anchor.
+//! someone who may bypass the policy) cannot stand in for the first.
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;

@@ -1,7 +1,6 @@
 //! The embedded backend: one SQLite file (WAL) holds the items, the queues, the due timers and
 //! the dev clock, so the local runner survives kill -9 with nothing acknowledged lost.
 
-mod archive;
 mod clock;
 mod db;
 mod media;
@@ -11,7 +10,6 @@ mod store;
 mod vault;
 
 pub use crate::adapters::clock::{ManualClock, SystemClock};
-pub use archive::SqliteArchive;
 pub use clock::{DevClock, DevClockError};
 pub use db::{Db, DbError};
 pub use media::DiskMediaStore;

@@ -9,13 +9,17 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use super::db::{Db, DbError};
+use crate::archive::Position;
 use crate::live::Change;
-use crate::ports::{Cond, Feed, Item, Key, Store, StoreError, Transaction, Versioned, Write};
+use crate::ports::{
+    ChangeEntry, ChangeStream, Cond, Feed, Item, Key, Store, StoreError, StreamEntry, Transaction, Versioned, Write,
+};
 
 #[derive(Clone)]
 pub struct SqliteStore {
     db: Db,
     changed: Arc<Notify>,
+    archivable: Arc<Notify>,
 }
 
 /// Commits whose changes are kept for live streams to resume from (the sweep drops older ones).
@@ -30,18 +34,25 @@ const SHORT_QUERY: usize = 1001;
 
 impl SqliteStore {
     pub fn new(db: Db) -> SqliteStore {
-        SqliteStore { db, changed: Arc::new(Notify::new()) }
+        SqliteStore { db, changed: Arc::new(Notify::new()), archivable: Arc::new(Notify::new()) }
     }
 
-    /// Deletes expired items (dedupe marks past their TTL); the local runner calls it hourly.
+    /// Deletes expired items (dedupe marks past their TTL), and the feed's rows the live
+    /// streams no longer resume from and the archiver has read; the local runner calls it hourly.
     pub async fn sweep_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
         let now = now.unix_timestamp();
+        let archiver = Key::archiver();
         self.db
             .call(move |c| {
                 let n = c.execute("DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?1", [now]);
-                c.execute("DELETE FROM changes WHERE seq <= (SELECT MAX(seq) FROM changes) - ?1", [CHANGES_KEPT])
-                    .and(n)
-                    .map_err(DbError::from)
+                c.execute(
+                    "DELETE FROM changes WHERE seq <= (SELECT MAX(seq) FROM changes) - ?1
+                     AND seq <= COALESCE((SELECT CAST(json_extract(body, '$.position') AS INTEGER)
+                                          FROM items WHERE pk = ?2 AND sk = ?3), 0)",
+                    params![CHANGES_KEPT, archiver.pk, archiver.sk],
+                )
+                .and(n)
+                .map_err(DbError::from)
             })
             .await
             .map_err(StoreError::from)
@@ -78,15 +89,7 @@ enum TxError {
 /// A write with its body serialized, on the caller's thread: the writer thread, which every
 /// transaction goes through, only checks and stores.
 enum Row {
-    /// Archive records go to their append-only table (triggers refuse edits); a taken sequence
-    /// number is a conflict.
-    Archive {
-        conversation_id: String,
-        seq: i64,
-        hash: String,
-        body: String,
-    },
-    /// A commit's changes go to the feed's log as one row, numbered in commit order.
+    /// A commit's change entry goes to the feed's log as one row, numbered in commit order.
     Changes {
         body: String,
     },
@@ -109,15 +112,6 @@ enum Row {
 impl Row {
     fn of(w: &Write) -> Result<Row, serde_json::Error> {
         Ok(match w {
-            Write::Put { item: Item::ArchiveEntry(record), .. } => Row::Archive {
-                body: serde_json::to_string(record)?,
-                seq: record.seq as i64,
-                hash: record.hash.clone(),
-                conversation_id: record.event.conversation_id.to_string(),
-            },
-            Write::Put { item: Item::Change { changes, .. }, .. } => {
-                Row::Changes { body: serde_json::to_string(changes)? }
-            }
             Write::Put { item, cond } => Row::Put {
                 key: item.key(),
                 cond: *cond,
@@ -132,7 +126,7 @@ impl Row {
     /// Its size as DynamoDB would count it (keys and body), for the limits every store keeps.
     fn size(&self) -> usize {
         match self {
-            Row::Archive { body, .. } | Row::Changes { body } => body.len(),
+            Row::Changes { body } => body.len(),
             Row::Put { key, body, .. } => key.pk.len() + key.sk.len() + body.len(),
             Row::Delete { key, .. } | Row::Check { key, .. } => key.pk.len() + key.sk.len(),
         }
@@ -150,10 +144,6 @@ fn apply(tx: &Connection, rows: &[Row]) -> Result<(), TxError> {
     let mut versions = vec![0; rows.len()];
     for (index, row) in rows.iter().enumerate() {
         let free = match row {
-            Row::Archive { conversation_id, seq, .. } => !tx
-                .prepare_cached("SELECT 1 FROM archive WHERE conversation_id = ?1 AND seq = ?2")
-                .and_then(|mut s| s.exists(params![conversation_id, seq]))
-                .map_err(other)?,
             Row::Changes { .. } => true,
             Row::Put { key, cond, .. } | Row::Delete { key, cond } | Row::Check { key, cond } => {
                 let current = match written.iter().rev().find(|(k, _)| *k == key) {
@@ -174,9 +164,6 @@ fn apply(tx: &Connection, rows: &[Row]) -> Result<(), TxError> {
     }
     for (row, version) in rows.iter().zip(versions) {
         match row {
-            Row::Archive { conversation_id, seq, hash, body } => tx
-                .prepare_cached("INSERT INTO archive (conversation_id, seq, hash, body) VALUES (?1, ?2, ?3, ?4)")
-                .and_then(|mut s| s.execute(params![conversation_id, seq, hash, body])),
             Row::Changes { body } => tx
                 .prepare_cached("INSERT INTO changes (at, body) VALUES (?1, ?2)")
                 .and_then(|mut s| s.execute(params![now_secs(), body])),
@@ -272,8 +259,13 @@ impl Store for SqliteStore {
     /// Never answers `Unknown`: a commit here is local, and a crash ends the caller with it.
     async fn submit(&self, tx: &Transaction) -> Result<(), StoreError> {
         tx.check_count()?;
-        let changes = tx.writes.iter().any(|w| matches!(w, Write::Put { item: Item::Change { .. }, .. }));
-        let rows = tx.writes.iter().map(Row::of).collect::<Result<Vec<_>, _>>();
+        let (changes, records) = (!tx.entry.changes.is_empty(), !tx.entry.records.is_empty());
+        let mut rows = tx.writes.iter().map(Row::of).collect::<Result<Vec<_>, _>>();
+        if let (Ok(rows), false) = (&mut rows, tx.entry.is_empty()) {
+            serde_json::to_string(&tx.entry).map(|body| rows.push(Row::Changes { body })).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "a change entry that does not serialize");
+            });
+        }
         let rows = rows.map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         crate::ports::check_sizes(rows.iter().map(Row::size))?;
         let outcome = match self.db.transact(move |c| apply(c, &rows)).await? {
@@ -281,14 +273,24 @@ impl Store for SqliteStore {
             Err(TxError::Conflict(i)) => Err(StoreError::Conflict { index: i }),
             Err(TxError::Db(e)) => Err(DbError::from(e).into()),
         };
-        if changes && outcome.is_ok() {
-            self.changed.notify_one();
+        if outcome.is_ok() {
+            if changes {
+                self.changed.notify_one();
+            }
+            if records {
+                self.archivable.notify_one();
+            }
         }
         outcome
     }
+}
 
-    fn keeps_changes(&self) -> bool {
-        true
+/// A feed row's entry: a change entry, or (rows written before it had records) the changes.
+fn entry_of(body: &str) -> Result<ChangeEntry, StoreError> {
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt(Box::new(e));
+    match body.trim_start().starts_with('[') {
+        true => Ok(ChangeEntry { changes: serde_json::from_str(body).map_err(corrupt)?, records: Vec::new() }),
+        false => serde_json::from_str(body).map_err(corrupt),
     }
 }
 
@@ -310,7 +312,7 @@ impl Feed for SqliteStore {
             .await?;
         let mut out = Vec::new();
         for (seq, body) in rows {
-            let changes: Vec<Change> = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
+            let changes: Vec<Change> = entry_of(&body)?.changes;
             let first = seq as u64 * PER_ROW;
             out.extend((first..).zip(changes).filter(|(pos, _)| *pos > cursor));
         }
@@ -321,7 +323,9 @@ impl Feed for SqliteStore {
     async fn head(&self) -> Result<u64, StoreError> {
         self.db
             .read(|c| {
-                c.query_row("SELECT seq, json_array_length(body) FROM changes ORDER BY seq DESC LIMIT 1", [], |r| {
+                let sql = "SELECT seq, COALESCE(json_array_length(body, '$.changes'), json_array_length(body))
+                           FROM changes ORDER BY seq DESC LIMIT 1";
+                c.query_row(sql, [], |r| {
                     Ok((r.get::<_, i64>(0)? as u64 * PER_ROW) + (r.get::<_, i64>(1)?.max(1) as u64 - 1))
                 })
                 .optional()
@@ -334,5 +338,36 @@ impl Feed for SqliteStore {
 
     fn notify(&self) -> Arc<Notify> {
         self.changed.clone()
+    }
+}
+
+#[async_trait]
+impl ChangeStream for SqliteStore {
+    async fn entries_after(&self, position: Option<&Position>, limit: usize) -> Result<Vec<StreamEntry>, StoreError> {
+        let after = position.and_then(Position::number).unwrap_or(0) as i64;
+        let rows = self
+            .db
+            .read(move |c| {
+                // Rows of live changes alone are passed over without being parsed in full.
+                let mut stmt = c.prepare_cached(
+                    "SELECT seq, body FROM changes WHERE seq > ?1 AND body LIKE '%\"records\"%' ORDER BY seq LIMIT ?2",
+                )?;
+                let rows = stmt
+                    .query_map(params![after, limit as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(DbError::from)
+            })
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (seq, body) in rows {
+            let records = entry_of(&body)?.records;
+            if !records.is_empty() {
+                out.push(StreamEntry { position: Position::of(seq as u64), records });
+            }
+        }
+        Ok(out)
+    }
+
+    fn archive_notify(&self) -> Arc<Notify> {
+        self.archivable.clone()
     }
 }

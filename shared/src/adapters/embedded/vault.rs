@@ -1,7 +1,7 @@
-//! `Vault` on the local disk: anchors as files under `<data dir>/vault/`, each written once
-//! (created, never replaced). They are as safe as the data directory, no more: what the local
-//! runner gains is the same anchoring and verification as on AWS, where the bucket's Object
-//! Lock keeps them from everyone.
+//! `Vault` on the local disk: the archive's batch objects as files under `<data dir>/vault/`,
+//! each written once (created, never replaced) and left read-only. They are as safe as the data
+//! directory, no more: what the local runner gains is the same archive and verification as on
+//! AWS, where the bucket's Object Lock keeps them from everyone.
 
 use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
@@ -19,7 +19,7 @@ impl DiskVault {
         DiskVault { dir: data_dir.join("vault") }
     }
 
-    /// Names are relative paths of plain parts (`anchors/2026/12/04/...json`).
+    /// Names are relative paths of plain parts (`records/2026/12/04/...jsonl`).
     fn path(&self, name: &str) -> Result<PathBuf, ArchiveError> {
         let plain = Path::new(name).components().all(|c| matches!(c, Component::Normal(_)));
         if name.is_empty() || !plain {
@@ -42,7 +42,17 @@ impl Vault for DiskVault {
         tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir).map_err(io)?;
             match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut file) => file.write_all(&body).and_then(|()| file.sync_all()).map_err(io),
+                // Read-only once written: the local stand-in for Object Lock keeps honest
+                // mistakes out (the verifier finds the rest).
+                Ok(mut file) => file
+                    .write_all(&body)
+                    .and_then(|()| file.sync_all())
+                    .and_then(|()| {
+                        let mut perms = file.metadata()?.permissions();
+                        perms.set_readonly(true);
+                        std::fs::set_permissions(&path, perms)
+                    })
+                    .map_err(io),
                 // Taken: a retry of this very put is done; other bytes are refused.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match std::fs::read(&path) {
                     Ok(first) if first == body => Ok(()),

@@ -8,8 +8,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::archive::Position;
 use crate::ports::{
-    ArchiveError, Clock, Item, Key, Store, StoreError, Transaction, Vault, Versioned, Write, IDEMPOTENCY_WINDOW,
+    ArchiveError, ChangeStream, Clock, Item, Key, Store, StoreError, StreamEntry, Transaction, Vault, Versioned, Write,
+    IDEMPOTENCY_WINDOW,
 };
 
 pub struct MemoryStore {
@@ -19,6 +21,10 @@ pub struct MemoryStore {
     tokens: Mutex<BTreeMap<String, OffsetDateTime>>,
     /// What expiring items (TTLs) and tokens are measured against.
     clock: Arc<dyn Clock>,
+    /// The change stream, as DynamoDB Streams has it: one entry per item write that carried
+    /// archive events, numbered in commit order.
+    stream: Mutex<Vec<StreamEntry>>,
+    archivable: Arc<tokio::sync::Notify>,
 }
 
 impl Default for MemoryStore {
@@ -34,7 +40,13 @@ impl MemoryStore {
 
     /// A store whose items expire by `clock` (the simulation's), as TTLs do by the wall clock.
     pub fn with_clock(clock: Arc<dyn Clock>) -> MemoryStore {
-        MemoryStore { items: Mutex::default(), tokens: Mutex::default(), clock }
+        MemoryStore {
+            items: Mutex::default(),
+            tokens: Mutex::default(),
+            clock,
+            stream: Mutex::default(),
+            archivable: Arc::default(),
+        }
     }
 }
 
@@ -121,7 +133,40 @@ impl Store for MemoryStore {
             }
         }
         tokens.insert(tx.token.clone(), now);
+        if !tx.entry.records.is_empty() {
+            let mut stream = self.stream.lock().map_err(|_| unavailable())?;
+            // One entry per carrying item, in the order the items were written.
+            for w in &tx.writes {
+                let Write::Put { item, .. } = w else { continue };
+                let key = item.key();
+                let records: Vec<_> = tx
+                    .entry
+                    .records
+                    .iter()
+                    .filter(|j| key.pk == Key::conversation(&j.event.conversation_id).pk && key.sk == j.source.item)
+                    .cloned()
+                    .collect();
+                if !records.is_empty() {
+                    let position = Position::of(stream.len() as u64 + 1);
+                    stream.push(StreamEntry { position, records });
+                }
+            }
+            self.archivable.notify_one();
+        }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl ChangeStream for MemoryStore {
+    async fn entries_after(&self, position: Option<&Position>, limit: usize) -> Result<Vec<StreamEntry>, StoreError> {
+        let stream = self.stream.lock().map_err(|_| unavailable())?;
+        let from = position.and_then(Position::number).unwrap_or(0) as usize;
+        Ok(stream.iter().skip(from).take(limit).cloned().collect())
+    }
+
+    fn archive_notify(&self) -> Arc<tokio::sync::Notify> {
+        self.archivable.clone()
     }
 }
 
