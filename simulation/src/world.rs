@@ -736,7 +736,37 @@ async fn contacts(world: Rc<World>) {
             consent,
             text,
         });
+        let chatty = consent != Consent::Reject && world.chance(0.3);
         world.meta.contact_sends(m, true);
+        // An employee answers at once, as they do when a client writes back (often just as
+        // the window opens again, or consent comes, with texts still held).
+        if chatty {
+            let w = world.clone();
+            let delay = world.secs(1, 20);
+            spawn(
+                async move {
+                    tokio::time::sleep(delay).await;
+                    let mine: BTreeSet<ConversationId> = w
+                        .memory
+                        .contact_partition(contact, 1000)
+                        .await
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|v| match v.item {
+                            Item::ContactThread { conversation_id, .. } => Some(conversation_id),
+                            _ => None,
+                        })
+                        .collect();
+                    let known: Vec<(ConversationId, BTreeSet<String>)> =
+                        w.threads.borrow().iter().filter(|(id, _)| mine.contains(id)).cloned().collect();
+                    let Some((thread, members)) = w.pick(&known) else { return };
+                    let Some(user) = w.pick(&members.into_iter().collect::<Vec<_>>()) else { return };
+                    send_text(&w, &caller(&user), &thread).await;
+                },
+                false,
+                None,
+            );
+        }
     }
 }
 
@@ -813,6 +843,21 @@ async fn check(world: &Rc<World>) -> Vec<String> {
                     records.iter().filter_map(|r| r.event.message_id.as_ref()).collect();
                 for m in messages.iter().filter(|m| !archived.contains(&m.id)) {
                     model.violate(format!("message {} of {id} is not on the record", m.id));
+                }
+                // Every status a message shows that Meta reported is on the record too.
+                for m in messages.iter().filter(|m| matches!(m.status.public(), "delivered" | "read")) {
+                    if m.direction != Direction::Outbound {
+                        continue;
+                    }
+                    let shown = m.status.public();
+                    let on_record = records.iter().any(|r| {
+                        r.event.kind == shared::archive::ArchiveKind::Status
+                            && r.event.message_id.as_ref() == Some(&m.id)
+                            && r.event.details["status"] == shown
+                    });
+                    if !on_record {
+                        model.violate(format!("message {} shows {shown}, which is not on the record", m.id));
+                    }
                 }
             }
             (Err(e), _) | (_, Err(e)) => model.violate(format!("thread {id}'s archive cannot be read: {e}")),

@@ -46,6 +46,24 @@ pub fn event(
     }
 }
 
+/// A consent change on the record (CONTRACT.md section 7): what it became, and its source
+/// (`button`, `keyword`, `stop`, `meta_131050`, `user_preferences`, ...).
+pub fn consent_event(
+    conversation_id: &ConversationId,
+    contact: &crate::domain::Contact,
+    consent: &str,
+    source: &str,
+    at: OffsetDateTime,
+) -> ArchiveEvent {
+    event(
+        conversation_id,
+        ArchiveKind::Consent,
+        Sender::Contact,
+        at,
+        serde_json::json!({ "consent": consent, "source": source, "contact": contact.key }),
+    )
+}
+
 fn require_admin(caller: &Caller) -> Result<()> {
     if caller.has_role("admin") {
         Ok(())
@@ -65,9 +83,18 @@ pub const STALLED: std::time::Duration = std::time::Duration::from_secs(5);
 /// batch written again) is read once.
 pub async fn records(ports: &Ports, conversation_id: &ConversationId) -> Result<Vec<ArchiveRecord>> {
     let segments = ports.store.segments(conversation_id, usize::MAX / 2, true).await?;
+    records_in(ports, conversation_id, &segments).await
+}
+
+/// The thread's records that `segments` (in chain order) say where to find.
+pub async fn records_in(
+    ports: &Ports,
+    conversation_id: &ConversationId,
+    segments: &[crate::archive::Segment],
+) -> Result<Vec<ArchiveRecord>> {
     let mut objects: BTreeMap<String, Vec<ArchiveRecord>> = BTreeMap::new();
     let mut out: Vec<ArchiveRecord> = Vec::new();
-    for s in &segments {
+    for s in segments {
         if !objects.contains_key(&s.object) {
             let body = ports.vault.get(&s.object).await?;
             // A missing or unreadable object leaves its records out: the chain then breaks there.

@@ -55,9 +55,18 @@ pub async fn archive(ports: &Ports, entries: &[StreamEntry]) -> Result<Archived>
         // Entries at or before the head's place were archived, unless they come out of order
         // (an operator's replay of a range): then the chain itself says which.
         let behind = |at: &Position| passed.as_ref().is_some_and(|p| at <= p);
-        let held: BTreeSet<Source> = match events.iter().any(|(at, _)| behind(at)) {
-            true => super::archive::records(ports, &thread).await?.into_iter().map(|r| r.source).collect(),
-            false => BTreeSet::new(),
+        let earliest = events.iter().map(|(at, _)| *at).filter(|at| behind(at)).min();
+        let held: BTreeSet<Source> = match earliest {
+            // A segment's place is at or past each of its events', and never goes back along
+            // the chain: the ones at or past the earliest such entry's hold all it could find.
+            Some(from) => {
+                let mut recent: Vec<Segment> = ports.store.segments(&thread, usize::MAX / 2, false).await?;
+                recent.retain(|s| s.position >= *from);
+                recent.reverse();
+                let found = super::archive::records_in(ports, &thread, &recent).await?;
+                found.into_iter().map(|r| r.source).collect()
+            }
+            None => BTreeSet::new(),
         };
         let mut linked: Vec<ArchiveRecord> = Vec::new();
         let mut position = passed.clone();

@@ -519,5 +519,5 @@ pub(crate) fn failure_commit(
         .extend(plan.to_queue.iter().filter(|m| m.id != plan.msg.id).map(|m| super::put_new(Item::Message(m.clone()))));
     let mut effects = dispatch_effects(&plan.to_queue);
     effects.extend(plan.timers.iter().map(|(timer, at)| Effect::Timer { timer: timer.clone(), at: *at }));
-    Plan { writes, effects, ..Plan::default() }
+    Plan { writes, effects, archive: plan.archive.clone(), ..Plan::default() }
 }

@@ -313,6 +313,16 @@ pub fn plan_inbound(state: &InboundState, m: &InboundMessage, settings: &Setting
     Ok(InboundPlan { plan, conversation_id: c.id })
 }
 
+/// Where a consent change came from: a template's button, the word STOP, another word.
+fn consent_source(m: &InboundMessage) -> &'static str {
+    match &m.content {
+        InboundContent::Button { .. } | InboundContent::Reply { .. } => "button",
+        InboundContent::Text { body } if body.trim().eq_ignore_ascii_case("stop") => "stop",
+        InboundContent::Text { .. } => "keyword",
+        _ => "other",
+    }
+}
+
 /// Consent and the window belong to the contact, so every thread of theirs is told of a
 /// change: thread `c` in this commit; the others through the outbox, so that the commit stays
 /// small. Held messages go out from all of them once the contact allows it.
@@ -328,13 +338,8 @@ fn tell_threads(
     let others: Vec<ConversationId> =
         state.threads.iter().map(|t| t.item.id.clone()).filter(|id| *id != c.id).collect();
     let consent_event = outcome.consent_changed.map(|change| {
-        let mut e = archive::event(
-            &c.id,
-            ArchiveKind::Consent,
-            Sender::Contact,
-            now,
-            json!({"consent": change, "contact": k.key}),
-        );
+        let consent = serde_json::to_value(change).ok().and_then(|v| v.as_str().map(str::to_string));
+        let mut e = archive::consent_event(&c.id, k, consent.as_deref().unwrap_or("unknown"), consent_source(m), now);
         e.wamid = Some(m.wamid.clone());
         e
     });

@@ -32,6 +32,8 @@ pub struct FailurePlan {
     pub timers: Vec<(Timer, OffsetDateTime)>,
     /// Transient: try the same message again after this long.
     pub retry_after: Option<std::time::Duration>,
+    /// What the failure changed that goes on the record beside the message (a consent change).
+    pub archive: Vec<crate::archive::ArchiveEvent>,
 }
 
 impl FailurePlan {
@@ -45,6 +47,7 @@ impl FailurePlan {
             to_queue: Vec::new(),
             timers: Vec::new(),
             retry_after: None,
+            archive: Vec::new(),
         }
     }
 }
@@ -225,6 +228,13 @@ fn fail(plan: &mut FailurePlan, failure: &Failure, reason: FailureReason, now: O
     plan.msg.error = Some(MessageError { code, detail: failure.detail.clone(), reason: Some(reason) });
     if reason == FailureReason::MarketingOptOut && plan.contact.marketing_opt_out(now) {
         notice(plan, Notice::to_all(NoticeKind::OptinRejected), now);
+        plan.archive.push(super::archive::consent_event(
+            &plan.conv.id,
+            &plan.contact,
+            "marketing_opted_out",
+            "meta_131050",
+            now,
+        ));
     }
     match plan.msg.system {
         Some(SystemPurpose::OptinRequest) => match plan.conv.optin_failed(&plan.msg.id, now) {

@@ -1,7 +1,10 @@
 //! Status webhooks: sent, delivered, read move a message forward (never back), each with Meta's
 //! time; failed hands the message to `outcomes`.
 
-use crate::domain::{Contact, Conversation, Message, MessageStatus, ReceiptOutcome};
+use serde_json::json;
+
+use crate::archive::{ArchiveEvent, ArchiveKind};
+use crate::domain::{Contact, Conversation, Message, MessageStatus, ReceiptOutcome, Sender};
 use crate::meta::webhook::StatusEvent;
 use crate::ports::{Cond, Effect, Item, Key, StoreError, Versioned, Write};
 
@@ -41,7 +44,9 @@ pub async fn apply_status(ports: &Ports, ev: &StatusEvent) -> Result<ReceiptResu
             next.status = MessageStatus::Accepted;
         }
         let outcome = next.apply_receipt(&ev.wamid, ev.status, ev.timestamp);
-        let plan = match outcome {
+        let on_record =
+            matches!(outcome, ReceiptOutcome::Advanced | ReceiptOutcome::TimeRecorded | ReceiptOutcome::Failed);
+        let mut plan = match outcome {
             ReceiptOutcome::Ignored if !learned => return Ok(Decision::Done(ReceiptResult::Duplicate)),
             ReceiptOutcome::Failed => {
                 let conv = load::<Conversation>(&*ports.store, &Key::conversation(&conversation_id))
@@ -68,6 +73,9 @@ pub async fn apply_status(ports: &Ports, ev: &StatusEvent) -> Result<ReceiptResu
                 Plan::of(writes)
             }
         };
+        if on_record {
+            plan.archive.push(status_event(ev, &conversation_id, &message_id));
+        }
         Ok(Decision::Commit(plan, ReceiptResult::Applied))
     })
     .await?;
@@ -112,6 +120,21 @@ fn wamid_link(ev: &StatusEvent, conversation_id: &ConversationId, message_id: &M
     }
 }
 
+/// A status on the record (CONTRACT.md section 7): what Meta said, at Meta's time, with its
+/// error code when it failed.
+fn status_event(ev: &StatusEvent, conversation_id: &ConversationId, message_id: &MessageId) -> ArchiveEvent {
+    let mut e = super::archive::event(
+        conversation_id,
+        ArchiveKind::Status,
+        Sender::Contact,
+        ev.timestamp,
+        json!({ "status": ev.status.as_str(), "error_code": ev.errors.first().map(|e| e.code) }),
+    );
+    e.message_id = Some(message_id.clone());
+    e.wamid = Some(ev.wamid.clone());
+    e
+}
+
 fn failure_of(ev: &StatusEvent) -> Failure {
     let first = ev.errors.first();
     Failure {
@@ -141,11 +164,15 @@ pub async fn marketing_preference(ports: &Ports, wa_id: &str, stop: bool) -> Res
         if !k.marketing_opt_out(now) {
             return Ok(Decision::Done(()));
         }
-        let mut plan = Plan::of(vec![put_versioned(Item::Contact(k), Some(contact.version))]);
+        let mut plan = Plan::of(vec![put_versioned(Item::Contact(k.clone()), Some(contact.version))]);
         let threads: Vec<ConversationId> =
             super::contact_threads(&*ports.store, wa_id).await?.into_iter().map(|t| t.item.id).collect();
         let rejected = crate::domain::Notice::to_all(crate::domain::NoticeKind::OptinRejected);
-        plan.effects.extend(Effect::notices(threads, rejected, None));
+        // On the record of each of the contact's threads (the event is re-addressed to each).
+        let on_record = threads
+            .first()
+            .map(|first| super::archive::consent_event(first, &k, "marketing_opted_out", "user_preferences", now));
+        plan.effects.extend(Effect::notices(threads, rejected, on_record));
         Ok(Decision::Commit(plan, ()))
     })
     .await
