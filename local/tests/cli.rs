@@ -25,18 +25,21 @@ fn archive_fingerprint_prints_a_text_as_the_archive_keeps_it() {
 }
 
 #[test]
-fn archive_audit_checks_every_anchor_under_a_prefix_against_the_chains() {
-    let (ok, out) = run(&["archive", "audit", "anchors/"], &[]);
+fn archive_audit_checks_every_record_under_a_prefix_against_the_chains() {
+    let (ok, out) = run(&["archive", "audit", "records/"], &[]);
     assert!(ok, "{out}");
-    assert!(out.contains("\"anchors\":0"), "{out}");
-    // An anchor of a head no chain holds: a thread whose records were rewritten or removed.
+    assert!(out.contains("\"objects\":0") && out.contains("\"records\":0"), "{out}");
+    // A segment that names a record no chain holds (written beside the archiver), and one that
+    // is not a segment at all: both are named.
     let dir = std::env::temp_dir().join(format!("connector-cli-{}", std::process::id()));
-    let anchors = dir.join("vault/anchors/2026/12/04");
-    std::fs::create_dir_all(&anchors).unwrap();
-    let anchor = r#"{"at":"2026-12-04T10:00:00Z","heads":{"c1":{"seq":3,"hash":"feed"}}}"#;
-    std::fs::write(anchors.join("100000Z-x.json"), anchor).unwrap();
-    let (ok, out) = run(&["archive", "audit", "anchors/2026/"], &[]);
+    let day = dir.join("vault/records/2026/12/04");
+    std::fs::create_dir_all(&day).unwrap();
+    let forged = r#"{"seq":3,"conversation_id":"c1","kind":"message","actor":"contact","at":"2026-12-04T10:00:00Z","source":{"item":"MSG#m","n":1},"prev_hash":"00","hash":"feed"}"#;
+    std::fs::write(day.join("100000Z-x.jsonl"), forged).unwrap();
+    std::fs::write(day.join("100001Z-y.jsonl"), "not a segment").unwrap();
+    let (ok, out) = run(&["archive", "audit", "records/2026/"], &[]);
     assert!(!ok, "{out}");
     assert!(out.contains("\"conversation_id\":\"c1\"") && out.contains("\"seq\":3"), "{out}");
+    assert!(out.contains("100001Z-y.jsonl"), "{out}");
     let _ = std::fs::remove_dir_all(dir.join("vault"));
 }

@@ -10,8 +10,9 @@ use shared::usecases::receipts::{apply_status, ReceiptResult};
 use shared::usecases::{media, Ports, UseCaseError};
 
 /// Receives after which a status for an unknown wamid is dropped (it overtook the record of
-/// the send at first; after this long it belongs to no message of ours).
-const UNKNOWN_WAMID_RECEIVES: u32 = 5;
+/// the send at first; after this long, about 100 s of waits doubling from 200 ms, it belongs
+/// to no message of ours). A send recorded slowly under load keeps its statuses.
+const UNKNOWN_WAMID_RECEIVES: u32 = 10;
 
 /// One job of the receipts queue: a status, or a contact's picture to fetch.
 pub async fn handle(ports: &Ports, job: &ReceiptsJob, receives: u32) -> Result<Disposition, UseCaseError> {
@@ -23,15 +24,21 @@ pub async fn handle(ports: &Ports, job: &ReceiptsJob, receives: u32) -> Result<D
 
 async fn handle_status(ports: &Ports, status: &StatusEvent, receives: u32) -> Result<Disposition, UseCaseError> {
     Ok(match apply_status(ports, status).await? {
-        ReceiptResult::UnknownWamid if receives < UNKNOWN_WAMID_RECEIVES => {
-            Disposition::RetryAfter(Duration::from_millis(200 * u64::from(receives.max(1))))
-        }
-        ReceiptResult::UnknownWamid => {
-            tracing::warn!(wamid = %status.wamid, "status for an unknown message dropped");
-            Disposition::Done
-        }
+        ReceiptResult::UnknownWamid => match unknown_wamid_wait(receives) {
+            Some(wait) => Disposition::RetryAfter(wait),
+            None => {
+                tracing::warn!(wamid = %status.wamid, "status for an unknown message dropped");
+                Disposition::Done
+            }
+        },
         _ => Disposition::Done,
     })
+}
+
+/// How long a status for a wamid not yet recorded waits before its next try, after `receives`
+/// receives; `None` once it has waited long enough to belong to no message of ours.
+fn unknown_wamid_wait(receives: u32) -> Option<Duration> {
+    (receives < UNKNOWN_WAMID_RECEIVES).then(|| Duration::from_millis(200 << receives.saturating_sub(1).min(8)))
 }
 
 /// The receipts queue: standard; a picture fetch makes two Graph API calls.
@@ -51,4 +58,20 @@ pub async fn function_handler(
         handle(ports, &job, receives).await
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_ahead_of_its_send_waits_longer_each_time_then_is_dropped() {
+        let waits: Vec<u64> =
+            (1..UNKNOWN_WAMID_RECEIVES).map(|r| unknown_wamid_wait(r).unwrap().as_millis() as u64).collect();
+        assert_eq!(waits, [200, 400, 800, 1_600, 3_200, 6_400, 12_800, 25_600, 51_200]);
+        assert!((100_000..110_000).contains(&waits.iter().sum::<u64>()), "about 100 s in all");
+        assert_eq!(unknown_wamid_wait(UNKNOWN_WAMID_RECEIVES), None);
+        // Under the receipts queue's 20 receives before its dead-letter queue.
+        assert!(UNKNOWN_WAMID_RECEIVES < 20);
+    }
 }
