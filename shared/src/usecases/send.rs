@@ -239,9 +239,11 @@ pub fn plan_send(
         vec![put_versioned(Item::Conversation(c.clone()), Some(conv.version)), put_new(Item::Message(msg.clone()))];
     if k != contact.item {
         writes.push(put_versioned(Item::Contact(k.clone()), Some(contact.version)));
-    } else {
-        // Hold or send was decided on the contact's consent and window as read: a change
-        // to them in the meantime (an opt-in, a STOP, a closed window) means deciding again.
+    } else if hold {
+        // Held on the contact's consent and window as read: a change to them in the meantime
+        // (an opt-in, a reply that opens the window, whose release may already have run) means
+        // deciding again. A text queued needs no such check: dispatch decides again at the
+        // claim (a STOP fails it, a closed window holds it).
         writes.push(Write::Check { key: Key::contact(&k.key), cond: Cond::Version(contact.version) });
     }
     if let Some(client_id) = client_id.as_ref().filter(|_| !crate::plant::active(crate::plant::Bug::ClientIdIgnored)) {
@@ -517,8 +519,9 @@ mod tests {
         assert!(!holds(&p.plan));
         assert_eq!(p.plan.writes[0], put_versioned(Item::Conversation(thread(&p.plan).clone()), Some(4)));
         assert_eq!((thread(&p.plan).last_outbound_at, thread(&p.plan).pending_count), (Some(now), 0));
-        // Nothing about the contact changed, but the decision rests on it.
-        assert!(p.plan.writes.contains(&Write::Check { key: Key::contact("447700900123"), cond: Cond::Version(9) }));
+        // Queued: dispatch checks consent and the window again at the claim, so the contact
+        // is neither written nor checked.
+        assert!(!p.plan.writes.iter().any(|w| w.key() == Key::contact("447700900123")));
     }
 
     #[test]

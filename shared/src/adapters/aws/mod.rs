@@ -5,6 +5,7 @@
 //! them at an emulator).
 
 mod dynamo;
+pub mod meter;
 mod s3;
 mod scheduler;
 pub mod secrets;
