@@ -203,11 +203,13 @@ async fn a_thread_on_aws_from_optin_to_receipts_within_its_call_budget() {
         "  per million outbound messages with 3 statuses: ${outbound_cost:.2} ({ow} write units, {or} read units)"
     );
     println!("  per million inbound texts: ${inbound_cost:.2} ({iw} write units, {ir} read units)");
-    // Where we are (the goals are $8 and $4; docs/aws.md says what is left): a rise fails here.
-    // Outbound was $16.00 once the archive left the table, $14.75 with the contact checked only
-    // when a send is held and empty fields left out of items.
-    assert!(outbound_cost <= 14.75, "an outbound message costs ${outbound_cost:.2} per million");
-    assert!(inbound_cost <= 5.25, "an inbound text costs ${inbound_cost:.2} per million");
+    // Where we are (the goals are $8 and $4; docs/aws.md says what is left): $14.75 and $5.25
+    // here (outbound was $16.00 once the archive left the table, before the contact was checked
+    // only when a send is held and empty fields were left out of items). A rise of more than
+    // one transactional KB fails: times are written with as many sub-second digits as they
+    // have, so an item near 1 KB may cost a unit more in one run than in the next.
+    assert!(outbound_cost <= 14.75 + 1.25, "an outbound message costs ${outbound_cost:.2} per million");
+    assert!(inbound_cost <= 5.25 + 1.25, "an inbound text costs ${inbound_cost:.2} per million");
     assert!(table[2] <= 1, "a status webhook writes {} items", table[2]);
     // The send's commit (message, thread, the check of the contact's version, its outbox entry,
     // its place in the thread's outgoing queue), the entry's delete by the relay, the claim, the
