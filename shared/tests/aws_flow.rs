@@ -8,59 +8,15 @@ use std::collections::BTreeMap;
 
 use shared::adapters::aws::meter::{self, Call, Meter};
 use shared::adapters::aws::AwsClients;
-use shared::config::AwsResources;
 use shared::domain::{Phone, ReceiptStatus};
 use shared::meta::webhook::{InboundContent, InboundMessage, StatusEvent};
-use shared::ports::OutboundJob;
 use shared::usecases::{conversations, dispatch, inbound, receipts, send, Caller, Ports};
 
 mod support;
-use support::{aws_clients, unique};
+use support::aws_clients;
 
 async fn counted_clients(counter: &Meter) -> Option<AwsClients> {
     Some(counter.clients(&aws_clients().await?))
-}
-
-async fn resources(c: &AwsClients) -> AwsResources {
-    let table = unique("connector");
-    shared::adapters::aws::DynamoStore::create_table(&c.dynamodb, &table).await.unwrap();
-    let fifo_url = support::fifo_queue(c, "outbound").await;
-    let receipts = c.sqs.create_queue().queue_name(unique("receipts")).send().await.unwrap();
-    let group = unique("timers");
-    c.scheduler.create_schedule_group().name(&group).send().await.unwrap();
-    let bucket = unique("media");
-    c.s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    AwsResources {
-        table,
-        outbound_queue_url: fifo_url,
-        receipts_queue_url: receipts.queue_url().unwrap().to_string(),
-        schedule_group: group,
-        timers_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:timers".into(),
-        scheduler_role_arn: "arn:aws:iam::123456789012:role/scheduler".into(),
-        timers_dlq_arn: None,
-        media_bucket: bucket,
-        archive_bucket: None,
-        serial_writes: true,
-    }
-}
-
-/// The next outbound job, as the dispatch function would receive it from the FIFO queue.
-async fn next_job(c: &AwsClients, r: &AwsResources) -> OutboundJob {
-    for _ in 0..20 {
-        let out =
-            c.sqs.receive_message().queue_url(&r.outbound_queue_url).max_number_of_messages(1).send().await.unwrap();
-        if let Some(m) = out.messages().first() {
-            c.sqs
-                .delete_message()
-                .queue_url(&r.outbound_queue_url)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-            return serde_json::from_str(m.body().unwrap()).unwrap();
-        }
-    }
-    panic!("no outbound job");
 }
 
 fn inbound_msg(wamid: &str, content: InboundContent) -> InboundMessage {
@@ -90,7 +46,7 @@ fn summary(calls: &[Call]) -> (u32, u32, String) {
 async fn a_thread_on_aws_from_optin_to_receipts_within_its_call_budget() {
     let counter = Meter::default();
     let Some(clients) = counted_clients(&counter).await else { return };
-    let r = resources(&clients).await;
+    let r = clients.emulator_resources(false).await;
     let config = shared::Config::from_lookup(|_| None).unwrap();
     let state = shared::app::aws(config, r.clone(), clients.clone()).await.unwrap();
     let ports: &Ports = &state.ports;
@@ -103,7 +59,7 @@ async fn a_thread_on_aws_from_optin_to_receipts_within_its_call_budget() {
     )
     .await
     .unwrap();
-    dispatch::dispatch(ports, &next_job(&clients, &r).await).await.unwrap();
+    dispatch::dispatch(ports, &clients.next_outbound_job(&r).await).await.unwrap();
     let accept = InboundContent::Button { payload: format!("OPT_IN_YES:{}", conv.id), text: "Yes".into() };
     assert_eq!(
         inbound::apply_inbound(ports, &inbound_msg("wamid.A", accept.clone())).await.unwrap(),
@@ -124,7 +80,7 @@ async fn a_thread_on_aws_from_optin_to_receipts_within_its_call_budget() {
         .unwrap();
     assert!(schedule.schedule_expression().unwrap().starts_with("at("));
     // The contact is told their opt-in was recorded.
-    let confirmation = next_job(&clients, &r).await;
+    let confirmation = clients.next_outbound_job(&r).await;
     dispatch::dispatch(ports, &confirmation).await.unwrap();
     counter.take();
 
@@ -136,7 +92,7 @@ async fn a_thread_on_aws_from_optin_to_receipts_within_its_call_budget() {
     let cmd = send::SendCommand { content: send::Content::Text("Yes, since this morning".into()), client_id: None };
     let m = send::send(ports, &caller, &conv.id, cmd).await.unwrap();
     assert_eq!(m.status, "queued");
-    let job = next_job(&clients, &r).await;
+    let job = clients.next_outbound_job(&r).await;
     assert_eq!(job.message_id, m.id);
     dispatch::dispatch(ports, &job).await.unwrap();
     let send_calls = counter.take();
@@ -222,7 +178,7 @@ async fn a_thread_on_aws_from_optin_to_receipts_within_its_call_budget() {
 async fn concurrent_sends_on_aws_are_all_stored() {
     let counter = Meter::default();
     let Some(clients) = counted_clients(&counter).await else { return };
-    let r = resources(&clients).await;
+    let r = clients.emulator_resources(false).await;
     let config = shared::Config::from_lookup(|_| None).unwrap();
     let state = shared::app::aws(config, r.clone(), clients.clone()).await.unwrap();
     let ports = state.ports.clone();

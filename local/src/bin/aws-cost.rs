@@ -20,15 +20,14 @@ use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration as StdDuration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use shared::adapters::aws::meter::{price, Call, Meter};
-use shared::adapters::aws::{AwsClients, S3Vault};
-use shared::config::AwsResources;
+use shared::adapters::aws::AwsClients;
 use shared::domain::{Phone, ReceiptStatus};
 use shared::meta::webhook::{InboundContent, InboundMessage, StatusEvent};
-use shared::ports::{Clock, OutboundJob, Push, PushError, Timer};
+use shared::ports::{Clock, Push, PushError, Timer};
 use shared::usecases::{archiver, conversations, dispatch, inbound, receipts, send, timers, Caller, Ports};
 use time::{Duration, OffsetDateTime};
 
@@ -287,7 +286,7 @@ async fn drive() -> Report {
     };
     let meter = Meter::default();
     let clients = meter.clients(&base);
-    let r = resources(&base).await;
+    let r = base.emulator_resources(true).await;
     let config = shared::Config::from_lookup(|_| None).unwrap();
     let clock = Arc::new(Shifted(Mutex::new(Duration::ZERO)));
     let whatsapp = Arc::new(shared::adapters::sandbox::SandboxWhatsApp::new(
@@ -314,10 +313,10 @@ async fn drive() -> Report {
         )
         .await
         .unwrap();
-        dispatch::dispatch(&ports, &next_job(&clients, &r).await).await.unwrap();
+        dispatch::dispatch(&ports, &clients.next_outbound_job(&r).await).await.unwrap();
         let yes = InboundContent::Button { payload: format!("OPT_IN_YES:{}", conv.id), text: "Yes".into() };
         inbound::apply_inbound(&ports, &inbound_msg(&phone, &format!("wamid.yes{n}"), yes)).await.unwrap();
-        dispatch::dispatch(&ports, &next_job(&clients, &r).await).await.unwrap();
+        dispatch::dispatch(&ports, &clients.next_outbound_job(&r).await).await.unwrap();
         threads.push((phone, conv.id));
     }
     let mut setup = Usage::default();
@@ -356,7 +355,7 @@ async fn drive() -> Report {
             o.add_calls("send", &meter.take());
             o.http_requests += 1;
             o.messages += 1;
-            let job = next_job(&clients, &r).await;
+            let job = clients.next_outbound_job(&r).await;
             let (started, cpu) = (Instant::now(), cpu_seconds());
             dispatch::dispatch(&ports, &job).await.unwrap();
             o.invoked(started, cpu);
@@ -441,58 +440,6 @@ async fn drain(
         usage.websocket_messages += (push.0.load(Ordering::Relaxed) - before) as u64;
         *position = Some(last);
     }
-}
-
-async fn resources(c: &AwsClients) -> AwsResources {
-    let name = |p: &str| AwsClients::emulator_name(p);
-    let table = name("cost");
-    shared::adapters::aws::DynamoStore::create_table(&c.dynamodb, &table).await.unwrap();
-    let fifo = c
-        .sqs
-        .create_queue()
-        .queue_name(format!("{}.fifo", name("outbound")))
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .unwrap();
-    let receipts = c.sqs.create_queue().queue_name(name("receipts")).send().await.unwrap();
-    let group = name("timers");
-    c.scheduler.create_schedule_group().name(&group).send().await.unwrap();
-    let (media, archive) = (name("media"), name("archive"));
-    c.s3.create_bucket().bucket(&media).send().await.unwrap();
-    S3Vault::create_bucket(&c.s3, &archive, 2557).await.unwrap();
-    AwsResources {
-        table,
-        outbound_queue_url: fifo.queue_url().unwrap().to_string(),
-        receipts_queue_url: receipts.queue_url().unwrap().to_string(),
-        schedule_group: group,
-        timers_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:timers".into(),
-        scheduler_role_arn: "arn:aws:iam::123456789012:role/scheduler".into(),
-        timers_dlq_arn: None,
-        media_bucket: media,
-        archive_bucket: Some(archive),
-        serial_writes: true,
-    }
-}
-
-/// The next outbound job, received and deleted as the dispatch function's trigger would.
-async fn next_job(c: &AwsClients, r: &AwsResources) -> OutboundJob {
-    for _ in 0..50 {
-        let out =
-            c.sqs.receive_message().queue_url(&r.outbound_queue_url).max_number_of_messages(1).send().await.unwrap();
-        if let Some(m) = out.messages().first() {
-            c.sqs
-                .delete_message()
-                .queue_url(&r.outbound_queue_url)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-            return serde_json::from_str(m.body().unwrap()).unwrap();
-        }
-        tokio::time::sleep(StdDuration::from_millis(20)).await;
-    }
-    panic!("no outbound job");
 }
 
 async fn wamid_of(ports: &Ports, conv: &shared::domain::ConversationId, id: &shared::domain::MessageId) -> String {

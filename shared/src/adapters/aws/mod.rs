@@ -71,6 +71,68 @@ impl AwsClients {
         format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
     }
 
+    /// Every resource the connector uses, made new on an emulator (tests, `aws-cost`): table,
+    /// queues, schedule group, media bucket, and an Object Lock archive bucket when asked.
+    pub async fn emulator_resources(&self, with_archive: bool) -> crate::config::AwsResources {
+        let table = AwsClients::emulator_name("table");
+        DynamoStore::create_table(&self.dynamodb, &table).await.expect("table");
+        let fifo = self
+            .sqs
+            .create_queue()
+            .queue_name(format!("{}.fifo", AwsClients::emulator_name("outbound")))
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+            .send()
+            .await
+            .expect("outbound queue");
+        let receipts =
+            self.sqs.create_queue().queue_name(AwsClients::emulator_name("receipts")).send().await.expect("queue");
+        let group = AwsClients::emulator_name("timers");
+        self.scheduler.create_schedule_group().name(&group).send().await.expect("schedule group");
+        let media = AwsClients::emulator_name("media");
+        self.s3.create_bucket().bucket(&media).send().await.expect("media bucket");
+        let archive = match with_archive {
+            true => {
+                let name = AwsClients::emulator_name("archive");
+                S3Vault::create_bucket(&self.s3, &name, 2557).await.expect("archive bucket");
+                Some(name)
+            }
+            false => None,
+        };
+        crate::config::AwsResources {
+            table,
+            outbound_queue_url: fifo.queue_url().unwrap_or_default().to_string(),
+            receipts_queue_url: receipts.queue_url().unwrap_or_default().to_string(),
+            schedule_group: group,
+            timers_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:timers".into(),
+            scheduler_role_arn: "arn:aws:iam::123456789012:role/scheduler".into(),
+            timers_dlq_arn: None,
+            media_bucket: media,
+            archive_bucket: archive,
+            serial_writes: true,
+        }
+    }
+
+    /// The next job on the outbound queue, received and deleted as the dispatch function's
+    /// trigger would (tests, `aws-cost`).
+    pub async fn next_outbound_job(&self, r: &crate::config::AwsResources) -> crate::ports::OutboundJob {
+        for _ in 0..50 {
+            let out = self.sqs.receive_message().queue_url(&r.outbound_queue_url).max_number_of_messages(1).send();
+            if let Some(m) = out.await.expect("receive").messages().first() {
+                let handle = m.receipt_handle().unwrap_or_default();
+                self.sqs
+                    .delete_message()
+                    .queue_url(&r.outbound_queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .expect("delete");
+                return serde_json::from_str(m.body().unwrap_or_default()).expect("an outbound job");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("no outbound job");
+    }
+
     /// For the adapter tests: the emulator `scripts/test` started (`MOTO_ENDPOINT`), or `None`
     /// when it did not (the tests then pass without running, unless
     /// `CONNECTOR_REQUIRE_AWS_TESTS=1`, as in CI, makes that an error).
