@@ -10,9 +10,11 @@ use shared::usecases::receipts::{apply_status, ReceiptResult};
 use shared::usecases::{media, Ports, UseCaseError};
 
 /// Receives after which a status for an unknown wamid is dropped (it overtook the record of
-/// the send at first; after this long, about 100 s of waits doubling from 200 ms, it belongs
-/// to no message of ours). A send recorded slowly under load keeps its statuses.
-const UNKNOWN_WAMID_RECEIVES: u32 = 10;
+/// the send at first; after this long, about 70 s of waits doubling from 200 ms up to 5 s, it
+/// belongs to no message of ours). A send recorded slowly under load keeps its statuses, and
+/// they apply within 5 s of it.
+const UNKNOWN_WAMID_RECEIVES: u32 = 19;
+const UNKNOWN_WAMID_LONGEST_WAIT: Duration = Duration::from_secs(5);
 // Under the receipts queue's 20 receives before its dead-letter queue (template.yaml).
 const _: () = assert!(UNKNOWN_WAMID_RECEIVES < 20);
 
@@ -40,7 +42,8 @@ async fn handle_status(ports: &Ports, status: &StatusEvent, receives: u32) -> Re
 /// How long a status for a wamid not yet recorded waits before its next try, after `receives`
 /// receives; `None` once it has waited long enough to belong to no message of ours.
 fn unknown_wamid_wait(receives: u32) -> Option<Duration> {
-    (receives < UNKNOWN_WAMID_RECEIVES).then(|| Duration::from_millis(200 << receives.saturating_sub(1).min(8)))
+    (receives < UNKNOWN_WAMID_RECEIVES)
+        .then(|| Duration::from_millis(200 << receives.saturating_sub(1).min(5)).min(UNKNOWN_WAMID_LONGEST_WAIT))
 }
 
 /// The receipts queue: standard; a picture fetch makes two Graph API calls.
@@ -70,8 +73,9 @@ mod tests {
     fn a_status_ahead_of_its_send_waits_longer_each_time_then_is_dropped() {
         let waits: Vec<u64> =
             (1..UNKNOWN_WAMID_RECEIVES).map(|r| unknown_wamid_wait(r).unwrap().as_millis() as u64).collect();
-        assert_eq!(waits, [200, 400, 800, 1_600, 3_200, 6_400, 12_800, 25_600, 51_200]);
-        assert!((100_000..110_000).contains(&waits.iter().sum::<u64>()), "about 100 s in all");
+        assert_eq!(waits[..6], [200, 400, 800, 1_600, 3_200, 5_000]);
+        assert!(waits[6..].iter().all(|&w| w == 5_000), "never longer than 5 s: {waits:?}");
+        assert!((70_000..75_000).contains(&waits.iter().sum::<u64>()), "about 70 s in all");
         assert_eq!(unknown_wamid_wait(UNKNOWN_WAMID_RECEIVES), None);
     }
 }

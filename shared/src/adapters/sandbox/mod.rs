@@ -246,6 +246,21 @@ impl Inner {
         }
         Ok(())
     }
+
+    /// Posts as Meta does a webhook nobody is waiting on: a refused post is tried again, a
+    /// little later each time (Meta keeps trying for days; the sandbox, for about six seconds).
+    async fn post_until_taken(&self, body: &Value) -> Result<(), SandboxError> {
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match self.post(body).await {
+                Err(SandboxError::Post(_)) if wait < Duration::from_secs(4) => {
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                done => return done,
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -334,8 +349,8 @@ impl WhatsApp for SandboxWhatsApp {
                     json!({"statuses": [{"id": w, "status": status, "timestamp": ts, "recipient_id": digits,
                         "biz_opaque_callback_data": callback}]}),
                 );
-                if let Err(e) = inner.post(&body).await {
-                    tracing::warn!(error = %Report(&e), "sandbox could not post a status");
+                if let Err(e) = inner.post_until_taken(&body).await {
+                    tracing::warn!(error = %Report(&e), "sandbox gave up posting a status");
                 }
             }
         });
