@@ -23,3 +23,26 @@ pub mod model;
 pub mod world;
 
 pub use world::{run, Outcome, Settings};
+
+/// `f` over every item, on as many threads as the machine has cores (each run is confined to
+/// its thread: its executor, entropy and planted bug are thread-local), in the items' order.
+pub fn on_every_core<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, R)>> = Mutex::new(Vec::with_capacity(items.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..cores {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                let r = f(item);
+                results.lock().expect("a run panicked").push((i, r));
+            });
+        }
+    });
+    let mut results = results.into_inner().expect("a run panicked");
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}

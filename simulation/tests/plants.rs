@@ -5,25 +5,30 @@
 use std::time::Instant;
 
 use shared::plant::Bug;
-use simulation::{run, Settings};
+use simulation::{on_every_core, run, Settings};
 
 fn main() {
     let budget: u64 = std::env::var("SIM_PLANT_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
     let only = std::env::var("SIM_PLANT").ok();
     let started = Instant::now();
-    let mut missed = Vec::new();
-    for bug in Bug::ALL.into_iter().filter(|b| only.as_deref().is_none_or(|o| format!("{b:?}") == o)) {
+    let bugs: Vec<Bug> =
+        Bug::ALL.into_iter().filter(|b| only.as_deref().is_none_or(|o| format!("{b:?}") == o)).collect();
+    // Found: a seed that breaks a promise with the bug and keeps them all without it.
+    let searches = on_every_core(&bugs, |&bug| {
         let t = Instant::now();
-        // Found: a seed that breaks a promise with the bug and keeps them all without it.
         let found = (0..budget).find_map(|seed| {
             let outcome = run(&Settings { plant: Some(bug), ..Settings::new(seed) });
             let broken = outcome.violations.first().cloned()?;
             run(&Settings::new(seed)).violations.is_empty().then_some((seed, broken))
         });
+        (found, t.elapsed())
+    });
+    let mut missed = Vec::new();
+    for (&bug, (found, took)) in bugs.iter().zip(searches) {
         match found {
             Some((seed, what)) => println!(
                 "{bug:?}: found by seed {seed} in {:.1} s: {}",
-                t.elapsed().as_secs_f64(),
+                took.as_secs_f64(),
                 what.chars().take(160).collect::<String>()
             ),
             None => {

@@ -1,12 +1,12 @@
-//! Runs the simulation over many seeds and fails on the first broken promise, printing the one
-//! command that replays it. `SIM_SEEDS=N` runs seeds 0..N (default 2,000), `SIM_FROM=K` starts
+//! Runs the simulation over many seeds, on every core, and fails on the lowest seed that broke a
+//! promise, printing the one command that replays it. `SIM_SEEDS=N` runs seeds 0..N (default 2,000), `SIM_FROM=K` starts
 //! at K, `SIM_SEED=S` runs only seed S (twice, and checks the two runs are the same),
 //! `SIM_PLANT=Name` switches one planted bug on (`shared::plant::Bug`).
 
 use std::time::Instant;
 
 use shared::plant::Bug;
-use simulation::{run, Settings};
+use simulation::{on_every_core, run, Settings};
 
 fn env(k: &str) -> Option<u64> {
     std::env::var(k).ok().and_then(|v| v.parse().ok())
@@ -45,9 +45,11 @@ fn main() {
     }
     let from = env("SIM_FROM").unwrap_or(0);
     let count = env("SIM_SEEDS").unwrap_or(2000);
+    let seeds: Vec<u64> = (from..from + count).collect();
+    let outcomes = on_every_core(&seeds, |&seed| run(&Settings { plant, ..Settings::new(seed) }));
     let (mut faults, mut crashes, mut switches, mut taken) = (0, 0, 0, 0);
-    for seed in from..from + count {
-        let outcome = run(&Settings { plant, ..Settings::new(seed) });
+    for outcome in outcomes {
+        let seed = outcome.seed;
         if !outcome.violations.is_empty() {
             println!("seed {seed} broke {} promises:", outcome.violations.len());
             for v in &outcome.violations {
