@@ -101,6 +101,8 @@ CARD_STYLES = [
     ("-", DEVANAGARI, "Devanagari digits"),
     ("", None, "unbroken"),
     ("\u2009", None, "thin spaces"),
+    ("/", None, "slashes"),
+    (" ", None, "one digit per space"),
 ]
 
 
@@ -113,11 +115,11 @@ def card_positive(i: int):
         sep = lambda k: seps[k]
     else:
         sep = lambda _: separator
-    groups = group(n, sizes)
+    groups = list(n) if how == "one digit per space" else group(n, sizes)
     if digits:
         groups = ["".join(digits[c] for c in g) for g in groups]
     number = written(groups, sep)
-    leak = middle(groups, sep) if how != "unbroken" else number[4:12]
+    leak = middle(groups, sep) if how not in ("unbroken", "one digit per space") else number[8:24]
     contexts = [
         "card {} exp 12/27",
         "my card is {} and the CVV 123",
@@ -199,7 +201,7 @@ def ssn_positive(i: int):
 
 
 def negative(i: int):
-    kind = i % 18
+    kind = i % 20
     d = lambda n: "".join(rng.choice("0123456789") for _ in range(n))
     if kind == 0:
         return "order " + d(rng.choice([20, 21, 22, 24])), "long order number"
@@ -243,6 +245,12 @@ def negative(i: int):
     if kind == 16:
         n = "9400" + d(18)
         return "USPS " + " ".join(n[k : k + 4] for k in range(0, 22, 4)), "USPS tracking, 22 digits in fours"
+    if kind == 18:
+        dates = " ".join(f"{rng.randint(1, 28):02d}/{rng.randint(1, 12):02d}/{rng.randint(2020, 2030)}" for _ in range(2))
+        return f"due {dates}", "dates with slashes"
+    if kind == 19:
+        scores = " ".join(str(rng.randint(0, 12)) for _ in range(rng.randint(8, 30)))
+        return f"scores {scores}", "small numbers with spaces"
     return f"call {d(3)} {d(3)} {d(4)} or {d(3)} {d(3)} {d(4)}", "two phone numbers in a row"
 
 

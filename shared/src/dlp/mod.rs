@@ -79,6 +79,17 @@ impl Builtin {
     }
 }
 
+/// A labelled card security code ("CVV: 737", "cvc2 1234", "security code is 123"): the digits.
+fn security_codes() -> &'static Regex {
+    static CODES: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+        Regex::new(
+            r"(?i-u:\b(?:cvv2?|cvc2?|cvn|cid|csc|cav2|security +code|verification +(?:code|value))\b(?: +is)?)[ \t:=#.-]{0,3}([0-9]{3,4})(?-u:\b)",
+        )
+        .expect("the security code pattern compiles")
+    });
+    &CODES
+}
+
 /// The Luhn checksum of a card number (separators ignored).
 pub fn luhn(s: &str) -> bool {
     let mut buf = [0u8; 19];
@@ -324,6 +335,10 @@ impl Policy {
         let patterns = self.any.as_ref().is_some_and(|any| any.is_match(text));
         let numbers = self.scanning && scan::may_hold_numbers(text);
         let mut hits: Vec<(usize, usize, usize)> = Vec::new();
+        // A card's security code is data no one may keep (PCI DSS): it goes where cards go.
+        if let Some(card) = self.rules.iter().position(|r| r.builtin == Some(Builtin::Card)) {
+            hits.extend(security_codes().captures_iter(text).filter_map(|c| c.get(1)).map(|m| (m.start(), m.end(), card)));
+        }
         if numbers {
             let scanned: Vec<(Builtin, usize)> = self
                 .rules
@@ -399,6 +414,36 @@ mod tests {
         assert_eq!(redacted(&p, "order 4111111111111112 ref"), "order 4111111111111112 ref", "fails Luhn");
         assert_eq!(redacted(&p, "id 1234567890123456"), "id 1234567890123456");
         assert_eq!(redacted(&p, "tel 0123456789"), "tel 0123456789", "too short for a card");
+    }
+
+    #[test]
+    fn disguised_cards_are_still_cards() {
+        let p = Policy::default();
+        assert_eq!(redacted(&p, "card 4111/1111/1111/1111 ok"), "card [REDACTED:card] ok");
+        assert_eq!(redacted(&p, "4111_1111_1111_1111"), "[REDACTED:card]");
+        assert_eq!(redacted(&p, "it is 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 ok"), "it is [REDACTED:card] ok");
+        assert_eq!(redacted(&p, "ref 7 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 09/28"), "ref [REDACTED:card] 09/28");
+        assert_eq!(redacted(&p, "ref 8 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 09/28"), "ref 8 [REDACTED:card] 09/28");
+        assert_eq!(redacted(&p, "card 4111 - 1111 - 1111 - 1111"), "card [REDACTED:card]");
+        let scores = "scores 3 1 4 1 5 9 2 6 5 3 5 8 9 7 9 3 2 3 8 4 6 2 6 4 3 3 8 3 2 7 9 5";
+        assert_eq!(redacted(&p, scores), scores, "no window deep inside a long run of digits");
+        assert_eq!(redacted(&p, "on 12/03/2026 at 10/11"), "on 12/03/2026 at 10/11", "dates are no card");
+    }
+
+    #[test]
+    fn a_security_code_goes_where_its_card_goes() {
+        let p = Policy::default();
+        assert_eq!(
+            redacted(&p, "4111 1111 1111 1111 CVV:737 exp 12/28"),
+            "[REDACTED:card] CVV:[REDACTED:card] exp 12/28"
+        );
+        assert_eq!(redacted(&p, "cvc2 = 1234, security code 987"), "cvc2 = [REDACTED:card], security code [REDACTED:card]");
+        assert_eq!(redacted(&p, "see the CVVs 2024 report"), "see the CVVs 2024 report", "a word, not a label");
+        let off = Policy::from_json(r#"{"rules":[{"detector":"card","action":"allow"}]}"#).unwrap();
+        assert_eq!(off.apply("CVV 737"), Verdict::Clean, "off with its card rule");
+        let block = Policy::from_json(r#"{"rules":[{"detector":"card","action":"block"}]}"#).unwrap();
+        assert!(matches!(block.apply("my cvv is: 737"), Verdict::Blocked { .. }));
+        assert!(matches!(block.apply("CVV: 737"), Verdict::Blocked { .. }));
     }
 
     #[test]

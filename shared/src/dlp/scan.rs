@@ -33,7 +33,8 @@ fn fold(c: char) -> Option<u8> {
         return Some(match c {
             '0'..='9' | 'A'..='Z' => c as u8,
             'a'..='z' => c.to_ascii_uppercase() as u8,
-            ' ' | '\t' | '\n' | '\r' | '-' | '.' => SEP,
+            // Slashes, underscores and bars too: "4111/1111/1111/1111" is a card as written.
+            ' ' | '\t' | '\n' | '\r' | '-' | '.' | '/' | '\\' | '_' | '|' => SEP,
             _ => OTHER,
         });
     }
@@ -68,7 +69,7 @@ fn in_group(c: u8) -> bool {
 }
 
 /// Whether `text` holds a chain of at least nine digits (of any script, separated by at most
-/// two separators, zero-width characters seen through): every card, SSN and IBAN does. One
+/// three separators, zero-width characters seen through): every card, SSN and IBAN does. One
 /// pass, no allocation: most messages stop here.
 pub(super) fn may_hold_numbers(text: &str) -> bool {
     let (mut digits, mut seps) = (0, 0);
@@ -96,7 +97,7 @@ pub(super) fn may_hold_numbers(text: &str) -> bool {
             }
             SEP => {
                 seps += 1;
-                if seps > 2 {
+                if seps > MAX_SEPS {
                     digits = 0;
                 }
             }
@@ -122,8 +123,11 @@ struct Group {
     len: usize,
 }
 
-/// Groups of alphanumerics, split by one or two separators; anything else ends a chain.
-/// Returns chains of groups (each chain: groups separated by at most two separators).
+/// Separators that still join two groups: " - " is three.
+const MAX_SEPS: usize = 3;
+
+/// Groups of alphanumerics, split by one to three separators; anything else ends a chain.
+/// Returns chains of groups (each chain: groups separated by at most `MAX_SEPS` separators).
 fn chains(units: &[Unit]) -> Vec<Vec<Group>> {
     let mut out: Vec<Vec<Group>> = Vec::new();
     let mut chain: Vec<Group> = Vec::new();
@@ -147,13 +151,13 @@ fn chains(units: &[Unit]) -> Vec<Vec<Group>> {
             let digits_only = members.iter().all(|u| u.c.is_ascii_digit() || u.c == ZW);
             let hidden = members.iter().any(|u| u.c == ZW);
             chain.push(Group { from, to: i, digits_only, hidden, len });
-            // One or two separators continue the chain; anything else ends it.
+            // One to three separators continue the chain; anything else ends it.
             let mut seps = 0;
-            while i < units.len() && units[i].c == SEP && seps < 3 {
+            while i < units.len() && units[i].c == SEP && seps <= MAX_SEPS {
                 seps += 1;
                 i += 1;
             }
-            if seps == 0 || seps > 2 || i >= units.len() || !in_group(units[i].c) {
+            if seps == 0 || seps > MAX_SEPS || i >= units.len() || !in_group(units[i].c) {
                 out.push(std::mem::take(&mut chain));
             }
         } else {
@@ -242,6 +246,33 @@ fn cards(units: &[Unit], chain: &[Group], out: &mut Vec<(usize, usize)>) {
     }
 }
 
+/// Cards written one digit a group, to slip past a scanner ("4 1 1 1 ..."): in a run of
+/// single digits, the stretches of 13-19 that are Luhn-valid, starting and ending at most two
+/// digits short of the run's ends (a stray digit before it, a date after it). Never a window
+/// deep inside a long run, which would pass Luhn one time in ten.
+fn spaced_cards(units: &[Unit], chain: &[Group], out: &mut Vec<(usize, usize)>) {
+    let single = |g: &Group| g.digits_only && !g.hidden && g.len == 1;
+    let mut i = 0;
+    while i < chain.len() {
+        if !single(&chain[i]) {
+            i += 1;
+            continue;
+        }
+        let end = chain[i..].iter().position(|g| !single(g)).map_or(chain.len(), |n| i + n);
+        let run = &chain[i..end];
+        // Every valid stretch, redacted as one: two that overlap leave no digit of either.
+        let valid: Vec<(usize, usize)> = (0..=2usize)
+            .flat_map(|a| (0..=2usize).map(move |b| (a, run.len().saturating_sub(b))))
+            .filter(|&(a, b)| b > a && (13..=19).contains(&(b - a)))
+            .filter(|&(a, b)| chars_of(units, &run[a..b], &mut [0; 34]).is_some_and(luhn_ascii))
+            .collect();
+        if let (Some(a), Some(b)) = (valid.iter().map(|v| v.0).min(), valid.iter().map(|v| v.1).max()) {
+            out.push(span(units, &run[a], &run[b - 1]));
+        }
+        i = end;
+    }
+}
+
 /// IBANs: two letters, two digits, then groups of letters and digits; the longest candidate
 /// ending at a group boundary (15-34 characters) that passes mod 97.
 fn ibans(units: &[Unit], chain: &[Group], out: &mut Vec<(usize, usize)>) {
@@ -294,7 +325,10 @@ pub(super) fn find(text: &str, detectors: &[(Builtin, usize)]) -> Vec<(usize, us
     for chain in chains(&units) {
         for &(detector, rule) in detectors {
             match detector {
-                Builtin::Card => cards(&units, &chain, &mut found),
+                Builtin::Card => {
+                    cards(&units, &chain, &mut found);
+                    spaced_cards(&units, &chain, &mut found);
+                }
                 Builtin::Iban => ibans(&units, &chain, &mut found),
                 Builtin::Ssn => ssns(&units, &chain, &mut found),
                 Builtin::Email | Builtin::Phone => {}
