@@ -483,9 +483,14 @@ function renderMessage(m) {
   const mine = m.direction === 'outbound' && m.sender === S.user.claims.sub;
   return h('li', { class: `msg ${m.direction}`, 'data-id': m.id, 'data-status': m.status },
     h('div', { class: 'by' }, who, system ? ` · ${t(`sys_${system}`)}` : ''),
-    m.kind === 'image' ? picture(m.media_id, m.text) : null,
+    m.reply_to ? quoted(m.reply_to) : null,
+    m.media ? attachment(m) : null,
     m.kind === 'template' && m.template ? h('div', {}, h('em', {}, `${t('template')}: ${m.template.name} (${m.template.language})`), (m.template.params || []).length ? ` · ${m.template.params.join(' · ')}` : '') : null,
-    m.kind !== 'image' && m.text ? h('div', { class: 'text' }, m.text) : null,
+    m.location ? place(m.location) : null,
+    m.contacts ? m.contacts.map(card) : null,
+    m.interactive ? h('div', { class: 'tap' }, `↩ ${m.interactive.title}`) : null,
+    m.unsupported ? h('div', { class: 'unsupported', 'data-type': m.unsupported.type }, h('em', {}, m.text), ` (${m.unsupported.type})`) : null,
+    !m.media && !m.location && !m.contacts && !m.interactive && !m.unsupported && m.text ? h('div', { class: 'text' }, m.text) : null,
     m.reaction ? h('div', {}, m.reaction.emoji || '') : null,
     m.direction === 'outbound' ? h('div', { class: 'meta' },
       h('span', { class: `tick ${m.status}`, 'aria-hidden': 'true' }, TICKS[m.status] || ''),
@@ -497,19 +502,49 @@ function renderMessage(m) {
         : null) : h('div', { class: 'meta' }, h('time', { datetime: m.created_at }, fmt(m.created_at))),
     m.error ? h('div', { class: 'err' }, m.error.message) : null);
 }
-/** A picture of the thread, fetched with the token (an <img> cannot send one). */
-function picture(mediaId, caption) {
-  const box = h('figure', { class: 'pic' });
-  if (!mediaId) return h('div', { class: 'err' }, t('picture_unavailable'));
-  const show = (url) => put(box, h('img', { src: url, alt: caption || t('picture') }), caption ? h('figcaption', {}, caption) : null);
-  if (S.media.has(mediaId)) show(S.media.get(mediaId));
+/** The message a reply answers, quoted above it. */
+function quoted(id) {
+  const q = S.messages.get(id);
+  const what = q ? (q.text || (q.media && (q.media.filename || t(`kind_${q.kind}`))) || t(`kind_${q.kind}`)) : t('quoted_gone');
+  return h('blockquote', { class: 'quote', 'data-reply-to': id }, what);
+}
+function size(n) {
+  if (n == null) return '';
+  return n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KB` : `${(n / 1048576).toFixed(1)} MB`;
+}
+/** A message's file, fetched with the token (an <img> or <audio> cannot send one): a picture
+ * or sticker shown, a voice note or audio played, a video played, a document to download. */
+function attachment(m) {
+  const { media } = m;
+  const box = h('figure', { class: `file ${m.kind}`, 'data-kind': m.kind });
+  const caption = m.text ? h('figcaption', {}, m.text) : null;
+  const label = media.filename || t(`kind_${m.kind}`);
+  if (!media.id) return h('div', { class: 'err' }, `${label}: ${t('file_unavailable')}`, caption);
+  const show = (url) => {
+    if (m.kind === 'image' || m.kind === 'sticker') put(box, h('img', { src: url, alt: m.text || t(`kind_${m.kind}`) }), caption);
+    else if (m.kind === 'audio') put(box, media.voice ? h('span', { class: 'badge' }, t('voice_note')) : null, h('audio', { controls: true, src: url }), caption);
+    else if (m.kind === 'video') put(box, h('video', { controls: true, src: url, width: 240 }), caption);
+    else put(box, h('a', { href: url, download: label }, `${t('download')} ${label}`), ` · ${size(media.size)}`, caption);
+  };
+  if (S.media.has(media.id)) show(S.media.get(media.id));
   else {
-    fetch(`/media/${encodeURIComponent(mediaId)}`, { headers: { Authorization: `Bearer ${S.user.token}` } })
+    fetch(`/media/${encodeURIComponent(media.id)}`, { headers: { Authorization: `Bearer ${S.user.token}` } })
       .then((r) => (r.ok ? r.blob() : Promise.reject(new Error(r.status))))
-      .then((b) => { const url = URL.createObjectURL(b); S.media.set(mediaId, url); show(url); })
-      .catch(() => put(box, h('span', { class: 'err' }, t('picture_unavailable'))));
+      .then((b) => { const url = URL.createObjectURL(b); S.media.set(media.id, url); show(url); })
+      .catch(() => put(box, h('span', { class: 'err' }, `${label}: ${t('file_unavailable')}`)));
   }
   return box;
+}
+function place(l) {
+  const url = `https://www.openstreetmap.org/?mlat=${encodeURIComponent(l.latitude)}&mlon=${encodeURIComponent(l.longitude)}#map=17/${l.latitude}/${l.longitude}`;
+  return h('div', { class: 'place' }, '📍 ', h('a', { href: url, target: '_blank', rel: 'noopener noreferrer' }, l.name || t('map')),
+    l.address ? h('div', { class: 'muted' }, l.address) : null);
+}
+function card(c) {
+  const name = (c.name && c.name.formatted_name) || '';
+  return h('div', { class: 'card' }, '👤 ', h('strong', {}, name),
+    (c.phones || []).map((p) => h('div', {}, h('a', { href: `tel:${p.phone}` }, p.phone))),
+    (c.emails || []).map((e) => h('div', {}, e.email)));
 }
 async function markRead() {
   const c = S.threads.get(S.open);
@@ -648,14 +683,20 @@ function renderPhonePane() {
   const pick = h('input', { type: 'tel', list: 'phones', placeholder: '+447700900123', autocomplete: 'off', value: S.phone || '' });
   const text = h('input', { name: 'reply', autocomplete: 'off' });
   const caption = h('input', { name: 'photo_caption', autocomplete: 'off' });
+  const quote = h('input', { type: 'checkbox', name: 'quote' });
+  const sample = h('select', { name: 'sample' },
+    ['document', 'voice', 'video', 'sticker', 'location', 'contact', 'poll'].map((k) => h('option', { value: k }, t(`sample_${k}`))));
   const send = (body) => api('POST', `/sandbox/contacts/${encodeURIComponent(S.phone)}/messages`, { ...body, name: contactName() });
   put(pane, 
     h('h2', { id: 'phone-title' }, t('phone_title')),
     h('form', { class: 'row', onsubmit: act(async () => showPhone(pick.value.trim())) },
       field(t('phone_pick'), pick), h('datalist', { id: 'phones' }), h('button', { type: 'submit', class: 'quiet' }, t('phone_open'))),
     h('ol', { id: 'screen', class: 'screen', role: 'log', 'aria-live': 'polite', 'aria-label': t('phone_title') }),
-    h('form', { class: 'row', onsubmit: act(async () => { if (!S.phone) return; await send({ text: text.value }); text.value = ''; text.focus(); }) },
+    h('form', { class: 'row', onsubmit: act(async () => { if (!S.phone) return; await send(quote.checked ? { reply: text.value } : { text: text.value }); text.value = ''; text.focus(); }) },
       field(t('reply'), text), h('button', { type: 'submit' }, t('send'))),
+    h('label', { class: 'inline' }, quote, t('quote_last')),
+    h('form', { class: 'row', onsubmit: act(async () => { if (S.phone) await send({ sample: sample.value }); }) },
+      field(t('sample'), sample), h('button', { type: 'submit', class: 'quiet' }, t('send_sample'))),
     h('form', { class: 'row', onsubmit: act(async () => { if (!S.phone) return; await send({ image: caption.value }); caption.value = ''; }) },
       field(t('caption'), caption), h('button', { type: 'submit', class: 'quiet' }, t('photo'))),
     h('p', {}, h('button', { type: 'button', class: 'quiet', onclick: act(async () => { if (S.phone) await send({ read: true }); }) }, t('read_all'))),
@@ -700,6 +741,7 @@ function phoneEntry(e) {
     tpl ? h('div', {}, h('em', {}, tpl.name), params.length ? `: ${params.join(' · ')}` : '') : null,
     image ? h('img', { src: `/sandbox/media/${encodeURIComponent(image)}`, alt: e.text || t('picture') }) : null,
     e.text ? h('div', { class: 'text' }, e.text) : null,
+    !e.text && !tpl && !image && req.type ? h('em', {}, t(`kind_${req.type}`)) : null,
     e.buttons.length ? h('div', { class: 'buttons' }, e.buttons.map((payload) => h('button', { type: 'button', 'data-payload': payload,
       onclick: act(() => api('POST', `/sandbox/contacts/${encodeURIComponent(S.phone)}/messages`, { tap: payload, name: contactName() })) },
       t(`btn_${payload.split(':')[0]}`)))) : null);

@@ -31,9 +31,10 @@ const ASSETS: &[Asset] = &[
     Asset { path: "/favicon.ico", mime: "image/svg+xml", body: include_str!("../console/icon.svg") },
 ];
 
-/// Scripts and styles only from this origin; pictures also as `blob:` (they are fetched with
-/// the bearer token) and `data:`.
-const CSP: &str = "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; \
+/// Scripts and styles only from this origin; pictures, voice notes and videos also as `blob:`
+/// (they are fetched with the bearer token), pictures as `data:`.
+const CSP: &str =
+    "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; style-src 'self'; script-src 'self'; \
                    connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// The console answers what no API route claims (the router's fallback): its assets, and at

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use shared::adapters::embedded::{DevClock, DevClockError};
-use shared::adapters::sandbox::{ContactAction, SandboxWhatsApp};
+use shared::adapters::sandbox::{ContactAction, Sample, SandboxWhatsApp};
 use shared::app::Embedded;
 use shared::domain::Phone;
 use shared::http::{issue_token, ApiError, AppJson, AppState, Claims};
@@ -63,6 +63,11 @@ struct Act {
     read: bool,
     /// Sends a small built-in picture, with this caption (may be empty).
     image: Option<String>,
+    /// Sends a built-in sample: `document`, `voice`, `video`, `sticker`, `location`, `contact`
+    /// or `poll` (a kind WhatsApp's API does not deliver).
+    sample: Option<Sample>,
+    /// A text quoting the latest message the business sent.
+    reply: Option<String>,
     name: Option<String>,
 }
 
@@ -184,12 +189,18 @@ async fn act(
     Path(phone): Path<String>,
     AppJson(a): AppJson<Act>,
 ) -> Result<Json<Value>, ApiError> {
-    let action = match (a.text, a.tap, a.read, a.image) {
-        (None, None, false, Some(caption)) => {
+    let given = [a.text.is_some(), a.tap.is_some(), a.read, a.image.is_some(), a.sample.is_some(), a.reply.is_some()];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err(ApiError::InvalidRequest("give one of text, reply, tap, read, image or sample".into()));
+    }
+    let action = match (a.text, a.tap, a.image, a.sample, a.reply) {
+        (_, _, Some(caption), _, _) => {
             ContactAction::Image { bytes: SANDBOX_PNG.to_vec(), caption: Some(caption).filter(|c| !c.is_empty()) }
         }
-        (Some(t), None, false, None) => ContactAction::Text(t),
-        (None, Some(tap), false, None) => ContactAction::Tap(
+        (Some(t), ..) => ContactAction::Text(t),
+        (_, _, _, Some(sample), _) => ContactAction::Sample(sample),
+        (_, _, _, _, Some(reply)) => ContactAction::Reply(reply),
+        (_, Some(tap), ..) => ContactAction::Tap(
             match tap.as_str() {
                 "accept" | "yes" => "OPT_IN_YES",
                 "reject" | "no" => "OPT_IN_NO",
@@ -198,8 +209,7 @@ async fn act(
             }
             .to_string(),
         ),
-        (None, None, true, None) => ContactAction::Read,
-        _ => return Err(ApiError::InvalidRequest("give one of text, tap, read or image".into())),
+        _ => ContactAction::Read,
     };
     let name = a.name.unwrap_or_else(|| "Sandbox contact".into());
     let posted =

@@ -15,6 +15,9 @@ const USAGE: &str = "usage:
   connector-local contact PHONE tap BUTTON     tap accept | reject | resume
   connector-local contact PHONE read           read everything received
   connector-local contact PHONE image [CAPTION] send a picture
+  connector-local contact PHONE reply TEXT     send a text quoting the business's last message
+  connector-local contact PHONE send KIND      send a sample: document | voice | video | sticker |
+                                               location | contact | poll
   connector-local contact PHONE inbox          show what the contact received
   connector-local archive verify CONVERSATION  re-compute a thread's keyed hash chain and check it holds every
                                                change committed (reads CONNECTOR_DATA_DIR)
@@ -95,6 +98,8 @@ async fn contact(config: &Config, args: &[String]) -> Result<(), String> {
         "tap" if !rest.is_empty() => client.post(&url).json(&serde_json::json!({ "tap": rest })),
         "read" => client.post(&url).json(&serde_json::json!({ "read": true })),
         "image" => client.post(&url).json(&serde_json::json!({ "image": rest })),
+        "reply" if !rest.is_empty() => client.post(&url).json(&serde_json::json!({ "reply": rest })),
+        "send" if !rest.is_empty() => client.post(&url).json(&serde_json::json!({ "sample": rest })),
         _ => return Err(USAGE.into()),
     };
     let resp = req.send().await.map_err(|e| format!("is the connector running on {}? {e}", config.listen))?;

@@ -43,6 +43,8 @@ pub enum ArchiveKind {
     QueueRelease,
     /// Its sender took a message back before it left.
     Recalled,
+    /// A contact's file, as kept: our id of it, its type, size and SHA-256.
+    Media,
     Other(String),
 }
 
@@ -58,6 +60,7 @@ impl ArchiveKind {
             ArchiveKind::Participants => "participants",
             ArchiveKind::QueueRelease => "queue_release",
             ArchiveKind::Recalled => "recalled",
+            ArchiveKind::Media => "media",
             ArchiveKind::Other(name) => name,
         }
     }
@@ -75,6 +78,7 @@ impl From<String> for ArchiveKind {
             "participants" => ArchiveKind::Participants,
             "queue_release" => ArchiveKind::QueueRelease,
             "recalled" => ArchiveKind::Recalled,
+            "media" => ArchiveKind::Media,
             _ => ArchiveKind::Other(name),
         }
     }
@@ -120,7 +124,11 @@ pub fn message_event(m: &Message) -> ArchiveEvent {
         Body::Notice(n) => Some(n.render("en")),
         Body::Template(t) => Some(format!("[template {} ({})] {}", t.name, t.language, t.params.join(" | "))),
         Body::Reaction(r) => r.emoji.clone(),
-        Body::Text { .. } | Body::Image { .. } => m.body.as_sent(),
+        Body::Unsupported { type_name, .. } => Some(format!("[unsupported: {type_name}]")),
+        Body::Contacts(_) => m.body.card_names(),
+        Body::Location(l) => Some(l.line()),
+        Body::Interactive(i) => Some(i.title.clone()),
+        Body::Text { .. } | Body::File { .. } => m.body.as_sent(),
     };
     ArchiveEvent {
         conversation_id: m.conversation_id.clone(),
@@ -138,6 +146,12 @@ pub fn message_event(m: &Message) -> ArchiveEvent {
             "system": m.system,
             "notice": m.body.notice().map(Notice::code),
             "media_id": m.body.media_id(),
+            "file": m.body.file().map(|(_, f)| f),
+            "location": m.body.location(),
+            "contacts": m.body.contacts(),
+            "interactive": m.body.interactive(),
+            "unsupported": m.body.unsupported().map(|(t, c)| json!({"type": t, "content": c})),
+            "reply_to": m.reply_to,
             "dlp_rules": m.dlp_rules,
         }),
     }
@@ -418,6 +432,7 @@ mod tests {
             (Participants, "participants"),
             (QueueRelease, "queue_release"),
             (Recalled, "recalled"),
+            (Media, "media"),
         ] {
             assert_eq!(serde_json::to_value(&kind).unwrap(), serde_json::json!(name));
             assert_eq!(serde_json::from_value::<ArchiveKind>(serde_json::json!(name)).unwrap(), kind);

@@ -71,7 +71,8 @@ impl ScriptedMeta {
             .map(|r| match &r.body {
                 OutboundBody::Text { body } => body.clone(),
                 OutboundBody::Template(t) => format!("[{}]", t.name),
-                OutboundBody::Image { .. } => "[image]".into(),
+                OutboundBody::File { kind, .. } => format!("[{}]", kind.as_str()),
+                OutboundBody::Location(l) => l.line(),
             })
             .collect()
     }

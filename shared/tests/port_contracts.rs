@@ -174,6 +174,7 @@ async fn a_receipt_job_is_taken_as_it_was_sent(q: Queues) {
         media_id: "01PIC".into(),
         meta_id: "meta-7".into(),
         sha256: Some("abc".into()),
+        kind: shared::domain::message::FileKind::Image,
     });
     let status = StatusEvent {
         wamid: "wamid.X".into(),

@@ -46,7 +46,8 @@ impl Taken {
     pub fn text(&self) -> String {
         match &self.body {
             OutboundBody::Text { body } => body.clone(),
-            OutboundBody::Image { caption, .. } => caption.clone().unwrap_or_default(),
+            OutboundBody::File { caption, .. } => caption.clone().unwrap_or_default(),
+            OutboundBody::Location(l) => l.line(),
             OutboundBody::Template(t) => format!("[template {}]", t.name),
         }
     }

@@ -21,7 +21,7 @@ from selenium.common.exceptions import StaleElementReferenceException, TimeoutEx
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 # Targets: first paint against a one-line page's in the same run (a machine's load moves
 # both), and the bytes a first visit transfers.
@@ -279,6 +279,25 @@ def sandbox_story(p, tmp):
     p.until("the picture in the thread", lambda: p.css("#log li.outbound figure img[alt='The receipt']"))
     p.until("the picture on the phone", lambda: p.css("#screen li.theirs img[alt='The receipt']"))
     p.until("the picture delivered", lambda: p.css("#log li.outbound[data-status=delivered] figure"))
+
+    # The contact quotes the picture, then sends a file, a voice note, a place, a card and a
+    # kind WhatsApp's API does not deliver: each is shown as people expect.
+    p.press("the quote box", lambda: p.css("#phone input[name=quote]"))
+    p.contact_says("Is this the one?")
+    p.see("#log li.inbound blockquote.quote", "The receipt")
+    p.press("the quote box off", lambda: p.css("#phone input[name=quote]"))
+    for sample in ("document", "voice", "location", "contact", "poll"):
+        Select(p.labelled(p.t("sample"), "#phone")).select_by_value(sample)
+        p.click(p.t("send_sample"), "#phone")
+    p.until("the document to download", lambda: p.css("#log li.inbound figure.document a[download='mandate-signed.pdf']"))
+    p.see("#log li.inbound figure.document", "The signed mandate")
+    p.until("the voice note's player", lambda: p.css("#log li.inbound figure.audio audio"))
+    p.see("#log li.inbound figure.audio", p.t("voice_note"))
+    p.see("#log li.inbound .place", "Branch office")
+    assert p.css("#log li.inbound .place a[href*='mlat=51.501364']"), "a map link"
+    p.see("#log li.inbound .card", "Harry Patel")
+    p.see("#log li.inbound .unsupported", "poll_creation")
+    p.shot("2b-every-kind")
     p.click("Template", "#composer")
     select = p.labelled("Template", "#composer")
     select.send_keys("order_update")

@@ -298,3 +298,126 @@ async fn an_upload_is_checked_when_completed_and_only_its_uploader_may_put_or_co
     assert_eq!(app.call("POST", "/media/uploads/01NEVERANNOUNCED/complete", Some("u1"), None).await.0, 404);
     assert_eq!(app.call("POST", "/media/uploads/..%2F..%2Fetc/complete", Some("u1"), None).await.0, 404);
 }
+
+fn from_contact(id: &str, kind: &str, content: Value, context: Option<&str>) -> Value {
+    let mut m = json!({"from": WA_ID, "id": format!("wamid.KIND-{id}"), "timestamp": meta_now(), "type": kind});
+    m[kind] = content;
+    if let Some(c) = context {
+        m["context"] = json!({"from": "15550783881", "id": c});
+    }
+    envelope(json!({"contacts": [{"profile": {"name": "Olivia"}, "wa_id": WA_ID}], "messages": [m]}))
+}
+
+#[tokio::test]
+async fn every_kind_a_contact_sends_is_kept_with_its_content_its_file_and_what_it_answers() {
+    let app = spawn_app().await;
+    let conv = app.opted_in_thread("u1").await;
+    app.send_text("u1", &conv, "Could you send the signed mandate?").await;
+    let (ours, _) = app.wait_for_request(|r| r["text"]["body"] == "Could you send the signed mandate?").await;
+    let asked = app.messages("u1", &conv).await.into_iter().find(|m| m["text"] == "Could you send the signed mandate?");
+    let asked = asked.unwrap()["id"].as_str().unwrap().to_string();
+    // Meta says it was sent: by then the send, and its wamid, are on record.
+    app.status(&ours, "sent", app.now_unix().await, None).await;
+    eventually("our message sent", || async {
+        app.messages("u1", &conv).await.iter().any(|m| m["id"] == asked.as_str() && m["status"] == "sent").then_some(())
+    })
+    .await;
+
+    let pdf = b"%PDF-1.7 the signed mandate".to_vec();
+    let voice = b"OggS a voice instruction".to_vec();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(Sha256::digest(b));
+    app.graph.media.lock().unwrap().insert("doc-1".into(), (pdf.clone(), "application/pdf".into()));
+    app.graph.media.lock().unwrap().insert("voice-1".into(), (voice.clone(), "audio/ogg; codecs=opus".into()));
+    let document = json!({"caption": "Signed", "filename": "mandate.pdf", "mime_type": "application/pdf",
+        "sha256": b64(&pdf), "id": "doc-1"});
+    let audio = json!({"mime_type": "audio/ogg; codecs=opus", "sha256": b64(&voice), "id": "voice-1", "voice": true});
+    let location =
+        json!({"latitude": 51.501364, "longitude": -0.14189, "name": "Branch office", "address": "1 Example St"});
+    let card = json!([{"name": {"formatted_name": "Harry Patel"}, "phones": [{"phone": "+44 7700 900456"}]}]);
+    let list = json!({"type": "list_reply", "list_reply": {"id": "branch-london", "title": "London"}});
+    for body in [
+        from_contact("doc", "document", document, Some(&ours)),
+        from_contact("voice", "audio", audio, None),
+        from_contact("loc", "location", location, None),
+        from_contact("card", "contacts", card, None),
+        from_contact("list", "interactive", list, None),
+        from_contact("poll", "unsupported", json!({"type": "poll_creation"}), None),
+        from_contact("new", "hologram", json!({"label": "next year's kind"}), None),
+    ] {
+        assert_eq!(app.webhook(&body).await, 200);
+    }
+    let inbound = |kind: &'static str| {
+        let app = &app;
+        let conv = conv.clone();
+        async move {
+            eventually(kind, || async {
+                let m = app.messages("u1", &conv).await.into_iter().find(|m| m["kind"] == kind)?;
+                // A file's message is complete once its bytes are kept.
+                (m.get("media").is_none() || m["media"]["id"].is_string()).then_some(m)
+            })
+            .await
+        }
+    };
+    let doc = inbound("document").await;
+    let hex = |b: &[u8]| hex::encode(Sha256::digest(b));
+    assert_eq!(doc["text"], "Signed");
+    assert_eq!(doc["reply_to"], asked.as_str(), "it answers our message");
+    assert_eq!(doc["media"]["filename"], "mandate.pdf");
+    assert_eq!(doc["media"]["sha256"], hex(&pdf).as_str());
+    assert_eq!(
+        (doc["media"]["size"].as_u64(), doc["media"]["mime_type"].as_str()),
+        (Some(pdf.len() as u64), Some("application/pdf"))
+    );
+    assert_eq!(doc["media"]["id"], doc["media_id"]);
+    let (s, bytes, ct) = fetch(&app, "u1", doc["media_id"].as_str().unwrap()).await;
+    assert_eq!((s, bytes, ct.as_str()), (200, pdf.clone(), "application/pdf"));
+    assert_eq!(fetch(&app, "stranger", doc["media_id"].as_str().unwrap()).await.0, 404);
+
+    let note = inbound("audio").await;
+    assert_eq!(
+        (note["media"]["voice"].as_bool(), note["media"]["sha256"].as_str()),
+        (Some(true), Some(hex(&voice).as_str()))
+    );
+    assert!(note["reply_to"].is_null());
+    let place = inbound("location").await;
+    assert_eq!(
+        (place["location"]["name"].as_str(), place["location"]["latitude"].as_f64()),
+        (Some("Branch office"), Some(51.501364))
+    );
+    let card = inbound("contacts").await;
+    assert_eq!(
+        (card["contacts"][0]["phones"][0]["phone"].as_str(), card["text"].as_str()),
+        (Some("+44 7700 900456"), Some("Harry Patel"))
+    );
+    let tap = app.messages("u1", &conv).await.into_iter().find(|m| m["interactive"]["type"] == "list_reply").unwrap();
+    assert_eq!(tap["interactive"], json!({"type": "list_reply", "id": "branch-london", "title": "London"}));
+    let unknown: Vec<String> = app
+        .messages("u1", &conv)
+        .await
+        .into_iter()
+        .filter(|m| m["kind"] == "unsupported")
+        .map(|m| m["unsupported"]["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(unknown, ["poll_creation", "hologram"]);
+
+    // On the record: each with its content, the file with what its bytes are.
+    let records = app.archive(&conv).await;
+    let record =
+        |id: &Value| records.iter().find(|r| r["kind"] == "message" && r["message_id"] == *id).cloned().unwrap();
+    let d = record(&doc["id"]);
+    assert_eq!(
+        (d["details"]["kind"].as_str(), d["details"]["file"]["filename"].as_str()),
+        (Some("document"), Some("mandate.pdf"))
+    );
+    assert_eq!(d["details"]["reply_to"], asked.as_str());
+    let kept = records.iter().find(|r| r["kind"] == "media" && r["message_id"] == doc["id"]);
+    let kept = kept.expect("the kept file is on the record");
+    assert_eq!(
+        (kept["details"]["sha256"].as_str(), kept["details"]["size"].as_u64()),
+        (Some(hex(&pdf).as_str()), Some(pdf.len() as u64))
+    );
+    assert_eq!(record(&place["id"])["details"]["location"]["address"], "1 Example St");
+    assert_eq!(record(&card["id"])["details"]["contacts"][0]["name"]["formatted_name"], "Harry Patel");
+    let hologram = records.iter().find(|r| r["details"]["unsupported"]["type"] == "hologram").unwrap();
+    assert_eq!(hologram["details"]["unsupported"]["content"]["hologram"]["label"], "next year's kind");
+}

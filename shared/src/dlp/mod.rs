@@ -337,7 +337,9 @@ impl Policy {
         let mut hits: Vec<(usize, usize, usize)> = Vec::new();
         // A card's security code is data no one may keep (PCI DSS): it goes where cards go.
         if let Some(card) = self.rules.iter().position(|r| r.builtin == Some(Builtin::Card)) {
-            hits.extend(security_codes().captures_iter(text).filter_map(|c| c.get(1)).map(|m| (m.start(), m.end(), card)));
+            hits.extend(
+                security_codes().captures_iter(text).filter_map(|c| c.get(1)).map(|m| (m.start(), m.end(), card)),
+            );
         }
         if numbers {
             let scanned: Vec<(Builtin, usize)> = self
@@ -437,7 +439,10 @@ mod tests {
             redacted(&p, "4111 1111 1111 1111 CVV:737 exp 12/28"),
             "[REDACTED:card] CVV:[REDACTED:card] exp 12/28"
         );
-        assert_eq!(redacted(&p, "cvc2 = 1234, security code 987"), "cvc2 = [REDACTED:card], security code [REDACTED:card]");
+        assert_eq!(
+            redacted(&p, "cvc2 = 1234, security code 987"),
+            "cvc2 = [REDACTED:card], security code [REDACTED:card]"
+        );
         assert_eq!(redacted(&p, "see the CVVs 2024 report"), "see the CVVs 2024 report", "a word, not a label");
         let off = Policy::from_json(r#"{"rules":[{"detector":"card","action":"allow"}]}"#).unwrap();
         assert_eq!(off.apply("CVV 737"), Verdict::Clean, "off with its card rule");

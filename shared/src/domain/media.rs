@@ -1,10 +1,24 @@
-//! Pictures: which bytes are a JPEG or a PNG (by their magic bytes, whatever the label says),
-//! and the limits Meta sets.
+//! Files: which bytes are a JPEG or a PNG (by their magic bytes, whatever the label says), and
+//! the limits Meta sets for each kind of file, both ways.
 
 use serde::{Deserialize, Serialize};
 
+use super::message::FileKind;
+
 /// Meta's limit for images, both ways.
 pub const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
+
+/// Meta's limit for a file of `kind`, both ways: image 5 MB, sticker 500 KB, audio and video
+/// 16 MB, document 100 MB.
+pub fn max_bytes(kind: FileKind) -> usize {
+    const MB: usize = 1024 * 1024;
+    match kind {
+        FileKind::Image => MAX_IMAGE_BYTES,
+        FileKind::Sticker => 500 * 1024,
+        FileKind::Audio | FileKind::Video => 16 * MB,
+        FileKind::Document => 100 * MB,
+    }
+}
 /// Longest caption Meta accepts, in characters.
 pub const MAX_CAPTION_CHARS: usize = 1024;
 
@@ -47,6 +61,12 @@ impl ImageType {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_kind_has_metas_limit() {
+        let limits: Vec<usize> = FileKind::ALL.into_iter().map(max_bytes).collect();
+        assert_eq!(limits, [5 << 20, 100 << 20, 16 << 20, 16 << 20, 500 << 10]);
+    }
 
     #[test]
     fn sniffs_by_signature_not_label() {

@@ -16,14 +16,23 @@ pub enum Direction {
     Notice,
 }
 
+/// What kind of message it is, as clients and the record name it (CONTRACT.md section 7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageKind {
     Text,
     Image,
-    Template,
+    Document,
+    Audio,
+    Video,
+    Sticker,
+    Location,
+    Contacts,
     Reaction,
+    Interactive,
+    Template,
     Notice,
+    Unsupported,
 }
 
 /// Where a message is in its life. `Sending` and `Accepted` show as `queued` to clients: the
@@ -169,26 +178,138 @@ pub struct Reaction {
     pub emoji: Option<String>,
 }
 
+/// The kinds of file a message carries, each with Meta's limits (`domain::media`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    Image,
+    Document,
+    Audio,
+    Video,
+    Sticker,
+}
+
+impl FileKind {
+    pub const ALL: [FileKind; 5] =
+        [FileKind::Image, FileKind::Document, FileKind::Audio, FileKind::Video, FileKind::Sticker];
+
+    /// Meta's name for it (`messages[].type`, and the send's object).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Image => "image",
+            FileKind::Document => "document",
+            FileKind::Audio => "audio",
+            FileKind::Video => "video",
+            FileKind::Sticker => "sticker",
+        }
+    }
+
+    pub fn named(name: &str) -> Option<FileKind> {
+        FileKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    fn message_kind(self) -> MessageKind {
+        match self {
+            FileKind::Image => MessageKind::Image,
+            FileKind::Document => MessageKind::Document,
+            FileKind::Audio => MessageKind::Audio,
+            FileKind::Video => MessageKind::Video,
+            FileKind::Sticker => MessageKind::Sticker,
+        }
+    }
+}
+
+/// What is known of a message's file beside our id of it: what Meta said when the message came
+/// (type, SHA-256, name, voice note), then what the bytes are once kept (type, size, SHA-256).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileFacts {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Lower-case hex, of the bytes kept (Meta's own, base64, until then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    /// An audio recorded in WhatsApp as a voice note.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub voice: bool,
+}
+
+impl FileFacts {
+    fn is_empty(&self) -> bool {
+        *self == FileFacts::default()
+    }
+}
+
+/// A place a contact shared (or an employee sends). Coordinates as Meta wrote them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    pub latitude: serde_json::Number,
+    pub longitude: serde_json::Number,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+impl Location {
+    /// In one line: its name and address, then its coordinates.
+    pub fn line(&self) -> String {
+        let words: Vec<&str> = self.name.iter().chain(self.address.iter()).map(String::as_str).collect();
+        let at = format!("({}, {})", self.latitude, self.longitude);
+        if words.is_empty() {
+            at
+        } else {
+            format!("{} {at}", words.join(", "))
+        }
+    }
+}
+
+/// A tap on a button of a template or an interactive message, or on a list's row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interactive {
+    /// `button` (a template's quick reply), `button_reply` or `list_reply`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The payload or the row's id.
+    pub id: String,
+    pub title: String,
+}
+
 /// What a message says: one kind, with what that kind has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
-    /// A text: an employee's, a contact's (or what stands for a kind we do not show), or one the
-    /// connector writes to the contact. `prefix`: `*Name*: `, put before it for the contact in
-    /// a group thread.
+    /// A text: an employee's, a contact's, or one the connector writes to the contact.
+    /// `prefix`: `*Name*: `, put before it for the contact in a group thread.
     Text {
         text: String,
         prefix: Option<String>,
     },
-    /// A picture, with its caption. `media_id` is ours, once the bytes are stored (a contact's
-    /// picture is fetched from Meta after its message is written).
-    Image {
+    /// A picture, document, audio, video or sticker, with its caption. `media_id` is ours,
+    /// once the bytes are kept (a contact's file is fetched from Meta after its message is
+    /// written).
+    File {
+        kind: FileKind,
         media_id: Option<String>,
         caption: Option<String>,
         prefix: Option<String>,
+        facts: FileFacts,
     },
+    Location(Location),
+    /// Contact cards, as Meta sent them (`name.formatted_name`, `phones[].phone`, ...).
+    Contacts(Vec<serde_json::Value>),
+    Interactive(Interactive),
     Template(TemplateSpec),
     Reaction(Reaction),
     Notice(Notice),
+    /// A kind the connector does not show (Meta's `unsupported`, or one Meta adds later),
+    /// kept with Meta's name for it and what Meta sent.
+    Unsupported {
+        type_name: String,
+        content: serde_json::Value,
+    },
 }
 
 impl Body {
@@ -196,38 +317,65 @@ impl Body {
         Body::Text { text: text.into(), prefix: None }
     }
 
+    /// A picture as employees send it.
+    pub fn image(media_id: Option<String>, caption: Option<String>, prefix: Option<String>) -> Body {
+        Body::File { kind: FileKind::Image, media_id, caption, prefix, facts: FileFacts::default() }
+    }
+
     pub fn kind(&self) -> MessageKind {
         match self {
             Body::Text { .. } => MessageKind::Text,
-            Body::Image { .. } => MessageKind::Image,
+            Body::File { kind, .. } => kind.message_kind(),
+            Body::Location(_) => MessageKind::Location,
+            Body::Contacts(_) => MessageKind::Contacts,
+            Body::Interactive(_) => MessageKind::Interactive,
             Body::Template(_) => MessageKind::Template,
             Body::Reaction(_) => MessageKind::Reaction,
             Body::Notice(_) => MessageKind::Notice,
+            Body::Unsupported { .. } => MessageKind::Unsupported,
         }
     }
 
-    /// What it reads as: the text, the caption, the reaction's emoji.
+    /// What it reads as: the text, the caption, the button's title, the reaction's emoji, the
+    /// place's name.
     pub fn words(&self) -> Option<&str> {
         match self {
             Body::Text { text, .. } => Some(text),
-            Body::Image { caption, .. } => caption.as_deref(),
+            Body::File { caption, .. } => caption.as_deref(),
+            Body::Interactive(i) => Some(&i.title),
             Body::Reaction(r) => r.emoji.as_deref(),
-            Body::Template(_) | Body::Notice(_) => None,
+            Body::Location(l) => l.name.as_deref(),
+            Body::Template(_) | Body::Notice(_) | Body::Contacts(_) | Body::Unsupported { .. } => None,
         }
     }
 
-    /// The text or caption, for data-loss prevention to redact in place.
-    pub fn words_mut(&mut self) -> Option<&mut String> {
-        match self {
-            Body::Text { text, .. } => Some(text),
-            Body::Image { caption, .. } => caption.as_mut(),
-            _ => None,
+    /// Everything in it that carries words, for data-loss prevention to redact in place: the
+    /// text or caption, a file's name, a place's name and address, every string of a contact
+    /// card.
+    pub fn words_mut(&mut self) -> Vec<&mut String> {
+        fn strings<'a>(v: &'a mut serde_json::Value, out: &mut Vec<&'a mut String>) {
+            match v {
+                serde_json::Value::String(s) => out.push(s),
+                serde_json::Value::Array(a) => a.iter_mut().for_each(|v| strings(v, out)),
+                serde_json::Value::Object(o) => o.values_mut().for_each(|v| strings(v, out)),
+                _ => {}
+            }
         }
+        let mut out = Vec::new();
+        match self {
+            Body::Text { text, .. } => out.push(text),
+            Body::File { caption, facts, .. } => out.extend(caption.iter_mut().chain(facts.filename.iter_mut())),
+            Body::Location(l) => out.extend(l.name.iter_mut().chain(l.address.iter_mut())),
+            Body::Contacts(cards) => cards.iter_mut().for_each(|c| strings(c, &mut out)),
+            Body::Interactive(i) => out.push(&mut i.title),
+            Body::Template(_) | Body::Reaction(_) | Body::Notice(_) | Body::Unsupported { .. } => {}
+        }
+        out
     }
 
     pub fn prefix(&self) -> Option<&str> {
         match self {
-            Body::Text { prefix, .. } | Body::Image { prefix, .. } => prefix.as_deref(),
+            Body::Text { prefix, .. } | Body::File { prefix, .. } => prefix.as_deref(),
             _ => None,
         }
     }
@@ -236,7 +384,7 @@ impl Body {
     pub fn as_sent(&self) -> Option<String> {
         let words = match self {
             Body::Text { text, .. } => text,
-            Body::Image { caption: Some(caption), .. } => caption,
+            Body::File { caption: Some(caption), .. } => caption,
             _ => return None,
         };
         Some(format!("{}{words}", self.prefix().unwrap_or("")))
@@ -244,7 +392,53 @@ impl Body {
 
     pub fn media_id(&self) -> Option<&str> {
         match self {
-            Body::Image { media_id, .. } => media_id.as_deref(),
+            Body::File { media_id, .. } => media_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn file(&self) -> Option<(FileKind, &FileFacts)> {
+        match self {
+            Body::File { kind, facts, .. } => Some((*kind, facts)),
+            _ => None,
+        }
+    }
+
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            Body::Location(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// Shared contact cards' names (`name.formatted_name`), as a reader sees them.
+    pub fn card_names(&self) -> Option<String> {
+        let cards = self.contacts()?;
+        let names: Vec<&str> = cards
+            .iter()
+            .filter_map(|c| c.pointer("/name/formatted_name").and_then(serde_json::Value::as_str))
+            .collect();
+        Some(names.join(", "))
+    }
+
+    pub fn contacts(&self) -> Option<&[serde_json::Value]> {
+        match self {
+            Body::Contacts(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn interactive(&self) -> Option<&Interactive> {
+        match self {
+            Body::Interactive(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// Meta's name for a kind the connector does not show, and what Meta sent.
+    pub fn unsupported(&self) -> Option<(&str, &serde_json::Value)> {
+        match self {
+            Body::Unsupported { type_name, content } => Some((type_name, content)),
             _ => None,
         }
     }
@@ -283,23 +477,47 @@ struct StoredBody<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     media_id: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    file: Option<Cow<'a, FileFacts>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    location: Option<Cow<'a, Location>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    contacts: Option<Cow<'a, [serde_json::Value]>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    interactive: Option<Cow<'a, Interactive>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     template: Option<Cow<'a, TemplateSpec>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     reaction: Option<Cow<'a, Reaction>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     notice: Option<Cow<'a, Notice>>,
+    /// An unsupported kind's name and content, as Meta sent them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    type_name: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    content: Option<Cow<'a, serde_json::Value>>,
 }
 
 impl Serialize for Body {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let unsupported = self.unsupported();
         StoredBody {
             kind: self.kind(),
-            text: self.words().map(Cow::Borrowed),
+            // A place's name is its own field; the interactive's title is in `interactive`.
+            text: match self {
+                Body::Location(_) | Body::Interactive(_) => None,
+                _ => self.words().map(Cow::Borrowed),
+            },
             prefix: self.prefix().map(Cow::Borrowed),
             media_id: self.media_id().map(Cow::Borrowed),
+            file: self.file().map(|(_, f)| f).filter(|f| !f.is_empty()).map(Cow::Borrowed),
+            location: self.location().map(Cow::Borrowed),
+            contacts: self.contacts().map(Cow::Borrowed),
+            interactive: self.interactive().map(Cow::Borrowed),
             template: self.template().map(Cow::Borrowed),
             reaction: self.reaction().map(Cow::Borrowed),
             notice: self.notice().map(Cow::Borrowed),
+            type_name: unsupported.map(|(t, _)| Cow::Borrowed(t)),
+            content: unsupported.map(|(_, c)| Cow::Borrowed(c)),
         }
         .serialize(s)
     }
@@ -312,12 +530,32 @@ impl<'de> Deserialize<'de> for Body {
         let kind = s.kind;
         let missing = |what: &str| D::Error::custom(format!("a {kind:?} message without its {what}"));
         let (text, prefix) = (s.text.map(Cow::into_owned), s.prefix.map(Cow::into_owned));
+        let file = |kind: FileKind| Body::File {
+            kind,
+            media_id: s.media_id.clone().map(Cow::into_owned),
+            caption: text.clone(),
+            prefix: prefix.clone(),
+            facts: s.file.clone().map(Cow::into_owned).unwrap_or_default(),
+        };
         Ok(match kind {
             MessageKind::Text => Body::Text { text: text.ok_or_else(|| missing("text"))?, prefix },
-            MessageKind::Image => Body::Image { media_id: s.media_id.map(Cow::into_owned), caption: text, prefix },
+            MessageKind::Image => file(FileKind::Image),
+            MessageKind::Document => file(FileKind::Document),
+            MessageKind::Audio => file(FileKind::Audio),
+            MessageKind::Video => file(FileKind::Video),
+            MessageKind::Sticker => file(FileKind::Sticker),
+            MessageKind::Location => Body::Location(s.location.ok_or_else(|| missing("location"))?.into_owned()),
+            MessageKind::Contacts => Body::Contacts(s.contacts.ok_or_else(|| missing("contacts"))?.into_owned()),
+            MessageKind::Interactive => {
+                Body::Interactive(s.interactive.ok_or_else(|| missing("interactive"))?.into_owned())
+            }
             MessageKind::Template => Body::Template(s.template.ok_or_else(|| missing("template"))?.into_owned()),
             MessageKind::Reaction => Body::Reaction(s.reaction.ok_or_else(|| missing("reaction"))?.into_owned()),
             MessageKind::Notice => Body::Notice(s.notice.ok_or_else(|| missing("notice"))?.into_owned()),
+            MessageKind::Unsupported => Body::Unsupported {
+                type_name: s.type_name.ok_or_else(|| missing("type"))?.into_owned(),
+                content: s.content.map(Cow::into_owned).unwrap_or_default(),
+            },
         })
     }
 }
@@ -389,6 +627,12 @@ pub struct Message {
     /// What it says. Stored flat beside the other fields, as before it had a type.
     #[serde(flatten)]
     pub body: Body,
+    /// The message of the same thread it answers (Meta's `context`), when it is one of ours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<MessageId>,
+    /// Meta's id of the message it answers, as it goes to Meta (`context.message_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_wamid: Option<String>,
     /// Data-loss prevention rules that redacted this message's text or caption.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dlp_rules: Vec<String>,
@@ -456,6 +700,8 @@ impl Message {
             direction: Direction::Outbound,
             sender,
             body,
+            reply_to: None,
+            context_wamid: None,
             dlp_rules: Vec::new(),
             system: None,
             status: MessageStatus::Queued,
@@ -558,7 +804,7 @@ mod tests {
             ),
             (
                 stored(serde_json::json!({"kind": "image", "text": "the receipt"})),
-                Body::Image { media_id: None, caption: Some("the receipt".into()), prefix: None },
+                Body::image(None, Some("the receipt".into()), None),
             ),
             (
                 stored(serde_json::json!({"kind": "reaction", "text": "👍",

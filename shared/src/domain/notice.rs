@@ -512,6 +512,18 @@ const SMS_FALLBACK: &Text = &[
 ];
 
 /// The employee-facing explanation of a failed message, with what to do about it.
+/// What a reader sees for a kind of message WhatsApp's API does not deliver (a poll, a type
+/// added later): it is kept, with what Meta sent, on the record.
+pub fn unsupported_text(lang: Lang) -> &'static str {
+    lang.pick(&[
+        "This kind of message cannot be shown here. It is kept on the record.",
+        "Este tipo de mensaje no se puede mostrar aquí. Queda guardado en el registro.",
+        "Ce type de message ne peut pas être affiché ici. Il est conservé dans l'archive.",
+        "Diese Art von Nachricht kann hier nicht angezeigt werden. Sie ist im Archiv gespeichert.",
+        "Este tipo de mensagem não pode ser mostrado aqui. Fica guardado no registo.",
+    ])
+}
+
 pub fn failure_text(reason: FailureReason, lang: Lang) -> &'static str {
     use FailureReason::*;
     let t: &'static Text = match reason {
@@ -607,11 +619,11 @@ pub fn failure_text(reason: FailureReason, lang: Lang) -> &'static str {
             "O WhatsApp estava indisponível e várias tentativas falharam. Envie novamente mais tarde.",
         ],
         MediaUnavailable => &[
-            "the picture could not be downloaded from WhatsApp. Ask the contact to send it again.",
-            "no se pudo descargar la imagen de WhatsApp. Pida al contacto que la vuelva a enviar.",
-            "l'image n'a pas pu être téléchargée depuis WhatsApp. Demandez au contact de la renvoyer.",
-            "das Bild konnte nicht von WhatsApp geladen werden. Bitten Sie den Kontakt, es erneut zu senden.",
-            "não foi possível transferir a imagem do WhatsApp. Peça ao contacto para a enviar novamente.",
+            "the file could not be downloaded from WhatsApp. Ask the contact to send it again.",
+            "no se pudo descargar el archivo de WhatsApp. Pida al contacto que lo vuelva a enviar.",
+            "le fichier n'a pas pu être téléchargé depuis WhatsApp. Demandez au contact de le renvoyer.",
+            "die Datei konnte nicht von WhatsApp geladen werden. Bitten Sie den Kontakt, sie erneut zu senden.",
+            "não foi possível transferir o ficheiro do WhatsApp. Peça ao contacto para o enviar novamente.",
         ],
         DeliveryUnknown => &[
             "WhatsApp did not confirm this message, so it may or may not have arrived. Ask the contact before sending it again.",

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::domain::message::TemplateSpec;
+use crate::domain::message::{FileKind, Location, TemplateSpec};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recipient {
@@ -15,9 +15,19 @@ pub enum Recipient {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutboundBody {
-    Text { body: String },
+    Text {
+        body: String,
+    },
     Template(TemplateSpec),
-    Image { media_id: String, caption: Option<String> },
+    /// A file Meta holds (`media_id`): a caption where its kind takes one (not audio or
+    /// stickers), and a document's name.
+    File {
+        kind: FileKind,
+        media_id: String,
+        caption: Option<String>,
+        filename: Option<String>,
+    },
+    Location(Location),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +36,8 @@ pub struct OutboundRequest {
     pub body: OutboundBody,
     /// Our message id, echoed by Meta in status webhooks as `biz_opaque_callback_data`.
     pub callback: String,
+    /// The wamid of the message it answers (`context.message_id`): the contact sees it quoted.
+    pub reply_to: Option<String>,
 }
 
 /// A refused or unanswered Graph API call. `http_status: None` means no answer came.
@@ -63,17 +75,28 @@ pub fn request_json(req: &OutboundRequest) -> Value {
         Recipient::Phone(p) => v["to"] = json!(p),
         Recipient::UserId(u) => v["recipient"] = json!(u),
     }
+    if let Some(wamid) = &req.reply_to {
+        v["context"] = json!({ "message_id": wamid });
+    }
     match &req.body {
         OutboundBody::Text { body } => {
             v["type"] = json!("text");
             v["text"] = json!({ "preview_url": false, "body": body });
         }
-        OutboundBody::Image { media_id, caption } => {
-            v["type"] = json!("image");
-            v["image"] = match caption {
-                Some(c) => json!({ "id": media_id, "caption": c }),
-                None => json!({ "id": media_id }),
-            };
+        OutboundBody::File { kind, media_id, caption, filename } => {
+            let mut file = json!({ "id": media_id });
+            if let (Some(c), FileKind::Image | FileKind::Video | FileKind::Document) = (caption, kind) {
+                file["caption"] = json!(c);
+            }
+            if let (Some(name), FileKind::Document) = (filename, kind) {
+                file["filename"] = json!(name);
+            }
+            v["type"] = json!(kind.as_str());
+            v[kind.as_str()] = file;
+        }
+        OutboundBody::Location(l) => {
+            v["type"] = json!("location");
+            v["location"] = json!(l);
         }
         OutboundBody::Template(t) => {
             let mut components = Vec::new();
@@ -209,6 +232,7 @@ mod tests {
                 buttons: vec!["OPT_IN_YES:c1".into(), "OPT_IN_NO:c1".into()],
             }),
             callback: "m1".into(),
+            reply_to: None,
         };
         let v = request_json(&req);
         let want: Value = serde_json::from_slice(&fixture("send_template_quick_reply_request.json")).unwrap();
@@ -218,6 +242,38 @@ mod tests {
         assert_eq!(v["template"]["components"][2]["parameters"][0]["payload"], "OPT_IN_NO:c1");
         let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<std::collections::BTreeSet<_>>();
         assert!(keys(&v).is_superset(&keys(&want).into_iter().filter(|k| k != "context").collect()));
+    }
+
+    #[test]
+    fn files_locations_and_replies_have_the_shape_meta_documents() {
+        let req = |body| OutboundRequest {
+            to: Recipient::Phone("+447700900123".into()),
+            body,
+            callback: "c/m".into(),
+            reply_to: Some("wamid.THEIRS".into()),
+        };
+        let file = |kind| OutboundBody::File {
+            kind,
+            media_id: "77".into(),
+            caption: Some("see".into()),
+            filename: Some("a.pdf".into()),
+        };
+        let doc = request_json(&req(file(FileKind::Document)));
+        assert_eq!(doc["type"], "document");
+        assert_eq!(doc["document"], serde_json::json!({"id": "77", "caption": "see", "filename": "a.pdf"}));
+        assert_eq!(doc["context"], serde_json::json!({"message_id": "wamid.THEIRS"}));
+        let audio = request_json(&req(file(FileKind::Audio)));
+        assert_eq!(audio["audio"], serde_json::json!({"id": "77"}), "audio takes no caption nor name");
+        let video = request_json(&req(file(FileKind::Video)));
+        assert_eq!(video["video"], serde_json::json!({"id": "77", "caption": "see"}));
+        let at = Location {
+            latitude: serde_json::Number::from_f64(51.5).unwrap(),
+            longitude: serde_json::Number::from_f64(-0.1).unwrap(),
+            name: Some("Branch".into()),
+            address: None,
+        };
+        let loc = request_json(&req(OutboundBody::Location(at)));
+        assert_eq!(loc["location"], serde_json::json!({"latitude": 51.5, "longitude": -0.1, "name": "Branch"}));
     }
 }
 

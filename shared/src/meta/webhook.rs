@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::domain::message::{FileKind, Location};
 use crate::domain::ReceiptStatus;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -46,20 +47,29 @@ pub enum InboundContent {
     Text {
         body: String,
     },
-    Image {
+    /// A picture, document, audio (`voice` for a voice note), video or sticker: Meta's id of
+    /// the file, to fetch while its link lasts, and what Meta says of it.
+    File {
+        kind: FileKind,
         media_id: String,
         mime_type: Option<String>,
         sha256: Option<String>,
         caption: Option<String>,
+        filename: Option<String>,
+        voice: bool,
         url: Option<String>,
     },
+    Location(Location),
+    /// Shared contact cards, as Meta sent them.
+    Contacts(Vec<Value>),
     /// A template quick-reply button.
     Button {
         payload: String,
         text: String,
     },
-    /// An interactive reply button or list row.
+    /// An interactive reply button (`button_reply`) or list row (`list_reply`).
     Reply {
+        kind: String,
         id: String,
         title: String,
     },
@@ -67,19 +77,18 @@ pub enum InboundContent {
         message_id: String,
         emoji: Option<String>,
     },
-    Unsupported {
-        kind: String,
-        code: Option<i64>,
-    },
     System {
         kind: String,
         body: String,
         new_wa_id: Option<String>,
         new_user_id: Option<String>,
     },
-    /// audio, video, document, location ...: stored as a placeholder text.
-    Other {
+    /// Meta's `unsupported`, or a kind the connector does not know (a poll, one Meta adds next
+    /// year): its name (`unsupported.type` when Meta gives one) and what Meta sent of it.
+    Unsupported {
         kind: String,
+        code: Option<i64>,
+        content: Value,
     },
 }
 
@@ -183,7 +192,13 @@ struct RawMessage {
     kind: String,
     context: Option<RawContext>,
     text: Option<RawText>,
-    image: Option<RawImage>,
+    image: Option<RawFile>,
+    document: Option<RawFile>,
+    audio: Option<RawFile>,
+    video: Option<RawFile>,
+    sticker: Option<RawFile>,
+    location: Option<Location>,
+    contacts: Option<Vec<Value>>,
     button: Option<RawButton>,
     interactive: Option<RawInteractive>,
     reaction: Option<RawReaction>,
@@ -203,11 +218,14 @@ struct RawText {
     body: String,
 }
 #[derive(Deserialize)]
-struct RawImage {
+struct RawFile {
     id: String,
     mime_type: Option<String>,
     sha256: Option<String>,
     caption: Option<String>,
+    filename: Option<String>,
+    #[serde(default)]
+    voice: bool,
     url: Option<String>,
 }
 #[derive(Deserialize)]
@@ -219,6 +237,8 @@ struct RawButton {
 }
 #[derive(Deserialize)]
 struct RawInteractive {
+    #[serde(rename = "type", default)]
+    kind: String,
     button_reply: Option<RawReply>,
     list_reply: Option<RawReply>,
 }
@@ -309,8 +329,8 @@ pub fn parse(body: &[u8], phone_number_id: &str) -> Result<Vec<WebhookEvent>, Pa
 
 fn parse_messages_value(value: ChangeValue, out: &mut Vec<WebhookEvent>) {
     for raw in value.messages {
-        out.push(match serde_json::from_value::<RawMessage>(raw) {
-            Ok(m) => inbound(m, &value.contacts),
+        out.push(match RawMessage::deserialize(&raw) {
+            Ok(m) => inbound(m, raw, &value.contacts),
             Err(e) => WebhookEvent::Ignored { what: format!("malformed message: {e}") },
         });
     }
@@ -328,7 +348,18 @@ fn parse_messages_value(value: ChangeValue, out: &mut Vec<WebhookEvent>) {
     }
 }
 
-fn inbound(mut m: RawMessage, contacts: &[ContactBlock]) -> WebhookEvent {
+/// What Meta sent of a message beyond who, when and what it answers: the raw content an
+/// unsupported kind is kept with.
+fn raw_content(mut raw: Value) -> Value {
+    if let Some(o) = raw.as_object_mut() {
+        for envelope in ["id", "from", "from_user_id", "timestamp", "type", "context"] {
+            o.remove(envelope);
+        }
+    }
+    raw
+}
+
+fn inbound(mut m: RawMessage, raw: Value, contacts: &[ContactBlock]) -> WebhookEvent {
     let Some(timestamp) = unix_time(&m.timestamp) else {
         return WebhookEvent::Ignored { what: format!("message {} without a timestamp", m.id) };
     };
@@ -341,32 +372,53 @@ fn inbound(mut m: RawMessage, contacts: &[ContactBlock]) -> WebhookEvent {
     let wamid = m.id.clone();
     let context_id = m.context.as_ref().and_then(|c| c.id.clone());
     let kind = std::mem::take(&mut m.kind);
-    let content = match (kind.as_str(), m) {
-        ("text", RawMessage { text: Some(t), .. }) => InboundContent::Text { body: t.body },
-        ("image", RawMessage { image: Some(i), .. }) => InboundContent::Image {
-            media_id: i.id,
-            mime_type: i.mime_type,
-            sha256: i.sha256,
-            caption: i.caption,
-            url: i.url,
-        },
-        ("button", RawMessage { button: Some(b), .. }) => InboundContent::Button { payload: b.payload, text: b.text },
-        ("interactive", RawMessage { interactive: Some(i), .. }) => match i.button_reply.or(i.list_reply) {
-            Some(r) => InboundContent::Reply { id: r.id, title: r.title },
-            None => InboundContent::Other { kind: "interactive".into() },
-        },
+    let file = FileKind::named(&kind).and_then(|k| {
+        let f = match k {
+            FileKind::Image => m.image.take(),
+            FileKind::Document => m.document.take(),
+            FileKind::Audio => m.audio.take(),
+            FileKind::Video => m.video.take(),
+            FileKind::Sticker => m.sticker.take(),
+        }?;
+        Some(InboundContent::File {
+            kind: k,
+            media_id: f.id,
+            mime_type: f.mime_type,
+            sha256: f.sha256,
+            caption: f.caption,
+            filename: f.filename,
+            voice: f.voice,
+            url: f.url,
+        })
+    });
+    let named_unsupported = m.unsupported.take().map(|u| u.kind).filter(|k| !k.is_empty());
+    let code = m.errors.first().map(|e| e.code);
+    let known = file.or(match (kind.as_str(), m) {
+        ("text", RawMessage { text: Some(t), .. }) => Some(InboundContent::Text { body: t.body }),
+        ("location", RawMessage { location: Some(l), .. }) => Some(InboundContent::Location(l)),
+        ("contacts", RawMessage { contacts: Some(c), .. }) => Some(InboundContent::Contacts(c)),
+        ("button", RawMessage { button: Some(b), .. }) => {
+            Some(InboundContent::Button { payload: b.payload, text: b.text })
+        }
+        ("interactive", RawMessage { interactive: Some(i), .. }) => {
+            let kind = if i.kind.is_empty() { "button_reply".to_string() } else { i.kind };
+            i.button_reply.or(i.list_reply).map(|r| InboundContent::Reply { kind, id: r.id, title: r.title })
+        }
         ("reaction", RawMessage { reaction: Some(r), .. }) => {
-            InboundContent::Reaction { message_id: r.message_id, emoji: r.emoji.filter(|e| !e.is_empty()) }
+            Some(InboundContent::Reaction { message_id: r.message_id, emoji: r.emoji.filter(|e| !e.is_empty()) })
         }
-        ("unsupported", RawMessage { unsupported, errors, .. }) => InboundContent::Unsupported {
-            kind: unsupported.map(|u| u.kind).unwrap_or_default(),
-            code: errors.first().map(|e| e.code),
-        },
         ("system", RawMessage { system: Some(s), .. }) => {
-            InboundContent::System { kind: s.kind, body: s.body, new_wa_id: s.wa_id, new_user_id: s.user_id }
+            Some(InboundContent::System { kind: s.kind, body: s.body, new_wa_id: s.wa_id, new_user_id: s.user_id })
         }
-        (kind, _) => InboundContent::Other { kind: kind.to_string() },
-    };
+        _ => None,
+    });
+    // Anything else is kept whole: Meta's `unsupported`, an interactive reply of a kind not
+    // known here, or a type Meta adds later.
+    let content = known.unwrap_or_else(|| InboundContent::Unsupported {
+        kind: named_unsupported.unwrap_or(kind),
+        code,
+        content: raw_content(raw),
+    });
     WebhookEvent::Inbound(InboundMessage {
         wamid,
         wa_id,
@@ -455,7 +507,7 @@ mod tests {
     fn image_button_reply_reaction_unsupported_system() {
         assert!(matches!(
             inbound_of("inbound_image_caption.json").content,
-            InboundContent::Image { sha256: Some(_), .. }
+            InboundContent::File { kind: FileKind::Image, sha256: Some(_), url: Some(_), .. }
         ));
         let b = inbound_of("inbound_template_button_opt_in_yes.json");
         assert_eq!(b.content, InboundContent::Button { payload: "OPT_IN_YES".into(), text: "Yes, opt me in".into() });
@@ -475,6 +527,79 @@ mod tests {
         ));
         let s = inbound_of("inbound_system_user_changed_number.json");
         assert!(matches!(s.content, InboundContent::System { ref kind, .. } if kind == "user_changed_number"));
+    }
+
+    #[test]
+    fn every_kind_a_contact_sends_keeps_its_content() {
+        let file = |name| match inbound_of(name).content {
+            InboundContent::File { kind, media_id, mime_type, sha256, caption, filename, voice, .. } => {
+                assert!(!media_id.is_empty() && sha256.is_some(), "{name}");
+                (kind, mime_type.unwrap(), caption, filename, voice)
+            }
+            other => panic!("{name}: {other:?}"),
+        };
+        assert_eq!(
+            file("inbound_document.json"),
+            (
+                FileKind::Document,
+                "application/pdf".into(),
+                Some("Signed mandate".into()),
+                Some("mandate-signed.pdf".into()),
+                false
+            )
+        );
+        assert_eq!(
+            file("inbound_audio_voice.json"),
+            (FileKind::Audio, "audio/ogg; codecs=opus".into(), None, None, true)
+        );
+        assert_eq!(
+            file("inbound_video.json"),
+            (FileKind::Video, "video/mp4".into(), Some("The crack in the wall".into()), None, false)
+        );
+        assert_eq!(file("inbound_sticker.json"), (FileKind::Sticker, "image/webp".into(), None, None, false));
+
+        let InboundContent::Location(l) = inbound_of("inbound_location.json").content else { panic!() };
+        assert_eq!((l.latitude.as_f64(), l.longitude.as_f64()), (Some(51.501364), Some(-0.14189)));
+        assert_eq!(
+            (l.name.as_deref(), l.address.as_deref()),
+            (Some("Branch office"), Some("1 Example Street, London SW1A 1AA"))
+        );
+
+        let InboundContent::Contacts(cards) = inbound_of("inbound_contacts.json").content else { panic!() };
+        assert_eq!(cards[0]["name"]["formatted_name"], "Harry Patel");
+        assert_eq!(cards[0]["phones"][0]["wa_id"], "447700900456");
+
+        let list = inbound_of("inbound_interactive_list_reply.json");
+        assert_eq!(
+            list.content,
+            InboundContent::Reply { kind: "list_reply".into(), id: "branch-london".into(), title: "London".into() }
+        );
+        assert!(list.context_id.is_some());
+        let reply = inbound_of("inbound_text_reply.json");
+        assert_eq!(reply.context_id.as_deref(), Some("wamid.HBgMNDQ3NzAwOTAwMTIzFQIAERgSN0ExQzlFMEI1RDNGMkE0QzZFAA=="));
+    }
+
+    #[test]
+    fn what_the_connector_does_not_know_is_kept_whole_with_metas_name_for_it() {
+        let InboundContent::Unsupported { kind, code, content } = inbound_of("inbound_unsupported_poll.json").content
+        else {
+            panic!()
+        };
+        assert_eq!((kind.as_str(), code), ("poll_creation", Some(131051)));
+        assert_eq!(content["unsupported"]["type"], "poll_creation");
+        assert!(content.get("from").is_none() && content.get("id").is_none(), "who and when are the message's own");
+        let InboundContent::Unsupported { kind, code, content } = inbound_of("inbound_unknown_type.json").content
+        else {
+            panic!()
+        };
+        assert_eq!((kind.as_str(), code), ("hologram", None));
+        assert_eq!(content["hologram"]["label"], "A type Meta adds next year");
+        // An interactive reply of a kind not known here is kept too, not dropped.
+        let body = br#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{
+            "messages":[{"id":"w","from":"1","timestamp":"1","type":"interactive",
+                "interactive":{"type":"nfm_reply","nfm_reply":{"response_json":"{}"}}}]}}]}]}"#;
+        let [WebhookEvent::Inbound(m)] = &parse(body, OURS).unwrap()[..] else { panic!() };
+        assert!(matches!(&m.content, InboundContent::Unsupported { kind, .. } if kind == "interactive"));
     }
 
     #[test]

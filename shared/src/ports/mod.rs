@@ -524,7 +524,7 @@ pub trait MediaStore: Send + Sync {
     }
 }
 
-/// A contact's picture to fetch from Meta, on the receipts queue.
+/// A contact's file to fetch from Meta, on the receipts queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MediaFetch {
     pub conversation_id: ConversationId,
@@ -533,6 +533,13 @@ pub struct MediaFetch {
     pub media_id: String,
     pub meta_id: String,
     pub sha256: Option<String>,
+    /// Absent from jobs queued when only pictures were fetched.
+    #[serde(default = "picture")]
+    pub kind: crate::domain::message::FileKind,
+}
+
+fn picture() -> crate::domain::message::FileKind {
+    crate::domain::message::FileKind::Image
 }
 
 /// What the receipts queue carries.

@@ -390,10 +390,24 @@ fn request_for(
     let body = match &m.body {
         Body::Text { .. } => OutboundBody::Text { body: m.body.as_sent()? },
         Body::Template(t) => OutboundBody::Template(t.clone()),
-        Body::Image { .. } => OutboundBody::Image { media_id: meta_media?, caption: m.body.as_sent() },
-        Body::Reaction(_) | Body::Notice(_) => return None,
+        Body::File { kind, facts, .. } => OutboundBody::File {
+            kind: *kind,
+            media_id: meta_media?,
+            caption: m.body.as_sent(),
+            filename: facts.filename.clone(),
+        },
+        Body::Location(l) => OutboundBody::Location(l.clone()),
+        // What only contacts send, and what never leaves.
+        Body::Contacts(_) | Body::Interactive(_) | Body::Unsupported { .. } | Body::Reaction(_) | Body::Notice(_) => {
+            return None
+        }
     };
-    Some(OutboundRequest { to, body, callback: format!("{}/{}", m.conversation_id, m.id) })
+    Some(OutboundRequest {
+        to,
+        body,
+        callback: format!("{}/{}", m.conversation_id, m.id),
+        reply_to: m.context_wamid.clone(),
+    })
 }
 
 pub(crate) async fn record_accepted(

@@ -5,7 +5,7 @@ use crate::archive::ArchiveKind;
 use serde_json::json;
 
 use crate::domain::contact::{text_intent, ConsentState, InboundIntent, InboundOutcome};
-use crate::domain::message::{Reaction, SystemPurpose};
+use crate::domain::message::{FileFacts, Interactive, Reaction, SystemPurpose};
 use crate::domain::notice::{Notice, NoticeKind};
 use crate::domain::{Body, Contact, Conversation, Direction, Message, MessageStatus, Sender};
 use crate::meta::webhook::{InboundContent, InboundMessage};
@@ -74,60 +74,92 @@ async fn find_contact(
 }
 
 /// The thread a message goes to: the one its button names, the one holding the message it
-/// replies to, else the contact's open thread with the latest outbound activity.
+/// replies to, else the contact's open thread with the latest outbound activity; and the
+/// message of that thread it replies to, when it quotes one of ours.
 async fn route(
     ports: &Ports,
     threads: &[Versioned<Conversation>],
     named: Option<&str>,
     context_id: Option<&str>,
-) -> Result<Option<Versioned<Conversation>>> {
-    if let Some(id) = named {
-        if let Some(c) = threads.iter().find(|c| c.item.id == id) {
-            return Ok(Some(c.clone()));
-        }
-    }
-    if let Some(ctx) = context_id {
-        if let Some(Item::Wamid { conversation_id, .. }) = ports.store.get(&Key::wamid(ctx)).await?.map(|v| v.item) {
-            if let Some(c) = threads.iter().find(|c| c.item.id == conversation_id) {
-                return Ok(Some(c.clone()));
-            }
-        }
-    }
-    Ok(threads.first().cloned())
+) -> Result<(Option<Versioned<Conversation>>, Option<MessageId>)> {
+    let quoted = match context_id {
+        Some(ctx) => match ports.store.get(&Key::wamid(ctx)).await?.map(|v| v.item) {
+            Some(Item::Wamid { conversation_id, message_id, .. }) => Some((conversation_id, message_id)),
+            _ => None,
+        },
+        None => None,
+    };
+    let thread = named
+        .and_then(|id| threads.iter().find(|c| c.item.id == id))
+        .or_else(|| quoted.as_ref().and_then(|(conv, _)| threads.iter().find(|c| &c.item.id == conv)))
+        .or(threads.first())
+        .cloned();
+    let reply_to = quoted
+        .filter(|(conv, _)| thread.as_ref().is_some_and(|t| &t.item.id == conv))
+        .map(|(_, message_id)| message_id);
+    Ok((thread, reply_to))
 }
 
-/// Inbound text as employees see it: redacted when the policy covers inbound messages.
+/// An inbound message as employees see it: everything in it that carries words redacted,
+/// when the policy covers inbound messages.
 fn screen_inbound(settings: &Settings, msg: &mut Message) {
     if !settings.dlp.inbound {
         return;
     }
-    let Some(words) = msg.body.words_mut() else { return };
-    match settings.dlp.apply(words) {
-        crate::dlp::Verdict::Clean => {}
-        crate::dlp::Verdict::Redacted { text, rules } => {
-            *words = text;
-            msg.dlp_rules = rules;
-        }
-        crate::dlp::Verdict::Blocked { rules } => {
-            *words = format!("[BLOCKED:{}]", rules.join(","));
-            msg.dlp_rules = rules;
+    let mut hit = std::collections::BTreeSet::new();
+    for words in msg.body.words_mut() {
+        match settings.dlp.apply(words) {
+            crate::dlp::Verdict::Clean => {}
+            crate::dlp::Verdict::Redacted { text, rules } => {
+                *words = text;
+                hit.extend(rules);
+            }
+            crate::dlp::Verdict::Blocked { rules } => {
+                *words = format!("[BLOCKED:{}]", rules.join(","));
+                hit.extend(rules);
+            }
         }
     }
+    msg.dlp_rules = hit.into_iter().collect();
+}
+
+/// Everything in `body` that carries words, one line each: what the DLP record compares.
+fn all_words(body: &mut Body) -> String {
+    body.words_mut().into_iter().map(|w| w.as_str()).collect::<Vec<_>>().join("\n")
 }
 
 fn stored_message(conv_id: &ConversationId, m: &InboundMessage, now: time::OffsetDateTime) -> Message {
     let body = match &m.content {
         InboundContent::Text { body } => Body::text(body.as_str()),
-        InboundContent::Button { text, .. } => Body::text(text.as_str()),
-        InboundContent::Reply { title, .. } => Body::text(title.as_str()),
-        // The picture is fetched from Meta after the 200; `media_id` is set once it is stored.
-        InboundContent::Image { caption, .. } => Body::Image { media_id: None, caption: caption.clone(), prefix: None },
+        // The file is fetched from Meta after the 200; `media_id` is set once it is kept.
+        InboundContent::File { kind, mime_type, sha256, caption, filename, voice, .. } => Body::File {
+            kind: *kind,
+            media_id: None,
+            caption: caption.clone(),
+            prefix: None,
+            facts: FileFacts {
+                mime_type: mime_type.clone(),
+                size: None,
+                sha256: sha256.clone(),
+                filename: filename.clone(),
+                voice: *voice,
+            },
+        },
+        InboundContent::Location(l) => Body::Location(l.clone()),
+        InboundContent::Contacts(cards) => Body::Contacts(cards.clone()),
+        InboundContent::Button { payload, text } => {
+            Body::Interactive(Interactive { kind: "button".into(), id: payload.clone(), title: text.clone() })
+        }
+        InboundContent::Reply { kind, id, title } => {
+            Body::Interactive(Interactive { kind: kind.clone(), id: id.clone(), title: title.clone() })
+        }
         InboundContent::Reaction { message_id, emoji } => {
             Body::Reaction(Reaction { message_id: message_id.clone(), emoji: emoji.clone() })
         }
-        InboundContent::Unsupported { kind, .. } => Body::text(format!("[unsupported message: {kind}]")),
+        InboundContent::Unsupported { kind, content, .. } => {
+            Body::Unsupported { type_name: kind.clone(), content: content.clone() }
+        }
         InboundContent::System { body, .. } => Body::text(body.as_str()),
-        InboundContent::Other { kind } => Body::text(format!("[{kind}]")),
     };
     let mut msg = Message::outbound(MessageId::generate(), conv_id.clone(), Sender::Contact, body, now);
     msg.direction = Direction::Inbound;
@@ -162,6 +194,8 @@ pub struct InboundState {
     pub threads: Vec<Versioned<Conversation>>,
     /// The open thread the message routes to; `None` opens an unassigned one.
     pub routed: Option<Versioned<Conversation>>,
+    /// The message of that thread it replies to.
+    pub reply_to: Option<MessageId>,
 }
 
 /// One inbound message's plan, and the thread it goes to.
@@ -215,8 +249,8 @@ async fn read_state(ports: &Ports, m: &InboundMessage) -> Result<Option<InboundS
         },
     };
     let (_, named) = intent_of(&m.content);
-    let routed = route(ports, &threads, named, m.context_id.as_deref()).await?;
-    Ok(Some(InboundState { contact, contact_version, threads, routed }))
+    let (routed, reply_to) = route(ports, &threads, named, m.context_id.as_deref()).await?;
+    Ok(Some(InboundState { contact, contact_version, threads, routed, reply_to }))
 }
 
 /// What one inbound message changes, from the state read (pure): the dedupe mark (write 0), the
@@ -269,7 +303,8 @@ pub fn plan_inbound(state: &InboundState, m: &InboundMessage, settings: &Setting
     c.last_activity_at = now;
     c.inbound_count += 1;
     let mut msg = stored_message(&c.id, m, now);
-    let original = msg.body.words().map(str::to_string);
+    msg.reply_to = state.reply_to.clone().filter(|_| state.routed.is_some());
+    let original = all_words(&mut msg.body);
     screen_inbound(settings, &mut msg);
     if !msg.dlp_rules.is_empty() {
         // Employees see the redacted text; the archive keeps the original, its findings
@@ -283,17 +318,18 @@ pub fn plan_inbound(state: &InboundState, m: &InboundMessage, settings: &Setting
         );
         e.message_id = Some(msg.id.clone());
         e.wamid = Some(m.wamid.clone());
-        e.text_as_written = original.map(|t| archive::original(settings, &t)).transpose()?;
-        e.text_as_sent = msg.body.words().map(str::to_string);
+        e.text_as_written = Some(archive::original(settings, &original)?);
+        e.text_as_sent = Some(all_words(&mut msg.body));
         plan.archive.push(e);
     }
-    if let InboundContent::Image { media_id, sha256, .. } = &m.content {
+    if let InboundContent::File { kind, media_id, sha256, .. } = &m.content {
         plan.effects.push(Effect::Receipt(ReceiptsJob::FetchMedia(MediaFetch {
             conversation_id: c.id.clone(),
             message_id: msg.id.clone(),
             media_id: new_ulid(),
             meta_id: media_id.clone(),
             sha256: sha256.clone(),
+            kind: *kind,
         })));
     }
     plan.writes.push(put_new(Item::Message(msg)));
@@ -397,7 +433,7 @@ mod tests {
                 version: 3,
             })
             .collect();
-        InboundState { contact, contact_version: Some(7), routed: threads.first().cloned(), threads }
+        InboundState { contact, contact_version: Some(7), routed: threads.first().cloned(), threads, reply_to: None }
     }
 
     fn plan(state: &InboundState, m: &InboundMessage, now: Time) -> InboundPlan {
@@ -473,6 +509,7 @@ mod tests {
             contact_version: None,
             threads: Vec::new(),
             routed: None,
+            reply_to: None,
         };
         let p = plan(&stranger, &m, T0);
         let (k, cond) = contact(&p.plan);
@@ -567,18 +604,63 @@ mod tests {
     }
 
     #[test]
-    fn a_picture_is_fetched_from_meta_after_the_commit() {
-        let picture = InboundContent::Image {
-            media_id: "meta-media-1".into(),
-            mime_type: Some("image/jpeg".into()),
-            sha256: None,
-            caption: Some("the receipt".into()),
-            url: None,
+    fn every_file_is_fetched_from_meta_after_the_commit_with_what_meta_said_of_it() {
+        use crate::domain::message::FileKind;
+        for kind in FileKind::ALL {
+            let file = InboundContent::File {
+                kind,
+                media_id: "meta-media-1".into(),
+                mime_type: Some("application/pdf".into()),
+                sha256: Some("c2hh".into()),
+                caption: Some("the receipt".into()),
+                filename: Some("receipt.pdf".into()),
+                voice: kind == FileKind::Audio,
+                url: None,
+            };
+            let p = plan(&state(1), &inbound("wamid.2", file, T0), T0);
+            let [m] = messages(&p.plan)[..] else { panic!() };
+            assert_eq!(m.body.words(), Some("the receipt"));
+            let (got, facts) = m.body.file().unwrap();
+            assert_eq!(got, kind);
+            assert_eq!(
+                (facts.filename.as_deref(), facts.sha256.as_deref(), facts.voice),
+                (Some("receipt.pdf"), Some("c2hh"), kind == FileKind::Audio)
+            );
+            assert!(p.plan.effects.iter().any(|e| matches!(e,
+                Effect::Receipt(ReceiptsJob::FetchMedia(f)) if f.meta_id == "meta-media-1" && f.message_id == m.id
+                    && f.conversation_id == "c0" && f.kind == kind)));
+        }
+    }
+
+    #[test]
+    fn a_reply_to_our_message_names_it_and_inbound_dlp_reaches_every_word() {
+        let mut st = state(1);
+        st.reply_to = Some("m-ours".into());
+        let mut m = inbound(
+            "wamid.3",
+            InboundContent::Location(crate::domain::message::Location {
+                latitude: serde_json::Number::from_f64(51.5).unwrap(),
+                longitude: serde_json::Number::from_f64(-0.14).unwrap(),
+                name: Some("Card 4111 1111 1111 1111".into()),
+                address: Some("ssn 123-45-6789".into()),
+            }),
+            T0,
+        );
+        m.context_id = Some("wamid.ours".into());
+        let settings = Settings {
+            dlp: std::sync::Arc::new(crate::dlp::Policy::from_json(r#"{"inbound": true}"#).unwrap()),
+            ..Settings::default()
         };
-        let p = plan(&state(1), &inbound("wamid.2", picture, T0), T0);
-        let [m] = messages(&p.plan)[..] else { panic!() };
-        assert_eq!((m.body.kind(), m.body.words()), (crate::domain::MessageKind::Image, Some("the receipt")));
-        assert!(p.plan.effects.iter().any(|e| matches!(e,
-            Effect::Receipt(ReceiptsJob::FetchMedia(f)) if f.meta_id == "meta-media-1" && f.message_id == m.id && f.conversation_id == "c0")));
+        let p = plan_inbound(&st, &m, &settings, T0).unwrap();
+        let [msg] = messages(&p.plan)[..] else { panic!() };
+        assert_eq!(msg.reply_to.as_ref().map(|r| r.as_str()), Some("m-ours"));
+        let l = msg.body.location().unwrap();
+        assert_eq!(
+            (l.name.as_deref(), l.address.as_deref()),
+            (Some("Card [REDACTED:card]"), Some("ssn [REDACTED:ssn]"))
+        );
+        assert_eq!(msg.dlp_rules, ["card", "ssn"]);
+        let dlp = p.plan.archive.iter().find(|e| e.kind == ArchiveKind::Dlp).unwrap();
+        assert!(dlp.text_as_written.as_deref().is_some_and(|t| t.contains("…1111") && !t.contains("4111")));
     }
 }

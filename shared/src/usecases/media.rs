@@ -6,7 +6,9 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use time::Duration;
 
-use crate::domain::media::{ImageType, MAX_IMAGE_BYTES};
+use crate::archive::ArchiveKind;
+use crate::domain::media::{max_bytes, ImageType, MAX_IMAGE_BYTES};
+use crate::domain::message::FileKind;
 use crate::domain::message::MessageError;
 use crate::domain::meta_error::FailureReason;
 use crate::domain::{Body, DomainError, Message, MessageStatus, Sender};
@@ -219,20 +221,21 @@ fn sha_matches(bytes: &[u8], expected: &str) -> bool {
     expected == b64 || expected.eq_ignore_ascii_case(&hex::encode(digest))
 }
 
-/// Fetches a contact's picture: `GET /{media-id}`, then the download with the bearer token,
-/// then the SHA-256 check. Transient failures retry; after the last attempt, or on a bad
-/// checksum, the message shows the picture as unavailable, with the reason.
+/// Fetches a contact's file: `GET /{media-id}`, then the download with the bearer token (no
+/// more than its kind's limit), then the SHA-256 check. Transient failures retry; after the
+/// last attempt, or on a bad checksum, the message shows the file as unavailable, with the
+/// reason, and keeps everything else it carried.
 pub async fn fetch_inbound(ports: &Ports, job: &MediaFetch, receives: u32) -> Result<Disposition> {
     let outcome = async {
         let info = ports.whatsapp.media_info(&job.meta_id).await?;
-        let bytes = ports.whatsapp.download(&info.url, MAX_IMAGE_BYTES).await?;
+        let bytes = ports.whatsapp.download(&info.url, max_bytes(job.kind)).await?;
         Ok::<_, GraphError>((info, bytes))
     }
     .await;
     let (info, bytes) = match outcome {
         Ok(ok) => ok,
         Err(e) if receives < FETCH_ATTEMPTS && e.code != Some(131052) => {
-            tracing::warn!(media_id = %job.media_id, error = %Report(&e), "picture download failed; will retry");
+            tracing::warn!(media_id = %job.media_id, error = %Report(&e), "file download failed; will retry");
             return Ok(Disposition::RetryAfter(std::time::Duration::from_secs(u64::from(receives.max(1)))));
         }
         Err(e) => return give_up(ports, job, &e.message).await,
@@ -240,16 +243,19 @@ pub async fn fetch_inbound(ports: &Ports, job: &MediaFetch, receives: u32) -> Re
     let expected = job.sha256.as_deref().or(info.sha256.as_deref());
     if let Some(sha) = expected {
         if !sha_matches(&bytes, sha) {
-            return give_up(ports, job, "the downloaded picture does not match its SHA-256").await;
+            return give_up(ports, job, "the downloaded file does not match its SHA-256").await;
         }
     }
-    let mime = ImageType::sniff(&bytes).map_or(info.mime_type.clone(), |t| t.mime().to_string());
+    let sniffed = ImageType::sniff(&bytes).filter(|_| job.kind == FileKind::Image);
+    let mime = sniffed.map_or(info.mime_type.clone(), |t| t.mime().to_string());
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let size = bytes.len() as u64;
     let record = MediaRecord {
         id: job.media_id.clone(),
         owner: Sender::Contact,
         mime_type: mime.clone(),
-        size: bytes.len() as u64,
-        sha256: hex::encode(Sha256::digest(&bytes)),
+        size,
+        sha256: sha256.clone(),
         meta_id: None,
         meta_uploaded_at: None,
         conversations: vec![job.conversation_id.clone()],
@@ -258,9 +264,20 @@ pub async fn fetch_inbound(ports: &Ports, job: &MediaFetch, receives: u32) -> Re
     };
     ports.media.put(&job.media_id, bytes, &mime).await?;
     record_once(ports, record).await?;
-    set_message(ports, job, |m| {
-        if let Body::Image { media_id, .. } = &mut m.body {
+    let mut kept = super::archive::event(
+        &job.conversation_id,
+        ArchiveKind::Media,
+        Sender::Contact,
+        ports.clock.now(),
+        serde_json::json!({"media_id": job.media_id, "kind": job.kind, "mime_type": mime, "size": size, "sha256": sha256}),
+    );
+    kept.message_id = Some(job.message_id.clone());
+    set_message(ports, job, Some(kept), |m| {
+        if let Body::File { media_id, facts, .. } = &mut m.body {
             *media_id = Some(job.media_id.clone());
+            facts.mime_type = Some(mime.clone());
+            facts.size = Some(size);
+            facts.sha256 = Some(sha256.clone());
         }
     })
     .await?;
@@ -268,9 +285,9 @@ pub async fn fetch_inbound(ports: &Ports, job: &MediaFetch, receives: u32) -> Re
 }
 
 async fn give_up(ports: &Ports, job: &MediaFetch, why: &str) -> Result<Disposition> {
-    tracing::warn!(media_id = %job.media_id, why, "picture unavailable");
+    tracing::warn!(media_id = %job.media_id, why, "file unavailable");
     let now = ports.clock.now();
-    set_message(ports, job, |m| {
+    set_message(ports, job, None, |m| {
         m.status = MessageStatus::Failed;
         m.status_at.failed.get_or_insert(now);
         m.error = Some(MessageError {
@@ -283,14 +300,22 @@ async fn give_up(ports: &Ports, job: &MediaFetch, why: &str) -> Result<Dispositi
     Ok(Disposition::Done)
 }
 
-async fn set_message(ports: &Ports, job: &MediaFetch, f: impl Fn(&mut Message)) -> Result<()> {
+/// Changes the fetched file's message, with `record` on the record in the same commit.
+async fn set_message(
+    ports: &Ports,
+    job: &MediaFetch,
+    record: Option<crate::archive::ArchiveEvent>,
+    f: impl Fn(&mut Message),
+) -> Result<()> {
     let key = &Key::message(&job.conversation_id, &job.message_id);
-    let f = &f;
+    let (f, record) = (&f, &record);
     execute(ports, || async move {
         let Some(v) = load::<Message>(&*ports.store, key).await? else { return Ok(Decision::Done(())) };
         let mut next = v.item.clone();
         f(&mut next);
-        Ok(Decision::Commit(Plan::of(vec![put_versioned(Item::Message(next), Some(v.version))]), ()))
+        let mut plan = Plan::of(vec![put_versioned(Item::Message(next), Some(v.version))]);
+        plan.archive.extend(record.clone());
+        Ok(Decision::Commit(plan, ()))
     })
     .await
 }

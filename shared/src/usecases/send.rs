@@ -144,6 +144,8 @@ pub async fn send(
 }
 
 /// What one send came to: a new message, or the one an earlier call with its `client_id` made.
+// One per send, moved once: boxing either would only allocate.
+#[allow(clippy::large_enum_variant)]
 enum Sent {
     Replayed(MessageView),
     New { msg: Message, held: bool, releases: bool },
@@ -315,7 +317,7 @@ fn compose(
             }
             shared_with.latest_message.insert(c.id.clone(), id.clone());
             media_write = Some(put_versioned(Item::Media(shared_with), Some(media.version)));
-            Body::Image { media_id: Some(media_id.clone()), caption: caption.clone(), prefix }
+            Body::image(Some(media_id.clone()), caption.clone(), prefix)
         }
     };
     let msg = Message::outbound(id, c.id.clone(), Sender::User(caller.user_id.clone()), body, now);

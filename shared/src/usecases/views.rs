@@ -100,6 +100,23 @@ pub struct ReactionView {
     pub emoji: Option<String>,
 }
 
+/// A message's file (CONTRACT.md section 7): `id` is `media_id`, once the bytes are kept.
+#[derive(Debug, Clone, Serialize)]
+pub struct MediaView {
+    pub id: Option<String>,
+    pub mime_type: Option<String>,
+    pub size: Option<u64>,
+    pub sha256: Option<String>,
+    pub filename: Option<String>,
+    pub voice: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UnsupportedView {
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct MessageView {
     pub id: MessageId,
@@ -109,6 +126,18 @@ pub struct MessageView {
     pub kind: crate::domain::MessageKind,
     pub text: Option<String>,
     pub media_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<crate::domain::message::Location>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contacts: Option<Vec<serde_json::Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interactive: Option<crate::domain::message::Interactive>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unsupported: Option<UnsupportedView>,
+    /// The message of the thread it answers.
+    pub reply_to: Option<MessageId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub template: Option<TemplateView>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -133,6 +162,8 @@ impl MessageView {
         let lang = Lang::of(locale);
         let text = match &m.body {
             Body::Notice(n) => Some(n.render(locale)),
+            Body::Unsupported { .. } => Some(crate::domain::notice::unsupported_text(lang).to_string()),
+            Body::Contacts(_) => m.body.card_names(),
             body => body.words().map(str::to_string),
         };
         MessageView {
@@ -143,6 +174,19 @@ impl MessageView {
             kind: m.body.kind(),
             text,
             media_id: m.body.media_id().map(str::to_string),
+            media: m.body.file().map(|(_, f)| MediaView {
+                id: m.body.media_id().map(str::to_string),
+                mime_type: f.mime_type.clone(),
+                size: f.size,
+                sha256: f.sha256.clone(),
+                filename: f.filename.clone(),
+                voice: f.voice,
+            }),
+            location: m.body.location().cloned(),
+            contacts: m.body.contacts().map(<[_]>::to_vec),
+            interactive: m.body.interactive().cloned(),
+            unsupported: m.body.unsupported().map(|(t, _)| UnsupportedView { kind: t.to_string() }),
+            reply_to: m.reply_to.clone(),
             template: m.body.template().map(|t| TemplateView {
                 name: t.name.clone(),
                 language: t.language.clone(),

@@ -80,6 +80,52 @@ pub enum ContactAction {
         bytes: Vec<u8>,
         caption: Option<String>,
     },
+    /// Sends one of the phone's samples of every other kind.
+    Sample(Sample),
+    /// Writes a text quoting the latest message the business sent (Meta's `context`).
+    Reply(String),
+}
+
+/// What the sandbox contact can send besides texts and pictures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sample {
+    Document,
+    Voice,
+    Video,
+    Sticker,
+    Location,
+    Contact,
+    /// A kind WhatsApp's API does not deliver (a poll).
+    Poll,
+}
+
+impl Sample {
+    /// The file it carries: Meta's type name, its MIME type and a few bytes that start as such
+    /// a file does (enough for the connector's checks; not a playable recording).
+    fn file(self) -> Option<(&'static str, &'static str, &'static [u8], Value)> {
+        match self {
+            Sample::Document => Some((
+                "document",
+                "application/pdf",
+                b"%PDF-1.4\n% sandbox mandate\n%%EOF\n",
+                json!({"filename": "mandate-signed.pdf", "caption": "The signed mandate"}),
+            )),
+            Sample::Voice => {
+                Some(("audio", "audio/ogg; codecs=opus", b"OggS\0\x02sandbox voice note", json!({"voice": true})))
+            }
+            Sample::Video => Some((
+                "video",
+                "video/mp4",
+                b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom",
+                json!({"caption": "The crack in the wall"}),
+            )),
+            Sample::Sticker => {
+                Some(("sticker", "image/webp", b"RIFF\x1a\0\0\0WEBPVP8 sandbox", json!({"animated": false})))
+            }
+            Sample::Location | Sample::Contact | Sample::Poll => None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +224,49 @@ impl SandboxWhatsApp {
                         "image": {"id": meta_id, "mime_type": mime, "sha256": sha, "caption": caption}}],
                 })
             }
+            ContactAction::Sample(sample) => {
+                let (kind, content) = match (sample.file(), sample) {
+                    (Some((kind, mime, bytes, mut extra)), _) => {
+                        let meta_id = format!("sandbox-media-{}", ulid::Ulid::new());
+                        extra["id"] = json!(meta_id);
+                        extra["mime_type"] = json!(mime);
+                        extra["sha256"] = json!(base64::Engine::encode(
+                            &base64::engine::general_purpose::STANDARD,
+                            sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(bytes)),
+                        ));
+                        if let Ok(mut m) = inner.media.lock() {
+                            m.insert(meta_id, (bytes.to_vec(), mime.to_string()));
+                        }
+                        (kind, extra)
+                    }
+                    (None, Sample::Location) => (
+                        "location",
+                        json!({"latitude": 51.501364, "longitude": -0.14189, "name": "Branch office",
+                            "address": "1 Example Street, London SW1A 1AA"}),
+                    ),
+                    (None, Sample::Contact) => (
+                        "contacts",
+                        json!([{"name": {"formatted_name": "Harry Patel", "first_name": "Harry", "last_name": "Patel"},
+                            "phones": [{"phone": "+44 7700 900456", "wa_id": "447700900456", "type": "MOBILE"}]}]),
+                    ),
+                    (None, _) => ("unsupported", json!({"type": "poll_creation"})),
+                };
+                let mut message = json!({"from": digits, "id": wamid, "timestamp": ts, "type": kind});
+                message[kind] = content;
+                if sample == Sample::Poll {
+                    message["errors"] = json!([{"code": 131051, "title": "Message type unknown"}]);
+                }
+                json!({"contacts": [{"profile": {"name": name}, "wa_id": digits}], "messages": [message]})
+            }
+            ContactAction::Reply(body) => {
+                let quoted = self.inbox(digits).iter().rev().find(|r| !r.from_contact).map(|r| r.wamid.clone());
+                let mut message =
+                    json!({"from": digits, "id": wamid, "timestamp": ts, "type": "text", "text": {"body": body}});
+                if let Some(id) = quoted {
+                    message["context"] = json!({"from": "15550783881", "id": id});
+                }
+                json!({"contacts": [{"profile": {"name": name}, "wa_id": digits}], "messages": [message]})
+            }
             ContactAction::Read => {
                 let statuses: Vec<Value> = self
                     .inbox(digits)
@@ -196,6 +285,9 @@ impl SandboxWhatsApp {
                 .pointer("/text/body")
                 .or_else(|| message.pointer("/button/text"))
                 .or_else(|| message.pointer("/image/caption"))
+                .or_else(|| ["document", "video"].iter().find_map(|k| message.get(*k)?.get("caption")))
+                .or_else(|| message.pointer("/location/name"))
+                .or_else(|| message.pointer("/contacts/0/name/formatted_name"))
                 .and_then(Value::as_str)
                 .map(str::to_string);
             let request = serde_json::value::to_raw_value(&message).map_err(|e| SandboxError::Post(e.to_string()))?;
@@ -330,7 +422,8 @@ impl WhatsApp for SandboxWhatsApp {
         let (buttons, text) = match &req.body {
             OutboundBody::Template(t) => (t.buttons.clone(), None),
             OutboundBody::Text { body } => (vec![], Some(body.clone())),
-            OutboundBody::Image { caption, .. } => (vec![], caption.clone()),
+            OutboundBody::File { caption, .. } => (vec![], caption.clone()),
+            OutboundBody::Location(l) => (vec![], Some(l.line())),
         };
         let request = serde_json::value::to_raw_value(&request_json(req))
             .map_err(|e| GraphError::unsent(format!("sandbox: {e}")))?;
