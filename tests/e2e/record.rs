@@ -14,8 +14,7 @@ fn admin() -> String {
 
 /// A thread's archive as an admin exports it (JSON Lines).
 async fn archive_text(app: &TestApp, id: &str) -> String {
-    let url = app.url(&format!("/admin/conversations/{id}/archive"));
-    app.client.get(url).bearer_auth(admin()).send().await.unwrap().text().await.unwrap()
+    app.archive_response(id, &admin()).await.text().await.unwrap()
 }
 
 async fn unassigned(app: &TestApp) -> Vec<Value> {
