@@ -12,6 +12,7 @@ const S = {
   tab: 'mine',
   open: null, // the open thread's id
   messages: new Map(), // the open thread's history, by id
+  replyTo: null, // the message the next send answers
   templates: [],
   cursor: null, // Last-Event-ID
   stream: null, // AbortController of the event stream
@@ -402,6 +403,7 @@ async function claim(id) {
 // ---- one thread ----
 async function openThread(id) {
   S.open = id;
+  S.replyTo = null;
   S.messages = new Map();
   renderThread();
   renderThreadList();
@@ -500,7 +502,9 @@ function renderMessage(m) {
       mine && ['pending', 'queued'].includes(m.status)
         ? h('button', { type: 'button', class: 'danger', onclick: act(async () => onMessage(await api('DELETE', `${conv(m.conversation_id)}/messages/${encodeURIComponent(m.id)}`))) }, t('recall'))
         : null) : h('div', { class: 'meta' }, h('time', { datetime: m.created_at }, fmt(m.created_at))),
-    m.error ? h('div', { class: 'err' }, m.error.message) : null);
+    m.error ? h('div', { class: 'err' }, m.error.message) : null,
+    S.threads.get(S.open)?.status !== 'closed' ? h('button', { type: 'button', class: 'quiet reply', 'aria-label': t('reply_to_this'),
+      onclick: act(async () => { S.replyTo = m.id; renderComposer(); $('composer')?.querySelector('textarea, input, select')?.focus(); }) }, t('reply_to_this')) : null);
 }
 /** The message a reply answers, quoted above it. */
 function quoted(id) {
@@ -557,14 +561,40 @@ async function markRead() {
 document.addEventListener('visibilitychange', () => { if (!document.hidden && S.open) markRead().catch(() => {}); });
 
 // ---- composing ----
+const MIME_BY_EXT = {
+  pdf: 'application/pdf', txt: 'text/plain', doc: 'application/msword', xls: 'application/vnd.ms-excel', ppt: 'application/vnd.ms-powerpoint',
+  docx: 'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
+  xlsx: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+  pptx: 'application/vnd.openxmlformats-officedocument.presentationml.presentation',
+  ogg: 'audio/ogg', opus: 'audio/ogg', mp3: 'audio/mpeg', m4a: 'audio/mp4', aac: 'audio/aac', amr: 'audio/amr', mp4: 'video/mp4', '3gp': 'video/3gpp', webp: 'image/webp',
+};
+/** Uploads a file: in one request up to what the API takes in one body (5 MB), else in three
+ * steps (announce, put the bytes where it says, complete), as a client must on AWS. */
+async function uploadFile(f, mime) {
+  const typed = new Blob([f], { type: mime });
+  if (f.size <= 5 * 1024 * 1024) return api('POST', '/media', undefined, typed);
+  const slot = await api('POST', '/media/uploads', { mime_type: mime });
+  const headers = { ...slot.upload.headers };
+  if (slot.upload.url.startsWith('/')) headers.Authorization = `Bearer ${S.user.token}`;
+  const r = await fetch(slot.upload.url, { method: slot.upload.method, headers, body: f });
+  if (!r.ok) throw new ApiError(r.status, { message: await r.text() });
+  return api('POST', `/media/uploads/${encodeURIComponent(slot.media_id)}/complete`);
+}
 function renderComposer() {
   const box = $('composer');
   if (!box) return;
   const kind = box.dataset.kind || 'text';
   const key = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`);
-  const send = async (body) => onMessage(await api('POST', `${conv(S.open)}/messages`, { ...body, client_id: key() }));
+  const send = async (body) => {
+    onMessage(await api('POST', `${conv(S.open)}/messages`, { ...body, client_id: key(), reply_to: S.replyTo || undefined }));
+    S.replyTo = null;
+    renderComposer();
+  };
+  const replying = S.replyTo && S.messages.get(S.replyTo);
+  const quote = replying ? h('div', { class: 'replying' }, quoted(S.replyTo),
+    h('button', { type: 'button', class: 'quiet', onclick: act(async () => { S.replyTo = null; renderComposer(); }) }, t('cancel_reply'))) : null;
   const tabs = h('div', { class: 'tabs', role: 'group', 'aria-label': t('compose') },
-    ['text', 'picture', 'template'].map((k) => h('button', { type: 'button', 'aria-pressed': String(kind === k), 'data-kind': k,
+    ['text', 'picture', 'file', 'location', 'template'].map((k) => h('button', { type: 'button', 'aria-pressed': String(kind === k), 'data-kind': k,
       onclick: act(async () => { box.dataset.kind = k; renderComposer(); box.querySelector('textarea, input, select')?.focus(); }) }, t(`kind_${k}`))));
   let form;
   if (kind === 'text') {
@@ -581,6 +611,31 @@ function renderComposer() {
       await send({ image: { media_id: up.media_id, caption: caption.value || undefined } });
       form.reset();
     }) }, field(t('picture_file'), file), field(t('caption'), caption), h('button', { type: 'submit' }, t('send')));
+  } else if (kind === 'file') {
+    const file = h('input', { type: 'file', name: 'file', required: true,
+      accept: '.pdf,.txt,.doc,.docx,.xls,.xlsx,.ppt,.pptx,audio/aac,audio/amr,audio/mpeg,audio/mp4,audio/ogg,video/mp4,video/3gpp,image/webp' });
+    const caption = h('input', { name: 'caption', maxlength: 1024 });
+    form = h('form', { onsubmit: act(async () => {
+      const f = file.files[0];
+      const mime = f.type || MIME_BY_EXT[f.name.split('.').pop().toLowerCase()] || 'application/octet-stream';
+      const up = await uploadFile(f, mime);
+      const as = mime === 'image/webp' ? 'sticker' : mime.startsWith('audio/') ? 'audio' : mime.startsWith('video/') ? 'video' : 'document';
+      const body = { media_id: up.media_id };
+      if (as === 'document') body.filename = f.name;
+      if (caption.value && ['document', 'video'].includes(as)) body.caption = caption.value;
+      await send({ [as]: body });
+      form.reset();
+    }) }, field(t('any_file'), file), field(t('caption'), caption), h('button', { type: 'submit' }, t('send')));
+  } else if (kind === 'location') {
+    const lat = h('input', { name: 'latitude', type: 'number', step: 'any', min: -90, max: 90, required: true });
+    const lon = h('input', { name: 'longitude', type: 'number', step: 'any', min: -180, max: 180, required: true });
+    const name = h('input', { name: 'place', maxlength: 1024 });
+    const address = h('input', { name: 'address', maxlength: 1024 });
+    form = h('form', { onsubmit: act(async () => {
+      await send({ location: { latitude: Number(lat.value), longitude: Number(lon.value), name: name.value || undefined, address: address.value || undefined } });
+      form.reset();
+    }) }, h('div', { class: 'row' }, field(t('latitude'), lat), field(t('longitude'), lon)), field(t('place_name'), name), field(t('address'), address),
+      h('button', { type: 'submit' }, t('send')));
   } else {
     const ours = S.templates.filter((x) => x.language === lang());
     const list = ours.length ? ours : S.templates;
@@ -601,7 +656,7 @@ function renderComposer() {
         }) }, field(t('template'), select), params, h('button', { type: 'submit' }, t('send')))
       : h('p', { class: 'muted' }, t('no_templates'));
   }
-  put(box, h('h3', {}, t('compose')), tabs, form);
+  put(box, h('h3', {}, t('compose')), quote, tabs, form);
 }
 
 // ---- participants ----

@@ -89,7 +89,11 @@ async fn a_thread_on_aws_from_optin_to_receipts_within_its_call_budget() {
         .unwrap();
     let inbound_calls = counter.take();
 
-    let cmd = send::SendCommand { content: send::Content::Text("Yes, since this morning".into()), client_id: None };
+    let cmd = send::SendCommand {
+        content: send::Content::Text("Yes, since this morning".into()),
+        client_id: None,
+        reply_to: None,
+    };
     let m = send::send(ports, &caller, &conv.id, cmd).await.unwrap();
     assert_eq!(m.status, "queued");
     let job = clients.next_outbound_job(&r).await;
@@ -194,7 +198,8 @@ async fn concurrent_sends_on_aws_are_all_stored() {
     for i in 0..20 {
         let (ports, caller, id) = (ports.clone(), caller.clone(), conv.id.clone());
         tasks.push(tokio::spawn(async move {
-            let cmd = send::SendCommand { content: send::Content::Text(format!("m{i}")), client_id: None };
+            let cmd =
+                send::SendCommand { content: send::Content::Text(format!("m{i}")), client_id: None, reply_to: None };
             send::send(&ports, &caller, &id, cmd).await.unwrap().id
         }));
     }

@@ -224,7 +224,7 @@ async fn a_burst_overtaken_by_its_last_message_still_leaves_in_order() {
     flaky.down.store(true, Ordering::SeqCst);
     let mut last = None;
     for i in 0..12 {
-        let cmd = send::SendCommand { content: send::Content::Text(format!("t{i}")), client_id: None };
+        let cmd = send::SendCommand { content: send::Content::Text(format!("t{i}")), client_id: None, reply_to: None };
         last = Some(send::send(&ports, &caller, &"c2".into(), cmd).await.unwrap().id);
     }
     flaky.down.store(false, Ordering::SeqCst);

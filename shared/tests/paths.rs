@@ -189,7 +189,7 @@ impl World {
     }
 
     async fn send(&self, conv: &ConversationId, text: &str) -> Message {
-        let cmd = send::SendCommand { content: send::Content::Text(text.into()), client_id: None };
+        let cmd = send::SendCommand { content: send::Content::Text(text.into()), client_id: None, reply_to: None };
         let view = send::send(&self.ports, &alex(), conv, cmd).await.unwrap();
         self.message(conv, &view.id).await
     }
@@ -511,7 +511,7 @@ async fn path6_an_unknown_outcome_is_resubmitted_never_planned_again() {
     let w = world_on(lossy.clone());
     let conv = w.opted_in_thread().await;
     *lossy.lose.lock().unwrap() = 1;
-    let cmd = send::SendCommand { content: send::Content::Text("Once".into()), client_id: None };
+    let cmd = send::SendCommand { content: send::Content::Text("Once".into()), client_id: None, reply_to: None };
     send::send(&w.ports, &alex(), &conv, cmd).await.unwrap();
     let texts: Vec<Message> =
         w.thread_messages(&conv).await.into_iter().filter(|m| m.body.words() == Some("Once")).collect();

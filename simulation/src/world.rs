@@ -561,8 +561,11 @@ async fn send_text(world: &Rc<World>, me: &Caller, thread: &ConversationId) {
     // Most clients send an idempotency key, and try again with it until answered; one without
     // a key must not try again (a second call is a second message).
     let keyed = world.chance(0.7);
-    let cmd =
-        send::SendCommand { content: send::Content::Text(text.clone()), client_id: keyed.then(|| format!("k{n}")) };
+    let cmd = send::SendCommand {
+        content: send::Content::Text(text.clone()),
+        client_id: keyed.then(|| format!("k{n}")),
+        reply_to: None,
+    };
     let index = {
         let mut model = world.model.borrow_mut();
         model.sends.push(SendRecord {

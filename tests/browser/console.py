@@ -298,6 +298,30 @@ def sandbox_story(p, tmp):
     p.see("#log li.inbound .card", "Harry Patel")
     p.see("#log li.inbound .unsupported", "poll_creation")
     p.shot("2b-every-kind")
+
+    # The employee answers the contact's question with a document, quoting it, then a place.
+    p.press("reply to the question", lambda: [b for li in p.css("#log li.inbound") if "Is this the one?" in li.text
+                                              for b in p.css("button.reply", li)])
+    p.see("#composer .replying", "Is this the one?")
+    p.click(p.t("kind_file"), "#composer")
+    terms = pathlib.Path(tmp, "terms.pdf")
+    terms.write_bytes(b"%PDF-1.4\n% our terms\n%%EOF\n")
+    p.labelled(p.t("any_file"), "#composer").send_keys(str(terms))
+    p.type_into(p.t("caption"), "Our terms", "#composer")
+    p.click(p.t("send"), "#composer")
+    p.until("the document sent, quoting the question",
+            lambda: [li for li in p.css("#log li.outbound") if p.css("figure.document a[download='terms.pdf']", li)
+                     and "Is this the one?" in li.text])
+    p.see("#screen li.theirs", "Our terms")
+    assert not p.css("#composer .replying"), "the reply is sent: nothing is quoted any more"
+    p.click(p.t("kind_location"), "#composer")
+    p.type_into(p.t("latitude"), "51.5014", "#composer")
+    p.type_into(p.t("longitude"), "-0.1419", "#composer")
+    p.type_into(p.t("place_name"), "Our branch", "#composer")
+    p.click(p.t("send"), "#composer")
+    p.see("#log li.outbound .place", "Our branch")
+    p.see("#screen li.theirs", "Our branch")
+    p.click(p.t("kind_text"), "#composer")
     p.click("Template", "#composer")
     select = p.labelled("Template", "#composer")
     select.send_keys("order_update")

@@ -421,3 +421,95 @@ async fn every_kind_a_contact_sends_is_kept_with_its_content_its_file_and_what_i
     let hologram = records.iter().find(|r| r["details"]["unsupported"]["type"] == "hologram").unwrap();
     assert_eq!(hologram["details"]["unsupported"]["content"]["hologram"]["label"], "next year's kind");
 }
+
+#[tokio::test]
+async fn documents_audio_video_and_places_go_out_as_meta_takes_them_and_a_reply_quotes() {
+    let app = spawn_app().await;
+    let conv = app.opted_in_thread("u1").await;
+    app.contact_says("Please send me the contract").await;
+    let asked =
+        app.messages("u1", &conv).await.into_iter().find(|m| m["text"] == "Please send me the contract").unwrap();
+    let send = |body: Value| {
+        let app = &app;
+        let conv = conv.clone();
+        async move { app.call("POST", &format!("/conversations/{conv}/messages"), Some("u1"), Some(body)).await }
+    };
+
+    let pdf = b"%PDF-1.7 the contract".to_vec();
+    let (s, up) = upload(&app, "u1", pdf.clone(), "application/pdf").await;
+    assert_eq!((s, up["mime_type"].as_str()), (201, Some("application/pdf")), "{up}");
+    let doc = up["media_id"].as_str().unwrap().to_string();
+    let (s, m) = send(json!({"document": {"media_id": doc, "filename": "contract.pdf", "caption": "Here it is"},
+        "reply_to": asked["id"]}))
+    .await;
+    assert_eq!(s, 202, "{m}");
+    assert_eq!((m["kind"].as_str(), m["reply_to"].as_str()), (Some("document"), asked["id"].as_str()));
+    assert_eq!(
+        (m["media"]["filename"].as_str(), m["media"]["size"].as_u64()),
+        (Some("contract.pdf"), Some(pdf.len() as u64))
+    );
+    let (_, req) = app.wait_for_request(|r| r["type"] == "document").await;
+    assert_eq!(
+        (req["document"]["filename"].as_str(), req["document"]["caption"].as_str()),
+        (Some("contract.pdf"), Some("Here it is"))
+    );
+    assert!(req["document"]["id"].is_string(), "sent by Meta's id: {req}");
+    assert_eq!(req["context"]["message_id"], asked_wamid(&app, &asked).await.as_str(), "quoted for the contact");
+
+    let ogg = b"OggS\0\x02a voice note".to_vec();
+    let (s, up) = upload(&app, "u1", ogg, "audio/ogg").await;
+    assert_eq!(s, 201, "{up}");
+    let (s, m) = send(json!({"audio": {"media_id": up["media_id"]}})).await;
+    assert_eq!((s, m["kind"].as_str()), (202, Some("audio")), "{m}");
+    let (_, req) = app.wait_for_request(|r| r["type"] == "audio").await;
+    assert!(req["audio"].get("caption").is_none());
+    let (s, _) = send(json!({"audio": {"media_id": up["media_id"], "caption": "no"}})).await;
+    assert_eq!(s, 422, "an audio takes no caption");
+
+    let mp4 = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom".to_vec();
+    let (_, up) = upload(&app, "u1", mp4, "video/mp4").await;
+    let (s, m) = send(json!({"video": {"media_id": up["media_id"], "caption": "The walkthrough"}})).await;
+    assert_eq!((s, m["kind"].as_str()), (202, Some("video")), "{m}");
+    app.wait_for_request(|r| r["type"] == "video" && r["video"]["caption"] == "The walkthrough").await;
+    let (s, v) = send(json!({"image": {"media_id": up["media_id"]}})).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (415, Some("unsupported_media_type")), "a video is no picture");
+
+    let (s, m) = send(json!({"location": {"latitude": 51.501364, "longitude": -0.14189, "name": "Our branch"}})).await;
+    assert_eq!((s, m["location"]["name"].as_str()), (202, Some("Our branch")), "{m}");
+    let (_, req) = app.wait_for_request(|r| r["type"] == "location").await;
+    assert_eq!(
+        (req["location"]["latitude"].as_f64(), req["location"]["name"].as_str()),
+        (Some(51.501364), Some("Our branch"))
+    );
+
+    // Bad input: a clear error, nothing sent.
+    let (s, _) = send(json!({"location": {"latitude": 91, "longitude": 0}})).await;
+    assert_eq!(s, 422);
+    let (s, v) = send(json!({"text": "which?", "reply_to": "01NOSUCHMESSAGE"})).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (422, Some("invalid_request")), "{v}");
+    let (s, _) = send(json!({"text": "a", "location": {"latitude": 1, "longitude": 1}})).await;
+    assert_eq!(s, 422, "one kind per message");
+    let (s, v) = upload(&app, "u1", b"GIF89a".to_vec(), "image/gif").await;
+    assert_eq!((s, v["error"]["code"].as_str()), (415, Some("unsupported_media_type")));
+    let (s, _) = upload(&app, "u1", pdf.clone(), "image/png").await;
+    assert_eq!(s, 415, "a PDF labelled a picture");
+    let mut sticker = b"RIFF\0\0\0\0WEBPVP8 ".to_vec();
+    sticker.resize(600 * 1024, 0);
+    let (s, v) = upload(&app, "u1", sticker, "image/webp").await;
+    assert_eq!((s, v["error"]["code"].as_str()), (413, Some("too_large")), "a sticker is at most 500 KB");
+
+    // A document larger than POST /media takes goes in three steps.
+    let mut big = b"%PDF-1.7 ".to_vec();
+    big.resize(7 * 1024 * 1024, b'x');
+    let (s, done, _) = upload_in_steps(&app, "u1", big.clone(), "application/pdf").await;
+    assert_eq!((s, done["size"].as_u64()), (201, Some(big.len() as u64)), "{done}");
+    let (s, bytes, ct) = fetch(&app, "u1", done["media_id"].as_str().unwrap()).await;
+    assert_eq!((s, bytes.len(), ct.as_str()), (200, big.len(), "application/pdf"));
+}
+
+/// Meta's id of `m`, a message the contact sent.
+async fn asked_wamid(app: &TestApp, m: &Value) -> String {
+    let records = app.archive(m["conversation_id"].as_str().unwrap()).await;
+    let record = records.iter().find(|r| r["message_id"] == m["id"] && r["kind"] == "message").unwrap();
+    record["wamid"].as_str().unwrap().to_string()
+}

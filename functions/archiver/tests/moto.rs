@@ -53,7 +53,7 @@ async fn the_stream_becomes_locked_objects_and_a_table_writer_hides_nothing() {
     let cmd = conversations::StartConversation { phone: Phone::parse("+447700900123").unwrap(), name: None };
     let conv = conversations::start(&ports, &alex, cmd).await.unwrap();
     for text in ["Your statement is ready", "Shall I send it?"] {
-        let cmd = send::SendCommand { content: send::Content::Text(text.into()), client_id: None };
+        let cmd = send::SendCommand { content: send::Content::Text(text.into()), client_id: None, reply_to: None };
         send::send(&ports, &alex, &conv.id, cmd).await.unwrap();
     }
     // Nothing is archived until the archiver has read the stream: the table holds no record.

@@ -1,8 +1,8 @@
 //! `POST /conversations/{id}/messages` (compose, hold or queue),
 //! `GET /conversations/{id}/messages` (history the caller may see),
-//! `DELETE /conversations/{id}/messages/{message_id}` (recall), `GET /templates`, and pictures:
+//! `DELETE /conversations/{id}/messages/{message_id}` (recall), `GET /templates`, and files:
 //! `POST /media`, `GET /media/{id}`, and uploads in three steps (`POST /media/uploads`, the
-//! bytes to where it says, `POST /media/uploads/{id}/complete`) for pictures too large to pass
+//! bytes to where it says, `POST /media/uploads/{id}/complete`) for files too large to pass
 //! API Gateway and Lambda's 6 MB payloads once encoded.
 
 use axum::body::Bytes;
@@ -14,8 +14,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use shared::domain::media::MAX_IMAGE_BYTES;
-use shared::domain::message::TemplateSpec;
+use shared::domain::media::{max_bytes, MAX_IMAGE_BYTES};
+use shared::domain::message::{FileKind, Location, TemplateSpec};
 use shared::domain::{ConversationId, MessageId};
 use shared::http::{admit, ApiError, AppJson, AppState, Identity, MAX_JSON_BODY};
 use shared::usecases::media;
@@ -32,11 +32,19 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
     let media = Router::new()
         .route("/media", post(upload))
-        .route("/media/uploads/{id}", put(put_upload))
         .route("/media/{id}", get(download))
         // One byte over the limit is enough to tell "too large".
         .layer(DefaultBodyLimit::max(MAX_IMAGE_BYTES + 1));
-    messages.merge(media).route_layer(axum::middleware::from_fn_with_state(state.clone(), admit)).with_state(state)
+    // Where the store signs no URL (the local runner), the API takes an upload's bytes itself,
+    // up to the largest file WhatsApp takes.
+    let uploads = Router::new()
+        .route("/media/uploads/{id}", put(put_upload))
+        .layer(DefaultBodyLimit::max(max_bytes(FileKind::Document) + 1));
+    messages
+        .merge(media)
+        .merge(uploads)
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), admit))
+        .with_state(state)
 }
 
 async fn recall(
@@ -99,7 +107,7 @@ async fn put_upload(
     Path(id): Path<String>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let body = body.map_err(|_| ApiError::TooLarge(MAX_IMAGE_BYTES))?;
+    let body = body.map_err(|_| ApiError::TooLarge(max_bytes(FileKind::Document)))?;
     media::put_upload(&state.ports, &caller, &id, body.to_vec()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -117,16 +125,23 @@ async fn finish_upload(
 #[serde(deny_unknown_fields)]
 struct SendBody {
     text: Option<String>,
-    image: Option<ImageBody>,
+    image: Option<FileBody>,
+    document: Option<FileBody>,
+    audio: Option<FileBody>,
+    video: Option<FileBody>,
+    sticker: Option<FileBody>,
+    location: Option<Location>,
     template: Option<TemplateBody>,
     client_id: Option<String>,
+    reply_to: Option<MessageId>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ImageBody {
+struct FileBody {
     media_id: String,
     caption: Option<String>,
+    filename: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -145,23 +160,44 @@ fn command(body: SendBody) -> Result<SendCommand, ApiError> {
     if body.client_id.as_ref().is_some_and(|c| c.is_empty() || c.len() > MAX_CLIENT_ID) {
         return Err(invalid("client_id must be 1 to 128 characters"));
     }
-    let content = match (body.text, body.image, body.template) {
-        (Some(text), None, None) => Content::Text(text),
-        (None, None, Some(t)) => {
+    let files = [
+        (FileKind::Image, body.image),
+        (FileKind::Document, body.document),
+        (FileKind::Audio, body.audio),
+        (FileKind::Video, body.video),
+        (FileKind::Sticker, body.sticker),
+    ];
+    let given = usize::from(body.text.is_some())
+        + usize::from(body.template.is_some())
+        + usize::from(body.location.is_some())
+        + files.iter().filter(|(_, f)| f.is_some()).count();
+    if given != 1 {
+        return Err(invalid("give exactly one of text, image, document, audio, video, sticker, location or template"));
+    }
+    let file = files.into_iter().find_map(|(kind, f)| f.map(|f| (kind, f)));
+    let content = match (body.text, body.template, body.location, file) {
+        (Some(text), ..) => Content::Text(text),
+        (_, Some(t), ..) => {
             if t.name.trim().is_empty() || t.name.len() > 512 || t.language.trim().is_empty() || t.language.len() > 15 {
                 return Err(invalid("template needs a name and a language code"));
             }
             Content::Template(TemplateSpec { name: t.name, language: t.language, params: t.params, buttons: vec![] })
         }
-        (None, Some(i), None) => {
-            if i.media_id.is_empty() {
-                return Err(invalid("image.media_id must not be empty"));
+        (_, _, Some(location), _) => Content::Location(location),
+        (_, _, _, Some((kind, f))) => {
+            if f.media_id.is_empty() {
+                return Err(invalid(&format!("{}.media_id must not be empty", kind.as_str())));
             }
-            Content::Image { media_id: i.media_id, caption: i.caption.filter(|c| !c.is_empty()) }
+            Content::File {
+                kind,
+                media_id: f.media_id,
+                caption: f.caption.filter(|c| !c.is_empty()),
+                filename: f.filename.filter(|n| !n.is_empty()),
+            }
         }
-        _ => return Err(invalid("give exactly one of text, image or template")),
+        _ => return Err(invalid("nothing to send")),
     };
-    Ok(SendCommand { content, client_id: body.client_id })
+    Ok(SendCommand { content, client_id: body.client_id, reply_to: body.reply_to })
 }
 
 async fn send_message(

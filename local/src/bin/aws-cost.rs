@@ -349,6 +349,7 @@ async fn drive() -> Report {
             let cmd = send::SendCommand {
                 content: send::Content::Text(format!("Yes, order {k} left our warehouse this morning.")),
                 client_id: None,
+                reply_to: None,
             };
             let m = send::send(&ports, &caller, conv, cmd).await.unwrap();
             o.invoked(started, cpu);

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use time::Duration;
 
 use crate::archive::ArchiveKind;
-use crate::domain::media::{max_bytes, ImageType, MAX_IMAGE_BYTES};
+use crate::domain::media::{max_bytes, ImageType, Refusal, MAX_IMAGE_BYTES};
 use crate::domain::message::FileKind;
 use crate::domain::message::MessageError;
 use crate::domain::meta_error::FailureReason;
@@ -25,19 +25,22 @@ const META_MEDIA_LIFETIME: Duration = Duration::days(29);
 /// Receives of a fetch job before a picture is given up on.
 const FETCH_ATTEMPTS: u32 = 5;
 
-fn image_type(content_type: Option<&str>) -> Result<ImageType> {
-    content_type
-        .and_then(ImageType::from_mime)
-        .ok_or_else(|| DomainError::UnsupportedMedia("Content-Type must be image/jpeg or image/png".into()).into())
+/// `bytes` labelled `content_type` as WhatsApp would take them (`media::check`).
+fn checked(content_type: Option<&str>, bytes: &[u8]) -> Result<(FileKind, String)> {
+    crate::domain::media::check(content_type, bytes).map_err(|r| match r {
+        Refusal::TooLarge(max) => DomainError::TooLarge(max).into(),
+        Refusal::Unsupported(why) => DomainError::UnsupportedMedia(why).into(),
+    })
 }
 
-/// `POST /media`: a JPEG or PNG of at most 5 MB, taken for what its bytes are.
+/// `POST /media`: a file of a type WhatsApp takes, at most what the API takes in one body
+/// (`MAX_IMAGE_BYTES`; larger files go through `POST /media/uploads`), taken for what its
+/// bytes are.
 pub async fn upload(ports: &Ports, caller: &Caller, bytes: Vec<u8>, content_type: Option<&str>) -> Result<MediaRecord> {
     if bytes.len() > MAX_IMAGE_BYTES {
         return Err(DomainError::TooLarge(MAX_IMAGE_BYTES).into());
     }
-    image_type(content_type)?;
-    keep(ports, caller, new_ulid(), bytes).await
+    keep(ports, caller, new_ulid(), bytes, content_type).await
 }
 
 /// How long a client has to put an upload's bytes, and to fetch a picture from its URL.
@@ -69,11 +72,15 @@ fn upload_name(caller: &Caller, id: &str) -> Result<String> {
     Ok(format!("{id}{}", &hex::encode(Sha256::digest(caller.user_id.as_str()))[..16]))
 }
 
-/// `POST /media/uploads`: a picture of `content_type` announced; its bytes go where the slot
-/// says, then `finish_upload` checks and keeps them. On S3 the client writes them itself.
+/// `POST /media/uploads`: a file of `content_type` announced; its bytes go where the slot
+/// says, then `finish_upload` checks and keeps them. On S3 the client writes them itself. The
+/// id ends with the announced type's code (`media::type_code`), so finishing needs no state.
 pub async fn start_upload(ports: &Ports, caller: &Caller, content_type: Option<&str>) -> Result<UploadSlot> {
-    let mime = image_type(content_type)?.mime().to_string();
-    let id = new_ulid();
+    let unsupported =
+        || DomainError::UnsupportedMedia(format!("WhatsApp does not take files of type {content_type:?}"));
+    let (_, mime) = crate::domain::media::accepted(content_type.unwrap_or("")).ok_or_else(unsupported)?;
+    let code = crate::domain::media::type_code(&mime).ok_or_else(unsupported)?;
+    let id = format!("{}{code:02}", new_ulid());
     let signed = ports.media.upload_url(&upload_name(caller, &id)?, &mime, URL_TTL).await?;
     // Where the store signs no URL, the API takes the bytes itself (a path on the API).
     let url = signed.unwrap_or_else(|| format!("/media/uploads/{id}"));
@@ -81,10 +88,17 @@ pub async fn start_upload(ports: &Ports, caller: &Caller, content_type: Option<&
     Ok(UploadSlot { media_id: id, upload, expires_at: ports.clock.now() + URL_TTL })
 }
 
-/// `PUT /media/uploads/{id}`: the bytes of an announced picture, where the store signs no URL.
+/// The type an upload's id announced.
+fn announced(id: &str) -> Result<&'static str> {
+    let code = id.get(id.len().saturating_sub(2)..).and_then(|c| c.parse().ok());
+    code.and_then(crate::domain::media::type_of_code).ok_or(UseCaseError::NotFound)
+}
+
+/// `PUT /media/uploads/{id}`: the bytes of an announced file, where the store signs no URL.
 pub async fn put_upload(ports: &Ports, caller: &Caller, id: &str, bytes: Vec<u8>) -> Result<()> {
-    if bytes.len() > MAX_IMAGE_BYTES {
-        return Err(DomainError::TooLarge(MAX_IMAGE_BYTES).into());
+    let (kind, _) = crate::domain::media::accepted(announced(id)?).ok_or(UseCaseError::NotFound)?;
+    if bytes.len() > max_bytes(kind) {
+        return Err(DomainError::TooLarge(max_bytes(kind)).into());
     }
     Ok(ports.media.put_upload(&upload_name(caller, id)?, bytes).await?)
 }
@@ -96,21 +110,25 @@ pub async fn finish_upload(ports: &Ports, caller: &Caller, id: &str) -> Result<M
     if let Some(done) = load::<MediaRecord>(&*ports.store, &Key::media(id)).await? {
         return if done.item.owner.is_user(&caller.user_id) { Ok(done.item) } else { Err(UseCaseError::NotFound) };
     }
-    let bytes = ports.media.get_upload(&name, MAX_IMAGE_BYTES).await?.ok_or(UseCaseError::NotFound)?;
-    if bytes.len() > MAX_IMAGE_BYTES {
-        return Err(DomainError::TooLarge(MAX_IMAGE_BYTES).into());
-    }
-    keep(ports, caller, id.to_string(), bytes).await
+    let mime = announced(id)?;
+    let (kind, _) = crate::domain::media::accepted(mime).ok_or(UseCaseError::NotFound)?;
+    let bytes = ports.media.get_upload(&name, max_bytes(kind)).await?.ok_or(UseCaseError::NotFound)?;
+    keep(ports, caller, id.to_string(), bytes, Some(mime)).await
 }
 
-/// Keeps `bytes` as the picture `id` of `caller`, if they are a JPEG or a PNG.
-async fn keep(ports: &Ports, caller: &Caller, id: String, bytes: Vec<u8>) -> Result<MediaRecord> {
-    let real = ImageType::sniff(&bytes)
-        .ok_or_else(|| DomainError::UnsupportedMedia("the bytes are not a JPEG or a PNG".into()))?;
+/// Keeps `bytes` as the file `id` of `caller`, if WhatsApp takes them as labelled.
+async fn keep(
+    ports: &Ports,
+    caller: &Caller,
+    id: String,
+    bytes: Vec<u8>,
+    content_type: Option<&str>,
+) -> Result<MediaRecord> {
+    let (_, mime) = checked(content_type, &bytes)?;
     let record = MediaRecord {
         id,
         owner: caller.sender(),
-        mime_type: real.mime().to_string(),
+        mime_type: mime.clone(),
         size: bytes.len() as u64,
         sha256: hex::encode(Sha256::digest(&bytes)),
         meta_id: None,
@@ -119,7 +137,7 @@ async fn keep(ports: &Ports, caller: &Caller, id: String, bytes: Vec<u8>) -> Res
         latest_message: Default::default(),
         created_at: ports.clock.now(),
     };
-    ports.media.put(&record.id, bytes, real.mime()).await?;
+    ports.media.put(&record.id, bytes, &mime).await?;
     record_once(ports, record).await
 }
 

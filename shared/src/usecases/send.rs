@@ -6,9 +6,9 @@ use serde_json::json;
 
 use crate::dlp::{Policy, Verdict};
 use crate::domain::contact::SendGate;
-use crate::domain::message::{SystemPurpose, TemplateSpec};
+use crate::domain::message::{FileFacts, FileKind, Location, SystemPurpose, TemplateSpec};
 use crate::domain::notice::{Notice, NoticeKind};
-use crate::domain::{Body, Contact, Conversation, DomainError, Message, MessageKind, MessageStatus, Sender};
+use crate::domain::{Body, Contact, Conversation, Direction, DomainError, Message, MessageKind, MessageStatus, Sender};
 use crate::ports::{Cond, Effect, Item, Key, StoreError, Timer, Versioned, Write};
 use time::OffsetDateTime as Time;
 
@@ -35,13 +35,23 @@ pub const MAX_TEMPLATE_PARAM_CHARS: usize = 1024;
 pub enum Content {
     Text(String),
     Template(TemplateSpec),
-    Image { media_id: String, caption: Option<String> },
+    /// A file the caller uploaded, or one already in the thread, sent as `kind`: a picture,
+    /// a document (any file; its name and a caption), an audio, a video or a sticker.
+    File {
+        kind: FileKind,
+        media_id: String,
+        caption: Option<String>,
+        filename: Option<String>,
+    },
+    Location(Location),
 }
 
 #[derive(Debug, Clone)]
 pub struct SendCommand {
     pub content: Content,
     pub client_id: Option<String>,
+    /// A message of the thread this one answers: the contact sees it quoted.
+    pub reply_to: Option<MessageId>,
 }
 
 /// A send's content once DLP has screened it, with what its author wrote (for the archive).
@@ -52,6 +62,7 @@ pub struct Screened {
     pub dlp_rules: Vec<String>,
     pub written: String,
     pub client_id: Option<String>,
+    pub reply_to: Option<MessageId>,
 }
 
 /// What a send reads before it plans.
@@ -59,8 +70,10 @@ pub struct Screened {
 pub struct SendState {
     pub conv: Versioned<Conversation>,
     pub contact: Versioned<Contact>,
-    /// The picture an image send names, if it exists.
+    /// The file a file send names, if it exists.
     pub media: Option<Versioned<MediaRecord>>,
+    /// The message a reply answers, if it is one of the thread's.
+    pub quoted: Option<Message>,
 }
 
 /// One send's plan and its message, as committed.
@@ -100,7 +113,7 @@ pub async fn send(
         }
         other => other?,
     };
-    let screened = &Screened { content, dlp_rules, written, client_id: cmd.client_id };
+    let screened = &Screened { content, dlp_rules, written, client_id: cmd.client_id, reply_to: cmd.reply_to };
     let sent = execute(ports, || {
         let first_read = first_read.take();
         async move {
@@ -117,10 +130,14 @@ pub async fn send(
             }
             let contact = load_contact(&*ports.store, &conv.item.contact_key).await?;
             let media = match &screened.content {
-                Content::Image { media_id, .. } => load::<MediaRecord>(&*ports.store, &Key::media(media_id)).await?,
+                Content::File { media_id, .. } => load::<MediaRecord>(&*ports.store, &Key::media(media_id)).await?,
                 _ => None,
             };
-            let state = SendState { conv, contact, media };
+            let quoted = match &screened.reply_to {
+                Some(id) => load::<Message>(&*ports.store, &Key::message(conversation_id, id)).await?.map(|v| v.item),
+                None => None,
+            };
+            let state = SendState { conv, contact, media, quoted };
             // Planned after the versioned reads: the message's id sorts in commit order.
             let SendPlan { plan, msg, held } = plan_send(&state, caller, screened, &ports.settings, ports.clock.now())?;
             let releases = plan.effects.iter().any(|e| matches!(e, Effect::ReleaseHeld { .. }));
@@ -152,7 +169,34 @@ enum Sent {
 }
 
 /// What the API refuses before anything is read: empty or over-long text, over-long templates.
+/// Longest file name sent with a document, in characters.
+pub const MAX_FILENAME_CHARS: usize = 240;
+
 fn validate(content: &Content) -> Result<()> {
+    let invalid = |m: &str| -> Result<()> { Err(DomainError::Invalid(m.into()).into()) };
+    match content {
+        Content::Location(l) => {
+            let (lat, lon) = (l.latitude.as_f64().unwrap_or(f64::NAN), l.longitude.as_f64().unwrap_or(f64::NAN));
+            if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+                return invalid("a location needs a latitude of -90 to 90 and a longitude of -180 to 180");
+            }
+            if [&l.name, &l.address].iter().any(|w| w.as_ref().is_some_and(|w| w.chars().count() > MAX_CAPTION_CHARS)) {
+                return invalid("a location's name or address is too long");
+            }
+        }
+        Content::File { kind: FileKind::Audio | FileKind::Sticker, caption: Some(_), .. } => {
+            return invalid("an audio or a sticker takes no caption");
+        }
+        Content::File { kind, filename: Some(name), .. } => {
+            if *kind != FileKind::Document {
+                return invalid("only a document takes a filename");
+            }
+            if name.trim().is_empty() || name.chars().count() > MAX_FILENAME_CHARS || name.contains(['/', '\\']) {
+                return invalid("a filename is 1 to 240 characters, without / or \\");
+            }
+        }
+        _ => {}
+    }
     if let Content::Text(t) = content {
         if t.trim().is_empty() {
             return Err(DomainError::Invalid("text must not be empty".into()).into());
@@ -187,12 +231,24 @@ pub fn plan_send(
     settings: &Settings,
     now: Time,
 ) -> Result<SendPlan> {
-    let Screened { content, dlp_rules, written, client_id } = screened;
+    let Screened { content, dlp_rules, written, client_id, reply_to } = screened;
     let (conv, contact) = (&state.conv, &state.contact);
     conv.item.check_writable()?;
     let (mut c, mut k) = (conv.item.clone(), contact.item.clone());
     let (mut msg, media_write) = compose(&c, caller, content, state.media.as_ref(), now)?;
     msg.client_id = client_id.clone();
+    if reply_to.is_some() {
+        // Only a message the caller may see, of this thread, that is not a notice.
+        let quoted = state
+            .quoted
+            .as_ref()
+            .filter(|q| {
+                q.direction != Direction::Notice && c.participant(&caller.user_id).is_none_or(|p| p.may_see(&q.id))
+            })
+            .ok_or_else(|| DomainError::Invalid("reply_to is not a message of this thread".into()))?;
+        msg.reply_to = Some(quoted.id.clone());
+        msg.context_wamid = quoted.wamid.clone();
+    }
 
     let mut extra = Vec::new();
     let mut to_queue = Vec::new();
@@ -303,9 +359,21 @@ fn compose(
             Body::Text { text: t.clone(), prefix }
         }
         Content::Template(t) => Body::Template(t.clone()),
-        Content::Image { media_id, caption } => {
+        Content::Location(l) => Body::Location(l.clone()),
+        Content::File { kind, media_id, caption, filename } => {
             let media = media.ok_or(UseCaseError::NotFound)?;
             media::sendable(&media.item, caller, &c.id)?;
+            let (is, _) = crate::domain::media::accepted(&media.item.mime_type)
+                .ok_or_else(|| DomainError::UnsupportedMedia(format!("{} cannot be sent", media.item.mime_type)))?;
+            // Any file goes as a document; otherwise the file must be of the kind it is sent as.
+            if *kind != FileKind::Document && is != *kind {
+                return Err(DomainError::UnsupportedMedia(format!(
+                    "a {} file cannot be sent as {}",
+                    media.item.mime_type,
+                    kind.as_str()
+                ))
+                .into());
+            }
             let prefix = caption.as_ref().and_then(|_| c.speaker_prefix(speaker));
             if let Some(caption) = caption {
                 fits(prefix.as_deref(), caption, "caption", MAX_CAPTION_CHARS)?;
@@ -317,7 +385,14 @@ fn compose(
             }
             shared_with.latest_message.insert(c.id.clone(), id.clone());
             media_write = Some(put_versioned(Item::Media(shared_with), Some(media.version)));
-            Body::image(Some(media_id.clone()), caption.clone(), prefix)
+            let facts = FileFacts {
+                mime_type: Some(media.item.mime_type.clone()),
+                size: Some(media.item.size),
+                sha256: Some(media.item.sha256.clone()),
+                filename: filename.clone(),
+                voice: false,
+            };
+            Body::File { kind: *kind, media_id: Some(media_id.clone()), caption: caption.clone(), prefix, facts }
         }
     };
     let msg = Message::outbound(id, c.id.clone(), Sender::User(caller.user_id.clone()), body, now);
@@ -427,8 +502,16 @@ fn screen(policy: &Policy, content: Content) -> Result<(Content, Vec<String>)> {
             t.params = t.params.into_iter().map(&mut check).collect::<Result<_>>()?;
             Content::Template(t)
         }
-        Content::Image { media_id, caption } => {
-            Content::Image { media_id, caption: caption.map(&mut check).transpose()? }
+        Content::File { kind, media_id, caption, filename } => Content::File {
+            kind,
+            media_id,
+            caption: caption.map(&mut check).transpose()?,
+            filename: filename.map(&mut check).transpose()?,
+        },
+        Content::Location(mut l) => {
+            l.name = l.name.map(&mut check).transpose()?;
+            l.address = l.address.map(&mut check).transpose()?;
+            Content::Location(l)
         }
     };
     rules.sort();
@@ -441,7 +524,13 @@ fn written_text(content: &Content) -> String {
     match content {
         Content::Text(t) => t.clone(),
         Content::Template(t) => format!("[template {} ({})] {}", t.name, t.language, t.params.join(" | ")),
-        Content::Image { media_id, caption } => format!("[image {media_id}] {}", caption.as_deref().unwrap_or("")),
+        Content::File { kind, media_id, caption, filename } => format!(
+            "[{} {media_id} {}] {}",
+            kind.as_str(),
+            filename.as_deref().unwrap_or(""),
+            caption.as_deref().unwrap_or("")
+        ),
+        Content::Location(l) => l.line(),
     }
 }
 
@@ -466,11 +555,18 @@ mod tests {
             conv: Versioned { item: conv, version: 4 },
             contact: Versioned { item: contact, version: 9 },
             media: None,
+            quoted: None,
         }
     }
 
     fn text(t: &str) -> Screened {
-        Screened { content: Content::Text(t.into()), dlp_rules: vec![], written: t.into(), client_id: None }
+        Screened {
+            content: Content::Text(t.into()),
+            dlp_rules: vec![],
+            written: t.into(),
+            client_id: None,
+            reply_to: None,
+        }
     }
 
     fn plan(state: &SendState, screened: &Screened, now: Time) -> SendPlan {
@@ -629,8 +725,54 @@ mod tests {
         closed.conv.item.closed = true;
         assert!(plan_send(&closed, &caller(), &text("x"), &settings, T0).is_err());
 
-        let picture = Screened { content: Content::Image { media_id: "p1".into(), caption: None }, ..text("") };
+        let file = Content::File { kind: FileKind::Image, media_id: "p1".into(), caption: None, filename: None };
+        let picture = Screened { content: file, ..text("") };
         assert!(matches!(plan_send(&state(), &caller(), &picture, &settings, T0), Err(UseCaseError::NotFound)));
+    }
+
+    #[test]
+    fn a_reply_quotes_a_message_of_the_thread_and_goes_to_meta_with_its_wamid() {
+        let mut st = state();
+        let mut theirs = Message::outbound("m0".into(), "c".into(), Sender::Contact, Body::text("which one?"), T0);
+        theirs.direction = Direction::Inbound;
+        theirs.wamid = Some("wamid.THEIRS".into());
+        st.quoted = Some(theirs);
+        let reply = Screened { reply_to: Some("m0".into()), ..text("this one") };
+        let p = plan(&st, &reply, T0);
+        assert_eq!(
+            (p.msg.reply_to.as_ref().map(|r| r.as_str()), p.msg.context_wamid.as_deref()),
+            (Some("m0"), Some("wamid.THEIRS"))
+        );
+        st.quoted = None;
+        let refused = plan_send(&st, &caller(), &reply, &Settings::default(), T0);
+        assert!(matches!(refused, Err(UseCaseError::Domain(DomainError::Invalid(_)))), "{refused:?}");
+    }
+
+    #[test]
+    fn a_file_goes_as_its_own_kind_or_as_a_document_and_nothing_else() {
+        let mut st = state();
+        let pdf = MediaRecord {
+            id: "f1".into(),
+            owner: Sender::User("u1".into()),
+            mime_type: "application/pdf".into(),
+            size: 9,
+            sha256: "ab".into(),
+            meta_id: None,
+            meta_uploaded_at: None,
+            conversations: vec![],
+            latest_message: Default::default(),
+            created_at: T0,
+        };
+        st.media = Some(Versioned { item: pdf, version: 1 });
+        let send = |kind| Screened {
+            content: Content::File { kind, media_id: "f1".into(), caption: None, filename: Some("a.pdf".into()) },
+            ..text("")
+        };
+        let p = plan(&st, &send(FileKind::Document), T0);
+        let (kind, facts) = p.msg.body.file().unwrap();
+        assert_eq!((kind, facts.filename.as_deref(), facts.size), (FileKind::Document, Some("a.pdf"), Some(9)));
+        let refused = plan_send(&st, &caller(), &send(FileKind::Image), &Settings::default(), T0);
+        assert!(matches!(refused, Err(UseCaseError::Domain(DomainError::UnsupportedMedia(_)))), "{refused:?}");
     }
 
     #[test]
@@ -640,6 +782,7 @@ mod tests {
             dlp_rules: vec!["card".into()],
             written: "card 4111 1111 1111 1111".into(),
             client_id: Some("k1".into()),
+            reply_to: None,
         };
         let p = plan(&state(), &screened, T0);
         assert_eq!(p.msg.dlp_rules, ["card"]);
