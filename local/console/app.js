@@ -465,7 +465,7 @@ function nameOf(userId) {
   if (userId === S.user.claims.sub) return S.user.claims.name || userId;
   return p ? p.name : userId;
 }
-const TICKS = { queued: '🕓', sent: '✓', delivered: '✓✓', read: '✓✓', failed: '!' };
+const TICKS = { queued: '🕓', sent: '✓', delivered: '✓✓', read: '✓✓', played: '✓✓', failed: '!' };
 function renderMessages() {
   const log = $('log');
   if (!log) return;

@@ -461,8 +461,19 @@ async fn documents_audio_video_and_places_go_out_as_meta_takes_them_and_a_reply_
     assert_eq!(s, 201, "{up}");
     let (s, m) = send(json!({"audio": {"media_id": up["media_id"]}})).await;
     assert_eq!((s, m["kind"].as_str()), (202, Some("audio")), "{m}");
-    let (_, req) = app.wait_for_request(|r| r["type"] == "audio").await;
+    let (voice, req) = app.wait_for_request(|r| r["type"] == "audio").await;
     assert!(req["audio"].get("caption").is_none());
+    // The contact plays it: past read, shown and on the record.
+    let now = app.now_unix().await;
+    for status in ["delivered", "played", "read"] {
+        assert_eq!(app.status(&voice, status, now, None).await, 200);
+    }
+    let played = eventually("the voice note played", || async {
+        let m = app.messages("u1", &conv).await.into_iter().find(|x| x["id"] == m["id"])?;
+        (m["status"] == "played" && m["status_at"]["read"].is_string()).then_some(m)
+    })
+    .await;
+    assert!(played["status_at"]["played"].is_string());
     let (s, _) = send(json!({"audio": {"media_id": up["media_id"], "caption": "no"}})).await;
     assert_eq!(s, 422, "an audio takes no caption");
 

@@ -1,5 +1,6 @@
 //! Messages of a thread (outbound, inbound, notices) and their receipts, which only move
-//! forward: queued < sent < delivered < read, with `failed` apart.
+//! forward: queued < sent < delivered < read < played (a voice note's first play), with
+//! `failed` apart.
 
 use std::borrow::Cow;
 
@@ -50,6 +51,8 @@ pub enum MessageStatus {
     Sent,
     Delivered,
     Read,
+    /// A voice note the contact played.
+    Played,
     Failed,
     /// Taken back by its sender before it was handed to Meta.
     Recalled,
@@ -63,6 +66,7 @@ impl MessageStatus {
             MessageStatus::Sent => "sent",
             MessageStatus::Delivered => "delivered",
             MessageStatus::Read => "read",
+            MessageStatus::Played => "played",
             MessageStatus::Failed => "failed",
             MessageStatus::Recalled => "recalled",
         }
@@ -78,6 +82,7 @@ impl MessageStatus {
             MessageStatus::Sent => Some(4),
             MessageStatus::Delivered => Some(5),
             MessageStatus::Read => Some(6),
+            MessageStatus::Played => Some(7),
             MessageStatus::Failed | MessageStatus::Recalled => None,
         }
     }
@@ -90,6 +95,8 @@ pub enum ReceiptStatus {
     Sent,
     Delivered,
     Read,
+    /// The first play of a voice note.
+    Played,
     Failed,
 }
 
@@ -99,6 +106,7 @@ impl ReceiptStatus {
             ReceiptStatus::Sent => "sent",
             ReceiptStatus::Delivered => "delivered",
             ReceiptStatus::Read => "read",
+            ReceiptStatus::Played => "played",
             ReceiptStatus::Failed => "failed",
         }
     }
@@ -107,6 +115,7 @@ impl ReceiptStatus {
             ReceiptStatus::Sent => MessageStatus::Sent,
             ReceiptStatus::Delivered => MessageStatus::Delivered,
             ReceiptStatus::Read => MessageStatus::Read,
+            ReceiptStatus::Played => MessageStatus::Played,
             ReceiptStatus::Failed => MessageStatus::Failed,
         }
     }
@@ -122,6 +131,8 @@ pub struct StatusTimes {
     #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
     pub read: Option<Time>,
     #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
+    pub played: Option<Time>,
+    #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<Time>,
     /// When its sender took it back (only then present).
     #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
@@ -134,6 +145,7 @@ impl StatusTimes {
             ReceiptStatus::Sent => &mut self.sent,
             ReceiptStatus::Delivered => &mut self.delivered,
             ReceiptStatus::Read => &mut self.read,
+            ReceiptStatus::Played => &mut self.played,
             ReceiptStatus::Failed => &mut self.failed,
         }
     }
@@ -859,6 +871,18 @@ mod tests {
     }
 
     #[test]
+    fn a_voice_note_played_is_past_read_and_read_after_it_only_records_its_time() {
+        let mut m = accepted();
+        assert_eq!(m.apply_receipt("w1", ReceiptStatus::Played, T0 + Duration::seconds(5)), ReceiptOutcome::Advanced);
+        assert_eq!(m.apply_receipt("w1", ReceiptStatus::Read, T0 + Duration::seconds(4)), ReceiptOutcome::TimeRecorded);
+        assert_eq!((m.status, m.status.public()), (MessageStatus::Played, "played"));
+        assert_eq!(
+            (m.status_at.read, m.status_at.played),
+            (Some(T0 + Duration::seconds(4)), Some(T0 + Duration::seconds(5)))
+        );
+    }
+
+    #[test]
     fn redelivered_receipt_changes_nothing() {
         let mut m = accepted();
         m.apply_receipt("w1", ReceiptStatus::Sent, T0);
@@ -902,6 +926,7 @@ mod tests {
             Just(ReceiptStatus::Sent),
             Just(ReceiptStatus::Delivered),
             Just(ReceiptStatus::Read),
+            Just(ReceiptStatus::Played),
             Just(ReceiptStatus::Failed)
         ]
     }

@@ -435,6 +435,7 @@ fn status(s: RawStatus) -> WebhookEvent {
         "sent" => ReceiptStatus::Sent,
         "delivered" => ReceiptStatus::Delivered,
         "read" => ReceiptStatus::Read,
+        "played" => ReceiptStatus::Played,
         "failed" => ReceiptStatus::Failed,
         other => return WebhookEvent::Ignored { what: format!("status {other}") },
     };
@@ -633,6 +634,14 @@ mod tests {
     }
 
     #[test]
+    fn a_voice_notes_first_play_is_a_status() {
+        let body = br#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{
+            "statuses":[{"id":"wamid.V","status":"played","timestamp":"1789905700","recipient_id":"447700900123"}]}}]}]}"#;
+        let [WebhookEvent::Status(s)] = &parse(body, OURS).unwrap()[..] else { panic!() };
+        assert_eq!(s.status, ReceiptStatus::Played);
+    }
+
+    #[test]
     fn batch_walks_every_entry_and_change() {
         let events = parse(&fixture("batch_two_entries_3_messages_2_statuses.json"), OURS).unwrap();
         let inbound = events.iter().filter(|e| matches!(e, WebhookEvent::Inbound(_))).count();
@@ -650,7 +659,7 @@ mod tests {
     fn a_malformed_item_does_not_lose_its_siblings() {
         let body = br#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{
             "messages":[{"id":"bad"},{"id":"w2","from":"1555","timestamp":"1","type":"text","text":{"body":"hi"}}],
-            "statuses":[{"id":"w3","status":"played","timestamp":"1"}]}},{"field":"account_update","value":{}}]}]}"#;
+            "statuses":[{"id":"w3","status":"deleted","timestamp":"1"}]}},{"field":"account_update","value":{}}]}]}"#;
         let events = parse(body, OURS).unwrap();
         assert_eq!(events.len(), 4);
         assert!(matches!(&events[1], WebhookEvent::Inbound(m) if m.wamid == "w2"));
