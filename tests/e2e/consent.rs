@@ -164,3 +164,54 @@ async fn consent_belongs_to_the_number_so_a_second_thread_needs_no_optin() {
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert_eq!(app.graph.accepted().iter().filter(|(_, r)| r["type"] == "template").count(), 1);
 }
+
+#[tokio::test]
+async fn every_consent_change_from_every_source_is_in_the_contacts_history_threads_or_not() {
+    let app = spawn_app().await;
+    let history = |who: String| {
+        let app = &app;
+        async move { app.call_with("GET", "/admin/contacts/%2B447700900123/consent", &who, None).await }
+    };
+    // A contact with no thread and no history is unknown here.
+    assert_eq!(history(auditor()).await.0, 404);
+
+    // Meta says they stopped marketing before any thread: on their history, in no thread.
+    let stop = json!({"object": "whatsapp_business_account", "entry": [{"id": "0", "changes": [{"field": "user_preferences",
+        "value": {"messaging_product": "whatsapp", "metadata": {"phone_number_id": "106540352242922"},
+            "user_preferences": [{"wa_id": WA_ID, "detail": "User requested to stop marketing messages",
+                "category": "marketing_messages", "value": "stop", "timestamp": app.now_unix().await}]}}]}]});
+    // A contact Meta's word is about: asked, accepted, and their only employee left the thread.
+    let id = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
+    app.accept_optin().await;
+    let (s, v) = app.call("POST", &format!("/conversations/{id}/leave"), Some("u1"), None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(app.webhook(&stop).await, 200);
+    app.contact_says("yes").await;
+    app.contact_says("STOP").await;
+
+    let (s, v) = history(auditor()).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!((v["phone"].as_str(), v["consent"].as_str()), (Some(PHONE), Some("opted_out")));
+    let steps: Vec<(String, String)> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["consent"].as_str().unwrap().to_string(), h["source"].as_str().unwrap().to_string()))
+        .collect();
+    let want = [
+        ("requested", "optin_request"),
+        ("opted_in", "button"),
+        ("marketing_opted_out", "user_preferences"),
+        ("opted_in", "keyword"),
+        ("opted_out", "stop"),
+    ];
+    let want: Vec<(String, String)> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    assert_eq!(steps, want, "oldest first");
+    let at: Vec<&str> = v["history"].as_array().unwrap().iter().map(|h| h["at"].as_str().unwrap()).collect();
+    assert!(at.windows(2).all(|w| w[0] <= w[1]), "{at:?}");
+    assert_eq!(v["history"][0]["conversation_id"], id.as_str());
+
+    assert_eq!(history(token_for("u1", "en")).await.0, 403, "admins only");
+    let (s, _) = app.call_with("GET", "/admin/contacts/not-a-phone/consent", &auditor(), None).await;
+    assert_eq!(s, 422);
+}

@@ -1,4 +1,5 @@
-//! Admin routes: a thread's compliance archive as JSON Lines, and its hash-chain verification.
+//! Admin routes: a thread's compliance archive as JSON Lines, its hash-chain verification, and
+//! a contact's consent history.
 
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -7,13 +8,14 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use shared::domain::ConversationId;
+use shared::domain::{ConversationId, Phone};
 use shared::http::{admit, ApiError, AppState, Identity};
 use shared::usecases::archive;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/admin/conversations/{id}/archive", get(archive_route))
+        .route("/admin/contacts/{phone}/consent", get(consent_route))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), admit))
         .with_state(state)
 }
@@ -42,4 +44,15 @@ async fn archive_route(
         body.push('\n');
     }
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+/// `{phone}`: E.164 (`+` percent-encoded or not) or Meta's digits.
+async fn consent_route(
+    State(state): State<AppState>,
+    Identity(caller): Identity,
+    Path(phone): Path<String>,
+) -> Result<Json<archive::ConsentHistory>, ApiError> {
+    let phone = if phone.starts_with('+') { Phone::parse(&phone) } else { Phone::from_wa_id(&phone) };
+    let phone = phone.map_err(ApiError::InvalidRequest)?;
+    Ok(Json(archive::consent_history(&state.ports, &caller, phone.digits()).await?))
 }

@@ -16,6 +16,13 @@ impl Key {
     pub fn contact(contact_key: &str) -> Key {
         Key { pk: format!("CONTACT#{contact_key}"), sk: "CONTACT".into() }
     }
+    /// The partition of a contact's consent history: one item per change, oldest first.
+    pub fn consent_history(contact_key: &str) -> String {
+        format!("CONSENT#{contact_key}")
+    }
+    pub fn consent_change(contact_key: &str, id: &str) -> Key {
+        Key { pk: Key::consent_history(contact_key), sk: format!("AT#{id}") }
+    }
     pub fn contact_alias(user_id: &str) -> Key {
         Key { pk: format!("BSUID#{user_id}"), sk: "BSUID".into() }
     }
@@ -163,6 +170,24 @@ pub struct MediaRecord {
     pub created_at: OffsetDateTime,
 }
 
+/// One change of a contact's consent, from any source, in a thread or not (CONTRACT.md
+/// section 7): the contact's consent history. Written by the commit that makes the change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentChange {
+    pub contact_key: String,
+    /// A ULID: the history's order.
+    pub id: String,
+    /// What it became: `requested`, `opted_in`, `opted_out`, `marketing_opted_out`.
+    pub consent: String,
+    /// `optin_request`, `button`, `keyword`, `stop`, `meta_131050`, `user_preferences`, ...
+    pub source: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The thread it came through; none for a change while the contact had no thread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<ConversationId>,
+}
+
 /// Every kind of item, tagged so the stored form names its kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 // Items are moved one at a time, never held in bulk: boxing would only add allocations.
@@ -170,6 +195,7 @@ pub struct MediaRecord {
 #[serde(tag = "item", rename_all = "snake_case")]
 pub enum Item {
     Contact(Contact),
+    ConsentChange(ConsentChange),
     /// A business-scoped user id pointing at the contact it belongs to.
     ContactAlias {
         user_id: String,
@@ -288,6 +314,7 @@ impl Item {
             Item::Profile(u) => Key::profile(&u.user_id),
             Item::DirectoryEntry(u) => Key::directory_entry(&u.sub_org, &u.region, &u.user_id),
             Item::Media(m) => Key::media(&m.id),
+            Item::ConsentChange(c) => Key::consent_change(&c.contact_key, &c.id),
             Item::ArchiveSegment(seg) => Key::archive_segment(&seg.conversation_id, seg.first),
             Item::ArchiverPosition { .. } => Key::archiver(),
             Item::Outbox(e) => Key::outbox(e.shard, &e.id),

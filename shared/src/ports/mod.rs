@@ -16,7 +16,9 @@ use crate::meta::webhook::StatusEvent;
 
 pub mod change;
 pub mod item;
-pub use item::{directory_partition, outbox_partition, DirectoryUser, Item, Key, MediaRecord, OUTBOX_SHARDS};
+pub use item::{
+    directory_partition, outbox_partition, ConsentChange, DirectoryUser, Item, Key, MediaRecord, OUTBOX_SHARDS,
+};
 
 /// A stored item and the version a conditional write must name to replace it.
 #[derive(Debug, Clone, PartialEq)]

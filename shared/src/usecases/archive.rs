@@ -11,9 +11,9 @@ use crate::archive::{
     missing, parse_batch, verify_complete, ArchiveEvent, ArchiveKind, ArchiveRecord, Source, Verification,
 };
 use crate::domain::{Conversation, Sender};
-use crate::ports::Key;
+use crate::ports::{ConsentChange, Item, Key, Write};
 
-use super::{load, Caller, Ports, Result, Settings, UseCaseError};
+use super::{load, new_ulid, put_new, Caller, Ports, Result, Settings, UseCaseError};
 use crate::domain::ids::ConversationId;
 
 /// What the archive keeps of a text that DLP redacted or blocked: what was written, with each
@@ -62,6 +62,71 @@ pub fn consent_event(
         at,
         serde_json::json!({ "consent": consent, "source": source, "contact": contact.key }),
     )
+}
+
+/// The same change in the contact's consent history (`GET /admin/contacts/{phone}/consent`),
+/// written by the commit that makes it, whether or not a thread carries it.
+pub fn consent_change(
+    contact: &crate::domain::Contact,
+    consent: &str,
+    source: &str,
+    conversation_id: Option<&ConversationId>,
+    at: OffsetDateTime,
+) -> Write {
+    put_new(Item::ConsentChange(ConsentChange {
+        contact_key: contact.key.clone(),
+        id: new_ulid(),
+        consent: consent.to_string(),
+        source: source.to_string(),
+        at,
+        conversation_id: conversation_id.cloned(),
+    }))
+}
+
+/// `GET /admin/contacts/{phone}/consent`: where the contact stands and every change, oldest
+/// first (admin).
+pub async fn consent_history(ports: &Ports, caller: &Caller, contact_key: &str) -> Result<ConsentHistory> {
+    require_admin(caller)?;
+    let contact = load::<crate::domain::Contact>(&*ports.store, &Key::contact(contact_key)).await?;
+    let pk = Key::consent_history(contact_key);
+    let mut history = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = ports.store.query(&pk, "AT#", after.as_deref(), 500, true).await?;
+        let full = page.len() == 500;
+        for v in page {
+            if let Item::ConsentChange(c) = v.item {
+                after = Some(format!("AT#{}", c.id));
+                history.push(c);
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    match contact {
+        Some(c) => Ok(ConsentHistory::of(contact_key, Some(&c.item), history)),
+        None if history.is_empty() => Err(UseCaseError::NotFound),
+        None => Ok(ConsentHistory::of(contact_key, None, history)),
+    }
+}
+
+/// A contact's consent and how it came to be.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConsentHistory {
+    pub phone: String,
+    pub consent: crate::domain::ConsentState,
+    pub history: Vec<ConsentChange>,
+}
+
+impl ConsentHistory {
+    fn of(key: &str, contact: Option<&crate::domain::Contact>, history: Vec<ConsentChange>) -> ConsentHistory {
+        ConsentHistory {
+            phone: contact.and_then(|c| c.phone.clone()).unwrap_or_else(|| format!("+{key}")),
+            consent: contact.map_or(crate::domain::ConsentState::Unknown, |c| c.consent),
+            history,
+        }
+    }
 }
 
 fn require_admin(caller: &Caller) -> Result<()> {

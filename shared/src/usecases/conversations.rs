@@ -45,6 +45,7 @@ fn ask_consent(
     plan.effects.extend(dispatch_effects([&optin]));
     plan.writes.push(put_new(Item::Message(optin)));
     plan.writes.push(put_new(Item::Message(notice_message(&conv.id, Notice::to_all(NoticeKind::OptinRequested), now))));
+    plan.writes.push(archive::consent_change(contact, "requested", "optin_request", Some(&conv.id), now));
     true
 }
 
@@ -133,6 +134,7 @@ pub async fn resend_optin(
                 put_versioned(Item::Contact(k.clone()), Some(contact.version)),
                 put_new(Item::Message(optin)),
                 put_new(Item::Message(notice_message(&c.id, Notice::to_all(NoticeKind::OptinRequested), now))),
+                archive::consent_change(&k, "requested", "optin_resend", Some(&c.id), now),
             ],
             archive: vec![e],
             ..Plan::default()

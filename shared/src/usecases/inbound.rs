@@ -380,6 +380,10 @@ fn tell_threads(
         e
     });
     plan.archive.extend(consent_event.clone());
+    if let Some(e) = &consent_event {
+        let consent = e.details["consent"].as_str().unwrap_or("unknown");
+        plan.writes.push(archive::consent_change(k, consent, consent_source(m), Some(&c.id), now));
+    }
     let notice = match outcome.consent_changed {
         Some(ConsentState::OptedIn) => Some(Notice::to_all(NoticeKind::OptinAccepted)),
         Some(ConsentState::OptedOut) => Some(Notice::to_all(NoticeKind::OptinRejected)),

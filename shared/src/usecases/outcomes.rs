@@ -235,6 +235,14 @@ fn fail(plan: &mut FailurePlan, failure: &Failure, reason: FailureReason, now: O
             "meta_131050",
             now,
         ));
+        let change = super::archive::consent_change(
+            &plan.contact,
+            "marketing_opted_out",
+            "meta_131050",
+            Some(&plan.conv.id),
+            now,
+        );
+        plan.writes.push(change);
     }
     match plan.msg.system {
         Some(SystemPurpose::OptinRequest) => match plan.conv.optin_failed(&plan.msg.id, now) {

@@ -172,6 +172,14 @@ pub async fn marketing_preference(ports: &Ports, wa_id: &str, stop: bool) -> Res
         let on_record = threads
             .first()
             .map(|first| super::archive::consent_event(first, &k, "marketing_opted_out", "user_preferences", now));
+        // In the contact's consent history even when no thread carries it.
+        plan.writes.push(super::archive::consent_change(
+            &k,
+            "marketing_opted_out",
+            "user_preferences",
+            threads.first(),
+            now,
+        ));
         plan.effects.extend(Effect::notices(threads, rejected, on_record));
         Ok(Decision::Commit(plan, ()))
     })
