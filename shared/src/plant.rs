@@ -43,10 +43,12 @@ pub enum Bug {
     FollowersCharged,
     /// A rate limit fails the message for good once its attempts run out.
     RateLimitFails,
+    /// A contact's file is kept without checking Meta's SHA-256.
+    SkipMediaChecksum,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 18] = [
+    pub const ALL: [Bug; 19] = [
         Bug::NoConsentRecheck,
         Bug::ConflictIsDuplicate,
         Bug::NoDedupeMark,
@@ -65,6 +67,7 @@ impl Bug {
         Bug::PastTimerDropped,
         Bug::FollowersCharged,
         Bug::RateLimitFails,
+        Bug::SkipMediaChecksum,
     ];
 
     /// By its name in `Debug` form (`SIM_PLANT=NoClaim`).

@@ -95,6 +95,8 @@ struct State {
     deliveries: Vec<Delivery>,
     next_delivery: u64,
     next_wamid: u64,
+    /// Files contacts sent, by Meta's media id, for the connector to fetch.
+    media: BTreeMap<String, Vec<u8>>,
 }
 
 pub struct Meta {
@@ -136,6 +138,11 @@ impl Meta {
     /// What `to` received, in order.
     pub fn inbox(&self, to: &str) -> Vec<Taken> {
         self.state.lock().expect("meta").taken.iter().filter(|t| t.to == to).cloned().collect()
+    }
+
+    /// A contact's file, kept by Meta under `meta_id` for the connector to fetch.
+    pub fn holds_file(&self, meta_id: &str, bytes: Vec<u8>) {
+        self.state.lock().expect("meta").media.insert(meta_id.to_string(), bytes);
     }
 
     /// The contact sends `m` now: it opens their window at Meta, and its webhook is queued.
@@ -388,12 +395,59 @@ impl WhatsApp for Meta {
         Err(GraphError::unsent("no pictures in this simulation"))
     }
 
-    async fn media_info(&self, _: &str) -> Result<MediaInfo, GraphError> {
-        Err(GraphError::unsent("no pictures in this simulation"))
+    async fn media_info(&self, meta_id: &str) -> Result<MediaInfo, GraphError> {
+        point().await;
+        if self.faults.roll() {
+            return Err(match self.faults.choose(2) {
+                0 => GraphError::unsent("injected: connection refused"),
+                _ => self.refuse(500, r#"{"error":{"message":"Something went wrong","code":131000}}"#),
+            });
+        }
+        let s = self.state.lock().expect("meta");
+        let bytes =
+            s.media.get(meta_id).ok_or_else(|| self.refuse(404, r#"{"error":{"message":"not found","code":100}}"#))?;
+        Ok(MediaInfo {
+            url: format!("sim://{meta_id}"),
+            mime_type: "application/pdf".into(),
+            sha256: None,
+            file_size: Some(bytes.len() as u64),
+        })
     }
 
-    async fn download(&self, _: &str, _: usize) -> Result<Vec<u8>, GraphError> {
-        Err(GraphError::unsent("no pictures in this simulation"))
+    /// The file, or a fault: refused, cut off, or (one time in three) bytes that are not the
+    /// file's, which only Meta's SHA-256 can tell.
+    async fn download(&self, url: &str, max: usize) -> Result<Vec<u8>, GraphError> {
+        point().await;
+        let id = url.strip_prefix("sim://").unwrap_or(url);
+        let mut bytes = self.state.lock().expect("meta").media.get(id).cloned().ok_or_else(|| GraphError {
+            lost: false,
+            http_status: Some(404),
+            code: None,
+            message: "unknown media".into(),
+        })?;
+        if self.faults.roll() {
+            match self.faults.choose(3) {
+                0 => return Err(GraphError::transport("injected: the download stalled")),
+                1 => {
+                    return Err(GraphError {
+                        lost: false,
+                        http_status: Some(503),
+                        code: None,
+                        message: "injected".into(),
+                    })
+                }
+                _ => bytes[0] ^= 1,
+            }
+        }
+        if bytes.len() > max {
+            return Err(GraphError {
+                lost: false,
+                http_status: Some(200),
+                code: Some(131052),
+                message: "too large".into(),
+            });
+        }
+        Ok(bytes)
     }
 
     async fn templates(&self) -> Result<Vec<TemplateInfo>, GraphError> {

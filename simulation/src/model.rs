@@ -32,8 +32,10 @@ pub struct InboundRecord {
     pub contact: String,
     pub at: time::OffsetDateTime,
     pub consent: Consent,
-    /// `hello#<n>#` for a plain message (unique).
+    /// `hello#<n>#` for a plain message (unique), a document's caption too.
     pub text: Option<String>,
+    /// A document's bytes.
+    pub file: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,6 +236,32 @@ pub fn check_inbound(model: &mut Model, deliveries: &[Delivery], stored: &BTreeM
             problems.push(format!("the contact's {text} is stored {n} times"));
         } else if n == 0 && acked.contains(m.wamid.as_str()) {
             problems.push(format!("the contact's {text} was acknowledged but is not stored"));
+        }
+    }
+    for p in problems {
+        model.violate(p);
+    }
+}
+
+/// Every document a contact sent whose message is stored ends kept, byte for byte, under the
+/// id its message names (in the media store, the S3 of this world), or failed as
+/// `media_unavailable`: never both, never neither.
+pub fn check_files(model: &mut Model, stored: &[&shared::domain::Message], kept: impl Fn(&str) -> Option<Vec<u8>>) {
+    let mut problems = Vec::new();
+    for m in &model.inbound {
+        let (Some(text), Some(bytes)) = (&m.text, &m.file) else { continue };
+        for msg in stored.iter().filter(|s| s.body.words().and_then(|w| token(w, "hello")).as_deref() == Some(text)) {
+            let unavailable = msg.error.as_ref().is_some_and(|e| e.code == "media_unavailable");
+            match (msg.body.media_id(), unavailable) {
+                (Some(id), false) => match kept(id) {
+                    Some(k) if &k == bytes => {}
+                    Some(_) => problems.push(format!("{text}'s file was kept with other bytes than the contact's")),
+                    None => problems.push(format!("{text}'s file {id} is named but not kept")),
+                },
+                (None, true) => {}
+                (Some(_), true) => problems.push(format!("{text}'s file is kept and also unavailable")),
+                (None, false) => problems.push(format!("{text}'s file was neither kept nor given up on")),
+            }
         }
     }
     for p in problems {

@@ -83,19 +83,37 @@ fn caller(user: &str) -> Caller {
     Caller::new(user, &format!("User {user}"), "retail", "eu").with_roles(roles)
 }
 
-/// Pictures are not simulated: nothing is stored.
-struct NoMedia;
+/// The media store as S3 is to it: puts that fail (and may have happened), objects by id.
+struct SimMedia {
+    objects: std::sync::Mutex<BTreeMap<String, Vec<u8>>>,
+    faults: Arc<Faults>,
+}
+
+impl SimMedia {
+    fn kept(&self, id: &str) -> Option<Vec<u8>> {
+        self.objects.lock().expect("media").get(id).cloned()
+    }
+}
 
 #[async_trait]
-impl MediaStore for NoMedia {
-    async fn put(&self, _: &str, _: Vec<u8>, _: &str) -> Result<(), MediaStoreError> {
-        Err(MediaStoreError("no pictures in this simulation".into()))
+impl MediaStore for SimMedia {
+    async fn put(&self, id: &str, bytes: Vec<u8>, _: &str) -> Result<(), MediaStoreError> {
+        executor::point().await;
+        let fault = self.faults.roll();
+        if !fault || self.faults.chance(0.5) {
+            self.objects.lock().expect("media").insert(id.to_string(), bytes);
+        }
+        if fault {
+            return Err(MediaStoreError("injected: S3 PUT failed".into()));
+        }
+        Ok(())
     }
-    async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, MediaStoreError> {
-        Ok(None)
+    async fn get(&self, id: &str) -> Result<Option<Vec<u8>>, MediaStoreError> {
+        executor::point().await;
+        Ok(self.kept(id))
     }
     async fn put_upload(&self, _: &str, _: Vec<u8>) -> Result<(), MediaStoreError> {
-        Err(MediaStoreError("no pictures in this simulation".into()))
+        Err(MediaStoreError("employees upload no files in this simulation".into()))
     }
     async fn get_upload(&self, _: &str, _: usize) -> Result<Option<Vec<u8>>, MediaStoreError> {
         Ok(None)
@@ -110,6 +128,7 @@ struct World {
     sqs: Arc<SimSqs>,
     scheduler: Arc<SimScheduler>,
     meta: Arc<Meta>,
+    media: Arc<SimMedia>,
     rng: RefCell<StdRng>,
     model: RefCell<Model>,
     active: Cell<bool>,
@@ -199,13 +218,14 @@ async fn main(settings: Settings) -> (Vec<String>, u64, usize, u64) {
     let meta =
         Arc::new(Meta::new(faults.clone(), truth.clone(), dynamo.calls.clone(), vec![UNREACHABLE.into()], templates));
     let store: Arc<dyn Store> = dynamo.clone();
+    let media = Arc::new(SimMedia { objects: Default::default(), faults: faults.clone() });
     let ports = Ports {
         store: store.clone(),
         queue: sqs.clone(),
         scheduler: scheduler.clone(),
         clock: host.clone(),
         whatsapp: meta.clone(),
-        media: Arc::new(NoMedia),
+        media: media.clone(),
         vault: Arc::new(SimS3::new(faults.clone())),
         settings: Arc::new(config),
     };
@@ -217,6 +237,7 @@ async fn main(settings: Settings) -> (Vec<String>, u64, usize, u64) {
         sqs,
         scheduler,
         meta,
+        media,
         rng: RefCell::new(StdRng::seed_from_u64(settings.seed)),
         model: RefCell::default(),
         active: Cell::new(true),
@@ -689,6 +710,7 @@ async fn contacts(world: Rc<World>) {
         let contact: &str = world.pick(&CONTACTS).expect("contacts");
         let n = world.next();
         let received = world.meta.inbox(contact);
+        let mut file = None;
         let buttons: Vec<String> =
             received.iter().filter_map(|t| t.template()).flat_map(|t| t.buttons.clone()).collect();
         let (content, consent, text, context) = match world.below(100) {
@@ -717,6 +739,29 @@ async fn contacts(world: Rc<World>) {
                 world.meta.contact_reads(contact);
                 continue;
             }
+            90..=94 => {
+                // A signed document, its caption the message's token, its file at Meta.
+                let t = format!("hello#{n}#");
+                let bytes = format!("%PDF-1.7 mandate {n} signed").into_bytes();
+                let meta_id = format!("media-{n}");
+                let sha = {
+                    use sha2::Digest;
+                    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, sha2::Sha256::digest(&bytes))
+                };
+                world.meta.holds_file(&meta_id, bytes.clone());
+                file = Some(bytes);
+                let content = InboundContent::File {
+                    kind: shared::domain::message::FileKind::Document,
+                    media_id: meta_id,
+                    mime_type: Some("application/pdf".into()),
+                    sha256: Some(sha),
+                    caption: Some(t.clone()),
+                    filename: Some(format!("mandate-{n}.pdf")),
+                    voice: false,
+                    url: None,
+                };
+                (content, Consent::None, Some(t), None)
+            }
             _ => {
                 let t = format!("hello#{n}#");
                 let quoted = world.pick(&received).map(|r| r.wamid);
@@ -738,6 +783,7 @@ async fn contacts(world: Rc<World>) {
             at: m.timestamp,
             consent,
             text,
+            file,
         });
         let chatty = consent != Consent::Reject && world.chance(0.3);
         world.meta.contact_sends(m, true);
@@ -815,6 +861,8 @@ async fn check(world: &Rc<World>) -> Vec<String> {
         }
     }
     model::check_inbound(&mut model, &deliveries, &stored);
+    let inbound: Vec<&Message> = threads.values().flatten().filter(|m| m.direction == Direction::Inbound).collect();
+    model::check_files(&mut model, &inbound, |id| world.media.kept(id));
 
     let taken_callbacks: BTreeSet<&str> = taken.iter().map(|t| t.callback.as_str()).collect();
     let delivered_wamids: BTreeSet<&str> = deliveries

@@ -1,5 +1,5 @@
 //! Proves the simulation finds what it claims to: with each planted bug switched on in turn
-//! (`shared::plant::Bug`), some seed among the first `SIM_PLANT_SEEDS` (default 40) must break
+//! (`shared::plant::Bug`), some seed among the first `SIM_PLANT_SEEDS` (default 100) must break
 //! a promise that the same seed keeps without it. A bug it cannot find is a hole in the simulation to close, never a bug to drop.
 
 use std::time::Instant;
@@ -8,7 +8,7 @@ use shared::plant::Bug;
 use simulation::{on_every_core, run, Settings};
 
 fn main() {
-    let budget: u64 = std::env::var("SIM_PLANT_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
+    let budget: u64 = std::env::var("SIM_PLANT_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
     let only = std::env::var("SIM_PLANT").ok();
     let started = Instant::now();
     let bugs: Vec<Bug> =

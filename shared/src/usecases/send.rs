@@ -168,10 +168,11 @@ enum Sent {
     New { msg: Message, held: bool, releases: bool },
 }
 
-/// What the API refuses before anything is read: empty or over-long text, over-long templates.
 /// Longest file name sent with a document, in characters.
 pub const MAX_FILENAME_CHARS: usize = 240;
 
+/// What the API refuses before anything is read: empty or over-long text, over-long templates,
+/// a location off the globe, a caption or file name where the kind takes none.
 fn validate(content: &Content) -> Result<()> {
     let invalid = |m: &str| -> Result<()> { Err(DomainError::Invalid(m.into()).into()) };
     match content {
