@@ -792,9 +792,16 @@ function phoneEntry(e) {
   const tpl = req.type === 'template' && req.template;
   const params = tpl ? (tpl.components || []).filter((c) => c.type === 'body').flatMap((c) => c.parameters || []).map((p) => p.text) : [];
   const image = req.type === 'image' && req.image && req.image.id;
+  // What the business sent of another kind of file: what the contact's phone offers for it.
+  const file = !e.from_contact && ['document', 'audio', 'video', 'sticker'].includes(req.type) && req[req.type] && req[req.type].id;
+  const src = file && `/sandbox/media/${encodeURIComponent(file)}`;
   return h('li', { class: `msg ${e.from_contact ? 'mine' : 'theirs'}`, 'data-wamid': e.wamid },
     tpl ? h('div', {}, h('em', {}, tpl.name), params.length ? `: ${params.join(' · ')}` : '') : null,
     image ? h('img', { src: `/sandbox/media/${encodeURIComponent(image)}`, alt: e.text || t('picture') }) : null,
+    req.type === 'document' && src ? h('a', { href: src, download: req.document.filename || '' }, `📄 ${req.document.filename || t('kind_document')}`) : null,
+    req.type === 'audio' && src ? h('audio', { controls: true, src }) : null,
+    req.type === 'video' && src ? h('video', { controls: true, src, width: 200 }) : null,
+    req.type === 'sticker' && src ? h('img', { src, alt: t('kind_sticker') }) : null,
     e.text ? h('div', { class: 'text' }, e.text) : null,
     !e.text && !tpl && !image && req.type ? h('em', {}, t(`kind_${req.type}`)) : null,
     e.buttons.length ? h('div', { class: 'buttons' }, e.buttons.map((payload) => h('button', { type: 'button', 'data-payload': payload,

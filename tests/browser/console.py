@@ -313,6 +313,7 @@ def sandbox_story(p, tmp):
             lambda: [li for li in p.css("#log li.outbound") if p.css("figure.document a[download='terms.pdf']", li)
                      and "Is this the one?" in li.text])
     p.see("#screen li.theirs", "Our terms")
+    p.until("the document on the contact's phone", lambda: p.css("#screen li.theirs a[download='terms.pdf']"))
     assert not p.css("#composer .replying"), "the reply is sent: nothing is quoted any more"
     p.click(p.t("kind_location"), "#composer")
     p.type_into(p.t("latitude"), "51.5014", "#composer")
