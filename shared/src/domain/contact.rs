@@ -16,6 +16,18 @@ pub enum ConsentState {
     OptedOut,
 }
 
+impl ConsentState {
+    /// As stored and shown (`opted_in`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentState::Unknown => "unknown",
+            ConsentState::Requested => "requested",
+            ConsentState::OptedIn => "opted_in",
+            ConsentState::OptedOut => "opted_out",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
     /// Digits of the number (Meta's `wa_id`), or the business-scoped user id when the number
@@ -315,6 +327,13 @@ mod tests {
         c.optin_requested(t);
         c.inbound(InboundIntent::Accept, t, t);
         c
+    }
+
+    #[test]
+    fn a_consent_reads_as_it_is_stored() {
+        for c in [ConsentState::Unknown, ConsentState::Requested, ConsentState::OptedIn, ConsentState::OptedOut] {
+            assert_eq!(serde_json::to_value(c).unwrap(), serde_json::json!(c.as_str()));
+        }
     }
 
     #[test]

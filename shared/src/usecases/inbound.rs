@@ -374,16 +374,12 @@ fn tell_threads(
     let others: Vec<ConversationId> =
         state.threads.iter().map(|t| t.item.id.clone()).filter(|id| *id != c.id).collect();
     let consent_event = outcome.consent_changed.map(|change| {
-        let consent = serde_json::to_value(change).ok().and_then(|v| v.as_str().map(str::to_string));
-        let mut e = archive::consent_event(&c.id, k, consent.as_deref().unwrap_or("unknown"), consent_source(m), now);
+        let mut e = archive::consent_event(&c.id, k, change.as_str(), consent_source(m), now);
         e.wamid = Some(m.wamid.clone());
+        plan.writes.push(archive::consent_change(k, change.as_str(), consent_source(m), Some(&c.id), now));
         e
     });
     plan.archive.extend(consent_event.clone());
-    if let Some(e) = &consent_event {
-        let consent = e.details["consent"].as_str().unwrap_or("unknown");
-        plan.writes.push(archive::consent_change(k, consent, consent_source(m), Some(&c.id), now));
-    }
     let notice = match outcome.consent_changed {
         Some(ConsentState::OptedIn) => Some(Notice::to_all(NoticeKind::OptinAccepted)),
         Some(ConsentState::OptedOut) => Some(Notice::to_all(NoticeKind::OptinRejected)),
