@@ -15,8 +15,8 @@ use shared::domain::{ConversationId, Message, MessageStatus, Phone};
 use shared::meta::graph::{parse_send_response, GraphError, OutboundBody, OutboundRequest};
 use shared::meta::webhook::{InboundContent, InboundMessage, MetaError, StatusEvent};
 use shared::ports::{
-    Clock, Disposition, Item, Key, MediaInfo, MediaStore, MediaStoreError, OutboundJob, Queue, QueueError, ReceiptsJob,
-    Scheduler, SchedulerError, Store, TemplateInfo, Timer, WhatsApp,
+    ByteStream, Clock, Disposition, Item, Key, MediaInfo, MediaStore, MediaStoreError, OutboundJob, Queue, QueueError,
+    ReceiptsJob, Scheduler, SchedulerError, Store, TemplateInfo, Timer, WhatsApp,
 };
 use shared::usecases::{conversations, dispatch, inbound, receipts, relay, send, timers, Caller, Ports, Settings};
 
@@ -89,13 +89,13 @@ impl WhatsApp for ScriptedMeta {
         let n = self.taken.lock().unwrap().len();
         answer.map(|()| format!("wamid.T{n}"))
     }
-    async fn upload_media(&self, _: Vec<u8>, _: &str) -> Result<String, GraphError> {
+    async fn upload_media(&self, _: ByteStream, _: u64, _: &str) -> Result<String, GraphError> {
         Err(GraphError::unsent("no media"))
     }
     async fn media_info(&self, _: &str) -> Result<MediaInfo, GraphError> {
         Err(GraphError::unsent("no media"))
     }
-    async fn download(&self, _: &str, _: usize) -> Result<Vec<u8>, GraphError> {
+    async fn download(&self, _: &str, _: usize) -> Result<ByteStream, GraphError> {
         Err(GraphError::unsent("no media"))
     }
     async fn templates(&self) -> Result<Vec<TemplateInfo>, GraphError> {
@@ -107,16 +107,19 @@ struct NoMedia;
 
 #[async_trait]
 impl MediaStore for NoMedia {
-    async fn put(&self, _: &str, _: Vec<u8>, _: &str) -> Result<(), MediaStoreError> {
-        Ok(())
+    async fn put_upload(&self, _: &str, _: ByteStream, _: u64) -> Result<bool, MediaStoreError> {
+        Ok(true)
     }
-    async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, MediaStoreError> {
+    async fn open_upload(&self, _: &str) -> Result<Option<ByteStream>, MediaStoreError> {
         Ok(None)
     }
-    async fn put_upload(&self, _: &str, _: Vec<u8>) -> Result<(), MediaStoreError> {
+    async fn keep(&self, _: &str, _: &str, _: &str) -> Result<(), MediaStoreError> {
         Ok(())
     }
-    async fn get_upload(&self, _: &str, _: usize) -> Result<Option<Vec<u8>>, MediaStoreError> {
+    async fn discard_upload(&self, _: &str) -> Result<(), MediaStoreError> {
+        Ok(())
+    }
+    async fn open(&self, _: &str) -> Result<Option<ByteStream>, MediaStoreError> {
         Ok(None)
     }
 }

@@ -18,8 +18,8 @@ use shared::archive::{message_event, ArchiveKind, Journaled, Source};
 use shared::domain::{Body, Contact, Conversation, Message, Sender};
 use shared::meta::webhook::StatusEvent;
 use shared::ports::{
-    ChangeStream, Cond, Item, Key, MediaFetch, MediaStore, OutboundJob, Queue, QueueKind, ReceiptsJob, Scheduler,
-    Store, StreamEntry, Timer, Transaction, Vault, Write,
+    byte_stream, ByteStream, ChangeStream, Cond, Item, Key, MediaFetch, MediaStore, OutboundJob, Queue, QueueKind,
+    ReceiptsJob, Scheduler, Store, StreamEntry, Timer, Transaction, Vault, Write,
 };
 use time::OffsetDateTime;
 
@@ -40,19 +40,49 @@ async fn s3_media() -> Option<(Arc<dyn MediaStore>, ())> {
     Some((Arc::new(S3MediaStore::new(c.s3.clone(), bucket)), ()))
 }
 
-async fn a_picture_round_trips_and_a_missing_one_is_none(media: Arc<dyn MediaStore>) {
-    let png = b"\x89PNG\r\n\x1a\n....".to_vec();
-    media.put("01ABC", png.clone(), "image/png").await.unwrap();
-    assert_eq!(media.get("01ABC").await.unwrap(), Some(png));
-    assert_eq!(media.get("01NONE").await.unwrap(), None);
+async fn read(body: Option<ByteStream>) -> Option<Vec<u8>> {
+    use futures_util::TryStreamExt;
+    let chunks: Vec<bytes::Bytes> = body?.try_collect().await.unwrap();
+    Some(chunks.concat())
 }
 
-async fn an_upload_is_read_at_most_one_byte_past_the_limit(media: Arc<dyn MediaStore>) {
-    assert_eq!(media.get_upload("01UPNONE", 10).await.unwrap(), None);
-    media.put_upload("01UP1", vec![7; 100]).await.unwrap();
-    assert_eq!(media.get_upload("01UP1", 100).await.unwrap().map(|b| b.len()), Some(100));
-    assert_eq!(media.get_upload("01UP1", 500).await.unwrap().map(|b| b.len()), Some(100));
-    assert_eq!(media.get_upload("01UP1", 40).await.unwrap().map(|b| b.len()), Some(41), "one byte tells 'too large'");
+/// `n` bytes in chunks of 1 MB, as a client's PUT or Meta's download brings them.
+fn chunked(n: usize) -> ByteStream {
+    let chunks: Vec<std::io::Result<bytes::Bytes>> = (0..n)
+        .step_by(1 << 20)
+        .map(|at| Ok(bytes::Bytes::from(vec![(at >> 20) as u8; (n - at).min(1 << 20)])))
+        .collect();
+    Box::pin(futures_util::stream::iter(chunks))
+}
+
+async fn a_kept_upload_round_trips_and_a_missing_one_is_none(media: Arc<dyn MediaStore>) {
+    let png = b"\x89PNG\r\n\x1a\n....".to_vec();
+    assert!(media.put_upload("01UP0", byte_stream(png.clone()), 100).await.unwrap());
+    media.keep("01UP0", "01ABC", "image/png").await.unwrap();
+    media.keep("01UP0", "01ABC", "image/png").await.unwrap();
+    media.discard_upload("01UP0").await.unwrap();
+    media.discard_upload("01UP0").await.unwrap();
+    assert_eq!(read(media.open("01ABC").await.unwrap()).await, Some(png), "kept, whatever became of the upload");
+    assert_eq!(read(media.open_upload("01UP0").await.unwrap()).await, None);
+    assert!(media.open("01NONE").await.unwrap().is_none());
+}
+
+async fn an_upload_streams_and_stops_past_its_limit(media: Arc<dyn MediaStore>) {
+    assert!(media.open_upload("01UPNONE").await.unwrap().is_none());
+    // Over S3's 8 MB part: a multipart upload there.
+    let n = 20 * (1 << 20) + 3;
+    assert!(media.put_upload("01UP1", chunked(n), n as u64).await.unwrap());
+    let got = read(media.open_upload("01UP1").await.unwrap()).await.unwrap();
+    assert_eq!(got.len(), n);
+    assert_eq!((got[0], got[(9 << 20) + 5], got[n - 1]), (0, 9, 20));
+    assert!(!media.put_upload("01UP2", chunked(n), n as u64 - 1).await.unwrap(), "one byte over is over");
+    assert!(media.open_upload("01UP2").await.unwrap().is_none(), "nothing kept of a refused upload");
+    let broken: ByteStream = Box::pin(futures_util::stream::iter([
+        Ok(bytes::Bytes::from(vec![1; 10 << 20])),
+        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "cut")),
+    ]));
+    assert!(media.put_upload("01UP3", broken, u64::MAX).await.is_err());
+    assert!(media.open_upload("01UP3").await.unwrap().is_none(), "nothing kept of a broken upload");
 }
 
 /// A store either serves the bytes through the API (no URL) or signs URLs that work.
@@ -62,12 +92,14 @@ async fn a_signed_url_takes_or_serves_the_bytes(media: Arc<dyn MediaStore>) {
     if let Some(url) = media.upload_url("01UP2", "image/jpeg", ttl).await.unwrap() {
         let put = http.put(url).header("content-type", "image/jpeg").body(vec![1, 2, 3]).send().await.unwrap();
         assert!(put.status().is_success(), "{}", put.status());
-        assert_eq!(media.get_upload("01UP2", 10).await.unwrap(), Some(vec![1, 2, 3]));
+        assert_eq!(read(media.open_upload("01UP2").await.unwrap()).await, Some(vec![1, 2, 3]));
     }
-    media.put("01DL", vec![9; 5], "image/png").await.unwrap();
+    assert!(media.put_upload("01UP4", byte_stream(vec![9; 5]), 5).await.unwrap());
+    media.keep("01UP4", "01DL", "image/png").await.unwrap();
     if let Some(url) = media.download_url("01DL", ttl).await.unwrap() {
         let got = http.get(url).send().await.unwrap();
         assert!(got.status().is_success(), "{}", got.status());
+        assert_eq!(got.headers()["content-type"], "image/png");
         assert_eq!(&got.bytes().await.unwrap()[..], &[9; 5]);
     }
 }
@@ -510,8 +542,8 @@ macro_rules! contract {
     };
 }
 
-contract!(media_disk = disk_media: a_picture_round_trips_and_a_missing_one_is_none, an_upload_is_read_at_most_one_byte_past_the_limit, a_signed_url_takes_or_serves_the_bytes);
-contract!(media_s3 = s3_media: a_picture_round_trips_and_a_missing_one_is_none, an_upload_is_read_at_most_one_byte_past_the_limit, a_signed_url_takes_or_serves_the_bytes);
+contract!(media_disk = disk_media: a_kept_upload_round_trips_and_a_missing_one_is_none, an_upload_streams_and_stops_past_its_limit, a_signed_url_takes_or_serves_the_bytes);
+contract!(media_s3 = s3_media: a_kept_upload_round_trips_and_a_missing_one_is_none, an_upload_streams_and_stops_past_its_limit, a_signed_url_takes_or_serves_the_bytes);
 contract!(queue_sqlite = sqlite_queue: a_job_sent_again_is_taken_once_and_a_new_generation_is_another, one_threads_jobs_are_taken_in_the_order_sent, a_receipt_job_is_taken_as_it_was_sent);
 contract!(queue_sqs = sqs_queue: a_job_sent_again_is_taken_once_and_a_new_generation_is_another, one_threads_jobs_are_taken_in_the_order_sent, a_receipt_job_is_taken_as_it_was_sent);
 contract!(scheduler_sqlite = sqlite_timers: arming_a_timer_again_moves_it, timers_of_other_names_are_armed_side_by_side);

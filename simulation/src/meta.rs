@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use shared::domain::ReceiptStatus;
 use shared::meta::graph::{parse_send_response, GraphError, OutboundBody, OutboundRequest, Recipient};
 use shared::meta::webhook::{InboundMessage, MetaError, StatusEvent, WebhookEvent};
-use shared::ports::{Clock, MediaInfo, TemplateInfo, WhatsApp};
+use shared::ports::{ByteStream, Clock, MediaInfo, TemplateInfo, WhatsApp};
 
 use crate::aws::{Faults, StoreCalls, TrueClock};
 use crate::executor::{point, task_started, tick};
@@ -391,7 +391,7 @@ impl WhatsApp for Meta {
         Ok(self.take(req, &to))
     }
 
-    async fn upload_media(&self, _: Vec<u8>, _: &str) -> Result<String, GraphError> {
+    async fn upload_media(&self, _: ByteStream, _: u64, _: &str) -> Result<String, GraphError> {
         Err(GraphError::unsent("no pictures in this simulation"))
     }
 
@@ -416,7 +416,7 @@ impl WhatsApp for Meta {
 
     /// The file, or a fault: refused, cut off, or (one time in three) bytes that are not the
     /// file's, which only Meta's SHA-256 can tell.
-    async fn download(&self, url: &str, max: usize) -> Result<Vec<u8>, GraphError> {
+    async fn download(&self, url: &str, max: usize) -> Result<ByteStream, GraphError> {
         point().await;
         let id = url.strip_prefix("sim://").unwrap_or(url);
         let mut bytes = self.state.lock().expect("meta").media.get(id).cloned().ok_or_else(|| GraphError {
@@ -425,10 +425,12 @@ impl WhatsApp for Meta {
             code: None,
             message: "unknown media".into(),
         })?;
+        let mut cut = false;
         if self.faults.roll() {
-            match self.faults.choose(3) {
+            match self.faults.choose(4) {
                 0 => return Err(GraphError::transport("injected: the download stalled")),
-                1 => {
+                1 if bytes.len() > 1 => cut = true,
+                2 => {
                     return Err(GraphError {
                         lost: false,
                         http_status: Some(503),
@@ -447,7 +449,13 @@ impl WhatsApp for Meta {
                 message: "too large".into(),
             });
         }
-        Ok(bytes)
+        if cut {
+            // Half the file, then the connection drops.
+            let half = bytes::Bytes::from(bytes[..bytes.len() / 2].to_vec());
+            let broke = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected: the download broke off");
+            return Ok(Box::pin(futures_util::stream::iter([Ok(half), Err(broke)])));
+        }
+        Ok(shared::ports::byte_stream(bytes))
     }
 
     async fn templates(&self) -> Result<Vec<TemplateInfo>, GraphError> {

@@ -22,7 +22,8 @@ use shared::domain::{Caller, ConversationId, Direction, Message, MessageId, Phon
 use shared::meta::webhook::{InboundContent, InboundMessage};
 use shared::plant::{Bug, Planted};
 use shared::ports::{
-    ChangeStream, Disposition, Item, MediaStore, MediaStoreError, OutboundJob, QueueKind, Store, TemplateInfo, Timer,
+    ByteStream, ChangeStream, Disposition, Item, MediaStore, MediaStoreError, OutboundJob, QueueKind, Store,
+    TemplateInfo, Timer,
 };
 use shared::usecases::{archive, archiver, conversations, participants, relay, send, Ports, UseCaseError};
 
@@ -83,8 +84,10 @@ fn caller(user: &str) -> Caller {
     Caller::new(user, &format!("User {user}"), "retail", "eu").with_roles(roles)
 }
 
-/// The media store as S3 is to it: puts that fail (and may have happened), objects by id.
+/// The media store as S3 is to it: writes that fail (and may have happened), uploads and
+/// objects by name.
 struct SimMedia {
+    uploads: std::sync::Mutex<BTreeMap<String, Vec<u8>>>,
     objects: std::sync::Mutex<BTreeMap<String, Vec<u8>>>,
     faults: Arc<Faults>,
 }
@@ -93,30 +96,55 @@ impl SimMedia {
     fn kept(&self, id: &str) -> Option<Vec<u8>> {
         self.objects.lock().expect("media").get(id).cloned()
     }
-}
 
-#[async_trait]
-impl MediaStore for SimMedia {
-    async fn put(&self, id: &str, bytes: Vec<u8>, _: &str) -> Result<(), MediaStoreError> {
-        executor::point().await;
+    /// A fault, or not; a failed write may still have happened.
+    fn write(
+        &self,
+        into: &std::sync::Mutex<BTreeMap<String, Vec<u8>>>,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), MediaStoreError> {
         let fault = self.faults.roll();
         if !fault || self.faults.chance(0.5) {
-            self.objects.lock().expect("media").insert(id.to_string(), bytes);
+            into.lock().expect("media").insert(name.to_string(), bytes);
         }
         if fault {
             return Err(MediaStoreError("injected: S3 PUT failed".into()));
         }
         Ok(())
     }
-    async fn get(&self, id: &str) -> Result<Option<Vec<u8>>, MediaStoreError> {
+}
+
+#[async_trait]
+impl MediaStore for SimMedia {
+    async fn put_upload(&self, upload: &str, body: ByteStream, max: u64) -> Result<bool, MediaStoreError> {
+        use futures_util::TryStreamExt;
         executor::point().await;
-        Ok(self.kept(id))
+        let chunks: Vec<bytes::Bytes> = body.try_collect().await.map_err(|e| MediaStoreError(Box::new(e)))?;
+        let bytes = chunks.concat();
+        if bytes.len() as u64 > max {
+            return Ok(false);
+        }
+        self.write(&self.uploads, upload, bytes).map(|()| true)
     }
-    async fn put_upload(&self, _: &str, _: Vec<u8>) -> Result<(), MediaStoreError> {
-        Err(MediaStoreError("employees upload no files in this simulation".into()))
+    async fn open_upload(&self, upload: &str) -> Result<Option<ByteStream>, MediaStoreError> {
+        executor::point().await;
+        Ok(self.uploads.lock().expect("media").get(upload).cloned().map(shared::ports::byte_stream))
     }
-    async fn get_upload(&self, _: &str, _: usize) -> Result<Option<Vec<u8>>, MediaStoreError> {
-        Ok(None)
+    async fn keep(&self, upload: &str, id: &str, _: &str) -> Result<(), MediaStoreError> {
+        executor::point().await;
+        let bytes = self.uploads.lock().expect("media").get(upload).cloned();
+        let bytes = bytes.ok_or_else(|| MediaStoreError("no such upload".into()))?;
+        self.write(&self.objects, id, bytes)
+    }
+    async fn discard_upload(&self, upload: &str) -> Result<(), MediaStoreError> {
+        executor::point().await;
+        self.uploads.lock().expect("media").remove(upload);
+        Ok(())
+    }
+    async fn open(&self, id: &str) -> Result<Option<ByteStream>, MediaStoreError> {
+        executor::point().await;
+        Ok(self.kept(id).map(shared::ports::byte_stream))
     }
 }
 
@@ -218,7 +246,7 @@ async fn main(settings: Settings) -> (Vec<String>, u64, usize, u64) {
     let meta =
         Arc::new(Meta::new(faults.clone(), truth.clone(), dynamo.calls.clone(), vec![UNREACHABLE.into()], templates));
     let store: Arc<dyn Store> = dynamo.clone();
-    let media = Arc::new(SimMedia { objects: Default::default(), faults: faults.clone() });
+    let media = Arc::new(SimMedia { uploads: Default::default(), objects: Default::default(), faults: faults.clone() });
     let ports = Ports {
         store: store.clone(),
         queue: sqs.clone(),

@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use shared::domain::media::{max_bytes, MAX_IMAGE_BYTES};
+use shared::domain::media::MAX_IMAGE_BYTES;
 use shared::domain::message::{FileKind, Location, TemplateSpec};
 use shared::domain::{ConversationId, MessageId};
 use shared::http::{admit, ApiError, AppJson, AppState, Identity, MAX_JSON_BODY};
@@ -36,10 +36,8 @@ pub fn router(state: AppState) -> Router {
         // One byte over the limit is enough to tell "too large".
         .layer(DefaultBodyLimit::max(MAX_IMAGE_BYTES + 1));
     // Where the store signs no URL (the local runner), the API takes an upload's bytes itself,
-    // up to the largest file WhatsApp takes.
-    let uploads = Router::new()
-        .route("/media/uploads/{id}", put(put_upload))
-        .layer(DefaultBodyLimit::max(max_bytes(FileKind::Document) + 1));
+    // streamed: the store stops at the announced kind's limit.
+    let uploads = Router::new().route("/media/uploads/{id}", put(put_upload));
     messages
         .merge(media)
         .merge(uploads)
@@ -78,7 +76,10 @@ async fn download(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     Ok(match media::get(&state.ports, &caller, &id).await? {
-        media::Picture::Bytes(bytes, mime) => ([(header::CONTENT_TYPE, mime)], bytes).into_response(),
+        media::Picture::Bytes(body, mime, size) => {
+            let headers = [(header::CONTENT_TYPE, mime), (header::CONTENT_LENGTH, size.to_string())];
+            (headers, axum::body::Body::from_stream(body)).into_response()
+        }
         // The link is the caller's alone and short-lived: never cached on the way.
         media::Picture::At(url) => {
             (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, url), (header::CACHE_CONTROL, "no-store".into())])
@@ -105,10 +106,9 @@ async fn put_upload(
     State(state): State<AppState>,
     Identity(caller): Identity,
     Path(id): Path<String>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<StatusCode, ApiError> {
-    let body = body.map_err(|_| ApiError::TooLarge(max_bytes(FileKind::Document)))?;
-    media::put_upload(&state.ports, &caller, &id, body.to_vec()).await?;
+    media::put_upload(&state.ports, &caller, &id, shared::http::byte_stream(body)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

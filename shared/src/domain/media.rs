@@ -130,6 +130,11 @@ pub enum Refusal {
 /// are what the label says (a picture is named by what its bytes are: a PNG labelled JPEG is
 /// a PNG), and within its kind's limit. Returns its kind and type.
 pub fn check(declared: Option<&str>, bytes: &[u8]) -> Result<(FileKind, String), Refusal> {
+    check_head(declared, bytes, bytes.len() as u64)
+}
+
+/// `check` on a file of `size` bytes that begins with `head` (its first 64 bytes are enough).
+pub fn check_head(declared: Option<&str>, bytes: &[u8], size: u64) -> Result<(FileKind, String), Refusal> {
     let declared = declared.unwrap_or("");
     let (kind, mime) = accepted(declared)
         .ok_or_else(|| Refusal::Unsupported(format!("WhatsApp does not take files of type {declared:?}")))?;
@@ -142,7 +147,7 @@ pub fn check(declared: Option<&str>, bytes: &[u8]) -> Result<(FileKind, String),
             return Err(Refusal::Unsupported(format!("the bytes are not a {mime} file")));
         }
     }
-    if bytes.len() > max_bytes(kind) {
+    if size > max_bytes(kind) as u64 {
         return Err(Refusal::TooLarge(max_bytes(kind)));
     }
     Ok((kind, mime))

@@ -39,6 +39,12 @@ impl AppState {
     }
 }
 
+/// A request's body as it arrives, for a route that streams it (a large upload).
+pub fn byte_stream(body: axum::body::Body) -> crate::ports::ByteStream {
+    use futures_util::TryStreamExt;
+    Box::pin(body.into_data_stream().map_err(std::io::Error::other))
+}
+
 /// `404` in the contract's JSON, for routes that do not exist.
 pub async fn not_found() -> ApiError {
     ApiError::NotFound

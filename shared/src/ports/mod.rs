@@ -461,12 +461,13 @@ pub struct MediaInfo {
 pub trait WhatsApp: Send + Sync {
     /// Sends one message; the wamid on acceptance.
     async fn send(&self, req: &OutboundRequest) -> Result<String, GraphError>;
-    /// `POST /{phone-number-id}/media` (multipart); Meta's media id.
-    async fn upload_media(&self, bytes: Vec<u8>, mime_type: &str) -> Result<String, GraphError>;
+    /// `POST /{phone-number-id}/media` (multipart, streamed: `size` bytes); Meta's media id.
+    async fn upload_media(&self, body: ByteStream, size: u64, mime_type: &str) -> Result<String, GraphError>;
     /// `GET /{media-id}`: where to download a contact's picture (valid 5 minutes).
     async fn media_info(&self, meta_id: &str) -> Result<MediaInfo, GraphError>;
-    /// Downloads `url` with the bearer token, refusing more than `max` bytes.
-    async fn download(&self, url: &str, max: usize) -> Result<Vec<u8>, GraphError>;
+    /// Downloads `url` with the bearer token, as it arrives; refuses up front a file that says
+    /// it is over `max` bytes (the reader counts what actually comes).
+    async fn download(&self, url: &str, max: usize) -> Result<ByteStream, GraphError>;
     /// The approved message templates (an adapter may cache them for a few minutes).
     async fn templates(&self) -> Result<Vec<TemplateInfo>, GraphError>;
 }
@@ -500,15 +501,28 @@ pub struct TemplateInfo {
 #[error("media store unavailable")]
 pub struct MediaStoreError(#[source] pub Cause);
 
-/// Where picture bytes live: the local disk, or S3. Beside the pictures, uploads in progress
-/// (`upload` names them), which a client writes directly where the store can sign a URL for it.
+/// A file's bytes as they come, in chunks: never a whole file in memory.
+pub type ByteStream = futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>;
+
+/// `bytes` as a `ByteStream` (a file already in memory: a small upload, a test's).
+pub fn byte_stream(bytes: impl Into<bytes::Bytes>) -> ByteStream {
+    let bytes = bytes.into();
+    Box::pin(futures_util::stream::once(async move { Ok(bytes) }))
+}
+
+/// Where file bytes live: the local disk, or S3. Every file comes in as an upload (named by
+/// `upload`: a client's, or a download from Meta), is read back to be checked, and is then
+/// kept under its id by `keep`; bytes stream both ways, so memory stays flat whatever the size.
 #[async_trait]
 pub trait MediaStore: Send + Sync {
-    async fn put(&self, id: &str, bytes: Vec<u8>, mime_type: &str) -> Result<(), MediaStoreError>;
-    async fn get(&self, id: &str) -> Result<Option<Vec<u8>>, MediaStoreError>;
-    async fn put_upload(&self, upload: &str, bytes: Vec<u8>) -> Result<(), MediaStoreError>;
-    /// At most `max + 1` bytes of the upload (so one larger than `max` shows as such).
-    async fn get_upload(&self, upload: &str, max: usize) -> Result<Option<Vec<u8>>, MediaStoreError>;
+    /// Writes an upload from `body`; `Ok(false)` (and nothing kept) once it passes `max` bytes.
+    async fn put_upload(&self, upload: &str, body: ByteStream, max: u64) -> Result<bool, MediaStoreError>;
+    async fn open_upload(&self, upload: &str) -> Result<Option<ByteStream>, MediaStoreError>;
+    /// Keeps the upload as the file `id` (the upload stays until `discard_upload`); doing it
+    /// again is harmless.
+    async fn keep(&self, upload: &str, id: &str, mime_type: &str) -> Result<(), MediaStoreError>;
+    async fn discard_upload(&self, upload: &str) -> Result<(), MediaStoreError>;
+    async fn open(&self, id: &str) -> Result<Option<ByteStream>, MediaStoreError>;
     /// A URL the client may PUT the upload to itself (with `mime_type` as its Content-Type),
     /// valid for `ttl`; `None` where the API takes the bytes itself.
     async fn upload_url(
@@ -519,7 +533,7 @@ pub trait MediaStore: Send + Sync {
     ) -> Result<Option<String>, MediaStoreError> {
         Ok(None)
     }
-    /// A URL the client may GET the picture from itself, valid for `ttl`; `None` where the API
+    /// A URL the client may GET the file from itself, valid for `ttl`; `None` where the API
     /// serves the bytes itself.
     async fn download_url(&self, _id: &str, _ttl: std::time::Duration) -> Result<Option<String>, MediaStoreError> {
         Ok(None)

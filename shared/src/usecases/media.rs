@@ -14,7 +14,7 @@ use crate::domain::meta_error::FailureReason;
 use crate::domain::{Body, DomainError, Message, MessageStatus, Sender};
 use crate::error::Report;
 use crate::meta::graph::GraphError;
-use crate::ports::{Cond, Disposition, Item, Key, MediaFetch, MediaRecord, Write};
+use crate::ports::{ByteStream, Cond, Disposition, Item, Key, MediaFetch, MediaRecord, Write};
 
 use super::commit::{execute, Decision, Plan};
 use super::{load, new_ulid, put_versioned, Caller, Ports, Result, UseCaseError};
@@ -25,9 +25,61 @@ const META_MEDIA_LIFETIME: Duration = Duration::days(29);
 /// Receives of a fetch job before a file is given up on.
 const FETCH_ATTEMPTS: u32 = 5;
 
-/// `bytes` labelled `content_type` as WhatsApp would take them (`media::check`).
-fn checked(content_type: Option<&str>, bytes: &[u8]) -> Result<(FileKind, String)> {
-    crate::domain::media::check(content_type, bytes).map_err(|r| match r {
+/// What reading a file told: its size, its SHA-256 and its first bytes (enough to know its
+/// format), gathered chunk by chunk.
+#[derive(Default)]
+struct Scan {
+    size: u64,
+    sha: Sha256,
+    head: Vec<u8>,
+    /// Why the bytes stopped coming, when they did.
+    failed: Option<String>,
+}
+
+/// The bytes `media::check` reads to tell a format.
+const HEAD: usize = 64;
+
+impl Scan {
+    fn add(&mut self, chunk: &[u8]) {
+        self.size += chunk.len() as u64;
+        self.sha.update(chunk);
+        let room = HEAD.saturating_sub(self.head.len());
+        self.head.extend_from_slice(&chunk[..room.min(chunk.len())]);
+    }
+
+    /// Reads `body` to its end, or until it passes `max` bytes (`None` then).
+    async fn read(mut body: ByteStream, max: u64) -> Result<Option<Scan>> {
+        use futures_util::StreamExt;
+        let mut scan = Scan::default();
+        while let Some(chunk) = body.next().await {
+            scan.add(&chunk.map_err(|e| crate::ports::MediaStoreError(Box::new(e)))?);
+            if scan.size > max {
+                return Ok(None);
+            }
+        }
+        Ok(Some(scan))
+    }
+
+    /// `body`, scanned into `scan` as it passes.
+    fn tap(body: ByteStream, scan: std::sync::Arc<std::sync::Mutex<Scan>>) -> ByteStream {
+        use futures_util::StreamExt;
+        Box::pin(body.inspect(move |chunk| {
+            let mut scan = scan.lock().unwrap_or_else(|p| p.into_inner());
+            match chunk {
+                Ok(bytes) => scan.add(bytes),
+                Err(e) => scan.failed = Some(e.to_string()),
+            }
+        }))
+    }
+
+    fn sha256(&self) -> String {
+        hex::encode(self.sha.clone().finalize())
+    }
+}
+
+/// A file labelled `content_type` as WhatsApp would take it (`media::check`).
+fn checked(content_type: Option<&str>, scan: &Scan) -> Result<(FileKind, String)> {
+    crate::domain::media::check_head(content_type, &scan.head, scan.size).map_err(|r| match r {
         Refusal::TooLarge(max) => DomainError::TooLarge(max).into(),
         Refusal::Unsupported(why) => DomainError::UnsupportedMedia(why).into(),
     })
@@ -40,7 +92,10 @@ pub async fn upload(ports: &Ports, caller: &Caller, bytes: Vec<u8>, content_type
     if bytes.len() > MAX_IMAGE_BYTES {
         return Err(DomainError::TooLarge(MAX_IMAGE_BYTES).into());
     }
-    keep(ports, caller, new_ulid(), bytes, content_type).await
+    let id = new_ulid();
+    let name = upload_name(caller, &id)?;
+    ports.media.put_upload(&name, crate::ports::byte_stream(bytes), MAX_IMAGE_BYTES as u64).await?;
+    keep(ports, caller, &name, id, content_type, MAX_IMAGE_BYTES).await
 }
 
 /// How long a client has to put an upload's bytes, and to fetch a file from its URL.
@@ -94,13 +149,14 @@ fn announced(id: &str) -> Result<&'static str> {
     code.and_then(crate::domain::media::type_of_code).ok_or(UseCaseError::NotFound)
 }
 
-/// `PUT /media/uploads/{id}`: the bytes of an announced file, where the store signs no URL.
-pub async fn put_upload(ports: &Ports, caller: &Caller, id: &str, bytes: Vec<u8>) -> Result<()> {
+/// `PUT /media/uploads/{id}`: the bytes of an announced file, where the store signs no URL,
+/// streamed to the store as they come.
+pub async fn put_upload(ports: &Ports, caller: &Caller, id: &str, body: crate::ports::ByteStream) -> Result<()> {
     let (kind, _) = crate::domain::media::accepted(announced(id)?).ok_or(UseCaseError::NotFound)?;
-    if bytes.len() > max_bytes(kind) {
+    if !ports.media.put_upload(&upload_name(caller, id)?, body, max_bytes(kind) as u64).await? {
         return Err(DomainError::TooLarge(max_bytes(kind)).into());
     }
-    Ok(ports.media.put_upload(&upload_name(caller, id)?, bytes).await?)
+    Ok(())
 }
 
 /// `POST /media/uploads/{id}/complete`: the uploaded bytes checked as `POST /media` checks
@@ -112,33 +168,45 @@ pub async fn finish_upload(ports: &Ports, caller: &Caller, id: &str) -> Result<M
     }
     let mime = announced(id)?;
     let (kind, _) = crate::domain::media::accepted(mime).ok_or(UseCaseError::NotFound)?;
-    let bytes = ports.media.get_upload(&name, max_bytes(kind)).await?.ok_or(UseCaseError::NotFound)?;
-    keep(ports, caller, id.to_string(), bytes, Some(mime)).await
+    keep(ports, caller, &name, id.to_string(), Some(mime), max_bytes(kind)).await
 }
 
-/// Keeps `bytes` as the file `id` of `caller`, if WhatsApp takes them as labelled.
+/// Keeps the upload `name` as the file `id` of `caller`, if WhatsApp takes it as labelled:
+/// read once to check it (never whole in memory), kept, recorded, and only then let go.
 async fn keep(
     ports: &Ports,
     caller: &Caller,
+    name: &str,
     id: String,
-    bytes: Vec<u8>,
     content_type: Option<&str>,
+    max: usize,
 ) -> Result<MediaRecord> {
-    let (_, mime) = checked(content_type, &bytes)?;
+    let body = ports.media.open_upload(name).await?.ok_or(UseCaseError::NotFound)?;
+    let scan = Scan::read(body, max as u64).await?.ok_or(DomainError::TooLarge(max))?;
+    let (_, mime) = checked(content_type, &scan)?;
     let record = MediaRecord {
         id,
         owner: caller.sender(),
         mime_type: mime.clone(),
-        size: bytes.len() as u64,
-        sha256: hex::encode(Sha256::digest(&bytes)),
+        size: scan.size,
+        sha256: scan.sha256(),
         meta_id: None,
         meta_uploaded_at: None,
         conversations: vec![],
         latest_message: Default::default(),
         created_at: ports.clock.now(),
     };
-    ports.media.put(&record.id, bytes, &mime).await?;
-    record_once(ports, record).await
+    ports.media.keep(name, &record.id, &mime).await?;
+    let record = record_once(ports, record).await?;
+    discard(ports, name).await;
+    Ok(record)
+}
+
+/// Lets an upload go once its file is kept (S3's lifecycle removes any left behind).
+async fn discard(ports: &Ports, name: &str) {
+    if let Err(e) = ports.media.discard_upload(name).await {
+        tracing::warn!(error = %Report(&e), "an upload kept as a file could not be removed");
+    }
 }
 
 /// Writes `record` unless it is there already (finished twice at once: the first one counts).
@@ -174,7 +242,8 @@ async fn may_see(ports: &Ports, caller: &Caller, m: &MediaRecord) -> Result<bool
 
 /// A file as `GET /media/{id}` answers it.
 pub enum Picture {
-    Bytes(Vec<u8>, String),
+    /// Its bytes as they are read, with its type and size.
+    Bytes(crate::ports::ByteStream, String, u64),
     /// Where the client fetches it itself (S3, presigned), for `URL_TTL`.
     At(String),
 }
@@ -188,8 +257,8 @@ pub async fn get(ports: &Ports, caller: &Caller, id: &str) -> Result<Picture> {
     if let Some(url) = ports.media.download_url(id, URL_TTL).await? {
         return Ok(Picture::At(url));
     }
-    let bytes = ports.media.get(id).await?.ok_or(UseCaseError::NotFound)?;
-    Ok(Picture::Bytes(bytes, record.mime_type))
+    let body = ports.media.open(id).await?.ok_or(UseCaseError::NotFound)?;
+    Ok(Picture::Bytes(body, record.mime_type, record.size))
 }
 
 /// Whether the caller may send this file in `conversation_id`: theirs, or already there.
@@ -209,8 +278,8 @@ pub(crate) async fn meta_id(ports: &Ports, id: &str) -> Result<std::result::Resu
             return Ok(Ok(meta.clone()));
         }
     }
-    let bytes = ports.media.get(id).await?.ok_or(UseCaseError::NotFound)?;
-    let meta = match ports.whatsapp.upload_media(bytes, &v.item.mime_type).await {
+    let body = ports.media.open(id).await?.ok_or(UseCaseError::NotFound)?;
+    let meta = match ports.whatsapp.upload_media(body, v.item.size, &v.item.mime_type).await {
         Ok(m) => m,
         Err(e) => return Ok(Err(e)),
     };
@@ -232,43 +301,62 @@ pub(crate) async fn meta_id(ports: &Ports, id: &str) -> Result<std::result::Resu
     Ok(Ok(meta.clone()))
 }
 
-/// Whether `bytes` match Meta's `sha256` (base64, or hex).
-fn sha_matches(bytes: &[u8], expected: &str) -> bool {
-    let digest = Sha256::digest(bytes);
+/// Whether a SHA-256 `digest` is Meta's `expected` (base64, or hex).
+fn sha_matches(digest: &[u8], expected: &str) -> bool {
     let b64 = base64::engine::general_purpose::STANDARD.encode(digest);
     expected == b64 || expected.eq_ignore_ascii_case(&hex::encode(digest))
 }
 
-/// Fetches a contact's file: `GET /{media-id}`, then the download with the bearer token (no
-/// more than its kind's limit), then the SHA-256 check. Transient failures retry; after the
-/// last attempt, or on a bad checksum, the message shows the file as unavailable, with the
-/// reason, and keeps everything else it carried.
+/// Fetches a contact's file: `GET /{media-id}`, then the download with the bearer token,
+/// streamed into the store as an upload of its own (no more than its kind's limit), then the
+/// SHA-256 check, and only then kept. Transient failures retry; after the last attempt, or on
+/// a bad checksum or size, the message shows the file as unavailable, with the reason, and
+/// keeps everything else it carried.
 pub async fn fetch_inbound(ports: &Ports, job: &MediaFetch, receives: u32) -> Result<Disposition> {
+    let max = max_bytes(job.kind);
+    // Each attempt its own upload: two deliveries of one job never write the same object.
+    let staged = format!("{}{}", job.media_id, new_ulid());
+    let scan = std::sync::Arc::new(std::sync::Mutex::new(Scan::default()));
     let outcome = async {
         let info = ports.whatsapp.media_info(&job.meta_id).await?;
-        let bytes = ports.whatsapp.download(&info.url, max_bytes(job.kind)).await?;
-        Ok::<_, GraphError>((info, bytes))
+        let body = ports.whatsapp.download(&info.url, max).await?;
+        let fit = match ports.media.put_upload(&staged, Scan::tap(body, scan.clone()), max as u64).await {
+            Ok(fit) => fit,
+            Err(e) => match scan.lock().unwrap_or_else(|p| p.into_inner()).failed.take() {
+                // The download broke off, not the store.
+                Some(why) => return Err(GraphError::transport(why)),
+                None => return Ok(Err(e)),
+            },
+        };
+        Ok::<_, GraphError>(Ok((info, fit)))
     }
     .await;
-    let (info, bytes) = match outcome {
-        Ok(ok) => ok,
+    let (info, fit) = match outcome {
+        Ok(Ok(ok)) => ok,
+        Ok(Err(store)) => return Err(store.into()),
         Err(e) if receives < FETCH_ATTEMPTS && e.code != Some(131052) => {
             tracing::warn!(media_id = %job.media_id, error = %Report(&e), "file download failed; will retry");
             return Ok(Disposition::RetryAfter(std::time::Duration::from_secs(u64::from(receives.max(1)))));
         }
         Err(e) => return give_up(ports, job, &e.message).await,
     };
+    if !fit {
+        return give_up(ports, job, &format!("the file is over {max} bytes, the limit for its kind")).await;
+    }
+    let scan = std::mem::take(&mut *scan.lock().unwrap_or_else(|p| p.into_inner()));
+    let digest = scan.sha.clone().finalize();
     let expected = job.sha256.as_deref().or(info.sha256.as_deref());
     let expected = expected.filter(|_| !crate::plant::active(crate::plant::Bug::SkipMediaChecksum));
     if let Some(sha) = expected {
-        if !sha_matches(&bytes, sha) {
+        if !sha_matches(&digest, sha) {
+            discard(ports, &staged).await;
             return give_up(ports, job, "the downloaded file does not match its SHA-256").await;
         }
     }
-    let sniffed = ImageType::sniff(&bytes).filter(|_| job.kind == FileKind::Image);
+    let sniffed = ImageType::sniff(&scan.head).filter(|_| job.kind == FileKind::Image);
     let mime = sniffed.map_or(info.mime_type.clone(), |t| t.mime().to_string());
-    let sha256 = hex::encode(Sha256::digest(&bytes));
-    let size = bytes.len() as u64;
+    let sha256 = hex::encode(digest);
+    let size = scan.size;
     let record = MediaRecord {
         id: job.media_id.clone(),
         owner: Sender::Contact,
@@ -281,8 +369,9 @@ pub async fn fetch_inbound(ports: &Ports, job: &MediaFetch, receives: u32) -> Re
         latest_message: [(job.conversation_id.clone(), job.message_id.clone())].into(),
         created_at: ports.clock.now(),
     };
-    ports.media.put(&job.media_id, bytes, &mime).await?;
+    ports.media.keep(&staged, &job.media_id, &mime).await?;
     record_once(ports, record).await?;
+    discard(ports, &staged).await;
     let mut kept = super::archive::event(
         &job.conversation_id,
         ArchiveKind::Media,

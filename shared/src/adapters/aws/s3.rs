@@ -1,14 +1,17 @@
 //! `MediaStore` on S3: `media/<id>` in the media bucket, uploads in progress under `uploads/`
 //! (which the bucket's lifecycle expires after a day). Clients move the bytes themselves, on
-//! presigned URLs, so a picture never passes through API Gateway's and Lambda's 6 MB payloads.
+//! presigned URLs, so a file never passes through API Gateway's and Lambda's 6 MB payloads;
+//! what a function moves (a contact's file from Meta, ours to Meta) streams, one 8 MB part at
+//! a time.
 
 use async_trait::async_trait;
 use std::time::Duration;
 
 use aws_sdk_s3::presigning::PresigningConfig;
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::ByteStream as SdkStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
 
-use crate::ports::{Cause, MediaStore, MediaStoreError};
+use crate::ports::{ByteStream, Cause, MediaStore, MediaStoreError};
 
 pub struct S3MediaStore {
     client: aws_sdk_s3::Client,
@@ -25,33 +28,94 @@ fn err(e: impl Into<Cause>) -> MediaStoreError {
     MediaStoreError(e.into())
 }
 
+/// The size of each part of a multipart upload: memory holds one part at a time.
+const PART: usize = 8 * 1024 * 1024;
+
+fn media_key(id: &str) -> String {
+    format!("media/{id}")
+}
+
+fn upload_key(upload: &str) -> String {
+    format!("uploads/{upload}")
+}
+
 #[async_trait]
 impl MediaStore for S3MediaStore {
-    async fn put(&self, id: &str, bytes: Vec<u8>, mime_type: &str) -> Result<(), MediaStoreError> {
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(format!("media/{id}"))
-            .content_type(mime_type)
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(err)?;
+    async fn put_upload(&self, upload: &str, mut body: ByteStream, max: u64) -> Result<bool, MediaStoreError> {
+        use futures_util::StreamExt;
+        let key = upload_key(upload);
+        let mut part = Vec::with_capacity(PART);
+        let mut written = 0u64;
+        let mut multipart: Option<(String, Vec<CompletedPart>)> = None;
+        let outcome = async {
+            loop {
+                let chunk = body.next().await.transpose().map_err(err)?;
+                if let Some(chunk) = &chunk {
+                    written += chunk.len() as u64;
+                    if written > max {
+                        return Ok(false);
+                    }
+                    part.extend_from_slice(chunk);
+                }
+                let last = chunk.is_none();
+                if part.len() < PART && !last {
+                    continue;
+                }
+                if last && multipart.is_none() {
+                    // Small enough for one part: one PUT.
+                    let put = self.client.put_object().bucket(&self.bucket).key(&key);
+                    put.body(SdkStream::from(std::mem::take(&mut part))).send().await.map_err(err)?;
+                    return Ok(true);
+                }
+                if multipart.is_none() {
+                    let created = self.client.create_multipart_upload().bucket(&self.bucket).key(&key).send().await;
+                    let id = created.map_err(err)?.upload_id.ok_or_else(|| err("S3 gave no upload id"))?;
+                    multipart = Some((id, vec![]));
+                }
+                let (id, parts) = multipart.as_mut().expect("just set");
+                let number = parts.len() as i32 + 1;
+                let sent = self.client.upload_part().bucket(&self.bucket).key(&key).upload_id(id.as_str());
+                let sent = sent.part_number(number).body(SdkStream::from(std::mem::take(&mut part))).send().await;
+                parts.push(CompletedPart::builder().part_number(number).set_e_tag(sent.map_err(err)?.e_tag).build());
+                if last {
+                    let done = CompletedMultipartUpload::builder().set_parts(Some(parts.clone())).build();
+                    let complete = self.client.complete_multipart_upload().bucket(&self.bucket).key(&key);
+                    complete.upload_id(id.as_str()).multipart_upload(done).send().await.map_err(err)?;
+                    multipart = None;
+                    return Ok(true);
+                }
+            }
+        }
+        .await;
+        if let Some((id, _)) = multipart {
+            // Refused or failed half-way: S3 drops the parts (the bucket's lifecycle would too).
+            let abort = self.client.abort_multipart_upload().bucket(&self.bucket).key(&key).upload_id(id);
+            if let Err(e) = abort.send().await {
+                tracing::warn!(error = %crate::error::Report(&e), "could not abort a multipart upload");
+            }
+        }
+        outcome
+    }
+
+    async fn open_upload(&self, upload: &str) -> Result<Option<ByteStream>, MediaStoreError> {
+        self.open_key(upload_key(upload)).await
+    }
+
+    async fn keep(&self, upload: &str, id: &str, mime_type: &str) -> Result<(), MediaStoreError> {
+        // S3 copies within the bucket itself (up to 5 GB): the bytes never pass through here.
+        let copy = self.client.copy_object().bucket(&self.bucket).key(media_key(id));
+        let copy = copy.copy_source(format!("{}/{}", self.bucket, upload_key(upload)));
+        copy.content_type(mime_type).metadata_directive(MetadataDirective::Replace).send().await.map_err(err)?;
         Ok(())
     }
 
-    async fn get(&self, id: &str) -> Result<Option<Vec<u8>>, MediaStoreError> {
-        self.read(format!("media/{id}"), None).await
-    }
-
-    async fn put_upload(&self, upload: &str, bytes: Vec<u8>) -> Result<(), MediaStoreError> {
-        let put = self.client.put_object().bucket(&self.bucket).key(format!("uploads/{upload}"));
-        put.body(ByteStream::from(bytes)).send().await.map_err(err)?;
+    async fn discard_upload(&self, upload: &str) -> Result<(), MediaStoreError> {
+        self.client.delete_object().bucket(&self.bucket).key(upload_key(upload)).send().await.map_err(err)?;
         Ok(())
     }
 
-    async fn get_upload(&self, upload: &str, max: usize) -> Result<Option<Vec<u8>>, MediaStoreError> {
-        self.read(format!("uploads/{upload}"), Some(max)).await
+    async fn open(&self, id: &str) -> Result<Option<ByteStream>, MediaStoreError> {
+        self.open_key(media_key(id)).await
     }
 
     async fn upload_url(
@@ -60,33 +124,27 @@ impl MediaStore for S3MediaStore {
         mime_type: &str,
         ttl: Duration,
     ) -> Result<Option<String>, MediaStoreError> {
-        let put =
-            self.client.put_object().bucket(&self.bucket).key(format!("uploads/{upload}")).content_type(mime_type);
+        let put = self.client.put_object().bucket(&self.bucket).key(upload_key(upload)).content_type(mime_type);
         let signed = put.presigned(PresigningConfig::expires_in(ttl).map_err(err)?).await.map_err(err)?;
         Ok(Some(signed.uri().to_string()))
     }
 
     async fn download_url(&self, id: &str, ttl: Duration) -> Result<Option<String>, MediaStoreError> {
-        let get = self.client.get_object().bucket(&self.bucket).key(format!("media/{id}"));
+        let get = self.client.get_object().bucket(&self.bucket).key(media_key(id));
         let signed = get.presigned(PresigningConfig::expires_in(ttl).map_err(err)?).await.map_err(err)?;
         Ok(Some(signed.uri().to_string()))
     }
 }
 
 impl S3MediaStore {
-    /// The object's bytes, or at most `max + 1` of them (a range read: a huge object is never
-    /// read whole).
-    async fn read(&self, key: String, max: Option<usize>) -> Result<Option<Vec<u8>>, MediaStoreError> {
-        let get = self.client.get_object().bucket(&self.bucket).key(key);
-        let get = match max {
-            Some(max) => get.range(format!("bytes=0-{max}")),
-            None => get,
-        };
-        match get.send().await {
-            Ok(out) => Ok(Some(out.body.collect().await.map_err(err)?.into_bytes().to_vec())),
+    /// The object's bytes as S3 sends them.
+    async fn open_key(&self, key: String) -> Result<Option<ByteStream>, MediaStoreError> {
+        match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(out) => Ok(Some(Box::pin(futures_util::stream::unfold(out.body, |mut body| async move {
+                let next = body.next().await?;
+                Some((next.map_err(std::io::Error::other), body))
+            })))),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-            // A range of an empty object: there is nothing to read.
-            Err(e) if e.as_service_error().and_then(|s| s.meta().code()) == Some("InvalidRange") => Ok(Some(vec![])),
             Err(e) => Err(err(e)),
         }
     }

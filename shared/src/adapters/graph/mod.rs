@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use crate::meta::graph::{
     parse_error, parse_send_response, parse_templates, request_json, GraphError, OutboundRequest,
 };
-use crate::ports::{MediaInfo, TemplateInfo, WhatsApp};
+use crate::ports::{ByteStream, MediaInfo, TemplateInfo, WhatsApp};
 
 pub struct GraphWhatsApp {
     client: reqwest::Client,
@@ -104,9 +104,9 @@ impl WhatsApp for GraphWhatsApp {
         parse_send_response(status, &body)
     }
 
-    async fn upload_media(&self, bytes: Vec<u8>, mime_type: &str) -> Result<String, GraphError> {
-        let part = reqwest::multipart::Part::bytes(bytes)
-            .file_name("image")
+    async fn upload_media(&self, body: ByteStream, size: u64, mime_type: &str) -> Result<String, GraphError> {
+        let part = reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(body), size)
+            .file_name("file")
             .mime_str(mime_type)
             .map_err(|e| GraphError::transport(e.to_string()))?;
         let form = reqwest::multipart::Form::new()
@@ -146,7 +146,7 @@ impl WhatsApp for GraphWhatsApp {
         })
     }
 
-    async fn download(&self, url: &str, max: usize) -> Result<Vec<u8>, GraphError> {
+    async fn download(&self, url: &str, max: usize) -> Result<ByteStream, GraphError> {
         if !media_url_allowed(url, &self.base, &self.media_hosts) {
             // The bearer token goes to Meta only, whatever URL an answer names.
             return Err(GraphError {
@@ -156,7 +156,7 @@ impl WhatsApp for GraphWhatsApp {
                 message: format!("media URL refused: not https on a host of WHATSAPP_MEDIA_HOSTS: {url}"),
             });
         }
-        let mut resp = self
+        let resp = self
             .client
             .get(url)
             .bearer_auth(&self.token)
@@ -168,19 +168,16 @@ impl WhatsApp for GraphWhatsApp {
             let body = resp.bytes().await.unwrap_or_default();
             return Err(parse_error(status, &body));
         }
-        let mut out = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| GraphError::transport(e.to_string()))? {
-            out.extend_from_slice(&chunk);
-            if out.len() > max {
-                return Err(GraphError {
-                    lost: false,
-                    http_status: Some(status),
-                    code: Some(131052),
-                    message: "media too large".into(),
-                });
-            }
+        if resp.content_length().is_some_and(|n| n > max as u64) {
+            return Err(GraphError {
+                lost: false,
+                http_status: Some(status),
+                code: Some(131052),
+                message: "media too large".into(),
+            });
         }
-        Ok(out)
+        use futures_util::TryStreamExt;
+        Ok(Box::pin(resp.bytes_stream().map_err(std::io::Error::other)))
     }
 
     async fn templates(&self) -> Result<Vec<TemplateInfo>, GraphError> {
@@ -225,13 +222,13 @@ impl WhatsApp for NoAccessToken {
     async fn send(&self, _: &OutboundRequest) -> Result<String, GraphError> {
         Self::refused()
     }
-    async fn upload_media(&self, _: Vec<u8>, _: &str) -> Result<String, GraphError> {
+    async fn upload_media(&self, _: ByteStream, _: u64, _: &str) -> Result<String, GraphError> {
         Self::refused()
     }
     async fn media_info(&self, _: &str) -> Result<MediaInfo, GraphError> {
         Self::refused()
     }
-    async fn download(&self, _: &str, _: usize) -> Result<Vec<u8>, GraphError> {
+    async fn download(&self, _: &str, _: usize) -> Result<ByteStream, GraphError> {
         Self::refused()
     }
     async fn templates(&self) -> Result<Vec<TemplateInfo>, GraphError> {

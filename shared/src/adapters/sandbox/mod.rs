@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::error::Report;
 use crate::meta::graph::{request_json, GraphError, OutboundBody, OutboundRequest, Recipient};
 use crate::meta::signature;
-use crate::ports::{Clock, MediaInfo, TemplateInfo, WhatsApp};
+use crate::ports::{ByteStream, Clock, MediaInfo, TemplateInfo, WhatsApp};
 
 /// A message on the contact's phone, as the sandbox shows it: one the contact received, or
 /// (with `from_contact`) one they sent.
@@ -43,7 +43,7 @@ struct Inner {
     /// The digits of each contact whose phone changed, for whoever watches (the web console).
     changed: tokio::sync::broadcast::Sender<String>,
     /// Pictures uploaded by the connector or sent by a contact, by Meta-style id.
-    media: Mutex<HashMap<String, (Vec<u8>, String)>>,
+    media: Mutex<HashMap<String, (bytes::Bytes, String)>>,
     templates: Vec<TemplateInfo>,
 }
 
@@ -176,7 +176,7 @@ impl SandboxWhatsApp {
     }
 
     /// A picture the connector sent or a contact sent, by its Meta-style id.
-    pub fn media(&self, meta_id: &str) -> Option<(Vec<u8>, String)> {
+    pub fn media(&self, meta_id: &str) -> Option<(bytes::Bytes, String)> {
         self.inner.media.lock().ok().and_then(|m| m.get(meta_id).cloned())
     }
 
@@ -216,7 +216,7 @@ impl SandboxWhatsApp {
                     sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes)),
                 );
                 if let Ok(mut m) = inner.media.lock() {
-                    m.insert(meta_id.clone(), (bytes, mime.clone()));
+                    m.insert(meta_id.clone(), (bytes.into(), mime.clone()));
                 }
                 json!({
                     "contacts": [{"profile": {"name": name}, "wa_id": digits}],
@@ -235,7 +235,7 @@ impl SandboxWhatsApp {
                             sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(bytes)),
                         ));
                         if let Ok(mut m) = inner.media.lock() {
-                            m.insert(meta_id, (bytes.to_vec(), mime.to_string()));
+                            m.insert(meta_id, (bytes::Bytes::copy_from_slice(bytes), mime.to_string()));
                         }
                         (kind, extra)
                     }
@@ -357,8 +357,12 @@ impl Inner {
 
 #[async_trait]
 impl WhatsApp for SandboxWhatsApp {
-    async fn upload_media(&self, bytes: Vec<u8>, mime_type: &str) -> Result<String, GraphError> {
+    async fn upload_media(&self, body: ByteStream, _: u64, mime_type: &str) -> Result<String, GraphError> {
+        use futures_util::TryStreamExt;
         let id = format!("sandbox-media-{}", ulid::Ulid::new());
+        // The sandbox stands for Meta, which keeps the file: here, in memory.
+        let chunks: Vec<bytes::Bytes> = body.try_collect().await.map_err(|e| GraphError::transport(e.to_string()))?;
+        let bytes = bytes::Bytes::from(chunks.concat());
         if let Ok(mut m) = self.inner.media.lock() {
             m.insert(id.clone(), (bytes, mime_type.to_string()));
         }
@@ -381,11 +385,11 @@ impl WhatsApp for SandboxWhatsApp {
         })
     }
 
-    async fn download(&self, url: &str, max: usize) -> Result<Vec<u8>, GraphError> {
+    async fn download(&self, url: &str, max: usize) -> Result<ByteStream, GraphError> {
         let id = url.strip_prefix("sandbox://").unwrap_or(url);
         let media = self.inner.media.lock().map_err(|_| GraphError::transport("sandbox poisoned"))?;
         match media.get(id) {
-            Some((bytes, _)) if bytes.len() <= max => Ok(bytes.clone()),
+            Some((bytes, _)) if bytes.len() <= max => Ok(crate::ports::byte_stream(bytes.clone())),
             Some(_) => Err(GraphError {
                 lost: false,
                 http_status: Some(200),
