@@ -6,6 +6,8 @@ mod console;
 mod dev;
 mod events;
 #[cfg(feature = "aws")]
+pub mod lambda_stub;
+#[cfg(feature = "aws")]
 pub mod stream;
 mod workers;
 

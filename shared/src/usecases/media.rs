@@ -121,10 +121,15 @@ pub struct UploadRequest {
 /// An upload's name in the media store: its id and its uploader, so that no one else can put
 /// or finish it.
 fn upload_name(caller: &Caller, id: &str) -> Result<String> {
+    upload_object(caller.user_id.as_str(), id).ok_or(UseCaseError::NotFound)
+}
+
+/// The store's name for the upload `id` of `user_id` (what a presigned URL writes to).
+pub fn upload_object(user_id: &str, id: &str) -> Option<String> {
     if id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(UseCaseError::NotFound);
+        return None;
     }
-    Ok(format!("{id}{}", &hex::encode(Sha256::digest(caller.user_id.as_str()))[..16]))
+    Some(format!("{id}{}", &hex::encode(Sha256::digest(user_id))[..16]))
 }
 
 /// `POST /media/uploads`: a file of `content_type` announced; its bytes go where the slot

@@ -46,45 +46,43 @@ impl MediaStore for S3MediaStore {
         let key = upload_key(upload);
         let mut part = Vec::with_capacity(PART);
         let mut written = 0u64;
+        // Once the file passes one part: its multipart upload's id and the parts sent.
         let mut multipart: Option<(String, Vec<CompletedPart>)> = None;
         let outcome = async {
-            loop {
-                let chunk = body.next().await.transpose().map_err(err)?;
-                if let Some(chunk) = &chunk {
-                    written += chunk.len() as u64;
-                    if written > max {
-                        return Ok(false);
+            while let Some(chunk) = body.next().await {
+                let mut chunk = chunk.map_err(err)?;
+                written += chunk.len() as u64;
+                if written > max {
+                    return Ok(false);
+                }
+                while !chunk.is_empty() {
+                    if part.len() == PART {
+                        // A full part, and more to come: it goes now.
+                        if multipart.is_none() {
+                            let created = self.client.create_multipart_upload().bucket(&self.bucket).key(&key);
+                            let id = created.send().await.map_err(err)?.upload_id.ok_or_else(|| err("no upload id"))?;
+                            multipart = Some((id, vec![]));
+                        }
+                        let (id, parts) = multipart.as_mut().expect("just set");
+                        let full = std::mem::replace(&mut part, Vec::with_capacity(PART));
+                        parts.push(self.send_part(&key, id, parts.len() as i32 + 1, full).await?);
                     }
-                    part.extend_from_slice(chunk);
-                }
-                let last = chunk.is_none();
-                if part.len() < PART && !last {
-                    continue;
-                }
-                if last && multipart.is_none() {
-                    // Small enough for one part: one PUT.
-                    let put = self.client.put_object().bucket(&self.bucket).key(&key);
-                    put.body(SdkStream::from(std::mem::take(&mut part))).send().await.map_err(err)?;
-                    return Ok(true);
-                }
-                if multipart.is_none() {
-                    let created = self.client.create_multipart_upload().bucket(&self.bucket).key(&key).send().await;
-                    let id = created.map_err(err)?.upload_id.ok_or_else(|| err("S3 gave no upload id"))?;
-                    multipart = Some((id, vec![]));
-                }
-                let (id, parts) = multipart.as_mut().expect("just set");
-                let number = parts.len() as i32 + 1;
-                let sent = self.client.upload_part().bucket(&self.bucket).key(&key).upload_id(id.as_str());
-                let sent = sent.part_number(number).body(SdkStream::from(std::mem::take(&mut part))).send().await;
-                parts.push(CompletedPart::builder().part_number(number).set_e_tag(sent.map_err(err)?.e_tag).build());
-                if last {
-                    let done = CompletedMultipartUpload::builder().set_parts(Some(parts.clone())).build();
-                    let complete = self.client.complete_multipart_upload().bucket(&self.bucket).key(&key);
-                    complete.upload_id(id.as_str()).multipart_upload(done).send().await.map_err(err)?;
-                    multipart = None;
-                    return Ok(true);
+                    let room = PART - part.len();
+                    part.extend_from_slice(&chunk.split_to(room.min(chunk.len())));
                 }
             }
+            let Some((id, parts)) = multipart.as_mut() else {
+                // Small enough for one part: one PUT.
+                let put = self.client.put_object().bucket(&self.bucket).key(&key);
+                put.body(SdkStream::from(std::mem::take(&mut part))).send().await.map_err(err)?;
+                return Ok(true);
+            };
+            parts.push(self.send_part(&key, id, parts.len() as i32 + 1, std::mem::take(&mut part)).await?);
+            let done = CompletedMultipartUpload::builder().set_parts(Some(std::mem::take(parts))).build();
+            let complete = self.client.complete_multipart_upload().bucket(&self.bucket).key(&key);
+            complete.upload_id(id.as_str()).multipart_upload(done).send().await.map_err(err)?;
+            multipart = None;
+            Ok(true)
         }
         .await;
         if let Some((id, _)) = multipart {
@@ -137,6 +135,18 @@ impl MediaStore for S3MediaStore {
 }
 
 impl S3MediaStore {
+    async fn send_part(
+        &self,
+        key: &str,
+        id: &str,
+        number: i32,
+        bytes: Vec<u8>,
+    ) -> Result<CompletedPart, MediaStoreError> {
+        let send = self.client.upload_part().bucket(&self.bucket).key(key).upload_id(id).part_number(number);
+        let sent = send.body(SdkStream::from(bytes)).send().await.map_err(err)?;
+        Ok(CompletedPart::builder().part_number(number).set_e_tag(sent.e_tag).build())
+    }
+
     /// The object's bytes as S3 sends them.
     async fn open_key(&self, key: String) -> Result<Option<ByteStream>, MediaStoreError> {
         match self.client.get_object().bucket(&self.bucket).key(key).send().await {
