@@ -45,10 +45,13 @@ pub enum Bug {
     RateLimitFails,
     /// A contact's file is kept without checking Meta's SHA-256.
     SkipMediaChecksum,
+    /// When Meta refuses a file's upload, dispatch sends its caption alone, "so the words get
+    /// through".
+    CaptionWithoutFile,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 19] = [
+    pub const ALL: [Bug; 20] = [
         Bug::NoConsentRecheck,
         Bug::ConflictIsDuplicate,
         Bug::NoDedupeMark,
@@ -68,6 +71,7 @@ impl Bug {
         Bug::FollowersCharged,
         Bug::RateLimitFails,
         Bug::SkipMediaChecksum,
+        Bug::CaptionWithoutFile,
     ];
 
     /// By its name in `Debug` form (`SIM_PLANT=NoClaim`).

@@ -299,11 +299,11 @@ impl Vault for SimS3 {
 // ---- SQS --------------------------------------------------------------------------------------
 
 /// Receives after which SQS moves a message to its dead-letter queue (the template's
-/// `maxReceiveCount`: 100 on the outbound queue, 20 on the receipts queue).
+/// `maxReceiveCount`: 100 on the outbound queue, 30 on the receipts queue).
 pub fn max_receives(kind: QueueKind) -> u32 {
     match kind {
         QueueKind::Outbound => 100,
-        QueueKind::Receipts => 20,
+        QueueKind::Receipts => 30,
     }
 }
 /// The queues' visibility timeout (the template's, 720 s).

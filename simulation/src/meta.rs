@@ -16,6 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use shared::domain::message::FileKind;
 use shared::domain::ReceiptStatus;
 use shared::meta::graph::{parse_send_response, GraphError, OutboundBody, OutboundRequest, Recipient};
 use shared::meta::webhook::{InboundMessage, MetaError, StatusEvent, WebhookEvent};
@@ -33,6 +34,8 @@ pub struct Taken {
     /// The recipient's digits.
     pub to: String,
     pub body: OutboundBody,
+    /// The file the contact got with it, as Meta holds it.
+    pub file: Option<Vec<u8>>,
     pub callback: String,
     pub wamid: String,
     /// When the sending task started, and when it last read or wrote the store before this call
@@ -46,7 +49,10 @@ impl Taken {
     pub fn text(&self) -> String {
         match &self.body {
             OutboundBody::Text { body } => body.clone(),
-            OutboundBody::File { caption, .. } => caption.clone().unwrap_or_default(),
+            // A file without a caption (a voice note): what it says, its bytes.
+            OutboundBody::File { caption, .. } => caption
+                .clone()
+                .unwrap_or_else(|| String::from_utf8_lossy(self.file.as_deref().unwrap_or_default()).into()),
             OutboundBody::Location(l) => l.line(),
             OutboundBody::Template(t) => format!("[template {}]", t.name),
         }
@@ -97,6 +103,8 @@ struct State {
     next_wamid: u64,
     /// Files contacts sent, by Meta's media id, for the connector to fetch.
     media: BTreeMap<String, Vec<u8>>,
+    /// Files the connector uploaded, by the media id Meta answered.
+    uploaded: BTreeMap<String, Vec<u8>>,
 }
 
 pub struct Meta {
@@ -166,6 +174,11 @@ impl Meta {
         for t in unread {
             let delay = Duration::from_millis(500 + self.faults.choose(5000) as u64);
             push(&mut s, status(&t, ReceiptStatus::Read, self.truth.now(), true), delay);
+            if matches!(t.body, OutboundBody::File { kind: FileKind::Audio, .. }) {
+                // A voice note is played after it is read (now and then its statuses cross).
+                let later = delay + Duration::from_millis(self.faults.choose(8000) as u64);
+                push(&mut s, status(&t, ReceiptStatus::Played, self.truth.now(), true), later);
+            }
         }
         drop(s);
         self.queued.notify_waiters();
@@ -253,11 +266,16 @@ impl Meta {
         let mut s = self.state.lock().expect("meta");
         s.next_wamid += 1;
         let wamid = format!("wamid.SIM{}", s.next_wamid);
+        let file = match &req.body {
+            OutboundBody::File { media_id, .. } => s.uploaded.get(media_id).cloned(),
+            _ => None,
+        };
         let t = Taken {
             tick: tick(),
             at: now,
             to: to.to_string(),
             body: req.body.clone(),
+            file,
             callback: req.callback.clone(),
             wamid: wamid.clone(),
             task_started: started,
@@ -385,14 +403,38 @@ impl WhatsApp for Meta {
                 r#"{"error":{"message":"(#131047) Re-engagement message","code":131047,"error_data":{"details":"More than 24 hours have passed"}}}"#,
             ));
         }
+        if let OutboundBody::File { media_id, .. } = &req.body {
+            if !self.state.lock().expect("meta").uploaded.contains_key(media_id) {
+                return Err(self.refuse(400, r#"{"error":{"message":"(#131053) Media upload error","code":131053}}"#));
+            }
+        }
         if !self.pair_allows(&to) {
             return Err(self.refuse(400, r#"{"error":{"message":"(#131056) Pair rate limit hit","code":131056}}"#));
         }
         Ok(self.take(req, &to))
     }
 
-    async fn upload_media(&self, _: ByteStream, _: u64, _: &str) -> Result<String, GraphError> {
-        Err(GraphError::unsent("no pictures in this simulation"))
+    /// Keeps the file under a new id; or refuses, or keeps it and the answer is lost.
+    async fn upload_media(&self, body: ByteStream, size: u64, _: &str) -> Result<String, GraphError> {
+        use futures_util::TryStreamExt;
+        point().await;
+        let chunks: Vec<bytes::Bytes> = body.try_collect().await.map_err(|e| GraphError::transport(e.to_string()))?;
+        let bytes = chunks.concat();
+        if bytes.len() as u64 != size {
+            return Err(self.refuse(400, r#"{"error":{"message":"size does not match","code":100}}"#));
+        }
+        let fault = self.faults.roll().then(|| self.faults.choose(2));
+        if fault == Some(0) {
+            return Err(self.refuse(500, r#"{"error":{"message":"Something went wrong","code":131000}}"#));
+        }
+        let mut s = self.state.lock().expect("meta");
+        s.next_wamid += 1;
+        let id = format!("{}", 9_000_000 + s.next_wamid);
+        s.uploaded.insert(id.clone(), bytes);
+        if fault.is_some() {
+            return Err(GraphError::transport("injected: timed out after Meta kept the upload"));
+        }
+        Ok(id)
     }
 
     async fn media_info(&self, meta_id: &str) -> Result<MediaInfo, GraphError> {

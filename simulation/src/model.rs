@@ -23,6 +23,8 @@ pub struct SendRecord {
     pub message_id: Option<MessageId>,
     /// The API refused it (`opted_out`, `conversation_closed` ...).
     pub refused: Option<String>,
+    /// The file it carried (a document captioned with the text, or a voice note saying it).
+    pub file: Option<Vec<u8>>,
 }
 
 /// What a contact sent.
@@ -53,6 +55,7 @@ pub fn rank(status: &str) -> Option<u8> {
         "sent" => Some(2),
         "delivered" => Some(3),
         "read" => Some(4),
+        "played" => Some(5),
         _ => None,
     }
 }
@@ -262,6 +265,27 @@ pub fn check_files(model: &mut Model, stored: &[&shared::domain::Message], kept:
                 (Some(_), true) => problems.push(format!("{text}'s file is kept and also unavailable")),
                 (None, false) => problems.push(format!("{text}'s file was neither kept nor given up on")),
             }
+        }
+    }
+    for p in problems {
+        model.violate(p);
+    }
+}
+
+/// Every file of ours a contact got is the one its employee sent, byte for byte; a text went
+/// without one.
+pub fn check_sent_files(model: &mut Model, taken: &[Taken]) {
+    let mut problems = Vec::new();
+    for t in taken {
+        let Some(tok) = token(&t.text(), "msg") else { continue };
+        let Some(send) = model.sends.iter().find(|s| s.text == tok) else { continue };
+        match (&send.file, &t.file) {
+            (Some(sent), Some(got)) if sent != got => {
+                problems.push(format!("{tok}'s file reached the contact with other bytes than the employee's"))
+            }
+            (Some(_), None) => problems.push(format!("{tok} reached the contact without its file")),
+            (None, Some(_)) => problems.push(format!("{tok} reached the contact with a file it never had")),
+            _ => {}
         }
     }
     for p in problems {

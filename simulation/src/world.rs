@@ -17,6 +17,7 @@ use time::macros::datetime;
 
 use shared::adapters::memory::MemoryStore;
 use shared::archive::Position;
+use shared::domain::message::FileKind;
 use shared::domain::notice::{contact_text, ContactText, Lang, NoticeCode};
 use shared::domain::{Caller, ConversationId, Direction, Message, MessageId, Phone};
 use shared::meta::webhook::{InboundContent, InboundMessage};
@@ -25,7 +26,7 @@ use shared::ports::{
     ByteStream, ChangeStream, Disposition, Item, MediaStore, MediaStoreError, OutboundJob, QueueKind, Store,
     TemplateInfo, Timer,
 };
-use shared::usecases::{archive, archiver, conversations, participants, relay, send, Ports, UseCaseError};
+use shared::usecases::{archive, archiver, conversations, media, participants, relay, send, Ports, UseCaseError};
 
 use crate::aws::{Faults, HostClock, SeededEntropy, SimDynamo, SimS3, SimScheduler, SimSqs, TrueClock};
 use crate::executor::{self, spawn, spawn_joined, tick, Counts, Executor};
@@ -603,18 +604,44 @@ async fn start_thread(world: &Rc<World>, me: &Caller) {
     }
 }
 
-/// An employee's text, retried by the client with the same `client_id` until answered.
+/// A file an employee uploads (`POST /media`), tried until answered; its id.
+async fn upload(world: &Rc<World>, me: &Caller, bytes: &[u8], mime: &'static str) -> Option<String> {
+    for _ in 0..4 {
+        let (w, c, b) = (world.clone(), me.clone(), bytes.to_vec());
+        if let Some(Ok(m)) = call(async move { media::upload(&w.ports, &c, b, Some(mime)).await }).await {
+            return Some(m.id);
+        }
+        tokio::time::sleep(world.secs(1, 10)).await;
+    }
+    None
+}
+
+/// An employee's text (one time in five a document captioned with it, or a voice note saying
+/// it), retried by the client with the same `client_id` until answered.
 async fn send_text(world: &Rc<World>, me: &Caller, thread: &ConversationId) {
     let n = world.next();
     let text = format!("msg#{n}#");
     // Most clients send an idempotency key, and try again with it until answered; one without
     // a key must not try again (a second call is a second message).
     let keyed = world.chance(0.7);
-    let cmd = send::SendCommand {
-        content: send::Content::Text(text.clone()),
-        client_id: keyed.then(|| format!("k{n}")),
-        reply_to: None,
+    let (content, file) = match world.below(10) {
+        0 => {
+            let bytes = format!("%PDF-1.7 {text}").into_bytes();
+            let Some(media_id) = upload(world, me, &bytes, "application/pdf").await else { return };
+            let filename = Some(format!("{n}.pdf"));
+            (
+                send::Content::File { kind: FileKind::Document, media_id, caption: Some(text.clone()), filename },
+                Some(bytes),
+            )
+        }
+        1 => {
+            let bytes = format!("OggS {text}").into_bytes();
+            let Some(media_id) = upload(world, me, &bytes, "audio/ogg").await else { return };
+            (send::Content::File { kind: FileKind::Audio, media_id, caption: None, filename: None }, Some(bytes))
+        }
+        _ => (send::Content::Text(text.clone()), None),
     };
+    let cmd = send::SendCommand { content, client_id: keyed.then(|| format!("k{n}")), reply_to: None };
     let index = {
         let mut model = world.model.borrow_mut();
         model.sends.push(SendRecord {
@@ -625,6 +652,7 @@ async fn send_text(world: &Rc<World>, me: &Caller, thread: &ConversationId) {
             completed: None,
             message_id: None,
             refused: None,
+            file,
         });
         model.sends.len() - 1
     };
@@ -891,6 +919,7 @@ async fn check(world: &Rc<World>) -> Vec<String> {
     model::check_inbound(&mut model, &deliveries, &stored);
     let inbound: Vec<&Message> = threads.values().flatten().filter(|m| m.direction == Direction::Inbound).collect();
     model::check_files(&mut model, &inbound, |id| world.media.kept(id));
+    model::check_sent_files(&mut model, &taken);
 
     let taken_callbacks: BTreeSet<&str> = taken.iter().map(|t| t.callback.as_str()).collect();
     let delivered_wamids: BTreeSet<&str> = deliveries

@@ -15,8 +15,9 @@ use shared::usecases::{media, Ports, UseCaseError};
 /// they apply within 5 s of it.
 const UNKNOWN_WAMID_RECEIVES: u32 = 19;
 const UNKNOWN_WAMID_LONGEST_WAIT: Duration = Duration::from_secs(5);
-// Under the receipts queue's 20 receives before its dead-letter queue (template.yaml).
-const _: () = assert!(UNKNOWN_WAMID_RECEIVES < 20);
+// Well under the receipts queue's 30 receives before its dead-letter queue (template.yaml):
+// a store that fails on the last receives of a wait must not send the status there.
+const _: () = assert!(UNKNOWN_WAMID_RECEIVES + 10 <= 30);
 
 /// One job of the receipts queue: a status, or a contact's picture to fetch.
 pub async fn handle(ports: &Ports, job: &ReceiptsJob, receives: u32) -> Result<Disposition, UseCaseError> {

@@ -80,9 +80,14 @@ async fn dispatch_one(ports: &Ports, key: &Key, queued: bool) -> Result<Step> {
         return Ok(Step::Next);
     }
     let mut meta_media = None;
-    if let Some(id) = claimed.body.media_id() {
-        match super::media::meta_id(ports, id).await? {
+    let mut claimed = claimed;
+    if let Some(id) = claimed.body.media_id().map(str::to_string) {
+        match super::media::meta_id(ports, &id).await? {
             Ok(meta) => meta_media = Some(meta),
+            Err(_) if plant::active(Bug::CaptionWithoutFile) && claimed.body.words().is_some() => {
+                let text = claimed.body.words().unwrap_or_default().to_string();
+                claimed.body = Body::Text { text, prefix: None };
+            }
             Err(e) => {
                 tracing::warn!(message_id = %claimed.id, error = %e.message, "picture upload refused");
                 let failure = Failure { code: e.code, http_status: e.http_status, detail: e.message };
