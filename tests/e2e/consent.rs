@@ -210,6 +210,13 @@ async fn every_consent_change_from_every_source_is_in_the_contacts_history_threa
     let at: Vec<&str> = v["history"].as_array().unwrap().iter().map(|h| h["at"].as_str().unwrap()).collect();
     assert!(at.windows(2).all(|w| w[0] <= w[1]), "{at:?}");
     assert_eq!(v["history"][0]["conversation_id"], id.as_str());
+    // With no thread open, Meta's word goes on the write-once record of their latest thread.
+    assert_eq!(v["history"][2]["conversation_id"], id.as_str());
+    eventually("Meta's stop on the closed thread's record", || async {
+        let records = app.archive(&id).await;
+        records.iter().any(|r| r["kind"] == "consent" && r["details"]["source"] == "user_preferences").then_some(())
+    })
+    .await;
 
     assert_eq!(history(token_for("u1", "en")).await.0, 403, "admins only");
     let (s, _) = app.call_with("GET", "/admin/contacts/not-a-phone/consent", &auditor(), None).await;

@@ -270,6 +270,28 @@ pub(crate) async fn contact_threads(store: &dyn Store, contact_key: &str) -> Res
     Ok(contact_with_threads(store, contact_key).await?.map(|(_, t)| t).unwrap_or_default())
 }
 
+/// The contact's most recently active thread, closed ones included: where a change of theirs
+/// goes on the record when no thread of theirs is open.
+pub(crate) async fn latest_thread(store: &dyn Store, contact_key: &str) -> Result<Option<ConversationId>> {
+    let keys: Vec<Key> = store
+        .contact_partition(contact_key, 1001)
+        .await?
+        .into_iter()
+        .filter_map(|v| match v.item {
+            Item::ContactThread { conversation_id, .. } => Some(Key::conversation(&conversation_id)),
+            _ => None,
+        })
+        .collect();
+    let mut latest: Option<Conversation> = None;
+    for v in store.get_many(&keys).await?.into_iter().flatten() {
+        let c = Conversation::from_item(v.item)?;
+        if latest.as_ref().is_none_or(|l| c.last_activity_at > l.last_activity_at) {
+            latest = Some(c);
+        }
+    }
+    Ok(latest.map(|c| c.id))
+}
+
 /// A contact and their open threads (newest outbound activity first), in two reads: the
 /// contact's partition holds the contact and a link to each of their threads.
 pub(crate) async fn contact_with_threads(

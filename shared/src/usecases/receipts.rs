@@ -168,16 +168,21 @@ pub async fn marketing_preference(ports: &Ports, wa_id: &str, stop: bool) -> Res
         let threads: Vec<ConversationId> =
             super::contact_threads(&*ports.store, wa_id).await?.into_iter().map(|t| t.item.id).collect();
         let rejected = crate::domain::Notice::to_all(crate::domain::NoticeKind::OptinRejected);
-        // On the record of each of the contact's threads (the event is re-addressed to each).
-        let on_record = threads
-            .first()
-            .map(|first| super::archive::consent_event(first, &k, "marketing_opted_out", "user_preferences", now));
+        let event = |thread| super::archive::consent_event(thread, &k, "marketing_opted_out", "user_preferences", now);
+        // On the record of each of the contact's open threads (the event is re-addressed to
+        // each); with none open, on their latest closed one, in this commit.
+        let on_record = threads.first().map(event);
+        let closed = match threads.first() {
+            Some(_) => None,
+            None => super::latest_thread(&*ports.store, wa_id).await?,
+        };
+        plan.archive.extend(closed.as_ref().map(event));
         // In the contact's consent history even when no thread carries it.
         plan.writes.push(super::archive::consent_change(
             &k,
             "marketing_opted_out",
             "user_preferences",
-            threads.first(),
+            threads.first().or(closed.as_ref()),
             now,
         ));
         plan.effects.extend(Effect::notices(threads, rejected, on_record));
