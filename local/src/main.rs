@@ -9,7 +9,7 @@ use shared::Config;
 
 const USAGE: &str = "usage:
   connector-local [serve]                      start every function on CONNECTOR_LISTEN
-  connector-local token [--sub ID] [--name NAME] [--locale LOCALE] [--sub-org ORG] [--region REGION] [--admin]
+  connector-local token [--sub ID] [--name NAME] [--locale LOCALE] [--sub-org ORG] [--region REGION] [--admin] [--compliance]
                                                print a client JWT signed with AUTH_JWT_SECRET
   connector-local contact PHONE say TEXT       act as the contact in the sandbox: send a text
   connector-local contact PHONE tap BUTTON     tap accept | reject | resume
@@ -73,13 +73,18 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 }
 
 fn token(config: &Config, args: &[String]) -> Result<(), String> {
+    let roles: Vec<String> = ["admin", "compliance"]
+        .into_iter()
+        .filter(|role| args.iter().any(|a| a.strip_prefix("--") == Some(*role)))
+        .map(String::from)
+        .collect();
     let claims = connector_local::local_claims(
         flag(args, "--sub").unwrap_or_else(|| "alex".into()),
         Some(flag(args, "--name").unwrap_or_else(|| "Alex Kim".into())),
         flag(args, "--locale"),
         flag(args, "--sub-org"),
         flag(args, "--region"),
-        if args.iter().any(|a| a == "--admin") { vec!["admin".into()] } else { vec![] },
+        roles,
     );
     println!("{}", issue_token(&config.jwt_secret, &claims));
     Ok(())

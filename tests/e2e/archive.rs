@@ -1,5 +1,6 @@
 //! The compliance archive over HTTP: every message, consent and DLP action in one verifiable
-//! chain per thread, read by admins only, and a tampered record found by the verifier.
+//! chain per thread, read by admins and compliance officers only, and a tampered record found by
+//! the verifier.
 
 use serde_json::json;
 
@@ -46,10 +47,20 @@ async fn every_message_consent_and_dlp_action_is_archived_in_a_verifiable_chain(
 }
 
 #[tokio::test]
-async fn only_admins_read_the_archive() {
+async fn only_admins_and_compliance_officers_read_the_record_and_officers_change_nothing() {
     let app = spawn_app().await;
     let conv = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
     let (s, v) = app.call("GET", &format!("/admin/conversations/{conv}/archive"), Some("u1"), None).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (403, Some("forbidden")));
+    let officer = token_with("officer", "en", "retail", "eu", &["compliance"]);
+    let (s, v) =
+        app.call_with("GET", &format!("/admin/conversations/{conv}/archive?verify=true"), &officer, None).await;
+    assert_eq!((s, v["valid"].as_bool()), (200, Some(true)), "{v}");
+    let (s, v) = app.call_with("GET", "/admin/contacts/%2B447700900123/consent", &officer, None).await;
+    assert_eq!((s, v["consent"].as_str()), (200, Some("requested")), "{v}");
+    // Reading the record is all the role gives: the directory stays an admin's.
+    let profile = json!({"name": "Eve", "sub_org": "retail", "region": "eu", "locale": "en", "whatsapp_enabled": true});
+    let (s, v) = app.call_with("PUT", "/directory/users/eve", &officer, Some(profile)).await;
     assert_eq!((s, v["error"]["code"].as_str()), (403, Some("forbidden")));
     let (s, _) = app.call("GET", "/admin/conversations/nope/archive", None, None).await;
     assert_eq!(s, 401);

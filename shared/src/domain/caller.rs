@@ -15,8 +15,10 @@ pub struct Caller {
     pub roles: Vec<String>,
 }
 
-/// The roles the connector knows; any other role a token names grants nothing.
-pub const ROLES: [&str; 2] = ["agent", "admin"];
+/// The roles the connector knows; any other role a token names grants nothing. `compliance`
+/// reads the record (archives, consent histories) and writes nothing to threads or the
+/// directory; `admin` does that and administers.
+pub const ROLES: [&str; 3] = ["agent", "admin", "compliance"];
 
 /// The known roles among `names`, each once.
 pub fn known_roles<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Vec<String> {
@@ -31,6 +33,11 @@ pub fn known_roles<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Vec<Str
 }
 
 impl Caller {
+    /// Whether the caller may read the compliance record: an admin or a compliance officer.
+    pub fn reads_the_record(&self) -> bool {
+        self.has_role("admin") || self.has_role("compliance")
+    }
+
     /// An employee of `sub_org` in `region` with no roles, who reads English: what a token
     /// that names no `locale` and no `roles` makes.
     pub fn new(user_id: &str, name: &str, sub_org: &str, region: &str) -> Caller {

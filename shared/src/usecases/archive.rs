@@ -84,9 +84,9 @@ pub fn consent_change(
 }
 
 /// `GET /admin/contacts/{phone}/consent`: where the contact stands and every change, oldest
-/// first (admin).
+/// first (admin, compliance).
 pub async fn consent_history(ports: &Ports, caller: &Caller, contact_key: &str) -> Result<ConsentHistory> {
-    require_admin(caller)?;
+    require_record_reader(caller)?;
     let contact = load::<crate::domain::Contact>(&*ports.store, &Key::contact(contact_key)).await?;
     let pk = Key::consent_history(contact_key);
     let mut history = Vec::new();
@@ -129,11 +129,11 @@ impl ConsentHistory {
     }
 }
 
-fn require_admin(caller: &Caller) -> Result<()> {
-    if caller.has_role("admin") {
+fn require_record_reader(caller: &Caller) -> Result<()> {
+    if caller.reads_the_record() {
         Ok(())
     } else {
-        Err(UseCaseError::Forbidden("this needs the admin role"))
+        Err(UseCaseError::Forbidden("this needs the admin or compliance role"))
     }
 }
 
@@ -205,7 +205,7 @@ pub async fn settled(
 /// `GET /admin/conversations/{id}/archive`: the thread's records, oldest first, including
 /// every change committed before the request.
 pub async fn export(ports: &Ports, caller: &Caller, conversation_id: &ConversationId) -> Result<Vec<ArchiveRecord>> {
-    require_admin(caller)?;
+    require_record_reader(caller)?;
     if load::<Conversation>(&*ports.store, &Key::conversation(conversation_id)).await?.is_none() {
         return Err(UseCaseError::NotFound);
     }
@@ -221,7 +221,7 @@ pub async fn export(ports: &Ports, caller: &Caller, conversation_id: &Conversati
 /// the thread's items' counts against it, once the archiver has had its time: a change
 /// committed and not archived, or records removed from the chain's end, break it.
 pub async fn verify_chain(ports: &Ports, caller: &Caller, conversation_id: &ConversationId) -> Result<Verification> {
-    require_admin(caller)?;
+    require_record_reader(caller)?;
     if load::<Conversation>(&*ports.store, &Key::conversation(conversation_id)).await?.is_none() {
         return Err(UseCaseError::NotFound);
     }
