@@ -92,10 +92,14 @@ pub async fn upload(ports: &Ports, caller: &Caller, bytes: Vec<u8>, content_type
     if bytes.len() > MAX_IMAGE_BYTES {
         return Err(DomainError::TooLarge(MAX_IMAGE_BYTES).into());
     }
+    // In memory already: checked before it is stored, never read back.
+    let mut scan = Scan::default();
+    scan.add(&bytes);
+    let (_, mime) = checked(content_type, &scan)?;
     let id = new_ulid();
     let name = upload_name(caller, &id)?;
     ports.media.put_upload(&name, crate::ports::byte_stream(bytes), MAX_IMAGE_BYTES as u64).await?;
-    keep(ports, caller, &name, id, content_type, MAX_IMAGE_BYTES).await
+    keep(ports, caller, &name, id, mime, scan).await
 }
 
 /// How long a client has to put an upload's bytes, and to fetch a file from its URL.
@@ -171,24 +175,19 @@ pub async fn finish_upload(ports: &Ports, caller: &Caller, id: &str) -> Result<M
     if let Some(done) = load::<MediaRecord>(&*ports.store, &Key::media(id)).await? {
         return if done.item.owner.is_user(&caller.user_id) { Ok(done.item) } else { Err(UseCaseError::NotFound) };
     }
-    let mime = announced(id)?;
-    let (kind, _) = crate::domain::media::accepted(mime).ok_or(UseCaseError::NotFound)?;
-    keep(ports, caller, &name, id.to_string(), Some(mime), max_bytes(kind)).await
+    let announced = announced(id)?;
+    let (kind, _) = crate::domain::media::accepted(announced).ok_or(UseCaseError::NotFound)?;
+    // Read back once to check it (never whole in memory).
+    let body = ports.media.open_upload(&name).await?.ok_or(UseCaseError::NotFound)?;
+    let max = max_bytes(kind);
+    let scan = Scan::read(body, max as u64).await?.ok_or(DomainError::TooLarge(max))?;
+    let (_, mime) = checked(Some(announced), &scan)?;
+    keep(ports, caller, &name, id.to_string(), mime, scan).await
 }
 
-/// Keeps the upload `name` as the file `id` of `caller`, if WhatsApp takes it as labelled:
-/// read once to check it (never whole in memory), kept, recorded, and only then let go.
-async fn keep(
-    ports: &Ports,
-    caller: &Caller,
-    name: &str,
-    id: String,
-    content_type: Option<&str>,
-    max: usize,
-) -> Result<MediaRecord> {
-    let body = ports.media.open_upload(name).await?.ok_or(UseCaseError::NotFound)?;
-    let scan = Scan::read(body, max as u64).await?.ok_or(DomainError::TooLarge(max))?;
-    let (_, mime) = checked(content_type, &scan)?;
+/// Keeps the checked upload `name` (of type `mime`, as `scan` read it) as the file `id` of
+/// `caller`: kept, recorded, and only then let go.
+async fn keep(ports: &Ports, caller: &Caller, name: &str, id: String, mime: String, scan: Scan) -> Result<MediaRecord> {
     let record = MediaRecord {
         id,
         owner: caller.sender(),

@@ -270,31 +270,17 @@ pub(crate) async fn contact_threads(store: &dyn Store, contact_key: &str) -> Res
     Ok(contact_with_threads(store, contact_key).await?.map(|(_, t)| t).unwrap_or_default())
 }
 
-/// The contact's most recently active thread, closed ones included: where a change of theirs
-/// goes on the record when no thread of theirs is open.
-pub(crate) async fn latest_thread(store: &dyn Store, contact_key: &str) -> Result<Option<ConversationId>> {
-    let keys: Vec<Key> = store
-        .contact_partition(contact_key, 1001)
-        .await?
-        .into_iter()
-        .filter_map(|v| match v.item {
-            Item::ContactThread { conversation_id, .. } => Some(Key::conversation(&conversation_id)),
-            _ => None,
-        })
-        .collect();
-    let mut latest: Option<Conversation> = None;
-    for v in store.get_many(&keys).await?.into_iter().flatten() {
-        let c = Conversation::from_item(v.item)?;
-        if latest.as_ref().is_none_or(|l| c.last_activity_at > l.last_activity_at) {
-            latest = Some(c);
-        }
-    }
-    Ok(latest.map(|c| c.id))
-}
-
 /// A contact and their open threads (newest outbound activity first), in two reads: the
 /// contact's partition holds the contact and a link to each of their threads.
 pub(crate) async fn contact_with_threads(
+    store: &dyn Store,
+    contact_key: &str,
+) -> Result<Option<(Versioned<Contact>, Vec<Versioned<Conversation>>)>> {
+    Ok(contact_with_all_threads(store, contact_key).await?.map(|(contact, all)| (contact, open_newest_first(all))))
+}
+
+/// A contact and every thread of theirs, closed ones included, in no order.
+pub(crate) async fn contact_with_all_threads(
     store: &dyn Store,
     contact_key: &str,
 ) -> Result<Option<(Versioned<Contact>, Vec<Versioned<Conversation>>)>> {
@@ -311,13 +297,16 @@ pub(crate) async fn contact_with_threads(
     let Some(contact) = contact else { return Ok(None) };
     let mut convs = Vec::with_capacity(keys.len());
     for v in store.get_many(&keys).await?.into_iter().flatten() {
-        let c = Versioned { item: Conversation::from_item(v.item)?, version: v.version };
-        if !c.item.closed {
-            convs.push(c);
-        }
+        convs.push(Versioned { item: Conversation::from_item(v.item)?, version: v.version });
     }
-    convs.sort_by(|a, b| {
+    Ok(Some((contact, convs)))
+}
+
+/// The open ones of `threads`, newest outbound activity first.
+pub(crate) fn open_newest_first(mut threads: Vec<Versioned<Conversation>>) -> Vec<Versioned<Conversation>> {
+    threads.retain(|c| !c.item.closed);
+    threads.sort_by(|a, b| {
         (b.item.last_outbound_at, b.item.last_activity_at).cmp(&(a.item.last_outbound_at, a.item.last_activity_at))
     });
-    Ok(Some((contact, convs)))
+    threads
 }

@@ -165,26 +165,20 @@ pub async fn marketing_preference(ports: &Ports, wa_id: &str, stop: bool) -> Res
             return Ok(Decision::Done(()));
         }
         let mut plan = Plan::of(vec![put_versioned(Item::Contact(k.clone()), Some(contact.version))]);
-        let threads: Vec<ConversationId> =
-            super::contact_threads(&*ports.store, wa_id).await?.into_iter().map(|t| t.item.id).collect();
+        let all = super::contact_with_all_threads(&*ports.store, wa_id).await?.map(|(_, t)| t).unwrap_or_default();
+        let latest = all.iter().max_by_key(|t| t.item.last_activity_at).map(|t| t.item.id.clone());
+        let threads: Vec<ConversationId> = super::open_newest_first(all).into_iter().map(|t| t.item.id).collect();
         let rejected = crate::domain::Notice::to_all(crate::domain::NoticeKind::OptinRejected);
         let event = |thread| super::archive::consent_event(thread, &k, "marketing_opted_out", "user_preferences", now);
         // On the record of each of the contact's open threads (the event is re-addressed to
         // each); with none open, on their latest closed one, in this commit.
         let on_record = threads.first().map(event);
-        let closed = match threads.first() {
-            Some(_) => None,
-            None => super::latest_thread(&*ports.store, wa_id).await?,
-        };
-        plan.archive.extend(closed.as_ref().map(event));
+        let carrier = threads.first().or(latest.as_ref());
+        if threads.is_empty() {
+            plan.archive.extend(carrier.map(event));
+        }
         // In the contact's consent history even when no thread carries it.
-        plan.writes.push(super::archive::consent_change(
-            &k,
-            "marketing_opted_out",
-            "user_preferences",
-            threads.first().or(closed.as_ref()),
-            now,
-        ));
+        plan.writes.push(super::archive::consent_change(&k, "marketing_opted_out", "user_preferences", carrier, now));
         plan.effects.extend(Effect::notices(threads, rejected, on_record));
         Ok(Decision::Commit(plan, ()))
     })
