@@ -7,7 +7,9 @@ use std::sync::Arc;
 use crate::adapters::aws::{AwsClients, DynamoStore, EventBridgeScheduler, S3MediaStore, S3Vault, SqsQueue};
 use crate::adapters::clock::SystemClock;
 #[cfg(feature = "embedded")]
-use crate::adapters::embedded::{Db, DevClock, DiskMediaStore, DiskVault, SqliteQueue, SqliteScheduler, SqliteStore};
+use crate::adapters::embedded::{
+    Db, DevClock, DiskMediaStore, DiskVault, SqliteIndex, SqliteQueue, SqliteScheduler, SqliteStore,
+};
 use crate::adapters::graph::GraphWhatsApp;
 #[cfg(feature = "sandbox")]
 use crate::adapters::sandbox::SandboxWhatsApp;
@@ -59,6 +61,7 @@ pub async fn embedded(config: Config) -> Result<(AppState, Embedded), ConfigErro
         store: Arc::new(store.clone()),
         media: Arc::new(DiskMediaStore::new(&config.data_dir).map_err(|e| ConfigError(Report(&e).to_string()))?),
         vault: Arc::new(DiskVault::new(&config.data_dir)),
+        index: Arc::new(SqliteIndex::new(db.clone())),
         queue: Arc::new(queue.clone()),
         scheduler: Arc::new(scheduler.clone()),
         clock,
@@ -198,6 +201,7 @@ pub fn aws_ports(
             Some(bucket) => Arc::new(S3Vault::new(clients.s3.clone(), bucket.clone())),
             None => Arc::new(crate::adapters::NoVault),
         },
+        index: Arc::new(crate::adapters::NoIndex),
         settings: Arc::new(config.settings.clone()),
     }
 }

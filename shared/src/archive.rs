@@ -18,6 +18,11 @@ use serde_json::json;
 
 use crate::domain::{Body, ConversationId, Message, MessageId, Notice, Sender};
 
+/// The chain that records the record's own uses: who searched, exported or held what, when. It
+/// is archived, linked and verified as a thread's chain is, under this id (no thread's: theirs
+/// are ULIDs).
+pub const RECORD_USE: &str = "record-use";
+
 /// The hash before a thread's first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -45,6 +50,8 @@ pub enum ArchiveKind {
     Recalled,
     /// A contact's file, as kept: our id of it, its type, size and SHA-256.
     Media,
+    /// A use of the record itself (on the `RECORD_USE` chain): a search, an export, a hold.
+    RecordUse,
     Other(String),
 }
 
@@ -61,6 +68,7 @@ impl ArchiveKind {
             ArchiveKind::QueueRelease => "queue_release",
             ArchiveKind::Recalled => "recalled",
             ArchiveKind::Media => "media",
+            ArchiveKind::RecordUse => "record_use",
             ArchiveKind::Other(name) => name,
         }
     }
@@ -79,6 +87,7 @@ impl From<String> for ArchiveKind {
             "queue_release" => ArchiveKind::QueueRelease,
             "recalled" => ArchiveKind::Recalled,
             "media" => ArchiveKind::Media,
+            "record_use" => ArchiveKind::RecordUse,
             _ => ArchiveKind::Other(name),
         }
     }
@@ -155,6 +164,23 @@ pub fn message_event(m: &Message) -> ArchiveEvent {
             "dlp_rules": m.dlp_rules,
         }),
     }
+}
+
+/// What search finds of a record: a message's, by the text it showed (`text_as_sent`: what DLP
+/// left of it, never the original).
+pub fn hit(r: &ArchiveRecord) -> Option<crate::domain::search::Hit> {
+    if r.event.kind != ArchiveKind::Message {
+        return None;
+    }
+    Some(crate::domain::search::Hit {
+        conversation_id: r.event.conversation_id.clone(),
+        message_id: r.event.message_id.clone()?,
+        at: r.event.at,
+        sender: r.event.actor.to_string(),
+        kind: r.event.details.get("kind").and_then(Value::as_str).unwrap_or("text").to_string(),
+        text: r.event.text_as_sent.clone(),
+        seq: r.seq,
+    })
 }
 
 /// A journaled event as the item that carried it holds it in the stream: in full, or, for a
@@ -433,6 +459,7 @@ mod tests {
             (QueueRelease, "queue_release"),
             (Recalled, "recalled"),
             (Media, "media"),
+            (RecordUse, "record_use"),
         ] {
             assert_eq!(serde_json::to_value(&kind).unwrap(), serde_json::json!(name));
             assert_eq!(serde_json::from_value::<ArchiveKind>(serde_json::json!(name)).unwrap(), kind);

@@ -256,6 +256,8 @@ async fn main(settings: Settings) -> (Vec<String>, u64, usize, u64) {
         whatsapp: meta.clone(),
         media: media.clone(),
         vault: Arc::new(SimS3::new(faults.clone())),
+        // On AWS the index is Athena over the vault: nothing for the archiver to feed.
+        index: Arc::new(shared::adapters::memory::MemoryIndex::default()),
         settings: Arc::new(config),
     };
     let world = Rc::new(World {

@@ -12,5 +12,6 @@ mod media;
 mod receipts;
 mod record;
 mod restart;
+mod search;
 mod webhook;
 mod window;

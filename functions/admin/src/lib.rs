@@ -1,5 +1,6 @@
-//! Admin routes: a thread's compliance archive as JSON Lines, its hash-chain verification, and
-//! a contact's consent history.
+//! Admin and compliance routes: a thread's compliance archive as JSON Lines (`record-use` is
+//! the chain of the record's own uses), its hash-chain verification, a contact's consent
+//! history, and the search over every thread's record.
 
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -16,6 +17,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/admin/conversations/{id}/archive", get(archive_route))
         .route("/admin/contacts/{phone}/consent", get(consent_route))
+        .route("/admin/search", get(search_route))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), admit))
         .with_state(state)
 }
@@ -55,4 +57,13 @@ async fn consent_route(
     let phone = if phone.starts_with('+') { Phone::parse(&phone) } else { Phone::from_wa_id(&phone) };
     let phone = phone.map_err(ApiError::InvalidRequest)?;
     Ok(Json(archive::consent_history(&state.ports, &caller, phone.digits()).await?))
+}
+
+async fn search_route(
+    State(state): State<AppState>,
+    Identity(caller): Identity,
+    query: Result<Query<shared::domain::search::Ask>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<shared::domain::search::Page>, ApiError> {
+    let Query(ask) = query.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
+    Ok(Json(shared::usecases::search::search_record(&state.ports, &caller, &ask).await?))
 }

@@ -1,6 +1,7 @@
 //! `POST /conversations/{id}/messages` (compose, hold or queue),
 //! `GET /conversations/{id}/messages` (history the caller may see),
-//! `DELETE /conversations/{id}/messages/{message_id}` (recall), `GET /templates`, and files:
+//! `DELETE /conversations/{id}/messages/{message_id}` (recall), `GET /templates`,
+//! `GET /search` (the caller's threads, by words, contact and period), and files:
 //! `POST /media`, `GET /media/{id}`, and uploads in three steps (`POST /media/uploads`, the
 //! bytes to where it says, `POST /media/uploads/{id}/complete`) for files too large to pass
 //! API Gateway and Lambda's 6 MB payloads once encoded.
@@ -27,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .route("/conversations/{id}/messages", post(send_message).get(history))
         .route("/conversations/{id}/messages/{message_id}", delete(recall))
         .route("/templates", get(templates))
+        .route("/search", get(search))
         .route("/media/uploads", post(start_upload))
         .route("/media/uploads/{id}/complete", post(finish_upload))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
@@ -51,6 +53,15 @@ async fn recall(
     Path((id, message_id)): Path<(ConversationId, MessageId)>,
 ) -> Result<Json<MessageView>, ApiError> {
     Ok(Json(send::recall(&state.ports, &caller, &id, &message_id).await?))
+}
+
+async fn search(
+    State(state): State<AppState>,
+    Identity(caller): Identity,
+    query: Result<Query<shared::domain::search::Ask>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<shared::domain::search::Page>, ApiError> {
+    let Query(ask) = query.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
+    Ok(Json(shared::usecases::search::search_mine(&state.ports, &caller, &ask).await?))
 }
 
 async fn templates(State(state): State<AppState>, Identity(_): Identity) -> Result<Json<serde_json::Value>, ApiError> {

@@ -31,3 +31,20 @@ impl crate::ports::Vault for NoVault {
         Err(crate::ports::ArchiveError(format!("this function may not list the archive ({prefix})").into()))
     }
 }
+
+/// The record's search for a function that is not given it: every call fails.
+pub struct NoIndex;
+
+#[async_trait::async_trait]
+impl crate::ports::RecordIndex for NoIndex {
+    async fn add(&self, _: &[crate::archive::ArchiveRecord]) -> Result<(), crate::ports::IndexError> {
+        Err(crate::ports::IndexError("this function may not write the record's index".into()))
+    }
+    async fn search(
+        &self,
+        _: &crate::domain::search::Filter,
+        _: Option<&[crate::domain::ConversationId]>,
+    ) -> Result<Vec<crate::domain::search::Hit>, crate::ports::IndexError> {
+        Err(crate::ports::IndexError("this function may not search the record".into()))
+    }
+}

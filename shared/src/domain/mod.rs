@@ -10,6 +10,7 @@ pub mod message;
 pub mod meta_error;
 pub mod notice;
 pub mod phone;
+pub mod search;
 
 pub use caller::{known_roles, Caller, NO_SCOPE, ROLES};
 pub use contact::{ConsentState, Contact, InboundIntent, WindowTimer};

@@ -249,6 +249,11 @@ pub enum Item {
     Media(MediaRecord),
     /// Where some of a thread's archive records are: written by the archiver alone.
     ArchiveSegment(crate::archive::Segment),
+    /// The item that carries the record's own uses (searches, exports, holds) onto their chain,
+    /// `archive::RECORD_USE`, as a thread's item carries its changes: its count of them.
+    RecordTrail {
+        records: u64,
+    },
     /// How far the archiver has read the change stream (where it pulls it).
     ArchiverPosition {
         position: crate::archive::Position,
@@ -317,6 +322,7 @@ impl Item {
             Item::ConsentChange(c) => Key::consent_change(&c.contact_key, &c.id),
             Item::ArchiveSegment(seg) => Key::archive_segment(&seg.conversation_id, seg.first),
             Item::ArchiverPosition { .. } => Key::archiver(),
+            Item::RecordTrail { .. } => Key::conversation(&crate::archive::RECORD_USE.into()),
             Item::Outbox(e) => Key::outbox(e.shard, &e.id),
             Item::Parked(e) => Key::parked(&e.id),
             Item::Dedupe { id, .. } => Key::dedupe(id),

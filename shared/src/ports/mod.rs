@@ -583,6 +583,27 @@ pub trait Vault: Send + Sync {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, ArchiveError>;
 }
 
+/// The record's search index failed (the engine could not be reached, or refused the query).
+#[derive(Debug, thiserror::Error)]
+#[error("search unavailable")]
+pub struct IndexError(#[source] pub Cause);
+
+/// The compliance officer's search over the record (CONTRACT.md section 8): message records by
+/// the text they showed. Locally SQLite FTS5, fed by the archiver; on AWS Amazon Athena over the
+/// archive's objects themselves, so there is nothing to feed.
+#[async_trait]
+pub trait RecordIndex: Send + Sync {
+    /// Takes in the message records among `records`; a record taken twice is found once.
+    async fn add(&self, records: &[crate::archive::ArchiveRecord]) -> Result<(), IndexError>;
+    /// Up to `filter.limit + 1` hits of `filter` (its words and period, past its cursor) among
+    /// `threads` (every thread when `None`), newest first (`search::Hit::order`).
+    async fn search(
+        &self,
+        filter: &crate::domain::search::Filter,
+        threads: Option<&[ConversationId]>,
+    ) -> Result<Vec<crate::domain::search::Hit>, IndexError>;
+}
+
 /// What a commit asks to happen once it has committed: written in the same transaction as the
 /// state (the outbox), then published at least once by the relay. Every effect is idempotent
 /// downstream: queue messages carry dedupe ids, timers have deterministic names, notices and

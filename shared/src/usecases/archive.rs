@@ -129,7 +129,7 @@ impl ConsentHistory {
     }
 }
 
-fn require_record_reader(caller: &Caller) -> Result<()> {
+pub(crate) fn require_record_reader(caller: &Caller) -> Result<()> {
     if caller.reads_the_record() {
         Ok(())
     } else {
@@ -205,10 +205,7 @@ pub async fn settled(
 /// `GET /admin/conversations/{id}/archive`: the thread's records, oldest first, including
 /// every change committed before the request.
 pub async fn export(ports: &Ports, caller: &Caller, conversation_id: &ConversationId) -> Result<Vec<ArchiveRecord>> {
-    require_record_reader(caller)?;
-    if load::<Conversation>(&*ports.store, &Key::conversation(conversation_id)).await?.is_none() {
-        return Err(UseCaseError::NotFound);
-    }
+    require_chain(ports, caller, conversation_id, "read").await?;
     let counts = super::archiver::counts(ports, conversation_id).await?;
     let records = settled(ports, conversation_id, &counts).await?;
     match missing(&records, &counts).is_empty() {
@@ -221,14 +218,25 @@ pub async fn export(ports: &Ports, caller: &Caller, conversation_id: &Conversati
 /// the thread's items' counts against it, once the archiver has had its time: a change
 /// committed and not archived, or records removed from the chain's end, break it.
 pub async fn verify_chain(ports: &Ports, caller: &Caller, conversation_id: &ConversationId) -> Result<Verification> {
-    require_record_reader(caller)?;
-    if load::<Conversation>(&*ports.store, &Key::conversation(conversation_id)).await?.is_none() {
-        return Err(UseCaseError::NotFound);
-    }
+    require_chain(ports, caller, conversation_id, "verify").await?;
     let key = archive_key(ports)?;
     let counts = super::archiver::counts(ports, conversation_id).await?;
     let records = settled(ports, conversation_id, &counts).await?;
     Ok(verify_complete(&key, &records, &counts))
+}
+
+/// That `caller` reads the record and `conversation_id` names a chain (a thread's, or the
+/// record's own uses'), and, for a thread's, that they did `action` to it, on the record.
+async fn require_chain(ports: &Ports, caller: &Caller, conversation_id: &ConversationId, action: &str) -> Result<()> {
+    require_record_reader(caller)?;
+    if conversation_id.as_str() == crate::archive::RECORD_USE {
+        return Ok(());
+    }
+    if load::<Conversation>(&*ports.store, &Key::conversation(conversation_id)).await?.is_none() {
+        return Err(UseCaseError::NotFound);
+    }
+    let what = serde_json::json!({ "action": action, "conversation_id": conversation_id });
+    super::search::record_use(ports, caller, what).await
 }
 
 /// The changes thread `conversation_id`'s items say they carried that its chain does not hold

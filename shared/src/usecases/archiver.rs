@@ -8,7 +8,7 @@
 //! (a retry, a crash before the segments, a redelivery, an operator's replay of a range out of
 //! order) is looked up in the chain itself.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::archive::{batch, link, ArchiveRecord, Journaled, Position, Segment, Source};
 use crate::domain::ConversationId;
@@ -48,6 +48,9 @@ pub async fn archive(ports: &Ports, entries: &[StreamEntry]) -> Result<Archived>
     }
     let mut records: Vec<ArchiveRecord> = Vec::new();
     let mut segments: Vec<Segment> = Vec::new();
+    // Records found archived already: the search index takes them again (a crash may have
+    // come between the chain's segments and the index).
+    let mut archived_before: Vec<ArchiveRecord> = Vec::new();
     for (thread, events) in threads {
         let head = ports.store.segments(&thread, 1, false).await?.into_iter().next();
         let mut prev = head.as_ref().map(Segment::head);
@@ -56,7 +59,7 @@ pub async fn archive(ports: &Ports, entries: &[StreamEntry]) -> Result<Archived>
         // (an operator's replay of a range): then the chain itself says which.
         let behind = |at: &Position| passed.as_ref().is_some_and(|p| at <= p);
         let earliest = events.iter().map(|(at, _)| *at).filter(|at| behind(at)).min();
-        let held: BTreeSet<Source> = match earliest {
+        let held: BTreeMap<Source, ArchiveRecord> = match earliest {
             // A segment's place is at or past each of its events', and never goes back along
             // the chain: the ones at or past the earliest such entry's hold all it could find.
             Some(from) => {
@@ -64,14 +67,15 @@ pub async fn archive(ports: &Ports, entries: &[StreamEntry]) -> Result<Archived>
                 recent.retain(|s| s.position >= *from);
                 recent.reverse();
                 let found = super::archive::records_in(ports, &thread, &recent).await?;
-                found.into_iter().map(|r| r.source).collect()
+                found.into_iter().map(|r| (r.source.clone(), r)).collect()
             }
-            None => BTreeSet::new(),
+            None => BTreeMap::new(),
         };
         let mut linked: Vec<ArchiveRecord> = Vec::new();
         let mut position = passed.clone();
         for (at, j) in events {
-            if behind(at) && held.contains(&j.source) {
+            if let Some(r) = held.get(&j.source).filter(|_| behind(at)) {
+                archived_before.push(r.clone());
                 continue;
             }
             if position.as_ref().is_none_or(|p| at > p) {
@@ -96,6 +100,7 @@ pub async fn archive(ports: &Ports, entries: &[StreamEntry]) -> Result<Archived>
         records.extend(linked);
     }
     if records.is_empty() {
+        ports.index.add(&archived_before).await?;
         return Ok(Archived::default());
     }
     let now = ports.clock.now();
@@ -113,7 +118,11 @@ pub async fn archive(ports: &Ports, entries: &[StreamEntry]) -> Result<Archived>
         }
     }
     let lag = records.iter().map(|r| now - r.event.at).max();
-    Ok(Archived { records: records.len(), threads: segments.len(), object: Some(name), lag })
+    let done = Archived { records: records.len(), threads: segments.len(), object: Some(name), lag };
+    // Only once the chain holds them: a writer refused above linked other records at its places.
+    archived_before.extend(records);
+    ports.index.add(&archived_before).await?;
+    Ok(done)
 }
 
 /// A record the planted bug `SkipArchiveRecord` leaves out: messages whose id ends in 0 or 1.
@@ -173,6 +182,9 @@ pub async fn counts(ports: &Ports, thread: &ConversationId) -> Result<BTreeMap<S
             }
             Item::Message(m) => {
                 out.insert(Key::message(&m.conversation_id, &m.id).sk, m.records);
+            }
+            Item::RecordTrail { records } => {
+                out.insert(Key::conversation(thread).sk, records);
             }
             _ => {}
         }

@@ -15,7 +15,7 @@
 //! Not here: deciding what to write (the planners) and publishing what the outbox holds (the
 //! relay, which `execute` hands a commit's entries to once it is done).
 
-use crate::archive::{ArchiveEvent, Journaled, Source};
+use crate::archive::{ArchiveEvent, Journaled, Source, RECORD_USE};
 use crate::ports::{ChangeEntry, Cond, Effect, Item, Key, OutboxEntry, StoreError, Transaction, Versioned, Write};
 
 use super::{new_ulid, relay, Ports, Result, UseCaseError};
@@ -207,8 +207,11 @@ async fn journal(
     if !unplanned.is_empty() {
         for (key, found) in unplanned.iter().zip(ports.store.get_many(&unplanned).await?) {
             match found {
-                Some(Versioned { item: item @ Item::Conversation(_), version }) => {
+                Some(Versioned { item: item @ (Item::Conversation(_) | Item::RecordTrail { .. }), version }) => {
                     writes.push(Write::Put { item, cond: Cond::Version(version) })
+                }
+                None if key.pk == Key::conversation(&RECORD_USE.into()).pk => {
+                    writes.push(Write::Put { item: Item::RecordTrail { records: 0 }, cond: Cond::NotExists })
                 }
                 _ => {
                     return Err(StoreError::Corrupt(format!("archive events for a missing thread: {}", key.pk).into()))
@@ -227,7 +230,11 @@ async fn journal(
                 c.records += 1;
                 Source { item: Key::conversation(&c.id).sk, n: c.records }
             }
-            _ => unreachable!("a carrier is a message or a thread"),
+            Item::RecordTrail { records } => {
+                *records += 1;
+                Source { item: Key::conversation(&RECORD_USE.into()).sk, n: *records }
+            }
+            _ => unreachable!("a carrier is a message, a thread or the record's trail"),
         };
         out.push(Journaled { source, event });
     }
@@ -247,6 +254,9 @@ fn carrier<'a>(writes: &'a mut [Write], event: &ArchiveEvent) -> Option<&'a mut 
     let thread = || {
         writes.iter().position(|w| match w {
             Write::Put { item: Item::Conversation(c), cond } => conditional(cond) && c.id == event.conversation_id,
+            Write::Put { item: Item::RecordTrail { .. }, cond } => {
+                conditional(cond) && event.conversation_id.as_str() == RECORD_USE
+            }
             _ => false,
         })
     };

@@ -17,6 +17,7 @@ pub mod read_state;
 pub mod receipts;
 pub mod relay;
 pub mod release;
+pub mod search;
 pub mod send;
 pub mod templates;
 pub mod timers;
@@ -57,6 +58,8 @@ pub struct Ports {
     pub media: Arc<dyn crate::ports::MediaStore>,
     /// The archive's write-once store (AWS: `ARCHIVE_BUCKET`; locally the data dir's vault).
     pub vault: Arc<dyn crate::ports::Vault>,
+    /// The record's search index (AWS: Athena over the archive bucket; locally SQLite FTS5).
+    pub index: Arc<dyn crate::ports::RecordIndex>,
     pub settings: Arc<Settings>,
 }
 
@@ -84,6 +87,8 @@ pub enum UseCaseError {
     Scheduler(#[from] SchedulerError),
     #[error(transparent)]
     Archive(#[from] crate::ports::ArchiveError),
+    #[error(transparent)]
+    Index(#[from] crate::ports::IndexError),
     #[error(transparent)]
     Media(#[from] crate::ports::MediaStoreError),
     /// The archiver has not yet passed every change committed before a read of the archive.

@@ -58,6 +58,27 @@ CREATE TABLE IF NOT EXISTS settings (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+-- The record's search index (`SqliteIndex`): one row per archived message record, its text
+-- as shown in an FTS5 index that folds case and accents.
+CREATE TABLE IF NOT EXISTS search_messages (
+    id INTEGER PRIMARY KEY,
+    conversation_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    message_id TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    sender TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    text TEXT,
+    UNIQUE (conversation_id, seq)
+);
+CREATE INDEX IF NOT EXISTS search_messages_at ON search_messages (at_ms);
+CREATE VIRTUAL TABLE IF NOT EXISTS search_text USING fts5(
+    text, content='search_messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS search_messages_added AFTER INSERT ON search_messages
+    BEGIN INSERT INTO search_text (rowid, text) VALUES (new.id, new.text); END;
+CREATE TRIGGER IF NOT EXISTS search_messages_erased AFTER DELETE ON search_messages
+    BEGIN INSERT INTO search_text (search_text, rowid, text) VALUES ('delete', old.id, old.text); END;
 ";
 
 /// One writer thread and a few reader connections (WAL lets them read while the writer writes).
@@ -138,6 +159,7 @@ macro_rules! unavailable_from_db {
 unavailable_from_db!(
     crate::ports::StoreError => crate::ports::StoreError::Unavailable,
     crate::ports::QueueError => crate::ports::QueueError,
+    crate::ports::IndexError => crate::ports::IndexError,
     crate::ports::SchedulerError => crate::ports::SchedulerError::Unavailable,
     crate::ports::ArchiveError => crate::ports::ArchiveError,
 );

@@ -3,6 +3,7 @@
 
 mod clock;
 mod db;
+mod index;
 mod media;
 mod queue;
 mod scheduler;
@@ -12,6 +13,7 @@ mod vault;
 pub use crate::adapters::clock::{ManualClock, SystemClock};
 pub use clock::{DevClock, DevClockError};
 pub use db::{Db, DbError};
+pub use index::SqliteIndex;
 pub use media::DiskMediaStore;
 pub use queue::{QueueName, ReceivedJob, SqliteQueue};
 pub use scheduler::SqliteScheduler;

@@ -199,3 +199,38 @@ impl Vault for MemoryVault {
         Ok(objects.keys().filter(|k| k.starts_with(prefix)).cloned().collect())
     }
 }
+
+/// The record's search index as a list: every hit kept once, matched by `search::holds_all`.
+#[derive(Default)]
+pub struct MemoryIndex {
+    hits: Mutex<BTreeMap<(crate::domain::ConversationId, u64), crate::domain::search::Hit>>,
+}
+
+#[async_trait]
+impl crate::ports::RecordIndex for MemoryIndex {
+    async fn add(&self, records: &[crate::archive::ArchiveRecord]) -> Result<(), crate::ports::IndexError> {
+        let mut hits = self.hits.lock().map_err(|_| crate::ports::IndexError("index lock poisoned".into()))?;
+        for h in records.iter().filter_map(crate::archive::hit) {
+            hits.entry((h.conversation_id.clone(), h.seq)).or_insert(h);
+        }
+        Ok(())
+    }
+
+    async fn search(
+        &self,
+        filter: &crate::domain::search::Filter,
+        threads: Option<&[crate::domain::ConversationId]>,
+    ) -> Result<Vec<crate::domain::search::Hit>, crate::ports::IndexError> {
+        use crate::domain::search::{holds_all, Hit};
+        let hits = self.hits.lock().map_err(|_| crate::ports::IndexError("index lock poisoned".into()))?;
+        let mut found: Vec<Hit> = hits
+            .values()
+            .filter(|h| threads.is_none_or(|t| t.contains(&h.conversation_id)))
+            .filter(|h| filter.admits(h) && holds_all(h.text.as_deref().unwrap_or(""), &filter.words))
+            .cloned()
+            .collect();
+        found.sort_by(Hit::order);
+        found.truncate(filter.limit + 1);
+        Ok(found)
+    }
+}

@@ -1,0 +1,162 @@
+//! Search (CONTRACT.md section 8): the officer's over every thread's record, each use of it on
+//! the record itself, and every user's over the threads they may read.
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+fn officer() -> String {
+    token_with("officer", "en", "retail", "eu", &["compliance"])
+}
+
+async fn search(app: &TestApp, token: &str, query: &str) -> (u16, Value) {
+    app.call_with("GET", &format!("/admin/search?{query}"), token, None).await
+}
+
+fn texts(v: &Value) -> Vec<String> {
+    v["results"].as_array().unwrap().iter().map(|r| r["text"].as_str().unwrap_or("").to_string()).collect()
+}
+
+/// A thread with Olivia where u1 wrote about a café, a card number DLP redacted, and Olivia
+/// answered; and a second thread, with another contact, about a café too.
+async fn two_threads(app: &TestApp) -> (String, String) {
+    let conv = app.opted_in_thread("u1").await;
+    app.send_text("u1", &conv, "Meet at the Café Crème tomorrow?").await;
+    app.send_text("u1", &conv, "card 4111 1111 1111 1111").await;
+    app.contact_says("Merci, à demain au CAFE").await;
+    let other = app.start_conversation("u2", "+447700900777").await["id"].as_str().unwrap().to_string();
+    app.send_text("u2", &other, "The cafe is closed on Sundays").await;
+    (conv, other)
+}
+
+#[tokio::test]
+async fn an_officer_finds_every_word_folded_newest_first_by_what_was_shown_and_each_search_is_on_the_record() {
+    if on_aws() {
+        return; // Athena runs the query on AWS; moto only replays answers (see search_on_athena).
+    }
+    let app = spawn_app().await;
+    let (conv, other) = two_threads(&app).await;
+    let found = eventually("the three café messages indexed", || async {
+        let (s, v) = search(&app, &officer(), "q=caf%C3%A9").await;
+        assert_eq!(s, 200, "{v}");
+        (v["results"].as_array().unwrap().len() == 3).then_some(v)
+    })
+    .await;
+    // Newest first; case and accents folded both ways.
+    assert_eq!(
+        texts(&found),
+        vec!["The cafe is closed on Sundays", "Merci, à demain au CAFE", "Meet at the Café Crème tomorrow?"]
+    );
+    let first = &found["results"][2];
+    assert_eq!((first["conversation_id"].as_str(), first["sender"].as_str()), (Some(conv.as_str()), Some("u1")));
+    assert_eq!(first["kind"], "text");
+    assert!(first["message_id"].is_string() && first["at"].is_string());
+    assert!(found["next"].is_null());
+
+    // Every word must match; whole words only.
+    let (_, v) = search(&app, &officer(), "q=cafe+demain").await;
+    assert_eq!(texts(&v), vec!["Merci, à demain au CAFE"]);
+    let (_, v) = search(&app, &officer(), "q=caf").await;
+    assert!(texts(&v).is_empty());
+    // The card is found by what was shown, never by the original.
+    let (_, v) = search(&app, &officer(), "q=4111").await;
+    assert!(texts(&v).is_empty(), "{v}");
+    let (_, v) = search(&app, &officer(), "q=card+redacted").await;
+    assert_eq!(texts(&v), vec!["card [REDACTED:card]"]);
+
+    // Narrowed by contact, by participant, by period; paged.
+    let (_, v) = search(&app, &officer(), "q=cafe&contact=%2B447700900777").await;
+    assert_eq!(texts(&v), vec!["The cafe is closed on Sundays"]);
+    assert_eq!(v["results"][0]["conversation_id"], other.as_str());
+    let (_, v) = search(&app, &officer(), "q=cafe&user=u1").await;
+    assert_eq!(texts(&v).len(), 2);
+    let (_, v) = search(&app, &officer(), "contact=%2B447700900123&user=u2").await;
+    assert!(texts(&v).is_empty(), "u2 is not in Olivia's thread");
+    let (_, v) = search(&app, &officer(), "q=cafe&from=2020-01-01T00:00:00Z&to=2020-12-31T00:00:00Z").await;
+    assert!(texts(&v).is_empty());
+    let (_, page1) = search(&app, &officer(), "q=cafe&limit=2").await;
+    assert_eq!(texts(&page1).len(), 2);
+    let next = page1["next"].as_str().unwrap();
+    let (_, page2) = search(&app, &officer(), &format!("q=cafe&limit=2&after={next}")).await;
+    assert_eq!(texts(&page2), vec!["Meet at the Café Crème tomorrow?"]);
+    assert!(page2["next"].is_null());
+
+    // Each search is on the record: who, what, when, in a chain that verifies.
+    let uses = eventually("the searches on the record", || async {
+        let resp = app.archive_response("record-use", &auditor()).await;
+        let text = resp.text().await.unwrap();
+        let uses: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        (uses.iter().filter(|u| u["details"]["action"] == "search").count() >= 10).then_some(uses)
+    })
+    .await;
+    let by_officer: Vec<&Value> = uses.iter().filter(|u| u["actor"] == "officer").collect();
+    let contact_search = by_officer
+        .iter()
+        .find(|u| u["details"]["filter"]["contact"] == "+447700900777")
+        .expect("the contact search is on the record");
+    assert_eq!(contact_search["kind"], "record_use");
+    assert_eq!(contact_search["details"]["filter"]["words"], json!(["cafe"]));
+    assert_eq!(contact_search["details"]["results"], 1);
+    assert_eq!(contact_search["details"]["roles"], json!(["compliance"]));
+    let (s, v) = app.call_with("GET", "/admin/conversations/record-use/archive?verify=true", &officer(), None).await;
+    assert_eq!((s, v["valid"].as_bool()), (200, Some(true)), "{v}");
+}
+
+#[tokio::test]
+async fn a_search_without_terms_over_a_long_period_or_by_someone_without_the_role_is_refused() {
+    let app = spawn_app().await;
+    for (query, says) in [
+        ("", "needs words"),
+        ("q=%3F%21", "needs words"),
+        ("q=x&from=2024-01-01T00:00:00Z&to=2026-01-01T00:00:00Z", "at most 366 days"),
+        ("q=x&from=yesterday", "RFC 3339"),
+        ("q=x&to=2026-01-01T00:00:00Z&from=2026-02-01T00:00:00Z", "after"),
+        ("contact=call+me", "contact"),
+        ("q=x&limit=0", "limit"),
+        ("q=x&after=nonsense", "cursor"),
+        ("q=x&colour=red", "unknown field"),
+    ] {
+        let (s, v) = search(&app, &officer(), query).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (422, Some("invalid_request")), "{query}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains(says), "{query}: {v}");
+    }
+    let (s, v) = app.call("GET", "/admin/search?q=x", Some("u1"), None).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (403, Some("forbidden")));
+    let (s, _) = app.call("GET", "/admin/search?q=x", None, None).await;
+    assert_eq!(s, 401);
+}
+
+#[tokio::test]
+async fn a_user_searches_the_threads_they_may_read_as_they_read_them() {
+    let app = spawn_app().await;
+    let (conv, _) = two_threads(&app).await;
+    let mine = |user: &'static str, query: &'static str| {
+        let app = &app;
+        async move { app.call("GET", &format!("/search?{query}"), Some(user), None).await }
+    };
+    let (s, v) = mine("u1", "q=CAFE").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(texts(&v), vec!["Merci, à demain au CAFE", "Meet at the Café Crème tomorrow?"]);
+    assert_eq!(v["results"][0]["sender"], "contact");
+    let (_, v) = mine("u2", "q=cafe").await;
+    assert_eq!(texts(&v), vec!["The cafe is closed on Sundays"], "only u2's own thread");
+    let (_, v) = mine("u1", "q=4111").await;
+    assert!(texts(&v).is_empty(), "the card as shown, never the original: {v}");
+    let (_, v) = mine("u1", "q=cafe&contact=%2B447700900777").await;
+    assert!(texts(&v).is_empty());
+
+    // A colleague added without the history finds only what came after they joined.
+    app.register("u3").await;
+    let (s, v) = app.add("u1", &conv, "u3", false).await;
+    assert_eq!(s, 200, "{v}");
+    app.contact_says("See you at the cafe at ten").await;
+    let (_, v) = mine("u3", "q=cafe").await;
+    assert_eq!(texts(&v), vec!["See you at the cafe at ten"]);
+
+    let (s, v) = mine("u1", "q=cafe&user=u2").await;
+    assert_eq!((s, v["error"]["code"].as_str()), (422, Some("invalid_request")));
+    let (s, _) = mine("u1", "").await;
+    assert_eq!(s, 422);
+    let (s, _) = app.call("GET", "/search?q=cafe", None, None).await;
+    assert_eq!(s, 401);
+}
