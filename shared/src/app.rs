@@ -201,7 +201,10 @@ pub fn aws_ports(
             Some(bucket) => Arc::new(S3Vault::new(clients.s3.clone(), bucket.clone())),
             None => Arc::new(crate::adapters::NoVault),
         },
-        index: Arc::new(crate::adapters::NoIndex),
+        index: match &r.search {
+            Some(search) => Arc::new(crate::adapters::aws::AthenaIndex::new(clients.athena.clone(), search.clone())),
+            None => Arc::new(crate::adapters::NoIndex),
+        },
         settings: Arc::new(config.settings.clone()),
     }
 }

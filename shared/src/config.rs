@@ -129,8 +129,18 @@ pub struct AwsResources {
     /// The archive's Object Lock bucket: given only to the functions that read or write the
     /// archive (the archiver, admin).
     pub archive_bucket: Option<String>,
+    /// The officer's search (the admin function's): Athena's workgroup, and the Glue table
+    /// over the archive bucket (`ATHENA_WORKGROUP`, `ATHENA_DATABASE`, `ATHENA_TABLE`).
+    pub search: Option<AthenaSearch>,
     /// `CONNECTOR_DYNAMODB_SERIAL_WRITES=1`: one DynamoDB write at a time, for emulators only.
     pub serial_writes: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AthenaSearch {
+    pub workgroup: String,
+    pub database: String,
+    pub table: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -271,6 +281,12 @@ fn aws_resources(get: &impl Fn(&str) -> Option<String>) -> Result<Option<AwsReso
         timers_dlq_arn: get("TIMERS_DLQ_ARN").filter(|v| !v.is_empty()),
         media_bucket: need("MEDIA_BUCKET")?,
         archive_bucket: get("ARCHIVE_BUCKET").filter(|v| !v.is_empty()),
+        search: match get("ATHENA_WORKGROUP").filter(|v| !v.is_empty()) {
+            Some(workgroup) => {
+                Some(AthenaSearch { workgroup, database: need("ATHENA_DATABASE")?, table: need("ATHENA_TABLE")? })
+            }
+            None => None,
+        },
         serial_writes: get("CONNECTOR_DYNAMODB_SERIAL_WRITES").as_deref() == Some("1"),
     }))
 }

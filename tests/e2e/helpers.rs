@@ -221,6 +221,60 @@ async fn graph_send(
     (StatusCode::from_u16(status).unwrap(), Json(reply))
 }
 
+/// Athena as the officer's search calls it (its JSON protocol): it records each query and
+/// answers every one with the rows it is given (a header row first, as Athena's).
+#[derive(Clone, Default)]
+pub struct FakeAthena {
+    pub queries: Arc<Mutex<Vec<String>>>,
+    pub rows: Arc<Mutex<Vec<Vec<String>>>>,
+}
+
+impl FakeAthena {
+    pub async fn start() -> (FakeAthena, String) {
+        let fake = FakeAthena::default();
+        let app = Router::new().route("/", post(athena_call)).with_state(fake.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (fake, format!("http://{addr}"))
+    }
+}
+
+async fn athena_call(
+    State(fake): State<FakeAthena>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let call: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let target = headers.get("x-amz-target").and_then(|t| t.to_str().ok()).unwrap_or("");
+    let answer = match target.trim_start_matches("AmazonAthena.") {
+        "StartQueryExecution" => {
+            let mut queries = fake.queries.lock().unwrap();
+            queries.push(call["QueryString"].as_str().unwrap_or("").to_string());
+            json!({ "QueryExecutionId": format!("q{}", queries.len()) })
+        }
+        "GetQueryExecution" => {
+            let id = call["QueryExecutionId"].as_str().unwrap_or("");
+            let n: usize = id.trim_start_matches('q').parse().unwrap_or(0);
+            let query = fake.queries.lock().unwrap().get(n.saturating_sub(1)).cloned().unwrap_or_default();
+            json!({ "QueryExecution": { "QueryExecutionId": id, "Query": query, "Status": { "State": "SUCCEEDED" } } })
+        }
+        "GetQueryResults" => {
+            let rows: Vec<Value> = fake
+                .rows
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|r| json!({ "Data": r.iter().map(|c| json!({ "VarCharValue": c })).collect::<Vec<_>>() }))
+                .collect();
+            json!({ "ResultSet": { "Rows": rows } })
+        }
+        other => return (StatusCode::BAD_REQUEST, format!("FakeAthena does not do {other}")).into_response(),
+    };
+    ([("content-type", "application/x-amz-json-1.1")], answer.to_string()).into_response()
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
@@ -229,6 +283,8 @@ pub struct TestApp {
     pub env: HashMap<String, String>,
     /// Set when the suite runs on the AWS adapters (`E2E_BACKEND=aws`, on moto).
     pub aws: Option<shared::adapters::aws::AwsClients>,
+    /// Athena, on the AWS adapters.
+    pub athena: Option<FakeAthena>,
     running: Option<connector_local::Running>,
 }
 
@@ -257,7 +313,12 @@ async fn aws_resources(env: &mut HashMap<String, String>) -> shared::adapters::a
     c.scheduler.create_schedule_group().name(name("timers")).send().await.unwrap();
     c.s3.create_bucket().bucket(name("media")).send().await.unwrap();
     shared::adapters::aws::S3Vault::create_bucket(&c.s3, &name("archive"), 1).await.unwrap();
+    // The officer's search: Athena, which moto cannot serve to this SDK (its Athena model is
+    // botocore's REST one; the SDK speaks Athena's JSON protocol): `FakeAthena` stands in.
     for (k, v) in [
+        ("ATHENA_WORKGROUP", "primary".into()),
+        ("ATHENA_DATABASE", "connector".into()),
+        ("ATHENA_TABLE", "records".into()),
         ("CONNECTOR_TABLE", name("table")),
         ("OUTBOUND_QUEUE_URL", fifo.queue_url().unwrap().to_string()),
         ("RECEIPTS_QUEUE_URL", receipts.queue_url().unwrap().to_string()),
@@ -308,8 +369,18 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     for (k, v) in opts.env {
         env.insert(k.to_string(), v);
     }
-    let aws = if on_aws() { Some(aws_resources(&mut env).await) } else { None };
-    let mut app = TestApp { base: String::new(), client: reqwest::Client::new(), graph, dir, env, aws, running: None };
+    let (aws, athena) = match on_aws() {
+        true => {
+            let mut clients = aws_resources(&mut env).await;
+            let (athena, url) = FakeAthena::start().await;
+            let conf = aws_sdk_athena::config::Builder::from(&*clients.sdk_config).endpoint_url(url).build();
+            clients.athena = aws_sdk_athena::Client::from_conf(conf);
+            (Some(clients), Some(athena))
+        }
+        false => (None, None),
+    };
+    let mut app =
+        TestApp { base: String::new(), client: reqwest::Client::new(), graph, dir, env, aws, athena, running: None };
     app.start().await;
     app
 }

@@ -160,3 +160,42 @@ async fn a_user_searches_the_threads_they_may_read_as_they_read_them() {
     let (s, _) = app.call("GET", "/search?q=cafe", None, None).await;
     assert_eq!(s, 401);
 }
+
+/// On AWS the officer's search is Athena's, which no emulator here runs (`FakeAthena`): what
+/// this shows is the query the connector asked (its words, threads and partitions), the answer
+/// read back as results, and the search on the record. What such a query finds is shown on
+/// SQLite FTS5 above and by the query's unit tests.
+#[tokio::test]
+async fn search_on_athena() {
+    if !on_aws() {
+        return;
+    }
+    let app = spawn_app().await;
+    let (conv, _) = two_threads(&app).await;
+    let row = |cells: [&str; 6]| cells.map(str::to_string).to_vec();
+    *app.athena.as_ref().unwrap().rows.lock().unwrap() = vec![
+        row(["conversation_id", "message_id", "at", "actor", "kind", "text_as_sent"]),
+        row([&conv, "01M2", "2026-12-07T10:00:01Z", "contact", "text", "Merci, à demain au CAFE"]),
+        row([&conv, "01M1", "2026-12-07T10:00:00Z", "u1", "text", "Meet at the Café Crème tomorrow?"]),
+    ];
+    let (s, v) = search(&app, &officer(), "q=Caf%C3%A9&contact=%2B447700900123&limit=1").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(texts(&v), vec!["Merci, à demain au CAFE"]);
+    let first = &v["results"][0];
+    assert_eq!((first["message_id"].as_str(), first["sender"].as_str()), (Some("01M2"), Some("contact")));
+    assert_eq!(v["next"].as_str().map(|n| n.ends_with(&format!(".01M2.{conv}"))), Some(true), "{v}");
+
+    let sql = app.athena.as_ref().unwrap().queries.lock().unwrap().last().cloned().unwrap();
+    assert!(sql.contains("FROM \"connector\".\"records\""), "{sql}");
+    assert!(sql.contains("contains(words, 'cafe')"), "{sql}");
+    assert!(sql.contains(&format!("conversation_id IN ('{conv}')")), "{sql}");
+    assert!(sql.contains("LIMIT 2"), "{sql}");
+
+    let used = eventually("the search on the record", || async {
+        let text = app.archive_response("record-use", &auditor()).await.text().await.unwrap();
+        let uses: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        uses.into_iter().find(|u| u["details"]["action"] == "search")
+    })
+    .await;
+    assert_eq!((used["actor"].as_str(), used["details"]["results"].as_u64()), (Some("officer"), Some(1)));
+}

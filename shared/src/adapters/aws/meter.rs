@@ -39,7 +39,7 @@ impl Meter {
     }
 
     /// `clients` with this meter on DynamoDB, SQS, Scheduler and S3 (Secrets Manager is read
-    /// once per cold start, not per message).
+    /// once per cold start, Athena once per officer's search, neither per message).
     pub fn clients(&self, base: &AwsClients) -> AwsClients {
         let tap = |service| Tap { service, calls: self.clone() };
         AwsClients {
@@ -52,6 +52,7 @@ impl Meter {
             ),
             s3: aws_sdk_s3::Client::from_conf(base.s3.config().to_builder().interceptor(tap("s3")).build()),
             secretsmanager: base.secretsmanager.clone(),
+            athena: base.athena.clone(),
             sdk_config: base.sdk_config.clone(),
         }
     }

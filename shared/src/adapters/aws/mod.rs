@@ -1,9 +1,11 @@
 //! The AWS adapters: DynamoDB (`Store`, and `stream`: its stream as the archiver reads it), SQS
 //! (`Queue`), EventBridge Scheduler (`Scheduler`), S3 (`MediaStore`, and `Vault`: the
-//! archive's Object Lock bucket) and Secrets Manager (the WhatsApp secrets at a cold start). Clients are
+//! archive's Object Lock bucket), Athena (`RecordIndex`: the officer's search over that bucket) and
+//! Secrets Manager (the WhatsApp secrets at a cold start). Clients are
 //! built once per cold start from the standard AWS configuration (`AWS_ENDPOINT_URL` points
 //! them at an emulator).
 
+pub mod athena;
 mod dynamo;
 pub mod meter;
 mod s3;
@@ -13,6 +15,7 @@ mod sqs;
 pub mod stream;
 mod vault;
 
+pub use athena::AthenaIndex;
 pub use dynamo::DynamoStore;
 pub use s3::S3MediaStore;
 pub use scheduler::{at_expression, EventBridgeScheduler};
@@ -27,6 +30,7 @@ pub struct AwsClients {
     pub scheduler: aws_sdk_scheduler::Client,
     pub s3: aws_sdk_s3::Client,
     pub secretsmanager: aws_sdk_secretsmanager::Client,
+    pub athena: aws_sdk_athena::Client,
     /// The configuration they share, for a client of another service (the local runner's
     /// reader of the table's stream).
     pub sdk_config: std::sync::Arc<aws_config::SdkConfig>,
@@ -108,6 +112,7 @@ impl AwsClients {
             timers_dlq_arn: None,
             media_bucket: media,
             archive_bucket: archive,
+            search: None,
             serial_writes: true,
         }
     }
@@ -157,6 +162,7 @@ impl AwsClients {
             scheduler: aws_sdk_scheduler::Client::new(&conf),
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
             secretsmanager: aws_sdk_secretsmanager::Client::new(&conf),
+            athena: aws_sdk_athena::Client::new(&conf),
             sdk_config: std::sync::Arc::new(conf),
         }
     }
