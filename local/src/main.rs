@@ -25,7 +25,9 @@ const USAGE: &str = "usage:
   connector-local archive fingerprint TEXT     TEXT as the archive keeps it when DLP finds something in it
                                                (CONNECTOR_ARCHIVE_KEY, CONNECTOR_DLP_POLICY): search exports for it
   connector-local archive audit PREFIX         check every record under PREFIX (records/ for all) in the vault
-                                               against the chains as the table indexes them";
+                                               against the chains as the table indexes them
+  connector-local archive verify-export FILE   check an e-discovery export offline under CONNECTOR_ARCHIVE_KEY:
+                                               every chain, file hash and anchor; names the first that fails";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -129,6 +131,17 @@ async fn archive(config: Config, args: &[String]) -> Result<(), String> {
         let kept = archive::original(&config.settings, &args[1..].join(" "));
         println!("{}", kept.map_err(|e| Report(&e).to_string())?);
         return Ok(());
+    }
+    if verb == "verify-export" {
+        let key = config.settings.archive_key.clone().ok_or("CONNECTOR_ARCHIVE_KEY is not set")?;
+        let check = shared::export::verify(std::path::Path::new(arg), &key)
+            .await
+            .map_err(|e| format!("{arg}: {}", Report(&e)))?;
+        println!("{}", serde_json::to_string(&check).unwrap_or_default());
+        return match check.problem {
+            None => Ok(()),
+            Some(why) => Err(format!("the export does not hold: {why}")),
+        };
     }
     let report = |e: shared::usecases::UseCaseError| Report(&e).to_string();
     let (state, embedded) = shared::app::embedded(config).await.map_err(|e| e.to_string())?;

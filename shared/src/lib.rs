@@ -9,6 +9,7 @@ pub mod config;
 pub mod dlp;
 pub mod domain;
 pub mod error;
+pub mod export;
 pub mod http;
 pub mod live;
 pub mod meta;

@@ -199,3 +199,138 @@ async fn search_on_athena() {
     .await;
     assert_eq!((used["actor"].as_str(), used["details"]["results"].as_u64()), (Some("officer"), Some(1)));
 }
+
+const PNG: &[u8] = &[
+    0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R', 0, 0, 0, 1, 0, 0, 0, 1, 8, 2,
+    0, 0, 0,
+];
+
+async fn export(app: &TestApp, token: &str, body: Value) -> (u16, Value) {
+    app.call_with("POST", "/admin/exports", token, Some(body)).await
+}
+
+/// Starts an export and waits until it is settled.
+async fn finished_export(app: &TestApp, body: Value) -> Value {
+    let (s, v) = export(app, &officer(), body).await;
+    assert_eq!((s, v["status"].as_str()), (202, Some("running")), "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    eventually("the export settled", || async {
+        let (s, v) = app.call_with("GET", &format!("/admin/exports/{id}"), &officer(), None).await;
+        assert_eq!(s, 200, "{v}");
+        (v["status"] != "running").then_some(v)
+    })
+    .await
+}
+
+/// The export's ZIP, as its officer downloads it (following AWS's redirect to S3).
+async fn downloaded(app: &TestApp, id: &str) -> Vec<u8> {
+    let r =
+        app.client.get(app.url(&format!("/admin/exports/{id}/download"))).bearer_auth(officer()).send().await.unwrap();
+    assert_eq!(r.status(), 200, "reqwest follows the 303 to S3 on AWS");
+    r.bytes().await.unwrap().to_vec()
+}
+
+async fn verify_export(zip: &[u8]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("export.zip");
+    std::fs::write(&path, zip).unwrap();
+    match shared::export::verify(&path, ARCHIVE_KEY.as_bytes()).await {
+        Ok(check) => (check.valid, check.problem.unwrap_or_default()),
+        Err(e) => (false, e.to_string()),
+    }
+}
+
+#[tokio::test]
+async fn an_export_holds_every_record_and_file_of_its_scope_and_verifies_offline_until_a_byte_changes() {
+    let app = spawn_app().await;
+    let (conv, other) = two_threads(&app).await;
+    let r = app.client.post(app.url("/media")).bearer_auth(app.token("u1")).header("content-type", "image/png");
+    let uploaded: Value = r.body(PNG.to_vec()).send().await.unwrap().json().await.unwrap();
+    let media_id = uploaded["media_id"].as_str().unwrap();
+    let body = json!({"image": {"media_id": media_id, "caption": "the chart"}});
+    let (s, v) = app.call("POST", &format!("/conversations/{conv}/messages"), Some("u1"), Some(body)).await;
+    assert_eq!(s, 202, "{v}");
+    let records = app.archive(&conv).await;
+
+    let job = finished_export(&app, json!({"contact": PHONE})).await;
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job["records"], json!(records.len()), "{job}");
+    assert_eq!(job["media"], 1);
+    let zip = downloaded(&app, job["id"].as_str().unwrap()).await;
+    assert_eq!(job["bytes"], json!(zip.len()));
+    assert_eq!(verify_export(&zip).await, (true, String::new()));
+
+    // What is inside: the thread's records as archived, the picture by its hash, the manifest.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("export.zip");
+    std::fs::write(&path, &zip).unwrap();
+    let reader = async_zip::tokio::read::fs::ZipFileReader::new(&path).await.unwrap();
+    let names: Vec<String> =
+        reader.file().entries().iter().map(|e| e.filename().as_str().unwrap().to_string()).collect();
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(PNG));
+    assert_eq!(names, vec!["records.jsonl".to_string(), format!("media/{sha}"), "manifest.json".to_string()]);
+    let mut text = String::new();
+    reader.reader_with_entry(0).await.unwrap().read_to_string_checked(&mut text).await.unwrap();
+    let exported: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(exported, records, "the thread's records, as the archive holds them");
+    assert!(exported.iter().all(|r| r["conversation_id"] != other.as_str()), "another contact's thread is not in it");
+    let mut text = String::new();
+    reader.reader_with_entry(2).await.unwrap().read_to_string_checked(&mut text).await.unwrap();
+    let manifest: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(manifest["threads"][0]["conversation_id"], conv.as_str());
+    assert_eq!(
+        (manifest["threads"][0]["first"].as_u64(), manifest["threads"][0]["last"].as_u64()),
+        (Some(1), Some(records.len() as u64))
+    );
+    assert_eq!(manifest["threads"][0]["head"], records.last().unwrap()["hash"]);
+    assert_eq!(manifest["scope"]["contact"], PHONE);
+
+    // A byte changed anywhere is found, and named.
+    let at = |needle: &[u8]| zip.windows(needle.len()).position(|w| w == needle).unwrap();
+    let mut forged = zip.clone();
+    forged[at(&PNG[12..16]) + 1] ^= 1; // inside the stored picture
+    let (valid, why) = verify_export(&forged).await;
+    assert!(!valid && why.contains(&format!("media/{sha}")), "{why}");
+    let mut cut = zip.clone();
+    let manifest_at = at(b"manifest.json");
+    cut.truncate(manifest_at.saturating_sub(100));
+    assert!(!verify_export(&cut).await.0, "a truncated export does not verify");
+
+    // The export and the download are on the record.
+    let uses = eventually("the export on the record", || async {
+        let text = app.archive_response("record-use", &auditor()).await.text().await.unwrap();
+        let uses: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        (uses.iter().any(|u| u["details"]["action"] == "download")).then_some(uses)
+    })
+    .await;
+    let asked = uses.iter().find(|u| u["details"]["action"] == "export").unwrap();
+    assert_eq!(
+        (asked["actor"].as_str(), asked["details"]["export_id"].as_str()),
+        (Some("officer"), job["id"].as_str())
+    );
+}
+
+#[tokio::test]
+async fn an_export_of_nothing_is_done_and_empty_and_a_bad_one_is_refused() {
+    let app = spawn_app().await;
+    let job = finished_export(&app, json!({"from": "2020-01-01T00:00:00Z", "to": "2020-06-01T00:00:00Z"})).await;
+    assert_eq!(
+        (job["status"].as_str(), job["records"].as_u64(), job["media"].as_u64()),
+        (Some("done"), Some(0), Some(0)),
+        "{job}"
+    );
+    for (body, says) in [
+        (json!({}), "needs a period"),
+        (json!({"from": "2020-01-01T00:00:00Z", "to": "2022-01-01T00:00:00Z"}), "at most 366 days"),
+        (json!({"contact": "nobody"}), "contact"),
+        (json!({"from": "soon"}), "RFC 3339"),
+    ] {
+        let (s, v) = export(&app, &officer(), body.clone()).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (422, Some("invalid_request")), "{body}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains(says), "{body}: {v}");
+    }
+    let (s, _) = app.call("POST", "/admin/exports", Some("u1"), Some(json!({"contact": PHONE}))).await;
+    assert_eq!(s, 403);
+    let (s, _) = app.call_with("GET", "/admin/exports/01NOSUCHEXPORT", &officer(), None).await;
+    assert_eq!(s, 404);
+}

@@ -1,23 +1,27 @@
 //! Admin and compliance routes: a thread's compliance archive as JSON Lines (`record-use` is
 //! the chain of the record's own uses), its hash-chain verification, a contact's consent
-//! history, and the search over every thread's record.
+//! history, the search over every thread's record, and e-discovery exports.
 
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
 use shared::domain::{ConversationId, Phone};
-use shared::http::{admit, ApiError, AppState, Identity};
-use shared::usecases::archive;
+use shared::export::ExportJob;
+use shared::http::{admit, ApiError, AppJson, AppState, Identity};
+use shared::usecases::{archive, export};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/admin/conversations/{id}/archive", get(archive_route))
         .route("/admin/contacts/{phone}/consent", get(consent_route))
         .route("/admin/search", get(search_route))
+        .route("/admin/exports", post(start_export))
+        .route("/admin/exports/{id}", get(export_status))
+        .route("/admin/exports/{id}/download", get(export_download))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), admit))
         .with_state(state)
 }
@@ -66,4 +70,41 @@ async fn search_route(
 ) -> Result<Json<shared::domain::search::Page>, ApiError> {
     let Query(ask) = query.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
     Ok(Json(shared::usecases::search::search_record(&state.ports, &caller, &ask).await?))
+}
+
+async fn start_export(
+    State(state): State<AppState>,
+    Identity(caller): Identity,
+    AppJson(ask): AppJson<shared::domain::search::ExportAsk>,
+) -> Result<(axum::http::StatusCode, Json<serde_json::Value>), ApiError> {
+    let job = export::start(&state.ports, &caller, &ask).await?;
+    Ok((axum::http::StatusCode::ACCEPTED, Json(serde_json::json!({ "id": job.id, "status": job.status }))))
+}
+
+async fn export_status(
+    State(state): State<AppState>,
+    Identity(caller): Identity,
+    Path(id): Path<String>,
+) -> Result<Json<ExportJob>, ApiError> {
+    Ok(Json(export::status(&state.ports, &caller, &id).await?))
+}
+
+async fn export_download(
+    State(state): State<AppState>,
+    Identity(caller): Identity,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(match export::download(&state.ports, &caller, &id).await? {
+        export::Download::Bytes(body) => {
+            let name = format!("attachment; filename=\"export-{id}.zip\"");
+            let headers = [(header::CONTENT_TYPE, "application/zip".to_string()), (header::CONTENT_DISPOSITION, name)];
+            (headers, axum::body::Body::from_stream(body)).into_response()
+        }
+        // The link is the caller's alone and short-lived: never cached on the way.
+        export::Download::Url(url) => (
+            axum::http::StatusCode::SEE_OTHER,
+            [(header::LOCATION, url), (header::CACHE_CONTROL, "no-store".to_string())],
+        )
+            .into_response(),
+    })
 }

@@ -80,20 +80,7 @@ impl Filter {
         if words.is_empty() && contact.is_none() && user.is_none() {
             return Err(invalid("a search needs words (q), a contact or a user".into()));
         }
-        let time = |name: &str, v: &Option<String>| -> Result<Option<OffsetDateTime>, DomainError> {
-            v.as_deref()
-                .map(|s| OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339))
-                .transpose()
-                .map_err(|_| invalid(format!("{name} is not an RFC 3339 time")))
-        };
-        let to = time("to", &ask.to)?.unwrap_or(now);
-        let from = time("from", &ask.from)?.unwrap_or(to - MAX_PERIOD);
-        if from > to {
-            return Err(invalid("from is after to".into()));
-        }
-        if to - from > MAX_PERIOD {
-            return Err(invalid(format!("the period may be at most {} days", MAX_PERIOD.whole_days())));
-        }
+        let (from, to) = period(&ask.from, &ask.to, now)?;
         let limit = ask.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(invalid(format!("limit is from 1 to {MAX_LIMIT}")));
@@ -105,6 +92,83 @@ impl Filter {
     /// Whether a hit at `at` is inside the period and past the cursor.
     pub fn admits(&self, hit: &Hit) -> bool {
         hit.at >= self.from && hit.at <= self.to && self.after.as_ref().is_none_or(|c| c.before(hit))
+    }
+}
+
+/// `from` and `to` (RFC 3339) as a period of at most `MAX_PERIOD`: `to` is `now` when not given,
+/// `from` the `MAX_PERIOD` before `to`.
+fn period(
+    from: &Option<String>,
+    to: &Option<String>,
+    now: OffsetDateTime,
+) -> Result<(OffsetDateTime, OffsetDateTime), DomainError> {
+    let invalid = |m: String| DomainError::Invalid(m);
+    let time = |name: &str, v: &Option<String>| -> Result<Option<OffsetDateTime>, DomainError> {
+        v.as_deref()
+            .map(|s| OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339))
+            .transpose()
+            .map_err(|_| invalid(format!("{name} is not an RFC 3339 time")))
+    };
+    let to = time("to", to)?.unwrap_or(now);
+    let from = time("from", from)?.unwrap_or(to - MAX_PERIOD);
+    if from > to {
+        return Err(invalid("from is after to".into()));
+    }
+    if to - from > MAX_PERIOD {
+        return Err(invalid(format!("the period may be at most {} days", MAX_PERIOD.whole_days())));
+    }
+    Ok((from, to))
+}
+
+/// An export as the officer asked it (`POST /admin/exports`), before it is checked.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportAsk {
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub contact: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub conversation_id: Option<String>,
+}
+
+/// What an export covers: the records of a period (at most `MAX_PERIOD`), of the threads its
+/// contact, participant or thread narrow it to (every thread with records in the period when
+/// none does).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    #[serde(with = "time::serde::rfc3339")]
+    pub from: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub to: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Phone>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<ConversationId>,
+}
+
+impl Scope {
+    /// `ask` checked at `now`: it must name at least a period, a contact, a user or a thread.
+    pub fn of(ask: &ExportAsk, now: OffsetDateTime) -> Result<Scope, DomainError> {
+        let invalid = |m: String| DomainError::Invalid(m);
+        let given = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+        let (contact, user, thread) = (given(&ask.contact), given(&ask.user), given(&ask.conversation_id));
+        if [&ask.from, &ask.to].iter().all(|v| given(v).is_none())
+            && contact.is_none()
+            && user.is_none()
+            && thread.is_none()
+        {
+            return Err(invalid("an export needs a period (from, to), a contact, a user or a conversation_id".into()));
+        }
+        let contact = contact.as_deref().map(Phone::parse).transpose().map_err(|e| invalid(format!("contact: {e}")))?;
+        let (from, to) = period(&ask.from, &ask.to, now)?;
+        Ok(Scope { from, to, contact, user: user.map(UserId::from), conversation_id: thread.map(ConversationId::from) })
     }
 }
 
@@ -232,6 +296,11 @@ mod tests {
         assert_eq!(contact.contact.unwrap().digits(), "447700900123");
         let long = Ask { from: Some("2020-01-01T00:00:00Z".into()), ..ask("x") };
         assert!(matches!(Filter::of(&long, NOW), Err(DomainError::Invalid(m)) if m.contains("at most 366 days")));
+        assert!(Scope::of(&ExportAsk::default(), NOW).is_err(), "an export of everything is refused");
+        let thread = ExportAsk { conversation_id: Some("01C".into()), ..ExportAsk::default() };
+        assert_eq!(Scope::of(&thread, NOW).unwrap().from, NOW - MAX_PERIOD);
+        let long = ExportAsk { from: Some("2020-01-01T00:00:00Z".into()), ..ExportAsk::default() };
+        assert!(matches!(Scope::of(&long, NOW), Err(DomainError::Invalid(m)) if m.contains("366")));
         for bad in [
             Ask { from: Some("yesterday".into()), ..ask("x") },
             Ask { to: Some("2026-12-01T00:00:00Z".into()), from: Some("2026-12-02T00:00:00Z".into()), ..ask("x") },

@@ -66,6 +66,9 @@ impl Key {
         Key { pk: Key::archive_partition(conv), sk: format!("SEG#{first:012}") }
     }
     /// How far the archiver has read the change stream, where it pulls it (embedded, memory).
+    pub fn export(id: &str) -> Key {
+        Key { pk: format!("EXPORT#{id}"), sk: "META".into() }
+    }
     pub fn archiver() -> Key {
         Key { pk: "ARCHIVER".into(), sk: "POSITION".into() }
     }
@@ -249,6 +252,8 @@ pub enum Item {
     Media(MediaRecord),
     /// Where some of a thread's archive records are: written by the archiver alone.
     ArchiveSegment(crate::archive::Segment),
+    /// An e-discovery export and how far it got (`EXPORT#<id>`).
+    Export(crate::export::ExportJob),
     /// The item that carries the record's own uses (searches, exports, holds) onto their chain,
     /// `archive::RECORD_USE`, as a thread's item carries its changes: its count of them.
     RecordTrail {
@@ -322,6 +327,7 @@ impl Item {
             Item::ConsentChange(c) => Key::consent_change(&c.contact_key, &c.id),
             Item::ArchiveSegment(seg) => Key::archive_segment(&seg.conversation_id, seg.first),
             Item::ArchiverPosition { .. } => Key::archiver(),
+            Item::Export(job) => Key::export(&job.id),
             Item::RecordTrail { .. } => Key::conversation(&crate::archive::RECORD_USE.into()),
             Item::Outbox(e) => Key::outbox(e.shard, &e.id),
             Item::Parked(e) => Key::parked(&e.id),

@@ -403,6 +403,10 @@ pub enum Timer {
     WindowReminder {
         contact_key: String,
     },
+    /// Run the e-discovery export `id` (`POST /admin/exports` arms it to fire at once).
+    Export {
+        id: String,
+    },
 }
 
 impl Timer {
@@ -414,6 +418,7 @@ impl Timer {
             Timer::OutboxSweep => "outbox-sweep".into(),
             Timer::HeldExpiry { message_id, .. } => format!("held-{message_id}"),
             Timer::WindowReminder { contact_key } => format!("reminder-{}", sanitize(contact_key)),
+            Timer::Export { id } => format!("export-{}", sanitize(id)),
         }
     }
 }

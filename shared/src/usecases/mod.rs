@@ -9,6 +9,7 @@ pub mod commit;
 pub mod conversations;
 pub mod directory;
 pub mod dispatch;
+pub mod export;
 pub mod inbound;
 pub mod media;
 pub mod outcomes;
@@ -89,6 +90,9 @@ pub enum UseCaseError {
     Archive(#[from] crate::ports::ArchiveError),
     #[error(transparent)]
     Index(#[from] crate::ports::IndexError),
+    /// Writing an export's ZIP failed.
+    #[error("the export could not be written")]
+    Export(#[source] crate::error::Cause),
     #[error(transparent)]
     Media(#[from] crate::ports::MediaStoreError),
     /// The archiver has not yet passed every change committed before a read of the archive.

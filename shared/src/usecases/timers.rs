@@ -31,6 +31,7 @@ pub async fn fire(ports: &Ports, timer: &Timer) -> Result<()> {
             super::dispatch::held_expired(ports, conversation_id, message_id).await
         }
         Timer::WindowReminder { contact_key } => window_reminder(ports, contact_key).await,
+        Timer::Export { id } => super::export::run(ports, id).await,
     }
 }
 
