@@ -1,5 +1,5 @@
 //! E-discovery exports (CONTRACT.md section 8): `start` commits the job, its place on the record
-//! and a timer that fires at once; `run` (the timer) writes the ZIP as it streams to the media
+//! and a timer that fires two seconds later (the timers function runs it, for up to 15 minutes); `run` (the timer) writes the ZIP as it streams to the media
 //! store, thread by thread and file by file, never holding it whole; `status` and `download`
 //! read it back. A job runs again harmlessly: the ZIP is written again whole, and the job is
 //! settled once, under its version.
@@ -24,6 +24,10 @@ use crate::ports::{ByteStream, Effect, Item, Key, Timer, Versioned};
 use super::commit::{execute, Decision, Plan};
 use super::search::record_use;
 use super::{load, new_ulid, put_new, put_versioned, Ports, Result, UseCaseError};
+
+/// How long after it is asked an export starts: long enough for the scheduler to take the
+/// timer (one due already would run in the request that asked).
+const START_AFTER: time::Duration = time::Duration::seconds(2);
 
 impl crate::ports::ItemKind for ExportJob {
     fn from_item(item: Item) -> std::result::Result<Self, crate::ports::StoreError> {
@@ -65,7 +69,8 @@ pub async fn start(ports: &Ports, caller: &Caller, ask: &ExportAsk) -> Result<Ex
             let plan = Plan {
                 writes: vec![put_new(Item::Export(job.clone()))],
                 archive: vec![used],
-                effects: vec![Effect::Timer { timer: Timer::Export { id: job.id.clone() }, at: now }],
+                // A moment ahead, so the scheduler (not this request) runs it.
+                effects: vec![Effect::Timer { timer: Timer::Export { id: job.id.clone() }, at: now + START_AFTER }],
                 ..Plan::default()
             };
             Ok(Decision::Commit(plan, job))
