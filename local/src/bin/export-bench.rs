@@ -60,7 +60,7 @@ async fn main() {
         let mut chain: Vec<ArchiveRecord> = Vec::with_capacity(per_thread);
         for i in 0..per_thread {
             let mut details = serde_json::json!({ "direction": "outbound", "kind": "text" });
-            if n % every == 0 && n / every < files {
+            if n.is_multiple_of(every) && n / every < files {
                 let id = format!("01BENCHFILE{n:08}");
                 let mut bytes = vec![0u8; FILE_BYTES];
                 bytes[..8].copy_from_slice(&(n as u64).to_le_bytes());
