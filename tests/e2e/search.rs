@@ -338,3 +338,110 @@ async fn an_export_of_nothing_is_done_and_empty_and_a_bad_one_is_refused() {
     let (s, _) = app.call_with("GET", "/admin/exports/01NOSUCHEXPORT", &officer(), None).await;
     assert_eq!(s, 404);
 }
+
+/// The archive's objects holding records of `thread`, and whether each is under an S3 legal
+/// hold (AWS only: the local vault keeps none).
+async fn objects_held(app: &TestApp, thread: &str) -> Vec<(String, bool)> {
+    let Some(aws) = &app.aws else { return Vec::new() };
+    let bucket = app.env["ARCHIVE_BUCKET"].clone();
+    let listed = aws.s3.list_objects_v2().bucket(&bucket).prefix("records/").send().await.unwrap();
+    let mut out = Vec::new();
+    for o in listed.contents() {
+        let key = o.key().unwrap().to_string();
+        let body = aws.s3.get_object().bucket(&bucket).key(&key).send().await.unwrap();
+        let text = String::from_utf8(body.body.collect().await.unwrap().to_vec()).unwrap();
+        let records: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        if !records.iter().any(|r| r["conversation_id"] == thread) {
+            continue;
+        }
+        let hold = aws.s3.get_object_legal_hold().bucket(&bucket).key(&key).send().await;
+        let on = hold.ok().and_then(|h| h.legal_hold().and_then(|l| l.status()).map(|s| s.as_str() == "ON"));
+        out.push((key, on.unwrap_or(false)));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_legal_hold_covers_a_contact_s_threads_until_every_hold_on_them_is_released_each_on_the_record() {
+    let app = spawn_app().await;
+    let (conv, other) = two_threads(&app).await;
+    app.archive(&conv).await; // every record of the thread archived
+    let conv = conv.as_str();
+    let app = &app;
+    let place = |body: Value| async move { app.call_with("POST", "/admin/legal-holds", &officer(), Some(body)).await };
+    let (s, by_contact) = place(json!({"contact": PHONE, "reason": "FCA enquiry 2026/118"})).await;
+    assert_eq!(s, 201, "{by_contact}");
+    assert_eq!(
+        (by_contact["contact"].as_str(), by_contact["reason"].as_str()),
+        (Some(PHONE), Some("FCA enquiry 2026/118"))
+    );
+    assert_eq!((by_contact["by"].as_str(), by_contact["released_at"].is_null()), (Some("officer"), true));
+    let (s, by_thread) = place(json!({"conversation_id": conv, "reason": "litigation hold"})).await;
+    assert_eq!(s, 201, "{by_thread}");
+    if on_aws() {
+        let held = objects_held(app, conv).await;
+        assert!(!held.is_empty() && held.iter().all(|(_, on)| *on), "every object of the held thread: {held:?}");
+        let others: Vec<_> =
+            objects_held(app, &other).await.into_iter().filter(|(k, _)| !held.iter().any(|(h, _)| h == k)).collect();
+        assert!(others.iter().all(|(_, on)| !on), "objects of other threads only are not held: {others:?}");
+    }
+    // What is archived later is held as it is written.
+    app.send_text("u1", conv, "one more, under the hold").await;
+    app.archive(conv).await;
+    if on_aws() {
+        let held = objects_held(app, conv).await;
+        assert!(held.iter().all(|(_, on)| *on), "{held:?}");
+    }
+
+    let (s, v) = app.call_with("GET", "/admin/legal-holds", &officer(), None).await;
+    assert_eq!(s, 200);
+    let ids: Vec<&str> = v["holds"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec![by_thread["id"].as_str().unwrap(), by_contact["id"].as_str().unwrap()], "newest first");
+
+    // Released one: the other still covers the thread; released both: nothing is held.
+    let release = |id: String| async move {
+        app.call_with("DELETE", &format!("/admin/legal-holds/{id}"), &officer(), None).await
+    };
+    let (s, v) = release(by_contact["id"].as_str().unwrap().to_string()).await;
+    assert_eq!((s, v["released_by"].as_str()), (200, Some("officer")), "{v}");
+    assert!(v["released_at"].is_string());
+    if on_aws() {
+        assert!(objects_held(app, conv).await.iter().all(|(_, on)| *on), "the thread's own hold still covers it");
+    }
+    let (s, first) = release(by_thread["id"].as_str().unwrap().to_string()).await;
+    assert_eq!(s, 200);
+    if on_aws() {
+        let held = objects_held(app, conv).await;
+        assert!(held.iter().all(|(_, on)| !on), "{held:?}");
+    }
+    let (s, again) = release(by_thread["id"].as_str().unwrap().to_string()).await;
+    assert_eq!((s, &again["released_at"]), (200, &first["released_at"]), "released once");
+
+    // Bad input.
+    for (body, status) in [
+        (json!({"contact": "+447700900999", "reason": "x"}), 404),
+        (json!({"conversation_id": "01NOSUCHTHREAD", "reason": "x"}), 404),
+        (json!({"contact": PHONE}), 422),
+        (json!({"contact": PHONE, "conversation_id": conv, "reason": "x"}), 422),
+        (json!({"reason": "x"}), 422),
+    ] {
+        let (s, v) = place(body.clone()).await;
+        assert_eq!(s, status, "{body}: {v}");
+    }
+    let (s, _) =
+        app.call("POST", "/admin/legal-holds", Some("u1"), Some(json!({"contact": PHONE, "reason": "x"}))).await;
+    assert_eq!(s, 403);
+    let (s, _) = release("01NOSUCHHOLD".into()).await;
+    assert_eq!(s, 404);
+
+    // Each placement and release is on the record, with what the hold covered.
+    let uses = eventually("the holds on the record", || async {
+        let text = app.archive_response("record-use", &auditor()).await.text().await.unwrap();
+        let uses: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        (uses.iter().filter(|u| u["details"]["action"] == "legal_hold_released").count() == 2).then_some(uses)
+    })
+    .await;
+    let placed: Vec<&Value> = uses.iter().filter(|u| u["details"]["action"] == "legal_hold").collect();
+    assert_eq!(placed.len(), 2);
+    assert_eq!(placed[0]["details"]["hold"]["reason"], "FCA enquiry 2026/118");
+}

@@ -1,6 +1,6 @@
 //! Admin and compliance routes: a thread's compliance archive as JSON Lines (`record-use` is
 //! the chain of the record's own uses), its hash-chain verification, a contact's consent
-//! history, the search over every thread's record, and e-discovery exports.
+//! history, the search over every thread's record, e-discovery exports and legal holds.
 
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -12,7 +12,7 @@ use serde::Deserialize;
 use shared::domain::{ConversationId, Phone};
 use shared::export::ExportJob;
 use shared::http::{admit, ApiError, AppJson, AppState, Identity};
-use shared::usecases::{archive, export};
+use shared::usecases::{archive, export, holds};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -22,6 +22,8 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/exports", post(start_export))
         .route("/admin/exports/{id}", get(export_status))
         .route("/admin/exports/{id}/download", get(export_download))
+        .route("/admin/legal-holds", post(place_hold).get(list_holds))
+        .route("/admin/legal-holds/{id}", axum::routing::delete(release_hold))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), admit))
         .with_state(state)
 }
@@ -107,4 +109,27 @@ async fn export_download(
         )
             .into_response(),
     })
+}
+
+async fn place_hold(
+    State(state): State<AppState>,
+    Identity(caller): Identity,
+    AppJson(ask): AppJson<holds::HoldAsk>,
+) -> Result<(axum::http::StatusCode, Json<shared::ports::LegalHold>), ApiError> {
+    Ok((axum::http::StatusCode::CREATED, Json(holds::place(&state.ports, &caller, &ask).await?)))
+}
+
+async fn list_holds(
+    State(state): State<AppState>,
+    Identity(caller): Identity,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(serde_json::json!({ "holds": holds::list(&state.ports, &caller).await? })))
+}
+
+async fn release_hold(
+    State(state): State<AppState>,
+    Identity(caller): Identity,
+    Path(id): Path<String>,
+) -> Result<Json<shared::ports::LegalHold>, ApiError> {
+    Ok(Json(holds::release(&state.ports, &caller, &id).await?))
 }

@@ -30,6 +30,9 @@ impl crate::ports::Vault for NoVault {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, crate::ports::ArchiveError> {
         Err(crate::ports::ArchiveError(format!("this function may not list the archive ({prefix})").into()))
     }
+    async fn hold(&self, name: &str, _: bool) -> Result<(), crate::ports::ArchiveError> {
+        Err(crate::ports::ArchiveError(format!("this function may not hold the archive's objects ({name})").into()))
+    }
 }
 
 /// The record's search for a function that is not given it: every call fails.

@@ -66,6 +66,9 @@ impl Key {
         Key { pk: Key::archive_partition(conv), sk: format!("SEG#{first:012}") }
     }
     /// How far the archiver has read the change stream, where it pulls it (embedded, memory).
+    pub fn legal_hold(id: &str) -> Key {
+        Key { pk: LEGAL_HOLDS.into(), sk: format!("HOLD#{id}") }
+    }
     pub fn export(id: &str) -> Key {
         Key { pk: format!("EXPORT#{id}"), sk: "META".into() }
     }
@@ -147,6 +150,26 @@ pub struct DirectoryUser {
     /// token, says their sub-organization, region and whether they may use WhatsApp.
     #[serde(default)]
     pub managed: bool,
+}
+
+/// The partition of every legal hold: there are few, and each is read by every archiver batch.
+pub const LEGAL_HOLDS: &str = "HOLDS";
+
+/// A legal hold (`POST /admin/legal-holds`): what it covers (a contact's threads, or one
+/// thread), why, who placed it and when; and who released it, when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegalHold {
+    pub id: String,
+    pub contact: Option<crate::domain::Phone>,
+    pub conversation_id: Option<ConversationId>,
+    pub reason: String,
+    pub by: UserId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub released_at: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_by: Option<UserId>,
 }
 
 /// A picture: uploaded by an employee or received from a contact.
@@ -252,6 +275,9 @@ pub enum Item {
     Media(MediaRecord),
     /// Where some of a thread's archive records are: written by the archiver alone.
     ArchiveSegment(crate::archive::Segment),
+    /// A legal hold on a contact's threads or one thread (`HOLDS` / `HOLD#<id>`), kept once
+    /// released.
+    LegalHold(LegalHold),
     /// An e-discovery export and how far it got (`EXPORT#<id>`).
     Export(crate::export::ExportJob),
     /// The item that carries the record's own uses (searches, exports, holds) onto their chain,
@@ -328,6 +354,7 @@ impl Item {
             Item::ArchiveSegment(seg) => Key::archive_segment(&seg.conversation_id, seg.first),
             Item::ArchiverPosition { .. } => Key::archiver(),
             Item::Export(job) => Key::export(&job.id),
+            Item::LegalHold(h) => Key::legal_hold(&h.id),
             Item::RecordTrail { .. } => Key::conversation(&crate::archive::RECORD_USE.into()),
             Item::Outbox(e) => Key::outbox(e.shard, &e.id),
             Item::Parked(e) => Key::parked(&e.id),

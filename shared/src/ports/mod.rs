@@ -17,7 +17,8 @@ use crate::meta::webhook::StatusEvent;
 pub mod change;
 pub mod item;
 pub use item::{
-    directory_partition, outbox_partition, ConsentChange, DirectoryUser, Item, Key, MediaRecord, OUTBOX_SHARDS,
+    directory_partition, outbox_partition, ConsentChange, DirectoryUser, Item, Key, LegalHold, MediaRecord,
+    LEGAL_HOLDS, OUTBOX_SHARDS,
 };
 
 /// A stored item and the version a conditional write must name to replace it.
@@ -586,6 +587,16 @@ pub trait Vault: Send + Sync {
     async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, ArchiveError>;
     /// The names that start with `prefix`, in order.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, ArchiveError>;
+    /// Puts a legal hold on `name`, or lifts it (S3 Object Lock's: no version of it can be
+    /// deleted while it is on, whatever its retention). Where the store keeps none (locally),
+    /// nothing: the table's holds are what the record's tools read there.
+    async fn hold(&self, _name: &str, _on: bool) -> Result<(), ArchiveError> {
+        Ok(())
+    }
+    /// Whether `name` is under a legal hold; `None` where the store keeps none.
+    async fn held(&self, _name: &str) -> Result<Option<bool>, ArchiveError> {
+        Ok(None)
+    }
 }
 
 /// The record's search index failed (the engine could not be reached, or refused the query).

@@ -117,6 +117,12 @@ pub async fn archive(ports: &Ports, entries: &[StreamEntry]) -> Result<Archived>
             Err(e) => return Err(e.into()),
         }
     }
+    // An object holding records of a thread under a legal hold is held once its segments say
+    // so: a hold placed meanwhile either is read here or finds those segments itself.
+    let held = super::holds::held_threads(ports).await?;
+    if segments.iter().any(|s| held.contains(&s.conversation_id)) {
+        ports.vault.hold(&name, true).await?;
+    }
     let lag = records.iter().map(|r| now - r.event.at).max();
     let done = Archived { records: records.len(), threads: segments.len(), object: Some(name), lag };
     // Only once the chain holds them: a writer refused above linked other records at its places.

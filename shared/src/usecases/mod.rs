@@ -10,6 +10,7 @@ pub mod conversations;
 pub mod directory;
 pub mod dispatch;
 pub mod export;
+pub mod holds;
 pub mod inbound;
 pub mod media;
 pub mod outcomes;
