@@ -347,8 +347,27 @@ function renderThreadsPane() {
     ? h('div', { class: 'tabs', role: 'group', 'aria-label': t('threads') },
         ['mine', 'unassigned'].map((tab) => h('button', { type: 'button', 'aria-pressed': String(S.tab === tab), 'data-tab': tab, onclick: act(async () => { S.tab = tab; renderThreadsPane(); }) }, t(tab))))
     : null;
+  const words = h('input', { type: 'search', name: 'search', autocomplete: 'off' });
+  const find = async () => {
+    const q = words.value.trim();
+    const out = $('search-results');
+    if (!q) return put(out);
+    const found = (await api('GET', `/search?q=${encodeURIComponent(q)}`)).results;
+    put(out, ...found.map((r) => {
+      const c = S.threads.get(r.conversation_id);
+      const who = r.sender === 'contact' ? (c ? threadLabel(c) : t('contact')) : r.sender === 'system' ? t('system') : nameOf(r.sender);
+      return h('li', {}, h('button', { type: 'button', 'data-thread': r.conversation_id, onclick: act(() => openThread(r.conversation_id)) },
+        h('strong', {}, c ? threadLabel(c) : r.conversation_id), ' ', h('span', { class: 'muted' }, `${who}, ${fmt(r.at)}`), h('br'), r.text || ''));
+    }));
+    if (!found.length) out.append(h('li', { class: 'muted' }, t('search_none')));
+  };
   put($('threads'), 
     h('h2', { id: 'threads-title' }, t('threads')),
+    h('form', { role: 'search', onsubmit: act(find), 'aria-labelledby': 'search-title' },
+      h('h3', { id: 'search-title' }, t('search_title')),
+      field(t('search_words'), words),
+      h('p', {}, h('button', { type: 'submit' }, t('search_go')))),
+    h('ul', { id: 'search-results', class: 'list', 'aria-live': 'polite' }),
     h('form', { onsubmit: act(start), 'aria-labelledby': 'new-title' },
       h('h3', { id: 'new-title' }, t('new_thread')),
       field(t('contact_phone'), phone), field(t('contact_name'), name),

@@ -3,6 +3,7 @@
 'use strict';
 const I18N = {
   en: {
+    search_title: 'Search my messages', search_words: 'Words', search_go: 'Search', search_none: 'Nothing found.',
     app_title: 'Connector console', skip: 'Skip to the thread',
     signin_title: 'Sign in as an employee', saved_users: 'Recent users', mint_title: 'New user',
     user_id: 'User id', name: 'Name', language: 'Language', sub_org: 'Sub-organization', region: 'Region',
@@ -43,6 +44,7 @@ const I18N = {
     picture: 'Picture', error: 'Could not do that: {message}', me: 'Me',
   },
   es: {
+    search_title: 'Buscar en mis mensajes', search_words: 'Palabras', search_go: 'Buscar', search_none: 'No se encontró nada.',
     app_title: 'Consola del conector', skip: 'Ir a la conversación',
     signin_title: 'Entrar como empleado', saved_users: 'Usuarios recientes', mint_title: 'Usuario nuevo',
     user_id: 'Id de usuario', name: 'Nombre', language: 'Idioma', sub_org: 'Suborganización', region: 'Región',
@@ -83,6 +85,7 @@ const I18N = {
     picture: 'Imagen', error: 'No se pudo: {message}', me: 'Yo',
   },
   fr: {
+    search_title: 'Rechercher dans mes messages', search_words: 'Mots', search_go: 'Rechercher', search_none: 'Rien trouvé.',
     app_title: 'Console du connecteur', skip: 'Aller à la conversation',
     signin_title: 'Se connecter comme employé', saved_users: 'Utilisateurs récents', mint_title: 'Nouvel utilisateur',
     user_id: 'Identifiant', name: 'Nom', language: 'Langue', sub_org: 'Sous-organisation', region: 'Région',
@@ -123,6 +126,7 @@ const I18N = {
     picture: 'Image', error: 'Impossible : {message}', me: 'Moi',
   },
   de: {
+    search_title: 'Meine Nachrichten durchsuchen', search_words: 'Wörter', search_go: 'Suchen', search_none: 'Nichts gefunden.',
     app_title: 'Connector-Konsole', skip: 'Zum Gespräch springen',
     signin_title: 'Als Mitarbeiter anmelden', saved_users: 'Letzte Benutzer', mint_title: 'Neuer Benutzer',
     user_id: 'Benutzer-ID', name: 'Name', language: 'Sprache', sub_org: 'Unterorganisation', region: 'Region',
@@ -163,6 +167,7 @@ const I18N = {
     picture: 'Bild', error: 'Nicht möglich: {message}', me: 'Ich',
   },
   pt: {
+    search_title: 'Pesquisar as minhas mensagens', search_words: 'Palavras', search_go: 'Pesquisar', search_none: 'Nada encontrado.',
     app_title: 'Consola do conector', skip: 'Ir para a conversa',
     signin_title: 'Entrar como funcionário', saved_users: 'Utilizadores recentes', mint_title: 'Novo utilizador',
     user_id: 'Id do utilizador', name: 'Nome', language: 'Idioma', sub_org: 'Suborganização', region: 'Região',

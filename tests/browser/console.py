@@ -258,6 +258,13 @@ def sandbox_story(p, tmp):
 
     p.contact_says("Thanks, see you at 5")
     p.see("#log li.inbound", "Thanks, see you at 5")
+    # The search box finds what was said in one's threads, case folded, and opens its thread.
+    p.type_into(p.t("search_words"), "SEE YOU", "#threads")
+    p.click(p.t("search_go"), "#threads")
+    p.see("#search-results", "Thanks, see you at 5")
+    p.type_into(p.t("search_words"), "nowhere to be found", "#threads")
+    p.click(p.t("search_go"), "#threads")
+    p.see("#search-results", p.t("search_none"))
     # The thread is open: it is marked read, so no unread badge stays.
     p.until("no unread badge", lambda: not p.css("#thread-list .badge.unread"))
     p.click("Read everything", "#phone")
