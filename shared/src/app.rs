@@ -8,7 +8,7 @@ use crate::adapters::aws::{AwsClients, DynamoStore, EventBridgeScheduler, S3Medi
 use crate::adapters::clock::SystemClock;
 #[cfg(feature = "embedded")]
 use crate::adapters::embedded::{
-    Db, DevClock, DiskMediaStore, DiskVault, SqliteIndex, SqliteQueue, SqliteScheduler, SqliteStore,
+    Db, DevClock, DiskMediaStore, DiskVault, FileJournal, SqliteIndex, SqliteQueue, SqliteScheduler, SqliteStore,
 };
 use crate::adapters::graph::GraphWhatsApp;
 #[cfg(feature = "sandbox")]
@@ -62,6 +62,7 @@ pub async fn embedded(config: Config) -> Result<(AppState, Embedded), ConfigErro
         media: Arc::new(DiskMediaStore::new(&config.data_dir).map_err(|e| ConfigError(Report(&e).to_string()))?),
         vault: Arc::new(DiskVault::new(&config.data_dir)),
         index: Arc::new(SqliteIndex::new(db.clone())),
+        journal: Arc::new(FileJournal::new(&config.data_dir)),
         queue: Arc::new(queue.clone()),
         scheduler: Arc::new(scheduler.clone()),
         clock,
@@ -204,6 +205,12 @@ pub fn aws_ports(
         index: match &r.search {
             Some(search) => Arc::new(crate::adapters::aws::AthenaIndex::new(clients.athena.clone(), search.clone())),
             None => Arc::new(crate::adapters::NoIndex),
+        },
+        journal: match &r.journal_bus {
+            Some(bus) => {
+                Arc::new(crate::adapters::aws::EventBridgeJournal::new(clients.eventbridge.clone(), bus.clone()))
+            }
+            None => Arc::new(crate::ports::NoJournal),
         },
         settings: Arc::new(config.settings.clone()),
     }

@@ -133,6 +133,9 @@ pub struct AwsResources {
     /// The officer's search (the admin function's): Athena's workgroup, and the Glue table
     /// over the archive bucket (`ATHENA_WORKGROUP`, `ATHENA_DATABASE`, `ATHENA_TABLE`).
     pub search: Option<AthenaSearch>,
+    /// The archive vendors' journal: the EventBridge bus the archiver puts each record on
+    /// (`JOURNAL_BUS`; none: no journal).
+    pub journal_bus: Option<String>,
     /// `CONNECTOR_DYNAMODB_SERIAL_WRITES=1`: one DynamoDB write at a time, for emulators only.
     pub serial_writes: bool,
 }
@@ -288,6 +291,7 @@ fn aws_resources(get: &impl Fn(&str) -> Option<String>) -> Result<Option<AwsReso
             }
             None => None,
         },
+        journal_bus: get("JOURNAL_BUS").filter(|v| !v.is_empty()),
         serial_writes: get("CONNECTOR_DYNAMODB_SERIAL_WRITES").as_deref() == Some("1"),
     }))
 }

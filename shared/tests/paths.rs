@@ -149,6 +149,7 @@ fn world_on(store: Arc<dyn Store>) -> World {
         media: Arc::new(NoMedia),
         vault: Arc::new(shared::adapters::memory::MemoryVault::default()),
         index: Arc::new(shared::adapters::memory::MemoryIndex::default()),
+        journal: Arc::new(shared::ports::NoJournal),
         settings: Arc::new(Settings { retry_base: std::time::Duration::from_millis(1), ..Settings::default() }),
     };
     World { ports, clock, recorded, meta, n: Mutex::new(0) }

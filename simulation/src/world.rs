@@ -258,6 +258,7 @@ async fn main(settings: Settings) -> (Vec<String>, u64, usize, u64) {
         vault: Arc::new(SimS3::new(faults.clone())),
         // On AWS the index is Athena over the vault: nothing for the archiver to feed.
         index: Arc::new(shared::adapters::memory::MemoryIndex::default()),
+        journal: Arc::new(shared::ports::NoJournal),
         settings: Arc::new(config),
     };
     let world = Rc::new(World {

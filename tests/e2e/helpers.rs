@@ -315,7 +315,43 @@ async fn aws_resources(env: &mut HashMap<String, String>) -> shared::adapters::a
     shared::adapters::aws::S3Vault::create_bucket(&c.s3, &name("archive"), 1).await.unwrap();
     // The officer's search: Athena, which moto cannot serve to this SDK (its Athena model is
     // botocore's REST one; the SDK speaks Athena's JSON protocol): `FakeAthena` stands in.
+    // The archive vendors' journal: a bus, and a rule that hands its events to a queue the
+    // tests read (`journal_on_aws`).
+    c.eventbridge.create_event_bus().name(name("journal")).send().await.unwrap();
+    let inbox = c.sqs.create_queue().queue_name(name("journal-inbox")).send().await.unwrap();
+    let inbox_url = inbox.queue_url().unwrap().to_string();
+    let arn = c
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&inbox_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+        .unwrap();
+    let pattern = r#"{"source": ["whatsapp-connector.archive"]}"#;
+    c.eventbridge
+        .put_rule()
+        .name(name("journal-rule"))
+        .event_bus_name(name("journal"))
+        .event_pattern(pattern)
+        .send()
+        .await
+        .unwrap();
+    let target = aws_sdk_eventbridge::types::Target::builder().id("inbox").arn(arn).build().unwrap();
+    c.eventbridge
+        .put_targets()
+        .rule(name("journal-rule"))
+        .event_bus_name(name("journal"))
+        .targets(target)
+        .send()
+        .await
+        .unwrap();
     for (k, v) in [
+        ("JOURNAL_BUS", name("journal")),
+        ("JOURNAL_INBOX_URL", inbox_url),
         ("ATHENA_WORKGROUP", "primary".into()),
         ("ATHENA_DATABASE", "connector".into()),
         ("ATHENA_TABLE", "records".into()),

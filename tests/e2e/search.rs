@@ -445,3 +445,53 @@ async fn a_legal_hold_covers_a_contact_s_threads_until_every_hold_on_them_is_rel
     assert_eq!(placed.len(), 2);
     assert_eq!(placed[0]["details"]["hold"]["reason"], "FCA enquiry 2026/118");
 }
+
+/// The journal's events so far: each record as archived (locally the data directory's
+/// `journal.jsonl`; on AWS what the bus's rule put on the test's queue).
+async fn journal(app: &TestApp) -> Vec<Value> {
+    let Some(aws) = &app.aws else {
+        let text = std::fs::read_to_string(app.dir.path().join("journal.jsonl")).unwrap_or_default();
+        return text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    };
+    let mut out = Vec::new();
+    loop {
+        let got = aws
+            .sqs
+            .receive_message()
+            .queue_url(&app.env["JOURNAL_INBOX_URL"])
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        if got.messages().is_empty() {
+            return out;
+        }
+        for m in got.messages() {
+            let event: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            assert_eq!(
+                (event["source"].as_str(), event["detail-type"].as_str()),
+                (Some("whatsapp-connector.archive"), Some("ArchiveRecord"))
+            );
+            out.push(event["detail"].clone());
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_record_goes_out_on_the_vendors_journal_as_it_is_archived() {
+    let app = spawn_app().await;
+    let conv = app.opted_in_thread("u1").await;
+    app.send_text("u1", &conv, "for the vendor's archive").await;
+    let records = app.archive(&conv).await;
+    let mut seen: Vec<Value> = Vec::new();
+    for _ in 0..100 {
+        seen.extend(journal(&app).await.into_iter().filter(|r| r["conversation_id"] == conv.as_str()));
+        if records.iter().all(|r| seen.contains(r)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for r in &records {
+        assert!(seen.contains(r), "{r} is not on the journal: {seen:?}");
+    }
+}

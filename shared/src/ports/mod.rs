@@ -620,6 +620,30 @@ pub trait RecordIndex: Send + Sync {
     ) -> Result<Vec<crate::domain::search::Hit>, IndexError>;
 }
 
+/// The journal could not take records.
+#[derive(Debug, thiserror::Error)]
+#[error("journal unavailable")]
+pub struct JournalError(#[source] pub Cause);
+
+/// The journal for archive vendors: every record, once the chain holds it, as one event a
+/// vendor's connector subscribes to (EventBridge on AWS, a JSON Lines file locally). At least
+/// once: a batch archived again publishes its records again (a vendor keeps one per
+/// `conversation_id` and `seq`).
+#[async_trait]
+pub trait RecordJournal: Send + Sync {
+    async fn publish(&self, records: &[crate::archive::ArchiveRecord]) -> Result<(), JournalError>;
+}
+
+/// No journal (none configured, or a function that archives nothing): takes every record.
+pub struct NoJournal;
+
+#[async_trait]
+impl RecordJournal for NoJournal {
+    async fn publish(&self, _: &[crate::archive::ArchiveRecord]) -> Result<(), JournalError> {
+        Ok(())
+    }
+}
+
 /// What a commit asks to happen once it has committed: written in the same transaction as the
 /// state (the outbox), then published at least once by the relay. Every effect is idempotent
 /// downstream: queue messages carry dedupe ids, timers have deterministic names, notices and

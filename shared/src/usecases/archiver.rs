@@ -101,6 +101,7 @@ pub async fn archive(ports: &Ports, entries: &[StreamEntry]) -> Result<Archived>
     }
     if records.is_empty() {
         ports.index.add(&archived_before).await?;
+        ports.journal.publish(&archived_before).await?;
         return Ok(Archived::default());
     }
     let now = ports.clock.now();
@@ -128,6 +129,7 @@ pub async fn archive(ports: &Ports, entries: &[StreamEntry]) -> Result<Archived>
     // Only once the chain holds them: a writer refused above linked other records at its places.
     archived_before.extend(records);
     ports.index.add(&archived_before).await?;
+    ports.journal.publish(&archived_before).await?;
     Ok(done)
 }
 

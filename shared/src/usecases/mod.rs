@@ -62,6 +62,8 @@ pub struct Ports {
     pub vault: Arc<dyn crate::ports::Vault>,
     /// The record's search index (AWS: Athena over the archive bucket; locally SQLite FTS5).
     pub index: Arc<dyn crate::ports::RecordIndex>,
+    /// The archive vendors' journal (AWS: EventBridge; locally `<data dir>/journal.jsonl`).
+    pub journal: Arc<dyn crate::ports::RecordJournal>,
     pub settings: Arc<Settings>,
 }
 
@@ -91,6 +93,8 @@ pub enum UseCaseError {
     Archive(#[from] crate::ports::ArchiveError),
     #[error(transparent)]
     Index(#[from] crate::ports::IndexError),
+    #[error(transparent)]
+    Journal(#[from] crate::ports::JournalError),
     /// Writing an export's ZIP failed.
     #[error("the export could not be written")]
     Export(#[source] crate::error::Cause),

@@ -53,6 +53,9 @@ impl Meter {
             s3: aws_sdk_s3::Client::from_conf(base.s3.config().to_builder().interceptor(tap("s3")).build()),
             secretsmanager: base.secretsmanager.clone(),
             athena: base.athena.clone(),
+            eventbridge: aws_sdk_eventbridge::Client::from_conf(
+                base.eventbridge.config().to_builder().interceptor(tap("eventbridge")).build(),
+            ),
             sdk_config: base.sdk_config.clone(),
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod athena;
 mod dynamo;
+pub mod journal;
 pub mod meter;
 mod s3;
 mod scheduler;
@@ -17,6 +18,7 @@ mod vault;
 
 pub use athena::AthenaIndex;
 pub use dynamo::DynamoStore;
+pub use journal::EventBridgeJournal;
 pub use s3::S3MediaStore;
 pub use scheduler::{at_expression, EventBridgeScheduler};
 pub use sqs::SqsQueue;
@@ -31,6 +33,7 @@ pub struct AwsClients {
     pub s3: aws_sdk_s3::Client,
     pub secretsmanager: aws_sdk_secretsmanager::Client,
     pub athena: aws_sdk_athena::Client,
+    pub eventbridge: aws_sdk_eventbridge::Client,
     /// The configuration they share, for a client of another service (the local runner's
     /// reader of the table's stream).
     pub sdk_config: std::sync::Arc<aws_config::SdkConfig>,
@@ -113,6 +116,7 @@ impl AwsClients {
             media_bucket: media,
             archive_bucket: archive,
             search: None,
+            journal_bus: None,
             serial_writes: true,
         }
     }
@@ -163,6 +167,7 @@ impl AwsClients {
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
             secretsmanager: aws_sdk_secretsmanager::Client::new(&conf),
             athena: aws_sdk_athena::Client::new(&conf),
+            eventbridge: aws_sdk_eventbridge::Client::new(&conf),
             sdk_config: std::sync::Arc::new(conf),
         }
     }

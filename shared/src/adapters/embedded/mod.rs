@@ -4,6 +4,7 @@
 mod clock;
 mod db;
 mod index;
+mod journal;
 mod media;
 mod queue;
 mod scheduler;
@@ -14,6 +15,7 @@ pub use crate::adapters::clock::{ManualClock, SystemClock};
 pub use clock::{DevClock, DevClockError};
 pub use db::{Db, DbError};
 pub use index::SqliteIndex;
+pub use journal::FileJournal;
 pub use media::DiskMediaStore;
 pub use queue::{QueueName, ReceivedJob, SqliteQueue};
 pub use scheduler::SqliteScheduler;
