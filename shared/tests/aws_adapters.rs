@@ -69,8 +69,7 @@ async fn each_function_reads_only_its_secrets_from_secrets_manager_and_the_rest_
     assert!(dispatch.settings.archive_key.is_none());
 
     // A function that needs no secret reads none: it starts even with no secret there at all.
-    let optin =
-        shared::app::config_with_secrets(&c, &unique("absent"), Secret::needed_by("optin"), env).await.unwrap();
+    let optin = shared::app::config_with_secrets(&c, &unique("absent"), Secret::needed_by("optin"), env).await.unwrap();
     assert_eq!(optin.withheld, Secret::ALL);
 
     // A needed secret that is missing or empty stops the cold start instead of running on a
