@@ -15,7 +15,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt as _;
 
-use crate::archive::{ArchiveRecord, RECORD_USE};
+use crate::archive::ArchiveRecord;
 use crate::domain::search::{ExportAsk, Scope};
 use crate::domain::{Caller, ConversationId, DomainError};
 use crate::export::{anchor, files_of, window, ExportJob, ExportStatus, Manifest, MediaEntry, ThreadEntry};
@@ -56,13 +56,8 @@ pub async fn start(ports: &Ports, caller: &Caller, ask: &ExportAsk) -> Result<Ex
         finished_at: None,
         error: None,
     };
-    let used = super::archive::event(
-        &RECORD_USE.into(),
-        crate::archive::ArchiveKind::RecordUse,
-        crate::domain::Sender::User(caller.user_id.clone()),
-        now,
-        json!({ "action": "export", "export_id": job.id, "scope": job.scope, "roles": caller.roles }),
-    );
+    let used =
+        super::search::use_event(caller, now, json!({ "action": "export", "export_id": job.id, "scope": job.scope }));
     execute(ports, || {
         let (job, used) = (job.clone(), used.clone());
         async move {

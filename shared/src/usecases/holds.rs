@@ -7,11 +7,11 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::archive::{ArchiveKind, RECORD_USE};
-use crate::domain::{Caller, Conversation, ConversationId, DomainError, Phone, Sender};
+use crate::domain::{Caller, Conversation, ConversationId, DomainError, Phone};
 use crate::ports::{Item, Key, LegalHold, Versioned, LEGAL_HOLDS};
 
 use super::commit::{execute, Decision, Plan};
+use super::search::use_event;
 use super::{load, new_ulid, put_new, put_versioned, Ports, Result, UseCaseError};
 
 impl crate::ports::ItemKind for LegalHold {
@@ -133,13 +133,6 @@ pub async fn release(ports: &Ports, caller: &Caller, id: &str) -> Result<LegalHo
         }
     }
     Ok(hold)
-}
-
-fn use_event(caller: &Caller, at: time::OffsetDateTime, mut what: serde_json::Value) -> crate::archive::ArchiveEvent {
-    if let Some(fields) = what.as_object_mut() {
-        fields.insert("roles".into(), json!(caller.roles));
-    }
-    super::archive::event(&RECORD_USE.into(), ArchiveKind::RecordUse, Sender::User(caller.user_id.clone()), at, what)
 }
 
 /// Every hold, oldest first.

@@ -55,22 +55,22 @@ async fn narrowed_to(ports: &Ports, filter: &Filter) -> Result<Option<Vec<Conver
 
 /// Puts `what` (an officer's use of the record: the action and its terms) on the `RECORD_USE`
 /// chain, as `caller` did it, now.
-pub async fn record_use(ports: &Ports, caller: &Caller, mut what: Value) -> Result<()> {
-    if let Some(fields) = what.as_object_mut() {
-        fields.insert("roles".into(), json!(caller.roles));
-    }
-    let event = super::archive::event(
-        &RECORD_USE.into(),
-        ArchiveKind::RecordUse,
-        Sender::User(caller.user_id.clone()),
-        ports.clock.now(),
-        what,
-    );
+pub async fn record_use(ports: &Ports, caller: &Caller, what: Value) -> Result<()> {
+    let event = use_event(caller, ports.clock.now(), what);
     execute(ports, || {
         let event = event.clone();
         async move { Ok(Decision::Commit(Plan { archive: vec![event], ..Plan::default() }, ())) }
     })
     .await
+}
+
+/// `what` (an action and its terms) as `caller`'s use of the record at `at`, with their roles:
+/// the event a commit puts on the `RECORD_USE` chain.
+pub(crate) fn use_event(caller: &Caller, at: time::OffsetDateTime, mut what: Value) -> crate::archive::ArchiveEvent {
+    if let Some(fields) = what.as_object_mut() {
+        fields.insert("roles".into(), json!(caller.roles));
+    }
+    super::archive::event(&RECORD_USE.into(), ArchiveKind::RecordUse, Sender::User(caller.user_id.clone()), at, what)
 }
 
 /// `GET /search`: the messages of the caller's threads that match `ask`, as the caller reads
