@@ -53,6 +53,7 @@ pub fn spawn(state: AppState, embedded: Embedded, consumers: Consumers) -> Vec<J
     };
     tasks.push(tokio::spawn(timer_loop(ports.clone(), embedded.clone())));
     tasks.push(tokio::spawn(relay_loop(ports.clone())));
+    tasks.push(tokio::spawn(retention_loop(ports.clone())));
     tasks.push(tokio::spawn(sweep_loop(ports, embedded)));
     tasks
 }
@@ -276,6 +277,23 @@ async fn stream_archiver_loop(ports: Ports, stream: crate::stream::TableStream, 
             tracing::warn!(error.message = %Report(&e), "keeping the stream's position failed");
         }
         position = Some(last);
+    }
+}
+
+/// The retention sweep, hourly on the connector's clock (so the dev clock moves it on too): on
+/// AWS a schedule fires it in the timers function.
+async fn retention_loop(ports: Ports) {
+    let hour = time::Duration::hours(1);
+    let mut next = ports.clock.now() + hour;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if ports.clock.now() < next {
+            continue;
+        }
+        next = ports.clock.now() + hour;
+        if let Err(e) = shared::usecases::timers::fire(&ports, &shared::ports::Timer::RetentionSweep).await {
+            tracing::warn!(error.message = %Report(&e), "retention sweep failed; it runs again in an hour");
+        }
     }
 }
 

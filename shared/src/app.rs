@@ -199,7 +199,7 @@ pub fn aws_ports(
         clock,
         media: Arc::new(S3MediaStore::new(clients.s3.clone(), r.media_bucket.clone())),
         vault: match &r.archive_bucket {
-            Some(bucket) => Arc::new(S3Vault::new(clients.s3.clone(), bucket.clone())),
+            Some(bucket) => Arc::new(S3Vault::new(clients.s3.clone(), bucket.clone(), config.settings.retention)),
             None => Arc::new(crate::adapters::NoVault),
         },
         index: match &r.search {

@@ -345,17 +345,25 @@ impl Segment {
     }
 }
 
+/// Where batches of threads' records go (the Athena table's location, and what the retention
+/// sweep erases), and batches of the record's own uses (kept: they prove what was erased).
+pub const RECORDS: &str = "records";
+pub const USES: &str = "uses";
+
 /// A batch of records as one write-once object: JSON Lines, named by the day it was written
 /// (a reader lists one day's batches, retention counts from it) and then by its content, so
-/// a batch written again is the same object, and two batches are never one.
+/// a batch written again is the same object, and two batches are never one. The `RECORD_USE`
+/// chain's records go under `USES`, every thread's under `RECORDS`.
 pub fn batch(records: &[ArchiveRecord], at: OffsetDateTime) -> (String, Vec<u8>) {
+    let uses = records.iter().any(|r| r.event.conversation_id.as_str() == RECORD_USE);
     let mut body = Vec::new();
     for r in records {
         body.extend(serde_json::to_vec(r).unwrap_or_default());
         body.push(b'\n');
     }
     let name = format!(
-        "records/{:04}/{:02}/{:02}/{:02}{:02}{:02}Z-{}.jsonl",
+        "{}/{:04}/{:02}/{:02}/{:02}{:02}{:02}Z-{}.jsonl",
+        if uses { USES } else { RECORDS },
         at.year(),
         u8::from(at.month()),
         at.day(),
@@ -365,6 +373,57 @@ pub fn batch(records: &[ArchiveRecord], at: OffsetDateTime) -> (String, Vec<u8>)
         &hex::encode(Sha256::digest(&body))[..20]
     );
     (name, body)
+}
+
+/// When the batch object `name` was written (to the second, on the connector's clock): what
+/// its retention counts from. `None` for a name `batch` did not make.
+pub fn written_at(name: &str) -> Option<OffsetDateTime> {
+    let mut parts = name.split('/').skip(1);
+    let (y, m, d, rest) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let date = time::Date::from_calendar_date(y.parse().ok()?, m.parse::<u8>().ok()?.try_into().ok()?, d.parse().ok()?)
+        .ok()?;
+    let hms = rest.get(..6)?;
+    let at = time::Time::from_hms(hms[..2].parse().ok()?, hms[2..4].parse().ok()?, hms[4..].parse().ok()?).ok()?;
+    Some(date.with_time(at).assume_utc())
+}
+
+/// A run of one thread's records that the retention sweep erased: `first..=last`, linked after
+/// `prev_hash`, the last of them `hash`; and the changes they held (item, `n`s), so that a
+/// verification still finds the chain whole and every change accounted for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Erased {
+    pub conversation_id: ConversationId,
+    pub first: u64,
+    pub last: u64,
+    pub prev_hash: String,
+    pub hash: String,
+    pub sources: BTreeMap<String, Vec<u64>>,
+}
+
+/// The runs of each thread's records among `records` (one object's), in chain order.
+pub fn erased_runs(records: &[ArchiveRecord]) -> Vec<Erased> {
+    let mut sorted: Vec<&ArchiveRecord> = records.iter().collect();
+    sorted.sort_by(|a, b| (&a.event.conversation_id, a.seq).cmp(&(&b.event.conversation_id, b.seq)));
+    let mut runs: Vec<Erased> = Vec::new();
+    for r in sorted {
+        match runs.last_mut() {
+            Some(run) if run.conversation_id == r.event.conversation_id && run.last + 1 == r.seq => {
+                run.last = r.seq;
+                run.hash = r.hash.clone();
+                run.sources.entry(r.source.item.clone()).or_default().push(r.source.n);
+            }
+            Some(run) if run.conversation_id == r.event.conversation_id && run.last >= r.seq => {}
+            _ => runs.push(Erased {
+                conversation_id: r.event.conversation_id.clone(),
+                first: r.seq,
+                last: r.seq,
+                prev_hash: r.prev_hash.clone(),
+                hash: r.hash.clone(),
+                sources: BTreeMap::from([(r.source.item.clone(), vec![r.source.n])]),
+            }),
+        }
+    }
+    runs
 }
 
 /// The records of a batch object; `None` when it is not one (a byte changed in its JSON).
@@ -393,9 +452,20 @@ impl Verification {
 
 /// Re-computes the chain of one thread's records (in order) under `key`.
 pub fn verify(key: &[u8], records: &[ArchiveRecord]) -> Verification {
+    verify_across(key, records, &[])
+}
+
+/// `verify`, where the retention sweep erased the runs `erased` (on the record of use): a run
+/// stands in for its records when it links where they did.
+pub fn verify_across(key: &[u8], records: &[ArchiveRecord], erased: &[Erased]) -> Verification {
     let mut prev_hash = GENESIS.to_string();
-    for (i, r) in records.iter().enumerate() {
-        let expected_seq = i as u64 + 1;
+    let mut expected_seq = 1;
+    for r in records {
+        // Records the sweep erased before this one: runs that link from where the chain is to it.
+        while r.seq > expected_seq {
+            let Some(run) = erased.iter().find(|e| e.first == expected_seq && e.prev_hash == prev_hash) else { break };
+            (expected_seq, prev_hash) = (run.last + 1, run.hash.clone());
+        }
         if r.seq != expected_seq
             || r.prev_hash != prev_hash
             || r.hash != hash(key, r.seq, &r.prev_hash, &r.source, &r.event)
@@ -403,6 +473,7 @@ pub fn verify(key: &[u8], records: &[ArchiveRecord]) -> Verification {
             return Verification::of(false, records.len(), Some(expected_seq.min(r.seq)));
         }
         prev_hash = r.hash.clone();
+        expected_seq += 1;
     }
     Verification::of(true, records.len(), None)
 }
@@ -410,9 +481,19 @@ pub fn verify(key: &[u8], records: &[ArchiveRecord]) -> Verification {
 /// The changes the thread's items say they carried (`counts`: each item's count) that the
 /// records do not hold: for each item, every `n` from 1 to its count.
 pub fn missing(records: &[ArchiveRecord], counts: &BTreeMap<String, u64>) -> Vec<Source> {
+    missing_across(records, counts, &[])
+}
+
+/// `missing`, counting the changes of runs the sweep erased as held.
+pub fn missing_across(records: &[ArchiveRecord], counts: &BTreeMap<String, u64>, erased: &[Erased]) -> Vec<Source> {
     let mut held: BTreeMap<&str, std::collections::BTreeSet<u64>> = BTreeMap::new();
     for r in records {
         held.entry(r.source.item.as_str()).or_default().insert(r.source.n);
+    }
+    for run in erased {
+        for (item, ns) in &run.sources {
+            held.entry(item.as_str()).or_default().extend(ns.iter().copied());
+        }
     }
     let mut out = Vec::new();
     for (item, count) in counts {
@@ -429,11 +510,22 @@ pub fn missing(records: &[ArchiveRecord], counts: &BTreeMap<String, u64>) -> Vec
 /// `verify`, and the items' counts: a change committed and not archived (or records removed
 /// from the chain's end) makes it invalid, at the first sequence number past the chain.
 pub fn verify_complete(key: &[u8], records: &[ArchiveRecord], counts: &BTreeMap<String, u64>) -> Verification {
-    let mut v = verify(key, records);
-    v.missing = missing(records, counts);
+    verify_complete_across(key, records, counts, &[])
+}
+
+/// `verify_complete` where the sweep erased the runs `erased`.
+pub fn verify_complete_across(
+    key: &[u8],
+    records: &[ArchiveRecord],
+    counts: &BTreeMap<String, u64>,
+    erased: &[Erased],
+) -> Verification {
+    let mut v = verify_across(key, records, erased);
+    v.missing = missing_across(records, counts, erased);
     if v.valid && !v.missing.is_empty() {
         v.valid = false;
-        v.first_break = Some(records.len() as u64 + 1);
+        let past = records.last().map(|r| r.seq).into_iter().chain(erased.iter().map(|e| e.last)).max();
+        v.first_break = Some(past.unwrap_or(0) + 1);
     }
     v
 }
@@ -564,6 +656,42 @@ mod tests {
         let mut bad = body.clone();
         bad[3] = b'!';
         assert!(parse_batch(&bad).is_none());
+    }
+
+    #[test]
+    fn a_batch_says_when_it_was_written_and_uses_go_apart_from_threads() {
+        let at = datetime!(2026-12-03 21:05:09 UTC);
+        let (name, _) = batch(&chain(2), at);
+        assert_eq!(written_at(&name), Some(at));
+        assert_eq!(written_at("anchors/a"), None);
+        let mut uses = chain(1);
+        uses[0].event.conversation_id = RECORD_USE.into();
+        assert!(batch(&uses, at).0.starts_with("uses/2026/12/03/210509Z-"));
+    }
+
+    #[test]
+    fn a_chain_verifies_across_the_runs_the_sweep_erased_and_only_those() {
+        let c = chain(7);
+        let counts = BTreeMap::from([("META".to_string(), 7)]);
+        // Erased: 1..=2 (an old object) and 5 (another), each recorded as a run.
+        let runs: Vec<Erased> = [&c[..2], &c[4..5]].iter().flat_map(|r| erased_runs(r)).collect();
+        assert_eq!(runs.len(), 2);
+        assert_eq!((runs[0].first, runs[0].last, runs[0].sources["META"].clone()), (1, 2, vec![1, 2]));
+        let kept: Vec<ArchiveRecord> = [&c[2..4], &c[5..]].concat();
+        let v = verify_complete_across(KEY, &kept, &counts, &runs);
+        assert!(v.valid, "{v:?}");
+        assert_eq!(v.records, 4);
+        assert!(verify_complete_across(KEY, &[], &counts, &[erased_runs(&c)[0].clone()]).valid, "all of it erased");
+        // Without the runs, or with a run that does not link, the gap is a break.
+        assert_eq!(verify_across(KEY, &kept, &[]).first_break, Some(1));
+        assert_eq!(verify_across(KEY, &kept, &runs[..1]).first_break, Some(5));
+        let mut forged = runs.clone();
+        forged[1].prev_hash = c[0].hash.clone();
+        assert_eq!(verify_across(KEY, &kept, &forged).first_break, Some(5));
+        // The erased changes count as held; one neither kept nor erased is missing.
+        let cut = verify_complete_across(KEY, &kept[..3], &counts, &runs);
+        assert_eq!((cut.valid, cut.first_break), (false, Some(7)));
+        assert_eq!(cut.missing, vec![Source { item: "META".into(), n: 7 }]);
     }
 
     #[test]

@@ -220,6 +220,7 @@ impl Config {
         settings.held_ttl = time::Duration::seconds(number("CONNECTOR_HELD_TTL", 604_800)?.max(1) as i64);
         settings.window_reminder =
             time::Duration::seconds(number("CONNECTOR_WINDOW_REMINDER_SECS", 3600)?.min(23 * 3600) as i64);
+        settings.retention = retention(&get)?;
         settings.business_name = or("CONNECTOR_BUSINESS_NAME", &settings.business_name);
         settings.optin_template = or("WHATSAPP_OPTIN_TEMPLATE", &settings.optin_template);
         settings.resume_template = or("WHATSAPP_RESUME_TEMPLATE", &settings.resume_template);
@@ -267,6 +268,31 @@ impl Config {
     }
 }
 
+/// Seven years (2,557 days), the record-keeping rule most of our users answer to.
+pub const DEFAULT_RETENTION_DAYS: i64 = 2557;
+
+/// `CONNECTOR_RETENTION_DAYS` (a whole number of days, at least one: S3 Object Lock's
+/// shortest), or, for tests with the dev clock alone, `CONNECTOR_RETENTION_SECS`.
+fn retention(get: &impl Fn(&str) -> Option<String>) -> Result<Duration, ConfigError> {
+    let set = |k: &str| get(k).filter(|v| !v.is_empty());
+    if let Some(secs) = set("CONNECTOR_RETENTION_SECS") {
+        if get("CONNECTOR_DEV_CLOCK").as_deref() != Some("1") {
+            return Err(ConfigError("CONNECTOR_RETENTION_SECS is for tests, with CONNECTOR_DEV_CLOCK=1".into()));
+        }
+        let secs: i64 = secs.parse().ok().filter(|s| *s >= 1).ok_or_else(|| {
+            ConfigError(format!("CONNECTOR_RETENTION_SECS must be a whole number of seconds, not {secs:?}"))
+        })?;
+        return Ok(Duration::seconds(secs));
+    }
+    match set("CONNECTOR_RETENTION_DAYS") {
+        None => Ok(Duration::days(DEFAULT_RETENTION_DAYS)),
+        Some(days) => match days.parse::<i64>() {
+            Ok(d) if (1..=36_500).contains(&d) => Ok(Duration::days(d)),
+            _ => Err(ConfigError(format!("CONNECTOR_RETENTION_DAYS must be from 1 to 36500 days, not {days:?}"))),
+        },
+    }
+}
+
 /// All of them when `CONNECTOR_TABLE` is set, none otherwise.
 fn aws_resources(get: &impl Fn(&str) -> Option<String>) -> Result<Option<AwsResources>, ConfigError> {
     let Some(table) = get("CONNECTOR_TABLE").filter(|v| !v.is_empty()) else { return Ok(None) };
@@ -307,6 +333,7 @@ mod tests {
         assert_eq!(c.phone_number_id, "106540352242922");
         assert_eq!(c.app_secret, "local-app-secret");
         assert_eq!(c.settings.max_held, 50);
+        assert_eq!(c.settings.retention, Duration::days(2557));
         assert!(!c.dev_clock && c.whatsapp_api_base_url.is_none());
     }
 
@@ -314,6 +341,21 @@ mod tests {
     fn a_policy_that_fails_to_load_stops_start_up_naming_the_file() {
         let e = Config::from_lookup(|k| (k == "CONNECTOR_DLP_POLICY").then(|| "/nope/dlp.json".into())).unwrap_err();
         assert!(e.to_string().contains("/nope/dlp.json"), "{e}");
+    }
+
+    #[test]
+    fn retention_is_whole_days_and_seconds_only_with_the_dev_clock() {
+        let with = |pairs: &'static [(&'static str, &'static str)]| {
+            Config::from_lookup(move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
+        };
+        assert_eq!(with(&[("CONNECTOR_RETENTION_DAYS", "30")]).unwrap().settings.retention, Duration::days(30));
+        for bad in ["0", "-1", "1.5", "seven years", "36501"] {
+            let e = Config::from_lookup(|k| (k == "CONNECTOR_RETENTION_DAYS").then(|| bad.into())).unwrap_err();
+            assert!(e.to_string().contains("CONNECTOR_RETENTION_DAYS"), "{bad}: {e}");
+        }
+        assert!(with(&[("CONNECTOR_RETENTION_SECS", "5")]).is_err(), "not without the dev clock");
+        let dev = with(&[("CONNECTOR_RETENTION_SECS", "5"), ("CONNECTOR_DEV_CLOCK", "1")]).unwrap();
+        assert_eq!(dev.settings.retention, Duration::seconds(5));
     }
 
     #[test]
@@ -395,6 +437,9 @@ pub struct Settings {
     /// The key of the fingerprints that stand for what DLP found in an archived original;
     /// `None` in a function not given it (a fingerprint is then an error).
     pub archive_key: Option<Arc<[u8]>>,
+    /// How long the record keeps what it holds (`CONNECTOR_RETENTION_DAYS`): each archive
+    /// object is locked that long after it was written, and erased once it has passed.
+    pub retention: Duration,
 }
 
 impl Default for Settings {
@@ -412,6 +457,7 @@ impl Default for Settings {
             held_ttl: Duration::days(7),
             window_reminder: Duration::hours(1),
             archive_key: Some(Arc::from(LOCAL_ARCHIVE_KEY.as_bytes())),
+            retention: Duration::days(DEFAULT_RETENTION_DAYS),
         }
     }
 }

@@ -122,6 +122,9 @@ impl MediaStore for NoMedia {
     async fn open(&self, _: &str) -> Result<Option<ByteStream>, MediaStoreError> {
         Ok(None)
     }
+    async fn remove(&self, _: &str) -> Result<(), MediaStoreError> {
+        Ok(())
+    }
 }
 
 struct World {

@@ -472,7 +472,7 @@ async fn s3_vault() -> Option<(Arc<dyn Vault>, AwsClients, String)> {
     let c = aws_clients().await?;
     let bucket = unique("anchors");
     S3Vault::create_bucket(&c.s3, &bucket, 1).await.unwrap();
-    Some((Arc::new(S3Vault::new(c.s3.clone(), bucket.clone())), c, bucket))
+    Some((Arc::new(S3Vault::new(c.s3.clone(), bucket.clone(), time::Duration::days(1))), c, bucket))
 }
 
 async fn disk_vault() -> Option<(Arc<dyn Vault>, tempfile::TempDir)> {

@@ -213,7 +213,7 @@ fn each_function_may_read_exactly_the_secrets_its_handler_needs() {
 }
 
 #[test]
-fn only_the_archiver_writes_the_archive_and_no_one_deletes_or_unlocks_it() {
+fn only_the_archiver_writes_the_archive_and_only_the_sweep_erases_a_threads_batch() {
     let t = template();
     let all = resources(&t);
     let find = |name: &str| all.iter().find(|r| r.starts_with(&format!("  {name}:"))).expect(name).clone();
@@ -238,11 +238,19 @@ fn only_the_archiver_writes_the_archive_and_no_one_deletes_or_unlocks_it() {
     assert!(only.contains(r#"ArnNotEquals: { "aws:PrincipalArn": !GetAtt ArchiverFunctionRole.Arn }"#), "{only}");
     assert!(statement("WriteOnce").contains(r#""s3:if-none-match": "true""#));
     let nothing = statement("NothingDeletedOrUnlocked");
-    for action in ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectRetention", "s3:BypassGovernanceRetention"]
-    {
+    for action in ["s3:DeleteObject", "s3:PutObjectRetention", "s3:BypassGovernanceRetention"] {
         assert!(nothing.contains(&format!("- {action}\n")), "{action} is not denied");
     }
     assert!(nothing.contains("Effect: Deny") && nothing.contains("Principal: \"*\""));
+    // A version is deleted only under records/ (the record of use, uses/, never), and only by
+    // the retention sweep's role; Object Lock still refuses it within retention or under a hold.
+    let outside = statement("OnlyTheSweepErases");
+    assert!(outside.contains("Action: s3:DeleteObjectVersion") && outside.contains("Principal: \"*\""));
+    assert!(outside.contains(r#"NotResource: !Sub "${ArchiveBucket.Arn}/records/*""#), "{outside}");
+    let inside = statement("OnlyTheSweepErasesRecords");
+    assert!(inside.contains(r#"Resource: !Sub "${ArchiveBucket.Arn}/records/*""#), "{inside}");
+    assert!(inside.contains(r#"ArnNotEquals: { "aws:PrincipalArn": !GetAtt TimersFunctionRole.Arn }"#), "{inside}");
+    assert!(t.contains("CONNECTOR_RETENTION_DAYS: !Ref ArchiveRetentionDays"), "the functions' retention");
     // Among the functions, the archiver alone may put into the bucket; none may delete.
     let functions: Vec<&String> = all.iter().filter(|r| r.contains("Type: AWS::Serverless::Function")).collect();
     let writers: Vec<String> = functions
@@ -260,8 +268,12 @@ fn only_the_archiver_writes_the_archive_and_no_one_deletes_or_unlocks_it() {
         .collect();
     assert_eq!(writers, vec!["ArchiverFunction"]);
     for f in &functions {
+        let sweeper = f.starts_with("  TimersFunction:");
         for statement in f.split("- Effect:").filter(|s| s.contains("ArchiveBucket")) {
-            assert!(!statement.contains("s3:DeleteObject") && !statement.contains("s3:PutObjectRetention"), "{f}");
+            let deletes = statement.contains("s3:DeleteObjectVersion");
+            assert!(!deletes || (sweeper && statement.contains("${ArchiveBucket.Arn}/records/*")), "{f}");
+            assert!(!statement.contains("s3:DeleteObject,") && !statement.contains("s3:DeleteObject]"), "{f}");
+            assert!(!statement.contains("s3:PutObjectRetention"), "{f}");
         }
     }
 }

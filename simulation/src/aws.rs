@@ -294,6 +294,14 @@ impl Vault for SimS3 {
             false => self.inner.list(prefix).await,
         }
     }
+
+    async fn erase(&self, name: &str) -> Result<(), ArchiveError> {
+        point().await;
+        match self.faults.roll() {
+            true => Err(ArchiveError("injected: S3 unavailable".into())),
+            false => self.inner.erase(name).await,
+        }
+    }
 }
 
 // ---- SQS --------------------------------------------------------------------------------------

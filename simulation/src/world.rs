@@ -147,6 +147,11 @@ impl MediaStore for SimMedia {
         executor::point().await;
         Ok(self.kept(id).map(shared::ports::byte_stream))
     }
+    async fn remove(&self, id: &str) -> Result<(), MediaStoreError> {
+        executor::point().await;
+        self.objects.lock().expect("media").remove(id);
+        Ok(())
+    }
 }
 
 struct World {

@@ -12,6 +12,7 @@ mod media;
 mod receipts;
 mod record;
 mod restart;
+mod retention;
 mod search;
 mod webhook;
 mod window;

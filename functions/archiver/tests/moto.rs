@@ -26,7 +26,7 @@ async fn ports(clients: &AwsClients, dir: &tempfile::TempDir, test: &str) -> (Po
     let config = shared::Config::from_lookup(|k| (k == "CONNECTOR_DATA_DIR").then(|| data.clone())).unwrap();
     let mut ports = shared::app::embedded(config).await.unwrap().0.ports;
     ports.store = Arc::new(DynamoStore::new(clients.dynamodb.clone(), name.clone()).with_serial_writes(true));
-    ports.vault = Arc::new(S3Vault::new(clients.s3.clone(), name.clone()));
+    ports.vault = Arc::new(S3Vault::new(clients.s3.clone(), name.clone(), time::Duration::days(1)));
     (ports, name)
 }
 

@@ -1,6 +1,6 @@
 //! Timers (EventBridge Scheduler's payload is the `Timer` itself): window expiry, opt-in retry,
-//! delivery deadline, held expiry, and the recurring outbox sweep. The handler re-checks state,
-//! so a stale timer is harmless.
+//! delivery deadline, held expiry, exports, and the recurring outbox and retention sweeps. The
+//! handler re-checks state, so a stale timer is harmless.
 //!
 //! A timer whose handler fails (the table briefly unavailable) arms itself again a little later
 //! and reports success: Lambda's own retries of an asynchronous invocation are two, then the
@@ -18,8 +18,8 @@ pub async fn function_handler(ports: &Ports, timer: Timer) -> Result<(), UseCase
     tracing::info!(timer = %timer.name(), "timer fired");
     match timers::fire(ports, &timer).await {
         Ok(()) => Ok(()),
-        // The sweep recurs every minute anyway.
-        Err(e) if timer == Timer::OutboxSweep => Err(e),
+        // The sweeps recur anyway (the outbox's every minute, retention's hourly).
+        Err(e) if matches!(timer, Timer::OutboxSweep | Timer::RetentionSweep) => Err(e),
         Err(e) => {
             tracing::warn!(timer = %timer.name(), error.message = %Report(&e), "timer failed; armed again");
             let at = ports.clock.now() + AGAIN_AFTER;

@@ -33,6 +33,9 @@ impl crate::ports::Vault for NoVault {
     async fn hold(&self, name: &str, _: bool) -> Result<(), crate::ports::ArchiveError> {
         Err(crate::ports::ArchiveError(format!("this function may not hold the archive's objects ({name})").into()))
     }
+    async fn erase(&self, name: &str) -> Result<(), crate::ports::ArchiveError> {
+        Err(crate::ports::ArchiveError(format!("this function may not erase the archive's objects ({name})").into()))
+    }
 }
 
 /// The record's search for a function that is not given it: every call fails.
@@ -49,5 +52,8 @@ impl crate::ports::RecordIndex for NoIndex {
         _: Option<&[crate::domain::ConversationId]>,
     ) -> Result<Vec<crate::domain::search::Hit>, crate::ports::IndexError> {
         Err(crate::ports::IndexError("this function may not search the record".into()))
+    }
+    async fn forget(&self, _: &[crate::archive::ArchiveRecord]) -> Result<(), crate::ports::IndexError> {
+        Err(crate::ports::IndexError("this function may not erase from the record's index".into()))
     }
 }

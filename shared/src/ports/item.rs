@@ -69,6 +69,14 @@ impl Key {
     pub fn legal_hold(id: &str) -> Key {
         Key { pk: LEGAL_HOLDS.into(), sk: format!("HOLD#{id}") }
     }
+    /// How far the retention sweep has gone through the archive's objects, in name order.
+    pub fn retention_mark() -> Key {
+        Key { pk: RETENTION.into(), sk: "MARK".into() }
+    }
+    /// An object past retention that a legal hold kept: the sweep asks again each time.
+    pub fn kept_object(object: &str) -> Key {
+        Key { pk: RETENTION.into(), sk: format!("KEPT#{object}") }
+    }
     pub fn export(id: &str) -> Key {
         Key { pk: format!("EXPORT#{id}"), sk: "META".into() }
     }
@@ -111,6 +119,9 @@ impl Key {
         Key { pk: PARKED.into(), sk: format!("OUT#{id}") }
     }
 }
+
+/// The partition of the retention sweep's progress and of the objects holds kept.
+pub const RETENTION: &str = "RETENTION";
 
 /// The partition of the unassigned-threads index.
 pub const UNASSIGNED: &str = "UNASSIGNED";
@@ -285,6 +296,14 @@ pub enum Item {
     RecordTrail {
         records: u64,
     },
+    /// The last archive object (by name) the retention sweep erased or kept.
+    RetentionMark {
+        object: String,
+    },
+    /// An object past retention that a legal hold kept.
+    KeptObject {
+        object: String,
+    },
     /// How far the archiver has read the change stream (where it pulls it).
     ArchiverPosition {
         position: crate::archive::Position,
@@ -353,6 +372,8 @@ impl Item {
             Item::ConsentChange(c) => Key::consent_change(&c.contact_key, &c.id),
             Item::ArchiveSegment(seg) => Key::archive_segment(&seg.conversation_id, seg.first),
             Item::ArchiverPosition { .. } => Key::archiver(),
+            Item::RetentionMark { .. } => Key::retention_mark(),
+            Item::KeptObject { object } => Key::kept_object(object),
             Item::Export(job) => Key::export(&job.id),
             Item::LegalHold(h) => Key::legal_hold(&h.id),
             Item::RecordTrail { .. } => Key::conversation(&crate::archive::RECORD_USE.into()),

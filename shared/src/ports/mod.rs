@@ -408,6 +408,9 @@ pub enum Timer {
     Export {
         id: String,
     },
+    /// Erase what is past retention and not held (a recurring schedule on AWS, hourly; the
+    /// local runner fires it hourly on the connector's clock).
+    RetentionSweep,
 }
 
 impl Timer {
@@ -420,6 +423,7 @@ impl Timer {
             Timer::HeldExpiry { message_id, .. } => format!("held-{message_id}"),
             Timer::WindowReminder { contact_key } => format!("reminder-{}", sanitize(contact_key)),
             Timer::Export { id } => format!("export-{}", sanitize(id)),
+            Timer::RetentionSweep => "retention-sweep".into(),
         }
     }
 }
@@ -529,6 +533,8 @@ pub trait MediaStore: Send + Sync {
     async fn keep(&self, upload: &str, id: &str, mime_type: &str) -> Result<(), MediaStoreError>;
     async fn discard_upload(&self, upload: &str) -> Result<(), MediaStoreError>;
     async fn open(&self, id: &str) -> Result<Option<ByteStream>, MediaStoreError>;
+    /// Erases the file `id` (past its retention); erasing one that is gone is no error.
+    async fn remove(&self, id: &str) -> Result<(), MediaStoreError>;
     /// A URL the client may PUT the upload to itself (with `mime_type` as its Content-Type),
     /// valid for `ttl`; `None` where the API takes the bytes itself.
     async fn upload_url(
@@ -597,6 +603,14 @@ pub trait Vault: Send + Sync {
     async fn held(&self, _name: &str) -> Result<Option<bool>, ArchiveError> {
         Ok(None)
     }
+    /// Up to `limit` names that start with `prefix` and sort after `after`, in order.
+    async fn list_after(&self, prefix: &str, after: &str, limit: usize) -> Result<Vec<String>, ArchiveError> {
+        let names = self.list(prefix).await?;
+        Ok(names.into_iter().filter(|n| n.as_str() > after).take(limit).collect())
+    }
+    /// Erases `name` past its retention, every version of it: the retention sweep's alone. On
+    /// S3, Object Lock refuses it within retention or under a legal hold, whoever asks.
+    async fn erase(&self, name: &str) -> Result<(), ArchiveError>;
 }
 
 /// The record's search index failed (the engine could not be reached, or refused the query).
@@ -618,6 +632,9 @@ pub trait RecordIndex: Send + Sync {
         filter: &crate::domain::search::Filter,
         threads: Option<&[ConversationId]>,
     ) -> Result<Vec<crate::domain::search::Hit>, IndexError>;
+    /// Drops the message records among `records` (the retention sweep's); where the engine
+    /// reads the archive's objects themselves (Athena), erasing them is enough.
+    async fn forget(&self, records: &[crate::archive::ArchiveRecord]) -> Result<(), IndexError>;
 }
 
 /// The journal could not take records.

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 use crate::archive::{
-    missing, parse_batch, verify_complete, ArchiveEvent, ArchiveKind, ArchiveRecord, Source, Verification,
+    missing_across, parse_batch, verify_complete_across, ArchiveEvent, ArchiveKind, ArchiveRecord, Erased, Source,
+    Verification,
 };
 use crate::domain::{Conversation, Sender};
 use crate::ports::{ConsentChange, Item, Key, Write};
@@ -179,11 +180,13 @@ pub async fn records_in(
 }
 
 /// The thread's records once the archiver has passed every change `counts` (its items' counts,
-/// read first) names; what it holds when `SETTLE` passed, or `STALLED` without a new record.
+/// read first) names, but those of the runs the sweep `erased`; what it holds when `SETTLE`
+/// passed, or `STALLED` without a new record.
 pub async fn settled(
     ports: &Ports,
     conversation_id: &ConversationId,
     counts: &BTreeMap<String, u64>,
+    erased: &[Erased],
 ) -> Result<Vec<ArchiveRecord>> {
     let start = tokio::time::Instant::now();
     let (mut seen, mut moved) = (0, start);
@@ -194,7 +197,7 @@ pub async fn settled(
         if records.len() > seen {
             (seen, moved) = (records.len(), now);
         }
-        if missing(&records, counts).is_empty() || now - start >= SETTLE || now - moved >= STALLED {
+        if missing_across(&records, counts, erased).is_empty() || now - start >= SETTLE || now - moved >= STALLED {
             return Ok(records);
         }
         tokio::time::sleep(pause).await;
@@ -207,8 +210,9 @@ pub async fn settled(
 pub async fn export(ports: &Ports, caller: &Caller, conversation_id: &ConversationId) -> Result<Vec<ArchiveRecord>> {
     require_chain(ports, caller, conversation_id, "read").await?;
     let counts = super::archiver::counts(ports, conversation_id).await?;
-    let records = settled(ports, conversation_id, &counts).await?;
-    match missing(&records, &counts).is_empty() {
+    let erased = super::retention::erased(ports, conversation_id).await?;
+    let records = settled(ports, conversation_id, &counts, &erased).await?;
+    match missing_across(&records, &counts, &erased).is_empty() {
         true => Ok(records),
         false => Err(UseCaseError::ArchiveBehind),
     }
@@ -216,13 +220,15 @@ pub async fn export(ports: &Ports, caller: &Caller, conversation_id: &Conversati
 
 /// `GET /admin/conversations/{id}/archive?verify=true`: the chain under the archive key, and
 /// the thread's items' counts against it, once the archiver has had its time: a change
-/// committed and not archived, or records removed from the chain's end, break it.
+/// committed and not archived, or records removed from the chain's end, break it. Runs the
+/// retention sweep erased (on the record of use) stand in for their records.
 pub async fn verify_chain(ports: &Ports, caller: &Caller, conversation_id: &ConversationId) -> Result<Verification> {
     require_chain(ports, caller, conversation_id, "verify").await?;
     let key = archive_key(ports)?;
     let counts = super::archiver::counts(ports, conversation_id).await?;
-    let records = settled(ports, conversation_id, &counts).await?;
-    Ok(verify_complete(&key, &records, &counts))
+    let erased = super::retention::erased(ports, conversation_id).await?;
+    let records = settled(ports, conversation_id, &counts, &erased).await?;
+    Ok(verify_complete_across(&key, &records, &counts, &erased))
 }
 
 /// That `caller` reads the record and `conversation_id` names a chain (a thread's, or the
@@ -244,7 +250,8 @@ async fn require_chain(ports: &Ports, caller: &Caller, conversation_id: &Convers
 /// again after the stream's batching window).
 pub async fn reconcile(ports: &Ports, conversation_id: &ConversationId) -> Result<Vec<Source>> {
     let counts = super::archiver::counts(ports, conversation_id).await?;
-    Ok(missing(&records(ports, conversation_id).await?, &counts))
+    let erased = super::retention::erased(ports, conversation_id).await?;
+    Ok(missing_across(&records(ports, conversation_id).await?, &counts, &erased))
 }
 
 /// The threads with records in the objects of the last `days` days (by the objects' names).

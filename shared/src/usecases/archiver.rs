@@ -105,10 +105,22 @@ pub async fn archive(ports: &Ports, entries: &[StreamEntry]) -> Result<Archived>
         return Ok(Archived::default());
     }
     let now = ports.clock.now();
-    let (name, body) = batch(&records, now);
-    ports.vault.put(&name, body).await?;
+    // The record's own uses in an object of their own: the retention sweep erases threads'
+    // objects, and these prove what it erased.
+    let (uses, theirs): (Vec<ArchiveRecord>, Vec<ArchiveRecord>) =
+        records.iter().cloned().partition(|r| r.event.conversation_id.as_str() == crate::archive::RECORD_USE);
+    let mut objects: Vec<String> = Vec::new();
+    for group in [uses, theirs].iter().filter(|g| !g.is_empty()) {
+        let (name, body) = batch(group, now);
+        ports.vault.put(&name, body).await?;
+        objects.push(name);
+    }
+    let object_of = |thread: &ConversationId| {
+        let uses = thread.as_str() == crate::archive::RECORD_USE;
+        objects.iter().find(|o| o.starts_with(crate::archive::USES) == uses).cloned().unwrap_or_default()
+    };
     for mut segment in segments.iter().cloned() {
-        segment.object = name.clone();
+        segment.object = object_of(&segment.conversation_id);
         let cond =
             if crate::plant::active(crate::plant::Bug::SecondChainWriter) { Cond::Always } else { Cond::NotExists };
         match ports.store.transact(vec![Write::Put { item: Item::ArchiveSegment(segment), cond }]).await {
@@ -121,11 +133,12 @@ pub async fn archive(ports: &Ports, entries: &[StreamEntry]) -> Result<Archived>
     // An object holding records of a thread under a legal hold is held once its segments say
     // so: a hold placed meanwhile either is read here or finds those segments itself.
     let held = super::holds::held_threads(ports).await?;
-    if segments.iter().any(|s| held.contains(&s.conversation_id)) {
-        ports.vault.hold(&name, true).await?;
+    for segment in segments.iter().filter(|s| held.contains(&s.conversation_id)) {
+        ports.vault.hold(&object_of(&segment.conversation_id), true).await?;
     }
     let lag = records.iter().map(|r| now - r.event.at).max();
-    let done = Archived { records: records.len(), threads: segments.len(), object: Some(name), lag };
+    let object = objects.last().cloned();
+    let done = Archived { records: records.len(), threads: segments.len(), object, lag };
     // Only once the chain holds them: a writer refused above linked other records at its places.
     archived_before.extend(records);
     ports.index.add(&archived_before).await?;

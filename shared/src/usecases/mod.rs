@@ -19,6 +19,7 @@ pub mod read_state;
 pub mod receipts;
 pub mod relay;
 pub mod release;
+pub mod retention;
 pub mod search;
 pub mod send;
 pub mod templates;

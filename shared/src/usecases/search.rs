@@ -56,7 +56,11 @@ async fn narrowed_to(ports: &Ports, filter: &Filter) -> Result<Option<Vec<Conver
 /// Puts `what` (an officer's use of the record: the action and its terms) on the `RECORD_USE`
 /// chain, as `caller` did it, now.
 pub async fn record_use(ports: &Ports, caller: &Caller, what: Value) -> Result<()> {
-    let event = use_event(caller, ports.clock.now(), what);
+    record(ports, use_event(caller, ports.clock.now(), what)).await
+}
+
+/// Commits `event` (a use of the record) onto the `RECORD_USE` chain.
+pub(crate) async fn record(ports: &Ports, event: crate::archive::ArchiveEvent) -> Result<()> {
     execute(ports, || {
         let event = event.clone();
         async move { Ok(Decision::Commit(Plan { archive: vec![event], ..Plan::default() }, ())) }

@@ -32,6 +32,7 @@ pub async fn fire(ports: &Ports, timer: &Timer) -> Result<()> {
         }
         Timer::WindowReminder { contact_key } => window_reminder(ports, contact_key).await,
         Timer::Export { id } => super::export::run(ports, id).await,
+        Timer::RetentionSweep => super::retention::sweep(ports).await.map(|_| ()),
     }
 }
 

@@ -102,6 +102,11 @@ impl RecordIndex for AthenaIndex {
         Ok(())
     }
 
+    /// Nor to forget: an erased object is no longer read.
+    async fn forget(&self, _: &[ArchiveRecord]) -> Result<(), IndexError> {
+        Ok(())
+    }
+
     async fn search(&self, filter: &Filter, threads: Option<&[ConversationId]>) -> Result<Vec<Hit>, IndexError> {
         let table = format!("\"{}\".\"{}\"", self.search.database, self.search.table);
         let started = self

@@ -172,3 +172,30 @@ impl AwsClients {
         }
     }
 }
+
+/// Deletes every version of `key` (and its delete markers), so nothing of it is left in a
+/// versioned bucket; a key with none is no error. Object Lock refuses a version still retained
+/// or under a legal hold, and the first refusal is the answer.
+pub(crate) async fn delete_every_version(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<(), crate::ports::Cause> {
+    let mut after: Option<(Option<String>, Option<String>)> = None;
+    loop {
+        let mut list = client.list_object_versions().bucket(bucket).prefix(key);
+        if let Some((k, v)) = after.take() {
+            list = list.set_key_marker(k).set_version_id_marker(v);
+        }
+        let page = list.send().await?;
+        let versions = page.versions().iter().filter(|v| v.key() == Some(key)).filter_map(|v| v.version_id());
+        let markers = page.delete_markers().iter().filter(|m| m.key() == Some(key)).filter_map(|m| m.version_id());
+        for version in versions.chain(markers) {
+            client.delete_object().bucket(bucket).key(key).version_id(version).send().await?;
+        }
+        if page.is_truncated() != Some(true) {
+            return Ok(());
+        }
+        after = Some((page.next_key_marker().map(str::to_string), page.next_version_id_marker().map(str::to_string)));
+    }
+}

@@ -116,6 +116,10 @@ impl MediaStore for S3MediaStore {
         self.open_key(media_key(id)).await
     }
 
+    async fn remove(&self, id: &str) -> Result<(), MediaStoreError> {
+        super::delete_every_version(&self.client, &self.bucket, &media_key(id)).await.map_err(err)
+    }
+
     async fn upload_url(
         &self,
         upload: &str,

@@ -13,11 +13,14 @@ use crate::ports::{ArchiveError, Cause, Vault};
 pub struct S3Vault {
     client: aws_sdk_s3::Client,
     bucket: String,
+    /// Each batch is locked until this long after the time in its name (the connector's
+    /// clock, which the retention sweep reads too); other names take the bucket's default.
+    retention: time::Duration,
 }
 
 impl S3Vault {
-    pub fn new(client: aws_sdk_s3::Client, bucket: String) -> S3Vault {
-        S3Vault { client, bucket }
+    pub fn new(client: aws_sdk_s3::Client, bucket: String, retention: time::Duration) -> S3Vault {
+        S3Vault { client, bucket, retention }
     }
 }
 
@@ -68,6 +71,14 @@ impl Vault for S3Vault {
         // S3 takes a put into a locked bucket only with an integrity checksum.
         let put = self.client.put_object().bucket(&self.bucket).key(name).content_type("application/json");
         let put = put.checksum_algorithm(ChecksumAlgorithm::Sha256).if_none_match("*");
+        let put = match crate::archive::written_at(name) {
+            Some(at) => {
+                put.object_lock_mode(aws_sdk_s3::types::ObjectLockMode::Compliance).object_lock_retain_until_date(
+                    aws_sdk_s3::primitives::DateTime::from_secs((at + self.retention).unix_timestamp()),
+                )
+            }
+            None => put,
+        };
         match put.body(ByteStream::from(body.clone())).send().await {
             Ok(_) => Ok(()),
             // Taken: a retry of this very put is done; other bytes are refused.
@@ -107,6 +118,16 @@ impl Vault for S3Vault {
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(Some(false)),
             Err(e) => Err(err(e)),
         }
+    }
+
+    async fn list_after(&self, prefix: &str, after: &str, limit: usize) -> Result<Vec<String>, ArchiveError> {
+        let list = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix);
+        let page = list.start_after(after).max_keys(limit.min(1000) as i32).send().await.map_err(err)?;
+        Ok(page.contents().iter().filter_map(|o| o.key().map(str::to_string)).collect())
+    }
+
+    async fn erase(&self, name: &str) -> Result<(), ArchiveError> {
+        super::delete_every_version(&self.client, &self.bucket, name).await.map_err(err)
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, ArchiveError> {

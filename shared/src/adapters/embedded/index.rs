@@ -58,6 +58,30 @@ impl RecordIndex for SqliteIndex {
             .map_err(IndexError::from)
     }
 
+    async fn forget(&self, records: &[ArchiveRecord]) -> Result<(), IndexError> {
+        let gone: Vec<(String, i64)> =
+            records.iter().map(|r| (r.event.conversation_id.as_str().to_string(), r.seq as i64)).collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        self.db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                {
+                    // The delete trigger takes each row out of the full-text index too.
+                    let mut delete =
+                        tx.prepare_cached("DELETE FROM search_messages WHERE conversation_id = ?1 AND seq = ?2")?;
+                    for (thread, seq) in &gone {
+                        delete.execute(params![thread, seq])?;
+                    }
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+            .map_err(IndexError::from)
+    }
+
     async fn search(&self, filter: &Filter, threads: Option<&[ConversationId]>) -> Result<Vec<Hit>, IndexError> {
         // Each word quoted: FTS5 reads them as plain terms (a query's words are letters and
         // digits only), every one required.

@@ -101,4 +101,12 @@ impl MediaStore for DiskMediaStore {
         let Ok(path) = self.path(id) else { return Ok(None) };
         Self::open_path(path).await
     }
+
+    async fn remove(&self, id: &str) -> Result<(), MediaStoreError> {
+        match tokio::fs::remove_file(self.path(id)?).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(err(e)),
+        }
+    }
 }

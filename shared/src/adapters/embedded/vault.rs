@@ -74,6 +74,15 @@ impl Vault for DiskVault {
         }
     }
 
+    async fn erase(&self, name: &str) -> Result<(), ArchiveError> {
+        let path = self.path(name)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(e)),
+        }
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<String>, ArchiveError> {
         let (dir, prefix) = (self.dir.clone(), prefix.to_string());
         tokio::task::spawn_blocking(move || {

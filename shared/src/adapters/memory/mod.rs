@@ -198,6 +198,11 @@ impl Vault for MemoryVault {
         let objects = self.objects.lock().map_err(|_| ArchiveError("vault lock poisoned".into()))?;
         Ok(objects.keys().filter(|k| k.starts_with(prefix)).cloned().collect())
     }
+
+    async fn erase(&self, name: &str) -> Result<(), ArchiveError> {
+        self.objects.lock().map_err(|_| ArchiveError("vault lock poisoned".into()))?.remove(name);
+        Ok(())
+    }
 }
 
 /// The record's search index as a list: every hit kept once, matched by `search::holds_all`.
@@ -232,5 +237,13 @@ impl crate::ports::RecordIndex for MemoryIndex {
         found.sort_by(Hit::order);
         found.truncate(filter.limit + 1);
         Ok(found)
+    }
+
+    async fn forget(&self, records: &[crate::archive::ArchiveRecord]) -> Result<(), crate::ports::IndexError> {
+        let mut hits = self.hits.lock().map_err(|_| crate::ports::IndexError("index lock poisoned".into()))?;
+        for r in records {
+            hits.remove(&(r.event.conversation_id.clone(), r.seq));
+        }
+        Ok(())
     }
 }
