@@ -37,6 +37,11 @@ async fn s3_media() -> Option<(Arc<dyn MediaStore>, ())> {
     let c = aws_clients().await?;
     let bucket = unique("media");
     c.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    // Versioned, as the template's media bucket is.
+    let on = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+        .build();
+    c.s3.put_bucket_versioning().bucket(&bucket).versioning_configuration(on).send().await.unwrap();
     Some((Arc::new(S3MediaStore::new(c.s3.clone(), bucket)), ()))
 }
 
@@ -65,6 +70,33 @@ async fn a_kept_upload_round_trips_and_a_missing_one_is_none(media: Arc<dyn Medi
     assert_eq!(read(media.open("01ABC").await.unwrap()).await, Some(png), "kept, whatever became of the upload");
     assert_eq!(read(media.open_upload("01UP0").await.unwrap()).await, None);
     assert!(media.open("01NONE").await.unwrap().is_none());
+}
+
+async fn a_removed_file_is_gone_and_removing_it_again_is_harmless(media: Arc<dyn MediaStore>) {
+    assert!(media.put_upload("01UP2", byte_stream(b"file".to_vec()), 100).await.unwrap());
+    media.keep("01UP2", "01GONE", "application/pdf").await.unwrap();
+    media.keep("01UP2", "01STAYS", "application/pdf").await.unwrap();
+    media.remove("01GONE").await.unwrap();
+    media.remove("01GONE").await.unwrap();
+    media.remove("01NEVER").await.unwrap();
+    assert!(media.open("01GONE").await.unwrap().is_none());
+    assert_eq!(read(media.open("01STAYS").await.unwrap()).await, Some(b"file".to_vec()), "only the one named");
+}
+
+/// On a versioned bucket nothing of a removed file is left: no older version to restore.
+#[tokio::test]
+async fn s3_a_removed_file_leaves_no_version_behind() {
+    let Some(c) = aws_clients().await else { return };
+    let Some((media, ())) = s3_media().await else { return };
+    assert!(media.put_upload("01UP3", byte_stream(b"v".to_vec()), 100).await.unwrap());
+    media.keep("01UP3", "01FILE", "image/png").await.unwrap();
+    media.keep("01UP3", "01FILE", "image/png").await.unwrap();
+    media.remove("01FILE").await.unwrap();
+    let buckets = c.s3.list_buckets().send().await.unwrap();
+    for b in buckets.buckets().iter().filter_map(|b| b.name()) {
+        let listed = c.s3.list_object_versions().bucket(b).prefix("media/01FILE").send().await.unwrap();
+        assert!(listed.versions().is_empty() && listed.delete_markers().is_empty(), "{b}: {listed:?}");
+    }
 }
 
 async fn an_upload_streams_and_stops_past_its_limit(media: Arc<dyn MediaStore>) {
@@ -498,6 +530,19 @@ async fn s3_vault_port() -> Option<(Arc<dyn Vault>, ())> {
     s3_vault().await.map(|(vault, ..)| (vault, ()))
 }
 
+/// A versioned bucket without Object Lock, where an erasure is up to the vault alone (the
+/// lock's own refusals: `s3_object_lock_refuses_an_erasure_within_retention_or_under_a_hold`).
+async fn s3_unlocked_vault() -> Option<(Arc<dyn Vault>, ())> {
+    let c = aws_clients().await?;
+    let bucket = unique("unlocked");
+    c.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let on = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+        .build();
+    c.s3.put_bucket_versioning().bucket(&bucket).versioning_configuration(on).send().await.unwrap();
+    Some((Arc::new(S3Vault::new(c.s3.clone(), bucket, time::Duration::days(1))), ()))
+}
+
 async fn a_name_is_written_once(vault: Arc<dyn Vault>) {
     vault.put("anchors/a", b"first".to_vec()).await.unwrap();
     vault.put("anchors/a", b"first".to_vec()).await.expect("the same bytes again: a retry");
@@ -512,6 +557,39 @@ async fn names_are_listed_by_prefix_in_order(vault: Arc<dyn Vault>) {
     }
     assert_eq!(vault.list("anchors/").await.unwrap(), ["anchors/1", "anchors/10", "anchors/2"]);
     assert_eq!(vault.list("none/").await.unwrap(), Vec::<String>::new());
+}
+
+async fn an_erased_name_is_gone_and_names_list_past_a_name(vault: Arc<dyn Vault>) {
+    for name in ["records/1", "records/2", "records/3", "uses/1"] {
+        vault.put(name, name.as_bytes().to_vec()).await.unwrap();
+    }
+    assert_eq!(vault.list_after("records/", "records/1", 10).await.unwrap(), ["records/2", "records/3"]);
+    assert_eq!(vault.list_after("records/", "", 1).await.unwrap(), ["records/1"]);
+    vault.erase("records/2").await.unwrap();
+    vault.erase("records/2").await.unwrap();
+    assert_eq!(vault.get("records/2").await.unwrap(), None);
+    assert_eq!(vault.list("records/").await.unwrap(), ["records/1", "records/3"]);
+    assert_eq!(vault.get("records/3").await.unwrap().as_deref(), Some(&b"records/3"[..]));
+}
+
+/// Object Lock refuses an erasure within a batch's retention, counted from the time in its name,
+/// and under a legal hold, whoever asks; past both, nothing of it is left.
+#[tokio::test]
+async fn s3_object_lock_refuses_an_erasure_within_retention_or_under_a_hold() {
+    let Some((_, c, bucket)) = s3_vault().await else { return };
+    let vault = S3Vault::new(c.s3.clone(), bucket.clone(), time::Duration::seconds(2));
+    let (name, body) = shared::archive::batch(&[], time::OffsetDateTime::now_utc());
+    vault.put(&name, body).await.unwrap();
+    assert!(vault.erase(&name).await.is_err(), "within retention");
+    vault.hold(&name, true).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(vault.erase(&name).await.is_err(), "under a legal hold");
+    assert!(vault.get(&name).await.unwrap().is_some());
+    vault.hold(&name, false).await.unwrap();
+    vault.erase(&name).await.unwrap();
+    assert_eq!(vault.get(&name).await.unwrap(), None);
+    let listed = c.s3.list_object_versions().bucket(&bucket).prefix(&name).send().await.unwrap();
+    assert!(listed.versions().is_empty() && listed.delete_markers().is_empty(), "{listed:?}");
 }
 
 /// Someone who bypasses the vault (and the bucket policy that demands conditional puts) can add
@@ -542,8 +620,8 @@ macro_rules! contract {
     };
 }
 
-contract!(media_disk = disk_media: a_kept_upload_round_trips_and_a_missing_one_is_none, an_upload_streams_and_stops_past_its_limit, a_signed_url_takes_or_serves_the_bytes);
-contract!(media_s3 = s3_media: a_kept_upload_round_trips_and_a_missing_one_is_none, an_upload_streams_and_stops_past_its_limit, a_signed_url_takes_or_serves_the_bytes);
+contract!(media_disk = disk_media: a_kept_upload_round_trips_and_a_missing_one_is_none, an_upload_streams_and_stops_past_its_limit, a_signed_url_takes_or_serves_the_bytes, a_removed_file_is_gone_and_removing_it_again_is_harmless);
+contract!(media_s3 = s3_media: a_kept_upload_round_trips_and_a_missing_one_is_none, an_upload_streams_and_stops_past_its_limit, a_signed_url_takes_or_serves_the_bytes, a_removed_file_is_gone_and_removing_it_again_is_harmless);
 contract!(queue_sqlite = sqlite_queue: a_job_sent_again_is_taken_once_and_a_new_generation_is_another, one_threads_jobs_are_taken_in_the_order_sent, a_receipt_job_is_taken_as_it_was_sent);
 contract!(queue_sqs = sqs_queue: a_job_sent_again_is_taken_once_and_a_new_generation_is_another, one_threads_jobs_are_taken_in_the_order_sent, a_receipt_job_is_taken_as_it_was_sent);
 contract!(scheduler_sqlite = sqlite_timers: arming_a_timer_again_moves_it, timers_of_other_names_are_armed_side_by_side);
@@ -551,6 +629,7 @@ contract!(scheduler_eventbridge = eventbridge_timers: arming_a_timer_again_moves
 contract!(stream_sqlite = sqlite_stream: a_commits_archive_events_come_back_in_order_with_what_carried_them, a_refused_commit_leaves_nothing_on_the_stream);
 contract!(stream_memory = memory_stream: a_commits_archive_events_come_back_in_order_with_what_carried_them, a_refused_commit_leaves_nothing_on_the_stream);
 contract!(stream_dynamodb = dynamo_stream: a_commits_archive_events_come_back_in_order_with_what_carried_them, a_refused_commit_leaves_nothing_on_the_stream);
-contract!(vault_disk = disk_vault: a_name_is_written_once, names_are_listed_by_prefix_in_order);
-contract!(vault_memory = memory_vault: a_name_is_written_once, names_are_listed_by_prefix_in_order);
+contract!(vault_disk = disk_vault: a_name_is_written_once, names_are_listed_by_prefix_in_order, an_erased_name_is_gone_and_names_list_past_a_name);
+contract!(vault_memory = memory_vault: a_name_is_written_once, names_are_listed_by_prefix_in_order, an_erased_name_is_gone_and_names_list_past_a_name);
 contract!(vault_s3 = s3_vault_port: a_name_is_written_once, names_are_listed_by_prefix_in_order);
+contract!(vault_s3_unlocked = s3_unlocked_vault: an_erased_name_is_gone_and_names_list_past_a_name);
