@@ -109,7 +109,14 @@ async fn past_retention_the_sweep_erases_what_no_hold_covers_everywhere_and_ever
         assert!(after.len() < before.len(), "every version of the erased objects is gone: {before:?} {after:?}");
     }
 
-    // ...while the held thread stays whole: readable, searchable by its employee, verifiable.
+    // ...while the held thread stays whole: exportable, searchable by its employee, verifiable.
+    let job = crate::search::finished_export(&app, json!({"contact": OTHER})).await;
+    assert_eq!((job["status"].as_str(), job["records"].as_u64()), (Some("done"), Some(0)), "{job}");
+    let job = crate::search::finished_export(&app, json!({"contact": PHONE})).await;
+    assert_eq!(job["status"], "done", "{job}");
+    assert!(job["records"].as_u64().unwrap() >= 3, "{job}");
+    let zip = crate::search::downloaded(&app, job["id"].as_str().unwrap()).await;
+    assert_eq!(crate::search::verify_export(&zip).await, (true, String::new()));
     let (s, v) = app.call("GET", "/search?q=portfolio", Some("u1"), None).await;
     assert_eq!((s, texts(&v)), (200, vec!["Quarterly portfolio review on Friday".to_string()]), "{v}");
     let verify = verified(&app, &kept).await;

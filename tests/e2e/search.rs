@@ -210,7 +210,7 @@ async fn export(app: &TestApp, token: &str, body: Value) -> (u16, Value) {
 }
 
 /// Starts an export and waits until it is settled.
-async fn finished_export(app: &TestApp, body: Value) -> Value {
+pub(crate) async fn finished_export(app: &TestApp, body: Value) -> Value {
     let (s, v) = export(app, &officer(), body).await;
     assert_eq!((s, v["status"].as_str()), (202, Some("running")), "{v}");
     let id = v["id"].as_str().unwrap().to_string();
@@ -227,14 +227,14 @@ async fn finished_export(app: &TestApp, body: Value) -> Value {
 }
 
 /// The export's ZIP, as its officer downloads it (following AWS's redirect to S3).
-async fn downloaded(app: &TestApp, id: &str) -> Vec<u8> {
+pub(crate) async fn downloaded(app: &TestApp, id: &str) -> Vec<u8> {
     let r =
         app.client.get(app.url(&format!("/admin/exports/{id}/download"))).bearer_auth(officer()).send().await.unwrap();
     assert_eq!(r.status(), 200, "reqwest follows the 303 to S3 on AWS");
     r.bytes().await.unwrap().to_vec()
 }
 
-async fn verify_export(zip: &[u8]) -> (bool, String) {
+pub(crate) async fn verify_export(zip: &[u8]) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("export.zip");
     std::fs::write(&path, zip).unwrap();
