@@ -277,3 +277,70 @@ fn only_the_archiver_writes_the_archive_and_only_the_sweep_erases_a_threads_batc
         }
     }
 }
+
+#[test]
+fn a_first_deploy_fits_a_new_account_and_the_outbound_queue_scales_per_thread() {
+    let t = template();
+    let all = resources(&t);
+    let find = |name: &str| all.iter().find(|r| r.starts_with(&format!("  {name}:"))).expect(name).clone();
+    // No reservation by default: a new account's quota (10) cannot give one.
+    let param = find("WebhookReservedConcurrency");
+    assert!(param.contains("Default: 0") && param.contains("MinValue: 0"), "{param}");
+    assert!(t.contains("HasWebhookReservation: !Not [!Equals [!Ref WebhookReservedConcurrency, 0]]"));
+    let reserved: Vec<&str> = t.lines().filter(|l| l.contains("ReservedConcurrentExecutions:")).collect();
+    assert_eq!(
+        reserved,
+        ["      ReservedConcurrentExecutions: !If [HasWebhookReservation, !Ref WebhookReservedConcurrency, !Ref AWS::NoValue]"],
+        "no other function reserves any"
+    );
+    // High-throughput FIFO: ordered and deduplicated per message group (a thread).
+    let queue = find("OutboundQueue");
+    assert!(queue.contains("DeduplicationScope: messageGroup"), "{queue}");
+    assert!(queue.contains("FifoThroughputLimit: perMessageGroupId"), "{queue}");
+}
+
+/// Which functions log each message a metric filter counts, and where: a filter on another
+/// function's log group never matches. The `sources` are read here, so a message reworded in
+/// the code and not in the template (or the other way round) fails too.
+const LOGGED: &[(&str, &str, &[&str])] = &[
+    ("Graph API refused a send", "shared/src/usecases/dispatch.rs", &["Dispatch"]),
+    ("no answer from the Graph API: waiting for a status", "shared/src/usecases/dispatch.rs", &["Dispatch"]),
+    ("webhook refused: bad or missing signature", "functions/webhook/src/lib.rs", &["Webhook"]),
+    ("live: fan-out failed; the batch is retried from here", "functions/live/src/lib.rs", &["Live"]),
+    // The relay's fast path, after any commit: in every function that commits.
+    (
+        "outbox entry left for the sweep",
+        "shared/src/usecases/relay.rs",
+        &["Webhook", "Send", "Optin", "Participants", "Admin", "Receipts", "Dispatch", "Timers"],
+    ),
+    // The sweep: the timers function alone runs it (Timer::OutboxSweep).
+    ("outbox entry could not be published", "shared/src/usecases/relay.rs", &["Timers"]),
+];
+
+#[test]
+fn every_metric_filter_counts_a_line_its_own_function_logs() {
+    let t = template();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let pattern =
+        regex::Regex::new(r#"LogGroupName: !Ref (\w+)Logs,? FilterPattern: '\{ \$\.fields\.message = "([^"]+)" \}'"#)
+            .unwrap();
+    let mut filters: Vec<(String, String)> = Vec::new();
+    for r in resources(&t).iter().filter(|r| r.contains("Type: AWS::Logs::MetricFilter")) {
+        let flat = r.split_whitespace().collect::<Vec<_>>().join(" ");
+        let c = pattern.captures(&flat).unwrap_or_else(|| panic!("a filter of another shape: {r}"));
+        filters.push((c[1].to_string(), c[2].to_string()));
+    }
+    assert!(filters.len() >= 13, "{filters:?}");
+    for (function, message) in &filters {
+        let (_, source, by) = LOGGED.iter().find(|(m, ..)| m == message).unwrap_or_else(|| panic!("{message:?}"));
+        assert!(by.contains(&function.as_str()), "{function} never logs {message:?}");
+        let code = std::fs::read_to_string(root.join(source)).unwrap();
+        assert!(code.contains(&format!("\"{message}\"")), "{source} does not log {message:?}");
+    }
+    // Every function that logs a counted message has its filter.
+    for (message, _, by) in LOGGED {
+        for function in *by {
+            assert!(filters.contains(&(function.to_string(), message.to_string())), "{function}: {message:?}");
+        }
+    }
+}
