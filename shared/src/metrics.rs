@@ -107,6 +107,19 @@ pub fn parked() {
     }
 }
 
+/// A queue record its handler failed, or could not read (`QueueRecordFailed`, by `Queue`;
+/// alarmed): a partial batch failure shows here at once, not when the dead letters fill.
+pub fn queue_record_failed(queue: crate::ports::QueueKind) {
+    if ON.load(Ordering::Relaxed) {
+        let queue = match queue {
+            crate::ports::QueueKind::Outbound => "outbound",
+            crate::ports::QueueKind::Receipts => "receipts",
+        };
+        let dimension = Some(("Queue", queue.to_string()));
+        write(&[Metric { name: "QueueRecordFailed", dimension, value: 1.0, unit: "Count" }]);
+    }
+}
+
 /// Changes committed and not archived, found by a reconciliation (`ArchiveGap`, alarmed).
 pub fn archive_gap(missing: usize) {
     if ON.load(Ordering::Relaxed) {

@@ -123,12 +123,14 @@ where
                     }
                     Err(e) => {
                         tracing::error!(message_id = %id, error.message = %Report(&e), "queue record failed");
+                        shared::metrics::queue_record_failed(spec.kind);
                         // The queue's own visibility timeout paces a failure.
                         Some(Duration::MAX)
                     }
                 },
                 _ => {
                     tracing::error!(message_id = %id, "queue record is not a job; dropped");
+                    shared::metrics::queue_record_failed(spec.kind);
                     None
                 }
             },
