@@ -360,3 +360,29 @@ async fn replies_go_to_the_thread_they_answer_else_to_the_latest_outbound() {
     assert!(inbound(app.messages("u1", &a).await).contains(&"answering a".to_string()));
     assert!(!inbound(app.messages("u1", &a).await).contains(&"no context".to_string()));
 }
+
+/// The first admin (docs/aws.md, "Identity"): their token has the admin role (a Cognito group)
+/// and no sub_org or region, and no admin is there yet to set them. They may set their own
+/// profile, and nothing else, until they have.
+#[tokio::test]
+async fn the_first_admin_sets_their_own_scope_and_may_do_nothing_else_without_one() {
+    let app = spawn_app().await;
+    let first = token_with("first-admin", "en", "", "", &["admin"]);
+    let agent = token_with("agent-x", "en", "", "", &["agent"]);
+    let profile = |name: &str| json!({"name": name, "sub_org": "retail", "region": "eu", "locale": "en", "whatsapp_enabled": true});
+    let (s, _) = app.call_with("GET", "/directory/users?q=a", &first, None).await;
+    assert_eq!(s, 401, "no scope, no directory");
+    let (s, v) = app.call_with("PUT", "/directory/users/agent-x", &first, Some(profile("Agent X"))).await;
+    assert_eq!(s, 401, "not someone else's profile first: {v}");
+    let (s, v) = app.call_with("PUT", "/directory/users/agent-x", &agent, Some(profile("Agent X"))).await;
+    assert_eq!(s, 401, "only an admin sets their own: {v}");
+
+    let (s, v) = app.call_with("PUT", "/directory/users/first-admin", &first, Some(profile("First Admin"))).await;
+    assert_eq!((s, v["sub_org"].as_str()), (200, Some("retail")), "{v}");
+    let (s, v) = app.call_with("GET", "/directory/users?q=first", &first, None).await;
+    assert_eq!(s, 200, "scoped by the profile now: {v}");
+    let (s, v) = app.call_with("PUT", "/directory/users/agent-x", &first, Some(profile("Agent X"))).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = app.call_with("GET", "/directory/users?q=agent", &agent, None).await;
+    assert_eq!(s, 200, "the agent is scoped by the admin's profile of them: {v}");
+}

@@ -116,9 +116,27 @@ pub async fn admit(State(state): State<AppState>, mut req: Request, next: Next) 
         }
     };
     let caller = caller.checked().map_err(ApiError::Unidentified)?;
-    let caller = crate::usecases::directory::admit(&state.ports, caller).await?;
+    let caller = match crate::usecases::directory::admit(&state.ports, caller.clone()).await {
+        Ok(admitted) => admitted,
+        // The first admin: their token carries the role (a Cognito group) and no scope, and
+        // no admin is there yet to set one. They may set their own profile, and only that.
+        Err(crate::usecases::UseCaseError::Unidentified(crate::usecases::NO_SCOPE))
+            if caller.has_role("admin") && sets_own_profile(&req, &caller) =>
+        {
+            caller
+        }
+        Err(e) => return Err(e.into()),
+    };
     req.extensions_mut().insert(Identity(caller));
     Ok(next.run(req).await)
+}
+
+/// Whether `req` is `PUT /directory/users/{id}` of the caller themselves.
+fn sets_own_profile(req: &Request, caller: &Caller) -> bool {
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str());
+    req.method() == axum::http::Method::PUT
+        && route == Some("/directory/users/{id}")
+        && req.uri().path().strip_prefix("/directory/users/") == Some(caller.user_id.as_str())
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Identity {
