@@ -294,3 +294,49 @@ async fn a_caller_without_scope_connects_only_once_an_admin_has_set_it() {
     let conns = live.ports.store.connections(&"cognito-7".into()).await.unwrap();
     assert!(matches!(&conns[..], [Item::Connection { caller, .. }] if caller.sub_org == "retail"), "{conns:?}");
 }
+
+/// Holds each post a moment and remembers how many were in flight at once.
+#[derive(Default)]
+struct Slow {
+    in_flight: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+    posted: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Push for Slow {
+    async fn post(&self, connection_id: &str, _: &[u8]) -> Result<(), PushError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        self.in_flight.fetch_sub(1, SeqCst);
+        self.posted.lock().unwrap().push(connection_id.to_string());
+        Ok(())
+    }
+}
+
+/// A user's many connections (an agent's tabs, a team's phones) are posted to at once, a few
+/// dozen at a time, so one slow connection does not hold the rest back.
+#[tokio::test]
+async fn the_stream_posts_to_many_connections_at_once_each_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, _) = live(&dir).await;
+    let slow = Arc::new(Slow::default());
+    let live = Live { ports: base.ports.clone(), push: slow.clone(), auth: base.auth };
+    let cmd = conversations::StartConversation { phone: Phone::parse("+447700900123").unwrap(), name: None };
+    let conv = conversations::start(&live.ports, &alex(), cmd).await.unwrap();
+    let now = live.ports.clock.now();
+    for i in 0..40 {
+        shared::live::socket::connect(&live.ports, &alex(), &format!("tab-{i}"), now).await.unwrap();
+    }
+    let notice = live.ports.store.messages(&conv.id, None, 10, true).await.unwrap().pop().unwrap().item;
+    let answer = live::handle(&live, stream_of(&notice)).await.unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let mut posted = slow.posted.lock().unwrap().clone();
+    posted.sort();
+    posted.dedup();
+    assert_eq!(posted.len(), 40, "each connection once");
+    let most = slow.most.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((2..=32).contains(&most), "{most} posts in flight at once");
+}

@@ -3,6 +3,7 @@
 //! are rendered once for all their connections; a connection API Gateway reports gone is
 //! forgotten.
 
+use futures_util::{stream, StreamExt};
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 
@@ -109,6 +110,9 @@ pub async fn fan_out(ports: &Ports, push: &dyn Push, id: &str, change: &Change) 
             }
         }
     }
+    // Each user's events rendered once, then posted to every connection at once (a few dozen
+    // at a time), each connection's in order.
+    let mut sends: Vec<(&str, std::sync::Arc<Vec<Vec<u8>>>)> = Vec::new();
     for (caller, connections) in &groups {
         let events = events_for(ports, caller, change, &who.threads).await?;
         if events.is_empty() {
@@ -123,21 +127,34 @@ pub async fn fan_out(ports: &Ports, push: &dyn Push, id: &str, change: &Change) 
                 serde_json::to_vec(&json!({"id": eid, "event": e.kind(), "data": e})).unwrap_or_default()
             })
             .collect();
-        for connection_id in connections {
-            for p in &payloads {
-                match post(push, connection_id, p).await {
-                    Ok(()) => done.posted += 1,
-                    Err(PushError::Gone) => {
-                        disconnect(ports, connection_id).await?;
-                        done.pruned += 1;
-                        break;
-                    }
-                    Err(e @ PushError::Failed(_)) => {
-                        tracing::warn!(connection_id = %connection_id, error = %Report(&e), "live: post failed");
-                        done.failed += 1;
-                        break;
-                    }
+        let payloads = std::sync::Arc::new(payloads);
+        sends.extend(connections.iter().map(|c| (c.as_str(), payloads.clone())));
+    }
+    let outcomes: Vec<(&str, usize, Option<PushError>)> = stream::iter(sends)
+        .map(|(connection_id, payloads)| async move {
+            let mut posted = 0;
+            for p in payloads.iter() {
+                if let Err(e) = post(push, connection_id, p).await {
+                    return (connection_id, posted, Some(e));
                 }
+                posted += 1;
+            }
+            (connection_id, posted, None)
+        })
+        .buffer_unordered(POSTS_AT_ONCE)
+        .collect()
+        .await;
+    for (connection_id, posted, failed) in outcomes {
+        done.posted += posted;
+        match failed {
+            None => {}
+            Some(PushError::Gone) => {
+                disconnect(ports, connection_id).await?;
+                done.pruned += 1;
+            }
+            Some(e @ PushError::Failed(_)) => {
+                tracing::warn!(connection_id = %connection_id, error = %Report(&e), "live: post failed");
+                done.failed += 1;
             }
         }
     }
@@ -148,6 +165,10 @@ pub async fn fan_out(ports: &Ports, push: &dyn Push, id: &str, change: &Change) 
     }
     Ok(done)
 }
+
+/// Connections posted to at once: API Gateway's management API takes thousands of posts a
+/// second, and one slow connection no longer holds the rest back.
+const POSTS_AT_ONCE: usize = 32;
 
 /// Posts one event, trying again twice, a little later each time, while it fails for a
 /// reason other than the connection being gone.
