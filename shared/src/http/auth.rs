@@ -158,8 +158,16 @@ pub struct JwksVerifier {
     issuer: String,
     audiences: Vec<String>,
     http: reqwest::Client,
-    keys: tokio::sync::OnceCell<jsonwebtoken::jwk::JwkSet>,
+    /// The issuer's keys, and when they were read.
+    keys: tokio::sync::RwLock<Option<(jsonwebtoken::jwk::JwkSet, std::time::Instant)>>,
+    /// The least time between two reads for a key not known (a rotation: the issuer
+    /// publishes the new key before it signs with it).
+    unknown_key_gap: std::time::Duration,
 }
+
+/// How long the issuer's keys are used before they are read again (a key it withdrew stops
+/// being accepted within this).
+const KEYS_KEPT: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl JwksVerifier {
     pub fn new(issuer: &str, audiences: Vec<String>) -> JwksVerifier {
@@ -167,18 +175,55 @@ impl JwksVerifier {
             issuer: issuer.trim_end_matches('/').to_string(),
             audiences,
             http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap_or_default(),
-            keys: tokio::sync::OnceCell::new(),
+            keys: tokio::sync::RwLock::new(None),
+            unknown_key_gap: std::time::Duration::from_secs(10),
         }
     }
 
-    async fn keys(&self) -> Result<&jsonwebtoken::jwk::JwkSet, ApiError> {
-        self.keys
-            .get_or_try_init(|| async {
-                let url = format!("{}/.well-known/jwks.json", self.issuer);
-                let resp = self.http.get(&url).send().await.map_err(|e| ApiError::Internal(Box::new(e)))?;
-                resp.json().await.map_err(|e| ApiError::Internal(Box::new(e)))
-            })
-            .await
+    /// Reads the keys again at most this often for an unknown key (tests shorten it).
+    pub fn unknown_key_gap(mut self, gap: std::time::Duration) -> JwksVerifier {
+        self.unknown_key_gap = gap;
+        self
+    }
+
+    async fn fetch(&self) -> Result<jsonwebtoken::jwk::JwkSet, ApiError> {
+        let url = format!("{}/.well-known/jwks.json", self.issuer);
+        let resp = self.http.get(&url).send().await.map_err(|e| ApiError::Internal(Box::new(e)))?;
+        resp.json().await.map_err(|e| ApiError::Internal(Box::new(e)))
+    }
+
+    /// The issuer's key `kid` (or its first, for a token that names none): from the keys read
+    /// last, read again when they are older than `KEYS_KEPT`, or when the key is not among them
+    /// and they are older than `unknown_key_gap`. A failed read keeps the keys it had.
+    async fn key(&self, kid: Option<&str>) -> Result<jsonwebtoken::jwk::Jwk, ApiError> {
+        let find = |set: &jsonwebtoken::jwk::JwkSet| match kid {
+            Some(kid) => set.find(kid).cloned(),
+            None => set.keys.first().cloned(),
+        };
+        if let Some((set, at)) = &*self.keys.read().await {
+            let age = at.elapsed();
+            match find(set) {
+                Some(jwk) if age < KEYS_KEPT => return Ok(jwk),
+                None if age < self.unknown_key_gap => return Err(ApiError::Unauthorized),
+                _ => {}
+            }
+        }
+        let mut keys = self.keys.write().await;
+        let fresh = keys.as_ref().is_some_and(|(_, at)| at.elapsed() < self.unknown_key_gap);
+        if !fresh {
+            match self.fetch().await {
+                Ok(set) => *keys = Some((set, std::time::Instant::now())),
+                Err(e) if keys.is_none() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error.message = %crate::error::Report(&e), "the issuer's keys could not be read again; the last ones stand");
+                    // Asked again after the gap, not at every token meanwhile.
+                    if let Some((_, at)) = keys.as_mut() {
+                        *at = std::time::Instant::now().checked_sub(KEYS_KEPT - self.unknown_key_gap).unwrap_or(*at);
+                    }
+                }
+            }
+        }
+        keys.as_ref().and_then(|(set, _)| find(set)).ok_or(ApiError::Unauthorized)
     }
 
     /// The caller a token names, if its issuer signed it, it is current, and (when audiences
@@ -188,13 +233,8 @@ impl JwksVerifier {
         if header.alg != Algorithm::RS256 {
             return Err(ApiError::Unauthorized);
         }
-        let keys = self.keys().await?;
-        let jwk = match &header.kid {
-            Some(kid) => keys.find(kid),
-            None => keys.keys.first(),
-        }
-        .ok_or(ApiError::Unauthorized)?;
-        let key = DecodingKey::from_jwk(jwk).map_err(|_| ApiError::Unauthorized)?;
+        let jwk = self.key(header.kid.as_deref()).await?;
+        let key = DecodingKey::from_jwk(&jwk).map_err(|_| ApiError::Unauthorized)?;
         let mut validation = Validation::new(Algorithm::RS256);
         validation.leeway = 30;
         validation.validate_aud = false;
