@@ -99,6 +99,8 @@ async fn the_reject_button_opts_out() {
 async fn optin_resend_waits_24_hours() {
     let app = spawn_app().await;
     let id = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
+    // The first request out before the clock moves: a resend replaces one not yet sent.
+    app.wait_for_request(|r| r["type"] == "template").await;
     let (s, v) = app.call("POST", &format!("/conversations/{id}/optin"), Some("u1"), None).await;
     assert_eq!((s, v["error"]["code"].as_str()), (429, Some("optin_too_soon")));
     app.advance(24 * 3600).await;
