@@ -99,6 +99,24 @@ async fn s3_a_removed_file_leaves_no_version_behind() {
     }
 }
 
+/// A file past one CopyObject (5 GB on S3; 5 MB here) is kept by a multipart copy, whole.
+#[tokio::test]
+async fn s3_a_file_past_one_copy_is_kept_in_parts() {
+    let Some(c) = aws_clients().await else { return };
+    let bucket = unique("bigcopy");
+    c.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let media = S3MediaStore::new(c.s3.clone(), bucket.clone()).with_copy_part(5 * 1024 * 1024);
+    let n = 12 * (1 << 20) + 7;
+    assert!(media.put_upload("01BIG", chunked(n), n as u64).await.unwrap());
+    media.keep("01BIG", "01KEPT", "application/zip").await.unwrap();
+    let kept = read(media.open("01KEPT").await.unwrap()).await.unwrap();
+    let sent = read(Some(chunked(n))).await.unwrap();
+    assert!(kept == sent, "{} bytes kept of {}", kept.len(), sent.len());
+    let head = c.s3.head_object().bucket(&bucket).key("media/01KEPT").send().await.unwrap();
+    assert_eq!(head.content_type(), Some("application/zip"));
+    assert!(head.e_tag().unwrap_or("").contains("-3"), "three parts: {:?}", head.e_tag());
+}
+
 async fn an_upload_streams_and_stops_past_its_limit(media: Arc<dyn MediaStore>) {
     assert!(media.open_upload("01UPNONE").await.unwrap().is_none());
     // Over S3's 8 MB part: a multipart upload there.
