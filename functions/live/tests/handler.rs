@@ -340,3 +340,35 @@ async fn the_stream_posts_to_many_connections_at_once_each_once() {
     let most = slow.most.load(std::sync::atomic::Ordering::SeqCst);
     assert!((2..=32).contains(&most), "{most} posts in flight at once");
 }
+
+/// No silent cap: an unclaimed thread reaches every agent connection, past the first thousand.
+#[tokio::test]
+async fn an_unclaimed_thread_reaches_every_agent_connection_past_a_thousand() {
+    use shared::meta::webhook::{InboundContent, InboundMessage};
+    let dir = tempfile::tempdir().unwrap();
+    let (live, push) = live(&dir).await;
+    let now = live.ports.clock.now();
+    let mut agent = alex();
+    agent.user_id = "agent-1".into();
+    agent.roles = vec!["agent".into()];
+    for i in 0..1001 {
+        shared::live::socket::connect(&live.ports, &agent, &format!("agent-tab-{i}"), now).await.unwrap();
+    }
+    let m = InboundMessage {
+        wamid: "wamid.MANY".into(),
+        wa_id: Some("447700900777".into()),
+        user_id: None,
+        profile_name: Some("Olivia".into()),
+        timestamp: now,
+        context_id: None,
+        content: InboundContent::Text { body: "Hello".into() },
+    };
+    shared::usecases::inbound::apply_inbound(&live.ports, &m).await.unwrap();
+    let conv = live.ports.store.query_unassigned(10).await.unwrap().pop().unwrap();
+    let message = live.ports.store.messages(&conv, None, 10, true).await.unwrap().pop().unwrap().item;
+    assert_eq!(live::handle(&live, stream_of(&message)).await.unwrap(), json!({"batchItemFailures": []}));
+    let mut to: Vec<String> = push.posted.lock().unwrap().iter().map(|(c, _)| c.clone()).collect();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), 1001);
+}

@@ -100,8 +100,9 @@ pub async fn fan_out(ports: &Ports, push: &dyn Push, id: &str, change: &Change) 
         }
     }
     if who.agents {
-        // Agents and admins not already reached see the unclaimed thread too.
-        for agent in ports.store.agent_connections(1000).await? {
+        // Agents and admins not already reached see the unclaimed thread too: all of them (the
+        // store pages through the index), not the first thousand.
+        for agent in ports.store.agent_connections(usize::MAX / 2).await? {
             let Item::AgentConnection { connection_id, caller, .. } = agent else { continue };
             match groups.iter_mut().find(|(c, _)| c.user_id == caller.user_id) {
                 Some((_, ids)) if ids.contains(&connection_id) => {}
