@@ -33,15 +33,20 @@ async fn disk_media() -> Option<(Arc<dyn MediaStore>, tempfile::TempDir)> {
     Some((Arc::new(DiskMediaStore::new(dir.path()).unwrap()), dir))
 }
 
+/// Versioning on, as the template's buckets have it.
+async fn versioned(c: &AwsClients, bucket: &str) {
+    let on = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+        .build();
+    c.s3.put_bucket_versioning().bucket(bucket).versioning_configuration(on).send().await.unwrap();
+}
+
 async fn s3_media() -> Option<(Arc<dyn MediaStore>, ())> {
     let c = aws_clients().await?;
     let bucket = unique("media");
     c.s3.create_bucket().bucket(&bucket).send().await.unwrap();
     // Versioned, as the template's media bucket is.
-    let on = aws_sdk_s3::types::VersioningConfiguration::builder()
-        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-        .build();
-    c.s3.put_bucket_versioning().bucket(&bucket).versioning_configuration(on).send().await.unwrap();
+    versioned(&c, &bucket).await;
     Some((Arc::new(S3MediaStore::new(c.s3.clone(), bucket)), ()))
 }
 
@@ -554,10 +559,7 @@ async fn s3_unlocked_vault() -> Option<(Arc<dyn Vault>, ())> {
     let c = aws_clients().await?;
     let bucket = unique("unlocked");
     c.s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    let on = aws_sdk_s3::types::VersioningConfiguration::builder()
-        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-        .build();
-    c.s3.put_bucket_versioning().bucket(&bucket).versioning_configuration(on).send().await.unwrap();
+    versioned(&c, &bucket).await;
     Some((Arc::new(S3Vault::new(c.s3.clone(), bucket, time::Duration::days(1))), ()))
 }
 

@@ -61,16 +61,8 @@ fn alex() -> Caller {
 
 /// A token for `caller`, signed as the local runner's (the handler's `Auth::Local`).
 fn token_of(caller: &Caller) -> String {
-    let claims = shared::http::Claims {
-        sub: caller.user_id.to_string(),
-        name: Some(caller.name.clone()),
-        sub_org: Some(caller.sub_org.clone()),
-        region: Some(caller.region.clone()),
-        locale: Some(caller.locale.clone()),
-        roles: caller.roles.clone(),
-        exp: time::OffsetDateTime::now_utc().unix_timestamp() + 3600,
-    };
-    shared::http::issue_token("local-jwt-secret", &claims)
+    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
+    shared::http::issue_token("local-jwt-secret", &shared::http::Claims::of(caller, exp))
 }
 
 /// `$connect` checks the token itself: a missing, forged or expired one is answered `401`, an
@@ -237,7 +229,6 @@ async fn a_gone_connection_and_other_failures_come_back_from_the_management_api(
 
 #[tokio::test]
 async fn a_thread_nobody_claimed_reaches_agents_connections_and_no_one_elses() {
-    use shared::meta::webhook::{InboundContent, InboundMessage};
     let dir = tempfile::tempdir().unwrap();
     let (live, push) = live(&dir).await;
     let now = live.ports.clock.now();
@@ -247,18 +238,7 @@ async fn a_thread_nobody_claimed_reaches_agents_connections_and_no_one_elses() {
     shared::live::socket::connect(&live.ports, &agent, "agent-phone", now).await.unwrap();
     shared::live::socket::connect(&live.ports, &alex(), "alex-phone", now).await.unwrap();
 
-    let m = InboundMessage {
-        wamid: "wamid.FIRST".into(),
-        wa_id: Some("447700900777".into()),
-        user_id: None,
-        profile_name: Some("Olivia".into()),
-        timestamp: now,
-        context_id: None,
-        content: InboundContent::Text { body: "Hello, I want to open an account".into() },
-    };
-    shared::usecases::inbound::apply_inbound(&live.ports, &m).await.unwrap();
-    let conv = live.ports.store.query_unassigned(10).await.unwrap().pop().unwrap();
-    let message = live.ports.store.messages(&conv, None, 10, true).await.unwrap().pop().unwrap().item;
+    let message = contact_writes_first(&live, "wamid.FIRST", "Hello, I want to open an account").await;
     assert_eq!(live::handle(&live, stream_of(&message)).await.unwrap(), json!({"batchItemFailures": []}));
     let posted = push.posted.lock().unwrap().clone();
     let to: Vec<&str> = posted.iter().map(|(c, _)| c.as_str()).collect();
@@ -344,7 +324,6 @@ async fn the_stream_posts_to_many_connections_at_once_each_once() {
 /// No silent cap: an unclaimed thread reaches every agent connection, past the first thousand.
 #[tokio::test]
 async fn an_unclaimed_thread_reaches_every_agent_connection_past_a_thousand() {
-    use shared::meta::webhook::{InboundContent, InboundMessage};
     let dir = tempfile::tempdir().unwrap();
     let (live, push) = live(&dir).await;
     let now = live.ports.clock.now();
@@ -354,21 +333,27 @@ async fn an_unclaimed_thread_reaches_every_agent_connection_past_a_thousand() {
     for i in 0..1001 {
         shared::live::socket::connect(&live.ports, &agent, &format!("agent-tab-{i}"), now).await.unwrap();
     }
-    let m = InboundMessage {
-        wamid: "wamid.MANY".into(),
-        wa_id: Some("447700900777".into()),
-        user_id: None,
-        profile_name: Some("Olivia".into()),
-        timestamp: now,
-        context_id: None,
-        content: InboundContent::Text { body: "Hello".into() },
-    };
-    shared::usecases::inbound::apply_inbound(&live.ports, &m).await.unwrap();
-    let conv = live.ports.store.query_unassigned(10).await.unwrap().pop().unwrap();
-    let message = live.ports.store.messages(&conv, None, 10, true).await.unwrap().pop().unwrap().item;
+    let message = contact_writes_first(&live, "wamid.MANY", "Hello").await;
     assert_eq!(live::handle(&live, stream_of(&message)).await.unwrap(), json!({"batchItemFailures": []}));
     let mut to: Vec<String> = push.posted.lock().unwrap().iter().map(|(c, _)| c.clone()).collect();
     to.sort();
     to.dedup();
     assert_eq!(to.len(), 1001);
+}
+
+/// A contact writes first: their unclaimed thread's message, as committed.
+async fn contact_writes_first(live: &Live, wamid: &str, text: &str) -> Item {
+    use shared::meta::webhook::{InboundContent, InboundMessage};
+    let m = InboundMessage {
+        wamid: wamid.into(),
+        wa_id: Some("447700900777".into()),
+        user_id: None,
+        profile_name: Some("Olivia".into()),
+        timestamp: live.ports.clock.now(),
+        context_id: None,
+        content: InboundContent::Text { body: text.into() },
+    };
+    shared::usecases::inbound::apply_inbound(&live.ports, &m).await.unwrap();
+    let conv = live.ports.store.query_unassigned(10).await.unwrap().pop().unwrap();
+    live.ports.store.messages(&conv, None, 10, true).await.unwrap().pop().unwrap().item
 }

@@ -35,16 +35,8 @@ async fn connections_live_in_dynamodb_and_the_stream_reaches_them_through_the_ma
     let alex = caller("alex");
     let cmd = conversations::StartConversation { phone: Phone::parse("+447700900123").unwrap(), name: None };
     let conv = conversations::start(&ports, &alex, cmd).await.unwrap();
-    let claims = shared::http::Claims {
-        sub: "alex".into(),
-        name: Some(alex.name.clone()),
-        sub_org: Some(alex.sub_org.clone()),
-        region: Some(alex.region.clone()),
-        locale: Some(alex.locale.clone()),
-        roles: alex.roles.clone(),
-        exp: time::OffsetDateTime::now_utc().unix_timestamp() + 3600,
-    };
-    let token = shared::http::issue_token("local-jwt-secret", &claims);
+    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
+    let token = shared::http::issue_token("local-jwt-secret", &shared::http::Claims::of(&alex, exp));
     let connect = json!({"requestContext": {"eventType": "CONNECT", "connectionId": "conn-1"},
         "queryStringParameters": {"token": token}});
     assert_eq!(live::handle(&live, connect).await.unwrap(), json!({"statusCode": 200}));

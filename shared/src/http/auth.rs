@@ -89,6 +89,21 @@ impl JwtVerifier {
     }
 }
 
+impl Claims {
+    /// The claims that name `caller`, valid until `exp` (Unix seconds): `From<Claims>` back.
+    pub fn of(caller: &Caller, exp: i64) -> Claims {
+        Claims {
+            sub: caller.user_id.to_string(),
+            name: Some(caller.name.clone()),
+            sub_org: Some(caller.sub_org.clone()),
+            region: Some(caller.region.clone()),
+            locale: Some(caller.locale.clone()),
+            roles: caller.roles.clone(),
+            exp,
+        }
+    }
+}
+
 /// A token for `claims` (tests, the README's quick start).
 pub fn issue_token(secret: &str, claims: &Claims) -> String {
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()))

@@ -173,6 +173,31 @@ impl AwsClients {
     }
 }
 
+/// The version ids of `key`, newest first, its delete markers among them (`true`): S3 lists
+/// a key's versions newest first, page by page.
+pub(crate) async fn versions(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Vec<(String, bool)>, crate::ports::Cause> {
+    let (mut out, mut after) = (Vec::new(), None::<(Option<String>, Option<String>)>);
+    loop {
+        let mut list = client.list_object_versions().bucket(bucket).prefix(key);
+        if let Some((k, v)) = after.take() {
+            list = list.set_key_marker(k).set_version_id_marker(v);
+        }
+        let page = list.send().await?;
+        let kept = page.versions().iter().filter(|v| v.key() == Some(key)).filter_map(|v| v.version_id());
+        out.extend(kept.map(|v| (v.to_string(), false)));
+        let markers = page.delete_markers().iter().filter(|m| m.key() == Some(key)).filter_map(|m| m.version_id());
+        out.extend(markers.map(|m| (m.to_string(), true)));
+        if page.is_truncated() != Some(true) {
+            return Ok(out);
+        }
+        after = Some((page.next_key_marker().map(str::to_string), page.next_version_id_marker().map(str::to_string)));
+    }
+}
+
 /// Deletes every version of `key` (and its delete markers), so nothing of it is left in a
 /// versioned bucket; a key with none is no error. Object Lock refuses a version still retained
 /// or under a legal hold, and the first refusal is the answer.
@@ -181,21 +206,8 @@ pub(crate) async fn delete_every_version(
     bucket: &str,
     key: &str,
 ) -> Result<(), crate::ports::Cause> {
-    let mut after: Option<(Option<String>, Option<String>)> = None;
-    loop {
-        let mut list = client.list_object_versions().bucket(bucket).prefix(key);
-        if let Some((k, v)) = after.take() {
-            list = list.set_key_marker(k).set_version_id_marker(v);
-        }
-        let page = list.send().await?;
-        let versions = page.versions().iter().filter(|v| v.key() == Some(key)).filter_map(|v| v.version_id());
-        let markers = page.delete_markers().iter().filter(|m| m.key() == Some(key)).filter_map(|m| m.version_id());
-        for version in versions.chain(markers) {
-            client.delete_object().bucket(bucket).key(key).version_id(version).send().await?;
-        }
-        if page.is_truncated() != Some(true) {
-            return Ok(());
-        }
-        after = Some((page.next_key_marker().map(str::to_string), page.next_version_id_marker().map(str::to_string)));
+    for (version, _) in versions(client, bucket, key).await? {
+        client.delete_object().bucket(bucket).key(key).version_id(version).send().await?;
     }
+    Ok(())
 }

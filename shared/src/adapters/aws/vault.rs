@@ -41,23 +41,10 @@ impl S3Vault {
         Ok(())
     }
 
-    /// The id of `name`'s oldest version (S3 lists a key's versions newest first).
+    /// The id of `name`'s oldest version (its delete markers aside).
     async fn first_version(&self, name: &str) -> Result<Option<String>, ArchiveError> {
-        let (mut first, mut after) = (None, None::<(Option<String>, Option<String>)>);
-        loop {
-            let mut list = self.client.list_object_versions().bucket(&self.bucket).prefix(name);
-            if let Some((key, version)) = after {
-                list = list.set_key_marker(key).set_version_id_marker(version);
-            }
-            let page = list.send().await.map_err(err)?;
-            let versions = page.versions().iter().filter(|v| v.key() == Some(name));
-            first = versions.filter_map(|v| v.version_id().map(str::to_string)).next_back().or(first);
-            if page.is_truncated() != Some(true) {
-                return Ok(first);
-            }
-            after =
-                Some((page.next_key_marker().map(str::to_string), page.next_version_id_marker().map(str::to_string)));
-        }
+        let all = super::versions(&self.client, &self.bucket, name).await.map_err(ArchiveError)?;
+        Ok(all.into_iter().filter(|(_, marker)| !marker).map(|(v, _)| v).next_back())
     }
 }
 
