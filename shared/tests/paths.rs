@@ -604,3 +604,117 @@ async fn path7_a_timer_the_local_runner_was_firing_when_killed_fires_again_after
     scheduler.fired(&timer, scheduler.due(now + Duration::hours(2)).await.unwrap()[0].1).await.unwrap();
     assert!(scheduler.due(now + Duration::hours(2)).await.unwrap().is_empty(), "disarmed once fired");
 }
+
+/// A store that notes every key read by `get` or `get_many`.
+struct Reads {
+    inner: Arc<dyn Store>,
+    keys: Mutex<Vec<Key>>,
+}
+
+#[async_trait]
+impl Store for Reads {
+    async fn get(&self, key: &Key) -> Result<Option<shared::ports::Versioned<Item>>, shared::ports::StoreError> {
+        self.keys.lock().unwrap().push(key.clone());
+        self.inner.get(key).await
+    }
+    async fn query(
+        &self,
+        pk: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        asc: bool,
+    ) -> Result<Vec<shared::ports::Versioned<Item>>, shared::ports::StoreError> {
+        self.inner.query(pk, prefix, after, limit, asc).await
+    }
+    async fn get_many(
+        &self,
+        keys: &[Key],
+    ) -> Result<Vec<Option<shared::ports::Versioned<Item>>>, shared::ports::StoreError> {
+        self.keys.lock().unwrap().extend(keys.iter().cloned());
+        self.inner.get_many(keys).await
+    }
+    async fn submit(&self, tx: &shared::ports::Transaction) -> Result<(), shared::ports::StoreError> {
+        self.inner.submit(tx).await
+    }
+}
+
+/// Issue 30: an inbound message reads the contact's open threads, not every thread they ever
+/// had; a thread closed by its last participant leaving, or by its opt-in failing twice, is
+/// marked closed on the contact's link to it in the same commit.
+#[tokio::test]
+async fn path8_an_inbound_message_reads_only_the_contacts_open_threads() {
+    let reads = Arc::new(Reads { inner: Arc::new(MemoryStore::new()), keys: Mutex::new(Vec::new()) });
+    let w = world_on(reads.clone());
+    let left = w.opted_in_thread().await;
+    shared::usecases::participants::leave(&w.ports, &alex(), &left).await.unwrap();
+    let link = |conv: &ConversationId| {
+        let (store, key) = (reads.inner.clone(), Key::contact_thread(CONTACT, conv));
+        async move {
+            match store.get(&key).await.unwrap().map(|v| v.item) {
+                Some(Item::ContactThread { closed, .. }) => closed,
+                other => panic!("no link: {other:?}"),
+            }
+        }
+    };
+    assert!(link(&left).await, "the link is marked closed with the thread");
+
+    reads.keys.lock().unwrap().clear();
+    w.says("hello again").await;
+    let read = std::mem::take(&mut *reads.keys.lock().unwrap());
+    assert!(!read.contains(&Key::conversation(&left)), "the closed thread was read: {read:?}");
+    let opened: Vec<ConversationId> = w
+        .ports
+        .store
+        .contact_partition(CONTACT, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|v| match v.item {
+            Item::ContactThread { conversation_id, closed: false, .. } => Some(conversation_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(opened.len(), 1, "the message opened one unassigned thread");
+    w.says("still there?").await;
+    let read = std::mem::take(&mut *reads.keys.lock().unwrap());
+    assert!(read.contains(&Key::conversation(&opened[0])), "the open thread is read");
+    assert!(!read.contains(&Key::conversation(&left)));
+    assert_eq!(
+        w.thread_messages(&opened[0])
+            .await
+            .iter()
+            .filter(|m| m.direction == shared::domain::Direction::Inbound)
+            .count(),
+        2
+    );
+
+    // An opt-in failing twice closes its thread, and its link with it.
+    let w = world_on(reads.clone());
+    let cmd = conversations::StartConversation { phone: Phone::parse("+447700900999").unwrap(), name: None };
+    let conv = conversations::start(&w.ports, &alex(), cmd).await.unwrap().id;
+    for _ in 0..2 {
+        w.drain().await;
+        let optin = w.thread_messages(&conv).await.into_iter().filter(|m| m.system.is_some()).last().unwrap();
+        let failed = StatusEvent {
+            wamid: optin.wamid.clone().unwrap(),
+            status: shared::domain::ReceiptStatus::Failed,
+            timestamp: w.clock.now(),
+            recipient_id: None,
+            errors: vec![MetaError { code: 131026, title: "x".into(), message: "x".into(), error_data: None }],
+            callback: None,
+        };
+        receipts::apply_status(&w.ports, &failed).await.unwrap();
+        w.clock.advance(Duration::hours(25));
+        timers::fire(&w.ports, &Timer::OptinRetry { conversation_id: conv.clone() }).await.unwrap();
+    }
+    let closed = match reads.inner.get(&Key::conversation(&conv)).await.unwrap().map(|v| v.item) {
+        Some(Item::Conversation(c)) => c.closed,
+        other => panic!("{other:?}"),
+    };
+    assert!(closed, "two failed opt-ins close the thread");
+    match reads.inner.get(&Key::contact_thread("447700900999", &conv)).await.unwrap().map(|v| v.item) {
+        Some(Item::ContactThread { closed, .. }) => assert!(closed, "and its link"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -274,10 +274,13 @@ pub enum Item {
     Unassigned {
         conversation_id: ConversationId,
     },
-    /// A conversation with this contact.
+    /// A conversation with this contact, marked when it closed: an inbound message reads only
+    /// the threads still open.
     ContactThread {
         contact_key: String,
         conversation_id: ConversationId,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        closed: bool,
     },
     /// A user's profile (`USER#<id>`), the source of truth for adds.
     Profile(DirectoryUser),
@@ -365,7 +368,9 @@ impl Item {
             Item::Wamid { wamid, .. } => Key::wamid(wamid),
             Item::Membership { user_id, conversation_id } => Key::membership(user_id, conversation_id),
             Item::Unassigned { conversation_id } => Key::unassigned(conversation_id),
-            Item::ContactThread { contact_key, conversation_id } => Key::contact_thread(contact_key, conversation_id),
+            Item::ContactThread { contact_key, conversation_id, .. } => {
+                Key::contact_thread(contact_key, conversation_id)
+            }
             Item::Profile(u) => Key::profile(&u.user_id),
             Item::DirectoryEntry(u) => Key::directory_entry(&u.sub_org, &u.region, &u.user_id),
             Item::Media(m) => Key::media(&m.id),

@@ -87,7 +87,7 @@ pub async fn start(ports: &Ports, caller: &Caller, cmd: StartConversation) -> Re
                 put_versioned(Item::Contact(contact.clone()), version),
                 put_new(Item::Conversation(conv.clone())),
                 put_new(Item::Membership { user_id: caller.user_id.clone(), conversation_id: conv.id.clone() }),
-                put_new(Item::ContactThread { contact_key: contact_key.clone(), conversation_id: conv.id.clone() }),
+                super::new_thread_link(&conv),
             ],
         );
         plan.archive.push(archive::event(

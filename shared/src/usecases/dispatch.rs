@@ -524,6 +524,7 @@ pub(crate) fn failure_commit(
     let mut writes = vec![put_versioned(Item::Message(plan.msg.clone()), Some(msg.version))];
     if plan.conv != conv.item {
         writes.push(put_versioned(Item::Conversation(plan.conv.clone()), Some(conv.version)));
+        writes.extend(super::thread_link_change(&conv.item, &plan.conv));
     }
     if plan.contact != contact.item {
         writes.push(put_versioned(Item::Contact(plan.contact.clone()), Some(contact.version)));

@@ -287,8 +287,7 @@ pub fn plan_inbound(state: &InboundState, m: &InboundMessage, settings: &Setting
         Some(v) => (v.item.clone(), Some(v.version)),
         None => {
             let c = unassigned_thread(&k, now);
-            plan.writes
-                .push(put_new(Item::ContactThread { contact_key: k.key.clone(), conversation_id: c.id.clone() }));
+            plan.writes.push(super::new_thread_link(&c));
             plan.writes.push(put_new(Item::Unassigned { conversation_id: c.id.clone() }));
             plan.archive.push(archive::event(
                 &c.id,

@@ -286,12 +286,13 @@ pub(crate) async fn contact_threads(store: &dyn Store, contact_key: &str) -> Res
 }
 
 /// A contact and their open threads (newest outbound activity first), in two reads: the
-/// contact's partition holds the contact and a link to each of their threads.
+/// contact's partition holds the contact and a link to each of their threads, and only the
+/// threads whose links are open are fetched (a contact of ten years has many closed ones).
 pub(crate) async fn contact_with_threads(
     store: &dyn Store,
     contact_key: &str,
 ) -> Result<Option<(Versioned<Contact>, Vec<Versioned<Conversation>>)>> {
-    Ok(contact_with_all_threads(store, contact_key).await?.map(|(contact, all)| (contact, open_newest_first(all))))
+    Ok(contact_and_threads(store, contact_key, false).await?.map(|(contact, all)| (contact, open_newest_first(all))))
 }
 
 /// A contact and every thread of theirs, closed ones included, in no order.
@@ -299,13 +300,23 @@ pub(crate) async fn contact_with_all_threads(
     store: &dyn Store,
     contact_key: &str,
 ) -> Result<Option<(Versioned<Contact>, Vec<Versioned<Conversation>>)>> {
+    contact_and_threads(store, contact_key, true).await
+}
+
+async fn contact_and_threads(
+    store: &dyn Store,
+    contact_key: &str,
+    closed_too: bool,
+) -> Result<Option<(Versioned<Contact>, Vec<Versioned<Conversation>>)>> {
     let items = store.contact_partition(contact_key, 1001).await?;
     let mut contact = None;
     let mut keys = Vec::new();
     for v in items {
         match v.item {
             Item::Contact(c) => contact = Some(Versioned { item: c, version: v.version }),
-            Item::ContactThread { conversation_id, .. } => keys.push(Key::conversation(&conversation_id)),
+            Item::ContactThread { conversation_id, closed, .. } if closed_too || !closed => {
+                keys.push(Key::conversation(&conversation_id))
+            }
             _ => {}
         }
     }
@@ -315,6 +326,24 @@ pub(crate) async fn contact_with_all_threads(
         convs.push(Versioned { item: Conversation::from_item(v.item)?, version: v.version });
     }
     Ok(Some((contact, convs)))
+}
+
+/// The contact's link to thread `c`, new.
+pub(crate) fn new_thread_link(c: &Conversation) -> Write {
+    put_new(Item::ContactThread { contact_key: c.contact_key.clone(), conversation_id: c.id.clone(), closed: false })
+}
+
+/// The contact's link to `after`, when the write that changes `before` into it closes or
+/// reopens the thread; the thread's versioned put in the same commit guards it.
+pub(crate) fn thread_link_change(before: &Conversation, after: &Conversation) -> Option<Write> {
+    (before.closed != after.closed).then(|| Write::Put {
+        item: Item::ContactThread {
+            contact_key: after.contact_key.clone(),
+            conversation_id: after.id.clone(),
+            closed: after.closed,
+        },
+        cond: Cond::Always,
+    })
 }
 
 /// The open ones of `threads`, newest outbound activity first.

@@ -112,6 +112,7 @@ where
             }));
         }
         let mut writes = vec![put_versioned(Item::Conversation(change.conv.clone()), Some(conv.version))];
+        writes.extend(super::thread_link_change(&conv.item, &change.conv));
         writes.append(&mut change.writes);
         let before: Vec<&str> = conv.item.participants.iter().map(|p| p.user_id.as_str()).collect();
         let after: Vec<&str> = change.conv.participants.iter().map(|p| p.user_id.as_str()).collect();
