@@ -605,10 +605,12 @@ async fn path7_a_timer_the_local_runner_was_firing_when_killed_fires_again_after
     assert!(scheduler.due(now + Duration::hours(2)).await.unwrap().is_empty(), "disarmed once fired");
 }
 
-/// A store that notes every key read by `get` or `get_many`.
+/// A store that notes every key read by `get` or `get_many`, and counts the items queries
+/// return.
 struct Reads {
     inner: Arc<dyn Store>,
     keys: Mutex<Vec<Key>>,
+    listed: Mutex<usize>,
 }
 
 #[async_trait]
@@ -625,7 +627,9 @@ impl Store for Reads {
         limit: usize,
         asc: bool,
     ) -> Result<Vec<shared::ports::Versioned<Item>>, shared::ports::StoreError> {
-        self.inner.query(pk, prefix, after, limit, asc).await
+        let found = self.inner.query(pk, prefix, after, limit, asc).await?;
+        *self.listed.lock().unwrap() += found.len();
+        Ok(found)
     }
     async fn get_many(
         &self,
@@ -644,7 +648,8 @@ impl Store for Reads {
 /// marked closed on the contact's link to it in the same commit.
 #[tokio::test]
 async fn path8_an_inbound_message_reads_only_the_contacts_open_threads() {
-    let reads = Arc::new(Reads { inner: Arc::new(MemoryStore::new()), keys: Mutex::new(Vec::new()) });
+    let reads =
+        Arc::new(Reads { inner: Arc::new(MemoryStore::new()), keys: Mutex::default(), listed: Mutex::default() });
     let w = world_on(reads.clone());
     let left = w.opted_in_thread().await;
     shared::usecases::participants::leave(&w.ports, &alex(), &left).await.unwrap();
@@ -717,4 +722,56 @@ async fn path8_an_inbound_message_reads_only_the_contacts_open_threads() {
         Some(Item::ContactThread { closed, .. }) => assert!(closed, "and its link"),
         other => panic!("{other:?}"),
     }
+}
+
+/// Issue 30: a directory search reads the entries it answers (a name-sorted index), not the
+/// whole sub-organization; it answers at most 50, by name; a rename, a move or disabling takes
+/// the old entry out.
+#[tokio::test]
+async fn path9_a_directory_search_reads_what_it_answers() {
+    use shared::usecases::directory::{self, Upsert, SEARCH_LIMIT};
+    let reads =
+        Arc::new(Reads { inner: Arc::new(MemoryStore::new()), keys: Mutex::default(), listed: Mutex::default() });
+    let w = world_on(reads.clone());
+    let mut names: Vec<String> = (0..300).map(|i| format!("Zed {i:03}")).collect();
+    names.extend((0..5).map(|i| format!("Al {i}")));
+    names.extend(["alba".to_string(), "Alan".to_string(), "Ål".to_string()]);
+    for (i, name) in names.iter().enumerate() {
+        directory::record(&w.ports, &Caller::new(&format!("u{i}"), name, "retail", "eu")).await.unwrap();
+    }
+    directory::record(&w.ports, &Caller::new("far", "Alma Far", "retail", "us")).await.unwrap();
+    let search = |q: &'static str| {
+        let (w, reads) = (&w, reads.clone());
+        async move {
+            *reads.listed.lock().unwrap() = 0;
+            let found = directory::search(&w.ports, &alex(), q, None).await.unwrap();
+            let listed = *reads.listed.lock().unwrap();
+            assert_eq!(listed, found.len(), "{q:?}: read {listed} entries to answer {}", found.len());
+            found.into_iter().map(|u| u.name).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(search("al").await, ["Al 0", "Al 1", "Al 2", "Al 3", "Al 4", "Alan", "alba"]);
+    assert_eq!(search("AL 3").await, ["Al 3"]);
+    assert_eq!(search("ål").await, ["Ål"]);
+    assert_eq!(search("zed 29").await.len(), 10);
+    let first = search("zed").await;
+    assert_eq!(first.len(), SEARCH_LIMIT);
+    assert_eq!((first[0].as_str(), first[49].as_str()), ("Zed 000", "Zed 049"));
+    assert_eq!(search("").await.len(), SEARCH_LIMIT);
+
+    let admin = Caller { roles: vec!["admin".into()], ..Caller::new("boss", "Boss", "retail", "eu") };
+    let upsert = |name: &str, enabled: bool| Upsert {
+        name: name.into(),
+        sub_org: "retail".into(),
+        region: "eu".into(),
+        locale: "en".into(),
+        whatsapp_enabled: enabled,
+    };
+    directory::upsert(&w.ports, &admin, &"u300".into(), upsert("Bea", true)).await.unwrap();
+    assert_eq!(search("al").await, ["Al 1", "Al 2", "Al 3", "Al 4", "Alan", "alba"], "renamed");
+    assert_eq!(search("be").await, ["Bea"]);
+    directory::upsert(&w.ports, &admin, &"u300".into(), upsert("Bea", false)).await.unwrap();
+    assert!(search("be").await.is_empty(), "disabled: out of the index");
+    directory::upsert(&w.ports, &admin, &"u300".into(), upsert("Bea", true)).await.unwrap();
+    assert_eq!(search("be").await, ["Bea"], "enabled again");
 }

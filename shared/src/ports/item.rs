@@ -55,8 +55,13 @@ impl Key {
     pub fn profile(user: &UserId) -> Key {
         Key { pk: format!("USER#{user}"), sk: "PROFILE".into() }
     }
-    pub fn directory_entry(sub_org: &str, region: &str, user: &UserId) -> Key {
-        Key { pk: directory_partition(sub_org, region), sk: format!("USER#{user}") }
+    /// A user's entry in their sub-organization and region, sorted by name (any case) so that a
+    /// search reads only the names starting with what was typed.
+    pub fn directory_entry(u: &DirectoryUser) -> Key {
+        Key {
+            pk: directory_partition(&u.sub_org, &u.region),
+            sk: format!("{}\u{1}{}", directory_prefix(&u.name), u.user_id),
+        }
     }
     pub fn media(id: &str) -> Key {
         Key { pk: format!("MEDIA#{id}"), sk: "MEDIA".into() }
@@ -146,6 +151,13 @@ pub fn outbox_shard(key: &str) -> u32 {
 /// The partition listing the users of one sub-organization and region.
 pub fn directory_partition(sub_org: &str, region: &str) -> String {
     format!("DIR#{sub_org}#{region}")
+}
+
+/// The sort-key prefix of every directory entry whose name starts with `name_start` (any
+/// case). U+0001 ends the name: it sorts before any character a name holds, so "Al" lists
+/// before "Alan", and a user id cannot be read as the end of a name.
+pub fn directory_prefix(name_start: &str) -> String {
+    format!("NAME#{}", name_start.to_lowercase())
 }
 
 /// An employee as the directory knows them.
@@ -372,7 +384,7 @@ impl Item {
                 Key::contact_thread(contact_key, conversation_id)
             }
             Item::Profile(u) => Key::profile(&u.user_id),
-            Item::DirectoryEntry(u) => Key::directory_entry(&u.sub_org, &u.region, &u.user_id),
+            Item::DirectoryEntry(u) => Key::directory_entry(u),
             Item::Media(m) => Key::media(&m.id),
             Item::ConsentChange(c) => Key::consent_change(&c.contact_key, &c.id),
             Item::ArchiveSegment(seg) => Key::archive_segment(&seg.conversation_id, seg.first),

@@ -17,8 +17,8 @@ use crate::meta::webhook::StatusEvent;
 pub mod change;
 pub mod item;
 pub use item::{
-    directory_partition, outbox_partition, ConsentChange, DirectoryUser, Item, Key, LegalHold, MediaRecord,
-    LEGAL_HOLDS, OUTBOX_SHARDS,
+    directory_partition, directory_prefix, outbox_partition, ConsentChange, DirectoryUser, Item, Key, LegalHold,
+    MediaRecord, LEGAL_HOLDS, OUTBOX_SHARDS,
 };
 
 /// A stored item and the version a conditional write must name to replace it.
@@ -242,9 +242,17 @@ pub trait Store: Send + Sync {
         Ok(found.into_iter().map(|v| v.item).collect())
     }
 
-    /// The directory's entries of one sub-organization and region, by user id.
-    async fn directory(&self, sub_org: &str, region: &str, limit: usize) -> Result<Vec<DirectoryUser>, StoreError> {
-        let found = self.query(&directory_partition(sub_org, region), "USER#", None, limit, true).await?;
+    /// The first `limit` directory entries of one sub-organization and region whose name starts
+    /// with `name_start` (any case), by name: only those are read.
+    async fn directory(
+        &self,
+        sub_org: &str,
+        region: &str,
+        name_start: &str,
+        limit: usize,
+    ) -> Result<Vec<DirectoryUser>, StoreError> {
+        let prefix = directory_prefix(name_start);
+        let found = self.query(&directory_partition(sub_org, region), &prefix, None, limit, true).await?;
         Ok(picked(found, |item| match item {
             Item::DirectoryEntry(u) => Some(u),
             _ => None,

@@ -85,18 +85,16 @@ pub async fn upsert(ports: &Ports, caller: &Caller, user_id: &UserId, u: Upsert)
     let user = &user;
     execute(ports, || async move {
         let existing = load::<DirectoryUser>(&*ports.store, &Key::profile(user_id)).await?;
-        let mut writes = vec![
-            put_versioned(Item::Profile(user.clone()), existing.as_ref().map(|e| e.version)),
-            Write::Put { item: Item::DirectoryEntry(user.clone()), cond: Cond::Always },
-        ];
-        if let Some(old) = &existing {
-            if (old.item.sub_org.as_str(), old.item.region.as_str()) != (user.sub_org.as_str(), user.region.as_str()) {
-                writes.push(Write::Delete {
-                    key: Key::directory_entry(&old.item.sub_org, &old.item.region, user_id),
-                    cond: Cond::Always,
-                });
-            }
+        let mut writes = vec![put_versioned(Item::Profile(user.clone()), existing.as_ref().map(|e| e.version))];
+        // Only enabled users are listed, under their name: a move, a rename or disabling
+        // takes the old entry out in the same write.
+        let entry = Key::directory_entry(user);
+        if user.whatsapp_enabled {
+            writes.push(Write::Put { item: Item::DirectoryEntry(user.clone()), cond: Cond::Always });
         }
+        let stale =
+            existing.map(|old| Key::directory_entry(&old.item)).filter(|old| *old != entry || !user.whatsapp_enabled);
+        writes.extend(stale.map(|key| Write::Delete { key, cond: Cond::Always }));
         Ok(Decision::Commit(Plan::of(writes), user.clone()))
     })
     .await
@@ -117,11 +115,13 @@ pub fn not_addable(user_id: &UserId) -> String {
     format!("{user_id} cannot be added: only colleagues of your sub-organization and region who use WhatsApp can")
 }
 
-/// Most users one search reads from a sub-organization and region.
-const MAX_SCAN: usize = 5000;
+/// Most users one search answers: type more to narrow it.
+pub const SEARCH_LIMIT: usize = 50;
 
-/// `GET /directory/users?q=`: enabled users of the caller's sub-organization and region whose
-/// name starts with `q` (any case), without the participants of `conversation_id` if given.
+/// `GET /directory/users?q=`: the first `SEARCH_LIMIT` enabled users, by name, of the caller's
+/// sub-organization and region whose name starts with `q` (any case), without the participants
+/// of `conversation_id` if given. It reads what it answers, and at most the thread's
+/// participants more, whatever the size of the directory.
 pub async fn search(
     ports: &Ports,
     caller: &Caller,
@@ -138,12 +138,7 @@ pub async fn search(
             .collect(),
         None => vec![],
     };
-    let q = q.trim().to_lowercase();
-    let entries = ports.store.directory(&caller.sub_org, &caller.region, MAX_SCAN).await?;
-    let mut users: Vec<DirectoryUser> = entries
-        .into_iter()
-        .filter(|u| u.whatsapp_enabled && u.name.to_lowercase().starts_with(&q) && !exclude.contains(&u.user_id))
-        .collect();
-    users.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()).then(a.user_id.cmp(&b.user_id)));
-    Ok(users)
+    let q = q.trim();
+    let entries = ports.store.directory(&caller.sub_org, &caller.region, q, SEARCH_LIMIT + exclude.len()).await?;
+    Ok(entries.into_iter().filter(|u| u.whatsapp_enabled && !exclude.contains(&u.user_id)).take(SEARCH_LIMIT).collect())
 }
