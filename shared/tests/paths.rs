@@ -700,7 +700,7 @@ async fn path8_an_inbound_message_reads_only_the_contacts_open_threads() {
     let conv = conversations::start(&w.ports, &alex(), cmd).await.unwrap().id;
     for _ in 0..2 {
         w.drain().await;
-        let optin = w.thread_messages(&conv).await.into_iter().filter(|m| m.system.is_some()).last().unwrap();
+        let optin = w.thread_messages(&conv).await.into_iter().rev().find(|m| m.system.is_some()).unwrap();
         let failed = StatusEvent {
             wamid: optin.wamid.clone().unwrap(),
             status: shared::domain::ReceiptStatus::Failed,

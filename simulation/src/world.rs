@@ -733,7 +733,7 @@ async fn leave(world: &Rc<World>, me: &Caller) {
 
 /// Two agents claim the same contact-started thread at once: at most one wins.
 async fn claim_race(world: &Rc<World>) {
-    let unassigned = world.ports.store.query_unassigned(20).await.unwrap_or_default();
+    let unassigned = world.ports.store.query_unassigned(None, 20).await.unwrap_or_default();
     let Some(id) = world.pick(&unassigned) else { return };
     let (w1, w2, i1, i2) = (world.clone(), world.clone(), id.clone(), id.clone());
     let a = spawn_joined(async move { conversations::claim(&w1.ports, &caller(AGENTS[0]), &i1).await }, true);

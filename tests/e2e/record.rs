@@ -233,3 +233,71 @@ async fn every_message_a_thread_shows_is_archived_and_a_cut_end_is_found() {
     assert_eq!(v["valid"], false, "{v}");
     assert_eq!(v["first_break"].as_u64(), Some(first_cut), "{v}");
 }
+
+/// Every page of `GET /conversations` with `query` (maybe empty) in pages of `limit`, following
+/// `next_cursor` to the end: the ids of each page.
+async fn pages(app: &TestApp, token: &str, query: &str, limit: usize) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut params: Vec<String> =
+            [query.to_string(), format!("limit={limit}")].into_iter().filter(|p| !p.is_empty()).collect();
+        params.extend(cursor.iter().map(|c| format!("cursor={c}")));
+        let (s, v) = app.call_with("GET", &format!("/conversations?{}", params.join("&")), token, None).await;
+        assert_eq!(s, 200, "{v}");
+        out.push(
+            v["conversations"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect(),
+        );
+        match v["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => return out,
+        }
+        assert!(out.len() < 20, "no end: {out:?}");
+    }
+}
+
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
+}
+
+/// Issue 30: the unassigned inbox (spread over shards) and a user's threads are listed in pages
+/// that together hold every thread once, with no cap.
+#[tokio::test]
+async fn the_unassigned_inbox_and_a_users_threads_come_in_pages_with_nothing_left_out() {
+    let app = spawn_app().await;
+    for i in 0..7 {
+        let wa_id = format!("4477009002{i:02}");
+        let body = envelope(json!({
+            "contacts": [{"profile": {"name": format!("Contact {i}")}, "wa_id": wa_id}],
+            "messages": [{"from": wa_id, "id": format!("wamid.PAGE-{i}"), "timestamp": app.now_unix().await.to_string(),
+                "type": "text", "text": {"body": "hello"}}]
+        }));
+        assert_eq!(app.webhook(&body).await, 200);
+    }
+    let inbox = eventually("seven unassigned threads", || async {
+        let all = pages(&app, &agent("a1"), "status=unassigned", 1000).await;
+        (all.len() == 1 && all[0].len() == 7).then_some(all.concat())
+    })
+    .await;
+    let paged = pages(&app, &agent("a1"), "status=unassigned", 3).await;
+    assert_eq!(paged.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 1], "{paged:?}");
+    assert_eq!(sorted(paged.concat()), sorted(inbox), "every thread once");
+
+    let token = app.token("pager");
+    let mut started = Vec::new();
+    for i in 0..5 {
+        started.push(
+            app.start_conversation("pager", &format!("+4477009003{i:02}")).await["id"].as_str().unwrap().to_string(),
+        );
+    }
+    let paged = pages(&app, &token, "", 2).await;
+    assert_eq!(paged.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1], "{paged:?}");
+    assert_eq!(sorted(paged.concat()), sorted(started.clone()), "every thread once");
+    // Pages run from the newest thread started to the oldest.
+    assert_eq!(paged[0], [started[4].clone(), started[3].clone()]);
+    for bad in ["limit=0", "limit=1001", "cursor=&limit=x"] {
+        let (s, v) = app.call_with("GET", &format!("/conversations?{bad}"), &token, None).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (422, Some("invalid_request")), "{bad}: {v}");
+    }
+}

@@ -354,6 +354,6 @@ async fn contact_writes_first(live: &Live, wamid: &str, text: &str) -> Item {
         content: InboundContent::Text { body: text.into() },
     };
     shared::usecases::inbound::apply_inbound(&live.ports, &m).await.unwrap();
-    let conv = live.ports.store.query_unassigned(10).await.unwrap().pop().unwrap();
+    let conv = live.ports.store.query_unassigned(None, 10).await.unwrap().remove(0);
     live.ports.store.messages(&conv, None, 10, true).await.unwrap().pop().unwrap().item
 }

@@ -54,6 +54,8 @@ async fn start(
 #[derive(serde::Serialize)]
 struct ConversationList {
     conversations: Vec<ConversationView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<ConversationId>,
 }
 
 #[derive(Deserialize)]
@@ -61,6 +63,8 @@ struct ConversationList {
 struct ListQuery {
     status: Option<String>,
     contact: Option<String>,
+    cursor: Option<ConversationId>,
+    limit: Option<usize>,
 }
 
 async fn list(
@@ -79,7 +83,9 @@ async fn list(
     if let Some(phone) = q.contact {
         filter.contact = Some(Phone::parse(&phone).map_err(ApiError::InvalidRequest)?.digits().to_string());
     }
-    Ok(Json(ConversationList { conversations: conversations::list(&state.ports, &caller, filter).await? }))
+    (filter.cursor, filter.limit) = (q.cursor, q.limit);
+    let page = conversations::list(&state.ports, &caller, filter).await?;
+    Ok(Json(ConversationList { conversations: page.conversations, next_cursor: page.next_cursor }))
 }
 
 async fn claim(

@@ -91,9 +91,9 @@ impl Key {
     pub fn dedupe(id: &str) -> Key {
         Key { pk: format!("DEDUPE#{id}"), sk: "DEDUPE".into() }
     }
-    /// The index of contact-started threads nobody has claimed.
+    /// The index of contact-started threads nobody has claimed, spread over `INDEX_SHARDS`.
     pub fn unassigned(conv: &ConversationId) -> Key {
-        Key { pk: UNASSIGNED.into(), sk: format!("CONV#{conv}") }
+        Key { pk: unassigned_partition(shard_of(conv.as_str(), INDEX_SHARDS)), sk: format!("CONV#{conv}") }
     }
     /// The partition of a thread's archive segments (where its records are; the last is its head).
     pub fn archive_partition(conv: &ConversationId) -> String {
@@ -107,9 +107,10 @@ impl Key {
     pub fn connection(user: &UserId, connection_id: &str) -> Key {
         Key { pk: format!("USER#{user}"), sk: format!("WS#{connection_id}") }
     }
-    /// An agent's or admin's connection, in the index the unclaimed threads' changes go to.
+    /// An agent's or admin's connection, in the index the unclaimed threads' changes go to,
+    /// spread over `INDEX_SHARDS`.
     pub fn agent_connection(connection_id: &str) -> Key {
-        Key { pk: "WSAGENTS".into(), sk: format!("WS#{connection_id}") }
+        Key { pk: agent_partition(shard_of(connection_id, INDEX_SHARDS)), sk: format!("WS#{connection_id}") }
     }
     /// Whose a WebSocket connection is (`$disconnect` knows only its id).
     pub fn connection_owner(connection_id: &str) -> Key {
@@ -128,8 +129,20 @@ impl Key {
 /// The partition of the retention sweep's progress and of the objects holds kept.
 pub const RETENTION: &str = "RETENTION";
 
-/// The partition of the unassigned-threads index.
-pub const UNASSIGNED: &str = "UNASSIGNED";
+/// Partitions the unassigned threads, and the agents' connections, are each spread over: no
+/// hot key when a business's contacts write first in bulk or its agents reconnect at once. A
+/// listing reads every shard.
+pub const INDEX_SHARDS: u32 = 16;
+
+/// One partition of the unassigned-threads index.
+pub fn unassigned_partition(shard: u32) -> String {
+    format!("UNASSIGNED#{shard:02}")
+}
+
+/// One partition of the agents' connections.
+pub fn agent_partition(shard: u32) -> String {
+    format!("WSAGENTS#{shard:02}")
+}
 
 /// The partition of parked outbox entries.
 pub const PARKED: &str = "PARKED";
@@ -143,9 +156,14 @@ pub fn outbox_partition(shard: u32) -> String {
 
 /// The outbox partition for entries ordered by `key`: the same key, the same partition.
 pub fn outbox_shard(key: &str) -> u32 {
+    shard_of(key, OUTBOX_SHARDS)
+}
+
+/// Which of `shards` partitions `key` goes to.
+pub fn shard_of(key: &str, shards: u32) -> u32 {
     // FNV-1a: stable across processes and builds, unlike the std hasher.
     let h = key.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193));
-    h % OUTBOX_SHARDS
+    h % shards
 }
 
 /// The partition listing the users of one sub-organization and region.

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -227,6 +228,21 @@ pub trait Store: Send + Sync {
         self.query(&Key::conversation(conversation_id).pk, "HELD#", None, limit, true).await
     }
 
+    /// The threads a user is in, newest first, from before the id `before` if given.
+    async fn memberships_before(
+        &self,
+        user_id: &UserId,
+        before: Option<&ConversationId>,
+        limit: usize,
+    ) -> Result<Vec<ConversationId>, StoreError> {
+        let after = before.map(|id| format!("CONV#{id}"));
+        let found = self.query(&Key::profile(user_id).pk, "CONV#", after.as_deref(), limit, false).await?;
+        Ok(picked(found, |item| match item {
+            Item::Membership { conversation_id, .. } => Some(conversation_id),
+            _ => None,
+        }))
+    }
+
     /// Ids of the threads a user belongs to.
     async fn memberships(&self, user_id: &UserId, limit: usize) -> Result<Vec<ConversationId>, StoreError> {
         let found = self.query(&Key::profile(user_id).pk, "CONV#", None, limit, true).await?;
@@ -262,8 +278,11 @@ pub trait Store: Send + Sync {
     /// The open live connections of agents and admins (AWS WebSockets), who hear of threads
     /// nobody has claimed.
     async fn agent_connections(&self, limit: usize) -> Result<Vec<Item>, StoreError> {
-        let found = self.query(&Key::agent_connection("").pk, "WS#", None, limit, true).await?;
-        Ok(found.into_iter().map(|v| v.item).collect())
+        let shards: Vec<String> = (0..item::INDEX_SHARDS).map(item::agent_partition).collect();
+        let found = try_join_all(shards.iter().map(|pk| self.query(pk, "WS#", None, limit, true))).await?;
+        let mut all: Vec<Item> = found.into_iter().flatten().map(|v| v.item).collect();
+        all.truncate(limit);
+        Ok(all)
     }
 
     /// A contact's partition: the contact, and a link to each of their threads.
@@ -304,13 +323,24 @@ pub trait Store: Send + Sync {
         }))
     }
 
-    /// Ids of contact-started threads nobody has claimed, oldest first.
-    async fn query_unassigned(&self, limit: usize) -> Result<Vec<ConversationId>, StoreError> {
-        let found = self.query(item::UNASSIGNED, "CONV#", None, limit, true).await?;
-        Ok(picked(found, |item| match item {
+    /// Ids of contact-started threads nobody has claimed, newest first, from before the id
+    /// `before` if given: every shard read at once, merged.
+    async fn query_unassigned(
+        &self,
+        before: Option<&ConversationId>,
+        limit: usize,
+    ) -> Result<Vec<ConversationId>, StoreError> {
+        let shards: Vec<String> = (0..item::INDEX_SHARDS).map(item::unassigned_partition).collect();
+        let after = before.map(|id| format!("CONV#{id}"));
+        let found =
+            try_join_all(shards.iter().map(|pk| self.query(pk, "CONV#", after.as_deref(), limit, false))).await?;
+        let mut ids = picked(found.into_iter().flatten().collect(), |item| match item {
             Item::Unassigned { conversation_id } => Some(conversation_id),
             _ => None,
-        }))
+        });
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        ids.truncate(limit);
+        Ok(ids)
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::archive::ArchiveKind;
 use crate::domain::message::SystemPurpose;
 use crate::domain::notice::{Notice, NoticeKind};
-use crate::domain::{Contact, Conversation, Participant, Phone};
+use crate::domain::{Contact, Conversation, DomainError, Participant, Phone};
 use crate::ports::{Cond, Item, Key, Write};
 
 use serde_json::json;
@@ -197,17 +197,39 @@ pub struct ListFilter {
     pub unassigned: bool,
     /// `?contact=+E164`: only the threads with this contact (its key: the number's digits).
     pub contact: Option<String>,
+    /// `?cursor=`: the page after the one that ended with this thread.
+    pub cursor: Option<ConversationId>,
+    /// `?limit=`: threads per page, 1 to `MAX_PAGE` (the default).
+    pub limit: Option<usize>,
 }
 
-/// `GET /conversations`: the caller's threads (or the unassigned ones), newest activity first.
-pub async fn list(ports: &Ports, caller: &Caller, filter: ListFilter) -> Result<Vec<ConversationView>> {
+/// Most threads one page of `GET /conversations` lists.
+pub const MAX_PAGE: usize = 1000;
+
+/// One page of threads, and where the next starts when there may be more.
+#[derive(Debug)]
+pub struct Page {
+    pub conversations: Vec<ConversationView>,
+    pub next_cursor: Option<ConversationId>,
+}
+
+/// `GET /conversations`: the caller's threads (or the unassigned ones), in pages of threads
+/// started newest first, each page newest activity first.
+pub async fn list(ports: &Ports, caller: &Caller, filter: ListFilter) -> Result<Page> {
     let now = ports.clock.now();
-    let keys: Vec<Key> = if filter.unassigned {
+    let limit = filter.limit.unwrap_or(MAX_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(DomainError::Invalid(format!("limit must be 1 to {MAX_PAGE}")).into());
+    }
+    let before = filter.cursor.as_ref();
+    let ids = if filter.unassigned {
         super::require_agent(caller)?;
-        ports.store.query_unassigned(1000).await?.into_iter().map(|id| Key::conversation(&id)).collect()
+        ports.store.query_unassigned(before, limit).await?
     } else {
-        ports.store.memberships(&caller.user_id, 1000).await?.into_iter().map(|id| Key::conversation(&id)).collect()
+        ports.store.memberships_before(&caller.user_id, before, limit).await?
     };
+    let next_cursor = if ids.len() == limit { ids.last().cloned() } else { None };
+    let keys: Vec<Key> = ids.iter().map(Key::conversation).collect();
     let mut convs = Vec::with_capacity(keys.len());
     for found in ports.store.get_many(&keys).await?.into_iter().flatten() {
         let Item::Conversation(conv) = found.item else { continue };
@@ -227,5 +249,5 @@ pub async fn list(ports: &Ports, caller: &Caller, filter: ListFilter) -> Result<
         out.push(view);
     }
     out.sort_by_key(|c| std::cmp::Reverse(c.last_activity_at));
-    Ok(out)
+    Ok(Page { conversations: out, next_cursor })
 }
