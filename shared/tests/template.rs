@@ -344,3 +344,43 @@ fn every_metric_filter_counts_a_line_its_own_function_logs() {
         }
     }
 }
+
+/// Gradual deploys: every function publishes the `live` alias and shifts traffic to a new
+/// version by CodeDeploy, rolled back by alarms that exist; everything that invokes a function
+/// the template does not wire through SAM (the WebSocket routes, the scheduler's timers) calls
+/// the alias, or a canary would never see that traffic.
+#[test]
+fn every_function_deploys_gradually_and_is_invoked_through_its_alias() {
+    let t = template();
+    let all = resources(&t);
+    let globals = &t[t.find("Globals:").unwrap()..t.find("  # ---- Functions").unwrap()];
+    assert!(globals.contains("    AutoPublishAlias: live\n"), "{globals}");
+    assert!(globals.contains("      Type: !Ref DeploymentType\n"), "{globals}");
+    let preference = &globals[globals.find("    DeploymentPreference:").unwrap()..];
+    let alarms: Vec<&str> = preference
+        .lines()
+        .skip(3)
+        .take_while(|l| l.starts_with("        - "))
+        .filter_map(|l| l.trim().strip_prefix("- !Ref "))
+        .collect();
+    assert!(alarms.len() >= 5, "{alarms:?}");
+    for a in &alarms {
+        let alarm = all.iter().find(|r| r.starts_with(&format!("  {a}:"))).unwrap_or_else(|| panic!("no alarm {a}"));
+        assert!(alarm.contains("Type: AWS::CloudWatch::Alarm"), "{a} is no alarm");
+    }
+    for f in all.iter().filter(|r| r.contains("Type: AWS::Serverless::Function")) {
+        assert!(!f.contains("AutoPublishAlias") && !f.contains("DeploymentPreference"), "overrides Globals: {f}");
+    }
+    let param = all.iter().find(|r| r.starts_with("  DeploymentType:")).unwrap();
+    assert!(param.contains("Default: Canary10Percent5Minutes") && param.contains("- AllAtOnce"), "{param}");
+
+    let integration = all.iter().find(|r| r.starts_with("  LiveIntegration:")).expect("LiveIntegration");
+    assert!(integration.contains("{ Alias: !Ref LiveFunction.Alias }"), "{integration}");
+    assert!(!t.contains("${LiveFunction.Arn}"), "the WebSocket routes would call $LATEST");
+    let permission = all.iter().find(|r| r.contains("Principal: apigateway.amazonaws.com")).unwrap();
+    assert!(permission.contains("FunctionName: !Ref LiveFunction.Alias"), "{permission}");
+    let timers = t.lines().find(|l| l.trim_start().starts_with("TIMERS_FUNCTION_ARN:")).unwrap();
+    assert!(timers.ends_with("-timers:live"), "{timers}");
+    let role = all.iter().find(|r| r.starts_with("  SchedulerRole:")).unwrap();
+    assert!(role.contains("function:${AWS::StackName}-timers:live\n"), "the scheduler may invoke the alias: {role}");
+}
