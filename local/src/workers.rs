@@ -12,6 +12,7 @@ use shared::http::AppState;
 use shared::ports::ChangeStream;
 #[cfg(feature = "aws")]
 use shared::ports::{Scheduler, SchedulerError, Timer};
+use shared::telemetry::as_function;
 use shared::usecases::Ports;
 
 const BATCH: usize = 32;
@@ -59,6 +60,11 @@ pub fn spawn(state: AppState, embedded: Embedded, consumers: Consumers) -> Vec<J
 }
 
 #[cfg(feature = "aws")]
+/// Whose work Lambda's event source mappings are: they receive and delete the queues'
+/// messages under the function's role (SAM grants those with the queue event).
+const EVENT_SOURCE: &str = "event-source";
+
+#[cfg(feature = "aws")]
 /// Arms a timer in both schedulers: the real one, and the local table the timer loop fires.
 pub struct BothSchedulers(pub Arc<dyn Scheduler>, pub Arc<dyn Scheduler>);
 
@@ -79,14 +85,14 @@ impl Scheduler for BothSchedulers {
 async fn consume_sqs(ports: Ports, sqs: aws_sdk_sqs::Client, url: String, q: QueueName) {
     use aws_sdk_sqs::types::MessageSystemAttributeName;
     loop {
-        let received = sqs
+        let receive = sqs
             .receive_message()
             .queue_url(&url)
             .max_number_of_messages(10)
             .wait_time_seconds(1)
             .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await;
+            .send();
+        let received = as_function(EVENT_SOURCE, receive).await;
         let messages = match received {
             Ok(out) => out.messages.unwrap_or_default(),
             Err(e) => {
@@ -117,14 +123,15 @@ async fn consume_sqs(ports: Ports, sqs: aws_sdk_sqs::Client, url: String, q: Que
         }
         let deadline = Some(std::time::Instant::now() + Duration::from_secs(120));
         let response = match q {
-            QueueName::Outbound => dispatch::function_handler(&ports, event, deadline).await,
-            QueueName::Receipts => receipts::function_handler(&ports, event, deadline).await,
+            QueueName::Outbound => as_function("dispatch", dispatch::function_handler(&ports, event, deadline)).await,
+            QueueName::Receipts => as_function("receipts", receipts::function_handler(&ports, event, deadline)).await,
         };
         for failed in &response.batch_item_failures {
             handles.remove(&failed.item_identifier);
         }
         for handle_ in handles.into_values() {
-            if let Err(e) = sqs.delete_message().queue_url(&url).receipt_handle(handle_).send().await {
+            let delete = sqs.delete_message().queue_url(&url).receipt_handle(handle_).send();
+            if let Err(e) = as_function(EVENT_SOURCE, delete).await {
                 tracing::error!(error.message = ?e, "could not delete an SQS message");
             }
         }
@@ -212,7 +219,7 @@ pub async fn run_due_timers(ports: &Ports, embedded: &Embedded) {
             for (timer, at) in due {
                 // Disarmed once handled (a failure arms it again, a little later): a process
                 // killed meanwhile fires it again when it restarts.
-                match timers::function_handler(ports, timer.clone()).await {
+                match as_function("timers", timers::function_handler(ports, timer.clone())).await {
                     Ok(()) => {
                         if let Err(e) = embedded.scheduler.fired(&timer, at).await {
                             tracing::error!(error.message = %Report(&e), "could not disarm a fired timer");
@@ -229,7 +236,8 @@ pub async fn run_due_timers(ports: &Ports, embedded: &Embedded) {
 /// The relay's sweep: publishes outbox entries a crash or a failed publish left behind.
 async fn relay_loop(ports: Ports) {
     loop {
-        if let Err(e) = shared::usecases::relay::sweep(&ports).await {
+        // On AWS the timers function runs it (Timer::OutboxSweep).
+        if let Err(e) = as_function("timers", shared::usecases::relay::sweep(&ports)).await {
             tracing::warn!(error.message = %Report(&e), "outbox sweep failed");
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -246,7 +254,7 @@ const STREAM_POSITION: &str = "archiver_stream_position";
 async fn stream_archiver_loop(ports: Ports, stream: crate::stream::TableStream, embedded: Embedded) {
     let mut position = embedded.db.setting(STREAM_POSITION).await.ok().flatten();
     loop {
-        let records = match stream.records_after(position.as_deref(), 100).await {
+        let records = match as_function(EVENT_SOURCE, stream.records_after(position.as_deref(), 100)).await {
             Ok(records) => records,
             Err(e) => {
                 tracing::warn!(error.message = %Report(&*e), "reading the table's stream failed; will retry");
@@ -268,7 +276,7 @@ async fn stream_archiver_loop(ports: Ports, stream: crate::stream::TableStream, 
                 continue;
             }
         };
-        if let Err(e) = shared::usecases::archiver::archive(&ports, &entries).await {
+        if let Err(e) = as_function("archiver", shared::usecases::archiver::archive(&ports, &entries)).await {
             tracing::warn!(error.message = %Report(&e), "archiving failed; will retry");
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
@@ -291,7 +299,8 @@ async fn retention_loop(ports: Ports) {
             continue;
         }
         next = ports.clock.now() + hour;
-        if let Err(e) = shared::usecases::timers::fire(&ports, &shared::ports::Timer::RetentionSweep).await {
+        let sweep = shared::usecases::timers::fire(&ports, &shared::ports::Timer::RetentionSweep);
+        if let Err(e) = as_function("timers", sweep).await {
             tracing::warn!(error.message = %Report(&e), "retention sweep failed; it runs again in an hour");
         }
     }

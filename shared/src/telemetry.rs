@@ -15,3 +15,19 @@ pub fn init() {
         .without_time()
         .try_init();
 }
+
+tokio::task_local! {
+    /// The function (template.yaml's, by handler name) whose work the current task does: one
+    /// per process on Lambda, many in the local runner, which names each around its work.
+    static FUNCTION: &'static str;
+}
+
+/// Runs `work` as the function `name`'s.
+pub async fn as_function<F: std::future::Future>(name: &'static str, work: F) -> F::Output {
+    FUNCTION.scope(name, work).await
+}
+
+/// The function whose work this task does, if one was named.
+pub fn current_function() -> Option<&'static str> {
+    FUNCTION.try_with(|f| *f).ok()
+}

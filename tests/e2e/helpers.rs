@@ -425,7 +425,13 @@ impl TestApp {
     async fn start(&mut self) {
         let env = self.env.clone();
         let config = shared::Config::from_lookup(|k| env.get(k).cloned()).unwrap();
-        let running = connector_local::start_with(config, self.aws.clone()).await.unwrap();
+        // The runner's AWS calls, noted for the least-privilege check when asked (scripts/test);
+        // the tests' own calls (set-up, checks) go through `self.aws`, unrecorded.
+        let clients = match std::env::var("CONNECTOR_AWS_CALLS") {
+            Ok(path) => self.aws.as_ref().map(|c| c.recording(&shared::adapters::aws::calls::CallRecorder::new(path))),
+            Err(_) => self.aws.clone(),
+        };
+        let running = connector_local::start_with(config, clients).await.unwrap();
         self.base = format!("http://{}", running.addr);
         self.running = Some(running);
     }

@@ -6,6 +6,7 @@
 //! them at an emulator).
 
 pub mod athena;
+pub mod calls;
 mod dynamo;
 pub mod journal;
 pub mod meter;
@@ -155,6 +156,25 @@ impl AwsClients {
             return None;
         };
         Some(AwsClients::emulator(&endpoint).await)
+    }
+
+    /// The same clients, each noting its calls in `recorder` (see `calls`).
+    pub fn recording(&self, recorder: &calls::CallRecorder) -> AwsClients {
+        macro_rules! with {
+            ($client:expr, $sdk:ident) => {
+                $sdk::Client::from_conf($client.config().to_builder().interceptor(recorder.clone()).build())
+            };
+        }
+        AwsClients {
+            dynamodb: with!(self.dynamodb, aws_sdk_dynamodb),
+            sqs: with!(self.sqs, aws_sdk_sqs),
+            scheduler: with!(self.scheduler, aws_sdk_scheduler),
+            s3: with!(self.s3, aws_sdk_s3),
+            secretsmanager: with!(self.secretsmanager, aws_sdk_secretsmanager),
+            athena: with!(self.athena, aws_sdk_athena),
+            eventbridge: with!(self.eventbridge, aws_sdk_eventbridge),
+            sdk_config: self.sdk_config.clone(),
+        }
     }
 
     pub fn from_conf(conf: &aws_config::SdkConfig) -> AwsClients {
