@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::*;
+use support::world::*;
 
 use std::sync::{Arc, Mutex};
 
@@ -556,4 +556,32 @@ async fn path9_a_directory_search_reads_what_it_answers() {
     assert!(search("be").await.is_empty(), "disabled: out of the index");
     directory::upsert(&w.ports, &admin, &"u300".into(), upsert("Bea", true)).await.unwrap();
     assert_eq!(search("be").await, ["Bea"], "enabled again");
+}
+
+/// Issue 30: one function instance reads the agents' connections at most every two seconds,
+/// not for each change in an unclaimed thread; an agent who connects through it is seen at
+/// once.
+#[tokio::test]
+async fn path10_the_agents_connections_are_read_once_for_many_changes() {
+    use shared::live::socket::{connect, AgentConnections};
+    let reads =
+        Arc::new(Reads { inner: Arc::new(MemoryStore::new()), keys: Mutex::default(), listed: Mutex::default() });
+    let w = world_on(reads.clone());
+    let agent =
+        |i: usize| Caller { roles: vec!["agent".into()], ..Caller::new(&format!("a{i}"), "Agent", "retail", "eu") };
+    for i in 0..3 {
+        connect(&w.ports, &agent(i), &format!("conn-{i}"), w.clock.now()).await.unwrap();
+    }
+    let agents = AgentConnections::default();
+    let listed = || *reads.listed.lock().unwrap();
+    assert_eq!(agents.list(&w.ports).await.unwrap().len(), 3);
+    let after_first = listed();
+    assert!(after_first >= 3);
+    for _ in 0..10 {
+        assert_eq!(agents.list(&w.ports).await.unwrap().len(), 3, "the list read once");
+    }
+    assert_eq!(listed(), after_first, "ten more changes read nothing");
+    connect(&w.ports, &agent(3), "conn-3", w.clock.now()).await.unwrap();
+    agents.forget();
+    assert_eq!(agents.list(&w.ports).await.unwrap().len(), 4, "an agent connected here is seen at once");
 }

@@ -100,7 +100,7 @@ async fn live() -> Result<(), Error> {
     let endpoint = std::env::var("LIVE_ENDPOINT").unwrap_or_default();
     let push =
         live::push::ApiGatewayPush::for_endpoint(&shared::adapters::aws::config_loader().load().await, &endpoint);
-    let live = live::Live { ports: state.ports.clone(), push: Arc::new(push), auth };
+    let live = live::Live { ports: state.ports.clone(), push: Arc::new(push), auth, agents: Default::default() };
     let live = &live;
     lambda_runtime::run(service_fn(|ev: LambdaEvent<serde_json::Value>| async move {
         live::handle(live, ev.payload).await.map_err(Error::from)

@@ -37,6 +37,8 @@ pub struct Live {
     pub ports: Ports,
     pub push: Arc<dyn Push>,
     pub auth: Auth,
+    /// The agents' connections this instance read last (`socket::AgentConnections`).
+    pub agents: socket::AgentConnections,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -98,6 +100,9 @@ async fn route(live: &Live, kind: &str, event: &Value) -> Result<Value, HandlerE
                 Err(e) => return Err(failed(e)),
             };
             socket::connect(&live.ports, &caller, connection_id, live.ports.clock.now()).await.map_err(failed)?;
+            if caller.is_agent() {
+                live.agents.forget();
+            }
             Ok(status(200))
         }
         "DISCONNECT" => {
@@ -116,7 +121,7 @@ async fn stream(live: &Live, event: &Value) -> Value {
     for record in &records {
         let seq = record.pointer("/dynamodb/SequenceNumber").and_then(Value::as_str).unwrap_or("0");
         for change in socket::changes_of_record(record) {
-            if let Err(e) = socket::fan_out(&live.ports, &*live.push, seq, &change).await {
+            if let Err(e) = socket::fan_out(&live.ports, &*live.push, &live.agents, seq, &change).await {
                 tracing::warn!(error = %Report(&e), seq, "live: fan-out failed; the batch is retried from here");
                 return json!({"batchItemFailures": [{"itemIdentifier": seq}]});
             }

@@ -52,7 +52,7 @@ async fn live(dir: &tempfile::TempDir) -> (Live, Arc<Recorder>) {
     let state = shared::app::embedded(config).await.unwrap().0;
     let push = Arc::new(Recorder::default());
     let auth = Auth::Local(shared::http::JwtVerifier::hs256(&state.config.jwt_secret));
-    (Live { ports: state.ports.clone(), push: push.clone(), auth }, push)
+    (Live { ports: state.ports.clone(), push: push.clone(), auth, agents: Default::default() }, push)
 }
 
 fn alex() -> Caller {
@@ -303,7 +303,7 @@ async fn the_stream_posts_to_many_connections_at_once_each_once() {
     let dir = tempfile::tempdir().unwrap();
     let (base, _) = live(&dir).await;
     let slow = Arc::new(Slow::default());
-    let live = Live { ports: base.ports.clone(), push: slow.clone(), auth: base.auth };
+    let live = Live { ports: base.ports.clone(), push: slow.clone(), auth: base.auth, agents: Default::default() };
     let cmd = conversations::StartConversation { phone: Phone::parse("+447700900123").unwrap(), name: None };
     let conv = conversations::start(&live.ports, &alex(), cmd).await.unwrap();
     let now = live.ports.clock.now();

@@ -30,7 +30,7 @@ async fn connections_live_in_dynamodb_and_the_stream_reaches_them_through_the_ma
     let push = Arc::new(ApiGatewayPush::for_endpoint(&conf, &endpoint));
     push.post("warm-up", b"{}").await.expect("the management API on moto takes a post");
     let auth = Auth::Local(shared::http::JwtVerifier::hs256("local-jwt-secret"));
-    let live = Live { ports: ports.clone(), push, auth };
+    let live = Live { ports: ports.clone(), push, auth, agents: Default::default() };
 
     let alex = caller("alex");
     let cmd = conversations::StartConversation { phone: Phone::parse("+447700900123").unwrap(), name: None };

@@ -414,6 +414,7 @@ async fn drain(
     meter: &Meter,
     usage: &mut Usage,
 ) {
+    let agents = shared::live::socket::AgentConnections::default();
     loop {
         let records = stream.records_after(position.as_deref(), STREAM_BATCH as i32).await.unwrap();
         let Some(last) = records.last().and_then(|r| r.pointer("/dynamodb/SequenceNumber")).and_then(|s| s.as_str())
@@ -433,7 +434,7 @@ async fn drain(
         for record in &records {
             let seq = record.pointer("/dynamodb/SequenceNumber").and_then(|s| s.as_str()).unwrap_or("0");
             for change in shared::live::socket::changes_of_record(record) {
-                shared::live::socket::fan_out(ports, push, seq, &change).await.unwrap();
+                shared::live::socket::fan_out(ports, push, &agents, seq, &change).await.unwrap();
             }
         }
         usage.invoked(started, cpu);

@@ -17,6 +17,42 @@ use super::{audience, changes_of, Change};
 /// API Gateway closes a WebSocket connection after 2 hours; its items outlive it a little.
 const CONNECTION_TTL: Duration = Duration::minutes(130);
 
+/// How long one function instance reuses the agents' connections it read.
+pub const AGENTS_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The agents' connections, read at most every `AGENTS_TTL` by one function instance: a change
+/// in an unclaimed thread reaches every agent, and reading all their connections for each such
+/// change would take thousands of read units a second at scale (the load model,
+/// `shared/tests/load_model.rs`). An agent who connected through this instance is seen at once
+/// (`forget`); through another, within `AGENTS_TTL` (their console lists the inbox on
+/// connecting).
+#[derive(Default)]
+pub struct AgentConnections {
+    read: std::sync::Mutex<Option<(std::time::Instant, std::sync::Arc<Vec<Item>>)>>,
+}
+
+impl AgentConnections {
+    pub async fn list(&self, ports: &Ports) -> Result<std::sync::Arc<Vec<Item>>> {
+        if let Some((at, items)) = self.read.lock().ok().and_then(|r| r.clone()) {
+            if at.elapsed() < AGENTS_TTL {
+                return Ok(items);
+            }
+        }
+        let items = std::sync::Arc::new(ports.store.agent_connections(usize::MAX / 2).await?);
+        if let Ok(mut read) = self.read.lock() {
+            *read = Some((std::time::Instant::now(), items.clone()));
+        }
+        Ok(items)
+    }
+
+    /// The next `list` reads them again.
+    pub fn forget(&self) {
+        if let Ok(mut read) = self.read.lock() {
+            *read = None;
+        }
+    }
+}
+
 /// `$connect`, after the authorizer proved who `caller` is.
 pub async fn connect(ports: &Ports, caller: &Caller, connection_id: &str, now: OffsetDateTime) -> Result<()> {
     let expires_at = now + CONNECTION_TTL;
@@ -84,7 +120,13 @@ pub struct FanOut {
 /// Sends each change's events to the connections of everyone who may see them. `id` names
 /// the change (the stream record's sequence number): events carry `id`, or `id.i` when one
 /// change makes several.
-pub async fn fan_out(ports: &Ports, push: &dyn Push, id: &str, change: &Change) -> Result<FanOut> {
+pub async fn fan_out(
+    ports: &Ports,
+    push: &dyn Push,
+    agents: &AgentConnections,
+    id: &str,
+    change: &Change,
+) -> Result<FanOut> {
     let mut done = FanOut::default();
     let who = audience(ports, change).await?;
     let mut groups: Vec<(Caller, Vec<String>)> = Vec::new();
@@ -102,8 +144,8 @@ pub async fn fan_out(ports: &Ports, push: &dyn Push, id: &str, change: &Change) 
     if who.agents {
         // Agents and admins not already reached see the unclaimed thread too: all of them (the
         // store pages through the index), not the first thousand.
-        for agent in ports.store.agent_connections(usize::MAX / 2).await? {
-            let Item::AgentConnection { connection_id, caller, .. } = agent else { continue };
+        for agent in agents.list(ports).await?.iter() {
+            let Item::AgentConnection { connection_id, caller, .. } = agent.clone() else { continue };
             match groups.iter_mut().find(|(c, _)| c.user_id == caller.user_id) {
                 Some((_, ids)) if ids.contains(&connection_id) => {}
                 Some((_, ids)) => ids.push(connection_id),

@@ -148,7 +148,7 @@ pub fn agent_partition(shard: u32) -> String {
 pub const PARKED: &str = "PARKED";
 
 /// Partitions the outbox is spread over (the relay's sweep reads each).
-pub const OUTBOX_SHARDS: u32 = 8;
+pub const OUTBOX_SHARDS: u32 = 64;
 
 pub fn outbox_partition(shard: u32) -> String {
     format!("OUTBOX#{shard}")

@@ -19,7 +19,7 @@ pub mod change;
 pub mod item;
 pub use item::{
     directory_partition, directory_prefix, outbox_partition, ConsentChange, DirectoryUser, Item, Key, LegalHold,
-    MediaRecord, LEGAL_HOLDS, OUTBOX_SHARDS,
+    MediaRecord, INDEX_SHARDS, LEGAL_HOLDS, OUTBOX_SHARDS,
 };
 
 /// A stored item and the version a conditional write must name to replace it.
