@@ -384,3 +384,17 @@ fn every_function_deploys_gradually_and_is_invoked_through_its_alias() {
     let role = all.iter().find(|r| r.starts_with("  SchedulerRole:")).unwrap();
     assert!(role.contains("function:${AWS::StackName}-timers:live\n"), "the scheduler may invoke the alias: {role}");
 }
+
+/// Keepalive inside API Gateway's 10-minute idle limit, at no Lambda's cost: a `ping` route
+/// answered by API Gateway itself.
+#[test]
+fn the_live_api_answers_a_ping_without_a_lambda() {
+    let t = template();
+    let all = resources(&t);
+    let find = |name: &str| all.iter().find(|r| r.starts_with(&format!("  {name}:"))).expect(name).clone();
+    let route = find("LivePingRoute");
+    assert!(route.contains("RouteKey: ping") && route.contains("integrations/${LivePingIntegration}"), "{route}");
+    assert!(find("LivePingIntegration").contains("IntegrationType: MOCK"));
+    assert!(find("LivePingIntegrationResponse").contains(r#"$default: '{"event": "pong"}'"#));
+    assert!(find("LivePingRouteResponse").contains("RouteId: !Ref LivePingRoute"), "two-way: the pong is sent back");
+}
