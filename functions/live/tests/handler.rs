@@ -357,3 +357,40 @@ async fn contact_writes_first(live: &Live, wamid: &str, text: &str) -> Item {
     let conv = live.ports.store.query_unassigned(None, 10).await.unwrap().remove(0);
     live.ports.store.messages(&conv, None, 10, true).await.unwrap().pop().unwrap().item
 }
+
+/// Issue 30: a change a batch makes again later (a message's sent, delivered and read, a
+/// thread's item rewritten) goes out once per connection, at its last record, with the state
+/// of then; a change made once still goes out at its own record.
+#[tokio::test]
+async fn a_change_repeated_in_a_batch_goes_out_once_at_its_last_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (live, push) = live(&dir).await;
+    let cmd = conversations::StartConversation { phone: Phone::parse("+447700900123").unwrap(), name: None };
+    let conv = conversations::start(&live.ports, &alex(), cmd).await.unwrap();
+    shared::live::socket::connect(&live.ports, &alex(), "phone-1", live.ports.clock.now()).await.unwrap();
+    let notice = live.ports.store.messages(&conv.id, None, 10, true).await.unwrap().pop().unwrap().item;
+    let thread = live.ports.store.get(&shared::ports::Key::conversation(&conv.id)).await.unwrap().unwrap().item;
+
+    // Five records: the notice three times, the thread once between, the notice's last after.
+    let mut ev = stream_of(&notice);
+    let one = ev["Records"][0].clone();
+    let record = |item: &Item, seq: u32| {
+        let mut r = one.clone();
+        r["dynamodb"]["NewImage"]["body"]["S"] = json!(serde_json::to_string(item).unwrap());
+        r["dynamodb"]["SequenceNumber"] = json!(format!("{seq:010}"));
+        r
+    };
+    ev["Records"] = json!([record(&notice, 1), record(&notice, 2), record(&thread, 3), record(&notice, 4)]);
+    let answer = live::handle(&live, ev).await.unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let posted = push.posted.lock().unwrap().clone();
+    let events: Vec<(String, String)> = posted
+        .iter()
+        .map(|(_, b)| (b["event"].as_str().unwrap().to_string(), b["id"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        events,
+        [("conversation".to_string(), "0000000003".to_string()), ("message".to_string(), "0000000004".to_string())],
+        "the notice once, at its last record: {posted:?}"
+    );
+}

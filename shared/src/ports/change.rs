@@ -9,7 +9,7 @@ use crate::domain::{ConversationId, MessageId, UserId};
 
 /// One committed change a client app may want to hear of. Only references: what a caller is
 /// shown is read, and checked against what they may see, when it is sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Change {
     /// A message was created or changed; `only` names the one user a personal notice is for.
