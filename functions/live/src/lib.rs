@@ -114,25 +114,16 @@ async fn route(live: &Live, kind: &str, event: &Value) -> Result<Value, HandlerE
     }
 }
 
-/// The table's stream: each record's changes go out in order; a record that cannot be
-/// handled is reported, so Lambda retries from it and nothing after it is skipped.
-///
-/// A change the batch makes again later (a thread's item rewritten by the next commit, a
-/// message's sent, delivered and read) goes out once, at its last record: events are rendered
-/// from the current state, so the earlier ones would say nothing more, and a retry from any
-/// record still reaches the last one.
+/// The table's stream: each record's changes go out in order (a change the batch repeats, at
+/// its last record: `socket::changes_of_batch`); a record that cannot be handled is reported,
+/// so Lambda retries from it and nothing after it is skipped.
 async fn stream(live: &Live, event: &Value) -> Value {
     let records = event["Records"].as_array().cloned().unwrap_or_default();
-    let changes: Vec<Vec<shared::live::Change>> = records.iter().map(socket::changes_of_record).collect();
-    let last: std::collections::HashMap<&shared::live::Change, usize> =
-        changes.iter().enumerate().flat_map(|(i, cs)| cs.iter().map(move |c| (c, i))).collect();
-    for (i, record) in records.iter().enumerate() {
-        let seq = record.pointer("/dynamodb/SequenceNumber").and_then(Value::as_str).unwrap_or("0");
-        for change in changes[i].iter().filter(|c| last[c] == i) {
-            if let Err(e) = socket::fan_out(&live.ports, &*live.push, &live.agents, seq, change).await {
-                tracing::warn!(error = %Report(&e), seq, "live: fan-out failed; the batch is retried from here");
-                return json!({"batchItemFailures": [{"itemIdentifier": seq}]});
-            }
+    for (i, change) in socket::changes_of_batch(&records) {
+        let seq = records[i].pointer("/dynamodb/SequenceNumber").and_then(Value::as_str).unwrap_or("0");
+        if let Err(e) = socket::fan_out(&live.ports, &*live.push, &live.agents, seq, &change).await {
+            tracing::warn!(error = %Report(&e), seq, "live: fan-out failed; the batch is retried from here");
+            return json!({"batchItemFailures": [{"itemIdentifier": seq}]});
         }
     }
     json!({"batchItemFailures": []})

@@ -431,11 +431,9 @@ async fn drain(
         }
         let (started, cpu) = (Instant::now(), cpu_seconds());
         let before = push.0.load(Ordering::Relaxed);
-        for record in &records {
-            let seq = record.pointer("/dynamodb/SequenceNumber").and_then(|s| s.as_str()).unwrap_or("0");
-            for change in shared::live::socket::changes_of_record(record) {
-                shared::live::socket::fan_out(ports, push, &agents, seq, &change).await.unwrap();
-            }
+        for (i, change) in shared::live::socket::changes_of_batch(&records) {
+            let seq = records[i].pointer("/dynamodb/SequenceNumber").and_then(|s| s.as_str()).unwrap_or("0");
+            shared::live::socket::fan_out(ports, push, &agents, seq, &change).await.unwrap();
         }
         usage.invoked(started, cpu);
         usage.add_calls("live", &meter.take());

@@ -108,6 +108,22 @@ pub fn changes_of_record(record: &Value) -> Vec<Change> {
     }
 }
 
+/// The changes a batch of stream records makes, each with the index of the record it goes
+/// out at: a change the batch makes again later (a thread's item rewritten by the next commit,
+/// a message's sent, delivered and read) only at its last record. Events are rendered from the
+/// current state, so the earlier ones would say nothing more; and a retry from any record (a
+/// failed one is reported, and Lambda retries from it) still reaches the last.
+pub fn changes_of_batch(records: &[Value]) -> Vec<(usize, Change)> {
+    let changes: Vec<Vec<Change>> = records.iter().map(changes_of_record).collect();
+    let last: std::collections::HashMap<&Change, usize> =
+        changes.iter().enumerate().flat_map(|(i, cs)| cs.iter().map(move |c| (c, i))).collect();
+    let mut out = Vec::new();
+    for (i, cs) in changes.iter().enumerate() {
+        out.extend(cs.iter().filter(|c| last[c] == i).map(|c| (i, c.clone())));
+    }
+    out
+}
+
 /// What one fan-out did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct FanOut {
