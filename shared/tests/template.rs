@@ -398,3 +398,15 @@ fn the_live_api_answers_a_ping_without_a_lambda() {
     assert!(find("LivePingIntegrationResponse").contains(r#"$default: '{"event": "pong"}'"#));
     assert!(find("LivePingRouteResponse").contains("RouteId: !Ref LivePingRoute"), "two-way: the pong is sent back");
 }
+
+/// No role grants an action on every resource: `Resource: "*"` appears only in the KMS keys'
+/// own policies, where it means the key itself.
+#[test]
+fn no_role_grants_an_action_on_every_resource() {
+    let t = template();
+    for r in resources(&t) {
+        if r.contains("Resource: \"*\"") || r.contains("Resource: '*'") || r.contains("Resource: [\"*\"]") {
+            assert!(r.contains("Type: AWS::KMS::Key"), "a statement on every resource outside a key policy:\n{r}");
+        }
+    }
+}
