@@ -224,3 +224,31 @@ async fn every_consent_change_from_every_source_is_in_the_contacts_history_threa
     let (s, _) = app.call_with("GET", "/admin/contacts/not-a-phone/consent", &auditor(), None).await;
     assert_eq!(s, 422);
 }
+
+/// Issue 31, "Languages": the contact's keywords in the five languages of the notices
+/// ("oui, sí, ja, sim; arrêt, alto, stopp, pare ...") as well as English.
+#[tokio::test]
+async fn the_contact_may_answer_and_opt_out_in_the_notices_five_languages() {
+    let app = spawn_app().await;
+    let id = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
+    app.wait_for_request(|r| r["type"] == "template").await;
+    for (answer, consent) in [
+        ("Oui", "opted_in"),
+        ("ARRÊT", "opted_out"),
+        ("¡Sí!", "opted_in"),
+        ("Stopp", "opted_out"),
+        ("ja", "opted_in"),
+        ("pare.", "opted_out"),
+        ("Sim", "opted_in"),
+        ("alto", "opted_out"),
+    ] {
+        app.contact_says(answer).await;
+        assert_eq!(app.conversation("u1", &id).await["consent"], consent, "after {answer:?}");
+    }
+    // A sentence that starts with one is a message, not an answer.
+    app.contact_says("Oui, merci").await;
+    assert_eq!(app.conversation("u1", &id).await["consent"], "opted_out");
+    let texts: Vec<String> =
+        app.messages("u1", &id).await.iter().filter_map(|m| m["text"].as_str().map(str::to_string)).collect();
+    assert!(texts.contains(&"Oui, merci".to_string()), "{texts:?}");
+}

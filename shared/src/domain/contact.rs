@@ -301,12 +301,19 @@ impl Contact {
     }
 }
 
-/// How an inbound text reads for consent: "yes" accepts, "stop" rejects, in any case.
+/// The words that accept, in the notices' five languages (English, French, Spanish, German,
+/// Portuguese), with and without their accents.
+const ACCEPT: [&str; 6] = ["yes", "oui", "sí", "si", "ja", "sim"];
+/// The words that opt out, likewise.
+const REJECT: [&str; 7] = ["stop", "arrêt", "arret", "alto", "stopp", "pare", "parar"];
+
+/// How an inbound text reads for consent: one word of `ACCEPT` accepts, of `REJECT` opts out,
+/// in any case and with its punctuation; anything else is a message.
 pub fn text_intent(body: &str) -> InboundIntent {
-    let word = body.trim().trim_end_matches(['.', '!']).trim();
-    if word.eq_ignore_ascii_case("yes") {
+    let word = body.trim().trim_start_matches(['¡', '¿']).trim_end_matches(['.', '!', '?']).trim().to_lowercase();
+    if ACCEPT.contains(&word.as_str()) {
         InboundIntent::Accept
-    } else if word.eq_ignore_ascii_case("stop") {
+    } else if REJECT.contains(&word.as_str()) {
         InboundIntent::Reject
     } else {
         InboundIntent::Message
@@ -327,6 +334,19 @@ mod tests {
         c.optin_requested(t);
         c.inbound(InboundIntent::Accept, t, t);
         c
+    }
+
+    #[test]
+    fn the_consent_words_read_in_the_five_languages_and_nothing_longer_does() {
+        for yes in ["yes", "YES", " Oui ", "Sí", "¡Sí!", "si", "Ja.", "SIM"] {
+            assert_eq!(text_intent(yes), InboundIntent::Accept, "{yes}");
+        }
+        for stop in ["STOP", "Arrêt", "ARRET", "alto", "Stopp!", "pare", "Parar"] {
+            assert_eq!(text_intent(stop), InboundIntent::Reject, "{stop}");
+        }
+        for other in ["yes please", "Si, claro", "ja genau", "stop it", "oui?!x", "nein", ""] {
+            assert_eq!(text_intent(other), InboundIntent::Message, "{other}");
+        }
     }
 
     #[test]

@@ -348,11 +348,12 @@ pub fn plan_inbound(state: &InboundState, m: &InboundMessage, settings: &Setting
     Ok(InboundPlan { plan, conversation_id: c.id })
 }
 
-/// Where a consent change came from: a template's button, the word STOP, another word.
+/// Where a consent change came from: a template's button, an opt-out word (STOP, ARRÊT, ...),
+/// another word.
 fn consent_source(m: &InboundMessage) -> &'static str {
     match &m.content {
         InboundContent::Button { .. } | InboundContent::Reply { .. } => "button",
-        InboundContent::Text { body } if body.trim().eq_ignore_ascii_case("stop") => "stop",
+        InboundContent::Text { body } if text_intent(body) == InboundIntent::Reject => "stop",
         InboundContent::Text { .. } => "keyword",
         _ => "other",
     }
