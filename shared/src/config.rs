@@ -221,6 +221,13 @@ impl Config {
         settings.window_reminder =
             time::Duration::seconds(number("CONNECTOR_WINDOW_REMINDER_SECS", 3600)?.min(23 * 3600) as i64);
         settings.retention = retention(&get)?;
+        settings.new_users_enabled = match get("CONNECTOR_NEW_USERS_ENABLED").as_deref().map(str::trim) {
+            None | Some("") | Some("true") => true,
+            Some("false") => false,
+            Some(other) => {
+                return Err(ConfigError(format!("CONNECTOR_NEW_USERS_ENABLED must be true or false, not {other:?}")))
+            }
+        };
         settings.business_name = or("CONNECTOR_BUSINESS_NAME", &settings.business_name);
         settings.optin_template = or("WHATSAPP_OPTIN_TEMPLATE", &settings.optin_template);
         settings.resume_template = or("WHATSAPP_RESUME_TEMPLATE", &settings.resume_template);
@@ -359,6 +366,19 @@ mod tests {
     }
 
     #[test]
+    fn new_users_are_enabled_unless_told_otherwise_in_so_many_words() {
+        let new_users = |v: &'static str| {
+            Config::from_lookup(move |k| (k == "CONNECTOR_NEW_USERS_ENABLED").then(|| v.into()))
+                .map(|c| c.settings.new_users_enabled)
+        };
+        assert_eq!(
+            (new_users("").unwrap(), new_users("true").unwrap(), new_users("false").unwrap()),
+            (true, true, false)
+        );
+        assert!(new_users("no").is_err(), "a typo must not enable everyone");
+    }
+
+    #[test]
     fn bad_numbers_and_missing_token_are_refused() {
         assert!(Config::from_lookup(|k| (k == "CONNECTOR_MAX_HELD").then(|| "many".into())).is_err());
         assert!(Config::from_lookup(|k| (k == "WHATSAPP_API_BASE_URL").then(|| "http://x".into())).is_err());
@@ -440,6 +460,11 @@ pub struct Settings {
     /// How long the record keeps what it holds (`CONNECTOR_RETENTION_DAYS`): each archive
     /// object is locked that long after it was written, and erased once it has passed.
     pub retention: Duration,
+    /// Whether a user seen for the first time may use WhatsApp at once
+    /// (`CONNECTOR_NEW_USERS_ENABLED`, default true); when false they wait until an admin
+    /// enables them (`PUT /directory/users/{id}`). Admins are enabled on first sight: one must
+    /// be able to enable the others.
+    pub new_users_enabled: bool,
 }
 
 impl Default for Settings {
@@ -458,6 +483,7 @@ impl Default for Settings {
             window_reminder: Duration::hours(1),
             archive_key: Some(Arc::from(LOCAL_ARCHIVE_KEY.as_bytes())),
             retention: Duration::days(DEFAULT_RETENTION_DAYS),
+            new_users_enabled: true,
         }
     }
 }

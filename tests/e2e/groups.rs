@@ -386,3 +386,29 @@ async fn the_first_admin_sets_their_own_scope_and_may_do_nothing_else_without_on
     let (s, v) = app.call_with("GET", "/directory/users?q=agent", &agent, None).await;
     assert_eq!(s, 200, "the agent is scoped by the admin's profile of them: {v}");
 }
+
+/// Issue 31, "Enablement": "Your organization has to enable WhatsApp Messaging Connector".
+/// With `CONNECTOR_NEW_USERS_ENABLED=false`, a user seen for the first time waits until an admin
+/// enables them (today's default enables them on first sight); an admin is enabled at once.
+#[tokio::test]
+async fn with_enablement_on_a_new_user_waits_for_an_admin() {
+    let app = spawn_with(Options { env: vec![("CONNECTOR_NEW_USERS_ENABLED", "false".into())] }).await;
+    let (s, v) = app.call("GET", "/conversations", Some("newbie"), None).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (403, Some("forbidden")), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("not enabled for you yet"), "{v}");
+    let (s, _) = app.call("POST", "/conversations", Some("newbie"), Some(json!({"contact": {"phone": PHONE}}))).await;
+    assert_eq!(s, 403, "still waiting");
+
+    let admin = token_with("boss", "en", "retail", "eu", &["admin"]);
+    assert_eq!(app.call_with("GET", "/conversations", &admin, None).await.0, 200, "an admin is enabled at once");
+    let (s, v) = app.call_with("GET", "/directory/users?q=user%20n", &admin, None).await;
+    assert_eq!(s, 200);
+    assert!(v["users"].as_array().unwrap().is_empty(), "a user not enabled is not listed: {v}");
+
+    let body =
+        json!({"name": "New Bie", "sub_org": "retail", "region": "eu", "locale": "en", "whatsapp_enabled": true});
+    assert_eq!(app.call_with("PUT", "/directory/users/newbie", &admin, Some(body)).await.0, 200);
+    assert_eq!(app.call("GET", "/conversations", Some("newbie"), None).await.0, 200, "enabled by the admin");
+    let (_, v) = app.call_with("GET", "/directory/users?q=new", &admin, None).await;
+    assert_eq!(v["users"][0]["user_id"], "newbie");
+}

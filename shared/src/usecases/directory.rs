@@ -8,17 +8,22 @@ use super::commit::{execute, Decision, Plan};
 use super::{load, participant_conversation, put_versioned, Caller, Ports, Result, UseCaseError};
 use crate::domain::ids::{ConversationId, UserId};
 
-fn from_caller(caller: &Caller) -> DirectoryUser {
+/// A user seen for the first time: enabled unless the organization enables each user itself
+/// (`Settings::new_users_enabled`), but an admin always.
+fn from_caller(caller: &Caller, new_users_enabled: bool) -> DirectoryUser {
     DirectoryUser {
         user_id: caller.user_id.clone(),
         name: caller.name.clone(),
         sub_org: caller.sub_org.clone(),
         region: caller.region.clone(),
         locale: caller.locale.clone(),
-        whatsapp_enabled: true,
+        whatsapp_enabled: new_users_enabled || caller.has_role("admin"),
         managed: false,
     }
 }
+
+/// Why a user not yet enabled is refused.
+const NOT_ENABLED: &str = "WhatsApp is not enabled for you yet: an administrator of your organization enables it";
 
 /// The caller as the directory knows them, checked on every request: once an admin has
 /// written their profile, it decides their sub-organization and region and whether they may
@@ -29,10 +34,15 @@ pub async fn admit(ports: &Ports, caller: Caller) -> Result<Caller> {
     let Some(profile) = load::<DirectoryUser>(&*ports.store, &Key::profile(&caller.user_id)).await? else {
         let caller = unscoped(caller)?;
         record(ports, &caller).await?;
+        if !ports.settings.new_users_enabled && !caller.has_role("admin") {
+            return Err(UseCaseError::Forbidden(NOT_ENABLED));
+        }
         return Ok(caller);
     };
     let p = profile.item;
     match (p.managed, p.whatsapp_enabled) {
+        // Recorded, not enabled yet: an admin enables them.
+        (false, false) if !caller.has_role("admin") => Err(UseCaseError::Forbidden(NOT_ENABLED)),
         (false, _) => unscoped(caller),
         (true, false) => Err(UseCaseError::Forbidden("an administrator has turned WhatsApp off for this user")),
         (true, true) => Ok(Caller { sub_org: p.sub_org, region: p.region, ..caller }),
@@ -46,11 +56,12 @@ pub async fn record(ports: &Ports, caller: &Caller) -> Result<()> {
         if load::<DirectoryUser>(&*ports.store, &Key::profile(&caller.user_id)).await?.is_some() {
             return Ok(Decision::Done(()));
         }
-        let user = from_caller(caller);
-        let writes = vec![
-            Write::Put { item: Item::Profile(user.clone()), cond: Cond::NotExists },
-            Write::Put { item: Item::DirectoryEntry(user), cond: Cond::Always },
-        ];
+        let user = from_caller(caller, ports.settings.new_users_enabled);
+        // Only enabled users are listed in the directory.
+        let mut writes = vec![Write::Put { item: Item::Profile(user.clone()), cond: Cond::NotExists }];
+        if user.whatsapp_enabled {
+            writes.push(Write::Put { item: Item::DirectoryEntry(user), cond: Cond::Always });
+        }
         Ok(Decision::Commit(Plan::of(writes), ()))
     })
     .await
