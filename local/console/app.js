@@ -303,11 +303,14 @@ function onConversation(c) {
     renderThreadList();
     return;
   }
+  const before = S.threads.get(c.id);
   S.threads.set(c.id, c);
   renderThreadList();
   if (c.id === S.open) {
     renderHeader();
     renderPeople();
+    // A colleague joined or left: a group shows no ticks (renderMessage).
+    if ((before?.participants.length > 1) !== (c.participants.length > 1)) renderMessages();
     if (c.unread_count) markRead().catch((e) => toast(t('error', { message: e.message })));
   }
 }
@@ -502,6 +505,9 @@ function renderMessage(m) {
   const times = Object.entries(m.status_at || {}).filter(([, v]) => v)
     .map(([k, v]) => h('span', {}, `${t(`ms_${k}`)} `, h('time', { datetime: v }, fmt(v))));
   const mine = m.direction === 'outbound' && m.sender === S.user.claims.sub;
+  // "The delivery receipts will not be displayed for messages sent by a MultiLine User" in a
+  // group: the status is kept (data-status), its ticks and words are not shown.
+  const ticks = !(m.sender !== 'system' && (S.threads.get(m.conversation_id)?.participants || []).length > 1);
   return h('li', { class: `msg ${m.direction}`, 'data-id': m.id, 'data-status': m.status },
     h('div', { class: 'by' }, who, system ? ` · ${t(`sys_${system}`)}` : ''),
     m.reply_to ? quoted(m.reply_to) : null,
@@ -514,10 +520,10 @@ function renderMessage(m) {
     !m.media && !m.location && !m.contacts && !m.interactive && !m.unsupported && m.text ? h('div', { class: 'text' }, m.text) : null,
     m.reaction ? h('div', {}, m.reaction.emoji || '') : null,
     m.direction === 'outbound' ? h('div', { class: 'meta' },
-      h('span', { class: `tick ${m.status}`, 'aria-hidden': 'true' }, TICKS[m.status] || ''),
-      h('strong', { class: 'status' }, t(`ms_${m.status}`)),
+      ticks ? h('span', { class: `tick ${m.status}`, 'aria-hidden': 'true' }, TICKS[m.status] || '') : null,
+      ticks || ['pending', 'queued', 'failed'].includes(m.status) ? h('strong', { class: 'status' }, t(`ms_${m.status}`)) : null,
       m.status === 'pending' ? h('span', {}, `(${t('pending_why')})`) : null,
-      times,
+      ticks ? times : h('time', { datetime: m.created_at }, fmt(m.created_at)),
       mine && ['pending', 'queued'].includes(m.status)
         ? h('button', { type: 'button', class: 'danger', onclick: act(async () => onMessage(await api('DELETE', `${conv(m.conversation_id)}/messages/${encodeURIComponent(m.id)}`))) }, t('recall'))
         : null) : h('div', { class: 'meta' }, h('time', { datetime: m.created_at }, fmt(m.created_at))),

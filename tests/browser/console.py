@@ -439,6 +439,12 @@ def group_story(p, tmp):
     p.write("Bonjour, ici Sam")
     p.wait_status("Bonjour, ici Sam", "delivered")
     p.see("#screen li.theirs", "*Sam Lee*: Bonjour, ici Sam")
+    # Issue 31, group receipts: "The delivery receipts will not be displayed for messages sent
+    # by a MultiLine User" in a group; the status is kept.
+    assert p.status_of("Bonjour, ici Sam") == "delivered"
+    employees = [li for li in p.css("#log li.outbound") if "Hello Noah" in li.text or "Bonjour" in li.text]
+    assert len(employees) == 2 and not any(p.css(".tick", li) for li in employees), "no ticks in a group thread"
+    assert p.css("#log li.outbound .tick"), "the opt-in template, the system's, keeps its ticks"
     p.shot("4-group-fr")
 
     # Alex sees Sam's message with Sam's name, live.
