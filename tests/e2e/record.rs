@@ -301,3 +301,36 @@ async fn the_unassigned_inbox_and_a_users_threads_come_in_pages_with_nothing_lef
         assert_eq!((s, v["error"]["code"].as_str()), (422, Some("invalid_request")), "{bad}: {v}");
     }
 }
+
+/// Issue 31, "Contact-started threads": routed first to the employee who last spoke with that
+/// contact (the advisor of record), then to the unassigned inbox.
+#[tokio::test]
+async fn a_contact_who_writes_first_reaches_their_advisor_of_record_before_the_inbox() {
+    let app = spawn_app().await;
+    let first = app.opted_in_thread("u1").await;
+    app.send_text("u1", &first, "Your statement is ready").await;
+    let (s, _) = app.call("POST", &format!("/conversations/{first}/leave"), Some("u1"), None).await;
+    assert_eq!(s, 200);
+
+    // The thread is closed; the contact writes: u1, who wrote to them last, has a new thread.
+    app.contact_says("Hello again, a question about my statement").await;
+    let (_, v) = app.call("GET", "/conversations", Some("u1"), None).await;
+    let open: Vec<&Value> =
+        v["conversations"].as_array().unwrap().iter().filter(|c| c["id"] != first.as_str()).collect();
+    assert_eq!(open.len(), 1, "{v}");
+    let second = open[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(open[0]["participants"][0]["user_id"], "u1");
+    assert_ne!(open[0]["status"], "unassigned");
+    let texts: Vec<Value> = app.messages("u1", &second).await.iter().map(|m| m["text"].clone()).collect();
+    assert!(texts.contains(&json!("Hello again, a question about my statement")), "{texts:?}");
+    assert!(unassigned(&app).await.is_empty(), "not in the inbox");
+
+    // Their advisor leaves and is turned off: the next thread goes to the inbox.
+    assert_eq!(app.call("POST", &format!("/conversations/{second}/leave"), Some("u1"), None).await.0, 200);
+    let off = json!({"name": "U1", "sub_org": "retail", "region": "eu", "locale": "en", "whatsapp_enabled": false});
+    assert_eq!(app.call_with("PUT", "/directory/users/u1", &admin(), Some(off)).await.0, 200);
+    app.contact_says("Is anyone there?").await;
+    let inbox = unassigned(&app).await;
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert_eq!(inbox[0]["participants"], json!([]));
+}

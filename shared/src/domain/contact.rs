@@ -64,6 +64,10 @@ pub struct Contact {
     /// The window end the participants were last reminded of (`window_closing`, once a window).
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub reminded_until: Option<Time>,
+    /// The advisor of record: the employee who last wrote to the contact. A message from the
+    /// contact that no open thread takes opens a thread with them first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advisor: Option<super::UserId>,
 }
 
 /// What the reminder timer does when it fires.
@@ -145,6 +149,7 @@ impl Contact {
             optin_dispatched_at: None,
             answered_at: None,
             reminded_until: None,
+            advisor: None,
         }
     }
 

@@ -26,8 +26,8 @@ pub struct StartConversation {
 
 /// Asks the contact for consent from `conv` when it is due (not answered, not asked from any
 /// thread in the last 24 hours): the template, its notice and its effect join `plan`.
-fn ask_consent(
-    ports: &Ports,
+pub(crate) fn ask_consent(
+    settings: &super::Settings,
     conv: &mut Conversation,
     contact: &mut Contact,
     plan: &mut Plan,
@@ -39,7 +39,7 @@ fn ask_consent(
     if !due {
         return false;
     }
-    let optin = system_template(conv, SystemPurpose::OptinRequest, &ports.settings, now);
+    let optin = system_template(conv, SystemPurpose::OptinRequest, settings, now);
     contact.optin_requested(now);
     conv.optin_sent(optin.id.clone(), now);
     plan.effects.extend(dispatch_effects([&optin]));
@@ -49,7 +49,7 @@ fn ask_consent(
     true
 }
 
-fn participant(caller: &Caller, now: time::OffsetDateTime) -> Participant {
+pub(crate) fn participant(caller: &Caller, now: time::OffsetDateTime) -> Participant {
     Participant {
         user_id: caller.user_id.clone(),
         name: caller.name.clone(),
@@ -80,7 +80,7 @@ pub async fn start(ports: &Ports, caller: &Caller, cmd: StartConversation) -> Re
         conv.contact_name = cmd.name.clone().or_else(|| contact.name.clone());
         conv.participants = vec![participant(caller, now)];
         let mut plan = Plan::default();
-        let asked = ask_consent(ports, &mut conv, &mut contact, &mut plan, now);
+        let asked = ask_consent(&ports.settings, &mut conv, &mut contact, &mut plan, now);
         plan.writes.splice(
             0..0,
             [
@@ -160,7 +160,7 @@ pub async fn claim(ports: &Ports, caller: &Caller, conversation_id: &Conversatio
         c.language = caller.locale.clone();
         c.last_activity_at = now;
         let mut plan = Plan::default();
-        let asked = ask_consent(ports, &mut c, &mut k, &mut plan, now);
+        let asked = ask_consent(&ports.settings, &mut c, &mut k, &mut plan, now);
         plan.writes.splice(
             0..0,
             [

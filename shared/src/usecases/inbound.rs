@@ -196,6 +196,9 @@ pub struct InboundState {
     pub routed: Option<Versioned<Conversation>>,
     /// The message of that thread it replies to.
     pub reply_to: Option<MessageId>,
+    /// When it routes to no open thread: the contact's advisor of record, still enabled, whom
+    /// a new thread goes to before the unassigned inbox.
+    pub advisor: Option<crate::ports::DirectoryUser>,
 }
 
 /// One inbound message's plan, and the thread it goes to.
@@ -222,7 +225,7 @@ pub async fn apply_inbound(ports: &Ports, m: &InboundMessage) -> Result<InboundR
             tracing::warn!(wamid = %m.wamid, "inbound message with neither a number nor a user id");
             return Ok(Decision::Done(None));
         };
-        let routed = state.routed.is_some();
+        let routed = state.routed.is_some() || state.advisor.is_some();
         let InboundPlan { plan, conversation_id } = plan_inbound(&state, m, &ports.settings, ports.clock.now())?;
         Ok(Decision::Commit(plan, Some((conversation_id, routed))))
     })
@@ -250,7 +253,14 @@ async fn read_state(ports: &Ports, m: &InboundMessage) -> Result<Option<InboundS
     };
     let (_, named) = intent_of(&m.content);
     let (routed, reply_to) = route(ports, &threads, named, m.context_id.as_deref()).await?;
-    Ok(Some(InboundState { contact, contact_version, threads, routed, reply_to }))
+    let advisor = match (&routed, &contact.advisor) {
+        (None, Some(user_id)) => match ports.store.get(&Key::profile(user_id)).await?.map(|v| v.item) {
+            Some(Item::Profile(p)) if p.whatsapp_enabled => Some(p),
+            _ => None,
+        },
+        _ => None,
+    };
+    Ok(Some(InboundState { contact, contact_version, threads, routed, reply_to, advisor }))
 }
 
 /// What one inbound message changes, from the state read (pure): the dedupe mark (write 0), the
@@ -283,9 +293,38 @@ pub fn plan_inbound(state: &InboundState, m: &InboundMessage, settings: &Setting
         });
     }
 
-    let (mut c, conv_version) = match &state.routed {
-        Some(v) => (v.item.clone(), Some(v.version)),
-        None => {
+    let (mut c, conv_version) = match (&state.routed, &state.advisor) {
+        (Some(v), _) => (v.item.clone(), Some(v.version)),
+        // Their advisor of record takes it, as they would claim it; consent is asked as then.
+        (None, Some(a)) => {
+            let mut c = Conversation::new(ConversationId::generate(), &k, a.locale.clone(), now);
+            c.participants = vec![crate::domain::Participant {
+                user_id: a.user_id.clone(),
+                name: a.name.clone(),
+                locale: a.locale.clone(),
+                joined_at: now,
+                history_from: None,
+            }];
+            plan.writes.push(super::new_thread_link(&c));
+            plan.writes.push(put_new(Item::Membership { user_id: a.user_id.clone(), conversation_id: c.id.clone() }));
+            plan.archive.push(archive::event(
+                &c.id,
+                ArchiveKind::ConversationStarted,
+                Sender::Contact,
+                now,
+                json!({"contact": k.key, "advisor": a.user_id}),
+            ));
+            if super::conversations::ask_consent(settings, &mut c, &mut k, &mut plan, now) {
+                // The contact's write above must carry the request it now records.
+                for w in plan.writes.iter_mut() {
+                    if let Write::Put { item: Item::Contact(written), .. } = w {
+                        *written = k.clone();
+                    }
+                }
+            }
+            (c, None)
+        }
+        (None, None) => {
             let c = unassigned_thread(&k, now);
             plan.writes.push(super::new_thread_link(&c));
             plan.writes.push(put_new(Item::Unassigned { conversation_id: c.id.clone() }));
@@ -433,7 +472,14 @@ mod tests {
                 version: 3,
             })
             .collect();
-        InboundState { contact, contact_version: Some(7), routed: threads.first().cloned(), threads, reply_to: None }
+        InboundState {
+            contact,
+            contact_version: Some(7),
+            routed: threads.first().cloned(),
+            threads,
+            reply_to: None,
+            advisor: None,
+        }
     }
 
     fn plan(state: &InboundState, m: &InboundMessage, now: Time) -> InboundPlan {
@@ -510,6 +556,7 @@ mod tests {
             threads: Vec::new(),
             routed: None,
             reply_to: None,
+            advisor: None,
         };
         let p = plan(&stranger, &m, T0);
         let (k, cond) = contact(&p.plan);

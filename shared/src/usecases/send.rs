@@ -293,6 +293,8 @@ pub fn plan_send(
     }
     c.last_activity_at = now;
     c.last_outbound_at = Some(now);
+    // The advisor of record: written only when another employee wrote last.
+    k.advisor = Some(caller.user_id.clone());
 
     let mut writes =
         vec![put_versioned(Item::Conversation(c.clone()), Some(conv.version)), put_new(Item::Message(msg.clone()))];
@@ -551,6 +553,8 @@ mod tests {
     fn state() -> SendState {
         let mut contact = Contact::new("447700900123".into(), Some("+447700900123".into()), None);
         contact.inbound(InboundIntent::Accept, T0, T0);
+        // The caller wrote to them before: the advisor of record already.
+        contact.advisor = Some(caller().user_id);
         let conv = Conversation::new("c".into(), &contact, "en".into(), T0);
         SendState {
             conv: Versioned { item: conv, version: 4 },
@@ -621,6 +625,18 @@ mod tests {
         // Queued: dispatch checks consent and the window again at the claim, so the contact
         // is neither written nor checked.
         assert!(!p.plan.writes.iter().any(|w| w.key() == Key::contact("447700900123")));
+    }
+
+    #[test]
+    fn another_employees_text_makes_them_the_advisor_of_record_on_the_contacts_version() {
+        let mut st = state();
+        st.contact.item.advisor = Some("someone-else".into());
+        let p = plan(&st, &text("I am taking over"), T0 + time::Duration::hours(1));
+        let written = p.plan.writes.iter().find_map(|w| match w {
+            Write::Put { item: Item::Contact(k), cond } => Some((k.advisor.clone(), cond.clone())),
+            _ => None,
+        });
+        assert_eq!(written, Some((Some(caller().user_id), Cond::Version(9))));
     }
 
     #[test]
