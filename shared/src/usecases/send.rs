@@ -633,7 +633,7 @@ mod tests {
         st.contact.item.advisor = Some("someone-else".into());
         let p = plan(&st, &text("I am taking over"), T0 + time::Duration::hours(1));
         let written = p.plan.writes.iter().find_map(|w| match w {
-            Write::Put { item: Item::Contact(k), cond } => Some((k.advisor.clone(), cond.clone())),
+            Write::Put { item: Item::Contact(k), cond } => Some((k.advisor.clone(), *cond)),
             _ => None,
         });
         assert_eq!(written, Some((Some(caller().user_id), Cond::Version(9))));
