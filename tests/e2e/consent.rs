@@ -252,3 +252,46 @@ async fn the_contact_may_answer_and_opt_out_in_the_notices_five_languages() {
         app.messages("u1", &id).await.iter().filter_map(|m| m["text"].as_str().map(str::to_string)).collect();
     assert!(texts.contains(&"Oui, merci".to_string()), "{texts:?}");
 }
+
+/// The text of the thread's first notice with `code`.
+async fn notice_text(app: &TestApp, id: &str, code: &str) -> String {
+    let found =
+        eventually(code, || async { app.messages("u1", id).await.into_iter().find(|m| m["notice"]["code"] == code) })
+            .await;
+    found["text"].as_str().unwrap().to_string()
+}
+
+/// Issue 31, "Notices": the acceptance notice says held messages are being delivered only when
+/// some are; when nothing was held the employee is told they can start the conversation. The
+/// opt-in failure reads as the guides have it.
+#[tokio::test]
+async fn the_acceptance_and_failure_notices_read_as_the_guides_have_them() {
+    let app = spawn_app().await;
+    let id = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
+    app.accept_optin().await;
+    assert_eq!(
+        notice_text(&app, &id, "optin_accepted").await,
+        "The contact accepted to receive messages. You can start the conversation."
+    );
+
+    let app = spawn_app().await;
+    let id = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
+    app.send_text("u1", &id, "held").await;
+    app.accept_optin().await;
+    assert_eq!(
+        notice_text(&app, &id, "optin_accepted").await,
+        "The contact accepted to receive messages. Held messages are being delivered."
+    );
+
+    // "We were unable to deliver your opt-in message. We'll attempt to resend it and keep you
+    // updated."
+    let app = spawn_app().await;
+    let id = app.start_conversation("u1", PHONE).await["id"].as_str().unwrap().to_string();
+    let (wamid, _) = app.wait_for_request(|r| r["type"] == "template").await;
+    let now = app.now_unix().await;
+    assert_eq!(app.status(&wamid, "failed", now, Some(131049)).await, 200);
+    assert_eq!(
+        notice_text(&app, &id, "optin_failed").await,
+        "We were unable to deliver your opt-in message. We'll attempt to resend it and keep you updated."
+    );
+}

@@ -70,6 +70,9 @@ async fn after_24_hours_the_thread_pauses_holds_asks_once_and_flushes_on_reply()
     assert_eq!(texts, vec![json!("first"), json!("second")]);
     assert_eq!(app.conversation("u1", &id).await["status"], "active");
     assert!(app.notices("u1", &id).await.contains(&"resumed".to_string()));
+    // Held messages going out say so instead (issue 31, "Notices").
+    let resumed = app.messages("u1", &id).await.into_iter().find(|m| m["notice"]["code"] == "resumed").unwrap();
+    assert_eq!(resumed["text"], "The contact has resumed the conversation. Held messages are being delivered.");
 }
 
 #[tokio::test]
@@ -81,7 +84,11 @@ async fn any_inbound_message_reopens_and_resumed_is_posted_with_nothing_held() {
     let c = app.conversation("u1", &id).await;
     assert_eq!(c["status"], "active");
     let resumed = app.messages("u1", &id).await.into_iter().find(|m| m["notice"]["code"] == "resumed").unwrap();
-    assert_eq!(resumed["text"], "The contact has resumed the conversation. You can now continue messaging with them.");
+    // Issue 31, "Notices": the guides' words when nothing was queued.
+    assert_eq!(
+        resumed["text"],
+        "[Auto Message] The contact has resumed the conversation. You can now continue messaging with them."
+    );
 }
 
 #[tokio::test]

@@ -60,7 +60,11 @@ pub struct Notice {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoticeKind {
     OptinRequested,
-    OptinAccepted,
+    /// The contact accepted; `held`: messages held for it are going out now (else the
+    /// employee may start the conversation).
+    OptinAccepted {
+        held: bool,
+    },
     OptinRejected,
     /// The opt-in request failed; it goes again in 24 hours. `sms_fallback`: the number is
     /// not on WhatsApp, so the notice suggests another channel.
@@ -71,7 +75,11 @@ pub enum NoticeKind {
     WindowPaused,
     ResumeRequested,
     ResumeFailed,
-    Resumed,
+    /// The contact wrote again after the window closed; `held`: messages held meanwhile are
+    /// going out now.
+    Resumed {
+        held: bool,
+    },
     WindowClosing,
     /// Data-loss prevention redacted the reader's message.
     DlpRedacted {
@@ -131,14 +139,14 @@ impl Notice {
         use NoticeKind as K;
         match &self.kind {
             K::OptinRequested => NoticeCode::OptinRequested,
-            K::OptinAccepted => NoticeCode::OptinAccepted,
+            K::OptinAccepted { .. } => NoticeCode::OptinAccepted,
             K::OptinRejected => NoticeCode::OptinRejected,
             K::OptinFailed { .. } => NoticeCode::OptinFailed,
             K::OptinClosed => NoticeCode::OptinClosed,
             K::WindowPaused => NoticeCode::WindowPaused,
             K::ResumeRequested => NoticeCode::ResumeRequested,
             K::ResumeFailed => NoticeCode::ResumeFailed,
-            K::Resumed => NoticeCode::Resumed,
+            K::Resumed { .. } => NoticeCode::Resumed,
             K::WindowClosing => NoticeCode::WindowClosing,
             K::DlpRedacted { .. } => NoticeCode::DlpRedacted,
             K::ParticipantAdded { .. } => NoticeCode::ParticipantAdded,
@@ -183,6 +191,8 @@ impl Notice {
     pub fn render(&self, locale: &str) -> String {
         let lang = Lang::of(locale);
         let template = match (&self.kind, self.personal()) {
+            (NoticeKind::OptinAccepted { held: false }, _) => ACCEPTED_NOTHING_HELD,
+            (NoticeKind::Resumed { held: true }, _) => RESUMED_RELEASING,
             (NoticeKind::ParticipantRemoved { .. }, true) => REMOVED_YOU,
             (NoticeKind::ParticipantLeft { .. }, true) => YOU_LEFT,
             (NoticeKind::NotifyFailed { change: ParticipantChange::Added }, _) => NOTIFY_FAILED_ADDED,
@@ -228,6 +238,10 @@ struct StoredNotice {
     /// Written for readers of the stored shape; `Notice::personal` derives it.
     #[serde(default)]
     personal: bool,
+    /// Held messages go out with an acceptance or a resume. Absent in notices written before
+    /// it was: an acceptance then said they did, a resume that they did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    held: Option<bool>,
 }
 
 impl From<Notice> for StoredNotice {
@@ -244,9 +258,11 @@ impl From<Notice> for StoredNotice {
             subject_name: None,
             change: None,
             personal,
+            held: None,
         };
         match n.kind {
             NoticeKind::OptinFailed { sms_fallback } => s.sms_fallback = sms_fallback,
+            NoticeKind::OptinAccepted { held } | NoticeKind::Resumed { held } => s.held = Some(held),
             NoticeKind::DlpRedacted { message_id } => s.message_id = Some(message_id),
             NoticeKind::MessageFailed { message_id, reason } => {
                 (s.message_id, s.reason) = (Some(message_id), Some(reason))
@@ -282,14 +298,14 @@ impl TryFrom<StoredNotice> for Notice {
         use NoticeCode as C;
         let kind = match s.code {
             C::OptinRequested => NoticeKind::OptinRequested,
-            C::OptinAccepted => NoticeKind::OptinAccepted,
+            C::OptinAccepted => NoticeKind::OptinAccepted { held: s.held.unwrap_or(true) },
             C::OptinRejected => NoticeKind::OptinRejected,
             C::OptinFailed => NoticeKind::OptinFailed { sms_fallback: s.sms_fallback },
             C::OptinClosed => NoticeKind::OptinClosed,
             C::WindowPaused => NoticeKind::WindowPaused,
             C::ResumeRequested => NoticeKind::ResumeRequested,
             C::ResumeFailed => NoticeKind::ResumeFailed,
-            C::Resumed => NoticeKind::Resumed,
+            C::Resumed => NoticeKind::Resumed { held: s.held.unwrap_or(false) },
             C::WindowClosing => NoticeKind::WindowClosing,
             C::DlpRedacted => NoticeKind::DlpRedacted { message_id: message_id()? },
             C::ParticipantAdded => NoticeKind::ParticipantAdded { actor: actor()?, subject: subject()? },
@@ -370,11 +386,11 @@ fn notice_text(code: NoticeCode) -> &'static Text {
             "O contacto cancelou as mensagens do WhatsApp. Foi informado de que pode voltar a aceitar respondendo YES.",
         ],
         OptinFailed => &[
-            "The opt-in request could not be delivered. It will be sent again automatically in 24 hours.",
-            "No se pudo entregar la solicitud de consentimiento. Se volverá a enviar automáticamente en 24 horas.",
-            "La demande de consentement n'a pas pu être remise. Elle sera renvoyée automatiquement dans 24 heures.",
-            "Die Einwilligungsanfrage konnte nicht zugestellt werden. Sie wird in 24 Stunden automatisch erneut gesendet.",
-            "Não foi possível entregar o pedido de consentimento. Será reenviado automaticamente dentro de 24 horas.",
+            "We were unable to deliver your opt-in message. We'll attempt to resend it and keep you updated.",
+            "No pudimos entregar su mensaje de consentimiento. Intentaremos reenviarlo y le mantendremos informado.",
+            "Nous n'avons pas pu remettre votre message de consentement. Nous tenterons de le renvoyer et vous tiendrons informé.",
+            "Wir konnten Ihre Einwilligungsanfrage nicht zustellen. Wir versuchen, sie erneut zu senden, und halten Sie auf dem Laufenden.",
+            "Não foi possível entregar a sua mensagem de consentimento. Tentaremos reenviá-la e manteremos você informado.",
         ],
         OptinClosed => &[
             "The opt-in request could not be delivered a second time. The conversation has been closed.",
@@ -405,11 +421,11 @@ fn notice_text(code: NoticeCode) -> &'static Text {
             "Falha ao entregar o pedido de retoma.",
         ],
         Resumed => &[
-            "The contact has resumed the conversation. You can now continue messaging with them.",
-            "El contacto ha reanudado la conversación. Ya puede seguir enviándole mensajes.",
-            "Le contact a repris la conversation. Vous pouvez de nouveau lui écrire.",
-            "Der Kontakt hat die Unterhaltung fortgesetzt. Sie können ihm jetzt wieder schreiben.",
-            "O contacto retomou a conversa. Já pode continuar a enviar-lhe mensagens.",
+            "[Auto Message] The contact has resumed the conversation. You can now continue messaging with them.",
+            "[Mensaje automático] El contacto ha reanudado la conversación. Ya puede seguir enviándole mensajes.",
+            "[Message automatique] Le contact a repris la conversation. Vous pouvez de nouveau lui écrire.",
+            "[Automatische Nachricht] Der Kontakt hat die Unterhaltung fortgesetzt. Sie können ihm jetzt wieder schreiben.",
+            "[Mensagem automática] O contacto retomou a conversa. Já pode continuar a enviar-lhe mensagens.",
         ],
         ParticipantAdded => &[
             "Your colleague {actor} has added {subject} to the conversation.",
@@ -462,6 +478,24 @@ fn notice_text(code: NoticeCode) -> &'static Text {
         ],
     }
 }
+
+/// An acceptance with nothing held: the employee may begin.
+const ACCEPTED_NOTHING_HELD: &Text = &[
+    "The contact accepted to receive messages. You can start the conversation.",
+    "El contacto aceptó recibir mensajes. Ya puede iniciar la conversación.",
+    "Le contact a accepté de recevoir des messages. Vous pouvez commencer la conversation.",
+    "Der Kontakt hat dem Empfang von Nachrichten zugestimmt. Sie können die Unterhaltung beginnen.",
+    "O contacto aceitou receber mensagens. Já pode iniciar a conversa.",
+];
+
+/// A resume that lets held messages go: it says so.
+const RESUMED_RELEASING: &Text = &[
+    "The contact has resumed the conversation. Held messages are being delivered.",
+    "El contacto ha reanudado la conversación. Se están entregando los mensajes retenidos.",
+    "Le contact a repris la conversation. Les messages en attente sont en cours d'envoi.",
+    "Der Kontakt hat die Unterhaltung fortgesetzt. Zurückgehaltene Nachrichten werden zugestellt.",
+    "O contacto retomou a conversa. As mensagens retidas estão a ser entregues.",
+];
 
 const REMOVED_YOU: &Text = &[
     "Your colleague {actor} has removed you from the conversation.",
@@ -705,14 +739,45 @@ mod tests {
 
     #[test]
     fn renders_in_the_readers_language_with_english_fallback() {
-        let n = Notice::to_all(NoticeKind::Resumed);
+        let n = Notice::to_all(NoticeKind::Resumed { held: false });
         assert_eq!(
             n.render("en"),
-            "The contact has resumed the conversation. You can now continue messaging with them."
+            "[Auto Message] The contact has resumed the conversation. You can now continue messaging with them."
         );
-        assert!(n.render("pt-BR").starts_with("O contacto retomou"));
+        assert!(n.render("pt-BR").starts_with("[Mensagem automática] O contacto retomou"));
         assert_eq!(n.render("xx"), n.render("en"));
         assert_eq!(Notice::to_all(NoticeKind::ResumeFailed).render("en-GB"), "Failed to deliver resume request.");
+    }
+
+    /// Issue 31, "Notices": an acceptance with nothing held says the employee can start; a
+    /// resume that lets held messages go says so; a notice stored before the fact was kept
+    /// reads as it did.
+    #[test]
+    fn acceptance_and_resume_say_whether_held_messages_are_going_out() {
+        let text = |kind| Notice::to_all(kind).render("en");
+        assert_eq!(
+            text(NoticeKind::OptinAccepted { held: false }),
+            "The contact accepted to receive messages. You can start the conversation."
+        );
+        assert_eq!(
+            text(NoticeKind::OptinAccepted { held: true }),
+            "The contact accepted to receive messages. Held messages are being delivered."
+        );
+        assert_eq!(
+            text(NoticeKind::Resumed { held: true }),
+            "The contact has resumed the conversation. Held messages are being delivered."
+        );
+        let mut old =
+            serde_json::to_value(StoredNotice::from(Notice::to_all(NoticeKind::OptinAccepted { held: false })))
+                .unwrap();
+        old.as_object_mut().unwrap().remove("held");
+        let old: StoredNotice = serde_json::from_value(old).unwrap();
+        assert_eq!(Notice::try_from(old).unwrap().kind, NoticeKind::OptinAccepted { held: true });
+        for kind in [NoticeKind::OptinAccepted { held: false }, NoticeKind::Resumed { held: true }] {
+            let n = Notice::to_all(kind);
+            let back = Notice::try_from(StoredNotice::from(n.clone())).unwrap();
+            assert_eq!(back, n);
+        }
     }
 
     fn sam() -> Subject {

@@ -419,15 +419,29 @@ fn tell_threads(
         e
     });
     plan.archive.extend(consent_event.clone());
-    let notice = match outcome.consent_changed {
-        Some(ConsentState::OptedIn) => Some(Notice::to_all(NoticeKind::OptinAccepted)),
+    // An acceptance or a resume says whether the thread's held messages are going out now.
+    let notice = |held: bool| match outcome.consent_changed {
+        Some(ConsentState::OptedIn) => Some(Notice::to_all(NoticeKind::OptinAccepted { held })),
         Some(ConsentState::OptedOut) => Some(Notice::to_all(NoticeKind::OptinRejected)),
-        _ if outcome.reopened && k.consent == ConsentState::OptedIn => Some(Notice::to_all(NoticeKind::Resumed)),
+        _ if outcome.reopened && k.consent == ConsentState::OptedIn => {
+            Some(Notice::to_all(NoticeKind::Resumed { held }))
+        }
         _ => None,
     };
-    if let Some(notice) = notice {
-        plan.writes.push(put_new(Item::Message(notice_message(&c.id, notice.clone(), now))));
-        plan.effects.extend(Effect::notices(others.clone(), notice, consent_event));
+    let held_in = |t: &Conversation| outcome.release_held && t.pending_count > 0;
+    if let Some(n) = notice(held_in(c)) {
+        plan.writes.push(put_new(Item::Message(notice_message(&c.id, n, now))));
+    }
+    for held in [false, true] {
+        let ids: Vec<ConversationId> = state
+            .threads
+            .iter()
+            .filter(|t| t.item.id != c.id && held_in(&t.item) == held)
+            .map(|t| t.item.id.clone())
+            .collect();
+        if let (false, Some(n)) = (ids.is_empty(), notice(held)) {
+            plan.effects.extend(Effect::notices(ids, n, consent_event.clone()));
+        }
     }
     if outcome.release_held {
         let mut all = vec![c.id.clone()];
