@@ -311,6 +311,8 @@ function onConversation(c) {
     renderPeople();
     // A colleague joined or left: a group shows no ticks (renderMessage).
     if ((before?.participants.length > 1) !== (c.participants.length > 1)) renderMessages();
+    // Opted out or back in: the composer is disabled or enabled.
+    if ((before?.consent === 'opted_out') !== (c.consent === 'opted_out')) renderComposer();
     if (c.unread_count) markRead().catch((e) => toast(t('error', { message: e.message })));
   }
 }
@@ -681,7 +683,12 @@ function renderComposer() {
         }) }, field(t('template'), select), params, h('button', { type: 'submit' }, t('send')))
       : h('p', { class: 'muted' }, t('no_templates'));
   }
-  put(box, h('h3', {}, t('compose')), quote, tabs, form);
+  // "The message templates and send message field will be disabled" for a contact who opted
+  // out, with the reason shown.
+  const out = S.threads.get(S.open)?.consent === 'opted_out';
+  put(box, h('h3', {}, t('compose')),
+    out ? h('p', { class: 'reason', id: 'composer-off', role: 'status' }, t('composer_opted_out')) : null,
+    quote, h('fieldset', { class: 'plain', disabled: out, 'aria-describedby': out ? 'composer-off' : null }, tabs, form));
 }
 
 // ---- participants ----

@@ -355,6 +355,17 @@ def sandbox_story(p, tmp):
     accessible(p)
     p.shot("3-sandbox-story")
 
+    # Issue 31, "Disabled composer": "The message templates and send message field will be
+    # disabled" for a contact who opted out, with the reason shown; enabled again once they
+    # opt back in.
+    p.contact_says("STOP")
+    p.see("#composer #composer-off", "opted out")
+    p.until("the composer disabled", lambda: p.one("#composer fieldset").get_attribute("disabled") is not None)
+    assert not p.one("#composer textarea").is_enabled()
+    p.shot("3b-opted-out")
+    p.contact_says("YES")
+    p.until("the composer enabled", lambda: not p.css("#composer #composer-off") and p.one("#composer textarea").is_enabled())
+
 
 def accessible(p):
     """Every control has a name a screen reader can read, and the focus can reach it."""
