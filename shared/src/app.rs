@@ -202,9 +202,13 @@ pub fn aws_ports(
             Some(bucket) => Arc::new(S3Vault::new(clients.s3.clone(), bucket.clone(), config.settings.retention)),
             None => Arc::new(crate::adapters::NoVault),
         },
-        index: match &r.search {
-            Some(search) => Arc::new(crate::adapters::aws::AthenaIndex::new(clients.athena.clone(), search.clone())),
-            None => Arc::new(crate::adapters::NoIndex),
+        index: match (&r.search, &r.archive_bucket) {
+            (Some(search), _) => {
+                Arc::new(crate::adapters::aws::AthenaIndex::new(clients.athena.clone(), search.clone()))
+            }
+            // The archiver and the retention sweep: Athena reads the objects they write and erase.
+            (None, Some(_)) => Arc::new(crate::adapters::aws::ArchiveObjectsIndex),
+            (None, None) => Arc::new(crate::adapters::NoIndex),
         },
         journal: match &r.journal_bus {
             Some(bus) => {
@@ -213,5 +217,47 @@ pub fn aws_ports(
             None => Arc::new(crate::ports::NoJournal),
         },
         settings: Arc::new(config.settings.clone()),
+    }
+}
+
+#[cfg(all(test, feature = "aws"))]
+mod tests {
+    use super::*;
+
+    /// The archiver and the retention sweep run on AWS without Athena (template.yaml gives it to
+    /// the admin function alone): their index must take what they add and forget, or every
+    /// archive batch and every sweep would fail there. The e2e suite cannot show it: its runner
+    /// is every function at once, Athena included.
+    #[tokio::test]
+    async fn the_archiver_and_the_sweep_on_aws_add_to_and_forget_from_the_index_without_athena() {
+        let env = || {
+            move |k: &str| {
+                let v = match k {
+                    "CONNECTOR_TABLE" => "t",
+                    "OUTBOUND_QUEUE_URL" => "q",
+                    "RECEIPTS_QUEUE_URL" => "r",
+                    "SCHEDULE_GROUP" => "g",
+                    "TIMERS_FUNCTION_ARN" => "f",
+                    "SCHEDULER_ROLE_ARN" => "s",
+                    "MEDIA_BUCKET" => "m",
+                    "ARCHIVE_BUCKET" => "archive",
+                    _ => return None,
+                };
+                Some(v.to_string())
+            }
+        };
+        let (_, clients) = AwsClients::emulator("http://127.0.0.1:9").await;
+        let config = Config::from_lookup(env()).unwrap();
+        let r = config.aws.clone().expect("the AWS resources");
+        assert!(r.search.is_none() && r.archive_bucket.is_some(), "the archiver's environment");
+        let whatsapp = Arc::new(crate::adapters::sandbox::SandboxWhatsApp::new(
+            config.app_secret.clone(),
+            config.phone_number_id.clone(),
+            Arc::new(crate::adapters::clock::SystemClock),
+            crate::adapters::sandbox::catalog(&config.settings),
+        ));
+        let ports = aws_ports(&config, &r, &clients, Arc::new(crate::adapters::clock::SystemClock), whatsapp.clone());
+        assert!(ports.index.add(&[]).await.is_ok(), "the archiver adds");
+        assert!(ports.index.forget(&[]).await.is_ok(), "the sweep forgets");
     }
 }

@@ -29,6 +29,26 @@ impl AthenaIndex {
     }
 }
 
+/// The index as the functions that write or erase the archive see it on AWS (the archiver,
+/// the retention sweep), which are not given Athena: the archive's objects are the index, so
+/// there is nothing to add or forget; a search is not theirs to run.
+pub struct ArchiveObjectsIndex;
+
+#[async_trait]
+impl RecordIndex for ArchiveObjectsIndex {
+    async fn add(&self, _: &[ArchiveRecord]) -> Result<(), IndexError> {
+        Ok(())
+    }
+
+    async fn forget(&self, _: &[ArchiveRecord]) -> Result<(), IndexError> {
+        Ok(())
+    }
+
+    async fn search(&self, _: &Filter, _: Option<&[ConversationId]>) -> Result<Vec<Hit>, IndexError> {
+        Err(IndexError("this function may not search the record".into()))
+    }
+}
+
 fn failed(e: impl Into<crate::ports::Cause>) -> IndexError {
     IndexError(e.into())
 }

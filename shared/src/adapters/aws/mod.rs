@@ -17,7 +17,7 @@ mod sqs;
 pub mod stream;
 mod vault;
 
-pub use athena::AthenaIndex;
+pub use athena::{ArchiveObjectsIndex, AthenaIndex};
 pub use dynamo::DynamoStore;
 pub use journal::EventBridgeJournal;
 pub use s3::S3MediaStore;
