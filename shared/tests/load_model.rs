@@ -98,13 +98,9 @@ impl Store for Metered {
     }
 }
 
-/// The class of a partition: what its key shares (see `item.rs`'s keys).
+/// The class of a partition: its key's first part (`CONV`, `OUTBOX`, ...; see `item.rs`).
 fn class(pk: &str) -> &str {
-    let head = pk.split('#').next().unwrap_or(pk);
-    match head {
-        "OUTBOX" | "UNASSIGNED" | "WSAGENTS" | "DIR" | "HOLDS" | "ARCHIVER" | "RETENTION" | "PARKED" => head,
-        _ => head,
-    }
+    pk.split('#').next().unwrap_or(pk)
 }
 
 /// Partitions shared by every key of their class, and how many of them there are.
